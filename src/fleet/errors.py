@@ -1,0 +1,41 @@
+"""Errors a user can cause, reported by the CLI in one line (no traceback).
+
+Every message names the file / field / symbol concerned, what was wrong and what
+was expected, so the user can fix the input without reading the code.
+"""
+
+from __future__ import annotations
+
+
+class FleetError(Exception):
+    """Base class of every user-facing error; the CLI prints ``str(err)`` and exits 2."""
+
+
+class DataError(FleetError):
+    """Input data is unusable: names the file, column and offending rows."""
+
+
+class ConfigError(FleetError):
+    """A configuration value (YAML field or CLI option) is invalid."""
+
+
+class UnknownSymbolError(FleetError):
+    """A symbol is not in the asset registry / the loaded panel."""
+
+
+class FleetWarning(UserWarning):
+    """Something was accepted but the user should know (e.g. naive timestamps read as UTC)."""
+
+
+def describe_rows(positions, limit: int = 5) -> str:
+    """Format offending row positions / labels as ``"3 rows (e.g. 4, 17, 20)"``.
+
+    Args:
+        positions: iterable of row numbers or timestamps that broke a rule.
+        limit: how many examples to show.
+    """
+    items = list(positions)
+    shown = ", ".join(str(p) for p in items[:limit])
+    more = "" if len(items) <= limit else ", ..."
+    noun = "row" if len(items) == 1 else "rows"
+    return f"{len(items)} {noun} (e.g. {shown}{more})"
