@@ -1,0 +1,255 @@
+"""Typed configuration of a fleet run: the one place where defaults live.
+
+A run is described by a :class:`FleetConfig`, loaded from a YAML fleet spec (see
+``fleet/crypto10.yaml``) and/or overridden field by field from the command line.
+Every section forbids unknown keys, so a typo in a YAML file is an error naming the
+field rather than a silently ignored setting.
+
+Units used throughout: bars (one row of the input data, e.g. one hour), days
+(calendar days of 24 h), basis points (1 bp = 1e-4) and log-returns.
+"""
+
+from __future__ import annotations
+
+import copy
+from enum import Enum
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fleet.errors import ConfigError
+
+
+class Strategy(str, Enum):
+    """How assets are grouped into training units."""
+
+    islands = "islands"  # one model per asset (seed 002)
+    hierarchical = "hierarchical"  # one model per correlation cluster (seed 001)
+    global_ = "global"  # one model for the whole fleet
+
+
+class Backend(str, Enum):
+    """Where training units run."""
+
+    local = "local"  # in-process loop
+    ray = "ray"  # one Ray actor per unit
+
+
+class FactorMethod(str, Enum):
+    """How the market factor is extracted from the dominant cluster."""
+
+    pca = "pca"
+    mean = "mean"
+    weighted_mean = "weighted_mean"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Input data. ``path=None`` runs on the built-in synthetic market."""
+
+    path: str | None = Field(None, description="directory of per-symbol parquet/CSV files, or one long-format file")
+    symbols: list[str] | None = Field(None, description="train only these symbols (default: all in the data)")
+    days: int = Field(730, gt=0, description="keep the last N calendar days of each asset")
+
+
+class SyntheticConfig(_Section):
+    """Shape of the built-in synthetic market (used when ``data.path`` is unset)."""
+
+    n_clusters: int = Field(3, ge=1)
+    assets_per_cluster: int = Field(3, ge=1)
+    signal_strength: float = Field(0.08, ge=0.0, lt=1.0, description="AR(1) momentum coefficient of hourly returns")
+
+
+class FeatureConfig(_Section):
+    """Per-asset features (all causal)."""
+
+    return_horizons: list[int] = Field(default_factory=lambda: [1, 4, 12, 24], description="log-return look-backs, bars")
+    vol_window: int = Field(24, ge=2, description="rolling volatility window, bars")
+    rsi_window: int = Field(14, ge=2, description="Wilder RSI window, bars")
+    volume_window: int = Field(168, ge=2, description="volume z-score window, bars")
+    max_d: float = Field(0.65, gt=0.0, le=2.0, description="cap on the FFD order d")
+    d_step: float = Field(0.05, gt=0.0, le=1.0, description="grid step of the FFD order search")
+    ffd_threshold: float = Field(1e-4, gt=0.0, lt=1.0, description="FFD weight cut-off (AFML ch. 5)")
+    ffd_max_width: int = Field(2048, ge=2, description="longest FFD window, bars")
+
+    @model_validator(mode="after")
+    def _horizons_positive(self) -> "FeatureConfig":
+        if not self.return_horizons or any(h < 1 for h in self.return_horizons):
+            raise ValueError(f"return_horizons={self.return_horizons}: expected a non-empty list of bars >= 1")
+        return self
+
+
+class LabelConfig(_Section):
+    """Labels: y = 1 when the forward log return over ``horizon`` bars is above zero."""
+
+    horizon: int = Field(4, ge=1, description="forward-return horizon, bars")
+
+
+class ValidationConfig(_Section):
+    """Purged walk-forward validation (AFML ch. 7)."""
+
+    folds: int = Field(5, ge=1, description="number of walk-forward test blocks")
+    embargo_bars: int = Field(8, ge=0, description="bars dropped between the purged training window and the test block")
+    holdout_days: float = Field(0.0, ge=0.0, description="final days kept out of every fold")
+
+
+class MarketConfig(_Section):
+    """Alignment, clustering and the market factor (seed 001)."""
+
+    clusters: int | None = Field(3, ge=1, description="number of clusters (Ward linkage on 1-|corr|)")
+    distance_threshold: float | None = Field(None, gt=0.0, description="cut the dendrogram at this distance instead")
+    factor_method: FactorMethod = FactorMethod.pca
+    max_ffill: int = Field(3, ge=0, description="longest gap forward-filled when aligning, bars")
+    min_overlap: float = Field(0.5, gt=0.0, le=1.0, description="fraction of the grid each asset must cover")
+
+    @model_validator(mode="after")
+    def _one_cut(self) -> "MarketConfig":
+        if self.distance_threshold is not None:
+            # A threshold replaces the fixed count; keeping both would be ambiguous.
+            object.__setattr__(self, "clusters", None)
+        elif self.clusters is None:
+            raise ValueError("set either clusters or distance_threshold")
+        return self
+
+
+class TrendConfig(_Section):
+    """TrendExpert: scikit-learn HistGradientBoostingClassifier hyper-parameters."""
+
+    max_iter: int = Field(150, ge=1)
+    learning_rate: float = Field(0.05, gt=0.0, le=1.0)
+    max_leaf_nodes: int = Field(15, ge=2)
+    min_samples_leaf: int = Field(200, ge=1)
+    l2_regularization: float = Field(1.0, ge=0.0)
+
+
+class ModelConfig(_Section):
+    """The model trained inside each unit."""
+
+    experts: list[str] = Field(default_factory=lambda: ["trend"])
+    trend: TrendConfig = Field(default_factory=TrendConfig)
+
+    @model_validator(mode="after")
+    def _known_experts(self) -> "ModelConfig":
+        known = {"trend"}
+        unknown = [e for e in self.experts if e not in known]
+        if unknown or not self.experts:
+            raise ValueError(f"experts={self.experts}: expected a non-empty subset of {sorted(known)}")
+        return self
+
+
+class PolicyConfig(_Section):
+    """Trading policy applied to P(up)."""
+
+    threshold: float = Field(0.55, gt=0.0, lt=1.0, description="go long when p_up > threshold")
+    cost_bps: float = Field(10.0, ge=0.0, description="cost per side, basis points")
+
+
+class ResourcesConfig(_Section):
+    """Where and with what units run."""
+
+    backend: Backend = Backend.local
+    address: str | None = Field(None, description="Ray address of a running cluster (default: RAY_ADDRESS or a new local Ray)")
+    num_cpus: float = Field(1.0, gt=0.0, description="CPUs each unit's actor asks Ray for")
+    num_gpus: float = Field(0.0, ge=0.0, description="GPUs (fractions allowed) each unit's actor asks Ray for")
+
+
+class FleetConfig(_Section):
+    """A whole fleet run. Defaults here are the defaults everywhere (CLI, YAML, library)."""
+
+    name: str = "fleet"
+    strategy: Strategy = Strategy.hierarchical
+    seed: int = 0
+    out: str | None = Field(None, description="run directory (default runs/<timestamp>)")
+    data: DataConfig = Field(default_factory=DataConfig)
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    labels: LabelConfig = Field(default_factory=LabelConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    market: MarketConfig = Field(default_factory=MarketConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration as plain JSON-ready data (enums as strings)."""
+        return self.model_dump(mode="json")
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    node = tree
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {dotted}={value!r}: '{key}' is not a section")
+        node = child
+    node[leaf] = value
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    parts = []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        given = e.get("input")
+        shown = "" if isinstance(given, dict) else f"={given!r}"
+        parts.append(f"{field}{shown}: {e['msg']}")
+    return f"{source}: invalid configuration: " + "; ".join(parts)
+
+
+def build_config(raw: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None,
+                 *, source: str = "configuration") -> FleetConfig:
+    """Validate a raw mapping plus dotted overrides into a :class:`FleetConfig`.
+
+    Args:
+        raw: nested mapping as read from YAML (may be None or empty).
+        overrides: ``{"validation.folds": 3, "strategy": "islands"}``; ``None`` values are skipped so
+            CLI options left unset keep the YAML / default value.
+        source: name used in error messages (the YAML path, or "command line").
+
+    Raises:
+        ConfigError: naming every invalid field, the value given and what was expected.
+    """
+    tree = copy.deepcopy(dict(raw or {}))
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(tree, dotted, value)
+    try:
+        return FleetConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> FleetConfig:
+    """Load a YAML fleet spec (optional) and apply CLI overrides.
+
+    Args:
+        path: YAML file whose top-level keys mirror :class:`FleetConfig` (``name``, ``strategy``,
+            ``data``, ``validation`` ...). Relative ``data.path`` values are taken relative to the
+            current working directory, like command-line paths.
+        overrides: dotted-key overrides, see :func:`build_config`.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, is not a mapping, or holds invalid fields.
+    """
+    raw: dict[str, Any] = {}
+    source = "command line"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.is_file():
+            raise ConfigError(f"{p}: fleet spec not found (expected a YAML file such as fleet/crypto10.yaml)")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{p}: not valid YAML: {err}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: expected a mapping of sections at the top level, got {type(loaded).__name__}")
+        raw = loaded
+    return build_config(raw, overrides, source=source)

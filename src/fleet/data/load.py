@@ -1,0 +1,433 @@
+"""Read bar files into a validated :class:`~fleet.data.panel.Panel`.
+
+Two layouts are accepted: a directory with one file per symbol, or one long-format file
+with a ``symbol`` column. Every rule a file can break is reported as a
+:class:`~fleet.errors.DataError` naming the file, the symbol, the column and the offending
+0-based data rows, so the user can fix the file without reading this code.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fleet.data.panel import CANONICAL_COLUMNS, PRICE_COLUMNS, Panel, _as_symbol_list, infer_bar
+from fleet.errors import ConfigError, DataError, FleetWarning, UnknownSymbolError, describe_rows
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv",)
+SUPPORTED_SUFFIXES = PARQUET_SUFFIXES + CSV_SUFFIXES
+REQUIRED_COLUMNS = ("timestamp", "close")
+KNOWN_COLUMNS = ("timestamp", "symbol") + CANONICAL_COLUMNS
+
+LAYOUT_HINT = (
+    "expected a directory holding one file per symbol (*.parquet, *.pq, *.csv) "
+    "or one long-format parquet/CSV file with a 'symbol' column"
+)
+TIMESTAMP_HINT = "expected datetimes or ISO-8601 strings such as '2024-01-31T13:00:00Z'"
+# A trailing UTC designator or offset marks an ISO-8601 string as tz-aware.
+_TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+# Parquet/pandas default resolution; one unit for every asset keeps later joins simple.
+TIME_UNIT = "us"
+
+
+@dataclass
+class _RawAsset:
+    """One symbol's rows as read, before value validation."""
+
+    symbol: str
+    file: Path
+    frame: pd.DataFrame  # canonical lower-case columns, RangeIndex
+    timestamps: pd.DatetimeIndex  # parsed, UTC
+    rows: np.ndarray  # 0-based data rows of the file (for messages)
+
+
+def load_panel(path, *, symbols=None, days=None, min_bars: int = 0) -> Panel:
+    """Load and validate bar files into a :class:`Panel`.
+
+    Layouts:
+      * a directory: every ``*.parquet``, ``*.pq`` and ``*.csv`` file in it (not recursive;
+        other files and hidden files are ignored) holds one symbol. The symbol is the single
+        value of the file's ``symbol`` column if it has one, else the file stem upper-cased
+        (``btcusdt.csv`` -> ``BTCUSDT``);
+      * one file: with a ``symbol`` column it is long format (one row per symbol and bar,
+        split by symbol); without one it holds one symbol named after its stem.
+
+    Columns are matched case-insensitively and ignoring surrounding spaces. Required:
+    ``timestamp``, ``close``; optional: ``open``, ``high``, ``low``, ``volume``; others are
+    ignored. Optional columns present in some files but not all are left out of the panel
+    (``Panel.dropped_columns``, with a :class:`FleetWarning`) so every asset shares one schema.
+
+    Timestamps: tz-aware datetimes are converted to UTC; naive datetimes and ISO-8601
+    strings without an offset are read as UTC with a :class:`FleetWarning` naming the file;
+    strings are parsed strictly as ISO-8601 (``pd.to_datetime(format="ISO8601")``), because
+    guessing formats such as ``01/02/2024`` silently swaps days and months.
+
+    Validation, per symbol (row numbers in messages are 0-based data rows of the file):
+      * the file has at least one data row;
+      * no missing or unparseable timestamp, no numeric timestamps (epoch numbers have no
+        unit we could trust), no duplicate timestamp;
+      * prices (open/high/low/close, those present) numeric, finite and > 0;
+        volume numeric, finite and >= 0;
+      * high >= low, high >= max(open, close) and low <= min(open, close) (with whichever
+        of open/close are present).
+    Unsorted rows are sorted by time (order is not a value change); nothing else is altered,
+    nothing is written anywhere. Values are validated only for the symbols kept by
+    ``symbols``; the layout and required columns of every file are always checked.
+
+    Args:
+        path: directory or file (str or Path).
+        symbols: keep only these symbols (a list, or one name as a str); None keeps all.
+        days: keep the last ``days`` calendar days of each asset (:meth:`Panel.last_days`).
+        min_bars: after ``days``, every asset must have at least this many bars.
+
+    Returns:
+        A Panel: float64 frames indexed by UTC timestamps (microsecond unit), columns in
+        OHLCV order, ``sources`` = the file of each symbol, ``bar`` inferred by
+        :func:`fleet.data.panel.infer_bar`.
+
+    Raises:
+        DataError: path not found, empty directory, unsupported extension, unreadable file,
+            missing required column, a rule above broken, two files giving the same symbol,
+            every kept asset having a single bar (no bar length can be inferred), or an
+            asset with fewer than ``min_bars`` bars.
+        UnknownSymbolError: a requested symbol is not in the data (lists the available ones).
+        ConfigError: ``min_bars`` < 0, ``days`` <= 0 or ``symbols`` empty.
+    """
+    if isinstance(min_bars, bool) or not isinstance(min_bars, (int, np.integer)) or min_bars < 0:
+        raise ConfigError(f"min_bars={min_bars!r} must be an integer >= 0")
+    wanted = None if symbols is None else _as_symbol_list(symbols)
+    if wanted is not None and not wanted:
+        raise ConfigError("symbols is empty; pass None to load every symbol or name at least one")
+
+    path = Path(path)
+    assets = _read_assets(path)
+    available = sorted(assets)
+    if wanted is not None:
+        unknown = [s for s in wanted if s not in assets]
+        if unknown:
+            raise UnknownSymbolError(
+                f"{path}: unknown symbol(s) {', '.join(map(repr, unknown))}; "
+                f"available: {', '.join(available)}"
+            )
+        assets = {s: assets[s] for s in sorted(wanted)}
+
+    frames = {symbol: _validated_frame(raw) for symbol, raw in sorted(assets.items())}
+    columns, dropped = _common_columns(frames, path)
+    frames = {s: f[list(columns)] if tuple(f.columns) != columns else f for s, f in frames.items()}
+    panel = Panel(
+        frames=frames,
+        sources={s: str(raw.file) for s, raw in assets.items()},
+        columns=columns,
+        dropped_columns=dropped,
+        bar=infer_bar(frames),
+    )
+    if days is not None:
+        panel = panel.last_days(days)
+    _check_min_bars(panel, min_bars, days)
+    return panel
+
+
+def _read_assets(path: Path) -> dict[str, _RawAsset]:
+    """Resolve the layout and read every file: symbol -> raw rows (values not yet checked)."""
+    if not path.exists():
+        raise DataError(f"{path}: not found; {LAYOUT_HINT}")
+    if path.is_dir():
+        files = sorted(
+            p
+            for p in path.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUPPORTED_SUFFIXES
+        )
+        if not files:
+            raise DataError(f"{path}: directory holds no *.parquet, *.pq or *.csv file; {LAYOUT_HINT}")
+        assets: dict[str, _RawAsset] = {}
+        for file in files:
+            raw = _read_single_symbol(file)
+            if raw.symbol in assets:
+                raise DataError(
+                    f"{file}: symbol {raw.symbol!r} is also given by {assets[raw.symbol].file}; "
+                    "expected one file per symbol"
+                )
+            assets[raw.symbol] = raw
+        return assets
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise DataError(f"{path}: unsupported file type {path.suffix!r}; {LAYOUT_HINT}")
+    frame, names = _read_table(path)
+    if "symbol" in frame.columns:
+        return _split_long(path, frame)
+    raw = _read_single_symbol(path, (frame, names))
+    return {raw.symbol: raw}
+
+
+def _read_table(file: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Read the known columns of one file, renamed to lower case.
+
+    Returns the frame and the file's original column names (for messages).
+    """
+    suffix = file.suffix.lower()
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            names = [str(n) for n in pq.read_schema(file).names]
+            mapping = _match_columns(names, file)
+            # Reading only the needed columns keeps wide files fast; ignore_metadata keeps a
+            # stored pandas index as a plain column instead of silently becoming the index.
+            table = pq.read_table(file, columns=list(mapping.values()))
+            frame = table.to_pandas(ignore_metadata=True)
+        else:
+            names = [str(n) for n in pd.read_csv(file, nrows=0).columns]
+            mapping = _match_columns(names, file)
+            dtype = {mapping["symbol"]: str} if "symbol" in mapping else None
+            frame = pd.read_csv(file, usecols=list(mapping.values()), dtype=dtype)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{file}: the file is empty (no header, no rows); {LAYOUT_HINT}") from exc
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        kind = "parquet" if suffix in PARQUET_SUFFIXES else "CSV"
+        raise DataError(f"{file}: cannot be read as {kind}: {exc}") from exc
+    frame.columns = [_key(c) for c in frame.columns]
+    return frame, names
+
+
+def _key(name) -> str:
+    return str(name).strip().lower()
+
+
+def _match_columns(names: list[str], file: Path) -> dict[str, str]:
+    """Map canonical column name -> the file's own spelling; check the required ones."""
+    mapping: dict[str, str] = {}
+    for name in names:
+        key = _key(name)
+        if key in KNOWN_COLUMNS:
+            if key in mapping:
+                raise DataError(
+                    f"{file}: columns {mapping[key]!r} and {name!r} both match {key!r} "
+                    "(names are case-insensitive); keep only one"
+                )
+            mapping[key] = name
+    missing = [c for c in REQUIRED_COLUMNS if c not in mapping]
+    if missing:
+        what = " and ".join(repr(c) for c in missing)
+        noun = "column" if len(missing) == 1 else "columns"
+        raise DataError(
+            f"{file}: missing required {noun} {what} (found: {', '.join(names) or 'no columns'}); "
+            "expected timestamp and close, optionally open, high, low, volume, symbol "
+            "(case-insensitive)"
+        )
+    return mapping
+
+
+def _read_single_symbol(file: Path, table=None) -> _RawAsset:
+    """Read a one-symbol file: the symbol comes from its 'symbol' column or its stem."""
+    frame, _ = table if table is not None else _read_table(file)
+    if len(frame) == 0:
+        raise DataError(f"{file}: no data rows; expected at least one bar")
+    rows = np.arange(len(frame))
+    if "symbol" in frame.columns:
+        symbols = _clean_symbols(frame["symbol"], file)
+        distinct = pd.unique(symbols)
+        if len(distinct) != 1:
+            shown = ", ".join(map(str, distinct[:5])) + (", ..." if len(distinct) > 5 else "")
+            raise DataError(
+                f"{file}: column 'symbol' holds {len(distinct)} different values ({shown}); "
+                "a file in a directory must hold exactly one symbol (pass a long-format file "
+                "itself, not its directory, to load several symbols from one file)"
+            )
+        symbol = str(distinct[0])
+        frame = frame.drop(columns="symbol")
+    else:
+        symbol = file.stem.strip().upper()
+    return _RawAsset(symbol, file, frame, _parse_timestamps(frame["timestamp"], file), rows)
+
+
+def _split_long(file: Path, frame: pd.DataFrame) -> dict[str, _RawAsset]:
+    """Split a long-format file (one row per symbol and bar) into its symbols."""
+    if len(frame) == 0:
+        raise DataError(f"{file}: no data rows; expected at least one bar")
+    symbols = _clean_symbols(frame["symbol"], file)
+    # Parse once for the whole file: per-symbol parsing would multiply the cost.
+    timestamps = _parse_timestamps(frame["timestamp"], file)
+    values = frame.drop(columns="symbol")
+    assets = {}
+    for symbol, rows in sorted(pd.Series(symbols).groupby(symbols, sort=True).indices.items()):
+        assets[str(symbol)] = _RawAsset(
+            str(symbol), file, values.iloc[rows].reset_index(drop=True), timestamps[rows], rows
+        )
+    return assets
+
+
+def _clean_symbols(column: pd.Series, file: Path) -> np.ndarray:
+    """The 'symbol' column as stripped str values; missing or blank names are errors."""
+    missing = column.isna().to_numpy()
+    text = column.astype(str).str.strip().to_numpy(dtype=object)
+    blank = missing | (text == "")
+    if blank.any():
+        raise DataError(
+            f"{file}: column 'symbol' is missing or blank in {describe_rows(np.flatnonzero(blank))}; "
+            "expected a symbol name on every row"
+        )
+    return text
+
+
+def _parse_timestamps(column: pd.Series, file: Path) -> pd.DatetimeIndex:
+    """Parse a timestamp column into a UTC DatetimeIndex (see load_panel for the rules)."""
+    dtype = column.dtype
+    naive = 0
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        parsed = pd.DatetimeIndex(column).tz_convert("UTC")
+    elif pd.api.types.is_datetime64_dtype(dtype):
+        parsed = pd.DatetimeIndex(column)
+        naive = len(parsed)
+    elif pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        raise DataError(
+            f"{file}: column 'timestamp' holds numbers (dtype {dtype}); {TIMESTAMP_HINT}"
+            " (convert epoch numbers with pd.to_datetime(..., unit=...))"
+        )
+    else:
+        try:
+            parsed = pd.DatetimeIndex(pd.to_datetime(column, errors="coerce", format="ISO8601"))
+        except (ValueError, TypeError):
+            # Mixed offsets (or aware mixed with naive): pandas needs utc=True to combine them.
+            parsed = pd.DatetimeIndex(
+                pd.to_datetime(column, errors="coerce", format="ISO8601", utc=True)
+            )
+            text = column.astype(str).str.strip()
+            naive = int((~text.str.contains(_TZ_SUFFIX) & column.notna()).sum())
+        else:
+            if parsed.tz is None:
+                naive = int(column.notna().sum())
+    bad = parsed.isna()
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        examples = ", ".join(repr(v) for v in column.iloc[rows[:3]].tolist())
+        raise DataError(
+            f"{file}: column 'timestamp' has {len(rows)} missing or unparseable values in "
+            f"{describe_rows(rows)}, e.g. {examples}; {TIMESTAMP_HINT}"
+        )
+    if parsed.tz is None:
+        parsed = parsed.tz_localize("UTC")
+    else:
+        parsed = parsed.tz_convert("UTC")
+    if naive:
+        warnings.warn(
+            f"{file}: {naive} timestamp{'s have' if naive != 1 else ' has'} no time zone; "
+            "read as UTC",
+            FleetWarning,
+            stacklevel=5,
+        )
+    return parsed.as_unit(TIME_UNIT).rename("timestamp")
+
+
+def _as_float(column: pd.Series, where: str, name: str, rows: np.ndarray) -> np.ndarray:
+    """The column as a float64 array; non-numeric text is an error, missing values become NaN."""
+    if pd.api.types.is_bool_dtype(column.dtype):
+        raise DataError(f"{where}: column {name!r} holds booleans; expected numbers")
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        return column.to_numpy(dtype="float64", na_value=np.nan)
+    numbers = pd.to_numeric(column, errors="coerce")
+    non_numeric = (numbers.isna() & column.notna()).to_numpy()
+    if non_numeric.any():
+        positions = np.flatnonzero(non_numeric)
+        examples = ", ".join(repr(v) for v in column.iloc[positions[:3]].tolist())
+        raise DataError(
+            f"{where}: column {name!r} has non-numeric values in {describe_rows(rows[positions])}, "
+            f"e.g. {examples}; expected numbers"
+        )
+    return numbers.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _fail_rows(where: str, rule: str, bad: np.ndarray, rows: np.ndarray, values=None) -> None:
+    """Raise a DataError for the rows where ``bad`` is True, if any."""
+    if not bad.any():
+        return
+    positions = np.flatnonzero(bad)
+    example = ""
+    if values is not None:
+        example = ", e.g. " + ", ".join(repr(float(v)) for v in values[positions[:3]])
+    raise DataError(f"{where}: {rule} in {describe_rows(rows[positions])}{example}")
+
+
+def _validated_frame(raw: _RawAsset) -> pd.DataFrame:
+    """Check one symbol's values (rules in load_panel) and build its float64 frame."""
+    where = f"{raw.file} (symbol {raw.symbol})"
+    rows = raw.rows
+    values = {
+        name: _as_float(raw.frame[name], where, name, rows)
+        for name in CANONICAL_COLUMNS
+        if name in raw.frame.columns
+    }
+    for name in PRICE_COLUMNS:
+        if name in values:
+            v = values[name]
+            with np.errstate(invalid="ignore"):
+                bad = ~(np.isfinite(v) & (v > 0))
+            rule = f"column {name!r} is missing, not finite or <= 0 (expected prices > 0)"
+            _fail_rows(where, rule, bad, rows, v)
+    if "volume" in values:
+        v = values["volume"]
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.isfinite(v) & (v >= 0))
+        rule = "column 'volume' is missing, not finite or < 0 (expected volumes >= 0)"
+        _fail_rows(where, rule, bad, rows, v)
+    body = [values[c] for c in ("open", "close") if c in values]
+    if "high" in values and "low" in values:
+        _fail_rows(where, "column 'high' is below column 'low'", values["high"] < values["low"], rows)
+    if "high" in values and body:
+        top = np.maximum.reduce(body) if len(body) > 1 else body[0]
+        names = "max(open, close)" if len(body) > 1 else ("open" if "open" in values else "close")
+        _fail_rows(where, f"column 'high' is below {names}", values["high"] < top, rows)
+    if "low" in values and body:
+        floor = np.minimum.reduce(body) if len(body) > 1 else body[0]
+        names = "min(open, close)" if len(body) > 1 else ("open" if "open" in values else "close")
+        _fail_rows(where, f"column 'low' is above {names}", values["low"] > floor, rows)
+
+    timestamps = raw.timestamps
+    duplicated = timestamps.duplicated(keep=False)
+    if duplicated.any():
+        positions = np.flatnonzero(duplicated)
+        shown = ", ".join(str(t) for t in timestamps[positions[:2]])
+        raise DataError(
+            f"{where}: duplicate timestamps in {describe_rows(rows[positions])} (e.g. {shown}); "
+            "expected one bar per timestamp"
+        )
+    frame = pd.DataFrame(values, index=timestamps)
+    if not timestamps.is_monotonic_increasing:
+        frame = frame.iloc[np.argsort(timestamps.asi8, kind="stable")]
+    return frame
+
+
+def _common_columns(frames: dict[str, pd.DataFrame], path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Columns all frames share (OHLCV order) and optional ones only some frames have."""
+    present = [set(f.columns) for f in frames.values()]
+    shared = set.intersection(*present) if present else {"close"}
+    anywhere = set.union(*present) if present else {"close"}
+    columns = tuple(c for c in CANONICAL_COLUMNS if c in shared)
+    dropped = tuple(c for c in CANONICAL_COLUMNS if c in anywhere and c not in shared)
+    if dropped:
+        lacking = sorted(s for s, f in frames.items() if not set(dropped) <= set(f.columns))
+        warnings.warn(
+            f"{path}: optional columns {', '.join(dropped)} are missing for "
+            f"{', '.join(lacking)}; left out for every symbol so all share one schema",
+            FleetWarning,
+            stacklevel=3,
+        )
+    return columns, dropped
+
+
+def _check_min_bars(panel: Panel, min_bars: int, days) -> None:
+    short = [s for s in panel.symbols if len(panel.frames[s]) < min_bars]
+    if not short:
+        return
+    window = f" in the last {days} days" if days is not None else ""
+    details = "; ".join(
+        f"{s} ({panel.sources.get(s, '?')}) has {len(panel.frames[s])} bars" for s in short
+    )
+    raise DataError(
+        f"{details}{window}, but at least {min_bars} bars are needed per asset "
+        "(try a larger --days or fewer folds)"
+    )

@@ -1,0 +1,216 @@
+"""Causal technical features of one asset's bars: log returns, volatility, RSI, range, volume.
+
+Every value at bar t uses only rows <= t; warm-up rows are left NaN (never filled), and
+``warmup_bars`` says how many there are. Features whose input columns the data lacks
+(close-only equities have no high/low/volume) are left out and named, not invented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from fleet.errors import ConfigError, DataError, describe_rows
+
+__all__ = ["FEATURE_REQUIREMENTS", "technical_features", "warmup_bars"]
+
+#: Feature (or feature family: ``ret`` -> ret_1, ret_4, ...) -> panel columns it needs.
+FEATURE_REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "ret": ("close",),
+    "vol": ("close",),
+    "rsi": ("close",),
+    "hl_range": ("high", "low"),
+    "volume_z": ("volume",),
+}
+
+# Value RSI takes when a window has neither gains nor losses (a flat price): neutral.
+_RSI_FLAT = 50.0
+
+
+def _positive_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(
+            f"technical_features: {name}={value!r} is invalid; expected an integer >= {minimum} (bars)"
+        )
+    return int(value)
+
+
+def _check_params(
+    return_horizons: Iterable[int], vol_window: int, rsi_window: int, volume_window: int
+) -> tuple[tuple[int, ...], int, int, int]:
+    horizons = tuple(return_horizons) if not isinstance(return_horizons, (int, np.integer)) \
+        else (return_horizons,)
+    if not horizons:
+        raise ConfigError(
+            "technical_features: return_horizons=() is empty; expected one or more horizons in bars, "
+            "e.g. (1, 4, 12, 24)"
+        )
+    horizons = tuple(_positive_int("return_horizons", h) for h in horizons)
+    if len(set(horizons)) != len(horizons):
+        raise ConfigError(
+            f"technical_features: return_horizons={horizons!r} repeats a horizon; "
+            "expected distinct horizons in bars"
+        )
+    # A standard deviation needs at least two returns.
+    return (
+        horizons,
+        _positive_int("vol_window", vol_window, 2),
+        _positive_int("rsi_window", rsi_window, 1),
+        _positive_int("volume_window", volume_window, 2),
+    )
+
+
+def warmup_bars(
+    *,
+    return_horizons: Sequence[int] = (1, 4, 12, 24),
+    vol_window: int = 24,
+    rsi_window: int = 14,
+    volume_window: int = 168,
+    columns: Iterable[str] | None = None,
+) -> int:
+    """Number of leading rows of ``technical_features`` output that hold a NaN.
+
+    ret_h needs h bars of history, vol_w and rsi_n need w (n) 1-bar returns (so w, n bars),
+    volume_z needs volume_window rows (first value at row volume_window - 1), hl_range none.
+
+    Args:
+        return_horizons, vol_window, rsi_window, volume_window: as for ``technical_features``.
+        columns: the frame's columns; None means all of close/high/low/volume are present
+            (the longest warm-up). With close-only data volume_z is left out and the
+            warm-up is shorter.
+
+    Returns:
+        int, in bars: rows ``[0, warmup)`` have a NaN in some feature, rows from ``warmup`` on
+        have none (given at least ``warmup + 1`` rows of NaN-free input).
+
+    Raises:
+        ConfigError: a parameter is not a positive integer (windows >= 2 for std).
+    """
+    horizons, vol_window, rsi_window, volume_window = _check_params(
+        return_horizons, vol_window, rsi_window, volume_window
+    )
+    need = [max(horizons), vol_window, rsi_window]
+    present = None if columns is None else {str(c).lower() for c in columns}
+    if present is None or set(FEATURE_REQUIREMENTS["volume_z"]) <= present:
+        need.append(volume_window - 1)
+    return max(need)
+
+
+def _wilder_rsi(close: np.ndarray, n: int) -> np.ndarray:
+    """Wilder's RSI: averages seeded by the simple mean of the first n changes, then
+    avg_t = avg_{t-1} + (x_t - avg_{t-1}) / n (an EMA with alpha = 1/n)."""
+    out = np.full(close.shape[0], np.nan)
+    if close.shape[0] <= n:
+        return out
+    change = np.diff(close)
+    gain = np.clip(change, 0.0, None)
+    loss = np.clip(-change, 0.0, None)
+
+    def smooth(x: np.ndarray) -> np.ndarray:
+        seeded = np.concatenate(([x[:n].mean()], x[n:]))
+        return pd.Series(seeded).ewm(alpha=1.0 / n, adjust=False).mean().to_numpy()
+
+    up, down = smooth(gain), smooth(loss)
+    total = up + down
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rsi = np.where(total > 0.0, 100.0 * (up / total), _RSI_FLAT)
+    out[n:] = rsi
+    return out
+
+
+def technical_features(
+    frame: pd.DataFrame,
+    *,
+    return_horizons: Sequence[int] = (1, 4, 12, 24),
+    vol_window: int = 24,
+    rsi_window: int = 14,
+    volume_window: int = 168,
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Causal technical features of one asset.
+
+    Columns of the output, in this order (all float64):
+
+    - ``ret_{h}`` for each h in return_horizons: log(close_t / close_{t-h}), log-return over
+      h bars.
+    - ``vol_{w}``: sample std (ddof=1) of the 1-bar log returns of the last w bars
+      (rows t-w+1..t), in log-return units per bar (not annualised).
+    - ``rsi_{n}``: Wilder's Relative Strength Index in [0, 100] (J. W. Wilder, *New Concepts
+      in Technical Trading Systems*, 1978): average gain and loss of close-to-close changes,
+      seeded by their simple mean over the first n changes and then smoothed with alpha=1/n;
+      RSI = 100 * avg_gain / (avg_gain + avg_loss); 100 for a series that only rises, 0 for
+      one that only falls, 50 where the window has no change at all.
+    - ``hl_range``: log(high / low) of the bar (needs high, low).
+    - ``volume_z``: (log1p(volume_t) - mean) / std, mean and sample std of log1p(volume) over
+      the last volume_window bars including t (needs volume); 0 where that std is 0.
+
+    Strictly causal: the value at t uses rows <= t only. Warm-up rows are NaN (see
+    ``warmup_bars``); nothing is forward- or back-filled.
+
+    Args:
+        frame: shape (n_bars, n_columns), one asset's bars indexed by UTC timestamps; column
+            ``close`` required, ``high``, ``low``, ``volume`` optional (lower-case names as in
+            ``fleet.data.Panel``). Values must be NaN-free, prices > 0.
+        return_horizons: horizons h in bars (distinct, >= 1).
+        vol_window: volatility window in bars (>= 2).
+        rsi_window: RSI period n in bars (>= 1), 14 as in Wilder.
+        volume_window: volume z-score window in bars (>= 2); 168 = one week of hourly bars.
+
+    Returns:
+        (features, left_out): features is a DataFrame of shape (n_bars, n_features) with the
+        frame's index; left_out names the features skipped because their columns are missing,
+        e.g. ("hl_range", "volume_z") for close-only data.
+
+    Raises:
+        DataError: no ``close`` column, or close (high/low/volume) values that are not finite
+            or not positive (volume: negative), naming the column and rows.
+        ConfigError: invalid window / horizon parameters.
+    """
+    horizons, vol_window, rsi_window, volume_window = _check_params(
+        return_horizons, vol_window, rsi_window, volume_window
+    )
+    columns = {str(c) for c in frame.columns}
+    if "close" not in columns:
+        raise DataError(
+            "technical_features: missing required column 'close' "
+            f"(found: {', '.join(sorted(columns)) or 'none'})"
+        )
+
+    def values(column: str, *, allow_zero: bool = False) -> np.ndarray:
+        x = frame[column].to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(x) | ((x < 0.0) if allow_zero else (x <= 0.0))
+        if bad.any():
+            expected = "finite and >= 0" if allow_zero else "finite and > 0"
+            raise DataError(
+                f"technical_features: column '{column}' has invalid values at "
+                f"{describe_rows(np.flatnonzero(bad).tolist())}; expected {expected}"
+            )
+        return x
+
+    close = values("close")
+    log_close = np.log(close)
+    out: dict[str, np.ndarray] = {}
+    for h in horizons:
+        r = np.full(log_close.shape[0], np.nan)
+        r[h:] = log_close[h:] - log_close[:-h]
+        out[f"ret_{h}"] = r
+    ret_1 = pd.Series(np.concatenate(([np.nan], np.diff(log_close))))
+    out[f"vol_{vol_window}"] = ret_1.rolling(vol_window, min_periods=vol_window).std().to_numpy()
+    out[f"rsi_{rsi_window}"] = _wilder_rsi(close, rsi_window)
+
+    left_out: list[str] = []
+    if set(FEATURE_REQUIREMENTS["hl_range"]) <= columns:
+        out["hl_range"] = np.log(values("high") / values("low"))
+    else:
+        left_out.append("hl_range")
+    if set(FEATURE_REQUIREMENTS["volume_z"]) <= columns:
+        lv = pd.Series(np.log1p(values("volume", allow_zero=True)))
+        roll = lv.rolling(volume_window, min_periods=volume_window)
+        mean, std = roll.mean().to_numpy(), roll.std().to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = np.where(std > 0.0, (lv.to_numpy() - mean) / std, 0.0)
+        out["volume_z"] = np.where(np.isnan(std), np.nan, z)
+    else:
+        left_out.append("volume_z")
+    return pd.DataFrame(out, index=frame.index, dtype=np.float64), tuple(left_out)

@@ -1,0 +1,209 @@
+"""The design matrix of one training unit for one walk-forward fold.
+
+Everything fitted here — the FFD order d and the per-asset feature scaling — is fitted on
+the fold's training window only (rows with timestamp < ``fold.train_end``); the test rows
+are transformed with those training statistics. That is the no-look-ahead rule of
+ARCHITECTURE.md, and ``tests/test_dataset.py`` perturbs the future to check it.
+
+Row filters, per asset (AFML ch. 7 purging, with the label window measured on the asset's
+own bars so data gaps cannot leak a label into the test block):
+
+* training rows: the label's end bar ``< fold.train_end`` — the whole label window lies inside
+  the training window, so no fitted thing (not even a label) sees a price from the embargo gap
+  or the test block;
+* test rows: ``fold.test_start <= t < fold.test_end`` and the label's end bar
+  ``<= timeline_end`` (labels never reach into the hold-out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fleet.config import FeatureConfig
+from fleet.errors import DataError
+from fleet.evaluation.splits import Fold
+from fleet.features.fracdiff import choose_d, frac_diff_ffd
+from fleet.features.labels import binary_label, forward_log_return
+from fleet.features.technical import technical_features
+from fleet.models.trend import ASSET_ID
+
+FACTOR = "market_factor"
+FFD = "ffd_log_close"
+
+
+@dataclass(frozen=True)
+class AssetPreprocessor:
+    """What was fitted for one asset on one fold's training window.
+
+    Attributes:
+        symbol, asset_id: the asset and its registry id.
+        d: FFD order chosen by the ADF search on the training window (AFML ch. 5).
+        adf_p_value: ADF p-value of the FFD series at ``d``.
+        d_capped: True when no d up to ``max_d`` passed the test and ``d = max_d``.
+        mean, std: per-feature training mean / standard deviation (std 0 replaced by 1
+            so constant features stay finite), keyed by feature name.
+    """
+
+    symbol: str
+    asset_id: int
+    d: float
+    adf_p_value: float
+    d_capped: bool
+    mean: dict[str, float]
+    std: dict[str, float]
+
+    def scale(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Standardise raw features (n_bars, n_features) with the training statistics."""
+        cols = list(self.mean)
+        mean = pd.Series(self.mean)[cols]
+        std = pd.Series(self.std)[cols]
+        return (features[cols] - mean) / std
+
+
+def asset_features(frame: pd.DataFrame, *, d: float, factor: pd.Series | None,
+                   config: FeatureConfig) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Raw (unscaled) features of one asset, one row per bar, all causal.
+
+    Shared by training and serving so both compute exactly the same numbers.
+
+    Args:
+        frame: (n_bars, k) bars of one asset, UTC index, ``close`` (+ open/high/low/volume).
+        d: FFD order for the ``ffd_log_close`` feature.
+        factor: market factor on a UTC grid (standardised units); re-indexed to the asset's
+            bars, gaps filled with 0 (neutral). ``None`` leaves the feature out.
+        config: feature parameters.
+
+    Returns:
+        (features, skipped): features of shape (n_bars, n_features) with NaN warm-up rows, and
+        the names of technical features left out for lack of columns (e.g. ``volume_z``
+        on close-only data).
+    """
+    tech, skipped = technical_features(
+        frame, return_horizons=tuple(config.return_horizons), vol_window=config.vol_window,
+        rsi_window=config.rsi_window, volume_window=config.volume_window)
+    out = tech.copy()
+    out[FFD] = frac_diff_ffd(np.log(frame["close"]), d, threshold=config.ffd_threshold,
+                             max_width=config.ffd_max_width)
+    if factor is not None:
+        out[FACTOR] = factor.reindex(frame.index).fillna(0.0).to_numpy()
+    return out, tuple(skipped)
+
+
+@dataclass
+class UnitDataset:
+    """Training and test rows of a unit for one fold.
+
+    ``X_train`` / ``X_test``: (n_rows, n_features + 1) scaled features plus ``asset_id``,
+    sorted by (timestamp, asset_id) — the panel layout of seed 001.
+    ``train_meta`` / ``test_meta``: the same rows' ``timestamp``, ``symbol``, ``y`` and
+    ``forward_return`` (log-return over the label horizon).
+    """
+
+    X_train: pd.DataFrame
+    y_train: np.ndarray
+    train_meta: pd.DataFrame
+    X_test: pd.DataFrame
+    y_test: np.ndarray
+    test_meta: pd.DataFrame
+    preprocessors: dict[str, AssetPreprocessor]
+    skipped_assets: dict[str, str] = field(default_factory=dict)
+    skipped_features: tuple[str, ...] = ()
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.X_train.columns)
+
+
+def _label_end(index: pd.DatetimeIndex, horizon: int) -> pd.Series:
+    """Timestamp of the bar where each row's label window ends (NaT for the last bars)."""
+    ends = pd.Series(index, index=index).shift(-horizon)
+    return ends
+
+
+def build_unit_dataset(*, assets: dict[str, int], frames: dict[str, pd.DataFrame], fold: Fold,
+                       timeline_end: pd.Timestamp, factor: pd.Series | None, features: FeatureConfig,
+                       horizon: int, min_train_rows: int = 200) -> UnitDataset:
+    """Assemble the fold's design matrix for the unit's assets.
+
+    Args:
+        assets: symbol -> registry id of the unit's assets.
+        frames: symbol -> bars (at least the unit's assets).
+        fold: the walk-forward fold (train/test boundaries).
+        timeline_end: last timestamp before the hold-out; test labels may not reach past it.
+        factor: market factor for this fold (fitted on its training window) or None.
+        features: feature parameters.
+        horizon: label horizon, bars.
+        min_train_rows: an asset with fewer usable training rows in this fold is left out of the
+            fold (recorded in ``skipped_assets`` with the reason) rather than failing the unit.
+    """
+    train_parts, test_parts, prep = [], [], {}
+    skipped_assets: dict[str, str] = {}
+    skipped_features: tuple[str, ...] = ()
+    for symbol in sorted(assets):
+        frame = frames[symbol]
+        index = frame.index
+        fwd = forward_log_return(frame["close"], horizon)
+        label_end = _label_end(index, horizon)
+        in_train_window = index < fold.train_end
+        if in_train_window.sum() < min_train_rows:
+            skipped_assets[symbol] = f"{int(in_train_window.sum())} bars before {fold.train_end} (< {min_train_rows})"
+            continue
+        try:
+            choice = choose_d(np.log(frame["close"][in_train_window]), max_d=features.max_d, step=features.d_step,
+                              threshold=features.ffd_threshold, max_width=features.ffd_max_width)
+        except DataError as err:
+            skipped_assets[symbol] = f"FFD order not estimable on the training window: {err}"
+            continue
+        raw, skipped_features = asset_features(frame, d=choice.d, factor=factor, config=features)
+        valid = raw.notna().all(axis=1).to_numpy() & fwd.notna().to_numpy()
+        ends = label_end.to_numpy()
+        train_rows = valid & in_train_window & (ends < fold.train_end)
+        test_rows = (valid & (index >= fold.test_start) & (index < fold.test_end) & (ends <= timeline_end))
+        if train_rows.sum() < min_train_rows:
+            skipped_assets[symbol] = f"{int(train_rows.sum())} usable training rows (< {min_train_rows})"
+            continue
+        train_raw = raw[train_rows]
+        mean = train_raw.mean()
+        std = train_raw.std(ddof=0).replace(0.0, 1.0)
+        p = AssetPreprocessor(symbol=symbol, asset_id=int(assets[symbol]), d=float(choice.d),
+                              adf_p_value=float(choice.p_value), d_capped=bool(choice.capped),
+                              mean={k: float(v) for k, v in mean.items()},
+                              std={k: float(v) for k, v in std.items()})
+        prep[symbol] = p
+        scaled = p.scale(raw)
+        scaled[ASSET_ID] = p.asset_id
+        y = binary_label(fwd)
+        for rows, parts in ((train_rows, train_parts), (test_rows, test_parts)):
+            block = scaled[rows].copy()
+            block["__symbol"] = symbol
+            block["__y"] = y[rows].to_numpy()
+            block["__fwd"] = fwd[rows].to_numpy()
+            parts.append(block)
+
+    def assemble(parts):
+        if not parts:
+            return None
+        df = pd.concat(parts).rename_axis("timestamp").reset_index()
+        return df.sort_values(["timestamp", ASSET_ID], kind="mergesort").reset_index(drop=True)
+
+    train, test = assemble(train_parts), assemble(test_parts)
+    if train is None:
+        raise DataError(f"fold {fold.index}: no asset of the unit has enough training data "
+                        f"({'; '.join(f'{s}: {r}' for s, r in skipped_assets.items())})")
+    feature_cols = [c for c in train.columns if not c.startswith("__") and c != "timestamp"]
+    if test is None:
+        test = train.iloc[0:0]
+
+    def split(df):
+        meta = pd.DataFrame({"timestamp": df["timestamp"], "symbol": df["__symbol"].astype(str),
+                             "y": df["__y"].astype(np.int64), "forward_return": df["__fwd"]})
+        return df[feature_cols].reset_index(drop=True), df["__y"].to_numpy(dtype=np.int64), meta
+
+    X_train, y_train, train_meta = split(train)
+    X_test, y_test, test_meta = split(test)
+    return UnitDataset(X_train=X_train, y_train=y_train, train_meta=train_meta, X_test=X_test, y_test=y_test,
+                       test_meta=test_meta, preprocessors=prep, skipped_assets=skipped_assets,
+                       skipped_features=tuple(skipped_features))

@@ -1,0 +1,342 @@
+"""The driver of ``fleet train``: the work that needs the whole fleet, then the units.
+
+Recipe (ARCHITECTURE.md): load and validate the panel -> asset registry -> purged
+walk-forward folds on the union timeline -> per fold, on that fold's training window only:
+alignment, Ward clustering on 1-|corr| and the market factor of the dominant cluster ->
+training units (islands / hierarchical / global) -> backend (local loop or Ray actors) ->
+per-asset and per-cluster tables, predictions, models of the last fold and a manifest,
+written to a staging directory renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from fleet import __version__
+from fleet.config import FactorMethod, FleetConfig
+from fleet.data.load import load_panel
+from fleet.errors import ConfigError, DataError
+from fleet.data.panel import Panel
+from fleet.data.registry import AssetRegistry
+from fleet.data.synthetic import synthetic_market
+from fleet.evaluation.metrics import summarise
+from fleet.evaluation.splits import Fold, PurgedWalkForward
+from fleet.market.align import align_log_returns
+from fleet.market.clustering import ClusterResult, cluster_assets
+from fleet.market.factor import MarketFactor
+from fleet.training.backends import make_backend
+from fleet.training.plan import plan_fold
+from fleet.training.rundir import RunDirectory, default_out
+from fleet.training.unit import TrainingUnit, UnitResult
+
+Echo = Callable[[str], None]
+
+METRIC_COLUMNS = ["precision", "recall", "auc", "expectancy", "trades", "folds"]
+
+
+@dataclass
+class FoldMarket:
+    """What the driver fitted for one fold on its training window."""
+
+    fold: Fold
+    clusters: ClusterResult
+    factor: pd.Series
+    explained_variance: float
+    excluded: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    """What ``fleet train`` produced (also written to the run directory)."""
+
+    out: Path
+    per_asset: pd.DataFrame
+    per_cluster: pd.DataFrame
+    final_clusters: ClusterResult
+    explained_variance: float
+    wall_seconds: float
+    units: int
+    backend: str
+    notes: list[str] = field(default_factory=list)
+
+
+def required_bars(config: FleetConfig) -> int:
+    """Fewest bars per asset the configuration can work with.
+
+    Feature warm-up (longest look-back) plus, for each of the ``folds + 1`` walk-forward
+    blocks, room for at least 200 bars or twice the purge + embargo gap.
+    """
+    f = config.features
+    warmup = max(max(f.return_horizons), f.vol_window + 1, f.rsi_window + 1, f.volume_window)
+    gap = config.labels.horizon + config.validation.embargo_bars
+    return warmup + (config.validation.folds + 1) * max(200, 2 * gap)
+
+
+def load_inputs(config: FleetConfig, echo: Echo) -> tuple[Panel, str]:
+    """The validated panel and a one-line description of where it came from."""
+    if config.data.path:
+        panel = load_panel(config.data.path, symbols=config.data.symbols, days=config.data.days,
+                           min_bars=required_bars(config))
+        return panel, f"{config.data.path} (last {config.data.days} days per asset)"
+    market = synthetic_market(n_clusters=config.synthetic.n_clusters,
+                              assets_per_cluster=config.synthetic.assets_per_cluster,
+                              days=config.data.days, seed=config.seed,
+                              signal_strength=config.synthetic.signal_strength)
+    echo("No --data given: running on the built-in synthetic market.")
+    echo("  " + market.description)
+    panel = market.panel
+    if config.data.symbols:
+        panel = panel.subset(config.data.symbols)
+    return panel, f"synthetic market (seed={config.seed}, {config.data.days} days)"
+
+
+def _dollar_volume(panel: Panel, end: pd.Timestamp) -> pd.Series | None:
+    if "volume" not in panel.columns:
+        return None
+    return pd.Series({s: float((f["close"] * f["volume"])[f.index < end].mean()) for s, f in panel.frames.items()})
+
+
+MIN_CLUSTER_BARS = 200  # bars an asset needs before a fold's training end to be clustered in that fold
+
+
+def fit_fold_market(panel: Panel, fold: Fold, all_returns: pd.DataFrame, config: FleetConfig) -> FoldMarket:
+    """Clustering and market factor of one fold, fitted on its training window only.
+
+    Only assets with at least ``MIN_CLUSTER_BARS`` bars before ``fold.train_end`` take part (assets
+    that start late — or, with ``--days``, end early and so start early — may have none in early
+    folds); correlations are measured from the latest start among them, so every asset overlaps.
+    Assets left out are listed in ``FoldMarket.excluded`` and get no unit in that fold.
+
+    Args:
+        panel: the whole panel.
+        fold: the fold; only bars with timestamp < ``fold.train_end`` are used for fitting.
+        all_returns: (n_timestamps, n_assets) aligned 1-bar log returns over the whole timeline; the
+            fitted factor is applied to all of it (loadings and scaling from the training window).
+
+    Raises:
+        DataError: when no asset has enough bars before the fold's training end.
+    """
+    m = config.market
+    counts = {s: int((f.index < fold.train_end).sum()) for s, f in panel.frames.items()}
+    eligible = sorted(s for s, n in counts.items() if n >= MIN_CLUSTER_BARS)
+    excluded = {s: f"{n} bars before {fold.train_end:%Y-%m-%d %H:%M} (< {MIN_CLUSTER_BARS})"
+                for s, n in counts.items() if n < MIN_CLUSTER_BARS}
+    if not eligible:
+        raise DataError(f"fold {fold.index}: no asset has {MIN_CLUSTER_BARS} bars before {fold.train_end}; "
+                        "use fewer --folds or more --days")
+    start = max(panel.frames[s].index[0] for s in eligible)
+    train_returns = align_log_returns({s: panel.frames[s]["close"] for s in eligible}, bar=panel.bar,
+                                      max_ffill=m.max_ffill, start=start, end=fold.train_end,
+                                      min_overlap=m.min_overlap)
+    n_clusters = None if m.clusters is None else min(m.clusters, len(eligible))
+    dollar_volume = _dollar_volume(panel, fold.train_end)
+    if dollar_volume is not None:
+        dollar_volume = dollar_volume[eligible]
+    clusters = cluster_assets(train_returns, n_clusters=n_clusters, distance_threshold=m.distance_threshold,
+                              dollar_volume=dollar_volume)
+    dominant = clusters.members[clusters.dominant_cluster]
+    weights = None
+    if m.factor_method is FactorMethod.weighted_mean:
+        if dollar_volume is None:
+            raise ConfigError("factor_method=weighted_mean needs a volume column to weight by; the data has none "
+                              "(use --factor-method pca or mean)")
+        weights = dollar_volume[dominant]
+    factor = MarketFactor(method=m.factor_method.value).fit(train_returns[dominant], weights=weights)
+    series = factor.transform(all_returns[dominant])
+    return FoldMarket(fold=fold, clusters=clusters, factor=series,
+                      explained_variance=float(factor.explained_variance_ratio_), excluded=excluded)
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    out = {"fleet": __version__, "python": platform.python_version()}
+    for pkg in ("numpy", "pandas", "scikit-learn", "scipy", "statsmodels", "pyarrow", "ray", "torch", "pydantic"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _fmt_cluster_map(clusters: ClusterResult) -> str:
+    return "; ".join(f"{c}{'*' if c == clusters.dominant_cluster else ''}: {', '.join(m)}"
+                     for c, m in sorted(clusters.members.items()))
+
+
+def results_tables(predictions: pd.DataFrame, cluster_of: dict[str, int], dominant: int,
+                   config: FleetConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-asset and per-cluster out-of-sample metrics.
+
+    Args:
+        predictions: all units' test predictions (timestamp, symbol, fold, p_up, signal, forward_return, y).
+        cluster_of: symbol -> cluster of the final fold's clustering (the deployed grouping).
+        dominant: id of the dominant cluster.
+    """
+    kw = dict(threshold=config.policy.threshold, cost_bps=config.policy.cost_bps)
+    preds = predictions.assign(cluster=predictions["symbol"].map(cluster_of))
+    per_asset = summarise(preds, "symbol", **kw).rename(columns={"symbol": "asset"})
+    per_asset.insert(1, "cluster", per_asset["asset"].map(cluster_of))
+    per_asset = per_asset[["asset", "cluster", *METRIC_COLUMNS, "n"]]
+    per_cluster = summarise(preds, "cluster", **kw)
+    members = preds.groupby("cluster")["symbol"].unique()
+    per_cluster.insert(1, "dominant", per_cluster["cluster"] == dominant)
+    per_cluster.insert(2, "assets", per_cluster["cluster"].map(lambda c: " ".join(sorted(members[c]))))
+    per_cluster = per_cluster[["cluster", "dominant", "assets", *METRIC_COLUMNS, "n"]]
+    return per_asset, per_cluster
+
+
+def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None = None) -> RunSummary:
+    """Train the whole fleet as configured and write the run directory.
+
+    Args:
+        config: resolved configuration.
+        echo: where progress lines go (the CLI passes ``click.echo``).
+        argv: the command line, recorded in the manifest.
+
+    Returns:
+        A :class:`RunSummary` with the tables and the final run directory.
+
+    Raises:
+        FleetError: bad input or configuration (nothing is left on disk).
+    """
+    started = pd.Timestamp.now(tz="UTC")
+    t0 = time.perf_counter()
+    rundir = RunDirectory(config.out or default_out())
+    panel, source = load_inputs(config, echo)
+    registry = AssetRegistry.from_symbols(panel.symbols, source=source)
+    notes: list[str] = []
+    echo(f"Data: {source}: {len(panel.symbols)} assets, bar {panel.bar}, columns {', '.join(panel.columns)}")
+    if panel.missing_columns():
+        notes.append(f"no {'/'.join(panel.missing_columns())} column(s): features needing them are left out")
+        echo("  " + notes[-1])
+
+    all_ts = pd.DatetimeIndex(sorted(set().union(*(f.index for f in panel.frames.values()))))
+    holdout = pd.Timedelta(days=config.validation.holdout_days)
+    splitter = PurgedWalkForward(config.validation.folds, horizon_bars=config.labels.horizon,
+                                 embargo_bars=config.validation.embargo_bars, bar=panel.bar, holdout=holdout)
+    folds = splitter.folds(all_ts)
+    timeline_end = all_ts.max() - holdout
+    closes = {s: f["close"] for s, f in panel.frames.items()}
+    # The whole-timeline returns only carry the fitted factor forward; overlap is checked per fold.
+    all_returns = align_log_returns(closes, bar=panel.bar, max_ffill=config.market.max_ffill, min_overlap=0.0)
+    if config.market.clusters is not None and config.market.clusters > len(panel.symbols):
+        notes.append(f"clusters={config.market.clusters} > {len(panel.symbols)} assets: using {len(panel.symbols)}")
+        echo("  " + notes[-1])
+
+    echo(f"Walk-forward: {len(folds)} folds, purge {config.labels.horizon} + embargo "
+         f"{config.validation.embargo_bars} bars; clustering and {config.market.factor_method.value} factor "
+         "refitted on each fold's training window")
+    asset_ids = {s: registry.id_of(s) for s in registry.symbols}
+    markets: list[FoldMarket] = []
+    units: list[TrainingUnit] = []
+    for fold in folds:
+        fm = fit_fold_market(panel, fold, all_returns, config)
+        markets.append(fm)
+        echo(f"  fold {fold.index}: train {fold.train_start:%Y-%m-%d} -> {fold.train_end:%Y-%m-%d %H:%M}, "
+             f"test -> {fold.test_end:%Y-%m-%d %H:%M} | clusters {_fmt_cluster_map(fm.clusters)} | "
+             f"factor explained variance {fm.explained_variance:.1%}")
+        if fm.excluded:
+            echo(f"    not in fold {fold.index} (too little history before its training end): "
+                 + ", ".join(f"{s} ({why})" for s, why in sorted(fm.excluded.items())))
+        units += plan_fold(config=config, fold=fold, timeline_end=timeline_end,
+                           asset_ids={s: i for s, i in asset_ids.items() if s in fm.clusters.cluster_map},
+                           cluster_of=fm.clusters.cluster_map, factor=fm.factor, is_final=fold.index == folds[-1].index)
+    final = markets[-1]
+    method = "PCA" if config.market.factor_method is FactorMethod.pca else config.market.factor_method.value
+    echo(f"Dominant cluster {final.clusters.dominant_cluster} ({final.clusters.dominant_reason}): "
+         f"{', '.join(final.clusters.members[final.clusters.dominant_cluster])}; "
+         f"{method} explained variance {final.explained_variance:.1%} (last fold's training window)")
+
+    backend = make_backend(config.resources)
+    backend_desc = backend.describe()
+    echo(f"Training {len(units)} units ({config.strategy.value}) on {backend_desc}")
+    done: list[UnitResult] = []
+
+    def on_result(r: UnitResult) -> None:
+        done.append(r)
+        where = r.host + (f" node {r.node_id[:8]}" if r.node_id else "")
+        echo(f"  [{len(done):>3}/{len(units)}] {r.unit_id:<24} {len(r.assets):>2} asset(s) "
+             f"train {r.n_train:>7,} test {r.n_test:>6,} rows  {r.wall_seconds:6.1f} s  {where}")
+
+    try:
+        results = backend.run(units, panel.frames, on_result)
+    finally:
+        backend.close()
+    results.sort(key=lambda r: (r.fold, r.group))
+
+    predictions = pd.concat([r.predictions for r in results], ignore_index=True)
+    per_asset, per_cluster = results_tables(predictions, final.clusters.cluster_map,
+                                            final.clusters.dominant_cluster, config)
+    skipped = sorted({f for r in results for f in r.skipped_features})
+    rundir.open()
+    try:
+        rundir.write_csv("results_per_asset.csv", per_asset)
+        rundir.write_csv("results_per_cluster.csv", per_cluster)
+        for symbol, rows in predictions.groupby("symbol", sort=True):
+            rundir.write_parquet(f"predictions/{symbol}.parquet",
+                                 rows[["timestamp", "fold", "p_up", "signal", "forward_return", "y"]]
+                                 .sort_values("timestamp").reset_index(drop=True))
+        rundir.write_json("clusters.json", {
+            **final.clusters.to_dict(),
+            "fitted_on": f"training window of fold {final.fold.index} (timestamps < {final.fold.train_end.isoformat()})",
+            "factor_method": config.market.factor_method.value,
+            "factor_explained_variance": final.explained_variance,
+            "folds": [{"fold": fm.fold.index, "train_end": fm.fold.train_end.isoformat(),
+                       "cluster_map": fm.clusters.cluster_map, "dominant_cluster": fm.clusters.dominant_cluster,
+                       "factor_explained_variance": fm.explained_variance} for fm in markets],
+        })
+        rundir.write_parquet("market_factor.parquet", final.factor.rename("market_factor").rename_axis("timestamp").reset_index())
+        registry.save(rundir.path("asset_registry.json"))
+        model_index = {}
+        for r in results:
+            if r.model is not None:
+                rundir.write_pickle(f"models/{r.group}.pkl", r.model)
+                model_index[r.group] = {"file": f"models/{r.group}.pkl", "assets": r.model.assets,
+                                        "trained_until": r.model.trained_until.isoformat(),
+                                        "features": r.model.feature_names}
+        rundir.write_json("models/index.json", model_index)
+        wall = time.perf_counter() - t0
+        sources = sorted(set(panel.sources.values()))
+        rundir.write_json("manifest.json", {
+            "fleet_version": __version__,
+            "command": argv if argv is not None else sys.argv,
+            "started": started.isoformat(),
+            "finished": pd.Timestamp.now(tz="UTC").isoformat(),
+            "wall_seconds": round(wall, 3),
+            "backend": backend_desc,
+            "config": config.to_dict(),
+            "versions": _versions(),
+            "data": {"source": source, "symbols": panel.symbols, "bar": str(panel.bar), "columns": list(panel.columns),
+                     "skipped_features": skipped,
+                     "first": {s: f.index[0].isoformat() for s, f in panel.frames.items()},
+                     "last": {s: f.index[-1].isoformat() for s, f in panel.frames.items()},
+                     "files": {p: _sha256(p) for p in sources if Path(p).is_file()}},
+            "folds": [f.to_dict() for f in folds],
+            "ffd_d": {r.unit_id: r.d_by_asset for r in results},
+            "units": [r.timing() for r in results],
+            "notes": notes,
+        })
+        out = rundir.commit()
+    except BaseException:
+        rundir.abort()
+        raise
+    return RunSummary(out=out, per_asset=per_asset, per_cluster=per_cluster, final_clusters=final.clusters,
+                      explained_variance=final.explained_variance, wall_seconds=time.perf_counter() - t0,
+                      units=len(units), backend=backend_desc, notes=notes)

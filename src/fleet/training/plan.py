@@ -1,0 +1,43 @@
+"""Turns a strategy and one fold's clustering into training units."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from fleet.config import FleetConfig, Strategy
+from fleet.evaluation.splits import Fold
+from fleet.training.unit import TrainingUnit
+
+
+def plan_fold(*, config: FleetConfig, fold: Fold, timeline_end: pd.Timestamp, asset_ids: dict[str, int],
+              cluster_of: dict[str, int], factor: pd.Series | None, is_final: bool) -> list[TrainingUnit]:
+    """Units of one fold for ``config.strategy``.
+
+    * islands: one unit per asset (seed 002);
+    * hierarchical: one unit per cluster of this fold's clustering (seed 001);
+    * global: one unit holding every asset.
+
+    Args:
+        asset_ids: symbol -> registry id of every asset in the run.
+        cluster_of: symbol -> cluster id fitted on this fold's training window.
+        factor: this fold's market factor (or None), injected into every unit.
+        is_final: the last fold, whose models are kept.
+
+    Returns:
+        Units in a deterministic order (by group name).
+    """
+    strategy = Strategy(config.strategy)
+    if strategy is Strategy.islands:
+        groups = {s: [s] for s in sorted(asset_ids)}
+    elif strategy is Strategy.hierarchical:
+        groups = {}
+        for s in sorted(asset_ids):
+            groups.setdefault(f"cluster{cluster_of[s]}", []).append(s)
+    else:
+        groups = {"global": sorted(asset_ids)}
+    return [
+        TrainingUnit(unit_id=f"fold{fold.index}/{g}", group=g, fold=fold, timeline_end=timeline_end,
+                     assets={s: asset_ids[s] for s in members}, cluster_of={s: cluster_of[s] for s in members},
+                     factor=factor, config=config, is_final=is_final)
+        for g, members in sorted(groups.items())
+    ]

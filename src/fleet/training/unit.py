@@ -1,0 +1,178 @@
+"""A training unit and the pure function that trains it.
+
+A *training unit* is one group of assets — one asset (islands), one correlation cluster
+(hierarchical) or the whole fleet (global) — for one walk-forward fold. Grouping is decided
+per fold because clusters are fitted on each fold's training window (no look-ahead); the
+last fold's units are the models that are saved and served.
+
+:func:`train_unit` is a pure function of (unit, bars): same inputs, same outputs, on any
+backend. The local backend loops over it and the Ray actor only calls it, which is what the
+local/ray parity test relies on.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fleet.config import FleetConfig
+from fleet.evaluation.splits import Fold
+from fleet.models.factory import build_model
+from fleet.training.dataset import AssetPreprocessor, asset_features, build_unit_dataset
+
+
+@dataclass(frozen=True)
+class TrainingUnit:
+    """Everything one unit needs besides the bars themselves.
+
+    Attributes:
+        unit_id: ``"fold{k}/{group}"``, unique within a run.
+        group: ``"cluster{c}"``, the symbol (islands) or ``"global"``.
+        fold: walk-forward fold (train/test boundaries, UTC).
+        timeline_end: last timestamp before the hold-out.
+        assets: symbol -> registry id of the unit's assets.
+        cluster_of: symbol -> cluster id in this fold's clustering (for reporting).
+        factor: this fold's market factor on the aligned UTC grid (standardised), or None.
+        config: the resolved run configuration.
+        is_final: True for the last fold, whose fitted model is kept.
+    """
+
+    unit_id: str
+    group: str
+    fold: Fold
+    timeline_end: pd.Timestamp
+    assets: dict[str, int]
+    cluster_of: dict[str, int]
+    factor: pd.Series | None
+    config: FleetConfig
+    is_final: bool = False
+
+    @property
+    def seed(self) -> int:
+        return int(self.config.seed)
+
+
+@dataclass
+class UnitModel:
+    """The fitted model of a unit plus what is needed to compute its inputs again.
+
+    Attributes:
+        group: unit group name; assets: symbol -> registry id.
+        estimator: fitted estimator (scikit-learn contract, ``predict_proba`` -> (n, 2)).
+        preprocessors: per-asset FFD order and feature scaling fitted on the training window.
+        feature_names: input columns in order (``asset_id`` last).
+        trained_until: end of the training window (exclusive), UTC.
+        config: the resolved run configuration as a dict.
+    """
+
+    group: str
+    assets: dict[str, int]
+    estimator: object
+    preprocessors: dict[str, AssetPreprocessor]
+    feature_names: list[str]
+    trained_until: pd.Timestamp
+    config: dict
+
+    def predict_proba_bars(self, symbol: str, frame: pd.DataFrame, factor: pd.Series | None) -> pd.Series:
+        """P(up) for every bar of ``frame`` (n_bars,) of one asset; NaN during feature warm-up."""
+        from fleet.config import FeatureConfig
+        from fleet.errors import UnknownSymbolError
+
+        if symbol not in self.preprocessors:
+            raise UnknownSymbolError(f"symbol {symbol!r} is not served by unit {self.group!r}; "
+                                     f"it serves {sorted(self.preprocessors)}")
+        prep = self.preprocessors[symbol]
+        raw, _ = asset_features(frame, d=prep.d, factor=factor, config=FeatureConfig(**self.config["features"]))
+        X = prep.scale(raw)
+        X["asset_id"] = prep.asset_id
+        ok = X.notna().all(axis=1).to_numpy()
+        out = pd.Series(np.nan, index=frame.index, name="p_up")
+        if ok.any():
+            out[ok] = self.estimator.predict_proba(X.loc[ok, self.feature_names])[:, 1]
+        return out
+
+
+@dataclass
+class UnitResult:
+    """What a unit returns to the driver.
+
+    Attributes:
+        predictions: out-of-sample rows of the fold's test block, columns ``timestamp`` (UTC),
+            ``symbol``, ``fold``, ``p_up``, ``signal`` (0/1), ``forward_return`` (log-return
+            over the label horizon), ``y``.
+        d_by_asset: FFD order chosen per asset on this fold's training window.
+        n_train, n_test: rows used.
+        wall_seconds, cpu_seconds: time spent in :func:`train_unit` (process CPU time).
+        host, pid: where it ran; node_id is filled in by the Ray backend.
+        model: the fitted :class:`UnitModel` for final-fold units, else None.
+        skipped_assets: assets left out of this fold, with the reason.
+        skipped_features: features left out for lack of input columns.
+    """
+
+    unit_id: str
+    group: str
+    fold: int
+    assets: list[str]
+    predictions: pd.DataFrame
+    d_by_asset: dict[str, float]
+    n_train: int
+    n_test: int
+    wall_seconds: float
+    cpu_seconds: float
+    host: str
+    pid: int
+    node_id: str | None = None
+    model: UnitModel | None = None
+    skipped_assets: dict[str, str] = field(default_factory=dict)
+    skipped_features: tuple[str, ...] = ()
+
+    def timing(self) -> dict:
+        """One manifest row: unit id, seconds, rows and the node that trained it."""
+        return {"unit": self.unit_id, "group": self.group, "fold": self.fold, "assets": self.assets,
+                "wall_seconds": round(self.wall_seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
+                "n_train": self.n_train, "n_test": self.n_test, "host": self.host, "pid": self.pid,
+                "node_id": self.node_id, "skipped_assets": self.skipped_assets}
+
+
+def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResult:
+    """Train one unit on its fold's training window and predict its test block.
+
+    Args:
+        unit: the unit description.
+        frames: symbol -> bars of (at least) the unit's assets.
+
+    Returns:
+        A :class:`UnitResult`; its predictions cover the unit's assets over the fold's test block.
+
+    Raises:
+        DataError: when none of the unit's assets has enough training data in this fold.
+    """
+    t0, c0 = time.perf_counter(), time.process_time()
+    cfg = unit.config
+    ds = build_unit_dataset(assets=unit.assets, frames=frames, fold=unit.fold, timeline_end=unit.timeline_end,
+                            factor=unit.factor, features=cfg.features, horizon=cfg.labels.horizon)
+    model = build_model(cfg.model, seed=unit.seed)
+    model.fit(ds.X_train, ds.y_train)
+    if len(ds.X_test):
+        p_up = model.predict_proba(ds.X_test)[:, 1]
+    else:
+        p_up = np.empty(0)
+    preds = ds.test_meta.copy()
+    preds.insert(2, "fold", unit.fold.index)
+    preds.insert(3, "p_up", p_up)
+    preds.insert(4, "signal", (p_up > cfg.policy.threshold).astype(np.int8))
+    kept = None
+    if unit.is_final:
+        kept = UnitModel(group=unit.group, assets={s: unit.assets[s] for s in ds.preprocessors}, estimator=model,
+                         preprocessors=ds.preprocessors, feature_names=ds.feature_names,
+                         trained_until=unit.fold.train_end, config=cfg.to_dict())
+    return UnitResult(
+        unit_id=unit.unit_id, group=unit.group, fold=unit.fold.index, assets=sorted(unit.assets), predictions=preds,
+        d_by_asset={s: p.d for s, p in ds.preprocessors.items()}, n_train=len(ds.X_train), n_test=len(ds.X_test),
+        wall_seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0, host=socket.gethostname(),
+        pid=os.getpid(), model=kept, skipped_assets=ds.skipped_assets, skipped_features=ds.skipped_features)
