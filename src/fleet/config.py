@@ -118,12 +118,17 @@ class MarketConfig(_Section):
 
 
 class TrendConfig(_Section):
-    """TrendExpert: scikit-learn HistGradientBoostingClassifier hyper-parameters."""
+    """TrendExpert: scikit-learn HistGradientBoostingClassifier hyper-parameters.
 
-    max_iter: int = Field(150, ge=1)
+    Heavily regularised by default (small trees, large leaves): next-hours direction labels are
+    mostly noise, and looser settings overfit (in-sample AUC ~0.75 vs ~0.52 out of sample on the
+    synthetic market; 100/8/1000 gave the best out-of-sample AUC on synthetic and real crypto folds).
+    """
+
+    max_iter: int = Field(100, ge=1)
     learning_rate: float = Field(0.05, gt=0.0, le=1.0)
-    max_leaf_nodes: int = Field(15, ge=2)
-    min_samples_leaf: int = Field(200, ge=1)
+    max_leaf_nodes: int = Field(8, ge=2)
+    min_samples_leaf: int = Field(1000, ge=1)
     l2_regularization: float = Field(1.0, ge=0.0)
 
 

@@ -42,8 +42,8 @@ class TrendExpert(ClassifierMixin, BaseEstimator):
         classes_: array([0, 1]).
     """
 
-    def __init__(self, max_iter: int = 150, learning_rate: float = 0.05, max_leaf_nodes: int = 15,
-                 min_samples_leaf: int = 200, l2_regularization: float = 1.0, random_state: int = 0):
+    def __init__(self, max_iter: int = 100, learning_rate: float = 0.05, max_leaf_nodes: int = 8,
+                 min_samples_leaf: int = 1000, l2_regularization: float = 1.0, random_state: int = 0):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
