@@ -67,6 +67,12 @@ def test_user_error_is_one_line_and_leaves_nothing(tmp_path):
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+def test_too_little_history_is_refused_up_front(tmp_path):
+    res = CliRunner().invoke(main, ["train", "--days", "30", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "720 bars per asset" in res.output and "need at least 3414" in res.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_existing_run_is_never_overwritten(tmp_path):
     out = tmp_path / "run"
     out.mkdir()

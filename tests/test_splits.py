@@ -79,17 +79,19 @@ def test_golden_holdout():
 
 
 def test_golden_durations_not_divisible():
-    # 10 bars 00:00..09:00: span 9 h, 4 blocks of 2 h 15 min; h = 1, e = 0.
+    # 10 bars 00:00..09:00: span 9 h, 4 blocks of 2 h 15 min, edges floored to whole bars from t0:
+    # 02:00, 04:00, 06:00; h = 1, e = 0 so train_end = test_start - 1 h; the last block ends at
+    # t_last + bar = 10:00, and row 9 (09:00) is dropped because its label reaches past t_last.
     idx = hours(10, "2024-03-01 00:00")
     cv = PurgedWalkForward(3, horizon_bars=1, embargo_bars=0)
     folds = cv.folds(idx)
     assert [(f.train_end, f.test_start, f.test_end) for f in folds] == [
-        (ts("2024-03-01 01:15"), ts("2024-03-01 02:15"), ts("2024-03-01 04:30")),
-        (ts("2024-03-01 03:30"), ts("2024-03-01 04:30"), ts("2024-03-01 06:45")),
-        (ts("2024-03-01 05:45"), ts("2024-03-01 06:45"), ts("2024-03-01 10:00")),
+        (ts("2024-03-01 01:00"), ts("2024-03-01 02:00"), ts("2024-03-01 04:00")),
+        (ts("2024-03-01 03:00"), ts("2024-03-01 04:00"), ts("2024-03-01 06:00")),
+        (ts("2024-03-01 05:00"), ts("2024-03-01 06:00"), ts("2024-03-01 10:00")),
     ]
     assert [(tr.tolist(), te.tolist()) for tr, te in cv.split(idx)] == [
-        ([0, 1], [3, 4]), ([0, 1, 2, 3], [5, 6]), ([0, 1, 2, 3, 4, 5], [7, 8])]
+        ([0], [2, 3]), ([0, 1, 2], [4, 5]), ([0, 1, 2, 3, 4], [6, 7, 8])]
 
 
 def test_irregular_spacing_splits_by_time_not_rows():
@@ -198,9 +200,9 @@ def test_config_errors(kwargs, match):
 def test_data_too_short():
     with pytest.raises(DataError, match="fold 0 has no training rows.*too short.*fewer n_folds"):
         PurgedWalkForward(5, horizon_bars=4, embargo_bars=8).folds(hours(40))
-    # nothing between +49 h and +150 h: fold 0's test block is empty
+    # rows end at +48 h and resume at +150 h; edges fall at +49 h, +99 h, +149 h: fold 0 tests [49 h, 99 h), empty
     t0 = ts("2024-01-01")
-    gap = pd.DatetimeIndex(list(t0 + np.arange(50) * H) + list(t0 + np.arange(150, 200) * H))
+    gap = pd.DatetimeIndex(list(t0 + np.arange(49) * H) + list(t0 + np.arange(150, 200) * H))
     with pytest.raises(DataError, match="fold 0 has an empty test block.*too short"):
         PurgedWalkForward(3, horizon_bars=1, embargo_bars=0).folds(gap)
     with pytest.raises(DataError, match="holdout=.*leaves no timeline"):

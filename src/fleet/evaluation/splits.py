@@ -106,7 +106,8 @@ class PurgedWalkForward(BaseCrossValidator):
     * Timeline: ``t0 = min(ts)``, ``t_last = max(ts) - holdout``. Rows with ``ts > t_last`` are
       the hold-out: in no fold, neither train nor test.
     * The span ``[t0, t_last]`` is cut into ``n_folds + 1`` blocks of equal *duration* (not row
-      count): edge_j = t0 + j * (t_last - t0) / (n_folds + 1) (integer nanoseconds, floored).
+      count): edge_j = t0 + j * (t_last - t0) / (n_folds + 1), floored to a whole number of bars
+      from t0 (so blocks are equal to within one bar and boundaries fall on bar times).
       Fold k (0-based) tests block k + 1: ``test_start = edge_{k+1}``, ``test_end = edge_{k+2}``
       (exclusive); the last fold's block also includes ``t_last`` (``test_end = t_last + b``).
     * Training window expands from t0: ``train_start = t0``.
@@ -182,7 +183,9 @@ class PurgedWalkForward(BaseCrossValidator):
         ts = _as_datetime_index(timestamps)
         t0, t_last = self.timeline(ts)
         span_ns = (t_last - t0).value
-        edges = [t0 + pd.Timedelta(span_ns * j // (n + 1), unit="ns") for j in range(n + 2)]
+        # Edges fall on whole bars from t0, so boundaries read as bar times (10:00, not 10:17:36).
+        bar_ns = bar.value
+        edges = [t0 + pd.Timedelta((span_ns * j // (n + 1)) // bar_ns * bar_ns, unit="ns") for j in range(n + 2)]
         label_ok = ts + h * bar <= t_last
         fix = ("the data is too short for the folds: use fewer n_folds, smaller horizon_bars/embargo_bars, "
                "or more history")

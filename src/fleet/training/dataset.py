@@ -191,8 +191,12 @@ def build_unit_dataset(*, assets: dict[str, int], frames: dict[str, pd.DataFrame
 
     train, test = assemble(train_parts), assemble(test_parts)
     if train is None:
-        raise DataError(f"fold {fold.index}: no asset of the unit has enough training data "
-                        f"({'; '.join(f'{s}: {r}' for s, r in skipped_assets.items())})")
+        by_reason: dict[str, list[str]] = {}
+        for s, r in skipped_assets.items():
+            by_reason.setdefault(r, []).append(s)
+        raise DataError(f"fold {fold.index}: no asset of the unit has enough training data ("
+                        + "; ".join(f"{', '.join(ss)}: {r}" for r, ss in by_reason.items())
+                        + "); use more --days or fewer --folds")
     feature_cols = [c for c in train.columns if not c.startswith("__") and c != "timestamp"]
     if test is None:
         test = train.iloc[0:0]

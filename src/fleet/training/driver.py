@@ -30,6 +30,7 @@ from fleet.data.panel import Panel
 from fleet.data.registry import AssetRegistry
 from fleet.data.synthetic import synthetic_market
 from fleet.evaluation.metrics import summarise
+from fleet.features.fracdiff import MIN_ADF_POINTS, ffd_weights
 from fleet.evaluation.splits import Fold, PurgedWalkForward
 from fleet.market.align import align_log_returns
 from fleet.market.clustering import ClusterResult, cluster_assets
@@ -73,13 +74,18 @@ class RunSummary:
 def required_bars(config: FleetConfig) -> int:
     """Fewest bars per asset the configuration can work with.
 
-    Feature warm-up (longest look-back) plus, for each of the ``folds + 1`` walk-forward
-    blocks, room for at least 200 bars or twice the purge + embargo gap.
+    Fold 0 trains on the first of ``folds + 1`` equal blocks, and that block must hold the FFD
+    order search (the widest FFD window on the d grid + 30 bars for the ADF test, AFML ch. 5) or
+    the feature warm-up, whichever is longer (they overlap), plus the purge + embargo gap;
+    every block needs at least 200 bars.
     """
     f = config.features
     warmup = max(max(f.return_horizons), f.vol_window + 1, f.rsi_window + 1, f.volume_window)
     gap = config.labels.horizon + config.validation.embargo_bars
-    return warmup + (config.validation.folds + 1) * max(200, 2 * gap)
+    grid = np.arange(f.d_step, f.max_d + 1e-12, f.d_step)
+    widest = max(ffd_weights(float(d), threshold=f.ffd_threshold, max_width=f.ffd_max_width).size for d in grid)
+    per_block = max(200, max(widest + MIN_ADF_POINTS, warmup) + gap)
+    return (config.validation.folds + 1) * per_block
 
 
 def load_inputs(config: FleetConfig, echo: Echo) -> tuple[Panel, str]:
@@ -97,6 +103,11 @@ def load_inputs(config: FleetConfig, echo: Echo) -> tuple[Panel, str]:
     panel = market.panel
     if config.data.symbols:
         panel = panel.subset(config.data.symbols)
+    need, have = required_bars(config), min(len(f) for f in panel.frames.values())
+    if have < need:
+        raise DataError(f"synthetic market: --days {config.data.days} gives {have} bars per asset, but "
+                        f"{config.validation.folds} folds need at least {need} (FFD window, warm-up and "
+                        "purge in every block); use a larger --days or fewer --folds")
     return panel, f"synthetic market (seed={config.seed}, {config.data.days} days)"
 
 
