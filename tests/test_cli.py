@@ -84,6 +84,22 @@ def test_forced_entry_and_bars_per_year(tmp_path):
     assert per_asset.loc["C0S0", "trades"] == forced.set_index("asset").loc["C0S0", "forced_trades"]
 
 
+def test_seeds_mean_and_std(tmp_path):
+    out = tmp_path / "runs"
+    res = CliRunner().invoke(main, ["train", "--days", "90", "--folds", "2", "--symbols", "C0S0,C1S0", "--clusters", "2",
+                                    "--seed", "3", "--seeds", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Mean ± std over 2 seeds (3..4)" in res.output
+    runs = [pd.read_csv(out / f"seed{k}" / "results_per_asset.csv").set_index("asset") for k in (3, 4)]
+    table = pd.read_csv(out / "results_seeds.csv")
+    assert list(table.columns) == ["level", "name", "metric", "mean", "std", "runs"]
+    row = table[(table["level"] == "asset") & (table["name"] == "C0S0") & (table["metric"] == "auc")].iloc[0]
+    a, b = runs[0].loc["C0S0", "auc"], runs[1].loc["C0S0", "auc"]
+    assert row["runs"] == 2 and row["mean"] == pytest.approx((a + b) / 2, abs=1e-5)
+    assert row["std"] == pytest.approx(abs(a - b) / np.sqrt(2), abs=1e-5)
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
 def test_user_error_is_one_line_and_leaves_nothing(tmp_path):
     out = tmp_path / "run"
     res = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "nowhere"), "--out", str(out)])

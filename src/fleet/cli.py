@@ -131,6 +131,57 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
     _print_summary(summary, config)
 
 
+@main.group()
+def data() -> None:
+    """Download market data and look at it before training."""
+
+
+@data.command("fetch")
+@click.argument("source", type=click.Choice(["binance"]))
+@click.option("--symbols", required=True, help="Comma-separated spot symbols, e.g. BTCUSDT,ETHUSDT.")
+@click.option("--interval", default="1h", show_default=True, help="Kline interval (1m, 5m, 15m, 1h, 4h, 1d, ...).")
+@click.option("--start", required=True, help="First month, YYYY-MM (included).")
+@click.option("--end", required=True, help="Last month, YYYY-MM (included).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for <SYMBOL>.parquet (what `fleet train --data` reads).")
+@click.option("--base-url", default=None, help="Archive server.  [default: https://data.binance.vision]")
+@click.option("--cache", type=click.Path(file_okay=False), help="Where verified zips are kept for resuming.  [default: OUT/.cache]")
+def data_fetch(source, symbols, interval, start, end, out, base_url, cache) -> None:
+    """Download Binance's public monthly spot kline archives, verify their SHA-256 checksums and
+    write one parquet per symbol. Reruns resume: verified archives in the cache are not fetched again."""
+    from fleet.data.fetch import BINANCE_BASE_URL, fetch_binance
+
+    base = base_url or BINANCE_BASE_URL
+    click.echo(f"Fetching {symbols} {interval} klines {start} .. {end} from {base}")
+    summary = fetch_binance(symbols.split(","), interval=interval, start=start, end=end, out=out, base_url=base,
+                            cache=cache, echo=click.echo)
+    click.echo(f"{summary.downloaded} archive(s) downloaded, {summary.cached} already in the cache (verified), "
+               f"{len(summary.missing)} not published")
+    if summary.missing:
+        shown = ", ".join(summary.missing[:6]) + (", ..." if len(summary.missing) > 6 else "")
+        click.echo(f"not published (HTTP 404): {shown}")
+    click.echo(f"Wrote {len(summary.files)} file(s) to {out}; train with: fleet train --data {out}")
+
+
+@data.command("inspect")
+@click.argument("path", type=click.Path())
+def data_inspect(path) -> None:
+    """Per-symbol coverage, first/last timestamp, bars, gaps and bad rows of a data directory."""
+    from fleet.data.inspect import inspect_data
+
+    table = inspect_data(path)
+    shown = table.assign(first=table["first"].map(_fmt_ts), last=table["last"].map(_fmt_ts),
+                         coverage=table["coverage"].map(lambda v: "" if pd.isna(v) else f"{v:.1%}"))
+    with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 120):
+        click.echo(shown.astype(object).where(shown.notna(), "").to_string(index=False))
+    bad = int((table["problem"] != "").sum())
+    click.echo(f"\n{len(table)} row(s); {bad} with problems (`fleet train --data` stops at the first of them)"
+               if bad else f"\n{len(table)} symbol(s), no problems")
+
+
+def _fmt_ts(value) -> str:
+    return "" if pd.isna(value) else f"{value:%Y-%m-%d %H:%M}"
+
+
 def _print_summary(summary, config) -> None:
     from fleet.evaluation.policy import DISABLE_DELTA
 
