@@ -142,6 +142,8 @@ def test_information_coefficients_hand_computed():
         warnings.simplefilter("error")
         assert all(math.isnan(v) for v in information_coefficients([0.5, 0.5], [0.01, 0.02]))
         assert all(math.isnan(v) for v in information_coefficients([0.5], [0.01]))
+        # a constant forecast whose centring leaves float noise is still NaN, not ~1e-17
+        assert all(math.isnan(v) for v in information_coefficients([0.1] * 3, [0.01, 0.03, -0.02]))
 
 
 def test_icir_hand_computed():

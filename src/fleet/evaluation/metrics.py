@@ -129,7 +129,9 @@ def signal_metrics(y_true, p_up, forward_return, *, threshold: float = 0.55, cos
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    if a.size < 2:
+    # A constant input has no correlation; testing the range (not the centred sum) keeps float
+    # noise of a constant forecast from giving an IC of ~1e-17 instead of NaN.
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
     a, b = a - a.mean(), b - b.mean()
     denom = np.sqrt((a * a).sum() * (b * b).sum())
