@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from fleet.cli import main
 
-ARTIFACTS = ["results_per_asset.csv", "results_per_cluster.csv", "clusters.json", "asset_registry.json",
+ARTIFACTS = ["results_per_asset.csv", "results_per_cluster.csv", "results_per_fold.csv", "clusters.json", "asset_registry.json",
              "manifest.json", "market_factor.parquet", "models/index.json"]
 
 
@@ -26,7 +26,7 @@ def _check_run_dir(out, symbols):
     assert sorted(per_asset["asset"]) == sorted(symbols)
     for s in symbols:
         preds = pd.read_parquet(out / "predictions" / f"{s}.parquet")
-        assert list(preds.columns[:5]) == ["timestamp", "fold", "p_up", "signal", "forward_return"]
+        assert list(preds.columns) == ["timestamp", "fold", "p_up", "signal", "forward_return", "y", "forced_entry"]
         assert preds["timestamp"].is_monotonic_increasing and preds["p_up"].between(0, 1).all()
     manifest = json.loads((out / "manifest.json").read_text())
     assert {"config", "versions", "data", "units", "wall_seconds"} <= set(manifest)
@@ -43,6 +43,11 @@ def test_train_on_synthetic_default(tmp_path):
     symbols = [f"C{c}S{k}" for c in range(3) for k in range(3)]
     per_asset, manifest = _check_run_dir(out, symbols)
     assert manifest["config"]["data"]["days"] == 90
+    assert manifest["bars_per_year"] == 8760 and "8760 bars per year" in res.output
+    assert {"ic", "rank_ic", "icir", "ann_return_net", "ir_net", "max_dd_net"} <= set(per_asset.columns)
+    per_fold = pd.read_csv(out / "results_per_fold.csv")
+    assert per_fold["fold"].nunique() == 2 and (per_fold["asset"] == "ALL").sum() == 2
+    assert not (out / "forced_entry.csv").exists()
 
     # The saved final-fold models reproduce the predictions of the last fold from the raw bars.
     from fleet.data.synthetic import synthetic_market
@@ -57,6 +62,42 @@ def test_train_on_synthetic_default(tmp_path):
             last = preds[preds["fold"] == preds["fold"].max()].set_index("timestamp")
             p = model.predict_proba_bars(symbol, market.frames[symbol], factor).reindex(last.index)
             np.testing.assert_allclose(p.to_numpy(), last["p_up"].to_numpy(), atol=1e-12)
+
+
+def test_forced_entry_and_bars_per_year(tmp_path):
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["train", "--days", "90", "--folds", "2", "--symbols", "C0S0,C1S0",
+                                    "--clusters", "2", "--threshold", "0.9", "--forced-entry",
+                                    "--bars-per-year", "1000", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Forced daily entry" in res.output and "1000 bars per year (--bars-per-year)" in res.output
+    forced = pd.read_csv(out / "forced_entry.csv")
+    assert forced["asset"].tolist() == ["C0S0", "C1S0"]
+    for s in ("C0S0", "C1S0"):
+        preds = pd.read_parquet(out / "predictions" / f"{s}.parquet")
+        days = preds["timestamp"].dt.floor("D")
+        # threshold 0.9: no natural signal, so exactly one forced long per UTC day
+        assert (preds.groupby(days)["signal"].sum() == 1).all()
+        assert (preds["signal"] == preds["forced_entry"].astype(int)).all()
+        assert forced.set_index("asset").loc[s, "forced_trades"] == preds["forced_entry"].sum()
+    per_asset = pd.read_csv(out / "results_per_asset.csv").set_index("asset")
+    assert per_asset.loc["C0S0", "trades"] == forced.set_index("asset").loc["C0S0", "forced_trades"]
+
+
+def test_seeds_mean_and_std(tmp_path):
+    out = tmp_path / "runs"
+    res = CliRunner().invoke(main, ["train", "--days", "90", "--folds", "2", "--symbols", "C0S0,C1S0", "--clusters", "2",
+                                    "--seed", "3", "--seeds", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Mean ± std over 2 seeds (3..4)" in res.output
+    runs = [pd.read_csv(out / f"seed{k}" / "results_per_asset.csv").set_index("asset") for k in (3, 4)]
+    table = pd.read_csv(out / "results_seeds.csv")
+    assert list(table.columns) == ["level", "name", "metric", "mean", "std", "runs"]
+    row = table[(table["level"] == "asset") & (table["name"] == "C0S0") & (table["metric"] == "auc")].iloc[0]
+    a, b = runs[0].loc["C0S0", "auc"], runs[1].loc["C0S0", "auc"]
+    assert row["runs"] == 2 and row["mean"] == pytest.approx((a + b) / 2, abs=1e-5)
+    assert row["std"] == pytest.approx(abs(a - b) / np.sqrt(2), abs=1e-5)
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
 
 
 def test_user_error_is_one_line_and_leaves_nothing(tmp_path):

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from fleet.errors import ConfigError, DataError
-from fleet.evaluation.metrics import signal_metrics, summarise
+from fleet.evaluation.metrics import (equity_returns, icir, information_coefficients, signal_metrics, summarise,
+                                      trading_metrics)
 
 Y = [1, 0, 1, 1, 0, 0]
 P = [0.9, 0.8, 0.3, 0.6, 0.2, 0.56]
@@ -81,7 +82,9 @@ def predictions() -> pd.DataFrame:
 
 def test_summarise_by_symbol_hand_computed():
     out = summarise(predictions(), "symbol", threshold=0.55, cost_bps=0.0)
-    assert list(out.columns) == ["symbol", "precision", "recall", "auc", "expectancy", "trades", "n", "folds"]
+    assert list(out.columns) == ["symbol", "precision", "recall", "auc", "expectancy", "ic", "rank_ic", "icir",
+                                 "ann_return", "ann_return_net", "ir", "ir_net", "max_dd", "max_dd_net",
+                                 "trades", "n", "folds"]
     assert out["symbol"].tolist() == ["BTC", "ETH"]
     btc, eth = out.iloc[0], out.iloc[1]
     # BTC rows: p 0.7, 0.6, 0.1; y 0, 1, 0; r -0.01, 0.03, -0.02 -> trades 0.7, 0.6
@@ -117,3 +120,109 @@ def test_summarise_errors():
     bad.loc[4, "p_up"] = 1.5
     with pytest.raises(DataError, match=r"predictions: p_up: expected .*not so at 1 row \(e\.g\. 4\)"):
         summarise(bad, "symbol", threshold=0.55, cost_bps=10.0)
+
+
+# --- ranking and equity-curve metrics, expected values worked out by hand -----------------------
+
+def test_information_coefficients_hand_computed():
+    p = [0.2, 0.4, 0.6, 0.8]
+    r = [0.01, -0.01, 0.03, 0.05]
+    # p - mean = (-0.3, -0.1, 0.1, 0.3); r - mean(0.02) = (-0.01, -0.03, 0.01, 0.03)
+    # cov sum = 0.003 + 0.003 + 0.001 + 0.009 = 0.016; sum dp^2 = 0.2; sum dr^2 = 0.002
+    ic, rank_ic = information_coefficients(p, r)
+    assert ic == pytest.approx(0.016 / math.sqrt(0.2 * 0.002))
+    # ranks of r: (2, 1, 3, 4) against (1, 2, 3, 4): Spearman 1 - 6 * (1 + 1) / (4 * 15) = 0.8
+    assert rank_ic == pytest.approx(0.8)
+    # ties get the average rank: r ranks (1.5, 1.5, 3, 4)
+    # centred on the rank mean 2.5: r (-1, -1, 0.5, 1.5), p (-1.5, -0.5, 0.5, 1.5)
+    # cov = 1.5 + 0.5 + 0.25 + 2.25 = 4.5; var_r = 1 + 1 + 0.25 + 2.25 = 4.5; var_p = 5
+    _, tied = information_coefficients(p, [0.0, 0.0, 0.02, 0.04])
+    assert tied == pytest.approx(4.5 / math.sqrt(4.5 * 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert all(math.isnan(v) for v in information_coefficients([0.5, 0.5], [0.01, 0.02]))
+        assert all(math.isnan(v) for v in information_coefficients([0.5], [0.01]))
+        # a constant forecast whose centring leaves float noise is still NaN, not ~1e-17
+        assert all(math.isnan(v) for v in information_coefficients([0.1] * 3, [0.01, 0.03, -0.02]))
+
+
+def test_icir_hand_computed():
+    # ICs 0.1, 0.3, 0.2: mean 0.2, sample std sqrt((0.01 + 0.01 + 0) / 2) = 0.1 -> ICIR 2
+    assert icir([0.1, 0.3, 0.2]) == pytest.approx(2.0)
+    assert icir([0.1, float("nan"), 0.3]) == pytest.approx(0.2 / math.sqrt(0.02))
+    assert math.isnan(icir([0.1])) and math.isnan(icir([0.2, 0.2]))
+
+
+def test_equity_curve_is_one_over_h_tranches():
+    r = [0.04, -0.02, 0.01, 0.03]
+    s = [1, 1, 0, 1]
+    gross, net = equity_returns(r, s, horizon=2, cost_bps=5.0)
+    # each signalled bar is half the capital (h = 2): 0.04/2, -0.02/2, 0, 0.03/2
+    np.testing.assert_allclose(gross, [0.02, -0.01, 0.0, 0.015])
+    # round trip 2 x 5 bp = 0.001 on a half-size tranche = 0.0005
+    np.testing.assert_allclose(net, [0.0195, -0.0105, 0.0, 0.0145])
+    with pytest.raises(ConfigError, match="horizon=0"):
+        equity_returns(r, s, horizon=0, cost_bps=0.0)
+
+
+def test_trading_metrics_hand_computed():
+    x = [0.02, -0.01, 0.0, 0.015]
+    m = trading_metrics(x, bars_per_year=100)
+    # mean 0.025 / 4 = 0.00625 per bar -> 0.625 a year at 100 bars a year
+    assert m["ann_return"] == pytest.approx(0.625)
+    # deviations 0.01375, -0.01625, -0.00625, 0.00875: squares sum to 0.00056875, / 3 for ddof=1
+    assert m["ir"] == pytest.approx(0.00625 / math.sqrt(0.00056875 / 3) * 10.0)
+    # equity 0, 0.02, 0.01, 0.01, 0.025: worst fall from a peak is 0.02 -> 0.01
+    assert m["max_dd"] == pytest.approx(0.01)
+    # a curve that only falls: the starting 0 is the peak
+    assert trading_metrics([-0.01, -0.02, 0.005], bars_per_year=252)["max_dd"] == pytest.approx(0.03)
+    no_year = trading_metrics(x, bars_per_year=None)
+    assert math.isnan(no_year["ann_return"]) and math.isnan(no_year["ir"]) and no_year["max_dd"] == pytest.approx(0.01)
+    flat = trading_metrics([0.0, 0.0], bars_per_year=252)
+    assert flat["ann_return"] == 0.0 and math.isnan(flat["ir"]) and flat["max_dd"] == 0.0
+    with pytest.raises(ConfigError, match="bars_per_year=-1"):
+        trading_metrics(x, bars_per_year=-1)
+
+
+def test_signal_column_overrides_threshold():
+    m = signal_metrics(Y, P, R, threshold=0.55, cost_bps=0.0, signal=[0, 0, 1, 0, 0, 0])
+    assert m["trades"] == 1 and m["expectancy"] == pytest.approx(0.03) and m["precision"] == 1.0
+    with pytest.raises(DataError, match=r"signal: expected 0 or 1, not so at 1 row \(e\.g\. 1\)"):
+        signal_metrics(Y, P, R, signal=[0, 2, 1, 0, 0, 0])
+
+
+def test_summarise_trading_and_rank_columns_hand_computed():
+    out = summarise(predictions(), "symbol", threshold=0.55, cost_bps=10.0, horizon=2, bars_per_year=1000)
+    btc = out.iloc[0]
+    # BTC in time order: p 0.7, 0.6, 0.1; r -0.01, 0.03, -0.02; signals 1, 1, 0 (fold 0, 1, 1)
+    # gross x = -0.005, 0.015, 0; net x = -0.006, 0.014, 0 (round trip 2 x 10 bp = 0.002, / h = 0.001)
+    assert btc["ann_return"] == pytest.approx(0.01 / 3 * 1000)
+    assert btc["ann_return_net"] == pytest.approx(0.008 / 3 * 1000)
+    assert btc["max_dd"] == pytest.approx(0.005) and btc["max_dd_net"] == pytest.approx(0.006)
+    # net x mean 0.008/3; deviations -0.026/3, 0.034/3, -0.008/3
+    var = (0.026 ** 2 + 0.034 ** 2 + 0.008 ** 2) / 9 / 2
+    assert btc["ir_net"] == pytest.approx(0.008 / 3 / math.sqrt(var) * math.sqrt(1000))
+    # IC of (0.7, 0.6, 0.1) with (-0.01, 0.03, -0.02): p mean 1.4/3, r mean 0
+    dp, dr = (0.7 / 3, 0.4 / 3, -1.1 / 3), (-0.01, 0.03, -0.02)
+    assert btc["ic"] == pytest.approx(sum(a * b for a, b in zip(dp, dr))
+                                      / math.sqrt(sum(a * a for a in dp) * sum(b * b for b in dr)))
+    # ranks p (3, 2, 1) vs r (2, 3, 1): d = (1, -1, 0) -> 1 - 6 * 2 / (3 * 8) = 0.5
+    assert btc["rank_ic"] == pytest.approx(0.5)
+    # fold 0 has one BTC bar (no IC), so only one fold IC: no ICIR
+    assert math.isnan(btc["icir"])
+
+
+def test_summarise_group_curve_is_equal_weight_per_timestamp():
+    ts = pd.Timestamp("2024-01-01", tz="UTC")
+    frame = pd.DataFrame({
+        "symbol": ["A", "B", "A", "B"], "timestamp": [ts, ts, ts + pd.Timedelta("1h"), ts + pd.Timedelta("1h")],
+        "fold": [0, 0, 1, 1], "p_up": [0.9, 0.9, 0.9, 0.1], "y": [1, 0, 0, 0],
+        "forward_return": [0.02, -0.01, -0.04, 0.05],
+    })
+    out = summarise(frame, [], threshold=0.5, cost_bps=0.0, horizon=1, bars_per_year=10)
+    # bar 1: mean(0.02, -0.01) = 0.005; bar 2: mean(-0.04, B not signalled 0) = -0.02
+    assert out.loc[0, "ann_return"] == pytest.approx((0.005 - 0.02) / 2 * 10)
+    assert out.loc[0, "max_dd"] == pytest.approx(0.02)
+    # an explicit signal column wins over the threshold
+    out = summarise(frame.assign(signal=[0, 0, 0, 1]), [], threshold=0.5, cost_bps=0.0, horizon=1, bars_per_year=10)
+    assert out.loc[0, "trades"] == 1 and out.loc[0, "ann_return"] == pytest.approx((0.0 + 0.025) / 2 * 10)

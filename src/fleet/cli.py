@@ -73,18 +73,21 @@ def _choice(enum) -> click.Choice:
 @click.option("--max-d", type=float, help="Cap on the FFD order d (smallest d with ADF p < 0.05).  [default: 0.65]")
 @click.option("--threshold", type=float, help="Signal long when p_up > threshold.  [default: 0.55]")
 @click.option("--cost-bps", type=float, help="Trading cost per side in basis points.  [default: 10]")
+@click.option("--forced-entry/--no-forced-entry", default=None, help="Forced daily entry: per asset and UTC day without a signal, go long on the bar with the highest p_up.  [default: off]")
+@click.option("--bars-per-year", type=float, help="Bars per year for annualising.  [default: inferred: 8760 hourly 24/7, 252 daily equities]")
 @click.option("--seed", type=int, help="Random seed (same seed -> same results on every backend).  [default: 0]")
+@click.option("--seeds", type=int, help="Repeat the run with seeds seed..seed+N-1; --out then holds seed<k>/ runs and results_seeds.csv (mean, std).  [default: 1]")
 @click.option("--out", help="Run directory (must not exist).  [default: runs/<UTC timestamp>]")
 def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, folds, horizon,
           embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
-          seed, out) -> None:
+          forced_entry, bars_per_year, seed, seeds, out) -> None:
     """Train the fleet under purged walk-forward validation and write a run directory.
 
     The driver clusters assets and extracts the market factor on each fold's training
     window, trains one unit per asset / cluster / fleet per fold (Ray actors with
     --backend ray), and prints per-cluster and per-asset out-of-sample results.
     """
-    from fleet.training.driver import run_fleet
+    from fleet.training.driver import run_fleet, run_seeds
 
     overrides = {
         "data.path": data,
@@ -105,17 +108,99 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
         "features.max_d": max_d,
         "policy.threshold": threshold,
         "policy.cost_bps": cost_bps,
+        "policy.forced_entry": forced_entry,
+        "evaluation.bars_per_year": bars_per_year,
+        "evaluation.seeds": seeds,
         "seed": seed,
         "out": out,
     }
     config = load_config(config_path, overrides)
-    summary = run_fleet(config, echo=click.echo, argv=["fleet", *sys.argv[1:]])
-    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
+    argv = ["fleet", *sys.argv[1:]]
+    if config.evaluation.seeds > 1:
+        seeds_summary = run_seeds(config, echo=click.echo, argv=argv)
+        wide = seeds_summary.table[seeds_summary.table["metric"].isin(["auc", "rank_ic", "expectancy", "ir_net"])]
+        wide = wide.assign(value=[f"{m:.4f} ± {s:.4f}" for m, s in zip(wide["mean"], wide["std"])])
+        wide = wide.pivot_table(index=["level", "name"], columns="metric", values="value", aggfunc="first", sort=True)
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            click.echo(f"\nMean ± std over {config.evaluation.seeds} seeds "
+                       f"({config.seed}..{config.seed + config.evaluation.seeds - 1}); every metric in results_seeds.csv:")
+            click.echo(wide.reset_index().to_string(index=False))
+        click.echo(f"\nRuns directory: {seeds_summary.out}  ({seeds_summary.wall_seconds:.1f} s)")
+        return
+    summary = run_fleet(config, echo=click.echo, argv=argv)
+    _print_summary(summary, config)
+
+
+@main.group()
+def data() -> None:
+    """Download market data and look at it before training."""
+
+
+@data.command("fetch")
+@click.argument("source", type=click.Choice(["binance"]))
+@click.option("--symbols", required=True, help="Comma-separated spot symbols, e.g. BTCUSDT,ETHUSDT.")
+@click.option("--interval", default="1h", show_default=True, help="Kline interval (1m, 5m, 15m, 1h, 4h, 1d, ...).")
+@click.option("--start", required=True, help="First month, YYYY-MM (included).")
+@click.option("--end", required=True, help="Last month, YYYY-MM (included).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for <SYMBOL>.parquet (what `fleet train --data` reads).")
+@click.option("--base-url", default=None, help="Archive server.  [default: https://data.binance.vision]")
+@click.option("--cache", type=click.Path(file_okay=False), help="Where verified zips are kept for resuming.  [default: OUT/.cache]")
+def data_fetch(source, symbols, interval, start, end, out, base_url, cache) -> None:
+    """Download Binance's public monthly spot kline archives, verify their SHA-256 checksums and
+    write one parquet per symbol. Reruns resume: verified archives in the cache are not fetched again."""
+    from fleet.data.fetch import BINANCE_BASE_URL, fetch_binance
+
+    base = base_url or BINANCE_BASE_URL
+    click.echo(f"Fetching {symbols} {interval} klines {start} .. {end} from {base}")
+    summary = fetch_binance(symbols.split(","), interval=interval, start=start, end=end, out=out, base_url=base,
+                            cache=cache, echo=click.echo)
+    click.echo(f"{summary.downloaded} archive(s) downloaded, {summary.cached} already in the cache (verified), "
+               f"{len(summary.missing)} not published")
+    if summary.missing:
+        shown = ", ".join(summary.missing[:6]) + (", ..." if len(summary.missing) > 6 else "")
+        click.echo(f"not published (HTTP 404): {shown}")
+    click.echo(f"Wrote {len(summary.files)} file(s) to {out}; train with: fleet train --data {out}")
+
+
+@data.command("inspect")
+@click.argument("path", type=click.Path())
+def data_inspect(path) -> None:
+    """Per-symbol coverage, first/last timestamp, bars, gaps and bad rows of a data directory."""
+    from fleet.data.inspect import inspect_data
+
+    table = inspect_data(path)
+    shown = table.assign(first=table["first"].map(_fmt_ts), last=table["last"].map(_fmt_ts),
+                         coverage=table["coverage"].map(lambda v: "" if pd.isna(v) else f"{v:.1%}"))
+    with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 120):
+        click.echo(shown.astype(object).where(shown.notna(), "").to_string(index=False))
+    bad = int((table["problem"] != "").sum())
+    click.echo(f"\n{len(table)} row(s); {bad} with problems (`fleet train --data` stops at the first of them)"
+               if bad else f"\n{len(table)} symbol(s), no problems")
+
+
+def _fmt_ts(value) -> str:
+    return "" if pd.isna(value) else f"{value:%Y-%m-%d %H:%M}"
+
+
+def _print_summary(summary, config) -> None:
+    from fleet.evaluation.policy import DISABLE_DELTA
+
+    shown = ["precision", "recall", "auc", "expectancy", "trades", "folds", "ic", "rank_ic", "icir",
+             "ann_return_net", "ir_net", "max_dd_net"]
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4f}".format):
         click.echo("\nPer cluster (out-of-sample, all folds; expectancy = mean forward log return of "
-                   f"signalled bars net of {config.policy.cost_bps:g} bps per side):")
-        click.echo(summary.per_cluster.to_string(index=False))
+                   f"signalled bars net of {config.policy.cost_bps:g} bps per side; *_net: equity curve net of "
+                   f"costs, annualised with {summary.bars_per_year:g} bars/year; all columns in the CSVs):")
+        click.echo(summary.per_cluster[["cluster", "dominant", "assets", *shown]].to_string(index=False))
         click.echo("\nPer asset:")
-        click.echo(summary.per_asset.to_string(index=False))
+        click.echo(summary.per_asset[["asset", "cluster", *shown]].to_string(index=False))
+        if summary.forced_entry is not None:
+            click.echo("\nForced daily entry: natural vs forced trades (mean forward log return, win rate):")
+            click.echo(summary.forced_entry.to_string(index=False))
+            bad = summary.forced_entry[summary.forced_entry["advice"] != ""]["asset"].tolist()
+            if bad:
+                click.echo(f"advice: forced trades' mean return is worse than the natural ones' by more than "
+                           f"{-DISABLE_DELTA:g} for {', '.join(bad)}: consider --no-forced-entry")
     click.echo(f"\nRun directory: {summary.out}  ({summary.units} units, {summary.wall_seconds:.1f} s)")
 
 

@@ -152,6 +152,16 @@ class PolicyConfig(_Section):
 
     threshold: float = Field(0.55, gt=0.0, lt=1.0, description="go long when p_up > threshold")
     cost_bps: float = Field(10.0, ge=0.0, description="cost per side, basis points")
+    forced_entry: bool = Field(False, description="forced daily entry (seed 002): per asset and UTC day with no "
+                               "signal, go long on the bar with the highest p_up")
+
+
+class EvaluationConfig(_Section):
+    """How results are measured and repeated."""
+
+    bars_per_year: float | None = Field(None, gt=0.0, description="bars per year for annualising "
+                                        "(default: inferred by Panel.bars_per_year: 8760 hourly 24/7, 252 daily equities)")
+    seeds: int = Field(1, ge=1, description="repeat the run with seeds seed..seed+seeds-1 and report mean and std")
 
 
 class ResourcesConfig(_Section):
@@ -178,6 +188,7 @@ class FleetConfig(_Section):
     market: MarketConfig = Field(default_factory=MarketConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
     def to_dict(self) -> dict[str, Any]:

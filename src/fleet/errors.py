@@ -23,6 +23,10 @@ class UnknownSymbolError(FleetError):
     """A symbol is not in the asset registry / the loaded panel."""
 
 
+class FetchError(FleetError):
+    """A download failed or an archive is bad: names the URL / file and what was wrong."""
+
+
 class FleetWarning(UserWarning):
     """Something was accepted but the user should know (e.g. naive timestamps read as UTC)."""
 

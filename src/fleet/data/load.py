@@ -352,6 +352,43 @@ def _fail_rows(where: str, rule: str, bad: np.ndarray, rows: np.ndarray, values=
     raise DataError(f"{where}: {rule} in {describe_rows(rows[positions])}{example}")
 
 
+def value_rules(values: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+    """The value rules of :func:`load_panel` and, for each, the rows that break it.
+
+    Args:
+        values: column name -> float64 array of shape (n_rows,) (NaN for missing values), for
+            the OHLCV columns present.
+
+    Returns:
+        ``[(rule, bad)]`` in checking order: ``rule`` a sentence for messages, ``bad`` a bool
+        array of shape (n_rows,). Used by the loader (first broken rule is an error) and by
+        :func:`fleet.data.inspect.inspect_data` (bad rows are counted).
+    """
+    rules: list[tuple[str, np.ndarray]] = []
+    with np.errstate(invalid="ignore"):
+        for name in PRICE_COLUMNS:
+            if name in values:
+                v = values[name]
+                rules.append((f"column {name!r} is missing, not finite or <= 0 (expected prices > 0)",
+                              ~(np.isfinite(v) & (v > 0))))
+        if "volume" in values:
+            v = values["volume"]
+            rules.append(("column 'volume' is missing, not finite or < 0 (expected volumes >= 0)",
+                          ~(np.isfinite(v) & (v >= 0))))
+        body = [values[c] for c in ("open", "close") if c in values]
+        if "high" in values and "low" in values:
+            rules.append(("column 'high' is below column 'low'", values["high"] < values["low"]))
+        if "high" in values and body:
+            top = np.maximum.reduce(body) if len(body) > 1 else body[0]
+            names = "max(open, close)" if len(body) > 1 else ("open" if "open" in values else "close")
+            rules.append((f"column 'high' is below {names}", values["high"] < top))
+        if "low" in values and body:
+            floor = np.minimum.reduce(body) if len(body) > 1 else body[0]
+            names = "min(open, close)" if len(body) > 1 else ("open" if "open" in values else "close")
+            rules.append((f"column 'low' is above {names}", values["low"] > floor))
+    return rules
+
+
 def _validated_frame(raw: _RawAsset) -> pd.DataFrame:
     """Check one symbol's values (rules in load_panel) and build its float64 frame."""
     where = f"{raw.file} (symbol {raw.symbol})"
@@ -361,30 +398,10 @@ def _validated_frame(raw: _RawAsset) -> pd.DataFrame:
         for name in CANONICAL_COLUMNS
         if name in raw.frame.columns
     }
-    for name in PRICE_COLUMNS:
-        if name in values:
-            v = values[name]
-            with np.errstate(invalid="ignore"):
-                bad = ~(np.isfinite(v) & (v > 0))
-            rule = f"column {name!r} is missing, not finite or <= 0 (expected prices > 0)"
-            _fail_rows(where, rule, bad, rows, v)
-    if "volume" in values:
-        v = values["volume"]
-        with np.errstate(invalid="ignore"):
-            bad = ~(np.isfinite(v) & (v >= 0))
-        rule = "column 'volume' is missing, not finite or < 0 (expected volumes >= 0)"
-        _fail_rows(where, rule, bad, rows, v)
-    body = [values[c] for c in ("open", "close") if c in values]
-    if "high" in values and "low" in values:
-        _fail_rows(where, "column 'high' is below column 'low'", values["high"] < values["low"], rows)
-    if "high" in values and body:
-        top = np.maximum.reduce(body) if len(body) > 1 else body[0]
-        names = "max(open, close)" if len(body) > 1 else ("open" if "open" in values else "close")
-        _fail_rows(where, f"column 'high' is below {names}", values["high"] < top, rows)
-    if "low" in values and body:
-        floor = np.minimum.reduce(body) if len(body) > 1 else body[0]
-        names = "min(open, close)" if len(body) > 1 else ("open" if "open" in values else "close")
-        _fail_rows(where, f"column 'low' is above {names}", values["low"] > floor, rows)
+    for rule, bad in value_rules(values):
+        name = rule.split("'")[1]
+        shown = values.get(name) if "missing" in rule else None
+        _fail_rows(where, rule, bad, rows, shown)
 
     timestamps = raw.timestamps
     duplicated = timestamps.duplicated(keep=False)

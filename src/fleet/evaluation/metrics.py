@@ -1,22 +1,39 @@
-"""Out-of-sample quality of a long-only P(up) signal: classification and trading metrics.
+"""Out-of-sample quality of a long-only P(up) signal: classification, ranking and trading metrics.
 
 Precision / recall of the "up" class among signalled bars; ROC AUC as the Mann-Whitney
 probability that a random up bar gets a higher P(up) than a random down bar (Hanley & McNeil
 1982); expectancy in the trader's sense: the mean net outcome per trade, here the forward
 log return minus a round-trip cost.
+
+Ranking: the information coefficient (IC, Pearson correlation of p_up with the forward
+return) and the Rank IC (Spearman); ICIR = mean / std (ddof=1) of the per-fold IC, so the
+period of the ICIR is one walk-forward fold (Grinold & Kahn, *Active Portfolio Management*,
+ch. 6, use per-period ICs the same way). Per fold rather than per UTC day because a daily
+bar gives one observation per asset and day, for which no IC exists.
+
+The equity curve (see :func:`equity_returns`) books each signal as a 1/h-sized tranche held
+for the label horizon h, so overlapping holding periods never add up to more than one unit
+of capital; annualised return, information ratio and max drawdown are read from it, with and
+without costs.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
 from fleet.errors import ConfigError, DataError, describe_rows
 
-__all__ = ["METRIC_COLUMNS", "signal_metrics", "summarise"]
+__all__ = ["METRIC_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "equity_returns", "icir",
+           "information_coefficients", "signal_metrics", "summarise", "trading_metrics"]
 
 METRIC_COLUMNS = ("precision", "recall", "auc", "expectancy", "trades", "n")
+RANK_COLUMNS = ("ic", "rank_ic", "icir")
+TRADING_COLUMNS = ("ann_return", "ann_return_net", "ir", "ir_net", "max_dd", "max_dd_net")
+# Columns of summarise() after the group keys (and before "folds").
+SUMMARY_COLUMNS = ("precision", "recall", "auc", "expectancy", *RANK_COLUMNS, *TRADING_COLUMNS, "trades", "n")
 _REQUIRED = ("p_up", "y", "forward_return", "fold")
 
 
@@ -53,7 +70,21 @@ def _check_arrays(y_true, p_up, forward_return) -> tuple[np.ndarray, np.ndarray,
     return y, p, r
 
 
-def signal_metrics(y_true, p_up, forward_return, *, threshold: float = 0.55, cost_bps: float = 10.0) -> dict:
+def _check_signal(signal, n: int) -> np.ndarray:
+    try:
+        s = np.asarray(signal, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"signal: expected 0/1 values ({err})") from err
+    if s.shape != (n,):
+        raise DataError(f"signal: expected shape ({n},) like p_up, got {s.shape}")
+    bad = ~np.isin(s, (0.0, 1.0))
+    if bad.any():
+        raise DataError(f"signal: expected 0 or 1, not so at {describe_rows(np.flatnonzero(bad))}")
+    return s == 1.0
+
+
+def signal_metrics(y_true, p_up, forward_return, *, threshold: float = 0.55, cost_bps: float = 10.0,
+                   signal=None) -> dict:
     """Classification and trading quality of the signal ``p_up > threshold``.
 
     Each signalled bar is one long trade held over the label horizon, paying ``cost_bps`` per
@@ -65,6 +96,8 @@ def signal_metrics(y_true, p_up, forward_return, *, threshold: float = 0.55, cos
         forward_return: shape (n,), forward log return over the label horizon (log-return units).
         threshold: go long when ``p_up > threshold`` (strict).
         cost_bps: transaction cost per side, basis points (1 bp = 1e-4).
+        signal: optional shape (n,) 0/1 signal after a trading policy (e.g. forced daily entry,
+            :mod:`fleet.evaluation.policy`); replaces ``p_up > threshold`` when given.
 
     Returns:
         dict with
@@ -79,11 +112,11 @@ def signal_metrics(y_true, p_up, forward_return, *, threshold: float = 0.55, cos
     Raises:
         ConfigError: threshold outside [0, 1], cost_bps negative / non-finite.
         DataError: arrays not 1-D or of different lengths; y_true not 0/1; p_up outside [0, 1] or
-            NaN; forward_return non-finite (rows named).
+            NaN; forward_return non-finite; signal not 0/1 (rows named).
     """
     threshold, cost_bps = _check_params(threshold, cost_bps)
     y, p, r = _check_arrays(y_true, p_up, forward_return)
-    signal = p > threshold
+    signal = p > threshold if signal is None else _check_signal(signal, p.size)
     trades = int(signal.sum())
     positives = int((y == 1.0).sum())
     hits = int((signal & (y == 1.0)).sum())
@@ -95,49 +128,209 @@ def signal_metrics(y_true, p_up, forward_return, *, threshold: float = 0.55, cos
             "trades": trades, "n": int(y.size)}
 
 
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    # A constant input has no correlation; testing the range (not the centred sum) keeps float
+    # noise of a constant forecast from giving an IC of ~1e-17 instead of NaN.
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    a, b = a - a.mean(), b - b.mean()
+    denom = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denom) if denom > 0 else float("nan")
+
+
+def information_coefficients(p_up, forward_return) -> tuple[float, float]:
+    """IC and Rank IC of a forecast with the realised forward return.
+
+    Args:
+        p_up: shape (n,), the forecast (P(up) in [0, 1]).
+        forward_return: shape (n,), forward log return over the label horizon.
+
+    Returns:
+        ``(ic, rank_ic)``: the Pearson correlation of the two, and the Spearman correlation (the
+        Pearson correlation of their ranks, ties given their average rank). NaN, silently, with
+        fewer than 2 bars or when either input is constant.
+    """
+    p = np.asarray(p_up, dtype=np.float64)
+    r = np.asarray(forward_return, dtype=np.float64)
+    if p.shape != r.shape or p.ndim != 1:
+        raise DataError(f"information_coefficients: expected two arrays of shape (n,), got {p.shape} and {r.shape}")
+    return _pearson(p, r), _pearson(rankdata(p), rankdata(r))
+
+
+def icir(ics) -> float:
+    """Information ratio of the IC: mean / sample std (ddof=1) of per-period ICs.
+
+    Args:
+        ics: shape (n_periods,), one IC per period (fleet uses one per walk-forward fold); NaN
+            entries (periods without an IC) are left out.
+
+    Returns:
+        The ICIR (unitless); NaN with fewer than 2 finite ICs or when they are all equal.
+    """
+    v = np.asarray(ics, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return float("nan")
+    sd = float(v.std(ddof=1))
+    return float(v.mean() / sd) if sd > 0 else float("nan")
+
+
+def equity_returns(forward_return, signal, *, horizon: int, cost_bps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bar log returns of the signal's equity curve, gross and net of costs.
+
+    The curve: at every bar t with ``signal[t] == 1`` a tranche of 1/h of the capital goes long
+    for the h-bar label horizon and earns ``forward_return[t]`` (the log return over (t, t+h]);
+    a round trip of ``2 * cost_bps`` is paid on the tranche. With hourly signals and h = 4, up
+    to four tranches overlap and the exposure never exceeds 1 -- summing the unscaled h-bar
+    returns of overlapping trades would count every hour up to h times. The tranche's P&L is
+    booked at its entry bar:
+
+        x_gross[t] = signal[t] * forward_return[t] / h
+        x_net[t]   = signal[t] * (forward_return[t] - 2 * cost_bps / 1e4) / h
+
+    and the log-equity after bar t is ``sum(x[:t+1])``. Costs are charged per tranche (no
+    netting of back-to-back tranches), which slightly overstates them.
+
+    Args:
+        forward_return: shape (n,), forward log returns over h bars, in time order.
+        signal: shape (n,), 0/1 (or bool) signal per bar.
+        horizon: h, the label horizon in bars (>= 1).
+        cost_bps: cost per side, basis points.
+
+    Returns:
+        ``(x_gross, x_net)``, each shape (n,), per-bar log returns of the curve.
+
+    Raises:
+        ConfigError: horizon < 1.
+    """
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise ConfigError(f"horizon={horizon!r}: expected an integer number of bars >= 1")
+    r = np.asarray(forward_return, dtype=np.float64)
+    s = np.asarray(signal, dtype=np.float64)
+    gross = s * r / horizon
+    net = s * (r - 2.0 * float(cost_bps) / 1e4) / horizon
+    return gross, net
+
+
+def trading_metrics(bar_returns, *, bars_per_year: float | None) -> dict:
+    """Annualised return, information ratio and max drawdown of an equity curve.
+
+    Args:
+        bar_returns: shape (n,), per-bar log returns of the curve (:func:`equity_returns`), in
+            time order.
+        bars_per_year: bars in a year (8760 for hourly 24/7 crypto, 252 for daily equities;
+            ``Panel.bars_per_year``). None leaves the annualised figures NaN.
+
+    Returns:
+        dict with
+        * "ann_return": mean per-bar log return * bars_per_year (log-return units per year);
+        * "ir": mean / sample std (ddof=1) of the per-bar returns * sqrt(bars_per_year), the
+          information ratio against a zero (cash) benchmark; NaN with < 2 bars or zero std;
+        * "max_dd": largest fall of the log-equity from its running peak (the curve starts at 0,
+          which counts as a peak), in log-return units, >= 0 (0.1 = a 1 - e^-0.1 = 9.5 % loss).
+        NaN everywhere for an empty curve.
+
+    Raises:
+        ConfigError: bars_per_year not > 0.
+    """
+    x = np.asarray(bar_returns, dtype=np.float64)
+    if bars_per_year is not None and not (np.isfinite(bars_per_year) and bars_per_year > 0):
+        raise ConfigError(f"bars_per_year={bars_per_year!r}: expected a number of bars per year > 0")
+    nan = float("nan")
+    if x.size == 0:
+        return {"ann_return": nan, "ir": nan, "max_dd": nan}
+    equity = np.concatenate(([0.0], np.cumsum(x)))
+    max_dd = float((np.maximum.accumulate(equity) - equity).max())
+    if bars_per_year is None:
+        return {"ann_return": nan, "ir": nan, "max_dd": max_dd}
+    ann = float(x.mean() * bars_per_year)
+    sd = float(x.std(ddof=1)) if x.size > 1 else 0.0
+    ir = float(x.mean() / sd * np.sqrt(bars_per_year)) if sd > 0 else nan
+    return {"ann_return": ann, "ir": ir, "max_dd": max_dd}
+
+
+def _group_row(g: pd.DataFrame, signal: np.ndarray, *, threshold: float, cost_bps: float, horizon: int,
+               bars_per_year: float | None) -> dict:
+    """All metrics of one group of predictions (rows of one or several assets)."""
+    y, p, r = g["y"].to_numpy(), g["p_up"].to_numpy(), g["forward_return"].to_numpy()
+    m = signal_metrics(y, p, r, threshold=threshold, cost_bps=cost_bps, signal=signal)
+    m["ic"], m["rank_ic"] = information_coefficients(p, r)
+    fold_ics = [information_coefficients(f["p_up"].to_numpy(), f["forward_return"].to_numpy())[0]
+                for _, f in g.groupby("fold", sort=True)]
+    m["icir"] = icir(fold_ics)
+    gross, net = equity_returns(r, signal, horizon=horizon, cost_bps=cost_bps)
+    # Equal-weight portfolio of the group's assets: per timestamp, the mean over the assets
+    # with a prediction then (one asset -> its own curve).
+    bars = pd.DataFrame({"t": g["timestamp"].to_numpy(), "gross": gross, "net": net}).groupby("t", sort=True).mean()
+    for suffix, col in (("", "gross"), ("_net", "net")):
+        tm = trading_metrics(bars[col].to_numpy(), bars_per_year=bars_per_year)
+        for k, v in tm.items():
+            m[k + suffix] = v
+    return m
+
+
 def summarise(predictions: pd.DataFrame, by: str | list[str], *, threshold: float = 0.55,
-              cost_bps: float = 10.0) -> pd.DataFrame:
-    """``signal_metrics`` per group of out-of-fold predictions (e.g. per asset, per cluster).
+              cost_bps: float = 10.0, horizon: int = 1, bars_per_year: float | None = None) -> pd.DataFrame:
+    """All metrics per group of out-of-fold predictions (e.g. per asset, per cluster, per fold).
+
+    The signal is the ``signal`` column when there is one (the signal after the trading policy,
+    e.g. forced daily entry), else ``p_up > threshold``.
 
     Args:
         predictions: one row per (symbol, timestamp) prediction with columns symbol, timestamp,
-            fold, p_up, y (0/1), forward_return (log return) and anything else (ignored).
+            fold, p_up, y (0/1), forward_return (log return over ``horizon`` bars), optionally
+            signal (0/1), and anything else (ignored).
         by: column name(s) to group by, e.g. "symbol", ["cluster", "symbol"], "fold"; ``[]`` gives
             one overall row.
         threshold, cost_bps: as in ``signal_metrics``.
+        horizon: label horizon h in bars, the holding period of the equity curve
+            (:func:`equity_returns`).
+        bars_per_year: for annualising (:func:`trading_metrics`); None leaves ann_return and ir NaN.
 
     Returns:
         DataFrame with one row per group, sorted by the group keys, and columns: the ``by``
-        columns, then precision, recall, auc, expectancy, trades, n, and folds (number of distinct
-        folds in the group). A flat table (group keys are columns, RangeIndex), ready for CSV.
+        columns, then :data:`SUMMARY_COLUMNS` -- precision, recall, auc, expectancy (as in
+        ``signal_metrics``); ic, rank_ic (:func:`information_coefficients` over the group's pooled
+        rows); icir (:func:`icir` of the group's per-fold ICs); ann_return, ann_return_net, ir,
+        ir_net, max_dd, max_dd_net (:func:`trading_metrics` of the equal-weight portfolio of the
+        group's assets, each trading the 1/h tranche curve of :func:`equity_returns`, without and
+        with costs); trades, n -- and folds (number of distinct folds in the group). A flat table
+        (group keys are columns, RangeIndex), ready for CSV.
 
     Raises:
         DataError: missing columns (named, with the columns found) or bad values (see
             ``signal_metrics``; rows are positions in ``predictions``).
-        ConfigError: bad threshold / cost_bps.
+        ConfigError: bad threshold / cost_bps / horizon / bars_per_year.
     """
     threshold, cost_bps = _check_params(threshold, cost_bps)
+    equity_returns([], [], horizon=horizon, cost_bps=cost_bps)  # validates horizon
+    trading_metrics([], bars_per_year=bars_per_year)  # validates bars_per_year
     keys = [by] if isinstance(by, str) else list(by)
     if not isinstance(predictions, pd.DataFrame):
         raise DataError(f"predictions: expected a DataFrame, got {type(predictions).__name__}")
-    missing = [c for c in (*keys, *_REQUIRED) if c not in predictions.columns]
+    missing = [c for c in (*keys, *_REQUIRED, "timestamp") if c not in predictions.columns]
     if missing:
         raise DataError(f"predictions: missing column(s) {', '.join(map(repr, missing))} "
                         f"(found: {', '.join(map(str, predictions.columns))})")
     try:
         # Validated once over the whole frame so rows are named by their position in `predictions`.
-        _check_arrays(predictions["y"].to_numpy(), predictions["p_up"].to_numpy(),
-                      predictions["forward_return"].to_numpy())
+        _, p, _ = _check_arrays(predictions["y"].to_numpy(), predictions["p_up"].to_numpy(),
+                                predictions["forward_return"].to_numpy())
+        if "signal" in predictions.columns:
+            signal = _check_signal(predictions["signal"].to_numpy(), len(predictions))
+        else:
+            signal = p > threshold
     except DataError as err:
         raise DataError(f"predictions: {err}") from err
-    columns = [*keys, *METRIC_COLUMNS, "folds"]
-    groups = predictions.groupby(keys, sort=True, dropna=False) if keys else [((), predictions)]
+    frame = predictions.assign(_signal=signal)
+    columns = [*keys, *SUMMARY_COLUMNS, "folds"]
+    groups = frame.groupby(keys, sort=True, dropna=False) if keys else [((), frame)]
     rows = []
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
-        m = signal_metrics(g["y"].to_numpy(), g["p_up"].to_numpy(), g["forward_return"].to_numpy(),
-                           threshold=threshold, cost_bps=cost_bps)
-        rows.append([*key, *(m[c] for c in METRIC_COLUMNS), int(g["fold"].nunique())])
+        m = _group_row(g, g["_signal"].to_numpy(), threshold=threshold, cost_bps=cost_bps, horizon=horizon,
+                       bars_per_year=bars_per_year)
+        rows.append([*key, *(m[c] for c in SUMMARY_COLUMNS), int(g["fold"].nunique())])
     out = pd.DataFrame(rows, columns=columns)
     if not rows:
         out = out.astype({"trades": np.int64, "n": np.int64, "folds": np.int64})

@@ -29,7 +29,8 @@ from fleet.errors import ConfigError, DataError
 from fleet.data.panel import Panel
 from fleet.data.registry import AssetRegistry
 from fleet.data.synthetic import synthetic_market
-from fleet.evaluation.metrics import summarise
+from fleet.evaluation.metrics import RANK_COLUMNS, TRADING_COLUMNS, summarise
+from fleet.evaluation.policy import apply_policy, forced_entry_report
 from fleet.features.fracdiff import MIN_ADF_POINTS, ffd_weights
 from fleet.evaluation.splits import Fold, PurgedWalkForward
 from fleet.market.align import align_log_returns
@@ -42,7 +43,7 @@ from fleet.training.unit import TrainingUnit, UnitResult
 
 Echo = Callable[[str], None]
 
-METRIC_COLUMNS = ["precision", "recall", "auc", "expectancy", "trades", "folds"]
+METRIC_COLUMNS = ["precision", "recall", "auc", "expectancy", "trades", "folds", *RANK_COLUMNS, *TRADING_COLUMNS]
 
 
 @dataclass
@@ -63,6 +64,9 @@ class RunSummary:
     out: Path
     per_asset: pd.DataFrame
     per_cluster: pd.DataFrame
+    per_fold: pd.DataFrame
+    forced_entry: pd.DataFrame | None
+    bars_per_year: float
     final_clusters: ClusterResult
     explained_variance: float
     wall_seconds: float
@@ -192,15 +196,18 @@ def _fmt_cluster_map(clusters: ClusterResult) -> str:
 
 
 def results_tables(predictions: pd.DataFrame, cluster_of: dict[str, int], dominant: int,
-                   config: FleetConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-asset and per-cluster out-of-sample metrics.
+                   config: FleetConfig, *, bars_per_year: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-asset and per-cluster out-of-sample metrics (:func:`fleet.evaluation.metrics.summarise`).
 
     Args:
-        predictions: all units' test predictions (timestamp, symbol, fold, p_up, signal, forward_return, y).
+        predictions: all units' test predictions (timestamp, symbol, fold, p_up, signal, forward_return, y);
+            ``signal`` is the signal after the trading policy.
         cluster_of: symbol -> cluster of the final fold's clustering (the deployed grouping).
         dominant: id of the dominant cluster.
+        bars_per_year: for annualising; None leaves ann_return / ir NaN.
     """
-    kw = dict(threshold=config.policy.threshold, cost_bps=config.policy.cost_bps)
+    kw = dict(threshold=config.policy.threshold, cost_bps=config.policy.cost_bps, horizon=config.labels.horizon,
+              bars_per_year=bars_per_year)
     preds = predictions.assign(cluster=predictions["symbol"].map(cluster_of))
     per_asset = summarise(preds, "symbol", **kw).rename(columns={"symbol": "asset"})
     per_asset.insert(1, "cluster", per_asset["asset"].map(cluster_of))
@@ -211,6 +218,20 @@ def results_tables(predictions: pd.DataFrame, cluster_of: dict[str, int], domina
     per_cluster.insert(2, "assets", per_cluster["cluster"].map(lambda c: " ".join(sorted(members[c]))))
     per_cluster = per_cluster[["cluster", "dominant", "assets", *METRIC_COLUMNS, "n"]]
     return per_asset, per_cluster
+
+
+def fold_table(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year: float | None = None) -> pd.DataFrame:
+    """Per-fold metrics: one row per (fold, asset), plus one ``asset = "ALL"`` row per fold (the
+    equal-weight portfolio of every asset in that fold's test block). ``icir`` is NaN here (one fold)."""
+    kw = dict(threshold=config.policy.threshold, cost_bps=config.policy.cost_bps, horizon=config.labels.horizon,
+              bars_per_year=bars_per_year)
+    each = summarise(predictions, ["fold", "symbol"], **kw).rename(columns={"symbol": "asset"})
+    pooled = summarise(predictions, "fold", **kw)
+    pooled.insert(1, "asset", "ALL")
+    out = pd.concat([pooled, each], ignore_index=True)
+    out["_all"] = out["asset"] != "ALL"
+    out = out.sort_values(["fold", "_all", "asset"], kind="stable").drop(columns="_all").reset_index(drop=True)
+    return out[["fold", "asset", *[c for c in METRIC_COLUMNS if c != "folds"], "n"]]
 
 
 def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None = None) -> RunSummary:
@@ -293,16 +314,34 @@ def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
     results.sort(key=lambda r: (r.fold, r.group))
 
     predictions = pd.concat([r.predictions for r in results], ignore_index=True)
+    # The policy needs whole UTC days per asset, which may straddle units and folds: applied here.
+    predictions = apply_policy(predictions, threshold=config.policy.threshold,
+                               forced_entry=config.policy.forced_entry)
+    if config.evaluation.bars_per_year is not None:
+        bars_per_year = float(config.evaluation.bars_per_year)
+        echo(f"Annualising with {bars_per_year:g} bars per year (--bars-per-year)")
+    else:
+        bars_per_year = float(panel.bars_per_year())
+        echo(f"Annualising with {bars_per_year:g} bars per year (inferred from the data; override with --bars-per-year)")
     per_asset, per_cluster = results_tables(predictions, final.clusters.cluster_map,
-                                            final.clusters.dominant_cluster, config)
+                                            final.clusters.dominant_cluster, config, bars_per_year=bars_per_year)
+    per_fold = fold_table(predictions, config, bars_per_year=bars_per_year)
+    forced = forced_entry_report(predictions) if config.policy.forced_entry else None
+    if forced is not None and panel.bar >= pd.Timedelta(days=1):
+        notes.append(f"forced entry on {panel.bar} bars: every day without a natural signal is forced, "
+                     "so the policy is close to always long")
+        echo("  " + notes[-1])
     skipped = sorted({f for r in results for f in r.skipped_features})
     rundir.open()
     try:
         rundir.write_csv("results_per_asset.csv", per_asset)
         rundir.write_csv("results_per_cluster.csv", per_cluster)
+        rundir.write_csv("results_per_fold.csv", per_fold)
+        if forced is not None:
+            rundir.write_csv("forced_entry.csv", forced)
         for symbol, rows in predictions.groupby("symbol", sort=True):
             rundir.write_parquet(f"predictions/{symbol}.parquet",
-                                 rows[["timestamp", "fold", "p_up", "signal", "forward_return", "y"]]
+                                 rows[["timestamp", "fold", "p_up", "signal", "forward_return", "y", "forced_entry"]]
                                  .sort_values("timestamp").reset_index(drop=True))
         rundir.write_json("clusters.json", {
             **final.clusters.to_dict(),
@@ -340,6 +379,7 @@ def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
                      "last": {s: f.index[-1].isoformat() for s, f in panel.frames.items()},
                      "files": {p: _sha256(p) for p in sources if Path(p).is_file()}},
             "folds": [f.to_dict() for f in folds],
+            "bars_per_year": bars_per_year,
             "ffd_d": {r.unit_id: r.d_by_asset for r in results},
             "units": [r.timing() for r in results],
             "notes": notes,
@@ -348,6 +388,78 @@ def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
     except BaseException:
         rundir.abort()
         raise
-    return RunSummary(out=out, per_asset=per_asset, per_cluster=per_cluster, final_clusters=final.clusters,
+    return RunSummary(out=out, per_asset=per_asset, per_cluster=per_cluster, per_fold=per_fold,
+                      forced_entry=forced, bars_per_year=bars_per_year, final_clusters=final.clusters,
                       explained_variance=final.explained_variance, wall_seconds=time.perf_counter() - t0,
                       units=len(units), backend=backend_desc, notes=notes)
+
+
+SEED_METRICS = ["precision", "recall", "auc", "expectancy", "trades", *RANK_COLUMNS, *TRADING_COLUMNS]
+
+
+@dataclass
+class SeedsSummary:
+    """What ``fleet train --seeds N`` produced: one run per seed and the mean / std table."""
+
+    out: Path
+    runs: list[RunSummary]
+    table: pd.DataFrame
+    wall_seconds: float
+
+
+def seeds_table(runs: list[RunSummary]) -> pd.DataFrame:
+    """Mean and sample std (ddof=1) of every metric over repeated runs, per asset and per cluster.
+
+    Returns:
+        A long table with columns level ("asset" | "cluster"), name (symbol or cluster id), metric,
+        mean, std, runs (number of runs that had the row; std is NaN with one). Cluster ids are
+        compared as they are, so per-cluster rows are meaningful only where the seeds give the
+        same clustering (always on real data: clustering does not depend on the seed).
+    """
+    parts = []
+    for level, attr, key in (("asset", "per_asset", "asset"), ("cluster", "per_cluster", "cluster")):
+        tables = [getattr(r, attr).assign(_run=i) for i, r in enumerate(runs)]
+        long = (pd.concat(tables, ignore_index=True)
+                .melt(id_vars=[key, "_run"], value_vars=SEED_METRICS, var_name="metric")
+                .astype({"value": "float64"}))
+        g = long.groupby([key, "metric"], sort=False)["value"]
+        stats = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "runs": g.count()}).reset_index()
+        stats.insert(0, "level", level)
+        parts.append(stats.rename(columns={key: "name"}).astype({"name": str}))
+    out = pd.concat(parts, ignore_index=True)
+    order = {m: i for i, m in enumerate(SEED_METRICS)}
+    out["_m"] = out["metric"].map(order)
+    out = out.sort_values(["level", "name", "_m"], kind="stable").drop(columns="_m").reset_index(drop=True)
+    return out[["level", "name", "metric", "mean", "std", "runs"]]
+
+
+def run_seeds(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None = None) -> SeedsSummary:
+    """Run the fleet ``config.evaluation.seeds`` times, with seeds seed .. seed + N - 1.
+
+    Layout: ``--out`` holds one complete run directory per seed (``seed<k>/``) and
+    ``results_seeds.csv`` (:func:`seeds_table`). The whole tree is staged and renamed into
+    place at the end, so a failure leaves nothing at ``--out``.
+
+    Raises:
+        FleetError: as :func:`run_fleet`, for any of the runs.
+    """
+    t0 = time.perf_counter()
+    n = config.evaluation.seeds
+    parent = RunDirectory(config.out or default_out())
+    parent.open()
+    try:
+        runs = []
+        for k in range(n):
+            seed = config.seed + k
+            echo(f"=== run {k + 1}/{n}: seed {seed} ===")
+            sub = config.model_copy(update={"seed": seed, "out": str(parent.staging / f"seed{seed}")}, deep=True)
+            runs.append(run_fleet(sub, echo=echo, argv=argv))
+        table = seeds_table(runs)
+        parent.write_csv("results_seeds.csv", table)
+        out = parent.commit()
+    except BaseException:
+        parent.abort()
+        raise
+    for r in runs:
+        r.out = out / r.out.name
+    return SeedsSummary(out=out, runs=runs, table=table, wall_seconds=time.perf_counter() - t0)
