@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from fleet.config import FeatureConfig
-from fleet.errors import InsufficientHistoryError, RequestError, RunDirectoryError, UnknownSymbolError
+from fleet.errors import FleetError, InsufficientHistoryError, RequestError, RunDirectoryError, UnknownSymbolError
 from fleet.features.fracdiff import ffd_weights
 from fleet.features.technical import FEATURE_REQUIREMENTS, warmup_bars
 from fleet.serving.schema import PredictRequest, PredictResponse
@@ -225,44 +225,53 @@ class FleetPredictor:
             return [dict(zip(est.expert_names_, map(float, row))) for row in w]
         return [{name: 1.0 / len(self.experts) for name in self.experts} for _ in range(len(X))]
 
-    def predict_many(self, requests: list[PredictRequest], *, prefix_index: bool = False) -> list[PredictResponse]:
-        """Answer several requests; the model of each unit runs once on all its rows.
+    def predict_each(self, requests: list[PredictRequest], *,
+                     prefix_index: bool = False) -> list[PredictResponse | FleetError]:
+        """Answer several requests, each on its own; the model of each unit runs once on all its rows.
+
+        This is what ``@serve.batch`` calls: one bad request must not fail the others, so errors are
+        returned in its place rather than raised.
 
         Args:
             requests: validated requests (any mix of symbols).
             prefix_index: name failing items ``requests[i].…`` in error messages (batch endpoint).
 
         Returns:
-            One :class:`PredictResponse` per request, in order.
-
-        Raises:
-            UnknownSymbolError, RequestError, InsufficientHistoryError: for the first bad request.
+            One :class:`PredictResponse` — or the :class:`FleetError` (UnknownSymbolError, RequestError,
+            InsufficientHistoryError) that request caused — per request, in order.
         """
-        rows: list[tuple[AssetInfo, pd.DataFrame]] = []
+        out: list[PredictResponse | FleetError | None] = [None] * len(requests)
+        rows: dict[int, tuple[AssetInfo, pd.DataFrame]] = {}
         for i, req in enumerate(requests):
             where = f"requests[{i}]." if prefix_index else ""
             try:
-                rows.append(self.design_row(req, where))
+                rows[i] = self.design_row(req, where)
             except UnknownSymbolError as err:
-                raise UnknownSymbolError(f"{where}{err}") from None
-        p_up = np.empty(len(rows))
-        gates: list[dict[str, float] | None] = [None] * len(rows)
+                out[i] = UnknownSymbolError(f"{where}{err}")
+            except FleetError as err:
+                out[i] = err
         by_unit: dict[str, list[int]] = {}
-        for i, (info, _) in enumerate(rows):
+        for i, (info, _) in rows.items():
             by_unit.setdefault(info.unit, []).append(i)
         for unit, idx in by_unit.items():
             model = self.units[unit]
             X = pd.concat([rows[i][1] for i in idx])
-            p_up[idx] = model.estimator.predict_proba(X)[:, 1]
-            for i, g in zip(idx, self._gate(model, X)):
-                gates[i] = g
-        out = []
-        for (info, X), req, p, gate in zip(rows, requests, p_up, gates):
-            out.append(PredictResponse(
-                symbol=info.symbol, asset_id=info.asset_id, unit=info.unit, p_up=float(p),
-                signal=int(p > self.threshold), threshold=self.threshold, gate_weights=gate,
-                active_experts=[k for k, v in gate.items() if v > 0.0], model_version=self.model_version,
-                as_of=req.candles[-1].timestamp))
+            p_up = model.estimator.predict_proba(X)[:, 1]
+            for i, p, gate in zip(idx, p_up, self._gate(model, X)):
+                info = rows[i][0]
+                out[i] = PredictResponse(
+                    symbol=info.symbol, asset_id=info.asset_id, unit=info.unit, p_up=float(p),
+                    signal=int(p > self.threshold), threshold=self.threshold, gate_weights=gate,
+                    active_experts=[k for k, v in gate.items() if v > 0.0], model_version=self.model_version,
+                    as_of=requests[i].candles[-1].timestamp)
+        return out
+
+    def predict_many(self, requests: list[PredictRequest], *, prefix_index: bool = False) -> list[PredictResponse]:
+        """Answer several requests all-or-nothing (see :meth:`predict_each`); raises the first error."""
+        out = self.predict_each(requests, prefix_index=prefix_index)
+        for r in out:
+            if isinstance(r, FleetError):
+                raise r
         return out
 
     def predict(self, request: PredictRequest) -> PredictResponse:
