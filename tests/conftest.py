@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,3 +44,42 @@ def ray_session():
     ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def served_runs(tmp_path_factory):
+    """Two small trained runs (hierarchical and islands) plus the bars they were trained on.
+
+    Returns {strategy: (run_dir, frames)}; frames: symbol -> (n_bars, k) bars exactly as training saw them.
+    """
+    from fleet.config import FleetConfig
+    from fleet.training.driver import load_inputs, run_fleet
+
+    out = {}
+    root = tmp_path_factory.mktemp("served")
+    for strategy in ("hierarchical", "islands"):
+        config = FleetConfig.model_validate({"strategy": strategy, "out": str(root / strategy),
+                                             "data": {"days": 90}, "validation": {"folds": 2}})
+        summary = run_fleet(config, echo=lambda s: None)
+        panel, _ = load_inputs(config, echo=lambda s: None)
+        out[strategy] = (summary.out, panel.frames)
+    return out
+
+
+def candles_of(frame, end=None, n=None) -> list[dict]:
+    """JSON-ready candles of ``frame`` up to and including ``end`` (the last ``n`` of them if given)."""
+    rows = frame if end is None else frame[frame.index <= end]
+    if n is not None:
+        rows = rows.iloc[-n:]
+    return [{"timestamp": ts.isoformat(), **{k: float(v) for k, v in r.items()}}
+            for ts, r in zip(rows.index, rows.to_dict("records"))]
+
+
+def last_fold_predictions(run_dir, symbol, k=3):
+    """k evenly spaced rows of the stored out-of-sample predictions of the last fold for ``symbol``."""
+    import pandas as pd
+
+    preds = pd.read_parquet(Path(run_dir) / "predictions" / f"{symbol}.parquet")
+    last = preds[preds["fold"] == preds["fold"].max()].reset_index(drop=True)
+    idx = [int(i) for i in np.linspace(0, len(last) - 1, k)]
+    return last.iloc[idx]

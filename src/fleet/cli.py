@@ -204,5 +204,93 @@ def _print_summary(summary, config) -> None:
     click.echo(f"\nRun directory: {summary.out}  ({summary.units} units, {summary.wall_seconds:.1f} s)")
 
 
+class DefaultCommandGroup(click.Group):
+    """A group that runs ``default_command`` when the first argument is not one of its subcommands.
+
+    So ``fleet serve RUN_DIR`` starts serving and ``fleet serve build RUN_DIR`` builds a config.
+    """
+
+    def __init__(self, *args, default_command: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.default_command = default_command
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=DefaultCommandGroup, default_command="run", invoke_without_command=False)
+def serve() -> None:
+    """Serve a run directory over HTTP with Ray Serve.
+
+    \b
+    fleet serve RUN_DIR [--port 8000]           start serving (same as `fleet serve run RUN_DIR`)
+    fleet serve build RUN_DIR -o serve.yaml     write a Serve config (serve deploy / KubeRay RayService)
+    """
+
+
+@serve.command("run")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--address", help="Ray address of a running cluster (default: RAY_ADDRESS or a new local Ray).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface the HTTP proxy listens on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="HTTP port.")
+@click.option("--replicas", default=1, show_default=True, type=int, help="Replicas of the prediction deployment.")
+@click.option("--num-cpus", default=0.5, show_default=True, type=float, help="CPUs each replica reserves.")
+@click.option("--max-body-bytes", default=4 * 1024 * 1024, show_default=True, type=int,
+              help="Larger request bodies are refused with 413.")
+def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes) -> None:
+    """Start serving RUN_DIR; prints the base URL and blocks until Ctrl-C (or SIGTERM)."""
+    import signal
+    import time
+
+    from fleet.serving import runner
+    from fleet.serving.predictor import FleetPredictor
+
+    predictor = FleetPredictor(run_dir)  # clear one-line error before any Ray start-up
+
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    # Explicit handlers: a background process may start with SIGINT ignored, and SIGTERM (docker, k8s)
+    # should shut Serve down as cleanly as Ctrl-C.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = None
+    try:
+        url, started = runner.start(run_dir, address=address, host=host, port=port, replicas=replicas,
+                                    num_cpus=num_cpus, max_body_bytes=max_body_bytes)
+        click.echo(f"Serving run {predictor.model_version} ({len(predictor.units)} units, "
+                   f"{len(predictor.assets)} assets) at {url}")
+        click.echo(f"  POST {url}/v1/predict   GET {url}/v1/models   docs {url}/docs   (Ctrl-C to stop)")
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        click.echo("Shutting down Serve.")
+    finally:
+        if started is not None:
+            runner.stop(started)
+
+
+@serve.command("build")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="YAML file to write.")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Interface the HTTP proxy listens on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="HTTP port.")
+@click.option("--replicas", default=1, show_default=True, type=int, help="Replicas of the prediction deployment.")
+@click.option("--num-cpus", default=0.5, show_default=True, type=float, help="CPUs each replica reserves.")
+def serve_build(run_dir, output, host, port, replicas, num_cpus) -> None:
+    """Write a Serve config for RUN_DIR (for `serve deploy` and a KubeRay RayService serveConfigV2)."""
+    import yaml
+
+    from fleet.serving.runner import serve_config
+
+    config = serve_config(run_dir, host=host, port=port, replicas=replicas, num_cpus=num_cpus)
+    with open(output, "w") as fh:
+        yaml.safe_dump(config, fh, sort_keys=False)
+    click.echo(f"Wrote {output}: deploy with `serve deploy {output}` (RUN_DIR must exist at "
+               f"{config['applications'][0]['args']['run_dir']} on every node)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -27,6 +27,26 @@ class FetchError(FleetError):
     """A download failed or an archive is bad: names the URL / file and what was wrong."""
 
 
+class RequestError(FleetError):
+    """A prediction request is unusable (HTTP 422): names the field, the value and what was expected.
+
+    Attributes:
+        field: dotted / indexed location of the offending input, e.g. ``"candles[3].timestamp"``.
+    """
+
+    def __init__(self, message: str, *, field: str = "body"):
+        super().__init__(message)
+        self.field = field
+
+
+class InsufficientHistoryError(RequestError):
+    """Too few candles to compute the features of the last one (HTTP 422); says how many are needed."""
+
+
+class RunDirectoryError(FleetError):
+    """A run directory cannot be served: names the missing or unreadable file."""
+
+
 class FleetWarning(UserWarning):
     """Something was accepted but the user should know (e.g. naive timestamps read as UTC)."""
 

@@ -78,8 +78,20 @@ class UnitModel:
     trained_until: pd.Timestamp
     config: dict
 
-    def predict_proba_bars(self, symbol: str, frame: pd.DataFrame, factor: pd.Series | None) -> pd.Series:
-        """P(up) for every bar of ``frame`` (n_bars,) of one asset; NaN during feature warm-up."""
+    def design_matrix(self, symbol: str, frame: pd.DataFrame, factor: pd.Series | None) -> pd.DataFrame:
+        """Scaled model inputs for every bar of ``frame``, exactly as in training.
+
+        Args:
+            symbol: one of the unit's assets.
+            frame: (n_bars, k) bars of that asset, UTC index, ``close`` (+ open/high/low/volume).
+            factor: market factor on a UTC grid (gaps -> 0, see ``asset_features``), or None.
+
+        Returns:
+            (n_bars, n_features) frame with columns ``feature_names`` (``asset_id`` last); warm-up rows hold NaN.
+
+        Raises:
+            UnknownSymbolError: the unit does not serve ``symbol``.
+        """
         from fleet.config import FeatureConfig
         from fleet.errors import UnknownSymbolError
 
@@ -90,10 +102,15 @@ class UnitModel:
         raw, _ = asset_features(frame, d=prep.d, factor=factor, config=FeatureConfig(**self.config["features"]))
         X = prep.scale(raw)
         X["asset_id"] = prep.asset_id
+        return X[self.feature_names]
+
+    def predict_proba_bars(self, symbol: str, frame: pd.DataFrame, factor: pd.Series | None) -> pd.Series:
+        """P(up) for every bar of ``frame`` (n_bars,) of one asset; NaN during feature warm-up."""
+        X = self.design_matrix(symbol, frame, factor)
         ok = X.notna().all(axis=1).to_numpy()
         out = pd.Series(np.nan, index=frame.index, name="p_up")
         if ok.any():
-            out[ok] = self.estimator.predict_proba(X.loc[ok, self.feature_names])[:, 1]
+            out[ok] = self.estimator.predict_proba(X.loc[ok])[:, 1]
         return out
 
 

@@ -1,0 +1,192 @@
+"""Ray Serve application: a thin FastAPI shell around :class:`~fleet.serving.predictor.FleetPredictor`.
+
+One deployment (``FleetIngress``) whose replicas each hold every unit model of the run (they
+are small: a fitted gradient-boosting model per unit plus per-asset scaling), so any replica
+answers any symbol with no second hop and no cold load; README "Serve the fleet" gives the
+reasons and when to switch to ``@serve.multiplexed``. Concurrent ``/v1/predict`` requests are
+gathered by ``@serve.batch`` and each unit's model runs once per batch.
+
+Routes: ``POST /v1/predict``, ``POST /v1/predict/batch``, ``GET /v1/models``, ``GET /healthz``,
+OpenAPI at ``/docs``. Bad input never gives a 5xx: schema violations, non-finite or non-positive
+prices, unsorted or duplicate timestamps and too few bars -> 422 naming the field; an unknown
+symbol -> 404; a body over ``max_body_bytes`` -> 413.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the real types of the route signatures.
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from ray import serve
+from starlette.exceptions import HTTPException
+from threadpoolctl import threadpool_limits
+
+from fleet.errors import ConfigError, FleetError, RequestError, UnknownSymbolError
+from fleet.serving.predictor import FleetPredictor
+from fleet.serving.schema import BatchRequest, BatchResponse, PredictRequest, PredictResponse
+
+#: Default cap on a request body, bytes (a 2,049-candle request is about 0.3 MB of JSON).
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+#: Default CPUs reserved per replica: small, so that replicas fit next to Ray on a 2-core machine.
+DEFAULT_NUM_CPUS = 0.5
+DEPLOYMENT_NAME = "FleetIngress"
+APP_NAME = "fleet"
+
+
+class _BodyTooLarge(HTTPException):
+    """Raised while the body streams in; FastAPI re-raises HTTPExceptions from body reading as they are."""
+
+
+class BodyLimitMiddleware:
+    """Pure ASGI middleware: 413 when Content-Length, or the bytes actually received, exceed the limit.
+
+    The limit is read from ``app.state.max_body_bytes`` (set by the deployment's constructor).
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = getattr(scope["app"].state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+        detail = f"request body larger than max_body_bytes={limit}; send fewer candles or split the batch"
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+        received = 0
+
+        async def limited():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge(status_code=413, detail=detail)
+            return message
+
+        return await self.app(scope, limited, send)
+
+
+api = FastAPI(title="fleet", version="1",
+              description="Predictions of a fleet of trading models trained by `fleet train`. "
+                          "GET /v1/models lists the symbols and how many candles each needs.")
+api.add_middleware(BodyLimitMiddleware)
+
+
+def _loc(field: str) -> list[str]:
+    return ["body", *field.replace("[", ".").replace("]", "").split(".")]
+
+
+@api.exception_handler(RequestValidationError)
+async def _invalid(request: Request, err: RequestValidationError):
+    # The offending input is left out: it may hold NaN/inf (not JSON) or thousands of candles.
+    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in err.errors()]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+@api.exception_handler(UnknownSymbolError)
+async def _unknown_symbol(request: Request, err: UnknownSymbolError):
+    return JSONResponse({"detail": str(err)}, status_code=404)
+
+
+@api.exception_handler(RequestError)
+async def _bad_request(request: Request, err: RequestError):
+    return JSONResponse({"detail": [{"loc": _loc(err.field), "msg": str(err), "type": type(err).__name__}]},
+                        status_code=422)
+
+
+@api.exception_handler(FleetError)
+async def _fleet_error(request: Request, err: FleetError):
+    return JSONResponse({"detail": str(err)}, status_code=422)
+
+
+@serve.deployment(name=DEPLOYMENT_NAME, ray_actor_options={"num_cpus": DEFAULT_NUM_CPUS},
+                  health_check_period_s=10, health_check_timeout_s=30, max_ongoing_requests=64)
+@serve.ingress(api)
+class FleetIngress:
+    """One replica: every unit model of the run, behind the HTTP routes.
+
+    Args:
+        run_dir: run directory written by ``fleet train`` (readable from every node).
+        max_body_bytes: larger request bodies get 413.
+        batching: gather concurrent /v1/predict requests with ``@serve.batch`` (False: one at a time).
+        max_batch_size, batch_wait_timeout_s: ``@serve.batch`` settings.
+
+    Raises:
+        RunDirectoryError: the run directory cannot be loaded (the replica fails to start).
+    """
+
+    def __init__(self, run_dir: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, batching: bool = True,
+                 max_batch_size: int = 32, batch_wait_timeout_s: float = 0.002):
+        # One BLAS/OpenMP thread per replica: single-row gradient-boosting predictions are ~3 ms on one
+        # thread but spike to tens of ms when OpenMP threads contend with the replica's event loop.
+        threadpool_limits(limits=1)
+        self.predictor = FleetPredictor(run_dir)
+        self.batching = batching
+        api.state.max_body_bytes = int(max_body_bytes)
+        self._batched.set_max_batch_size(max_batch_size)
+        self._batched.set_batch_wait_timeout_s(batch_wait_timeout_s)
+
+    def check_health(self) -> None:
+        """Serve's health probe: the replica is healthy when its unit models are loaded."""
+        if not self.predictor.units:
+            raise RuntimeError(f"no unit model loaded from {self.predictor.run_dir}")
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    async def _batched(self, requests: list[PredictRequest]) -> list:
+        return self.predictor.predict_each(requests)
+
+    @api.post("/v1/predict", response_model=PredictResponse)
+    async def predict(self, body: PredictRequest) -> PredictResponse:
+        """P(up) after the last candle of one asset (candles oldest first)."""
+        result = await self._batched(body) if self.batching else self.predictor.predict_each([body])[0]
+        if isinstance(result, FleetError):
+            raise result
+        return result
+
+    @api.post("/v1/predict/batch", response_model=BatchResponse)
+    async def predict_batch(self, body: BatchRequest) -> BatchResponse:
+        """Several predictions in one call, all-or-nothing: the first bad item decides the error."""
+        return BatchResponse(results=self.predictor.predict_many(body.requests, prefix_index=True))
+
+    @api.get("/v1/models")
+    async def models(self) -> dict[str, Any]:
+        """Run id, policy threshold, units with their assets, candles needed and validation metrics."""
+        return self.predictor.describe()
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict[str, Any]:
+        """Liveness: the run served and how many unit models are loaded."""
+        return {"status": "ok", "model_version": self.predictor.model_version, "units": len(self.predictor.units)}
+
+
+def build_app(run_dir: str | Path, *, replicas: int = 1, num_cpus: float = DEFAULT_NUM_CPUS,
+              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, batching: bool = True,
+              max_batch_size: int = 32, batch_wait_timeout_s: float = 0.002):
+    """The Serve application for ``run_dir`` (validated here first, so a bad path fails in one line).
+
+    Raises:
+        RunDirectoryError: the run directory is incomplete (names the missing file).
+    """
+    run = Path(run_dir).resolve()
+    FleetPredictor(run)  # fail fast, in the caller's process, with a clear message
+    return FleetIngress.options(num_replicas=replicas, ray_actor_options={"num_cpus": num_cpus}).bind(
+        str(run), max_body_bytes=max_body_bytes, batching=batching, max_batch_size=max_batch_size,
+        batch_wait_timeout_s=batch_wait_timeout_s)
+
+
+def app_builder(args: dict[str, Any]):
+    """Application builder for Serve config files (``import_path: fleet.serving.app:app_builder``).
+
+    ``args``: ``run_dir`` (required) and optionally ``max_body_bytes``, ``batching``, ``max_batch_size``,
+    ``batch_wait_timeout_s``. Replicas and CPUs come from the config's ``deployments`` section.
+    """
+    args = dict(args)
+    if "run_dir" not in args:
+        raise ConfigError("serve config: args.run_dir is required (the run directory to serve)")
+    run = Path(args.pop("run_dir")).resolve()
+    FleetPredictor(run)
+    return FleetIngress.bind(str(run), **args)

@@ -1,0 +1,279 @@
+"""Ray-free prediction from a run directory: load, validate a request, answer P(up) for its last bar.
+
+The run directory written by ``fleet train`` is the only hand-off (ARCHITECTURE.md). Features
+are computed here with the training code itself (:meth:`UnitModel.design_matrix` ->
+``asset_features`` + the fitted per-asset scaling), so a request made of bars from the training
+data gets the same p_up as training to floating-point precision.
+
+Market factor: the model's ``market_factor`` input is looked up in the run's stored factor
+(``market_factor.parquet``, the last fold's factor on the UTC grid) at each candle's exact
+timestamp; a timestamp not on that grid (e.g. any bar after the run's data ended) gets 0, the
+neutral value — the same rule as training (``asset_features`` fills gaps with 0).
+
+How many candles: the last candle's features need ``max(FFD width - 1, technical warm-up) + 1``
+bars (:meth:`FleetPredictor.required_bars`; the FFD width follows from the asset's fitted
+order d). Wilder's RSI is recursive, so its value still depends (with weight decaying as
+(1 - 1/n)^k) on bars before the window; ``recommended_bars`` adds enough bars for that memory to
+fall below 1e-6, and sending the asset's whole history reproduces training exactly.
+
+This module imports no Ray; :mod:`fleet.serving.app` wraps it in a Ray Serve deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fleet.config import FeatureConfig
+from fleet.errors import FleetError, InsufficientHistoryError, RequestError, RunDirectoryError, UnknownSymbolError
+from fleet.features.fracdiff import ffd_weights
+from fleet.features.technical import FEATURE_REQUIREMENTS, warmup_bars
+from fleet.serving.schema import PredictRequest, PredictResponse
+from fleet.training.dataset import FACTOR
+from fleet.training.unit import UnitModel
+
+#: Files a servable run directory must hold (relative paths).
+REQUIRED_FILES = ("manifest.json", "models/index.json", "market_factor.parquet", "asset_registry.json")
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+def _read_json(run: Path, relative: str):
+    try:
+        return json.loads((run / relative).read_text())
+    except (OSError, ValueError) as err:
+        raise RunDirectoryError(f"{run / relative}: cannot read the run directory's {relative} ({err})") from None
+
+
+@dataclass(frozen=True)
+class AssetInfo:
+    """Serving facts of one asset: its unit, id, the columns its model needs and the bars it needs."""
+
+    symbol: str
+    asset_id: int
+    unit: str
+    columns: tuple[str, ...]
+    required_bars: int
+    recommended_bars: int
+    d: float
+
+
+class FleetPredictor:
+    """All unit models of one run, ready to answer requests.
+
+    Args:
+        run_dir: a directory written by ``fleet train``.
+
+    Raises:
+        RunDirectoryError: the directory or one of :data:`REQUIRED_FILES` / a model file is missing or
+            unreadable (the message names the file).
+    """
+
+    def __init__(self, run_dir: str | Path):
+        run = Path(run_dir)
+        if not run.is_dir():
+            raise RunDirectoryError(f"{run}: no such run directory (expected the output of `fleet train --out DIR`)")
+        for rel in REQUIRED_FILES:
+            if not (run / rel).is_file():
+                raise RunDirectoryError(f"{run}: missing {rel}; not a complete `fleet train` run directory")
+        self.run_dir = run.resolve()
+        self.model_version = run.resolve().name
+        manifest = _read_json(run, "manifest.json")
+        self.config = manifest.get("config", {})
+        self.threshold = float(self.config["policy"]["threshold"])
+        self.features = FeatureConfig(**self.config["features"])
+        self.experts = list(self.config.get("model", {}).get("experts", ["trend"]))
+        index = _read_json(run, "models/index.json")
+        if not index:
+            raise RunDirectoryError(f"{run / 'models/index.json'}: lists no unit model")
+        self.units: dict[str, UnitModel] = {}
+        self.unit_meta: dict[str, dict] = {}
+        for group, entry in sorted(index.items()):
+            path = run / entry["file"]
+            if not path.is_file():
+                raise RunDirectoryError(f"{run}: missing {entry['file']} (listed in models/index.json for unit {group!r})")
+            try:
+                with path.open("rb") as fh:
+                    self.units[group] = pickle.load(fh)
+            except Exception as err:  # unpickling can raise almost anything; report the file
+                raise RunDirectoryError(f"{path}: cannot load the unit model ({type(err).__name__}: {err})") from None
+            self.unit_meta[group] = entry
+        try:
+            stored = pd.read_parquet(run / "market_factor.parquet")
+            ts = pd.DatetimeIndex(pd.to_datetime(stored["timestamp"], utc=True))
+            self.factor = pd.Series(stored["market_factor"].to_numpy(dtype=np.float64), index=ts, name=FACTOR)
+        except (OSError, KeyError, ValueError) as err:
+            raise RunDirectoryError(f"{run / 'market_factor.parquet'}: unreadable ({err}); expected columns "
+                                    "timestamp, market_factor") from None
+        self.assets: dict[str, AssetInfo] = {}
+        for group, model in self.units.items():
+            for symbol, prep in model.preprocessors.items():
+                columns = self._columns_needed(model)
+                need = self._required(prep.d, columns)
+                self.assets[symbol] = AssetInfo(symbol=symbol, asset_id=int(prep.asset_id), unit=group,
+                                                columns=columns, required_bars=need,
+                                                recommended_bars=need + self._rsi_memory(), d=float(prep.d))
+        self.metrics = self._read_metrics(run)
+
+    # ----------------------------------------------------------------------------- facts
+    @staticmethod
+    def _columns_needed(model: UnitModel) -> tuple[str, ...]:
+        cols = {"close"}
+        for feature, needs in FEATURE_REQUIREMENTS.items():
+            if feature in model.feature_names:
+                cols.update(needs)
+        return tuple(c for c in PRICE_COLUMNS if c in cols)
+
+    def _required(self, d: float, columns: tuple[str, ...]) -> int:
+        f = self.features
+        width = len(ffd_weights(d, threshold=f.ffd_threshold, max_width=f.ffd_max_width))
+        tech = warmup_bars(return_horizons=f.return_horizons, vol_window=f.vol_window, rsi_window=f.rsi_window,
+                           volume_window=f.volume_window, columns=columns)
+        return max(width - 1, tech) + 1
+
+    def _rsi_memory(self) -> int:
+        """Bars after which Wilder smoothing's weight on older bars, (1 - 1/n)^k, is below 1e-6."""
+        n = self.features.rsi_window
+        return 0 if n <= 1 else int(math.ceil(math.log(1e-6) / math.log(1.0 - 1.0 / n)))
+
+    @staticmethod
+    def _read_metrics(run: Path) -> dict[str, dict]:
+        path = run / "results_per_asset.csv"
+        if not path.is_file():
+            return {}
+        table = pd.read_csv(path)
+        return {str(r["asset"]): {k: (None if pd.isna(v) else v) for k, v in r.items() if k != "asset"}
+                for r in table.to_dict("records")}
+
+    def required_bars(self, symbol: str) -> int:
+        """Fewest candles a request for ``symbol`` needs. Raises UnknownSymbolError."""
+        return self.asset(symbol).required_bars
+
+    def asset(self, symbol: str) -> AssetInfo:
+        """Serving facts of ``symbol``. Raises UnknownSymbolError naming where to list known ones."""
+        info = self.assets.get(symbol)
+        if info is None:
+            raise UnknownSymbolError(f"symbol={symbol!r} is not served by run {self.model_version}; "
+                                     "GET /v1/models lists the known symbols")
+        return info
+
+    def describe(self) -> dict:
+        """What GET /v1/models returns: run id, threshold, units with their assets and metrics."""
+        units = []
+        for group, model in self.units.items():
+            assets = []
+            for symbol in sorted(model.preprocessors):
+                a = self.assets[symbol]
+                assets.append({"symbol": symbol, "asset_id": a.asset_id, "ffd_d": a.d,
+                               "required_bars": a.required_bars, "recommended_bars": a.recommended_bars,
+                               "columns": list(a.columns), "metrics": self.metrics.get(symbol, {})})
+            units.append({"unit": group, "trained_until": model.trained_until.isoformat(),
+                          "features": list(model.feature_names), "experts": self.experts, "assets": assets})
+        return {"model_version": self.model_version, "threshold": self.threshold,
+                "strategy": self.config.get("strategy"), "units": units}
+
+    # ----------------------------------------------------------------------------- requests
+    def frame(self, request: PredictRequest, info: AssetInfo, where: str = "") -> pd.DataFrame:
+        """The request's candles as an (n_bars, k) frame on a UTC index, validated for ``info``'s model.
+
+        Raises:
+            RequestError: a column the model needs is missing on some candle (names the candle).
+            InsufficientHistoryError: fewer than ``info.required_bars`` candles.
+        """
+        candles = request.candles
+        if len(candles) < info.required_bars:
+            raise InsufficientHistoryError(
+                f"{where}candles: {len(candles)} given, {info.required_bars} needed for {info.symbol} "
+                f"(FFD window at d={info.d:g} plus feature warm-up; {info.recommended_bars} reproduce "
+                "training to 1e-6)", field=f"{where}candles")
+        data = {}
+        for col in info.columns:
+            values = [getattr(c, col) for c in candles]
+            missing = [i for i, v in enumerate(values) if v is None]
+            if missing:
+                raise RequestError(f"{where}candles[{missing[0]}].{col}: missing; the model of unit {info.unit!r} "
+                                   f"uses {col} (needed on every candle; {len(missing)} candle(s) lack it)",
+                                   field=f"{where}candles[{missing[0]}].{col}")
+            data[col] = np.asarray(values, dtype=np.float64)
+        index = pd.DatetimeIndex([c.timestamp for c in candles]).tz_convert("UTC")
+        return pd.DataFrame(data, index=index)
+
+    def design_row(self, request: PredictRequest, where: str = "") -> tuple[AssetInfo, pd.DataFrame]:
+        """The model input of the request's last bar: (asset facts, (1, n_features) frame)."""
+        info = self.asset(request.symbol)
+        frame = self.frame(request, info, where)
+        model = self.units[info.unit]
+        factor = self.factor if FACTOR in model.feature_names else None
+        X = model.design_matrix(info.symbol, frame, factor).iloc[[-1]]
+        if X.isna().any(axis=None):
+            bad = [c for c in X.columns if X[c].isna().any()]
+            raise InsufficientHistoryError(f"{where}candles: features {bad} are undefined at the last candle; "
+                                           f"{info.required_bars} candles are needed", field=f"{where}candles")
+        return info, X
+
+    def _gate(self, model: UnitModel, X: pd.DataFrame) -> list[dict[str, float]]:
+        """Per-row expert weights (n_rows dicts). An ensemble exposing ``gate_weights(X) -> (n, k)`` and
+        ``expert_names_`` is asked; a single expert gets weight 1."""
+        est = model.estimator
+        if hasattr(est, "gate_weights") and hasattr(est, "expert_names_"):
+            w = np.asarray(est.gate_weights(X), dtype=np.float64)
+            return [dict(zip(est.expert_names_, map(float, row))) for row in w]
+        return [{name: 1.0 / len(self.experts) for name in self.experts} for _ in range(len(X))]
+
+    def predict_each(self, requests: list[PredictRequest], *,
+                     prefix_index: bool = False) -> list[PredictResponse | FleetError]:
+        """Answer several requests, each on its own; the model of each unit runs once on all its rows.
+
+        This is what ``@serve.batch`` calls: one bad request must not fail the others, so errors are
+        returned in its place rather than raised.
+
+        Args:
+            requests: validated requests (any mix of symbols).
+            prefix_index: name failing items ``requests[i].…`` in error messages (batch endpoint).
+
+        Returns:
+            One :class:`PredictResponse` — or the :class:`FleetError` (UnknownSymbolError, RequestError,
+            InsufficientHistoryError) that request caused — per request, in order.
+        """
+        out: list[PredictResponse | FleetError | None] = [None] * len(requests)
+        rows: dict[int, tuple[AssetInfo, pd.DataFrame]] = {}
+        for i, req in enumerate(requests):
+            where = f"requests[{i}]." if prefix_index else ""
+            try:
+                rows[i] = self.design_row(req, where)
+            except UnknownSymbolError as err:
+                out[i] = UnknownSymbolError(f"{where}{err}")
+            except FleetError as err:
+                out[i] = err
+        by_unit: dict[str, list[int]] = {}
+        for i, (info, _) in rows.items():
+            by_unit.setdefault(info.unit, []).append(i)
+        for unit, idx in by_unit.items():
+            model = self.units[unit]
+            X = pd.concat([rows[i][1] for i in idx])
+            p_up = model.estimator.predict_proba(X)[:, 1]
+            for i, p, gate in zip(idx, p_up, self._gate(model, X)):
+                info = rows[i][0]
+                out[i] = PredictResponse(
+                    symbol=info.symbol, asset_id=info.asset_id, unit=info.unit, p_up=float(p),
+                    signal=int(p > self.threshold), threshold=self.threshold, gate_weights=gate,
+                    active_experts=[k for k, v in gate.items() if v > 0.0], model_version=self.model_version,
+                    as_of=requests[i].candles[-1].timestamp)
+        return out
+
+    def predict_many(self, requests: list[PredictRequest], *, prefix_index: bool = False) -> list[PredictResponse]:
+        """Answer several requests all-or-nothing (see :meth:`predict_each`); raises the first error."""
+        out = self.predict_each(requests, prefix_index=prefix_index)
+        for r in out:
+            if isinstance(r, FleetError):
+                raise r
+        return out
+
+    def predict(self, request: PredictRequest) -> PredictResponse:
+        """Answer one request (see :meth:`predict_many`)."""
+        return self.predict_many([request])[0]

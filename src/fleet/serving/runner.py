@@ -1,0 +1,84 @@
+"""Start and stop the fleet's Serve application, and write Serve config files.
+
+``start`` / ``stop`` back ``fleet serve RUN_DIR``; :func:`serve_config` backs
+``fleet serve build RUN_DIR -o serve_config.yaml`` (a config for ``serve deploy`` and for the
+``serveConfigV2`` of a KubeRay RayService).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import serve
+
+from fleet.errors import ConfigError
+from fleet.serving.app import (APP_NAME, DEFAULT_MAX_BODY_BYTES, DEFAULT_NUM_CPUS, DEPLOYMENT_NAME, build_app)
+from fleet.serving.predictor import FleetPredictor
+
+
+def start(run_dir: str | Path, *, address: str | None = None, host: str = "127.0.0.1", port: int = 8000,
+          replicas: int = 1, num_cpus: float = DEFAULT_NUM_CPUS, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+          batching: bool = True) -> tuple[str, bool]:
+    """Deploy the run on Ray Serve and return (base URL, whether this call started Ray).
+
+    Args:
+        run_dir: run directory written by ``fleet train``.
+        address: Ray cluster to join; None uses ``RAY_ADDRESS`` or starts a local Ray.
+        host, port: where Serve's HTTP proxy listens.
+        replicas: replicas of the ingress deployment; num_cpus: CPUs each reserves.
+
+    Raises:
+        RunDirectoryError: incomplete run directory. ConfigError: bad replicas / num_cpus, or no Ray at address.
+    """
+    if replicas < 1:
+        raise ConfigError(f"--replicas={replicas}: expected an integer >= 1")
+    if num_cpus <= 0:
+        raise ConfigError(f"--num-cpus={num_cpus}: expected a number > 0")
+    app = build_app(run_dir, replicas=replicas, num_cpus=num_cpus, max_body_bytes=max_body_bytes, batching=batching)
+    started = False
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+        except ConnectionError as err:
+            raise ConfigError(f"--address={address!r}: could not connect to a Ray cluster ({err})") from None
+        started = True
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"http://{shown}:{port}", started
+
+
+def stop(shutdown_ray: bool) -> None:
+    """Shut Serve down (and Ray, when :func:`start` started it)."""
+    serve.shutdown()
+    if shutdown_ray:
+        ray.shutdown()
+
+
+def serve_config(run_dir: str | Path, *, host: str = "0.0.0.0", port: int = 8000, replicas: int = 1,
+                 num_cpus: float = DEFAULT_NUM_CPUS, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> dict[str, Any]:
+    """A Serve config (``ServeDeploySchema``) for the run, as plain data ready for YAML.
+
+    The run directory path is written as an absolute path: on a cluster it must be readable at that
+    path from every node (a shared volume, or a path baked into the image).
+
+    Raises:
+        RunDirectoryError: incomplete run directory.
+    """
+    run = Path(run_dir).resolve()
+    FleetPredictor(run)
+    return {
+        "proxy_location": "EveryNode",
+        "http_options": {"host": host, "port": port},
+        "applications": [{
+            "name": APP_NAME,
+            "route_prefix": "/",
+            "import_path": "fleet.serving.app:app_builder",
+            "args": {"run_dir": str(run), "max_body_bytes": max_body_bytes},
+            "deployments": [{"name": DEPLOYMENT_NAME, "num_replicas": replicas,
+                             "ray_actor_options": {"num_cpus": num_cpus}}],
+        }],
+    }
