@@ -67,9 +67,9 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def two_node_cluster():
-    """Yields (dashboard URL, env for clients). Head and worker: 1 CPU each, 127.0.0.1 only."""
+    """Yields (jobs client, temp root, GCS address, env for Ray clients). Head and worker: 1 CPU each."""
     pytest.importorskip("ray.job_submission")
     # Short root: Ray's Unix socket paths live under the temp dir and must stay < 108 bytes.
     root = Path(tempfile.mkdtemp(prefix="fk8s-", dir="/tmp"))
@@ -93,7 +93,7 @@ def two_node_cluster():
 
         client = JobSubmissionClient(url, headers=headers)
         _wait_for(lambda: _alive_nodes(client) == 2, 90, "two alive nodes", root)
-        yield client, root
+        yield client, root, f"127.0.0.1:{gcs_port}", env
     finally:
         for proc in reversed(procs):
             _stop(proc)
@@ -145,7 +145,7 @@ resources: {backend: ray, num_cpus: 1}
 def test_fleet_train_job_uses_both_nodes(two_node_cluster, tmp_path):
     from ray.job_submission import JobStatus
 
-    client, root = two_node_cluster
+    client, root, _, _ = two_node_cluster
     work = tmp_path / "job"
     work.mkdir()
     (work / "spec.yaml").write_text(SPEC)
@@ -177,3 +177,18 @@ def test_fleet_train_job_uses_both_nodes(two_node_cluster, tmp_path):
         assert (out / name).is_file(), name
     assert len(list((out / "predictions").glob("*.parquet"))) == 4
     assert not list(out.parent.glob(f".{out.name}.partial-*"))
+
+
+def test_fleet_train_address_joins_a_running_cluster(two_node_cluster, tmp_path):
+    """`fleet train --backend ray --address HOST:PORT` from outside the cluster (no RAY_ADDRESS)."""
+    _, root, gcs_address, env = two_node_cluster
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleet.cli", "train", "--backend", "ray", "--address", gcs_address,
+         "--num-cpus", "1", "--strategy", "hierarchical", "--days", "90", "--folds", "2", "--seed", "3",
+         "--out", str(out)],
+        env={**env, "RAY_ADDRESS": ""}, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "ray (2 node(s), 2 CPU" in proc.stdout
+    units = json.loads((out / "manifest.json").read_text())["units"]
+    assert len({u["node_id"] for u in units}) == 2, units
