@@ -92,7 +92,7 @@ def two_node_cluster():
         from ray.job_submission import JobSubmissionClient
 
         client = JobSubmissionClient(url, headers=headers)
-        _wait_for(lambda: _alive_nodes(client) == 2, 90, "two alive nodes", root)
+        _wait_for(lambda: _alive_nodes(url, headers) == 2, 90, "two alive nodes", root)
         yield client, root, f"127.0.0.1:{gcs_port}", env
     finally:
         for proc in reversed(procs):
@@ -109,11 +109,11 @@ def _dashboard_up(url: str, headers: dict) -> bool:
         return False
 
 
-def _alive_nodes(client) -> int:
-    # The jobs API has no node listing; count the node IDs that the cluster's state API reports.
+def _alive_nodes(url: str, headers: dict) -> int:
+    # The jobs API has no node listing; ask the dashboard's node summary.
     import requests
 
-    resp = requests.get(f"{client.get_address()}/nodes?view=summary", timeout=5, headers=client._headers)
+    resp = requests.get(f"{url}/nodes?view=summary", timeout=5, headers=headers)
     if resp.status_code != 200:
         return 0
     return sum(1 for n in resp.json()["data"]["summary"] if n["raylet"]["state"] == "ALIVE")
