@@ -1,4 +1,7 @@
-"""`fleet train` submitted as a Ray job to a two-node Ray cluster on this machine (loopback only).
+"""`fleet train` submitted as a Ray job to a two-node Ray cluster on this machine.
+
+Nothing leaves the machine: the jobs API listens on 127.0.0.1, and Ray's nodes use this host's own
+address (Ray replaces a loopback node IP with it).
 
 The cluster is two `ray start --block` processes (head and worker), each with its own temp dir and
 ports and exactly 1 CPU, so two concurrent unit actors must land on different nodes. Only those
@@ -40,7 +43,7 @@ def _free_ports(n: int) -> list[int]:
 
 def _ray_start(args: list[str], temp_dir: Path, env: dict, log: Path) -> subprocess.Popen:
     ray_bin = Path(sys.executable).with_name("ray")
-    node_ports = _free_ports(7)
+    node_ports = _free_ports(6)
     cmd = [str(ray_bin), "start", "--block", "--disable-usage-stats", "--num-cpus=1", "--num-gpus=0",
            f"--temp-dir={temp_dir}",
            f"--node-manager-port={node_ports[0]}", f"--object-manager-port={node_ports[1]}",
@@ -74,7 +77,8 @@ def two_node_cluster():
     # Short root: Ray's Unix socket paths live under the temp dir and must stay < 108 bytes.
     root = Path(tempfile.mkdtemp(prefix="fk8s-", dir="/tmp"))
     gcs_port, dashboard_port, client_port = _free_ports(3)
-    # Ray 2.60 turns token authentication on for `ray start`; give this cluster a token of its own
+    # Ray 2.60 turns token authentication on for `ray start` when a token exists (~/.ray/auth_token);
+    # give this cluster a token of its own, leaving that file alone
     # (the nodes and the job's driver read RAY_AUTH_TOKEN; the client sends it as a bearer header).
     token = secrets.token_hex(32)
     env = {**os.environ, "RAY_ADDRESS": "", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
