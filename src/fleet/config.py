@@ -168,7 +168,8 @@ class ResourcesConfig(_Section):
     """Where and with what units run."""
 
     backend: Backend = Backend.local
-    address: str | None = Field(None, description="Ray address of a running cluster (default: RAY_ADDRESS or a new local Ray)")
+    address: str | None = Field(None, description="Ray address of a running cluster (default: RAY_ADDRESS, else the "
+                                "latest `ray start` cluster on this machine, else a new local Ray)")
     num_cpus: float = Field(1.0, gt=0.0, description="CPUs each unit's actor asks Ray for")
     num_gpus: float = Field(0.0, ge=0.0, description="GPUs (fractions allowed) each unit's actor asks Ray for")
 

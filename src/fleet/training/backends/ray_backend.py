@@ -32,8 +32,9 @@ class RayBackend:
     """Runs each unit in its own Ray actor.
 
     Args:
-        address: Ray address of a running cluster; None uses ``RAY_ADDRESS`` when set (e.g.
-            inside ``ray job submit``) and otherwise starts a local Ray on this machine.
+        address: Ray address of a running cluster; None follows ``ray.init``: ``RAY_ADDRESS`` when
+            set (inside ``ray job submit`` it names the job's cluster), else the latest cluster
+            ``ray start`` began on this machine, else a new local Ray.
         num_cpus: CPUs each unit's actor reserves (fractions allowed).
         num_gpus: GPUs each unit's actor reserves (fractions allowed); ignored with a warning
             when the cluster has no GPU.
