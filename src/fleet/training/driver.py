@@ -238,7 +238,7 @@ def fold_table(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year:
 
 
 def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None = None,
-              train_fn: TrainFn = train_unit) -> RunSummary:
+              train_fn: TrainFn | None = None) -> RunSummary:
     """Train the whole fleet as configured and write the run directory.
 
     Each unit's result is saved in the run's staging directory as it finishes, so an
@@ -248,7 +248,7 @@ def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
         config: resolved configuration.
         echo: where progress lines go (the CLI passes ``click.echo``).
         argv: the command line, recorded in the manifest.
-        train_fn: function trained per unit; :func:`train_unit` except in tests.
+        train_fn: function trained per unit; None means :func:`train_unit` (tests pass a stand-in).
 
     Returns:
         A :class:`RunSummary` with the tables and the final run directory.
@@ -263,7 +263,7 @@ def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
 
 
 def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None = None,
-                 train_fn: TrainFn = train_unit) -> RunSummary:
+                 train_fn: TrainFn | None = None) -> RunSummary:
     """Finish an interrupted or failed run: train only the units without a complete saved result.
 
     The configuration is the one saved when the run started (``run.json``), so the run is planned
@@ -292,7 +292,7 @@ def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None
 
 
 def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[str] | None,
-         train_fn: TrainFn) -> RunSummary:
+         train_fn: TrainFn | None) -> RunSummary:
     started = pd.Timestamp.now(tz="UTC")
     t0 = time.perf_counter()
     panel, source = load_inputs(config, echo)
@@ -340,7 +340,7 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
          f"{', '.join(final.clusters.members[final.clusters.dominant_cluster])}; "
          f"{method} explained variance {final.explained_variance:.1%} (last fold's training window)")
 
-    backend = make_backend(config.resources, train_fn=train_fn)
+    backend = make_backend(config.resources, train_fn=train_fn or train_unit)
     backend_desc = backend.describe()
     sources = sorted(set(panel.sources.values()))
     data_files = {p: _sha256(p) for p in sources if Path(p).is_file()}
@@ -394,11 +394,14 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
             backend.close()
         if failures:
             rundir.write_json("failures.json", [f.to_dict() for f in failures])
-            names = "; ".join(f"{f.unit_id} ({f.error})" for f in failures)
+            shown = "; ".join(f"{f.unit_id} ({f.error})" for f in failures[:3])
+            more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
             raise UnitsFailedError(
-                f"{len(failures)} of {len(units)} units failed: {names}. The other units' results are kept in "
-                f"{rundir.staging}; nothing was written to {rundir.final}. Fix the cause and run: "
-                f"fleet train --resume {rundir.staging}", failures=failures, staging=rundir.staging)
+                f"{len(failures)} of {len(units)} units failed: {shown}{more} (all in "
+                f"{rundir.staging / 'failures.json'}). The other units' results are kept in {rundir.staging}; "
+                f"nothing was written to {rundir.final}. Fix the cause and run: fleet train --resume {rundir.staging}"
+                " (a resume keeps the run's configuration: for an input error such as too little data, start a "
+                "new run instead)", failures=failures, staging=rundir.staging)
         results = [*loaded.values(), *done]
         (rundir.staging / "failures.json").unlink(missing_ok=True)
         summary = _finish(config, rundir, panel=panel, registry=registry, source=source, notes=notes, folds=folds,

@@ -70,10 +70,10 @@ class RunDirectory:
                 run is already complete, or ``run.json`` is unreadable.
         """
         p = Path(path)
+        if (p / "manifest.json").is_file():
+            raise ConfigError(f"--resume {p}: that run is complete (it has a manifest.json); nothing to resume")
         if (p / STATE_FILE).is_file():
             staging = p
-        elif (p / "manifest.json").is_file():
-            raise ConfigError(f"--resume {p}: that run is complete (it has a manifest.json); nothing to resume")
         else:
             found = sorted(c for c in p.parent.glob(f".{p.name}.partial-*") if (c / STATE_FILE).is_file())
             if not found:
