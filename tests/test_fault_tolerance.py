@@ -8,6 +8,7 @@ are real SIGKILLs of a Ray worker / of the driver.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -45,8 +46,12 @@ def fail_one(unit, frames):
     return train_unit(unit, frames)
 
 
-def slow_train(unit, frames):
-    """train_unit after a 1.5 s pause, so a test can SIGKILL the worker while a unit is in flight."""
+def slow_train(pid_dir, unit, frames):
+    """train_unit after a 1.5 s pause, so a test can SIGKILL the worker while a unit is in flight.
+
+    Writes ``<pid_dir>/<pid>`` first: the test kills only worker processes it started itself.
+    """
+    Path(pid_dir, str(os.getpid())).touch()
     time.sleep(1.5)
     return train_unit(unit, frames)
 
@@ -178,27 +183,28 @@ def test_ray_failed_unit_is_a_value(tmp_path, clean_run, ray_by_value):
 
 @pytest.mark.slow
 def test_sigkilled_worker_is_retried_by_ray_and_results_equal_a_clean_run(tmp_path, clean_run, ray_by_value):
-    import psutil
-
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
     killed: list[int] = []
     stop = threading.Event()
 
     def killer():
-        # A worker is "ray::UnitTrainer.train" while it runs a unit; kill the first one seen, mid-unit.
-        while not stop.is_set() and not killed:
-            for p in psutil.process_iter(["pid", "cmdline"]):
-                cmd = " ".join(p.info["cmdline"] or [])
-                if cmd.startswith("ray::UnitTrainer.train"):
-                    time.sleep(0.5)
-                    os.kill(p.info["pid"], signal.SIGKILL)
-                    killed.append(p.info["pid"])
-                    return
+        # Kill the first worker that starts a unit, 0.5 s into that unit (its 1.5 s pause).
+        while not stop.is_set():
+            pids = sorted(pid_dir.iterdir(), key=lambda p: p.stat().st_mtime)
+            if pids:
+                time.sleep(0.5)
+                pid = int(pids[0].name)
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
             time.sleep(0.05)
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     try:
-        summary = run_fleet(_config(tmp_path / "run", backend="ray"), echo=lambda s: None, train_fn=slow_train)
+        summary = run_fleet(_config(tmp_path / "run", backend="ray"), echo=lambda s: None,
+                            train_fn=functools.partial(slow_train, str(pid_dir)))
     finally:
         stop.set()
         thread.join(timeout=30)

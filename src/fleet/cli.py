@@ -255,7 +255,9 @@ def serve() -> None:
 @click.option("--num-cpus", default=0.5, show_default=True, type=float, help="CPUs each replica reserves.")
 @click.option("--max-body-bytes", default=4 * 1024 * 1024, show_default=True, type=int,
               help="Larger request bodies are refused with 413.")
-def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes) -> None:
+@click.option("--max-queued-requests", default=-1, show_default=True, type=int,
+              help="Requests allowed to wait for a busy replica; more get 503 at once (-1: no limit).")
+def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes, max_queued_requests) -> None:
     """Start serving RUN_DIR; prints the base URL and blocks until Ctrl-C (or SIGTERM)."""
     import signal
     import time
@@ -275,7 +277,8 @@ def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes) 
     started = None
     try:
         url, started = runner.start(run_dir, address=address, host=host, port=port, replicas=replicas,
-                                    num_cpus=num_cpus, max_body_bytes=max_body_bytes)
+                                    num_cpus=num_cpus, max_body_bytes=max_body_bytes,
+                                    max_queued_requests=max_queued_requests)
         click.echo(f"Serving run {predictor.model_version} ({len(predictor.units)} units, "
                    f"{len(predictor.assets)} assets) at {url}")
         click.echo(f"  POST {url}/v1/predict   GET {url}/v1/models   docs {url}/docs   (Ctrl-C to stop)")
