@@ -76,6 +76,7 @@ class RunSummary:
     config: FleetConfig | None = None
     trained: int = 0
     loaded: int = 0
+    train_seconds: float = 0.0
 
 
 def required_bars(config: FleetConfig) -> int:
@@ -387,11 +388,13 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
             echo(f"  [{n:>3}/{len(todo)}] {r.unit_id:<24} {len(r.assets):>2} asset(s) "
                  f"train {r.n_train:>7,} test {r.n_test:>6,} rows  {r.wall_seconds:6.1f} s  {where}")
 
+        t_train = time.perf_counter()
         try:
             if todo:
                 backend.run(todo, panel.frames, on_result)
         finally:
             backend.close()
+        train_seconds = time.perf_counter() - t_train
         if failures:
             rundir.write_json("failures.json", [f.to_dict() for f in failures])
             shown = "; ".join(f"{f.unit_id} ({f.error})" for f in failures[:3])
@@ -407,7 +410,8 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
         summary = _finish(config, rundir, panel=panel, registry=registry, source=source, notes=notes, folds=folds,
                           markets=markets, results=results, n_units=len(units), backend_desc=backend_desc,
                           started=started, t0=t0, argv=argv, data_files=data_files,
-                          training={"trained": [r.unit_id for r in done], "loaded": sorted(loaded)},
+                          training={"trained": [r.unit_id for r in done], "loaded": sorted(loaded),
+                                    "backend_seconds": round(train_seconds, 3)},
                           echo=echo)
     except UnitsFailedError:
         raise
@@ -424,7 +428,7 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
 def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry: AssetRegistry, source: str,
             notes: list[str], folds: list[Fold], markets: list[FoldMarket], results: list[UnitResult],
             n_units: int, backend_desc: str, started: pd.Timestamp, t0: float, argv: list[str] | None,
-            data_files: dict[str, str], training: dict[str, list[str]], echo: Echo) -> RunSummary:
+            data_files: dict[str, str], training: dict, echo: Echo) -> RunSummary:
     """Tables, predictions, models and manifest from every unit's result; renames the run into place."""
     final = markets[-1]
     results.sort(key=lambda r: (r.fold, r.group))
@@ -505,7 +509,8 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
                       forced_entry=forced, bars_per_year=bars_per_year, final_clusters=final.clusters,
                       explained_variance=final.explained_variance, wall_seconds=time.perf_counter() - t0,
                       units=n_units, backend=backend_desc, notes=notes, config=config,
-                      trained=len(training["trained"]), loaded=len(training["loaded"]))
+                      trained=len(training["trained"]), loaded=len(training["loaded"]),
+                      train_seconds=training["backend_seconds"])
 
 
 SEED_METRICS = ["precision", "recall", "auc", "expectancy", "trades", *RANK_COLUMNS, *TRADING_COLUMNS]
