@@ -44,9 +44,20 @@ class UnitTrainer:
 
     def __init__(self, train_fn=train_unit):
         self.train_fn = train_fn
+        self._frames_ref = None
+        self._frames: dict[str, pd.DataFrame] | None = None
 
-    def train(self, unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResult:
-        result = self.train_fn(unit, frames)
+    def train(self, unit: TrainingUnit, frames_box: list) -> UnitResult:
+        """Train ``unit``; ``frames_box`` is ``[ObjectRef]`` of the run's bars (symbol -> frame).
+
+        The reference is passed inside a list so Ray does not resolve it for every call: the actor
+        fetches the bars once (zero-copy numpy buffers from the object store) and keeps them for
+        the next units of the run, instead of rebuilding every asset's DataFrame per unit.
+        """
+        ref = frames_box[0]
+        if self._frames is None or ref != self._frames_ref:
+            self._frames, self._frames_ref = ray.get(ref), ref
+        result = self.train_fn(unit, self._frames)
         result.node_id = ray.get_runtime_context().get_node_id()
         return result
 
@@ -136,7 +147,7 @@ class RayBackend:
                                                     max_task_retries=MAX_TASK_RETRIES).remote(self.train_fn)
                         alive.append(actor)
                     unit = pending.pop(0)
-                    running[actor.train.remote(unit, frames_ref)] = (unit, actor)
+                    running[actor.train.remote(unit, [frames_ref])] = (unit, actor)
                 done, _ = ray.wait(list(running), num_returns=1)
                 for ref in done:
                     unit, actor = running.pop(ref)
