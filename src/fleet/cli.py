@@ -60,7 +60,7 @@ def _choice(enum) -> click.Choice:
 @click.option("--symbols", help="Comma-separated symbols to train (default: all in the data).")
 @click.option("--days", type=int, help="Keep the last N days of each asset.  [default: 730]")
 @click.option("--strategy", type=_choice(Strategy), help="Units: one per asset, per correlation cluster, or one for the fleet.  [default: hierarchical]")
-@click.option("--backend", type=_choice(Backend), help="Run units in-process or one Ray actor per unit.  [default: local]")
+@click.option("--backend", type=_choice(Backend), help="Run units in-process, or on a pool of Ray actors (one unit per actor call).  [default: local]")
 @click.option("--address", help="Ray cluster address (default: RAY_ADDRESS, else start a local Ray).")
 @click.option("--num-cpus", type=float, help="CPUs each unit's Ray actor asks for.  [default: 1]")
 @click.option("--num-gpus", type=float, help="GPUs (fractions allowed) each unit's Ray actor asks for.  [default: 0]")
