@@ -13,7 +13,7 @@ import click
 import pandas as pd
 
 from fleet.config import Backend, FactorMethod, Strategy, load_config
-from fleet.errors import FleetError, FleetWarning
+from fleet.errors import ConfigError, FleetError, FleetWarning
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -28,14 +28,15 @@ _default_showwarning = warnings.showwarning
 
 
 class FleetGroup(click.Group):
-    """Reports :class:`FleetError` as one line on stderr with exit code 2 (no traceback)."""
+    """Reports :class:`FleetError` as one line on stderr (no traceback) with its exit code:
+    2 for bad input or configuration, 3 when training units failed (the run is left resumable)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except FleetError as err:
             click.echo(f"error: {err}", err=True)
-            ctx.exit(2)
+            ctx.exit(err.exit_code)
 
 
 @click.group(cls=FleetGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -59,7 +60,7 @@ def _choice(enum) -> click.Choice:
 @click.option("--symbols", help="Comma-separated symbols to train (default: all in the data).")
 @click.option("--days", type=int, help="Keep the last N days of each asset.  [default: 730]")
 @click.option("--strategy", type=_choice(Strategy), help="Units: one per asset, per correlation cluster, or one for the fleet.  [default: hierarchical]")
-@click.option("--backend", type=_choice(Backend), help="Run units in-process or one Ray actor per unit.  [default: local]")
+@click.option("--backend", type=_choice(Backend), help="Run units in-process, or on a pool of Ray actors (one unit per actor call).  [default: local]")
 @click.option("--address", help="Ray cluster address, HOST:PORT of its head (default: RAY_ADDRESS, set inside `ray job submit`; else the latest `ray start` cluster on this machine; else a new local Ray).")
 @click.option("--num-cpus", type=float, help="CPUs each unit's Ray actor asks for.  [default: 1]")
 @click.option("--num-gpus", type=float, help="GPUs (fractions allowed) each unit's Ray actor asks for.  [default: 0]")
@@ -78,16 +79,21 @@ def _choice(enum) -> click.Choice:
 @click.option("--seed", type=int, help="Random seed (same seed -> same results on every backend).  [default: 0]")
 @click.option("--seeds", type=int, help="Repeat the run with seeds seed..seed+N-1; --out then holds seed<k>/ runs and results_seeds.csv (mean, std).  [default: 1]")
 @click.option("--out", help="Run directory (must not exist).  [default: runs/<UTC timestamp>]")
+@click.option("--resume", "resume", type=click.Path(), help="Finish an interrupted or failed run: its staging directory (printed at start) or its --out path. Trains only units without a complete saved result; every other option is taken from the saved run.")
 def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, folds, horizon,
           embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
-          forced_entry, bars_per_year, seed, seeds, out) -> None:
+          forced_entry, bars_per_year, seed, seeds, out, resume) -> None:
     """Train the fleet under purged walk-forward validation and write a run directory.
 
     The driver clusters assets and extracts the market factor on each fold's training
     window, trains one unit per asset / cluster / fleet per fold (Ray actors with
     --backend ray), and prints per-cluster and per-asset out-of-sample results.
+
+    \b
+    Exit codes: 0 done; 2 bad input or configuration (nothing written); 3 some units failed
+    (the others are kept in the staging directory: fix, then --resume); 1 interrupted.
     """
-    from fleet.training.driver import run_fleet, run_seeds
+    from fleet.training.driver import resume_fleet, run_fleet, run_seeds
 
     overrides = {
         "data.path": data,
@@ -114,8 +120,16 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
         "seed": seed,
         "out": out,
     }
-    config = load_config(config_path, overrides)
     argv = ["fleet", *sys.argv[1:]]
+    if resume is not None:
+        given = [k for k, v in {"--config": config_path, **overrides}.items() if v is not None]
+        if given:
+            raise ConfigError(f"--resume takes no other options (got {', '.join(given)} set): a resumed run keeps "
+                              "the configuration it started with")
+        summary = resume_fleet(resume, echo=click.echo, argv=argv)
+        _print_summary(summary, summary.config)
+        return
+    config = load_config(config_path, overrides)
     if config.evaluation.seeds > 1:
         seeds_summary = run_seeds(config, echo=click.echo, argv=argv)
         wide = seeds_summary.table[seeds_summary.table["metric"].isin(["auc", "rank_ic", "expectancy", "ir_net"])]
@@ -201,7 +215,9 @@ def _print_summary(summary, config) -> None:
             if bad:
                 click.echo(f"advice: forced trades' mean return is worse than the natural ones' by more than "
                            f"{-DISABLE_DELTA:g} for {', '.join(bad)}: consider --no-forced-entry")
-    click.echo(f"\nRun directory: {summary.out}  ({summary.units} units, {summary.wall_seconds:.1f} s)")
+    resumed = f", {summary.loaded} loaded from the interrupted run" if summary.loaded else ""
+    click.echo(f"\nRun directory: {summary.out}  ({summary.units} units: {summary.trained} trained{resumed}; "
+               f"{summary.wall_seconds:.1f} s)")
 
 
 class DefaultCommandGroup(click.Group):
@@ -239,7 +255,9 @@ def serve() -> None:
 @click.option("--num-cpus", default=0.5, show_default=True, type=float, help="CPUs each replica reserves.")
 @click.option("--max-body-bytes", default=4 * 1024 * 1024, show_default=True, type=int,
               help="Larger request bodies are refused with 413.")
-def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes) -> None:
+@click.option("--max-queued-requests", default=-1, show_default=True, type=int,
+              help="Requests allowed to wait for a busy replica; more get 503 at once (-1: no limit).")
+def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes, max_queued_requests) -> None:
     """Start serving RUN_DIR; prints the base URL and blocks until Ctrl-C (or SIGTERM)."""
     import signal
     import time
@@ -259,7 +277,8 @@ def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes) 
     started = None
     try:
         url, started = runner.start(run_dir, address=address, host=host, port=port, replicas=replicas,
-                                    num_cpus=num_cpus, max_body_bytes=max_body_bytes)
+                                    num_cpus=num_cpus, max_body_bytes=max_body_bytes,
+                                    max_queued_requests=max_queued_requests)
         click.echo(f"Serving run {predictor.model_version} ({len(predictor.units)} units, "
                    f"{len(predictor.assets)} assets) at {url}")
         click.echo(f"  POST {url}/v1/predict   GET {url}/v1/models   docs {url}/docs   (Ctrl-C to stop)")

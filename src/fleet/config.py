@@ -34,7 +34,7 @@ class Backend(str, Enum):
     """Where training units run."""
 
     local = "local"  # in-process loop
-    ray = "ray"  # one Ray actor per unit
+    ray = "ray"  # a pool of Ray actors, one unit per actor call
 
 
 class FactorMethod(str, Enum):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 
 class FleetError(Exception):
-    """Base class of every user-facing error; the CLI prints ``str(err)`` and exits 2."""
+    """Base class of every user-facing error; the CLI prints ``str(err)`` and exits with ``exit_code``."""
+
+    exit_code = 2
 
 
 class DataError(FleetError):
@@ -45,6 +47,24 @@ class InsufficientHistoryError(RequestError):
 
 class RunDirectoryError(FleetError):
     """A run directory cannot be served: names the missing or unreadable file."""
+
+
+class UnitsFailedError(FleetError):
+    """Some training units failed; the others' results are kept in the run's staging directory.
+
+    The CLI exits with code 3. Nothing is written at ``--out``: the run stays resumable with
+    ``fleet train --resume STAGING``, which trains only the failed units.
+
+    Attributes:
+        failures: the failed units (``UnitFailure`` values). staging: the staging directory.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, failures: list, staging):
+        super().__init__(message)
+        self.failures = failures
+        self.staging = staging
 
 
 class FleetWarning(UserWarning):

@@ -31,6 +31,19 @@ from fleet.serving.schema import BatchRequest, BatchResponse, PredictRequest, Pr
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 #: Default CPUs reserved per replica: small, so that replicas fit next to Ray on a 2-core machine.
 DEFAULT_NUM_CPUS = 0.5
+#: Serve probes each replica (``check_health``) this often, seconds; a replica whose process died is
+#: noticed within about one period and replaced (Serve's default is 10 s; 2 s keeps the window during
+#: which requests can be routed to a dead replica short).
+HEALTH_CHECK_PERIOD_S = 2.0
+#: A probe not answered within this many seconds marks the replica unhealthy. It must exceed the
+#: longest time the replica's event loop is busy under load (a full batch is ~0.4 s on 2 cores), so a
+#: loaded but healthy replica is not restarted.
+HEALTH_CHECK_TIMEOUT_S = 10.0
+#: Requests a replica works on at once (a batch is at most 32).
+DEFAULT_MAX_ONGOING_REQUESTS = 64
+#: Requests waiting for a replica beyond ``max_ongoing_requests``, per caller; more get HTTP 503 at once.
+#: -1: no limit (Serve's default).
+DEFAULT_MAX_QUEUED_REQUESTS = -1
 DEPLOYMENT_NAME = "FleetIngress"
 APP_NAME = "fleet"
 
@@ -104,7 +117,8 @@ async def _fleet_error(request: Request, err: FleetError):
 
 
 @serve.deployment(name=DEPLOYMENT_NAME, ray_actor_options={"num_cpus": DEFAULT_NUM_CPUS},
-                  health_check_period_s=10, health_check_timeout_s=30, max_ongoing_requests=64)
+                  health_check_period_s=HEALTH_CHECK_PERIOD_S, health_check_timeout_s=HEALTH_CHECK_TIMEOUT_S,
+                  max_ongoing_requests=DEFAULT_MAX_ONGOING_REQUESTS, max_queued_requests=DEFAULT_MAX_QUEUED_REQUESTS)
 @serve.ingress(api)
 class FleetIngress:
     """One replica: every unit model of the run, behind the HTTP routes.
@@ -165,15 +179,29 @@ class FleetIngress:
 
 def build_app(run_dir: str | Path, *, replicas: int = 1, num_cpus: float = DEFAULT_NUM_CPUS,
               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, batching: bool = True,
-              max_batch_size: int = 32, batch_wait_timeout_s: float = 0.002):
+              max_batch_size: int = 32, batch_wait_timeout_s: float = 0.002,
+              max_ongoing_requests: int = DEFAULT_MAX_ONGOING_REQUESTS,
+              max_queued_requests: int = DEFAULT_MAX_QUEUED_REQUESTS):
     """The Serve application for ``run_dir`` (validated here first, so a bad path fails in one line).
+
+    Args:
+        max_ongoing_requests: requests one replica works on at once.
+        max_queued_requests: requests allowed to wait for a replica (per HTTP proxy); beyond it Serve
+            answers 503 at once instead of queueing. -1: no limit.
 
     Raises:
         RunDirectoryError: the run directory is incomplete (names the missing file).
+        ConfigError: max_ongoing_requests < 1 or max_queued_requests < -1.
     """
+    if max_ongoing_requests < 1:
+        raise ConfigError(f"max_ongoing_requests={max_ongoing_requests}: expected an integer >= 1")
+    if max_queued_requests < -1:
+        raise ConfigError(f"max_queued_requests={max_queued_requests}: expected -1 (no limit) or an integer >= 0")
     run = Path(run_dir).resolve()
     FleetPredictor(run)  # fail fast, in the caller's process, with a clear message
-    return FleetIngress.options(num_replicas=replicas, ray_actor_options={"num_cpus": num_cpus}).bind(
+    return FleetIngress.options(num_replicas=replicas, ray_actor_options={"num_cpus": num_cpus},
+                                max_ongoing_requests=max_ongoing_requests,
+                                max_queued_requests=max_queued_requests).bind(
         str(run), max_body_bytes=max_body_bytes, batching=batching, max_batch_size=max_batch_size,
         batch_wait_timeout_s=batch_wait_timeout_s)
 

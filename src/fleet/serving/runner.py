@@ -21,7 +21,7 @@ from fleet.serving.predictor import FleetPredictor
 
 def start(run_dir: str | Path, *, address: str | None = None, host: str = "127.0.0.1", port: int = 8000,
           replicas: int = 1, num_cpus: float = DEFAULT_NUM_CPUS, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-          batching: bool = True) -> tuple[str, bool]:
+          batching: bool = True, max_queued_requests: int = -1) -> tuple[str, bool]:
     """Deploy the run on Ray Serve and return (base URL, whether this call started Ray).
 
     Args:
@@ -29,6 +29,7 @@ def start(run_dir: str | Path, *, address: str | None = None, host: str = "127.0
         address: Ray cluster to join; None uses ``RAY_ADDRESS`` or starts a local Ray.
         host, port: where Serve's HTTP proxy listens.
         replicas: replicas of the ingress deployment; num_cpus: CPUs each reserves.
+        max_queued_requests: requests waiting beyond the replicas' capacity before Serve answers 503 (-1: no limit).
 
     Raises:
         RunDirectoryError: incomplete run directory. ConfigError: bad replicas / num_cpus, or no Ray at address.
@@ -37,7 +38,8 @@ def start(run_dir: str | Path, *, address: str | None = None, host: str = "127.0
         raise ConfigError(f"--replicas={replicas}: expected an integer >= 1")
     if num_cpus <= 0:
         raise ConfigError(f"--num-cpus={num_cpus}: expected a number > 0")
-    app = build_app(run_dir, replicas=replicas, num_cpus=num_cpus, max_body_bytes=max_body_bytes, batching=batching)
+    app = build_app(run_dir, replicas=replicas, num_cpus=num_cpus, max_body_bytes=max_body_bytes, batching=batching,
+                    max_queued_requests=max_queued_requests)
     started = False
     if not ray.is_initialized():
         try:

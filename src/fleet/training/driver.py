@@ -25,7 +25,7 @@ import pandas as pd
 from fleet import __version__
 from fleet.config import FactorMethod, FleetConfig
 from fleet.data.load import load_panel
-from fleet.errors import ConfigError, DataError
+from fleet.errors import ConfigError, DataError, UnitsFailedError
 from fleet.data.panel import Panel
 from fleet.data.registry import AssetRegistry
 from fleet.data.synthetic import synthetic_market
@@ -36,10 +36,10 @@ from fleet.evaluation.splits import Fold, PurgedWalkForward
 from fleet.market.align import align_log_returns
 from fleet.market.clustering import ClusterResult, cluster_assets
 from fleet.market.factor import MarketFactor
-from fleet.training.backends import make_backend
+from fleet.training.backends import TrainFn, make_backend
 from fleet.training.plan import plan_fold
 from fleet.training.rundir import RunDirectory, default_out
-from fleet.training.unit import TrainingUnit, UnitResult
+from fleet.training.unit import TrainingUnit, UnitFailure, UnitResult, train_unit
 
 Echo = Callable[[str], None]
 
@@ -73,6 +73,10 @@ class RunSummary:
     units: int
     backend: str
     notes: list[str] = field(default_factory=list)
+    config: FleetConfig | None = None
+    trained: int = 0
+    loaded: int = 0
+    train_seconds: float = 0.0
 
 
 def required_bars(config: FleetConfig) -> int:
@@ -234,23 +238,64 @@ def fold_table(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year:
     return out[["fold", "asset", *[c for c in METRIC_COLUMNS if c != "folds"], "n"]]
 
 
-def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None = None) -> RunSummary:
+def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None = None,
+              train_fn: TrainFn | None = None) -> RunSummary:
     """Train the whole fleet as configured and write the run directory.
+
+    Each unit's result is saved in the run's staging directory as it finishes, so an
+    interrupted run can be finished with :func:`resume_fleet` (``fleet train --resume``).
 
     Args:
         config: resolved configuration.
         echo: where progress lines go (the CLI passes ``click.echo``).
         argv: the command line, recorded in the manifest.
+        train_fn: function trained per unit; None means :func:`train_unit` (tests pass a stand-in).
 
     Returns:
         A :class:`RunSummary` with the tables and the final run directory.
 
     Raises:
+        UnitsFailedError: some units failed; the others' results stay in the staging directory,
+            nothing is written at ``--out`` and the run can be resumed.
         FleetError: bad input or configuration (nothing is left on disk).
     """
+    rundir = RunDirectory(config.out or default_out())
+    return _run(config, rundir, echo=echo, argv=argv, train_fn=train_fn)
+
+
+def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None = None,
+                 train_fn: TrainFn | None = None) -> RunSummary:
+    """Finish an interrupted or failed run: train only the units without a complete saved result.
+
+    The configuration is the one saved when the run started (``run.json``), so the run is planned
+    again exactly as before; the planned unit ids and the data files' SHA-256 must match.
+
+    Args:
+        path: the run's staging directory, or its ``--out`` path (see :meth:`RunDirectory.resume`).
+
+    Raises:
+        ConfigError: nothing to resume at ``path``, or the data / plan changed since the run started.
+        UnitsFailedError: as :func:`run_fleet`.
+    """
+    rundir = RunDirectory.resume(path)
+    state = rundir.state
+    raw = dict(state["config"])
+    data_path = raw.get("data", {}).get("path")
+    if data_path and not Path(data_path).is_absolute() and state.get("cwd"):
+        raw["data"] = {**raw["data"], "path": str(Path(state["cwd"]) / data_path)}
+    try:
+        config = FleetConfig.model_validate(raw)
+    except ValueError as err:
+        raise ConfigError(f"--resume {rundir.staging}: the saved configuration is not valid for this version "
+                          f"of fleet ({err})") from None
+    echo(f"Resuming {rundir.staging} (run started {state.get('started')}, will be renamed to {rundir.final})")
+    return _run(config, rundir, echo=echo, argv=argv, train_fn=train_fn)
+
+
+def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[str] | None,
+         train_fn: TrainFn | None) -> RunSummary:
     started = pd.Timestamp.now(tz="UTC")
     t0 = time.perf_counter()
-    rundir = RunDirectory(config.out or default_out())
     panel, source = load_inputs(config, echo)
     registry = AssetRegistry.from_symbols(panel.symbols, source=source)
     notes: list[str] = []
@@ -296,21 +341,96 @@ def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
          f"{', '.join(final.clusters.members[final.clusters.dominant_cluster])}; "
          f"{method} explained variance {final.explained_variance:.1%} (last fold's training window)")
 
-    backend = make_backend(config.resources)
+    backend = make_backend(config.resources, train_fn=train_fn or train_unit)
     backend_desc = backend.describe()
-    echo(f"Training {len(units)} units ({config.strategy.value}) on {backend_desc}")
-    done: list[UnitResult] = []
-
-    def on_result(r: UnitResult) -> None:
-        done.append(r)
-        where = r.host + (f" node {r.node_id[:8]}" if r.node_id else "")
-        echo(f"  [{len(done):>3}/{len(units)}] {r.unit_id:<24} {len(r.assets):>2} asset(s) "
-             f"train {r.n_train:>7,} test {r.n_test:>6,} rows  {r.wall_seconds:6.1f} s  {where}")
-
+    sources = sorted(set(panel.sources.values()))
+    data_files = {p: _sha256(p) for p in sources if Path(p).is_file()}
+    unit_ids = [u.unit_id for u in units]
+    resuming = rundir.state is not None
+    if resuming:
+        saved = rundir.state
+        if saved.get("units") != unit_ids or sorted(saved.get("data_files", {}).values()) != sorted(data_files.values()):
+            raise ConfigError(f"--resume {rundir.staging}: the data or the plan changed since the run started "
+                              "(data files' SHA-256 or planned units differ); start a new run instead")
+        started = pd.Timestamp(saved["started"])
+        rundir.open()
+    else:
+        rundir.open({"fleet_version": __version__, "command": argv if argv is not None else sys.argv,
+                     "cwd": str(Path.cwd()), "started": started.isoformat(), "config": config.to_dict(),
+                     "units": unit_ids, "data_files": data_files})
+        echo(f"Staging in {rundir.staging} (if interrupted: fleet train --resume {rundir.staging})")
+    saved_now = 0
     try:
-        results = backend.run(units, panel.frames, on_result)
-    finally:
-        backend.close()
+        loaded = {}
+        for u in units:
+            r = rundir.load_unit(u.unit_id)
+            if r is not None:
+                loaded[u.unit_id] = r
+        todo = [u for u in units if u.unit_id not in loaded]
+        if resuming:
+            echo(f"{len(loaded)} of {len(units)} units have a complete, verified result in the staging directory; "
+                 f"training the other {len(todo)}")
+        echo(f"Training {len(todo)} units ({config.strategy.value}) on {backend_desc}")
+        done: list[UnitResult] = []
+        failures: list[UnitFailure] = []
+
+        def on_result(r: UnitResult | UnitFailure) -> None:
+            nonlocal saved_now
+            n = len(done) + len(failures) + 1
+            if isinstance(r, UnitFailure):
+                failures.append(r)
+                echo(f"  [{n:>3}/{len(todo)}] {r.unit_id:<24} FAILED: {r.error}")
+                return
+            rundir.save_unit(r.unit_id, r)
+            saved_now += 1
+            done.append(r)
+            where = r.host + (f" node {r.node_id[:8]}" if r.node_id else "")
+            echo(f"  [{n:>3}/{len(todo)}] {r.unit_id:<24} {len(r.assets):>2} asset(s) "
+                 f"train {r.n_train:>7,} test {r.n_test:>6,} rows  {r.wall_seconds:6.1f} s  {where}")
+
+        t_train = time.perf_counter()
+        try:
+            if todo:
+                backend.run(todo, panel.frames, on_result)
+        finally:
+            backend.close()
+        train_seconds = time.perf_counter() - t_train
+        if failures:
+            rundir.write_json("failures.json", [f.to_dict() for f in failures])
+            shown = "; ".join(f"{f.unit_id} ({f.error})" for f in failures[:3])
+            more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
+            raise UnitsFailedError(
+                f"{len(failures)} of {len(units)} units failed: {shown}{more} (all in "
+                f"{rundir.staging / 'failures.json'}). The other units' results are kept in {rundir.staging}; "
+                f"nothing was written to {rundir.final}. Fix the cause and run: fleet train --resume {rundir.staging}"
+                " (a resume keeps the run's configuration: for an input error such as too little data, start a "
+                "new run instead)", failures=failures, staging=rundir.staging)
+        results = [*loaded.values(), *done]
+        (rundir.staging / "failures.json").unlink(missing_ok=True)
+        summary = _finish(config, rundir, panel=panel, registry=registry, source=source, notes=notes, folds=folds,
+                          markets=markets, results=results, n_units=len(units), backend_desc=backend_desc,
+                          started=started, t0=t0, argv=argv, data_files=data_files,
+                          training={"trained": [r.unit_id for r in done], "loaded": sorted(loaded),
+                                    "backend_seconds": round(train_seconds, 3)},
+                          echo=echo)
+    except UnitsFailedError:
+        raise
+    except BaseException:
+        if resuming or saved_now:
+            echo(f"Run interrupted; {saved_now} unit result(s) saved by this attempt. Finish it with: "
+                 f"fleet train --resume {rundir.staging}")
+        else:
+            rundir.abort()
+        raise
+    return summary
+
+
+def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry: AssetRegistry, source: str,
+            notes: list[str], folds: list[Fold], markets: list[FoldMarket], results: list[UnitResult],
+            n_units: int, backend_desc: str, started: pd.Timestamp, t0: float, argv: list[str] | None,
+            data_files: dict[str, str], training: dict, echo: Echo) -> RunSummary:
+    """Tables, predictions, models and manifest from every unit's result; renames the run into place."""
+    final = markets[-1]
     results.sort(key=lambda r: (r.fold, r.group))
 
     predictions = pd.concat([r.predictions for r in results], ignore_index=True)
@@ -332,66 +452,65 @@ def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
                      "so the policy is close to always long")
         echo("  " + notes[-1])
     skipped = sorted({f for r in results for f in r.skipped_features})
-    rundir.open()
-    try:
-        rundir.write_csv("results_per_asset.csv", per_asset)
-        rundir.write_csv("results_per_cluster.csv", per_cluster)
-        rundir.write_csv("results_per_fold.csv", per_fold)
-        if forced is not None:
-            rundir.write_csv("forced_entry.csv", forced)
-        for symbol, rows in predictions.groupby("symbol", sort=True):
-            rundir.write_parquet(f"predictions/{symbol}.parquet",
-                                 rows[["timestamp", "fold", "p_up", "signal", "forward_return", "y", "forced_entry"]]
-                                 .sort_values("timestamp").reset_index(drop=True))
-        rundir.write_json("clusters.json", {
-            **final.clusters.to_dict(),
-            "fitted_on": f"training window of fold {final.fold.index} (timestamps < {final.fold.train_end.isoformat()})",
-            "factor_method": config.market.factor_method.value,
-            "factor_explained_variance": final.explained_variance,
-            "folds": [{"fold": fm.fold.index, "train_end": fm.fold.train_end.isoformat(),
-                       "cluster_map": fm.clusters.cluster_map, "dominant_cluster": fm.clusters.dominant_cluster,
-                       "factor_explained_variance": fm.explained_variance} for fm in markets],
-        })
-        rundir.write_parquet("market_factor.parquet", final.factor.rename("market_factor").rename_axis("timestamp").reset_index())
-        registry.save(rundir.path("asset_registry.json"))
-        model_index = {}
-        for r in results:
-            if r.model is not None:
-                rundir.write_pickle(f"models/{r.group}.pkl", r.model)
-                model_index[r.group] = {"file": f"models/{r.group}.pkl", "assets": r.model.assets,
-                                        "trained_until": r.model.trained_until.isoformat(),
-                                        "features": r.model.feature_names}
-        rundir.write_json("models/index.json", model_index)
-        wall = time.perf_counter() - t0
-        sources = sorted(set(panel.sources.values()))
-        rundir.write_json("manifest.json", {
-            "fleet_version": __version__,
-            "command": argv if argv is not None else sys.argv,
-            "started": started.isoformat(),
-            "finished": pd.Timestamp.now(tz="UTC").isoformat(),
-            "wall_seconds": round(wall, 3),
-            "backend": backend_desc,
-            "config": config.to_dict(),
-            "versions": _versions(),
-            "data": {"source": source, "symbols": panel.symbols, "bar": str(panel.bar), "columns": list(panel.columns),
-                     "skipped_features": skipped,
-                     "first": {s: f.index[0].isoformat() for s, f in panel.frames.items()},
-                     "last": {s: f.index[-1].isoformat() for s, f in panel.frames.items()},
-                     "files": {p: _sha256(p) for p in sources if Path(p).is_file()}},
-            "folds": [f.to_dict() for f in folds],
-            "bars_per_year": bars_per_year,
-            "ffd_d": {r.unit_id: r.d_by_asset for r in results},
-            "units": [r.timing() for r in results],
-            "notes": notes,
-        })
-        out = rundir.commit()
-    except BaseException:
-        rundir.abort()
-        raise
+    rundir.write_csv("results_per_asset.csv", per_asset)
+    rundir.write_csv("results_per_cluster.csv", per_cluster)
+    rundir.write_csv("results_per_fold.csv", per_fold)
+    if forced is not None:
+        rundir.write_csv("forced_entry.csv", forced)
+    for symbol, rows in predictions.groupby("symbol", sort=True):
+        rundir.write_parquet(f"predictions/{symbol}.parquet",
+                             rows[["timestamp", "fold", "p_up", "signal", "forward_return", "y", "forced_entry"]]
+                             .sort_values("timestamp").reset_index(drop=True))
+    rundir.write_json("clusters.json", {
+        **final.clusters.to_dict(),
+        "fitted_on": f"training window of fold {final.fold.index} (timestamps < {final.fold.train_end.isoformat()})",
+        "factor_method": config.market.factor_method.value,
+        "factor_explained_variance": final.explained_variance,
+        "folds": [{"fold": fm.fold.index, "train_end": fm.fold.train_end.isoformat(),
+                   "cluster_map": fm.clusters.cluster_map, "dominant_cluster": fm.clusters.dominant_cluster,
+                   "factor_explained_variance": fm.explained_variance} for fm in markets],
+    })
+    rundir.write_parquet("market_factor.parquet", final.factor.rename("market_factor").rename_axis("timestamp").reset_index())
+    registry.save(rundir.path("asset_registry.json"))
+    model_index = {}
+    for r in results:
+        if r.model is not None:
+            rundir.write_pickle(f"models/{r.group}.pkl", r.model)
+            model_index[r.group] = {"file": f"models/{r.group}.pkl", "assets": r.model.assets,
+                                    "trained_until": r.model.trained_until.isoformat(),
+                                    "features": r.model.feature_names}
+    rundir.write_json("models/index.json", model_index)
+    wall = time.perf_counter() - t0
+    command = argv if argv is not None else sys.argv
+    rundir.write_json("manifest.json", {
+        "fleet_version": __version__,
+        "command": rundir.state.get("command", command),
+        "resumed_with": command if training["loaded"] else None,
+        "started": started.isoformat(),
+        "finished": pd.Timestamp.now(tz="UTC").isoformat(),
+        "wall_seconds": round(wall, 3),
+        "backend": backend_desc,
+        "config": config.to_dict(),
+        "versions": _versions(),
+        "data": {"source": source, "symbols": panel.symbols, "bar": str(panel.bar), "columns": list(panel.columns),
+                 "skipped_features": skipped,
+                 "first": {s: f.index[0].isoformat() for s, f in panel.frames.items()},
+                 "last": {s: f.index[-1].isoformat() for s, f in panel.frames.items()},
+                 "files": data_files},
+        "folds": [f.to_dict() for f in folds],
+        "bars_per_year": bars_per_year,
+        "ffd_d": {r.unit_id: r.d_by_asset for r in results},
+        "units": [r.timing() for r in results],
+        "training": training,
+        "notes": notes,
+    })
+    out = rundir.commit()
     return RunSummary(out=out, per_asset=per_asset, per_cluster=per_cluster, per_fold=per_fold,
                       forced_entry=forced, bars_per_year=bars_per_year, final_clusters=final.clusters,
                       explained_variance=final.explained_variance, wall_seconds=time.perf_counter() - t0,
-                      units=len(units), backend=backend_desc, notes=notes)
+                      units=n_units, backend=backend_desc, notes=notes, config=config,
+                      trained=len(training["trained"]), loaded=len(training["loaded"]),
+                      train_seconds=training["backend_seconds"])
 
 
 SEED_METRICS = ["precision", "recall", "auc", "expectancy", "trades", *RANK_COLUMNS, *TRADING_COLUMNS]

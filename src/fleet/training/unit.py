@@ -156,6 +156,33 @@ class UnitResult:
                 "node_id": self.node_id, "skipped_assets": self.skipped_assets}
 
 
+@dataclass
+class UnitFailure:
+    """A unit that could not be trained, as a value (the run goes on with the other units).
+
+    Attributes:
+        unit_id, group, fold: which unit.
+        error: ``"<ExceptionType>: <message>"`` of the application error, or what Ray reported when
+            the unit's worker died more often than Ray's restarts / retries allow.
+        traceback: the remote or local traceback as text ("" when there is none).
+    """
+
+    unit_id: str
+    group: str
+    fold: int
+    error: str
+    traceback: str = ""
+
+    @classmethod
+    def of(cls, unit: TrainingUnit, error: str, traceback: str = "") -> "UnitFailure":
+        return cls(unit_id=unit.unit_id, group=unit.group, fold=unit.fold.index, error=error, traceback=traceback)
+
+    def to_dict(self) -> dict:
+        """One row of ``failures.json``."""
+        return {"unit": self.unit_id, "group": self.group, "fold": self.fold, "error": self.error,
+                "traceback": self.traceback}
+
+
 def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResult:
     """Train one unit on its fold's training window and predict its test block.
 

@@ -1,7 +1,11 @@
-"""Backends run training units: in-process (local) or one Ray actor per unit (ray).
+"""Backends run training units: in-process (local) or in a pool of Ray actors (ray).
 
 Both take the same units and call the same :func:`fleet.training.unit.train_unit`, so they
 give identical results for the same seed. Ray is imported only in :mod:`.ray_backend`.
+
+A unit that raises is reported as a :class:`~fleet.training.unit.UnitFailure` value through the
+same ``on_result`` callback; the backend goes on with the other units. Only an interrupt
+(``KeyboardInterrupt``) or a backend that cannot start stops a run.
 """
 
 from __future__ import annotations
@@ -12,27 +16,36 @@ import pandas as pd
 
 from fleet.config import Backend as BackendName
 from fleet.config import ResourcesConfig
-from fleet.training.unit import TrainingUnit, UnitResult
+from fleet.training.unit import TrainingUnit, UnitFailure, UnitResult, train_unit
 
-OnResult = Callable[[UnitResult], None]
+Outcome = UnitResult | UnitFailure
+OnResult = Callable[[Outcome], None]
+#: ``train_unit`` or a stand-in with its signature (tests inject failing units this way).
+TrainFn = Callable[[TrainingUnit, dict[str, pd.DataFrame]], UnitResult]
 
 
 class Backend(Protocol):
-    """Runs units and reports each result as it finishes."""
+    """Runs units and reports each outcome (result or failure) as it finishes."""
 
     def describe(self) -> str: ...
 
-    def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result: OnResult) -> list[UnitResult]: ...
+    def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result: OnResult) -> list[Outcome]: ...
 
     def close(self) -> None: ...
 
 
-def make_backend(resources: ResourcesConfig) -> Backend:
-    """The backend named by ``resources.backend`` (``local`` or ``ray``)."""
+def make_backend(resources: ResourcesConfig, *, train_fn: TrainFn = train_unit) -> Backend:
+    """The backend named by ``resources.backend`` (``local`` or ``ray``).
+
+    Args:
+        resources: backend, Ray address and per-unit CPUs / GPUs.
+        train_fn: the function trained per unit; :func:`train_unit` except in tests.
+    """
     if BackendName(resources.backend) is BackendName.ray:
         from fleet.training.backends.ray_backend import RayBackend
 
-        return RayBackend(address=resources.address, num_cpus=resources.num_cpus, num_gpus=resources.num_gpus)
+        return RayBackend(address=resources.address, num_cpus=resources.num_cpus, num_gpus=resources.num_gpus,
+                          train_fn=train_fn)
     from fleet.training.backends.local import LocalBackend
 
-    return LocalBackend()
+    return LocalBackend(train_fn=train_fn)

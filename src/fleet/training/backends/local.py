@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import traceback
+
 import pandas as pd
 
-from fleet.training.unit import TrainingUnit, UnitResult, train_unit
+from fleet.training.unit import TrainingUnit, UnitFailure, UnitResult, train_unit
 
 
 class LocalBackend:
-    """Runs units one after another in this process (scikit-learn may still use threads)."""
+    """Runs units one after another in this process (scikit-learn may still use threads).
+
+    Args:
+        train_fn: function trained per unit (:func:`train_unit`; tests pass a stand-in).
+    """
+
+    def __init__(self, train_fn=train_unit):
+        self.train_fn = train_fn
 
     def describe(self) -> str:
         return "local (in-process loop)"
 
-    def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result) -> list[UnitResult]:
-        results = []
+    def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result) -> list:
+        """Train each unit; an exception in a unit becomes a :class:`UnitFailure` (interrupts propagate)."""
+        outcomes: list[UnitResult | UnitFailure] = []
         for unit in units:
-            result = train_unit(unit, frames)
-            on_result(result)
-            results.append(result)
-        return results
+            try:
+                outcome = self.train_fn(unit, frames)
+            except Exception as err:  # an application error of this unit only: reported, the run goes on
+                outcome = UnitFailure.of(unit, f"{type(err).__name__}: {err}", traceback.format_exc())
+            on_result(outcome)
+            outcomes.append(outcome)
+        return outcomes
 
     def close(self) -> None:
         pass

@@ -1,9 +1,20 @@
-"""Ray backend: one Ray actor per training unit, the bars shared once through the object store.
+"""Ray backend: a pool of Ray actors, one unit per actor call, the bars shared once through the object store.
 
 Ray patterns followed (Ray docs, ``ray-core/patterns``): the actor is a thin shell around the
 plain :func:`~fleet.training.unit.train_unit`; the bars are ``ray.put`` once and passed by
 reference (zero-copy reads of numpy buffers on each node); results are gathered with
 ``ray.wait`` as they finish; every actor asks for explicit ``num_cpus`` / ``num_gpus``.
+
+Fault tolerance is Ray's own (``ray-core/fault_tolerance/actors``): actors are created with
+``max_restarts`` and ``max_task_retries``, so when a worker process dies (SIGKILL, OOM killer,
+node loss) Ray restarts the actor and re-runs the unit it was training; ``train_unit`` is a
+pure function, so the retried unit gives the same result. Application errors are not retried
+(Ray retries actor tasks on system failures only): they come back as ``RayTaskError`` and are
+reported as :class:`~fleet.training.unit.UnitFailure` values while the other units go on.
+
+Actors are reused across units of a run (as many actors as can run at once, each trained
+unit one actor call): starting an actor costs ~2 s here (a fresh Python importing pandas,
+scikit-learn, statsmodels), which would dominate sub-second units if every unit had its own.
 """
 
 from __future__ import annotations
@@ -14,36 +25,62 @@ import warnings
 import pandas as pd
 import ray
 
-from fleet.errors import ConfigError, FleetError, FleetWarning
-from fleet.training.unit import TrainingUnit, UnitResult, train_unit
+from fleet.errors import ConfigError, FleetWarning
+from fleet.training.unit import TrainingUnit, UnitFailure, UnitResult, train_unit
+
+#: Times Ray restarts a unit's actor after its process dies, per actor.
+MAX_RESTARTS = 3
+#: Times Ray re-submits the unit an actor was training when its process died (system failures only).
+MAX_TASK_RETRIES = 3
 
 
 @ray.remote
 class UnitTrainer:
-    """Actor shell: trains one unit and notes the Ray node it ran on."""
+    """Actor shell: trains one unit per call and notes the Ray node it ran on.
 
-    def train(self, unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResult:
-        result = train_unit(unit, frames)
+    Args:
+        train_fn: :func:`train_unit` (tests pass a stand-in with the same signature).
+    """
+
+    def __init__(self, train_fn=train_unit):
+        self.train_fn = train_fn
+        self._frames_ref = None
+        self._frames: dict[str, pd.DataFrame] | None = None
+
+    def train(self, unit: TrainingUnit, frames_box: list) -> UnitResult:
+        """Train ``unit``; ``frames_box`` is ``[ObjectRef]`` of the run's bars (symbol -> frame).
+
+        The reference is passed inside a list so Ray does not resolve it for every call: the actor
+        fetches the bars once (zero-copy numpy buffers from the object store) and keeps them for
+        the next units of the run, instead of rebuilding every asset's DataFrame per unit.
+        """
+        ref = frames_box[0]
+        if self._frames is None or ref != self._frames_ref:
+            self._frames, self._frames_ref = ray.get(ref), ref
+        result = self.train_fn(unit, self._frames)
         result.node_id = ray.get_runtime_context().get_node_id()
         return result
 
 
 class RayBackend:
-    """Runs each unit in its own Ray actor.
+    """Runs units on a pool of Ray actors (one unit per actor call).
 
     Args:
         address: Ray address of a running cluster; None follows ``ray.init``: ``RAY_ADDRESS`` when
             set (inside ``ray job submit`` it names the job's cluster), else the latest cluster
             ``ray start`` began on this machine, else a new local Ray.
-        num_cpus: CPUs each unit's actor reserves (fractions allowed).
-        num_gpus: GPUs each unit's actor reserves (fractions allowed); ignored with a warning
+        num_cpus: CPUs each actor reserves (fractions allowed).
+        num_gpus: GPUs each actor reserves (fractions allowed); ignored with a warning
             when the cluster has no GPU.
+        train_fn: function trained per unit (:func:`train_unit`; tests pass a stand-in).
     """
 
-    def __init__(self, address: str | None = None, num_cpus: float = 1.0, num_gpus: float = 0.0):
+    def __init__(self, address: str | None = None, num_cpus: float = 1.0, num_gpus: float = 0.0,
+                 train_fn=train_unit):
         self.address = address
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
+        self.train_fn = train_fn
         self._started = False
 
     def _connect(self) -> None:
@@ -60,14 +97,29 @@ class RayBackend:
         self._connect()
         res = ray.cluster_resources()
         return (f"ray ({len(ray.nodes())} node(s), {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU; "
-                f"each unit's actor asks for num_cpus={self.num_cpus:g}, num_gpus={self._gpus():g})")
+                f"each actor asks for num_cpus={self.num_cpus:g}, num_gpus={self._gpus():g}; "
+                f"max_restarts={MAX_RESTARTS}, max_task_retries={MAX_TASK_RETRIES})")
 
     def _gpus(self) -> float:
         if self.num_gpus > 0 and ray.cluster_resources().get("GPU", 0) == 0:
             return 0.0
         return self.num_gpus
 
-    def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result) -> list[UnitResult]:
+    def slots(self) -> int:
+        """How many actors can run at once with the per-actor CPUs / GPUs asked for (>= 1)."""
+        res = ray.cluster_resources()
+        slots = int(res.get("CPU", 1) // self.num_cpus)
+        num_gpus = self._gpus()
+        if num_gpus > 0:
+            slots = min(slots, int(res.get("GPU", 0) // num_gpus))
+        return max(1, slots)
+
+    def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result) -> list:
+        """Train every unit; returns (and reports through ``on_result``) a result or a failure per unit.
+
+        Raises:
+            ConfigError: the cluster has fewer CPUs than one actor asks for.
+        """
         self._connect()
         res = ray.cluster_resources()
         num_gpus = self._gpus()
@@ -77,39 +129,48 @@ class RayBackend:
         if res.get("CPU", 0) < self.num_cpus:
             raise ConfigError(f"num_cpus={self.num_cpus:g} per unit but the Ray cluster has only "
                               f"{res.get('CPU', 0):g} CPU: lower --num-cpus")
-        # Keep only as many actors alive as can run at once; the rest would sit idle holding memory.
-        slots = int(res.get("CPU", 1) // self.num_cpus)
-        if num_gpus > 0:
-            slots = min(slots, int(res.get("GPU", 0) // num_gpus))
-        slots = max(1, slots)
-        frames_ref = ray.put(frames)
+        # Only as many actors as can run at once; each trains one unit per call and is reused.
+        n_actors = min(self.slots(), len(units))
+        frames_ref = ray.put(frames)  # once: every call gets the reference, not a copy
         pending = list(units)
-        running: dict[ray.ObjectRef, tuple[TrainingUnit, ray.actor.ActorHandle]] = {}
-        results: list[UnitResult] = []
+        idle: list = []
+        alive: list = []
+        running: dict = {}
+        outcomes: list[UnitResult | UnitFailure] = []
         try:
             while pending or running:
-                while pending and len(running) < slots:
+                while pending and (idle or len(alive) < n_actors):
+                    if idle:
+                        actor = idle.pop()
+                    else:
+                        actor = UnitTrainer.options(num_cpus=self.num_cpus, num_gpus=num_gpus,
+                                                    max_restarts=MAX_RESTARTS,
+                                                    max_task_retries=MAX_TASK_RETRIES).remote(self.train_fn)
+                        alive.append(actor)
                     unit = pending.pop(0)
-                    actor = UnitTrainer.options(num_cpus=self.num_cpus, num_gpus=num_gpus).remote()
-                    running[actor.train.remote(unit, frames_ref)] = (unit, actor)
+                    running[actor.train.remote(unit, [frames_ref])] = (unit, actor)
                 done, _ = ray.wait(list(running), num_returns=1)
                 for ref in done:
                     unit, actor = running.pop(ref)
                     try:
-                        result = ray.get(ref)
+                        outcome = ray.get(ref)
+                        idle.append(actor)
                     except ray.exceptions.RayTaskError as err:
-                        cause = err.cause
-                        if isinstance(cause, FleetError):
-                            raise type(cause)(f"unit {unit.unit_id}: {cause}") from None
-                        raise
-                    finally:
-                        ray.kill(actor)  # frees its CPUs for the next unit
-                    on_result(result)
-                    results.append(result)
+                        # An exception raised by the unit's own code: not retried, reported as a value.
+                        cause = err.cause if err.cause is not None else err
+                        outcome = UnitFailure.of(unit, f"{type(cause).__name__}: {cause}", str(err))
+                        idle.append(actor)
+                    except ray.exceptions.RayError as err:
+                        # The worker died more often than max_restarts / max_task_retries allow.
+                        outcome = UnitFailure.of(unit, f"{type(err).__name__}: {str(err).splitlines()[0]}", str(err))
+                        alive.remove(actor)
+                        ray.kill(actor, no_restart=True)
+                    on_result(outcome)
+                    outcomes.append(outcome)
         finally:
-            for _, actor in running.values():
-                ray.kill(actor)
-        return results
+            for actor in alive:
+                ray.kill(actor, no_restart=True)
+        return outcomes
 
     def close(self) -> None:
         if self._started and ray.is_initialized():
