@@ -24,7 +24,9 @@ class UnitTrainer:
 
     def train(self, unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResult:
         result = train_unit(unit, frames)
-        result.node_id = ray.get_runtime_context().get_node_id()
+        ctx = ray.get_runtime_context()
+        result.node_id = ctx.get_node_id()
+        result.resources = {k: float(v) for k, v in ctx.get_assigned_resources().items()}
         return result
 
 
@@ -36,7 +38,8 @@ class RayBackend:
             inside ``ray job submit``) and otherwise starts a local Ray on this machine.
         num_cpus: CPUs each unit's actor reserves (fractions allowed).
         num_gpus: GPUs each unit's actor reserves (fractions allowed); ignored with a warning
-            when the cluster has no GPU.
+            when the cluster has no GPU. Per unit, the request is ``TrainingUnit.num_gpus`` (planning
+            raises it for units with a CNN expert), used only when the cluster has GPUs.
     """
 
     def __init__(self, address: str | None = None, num_cpus: float = 1.0, num_gpus: float = 0.0):
@@ -66,21 +69,24 @@ class RayBackend:
             return 0.0
         return self.num_gpus
 
+    @staticmethod
+    def unit_gpus(unit: TrainingUnit, cluster_gpus: float) -> float:
+        """GPUs to reserve for ``unit``: its planned request, or 0 when the cluster has no GPU."""
+        return float(unit.num_gpus) if cluster_gpus > 0 else 0.0
+
     def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result) -> list[UnitResult]:
         self._connect()
         res = ray.cluster_resources()
-        num_gpus = self._gpus()
-        if self.num_gpus > 0 and num_gpus == 0:
+        cluster_gpus = float(res.get("GPU", 0))
+        if self.num_gpus > 0 and cluster_gpus == 0:
             warnings.warn(f"num_gpus={self.num_gpus:g} asked for but the Ray cluster has no GPU: units train on CPU",
                           FleetWarning, stacklevel=2)
         if res.get("CPU", 0) < self.num_cpus:
             raise ConfigError(f"num_cpus={self.num_cpus:g} per unit but the Ray cluster has only "
                               f"{res.get('CPU', 0):g} CPU: lower --num-cpus")
         # Keep only as many actors alive as can run at once; the rest would sit idle holding memory.
-        slots = int(res.get("CPU", 1) // self.num_cpus)
-        if num_gpus > 0:
-            slots = min(slots, int(res.get("GPU", 0) // num_gpus))
-        slots = max(1, slots)
+        # (GPU units beyond the GPUs queue inside Ray until one frees up.)
+        slots = max(1, int(res.get("CPU", 1) // self.num_cpus))
         frames_ref = ray.put(frames)
         pending = list(units)
         running: dict[ray.ObjectRef, tuple[TrainingUnit, ray.actor.ActorHandle]] = {}
@@ -89,7 +95,8 @@ class RayBackend:
             while pending or running:
                 while pending and len(running) < slots:
                     unit = pending.pop(0)
-                    actor = UnitTrainer.options(num_cpus=self.num_cpus, num_gpus=num_gpus).remote()
+                    gpus = self.unit_gpus(unit, cluster_gpus)
+                    actor = UnitTrainer.options(num_cpus=self.num_cpus, num_gpus=gpus).remote()
                     running[actor.train.remote(unit, frames_ref)] = (unit, actor)
                 done, _ = ray.wait(list(running), num_returns=1)
                 for ref in done:
