@@ -85,6 +85,7 @@ class FleetPredictor:
         self.model_version = run.resolve().name
         manifest = _read_json(run, "manifest.json")
         self.config = manifest.get("config", {})
+        self.bar = pd.Timedelta(manifest.get("data", {}).get("bar", "1h"))
         self.threshold = float(self.config["policy"]["threshold"])
         self.features = FeatureConfig(**self.config["features"])
         self.experts = list(self.config.get("model", {}).get("experts", ["trend"]))
@@ -115,9 +116,12 @@ class FleetPredictor:
             for symbol, prep in model.preprocessors.items():
                 columns = self._columns_needed(model)
                 need = self._required(prep.d, columns)
+                extra_first, extra_full = self._group_warmup(model, columns)
+                need = max(need, extra_first + 1)
                 self.assets[symbol] = AssetInfo(symbol=symbol, asset_id=int(prep.asset_id), unit=group,
                                                 columns=columns, required_bars=need,
-                                                recommended_bars=need + self._rsi_memory(), d=float(prep.d))
+                                                recommended_bars=need + self._rsi_memory() + extra_full,
+                                                d=float(prep.d))
         self.metrics = self._read_metrics(run)
 
     # ----------------------------------------------------------------------------- facts
@@ -127,6 +131,11 @@ class FleetPredictor:
         for feature, needs in FEATURE_REQUIREMENTS.items():
             if feature in model.feature_names:
                 cols.update(needs)
+        names = set(model.feature_names)
+        if "fp_spread" in names:
+            cols.update(("high", "low"))
+        if names & {"fp_volume_z", "stress_volume_shock"}:
+            cols.add("volume")
         return tuple(c for c in PRICE_COLUMNS if c in cols)
 
     def _required(self, d: float, columns: tuple[str, ...]) -> int:
@@ -135,6 +144,19 @@ class FleetPredictor:
         tech = warmup_bars(return_horizons=f.return_horizons, vol_window=f.vol_window, rsi_window=f.rsi_window,
                            volume_window=f.volume_window, columns=columns)
         return max(width - 1, tech) + 1
+
+    def _group_warmup(self, model: UnitModel, columns: tuple[str, ...]) -> tuple[int, int]:
+        """Warm-up of the mixture's extra feature families (stress, sde, fingerprint): (first valid row,
+        longest window); (0, 0) for a single-GBM model."""
+        from fleet.config import ModelConfig
+        from fleet.training.dataset import feature_group_warmup
+
+        cfg = model.config
+        if "model" not in cfg:
+            return 0, 0
+        m = ModelConfig(**cfg["model"])
+        return feature_group_warmup(m.feature_groups(), columns=columns, bar=self.bar,
+                                    horizon=int(cfg["labels"]["horizon"]), sde_window=m.sde.window)
 
     def _rsi_memory(self) -> int:
         """Bars after which Wilder smoothing's weight on older bars, (1 - 1/n)^k, is below 1e-6."""
