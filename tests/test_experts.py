@@ -180,9 +180,9 @@ def _all_experts_rows():
 @pytest.mark.parametrize("make", [
     lambda: TrendExpert(min_samples_leaf=20, max_iter=10), StressExpert, SDEExpert,
     lambda: PatternExpert(**FAST_CNN), lambda: ArchetypeExpert(archetype="low_vol_etf", **FAST_CNN),
-    lambda: MixtureOfExpertsEnsemble([("trend", TrendExpert(min_samples_leaf=20, max_iter=10)),
-                                      ("stress", StressExpert()), ("pattern", PatternExpert(**FAST_CNN))],
-                                     gate=MLPGate(epochs=5), purge_bars=4),
+    pytest.param(lambda: MixtureOfExpertsEnsemble([("trend", TrendExpert(min_samples_leaf=20, max_iter=10)),
+                                                   ("stress", StressExpert()), ("pattern", PatternExpert(**FAST_CNN))],
+                                                  gate=MLPGate(epochs=5), purge_bars=4), marks=pytest.mark.slow),
     lambda: MixtureOfExpertsEnsemble([("trend", TrendExpert(min_samples_leaf=20, max_iter=10)), ("sde", SDEExpert())],
                                      gate=RuleGate()),
 ])

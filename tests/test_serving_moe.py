@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.slow  # trains a 9-asset mixture run (~40 s on 2 cores)
+
 from conftest import candles_of, last_fold_predictions
 from fleet.config import FleetConfig
 from fleet.errors import InsufficientHistoryError
