@@ -66,3 +66,28 @@ def test_moe_required_bars_cover_the_extra_feature_warmup(moe_run):
     predictor.predict(PredictRequest(symbol=symbol, candles=candles[-info.required_bars:]))
     with pytest.raises(InsufficientHistoryError):
         predictor.predict(PredictRequest(symbol=symbol, candles=candles[-(info.required_bars - 1):]))
+
+
+def test_cnn_mixture_serving_reads_the_window_and_matches_training(tmp_path):
+    """With a CNN expert the predictor passes each request's trailing window; past the first window of the test
+    block (where training-time windows span the purge/embargo gap) served P(up) equals the stored one."""
+    import pandas as pd
+
+    from fleet.training.driver import load_inputs, run_fleet
+
+    cfg = FleetConfig.model_validate({
+        "out": str(tmp_path / "cnn"), "data": {"days": 90}, "validation": {"folds": 2}, "strategy": "global",
+        "synthetic": {"n_clusters": 1, "assets_per_cluster": 2},
+        "model": {"experts": ["trend", "pattern"],
+                  "pattern": {"epochs": 1, "max_train_windows": 512, "hidden": 4, "levels": 1}}})
+    summary = run_fleet(cfg, echo=lambda s: None)
+    frames = load_inputs(cfg, echo=lambda s: None)[0].frames
+    predictor = FleetPredictor(summary.out)
+    symbol = sorted(frames)[0]
+    preds = pd.read_parquet(summary.out / "predictions" / f"{symbol}.parquet")
+    last = preds[preds["fold"] == preds["fold"].max()].reset_index(drop=True)
+    for i in (100, len(last) - 1):
+        row = last.iloc[i]
+        got = predictor.predict(PredictRequest(symbol=symbol, candles=candles_of(frames[symbol], row["timestamp"])))
+        assert got.p_up == pytest.approx(row["p_up"], abs=1e-6)
+        assert sum(got.gate_weights.values()) == pytest.approx(1.0)

@@ -89,6 +89,10 @@ class MixtureOfExpertsEnsemble(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array([0, 1])
         return self
 
+    def history_bars(self) -> int:
+        """Longest per-asset history (bars) an expert reads for one prediction: a CNN's window, else 1."""
+        return max([e.history_bars() for e in self.experts_.values() if hasattr(e, "history_bars")] + [1])
+
     def expert_probs(self, X: pd.DataFrame) -> np.ndarray:
         """Each expert's P(up), shape (n, E), columns in ``expert_names_`` order."""
         return np.column_stack([self.experts_[n].predict_proba(X)[:, 1] for n in self.expert_names_])

@@ -258,6 +258,10 @@ class ConvExpert(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
+    def history_bars(self) -> int:
+        """Bars of an asset's history a prediction reads (the window); serving passes that many rows."""
+        return int(self.window)
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("optimizer_", None)  # not needed to predict; keeps the pickle small
