@@ -49,8 +49,8 @@ def test_cnn_unit_lands_with_a_gpu_reservation_and_gbm_unit_without(ray_gpu):
     backend = RayBackend(num_cpus=1)
     cnn_units, frames = _units(["trend", "pattern"])
     gbm_units, _ = _units(["trend", "stress"])
-    got = backend.run(cnn_units + gbm_units, frames, on_result=lambda r: None)
-    cnn, gbm = got[0], got[1]
+    cnn = backend.run(cnn_units, frames, on_result=lambda r: None)[0]
+    gbm = backend.run(gbm_units, frames, on_result=lambda r: None)[0]
     assert cnn.resources.get("GPU") == pytest.approx(0.5)
     assert "GPU" not in gbm.resources or gbm.resources["GPU"] == 0
     assert cnn.resources.get("CPU") == pytest.approx(1.0)
