@@ -158,7 +158,6 @@ def test_kernel_bank_per_archetype_and_options_skew_refused():
     m = ArchetypeExpert(archetype="crypto_hft", **FAST_CNN)
     cols, y = window_signal(300)
     X = panel_rows(300, **cols)
-    m.initialize_check = None
     m.features_ = ["f_a", "ffd_log_close"]
     m.device_ = torch.device("cpu")
     m.initialize(2, 2)
