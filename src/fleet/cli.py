@@ -76,13 +76,19 @@ def _choice(enum) -> click.Choice:
 @click.option("--cost-bps", type=float, help="Trading cost per side in basis points.  [default: 10]")
 @click.option("--forced-entry/--no-forced-entry", default=None, help="Forced daily entry: per asset and UTC day without a signal, go long on the bar with the highest p_up.  [default: off]")
 @click.option("--bars-per-year", type=float, help="Bars per year for annualising.  [default: inferred: 8760 hourly 24/7, 252 daily equities]")
+@click.option("--experts", help="Comma-separated experts: trend, pattern, stress, sde, crypto_hft, equity_intraday, equity_daily, futures_trend, low_vol_etf (several -> mixture of experts).  [default: trend]")
+@click.option("--gate", type=click.Choice(["rule", "mlp"]), help="Gate of the mixture: seed-003 static rules or the trained MLP.  [default: mlp]")
+@click.option("--top-k", type=int, help="Experts each row is routed to (renormalised weights).  [default: 2]")
+@click.option("--balance-coef", type=float, help="Coefficient of the MLP gate's load-balancing term.  [default: 0.1]")
+@click.option("--moe/--no-moe", "moe_enabled", default=None, help="--no-moe: only the first of --experts, no gate.  [default: --moe]")
 @click.option("--seed", type=int, help="Random seed (same seed -> same results on every backend).  [default: 0]")
 @click.option("--seeds", type=int, help="Repeat the run with seeds seed..seed+N-1; --out then holds seed<k>/ runs and results_seeds.csv (mean, std).  [default: 1]")
 @click.option("--out", help="Run directory (must not exist).  [default: runs/<UTC timestamp>]")
 @click.option("--resume", "resume", type=click.Path(), help="Finish an interrupted or failed run: its staging directory (printed at start) or its --out path. Trains only units without a complete saved result; every other option is taken from the saved run.")
 def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, folds, horizon,
           embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
-          forced_entry, bars_per_year, seed, seeds, out, resume) -> None:
+          forced_entry, bars_per_year, experts, gate, top_k, balance_coef, moe_enabled, seed, seeds, out,
+          resume) -> None:
     """Train the fleet under purged walk-forward validation and write a run directory.
 
     The driver clusters assets and extracts the market factor on each fold's training
@@ -117,6 +123,11 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
         "policy.forced_entry": forced_entry,
         "evaluation.bars_per_year": bars_per_year,
         "evaluation.seeds": seeds,
+        "model.experts": [e.strip() for e in experts.split(",") if e.strip()] if experts else None,
+        "model.moe.gate": gate,
+        "model.moe.top_k": top_k,
+        "model.moe.balance_coef": balance_coef,
+        "model.moe.enabled": moe_enabled,
         "seed": seed,
         "out": out,
     }
@@ -215,6 +226,14 @@ def _print_summary(summary, config) -> None:
             if bad:
                 click.echo(f"advice: forced trades' mean return is worse than the natural ones' by more than "
                            f"{-DISABLE_DELTA:g} for {', '.join(bad)}: consider --no-forced-entry")
+        if summary.expert_auc is not None and summary.expert_auc["expert"].nunique() > 2:
+            auc = summary.expert_auc[summary.expert_auc["level"] != "asset"]
+            w = summary.expert_weights[summary.expert_weights["level"] != "asset"]
+            click.echo("\nExperts (AUC alone and of the ensemble; mean gate weight), fleet and per cluster; "
+                       "per asset in expert_auc.csv / expert_weights.csv:")
+            table = auc.pivot_table(index=["level", "name"], columns="expert", values="auc", sort=False)
+            weights = w.pivot_table(index=["level", "name"], columns="expert", values="mean_weight", sort=False)
+            click.echo(table.join(weights.add_prefix("w_")).reset_index().to_string(index=False))
     resumed = f", {summary.loaded} loaded from the interrupted run" if summary.loaded else ""
     click.echo(f"\nRun directory: {summary.out}  ({summary.units} units: {summary.trained} trained{resumed}; "
                f"{summary.wall_seconds:.1f} s)")

@@ -132,19 +132,102 @@ class TrendConfig(_Section):
     l2_regularization: float = Field(1.0, ge=0.0)
 
 
+CNN_EXPERTS = ("pattern", "crypto_hft", "equity_intraday", "equity_daily", "futures_trend", "low_vol_etf")
+KNOWN_EXPERTS = ("trend", "stress", "sde", *CNN_EXPERTS)
+NOT_POSSIBLE_EXPERTS = {"options_skew": "needs implied-volatility surfaces; the data has no implied vols (seed 003)"}
+
+
+class PatternConfig(_Section):
+    """Convolutional experts (PatternExpert and the archetype experts).
+
+    Reduced for CPU by default (the full seed-000 network would take hours per fold on 2 cores):
+    16 hidden channels, 3 residual levels, at most 4096 most-recent training windows per fit,
+    3 epochs with early stopping (patience 1) on a 20 % time-ordered validation tail.
+    """
+
+    window: int = Field(64, ge=2, description="bars per input window")
+    hidden: int = Field(16, ge=1, description="channels of the residual blocks")
+    levels: int = Field(3, ge=1, description="residual blocks (dilations 1, 2, 4, ...)")
+    emb_dim: int = Field(8, ge=1, description="asset embedding width (seed 000)")
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(3e-3, gt=0.0)
+    patience: int = Field(1, ge=0, description="epochs without validation improvement before stopping")
+    max_train_windows: int | None = Field(4096, ge=1, description="most recent training windows per fit (None = all)")
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="time-ordered validation tail for early stopping")
+    unknown_asset: str = Field("mean", pattern="^(mean|error)$", description="unseen asset: mean embedding or error")
+
+
+class TabularExpertConfig(_Section):
+    """Stress / SDE experts: logistic regressions on their feature family."""
+
+    C: float = Field(0.1, gt=0.0, description="inverse L2 regularisation")
+
+
+class SDEConfig(TabularExpertConfig):
+    """SDE expert: rolling OU maximum-likelihood window and its calibration."""
+
+    C: float = Field(1.0, gt=0.0)
+    window: int = Field(168, ge=10, description="rolling OU fit window, bars")
+
+
+class MoEConfig(_Section):
+    """The gate and its training (seed 003)."""
+
+    enabled: bool = Field(True, description="false: only the first expert of `experts`, no gate (seed 003 compatibility)")
+    gate: str = Field("mlp", pattern="^(rule|mlp)$", description="rule (seed-003 static rules) or mlp")
+    top_k: int = Field(2, ge=1, description="experts per row (capped at the number of experts)")
+    balance: str = Field("switch", pattern="^(switch|entropy)$", description="load-balancing term of the MLP gate")
+    balance_coef: float = Field(0.1, ge=0.0, description="coefficient of the load-balancing term")
+    oof_fraction: float = Field(0.3, gt=0.0, lt=1.0, description="inner validation share of the training window")
+    gate_epochs: int = Field(60, ge=1)
+
+
 class ModelConfig(_Section):
-    """The model trained inside each unit."""
+    """The model trained inside each unit.
+
+    Default experts: ``trend`` only, so plain ``fleet train`` stays as fast as the single GBM and
+    serving stays exact with any request window; the mixture is opt-in with ``--experts`` (the CNN
+    experts cost minutes per unit on CPU).
+    """
 
     experts: list[str] = Field(default_factory=lambda: ["trend"])
     trend: TrendConfig = Field(default_factory=TrendConfig)
+    pattern: PatternConfig = Field(default_factory=PatternConfig)
+    stress: TabularExpertConfig = Field(default_factory=TabularExpertConfig)
+    sde: SDEConfig = Field(default_factory=SDEConfig)
+    moe: MoEConfig = Field(default_factory=MoEConfig)
 
     @model_validator(mode="after")
     def _known_experts(self) -> "ModelConfig":
-        known = {"trend"}
-        unknown = [e for e in self.experts if e not in known]
-        if unknown or not self.experts:
-            raise ValueError(f"experts={self.experts}: expected a non-empty subset of {sorted(known)}")
+        impossible = [f"{e} ({NOT_POSSIBLE_EXPERTS[e]})" for e in self.experts if e in NOT_POSSIBLE_EXPERTS]
+        if impossible:
+            raise ValueError(f"experts={self.experts}: not possible: {'; '.join(impossible)}")
+        unknown = [e for e in self.experts if e not in KNOWN_EXPERTS]
+        if unknown or not self.experts or len(set(self.experts)) != len(self.experts):
+            raise ValueError(f"experts={self.experts}: expected a non-empty list of distinct names from "
+                             f"{list(KNOWN_EXPERTS)}")
         return self
+
+    def active_experts(self) -> list[str]:
+        """Experts actually trained: all of them, or only the first when the MoE is disabled."""
+        return list(self.experts) if self.moe.enabled else list(self.experts[:1])
+
+    def uses_cnn(self) -> bool:
+        """True when a convolutional expert is trained (the unit then wants a GPU when there is one)."""
+        return any(e in CNN_EXPERTS for e in self.active_experts())
+
+    def feature_groups(self) -> tuple[str, ...]:
+        """Extra per-bar feature families the experts and gate need: 'stress', 'sde', 'fingerprint'."""
+        active = self.active_experts()
+        groups = []
+        if "stress" in active:
+            groups.append("stress")
+        if "sde" in active:
+            groups.append("sde")
+        if len(active) > 1:
+            groups.append("fingerprint")
+        return tuple(groups)
 
 
 class PolicyConfig(_Section):
@@ -172,6 +255,8 @@ class ResourcesConfig(_Section):
                                 "latest `ray start` cluster on this machine, else a new local Ray)")
     num_cpus: float = Field(1.0, gt=0.0, description="CPUs each unit's actor asks Ray for")
     num_gpus: float = Field(0.0, ge=0.0, description="GPUs (fractions allowed) each unit's actor asks Ray for")
+    cnn_num_gpus: float = Field(0.5, ge=0.0, description="GPUs (fractions allowed) a unit whose experts include a "
+                                "CNN asks Ray for when the cluster has GPUs (the larger of this and num_gpus)")
 
 
 class FleetConfig(_Section):

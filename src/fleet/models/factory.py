@@ -1,29 +1,62 @@
 """Builds the estimator a training unit fits, from the typed configuration.
 
-The one seam between configuration and models: the training unit asks for "the model"
-and gets an unfitted estimator with the scikit-learn contract (``fit(X, y,
-sample_weight=None)`` / ``predict_proba`` of shape (n, 2)). The mixture of experts plugs in
-here without touching units or backends.
+The one seam between configuration and models: the training unit asks for "the model" and gets
+an unfitted estimator with the scikit-learn contract (``fit(X, y, sample_weight=None)`` /
+``predict_proba`` of shape (n, 2)). One expert -> that expert alone; several -> a
+:class:`~fleet.models.moe.MixtureOfExpertsEnsemble` with the configured gate.
 """
 
 from __future__ import annotations
 
-from fleet.config import ModelConfig
+from fleet.config import CNN_EXPERTS, ModelConfig
+from fleet.models.gate import MLPGate, RuleGate
+from fleet.models.moe import MixtureOfExpertsEnsemble
+from fleet.models.pattern import ArchetypeExpert, PatternExpert
+from fleet.models.sde import SDEExpert
+from fleet.models.stress import StressExpert
 from fleet.models.trend import TrendExpert
 
 
-def build_model(config: ModelConfig, *, seed: int):
+def build_expert(name: str, config: ModelConfig, *, seed: int, horizon: int = 1, num_threads: int | None = None):
+    """One unfitted expert by name (see ``fleet.config.KNOWN_EXPERTS``).
+
+    Raises:
+        ValueError: unknown name.
+    """
+    if name == "trend":
+        t = config.trend
+        return TrendExpert(max_iter=t.max_iter, learning_rate=t.learning_rate, max_leaf_nodes=t.max_leaf_nodes,
+                           min_samples_leaf=t.min_samples_leaf, l2_regularization=t.l2_regularization,
+                           random_state=seed)
+    if name == "stress":
+        return StressExpert(C=config.stress.C)
+    if name == "sde":
+        return SDEExpert(C=config.sde.C)
+    if name in CNN_EXPERTS:
+        p = config.pattern
+        kw = dict(window=p.window, hidden=p.hidden, levels=p.levels, emb_dim=p.emb_dim, epochs=p.epochs,
+                  batch_size=p.batch_size, lr=p.lr, patience=p.patience, max_train_windows=p.max_train_windows,
+                  val_fraction=p.val_fraction, purge_bars=horizon, unknown_asset=p.unknown_asset,
+                  num_threads=num_threads, random_state=seed)
+        return PatternExpert(**kw) if name == "pattern" else ArchetypeExpert(archetype=name, **kw)
+    raise ValueError(f"expert={name!r}: unknown")
+
+
+def build_model(config: ModelConfig, *, seed: int, horizon: int = 1, num_threads: int | None = None):
     """Return an unfitted estimator for ``config.experts``.
 
     Args:
         config: the ``model`` section of the fleet configuration.
         seed: random seed of the unit (same seed -> same model on every backend).
-
-    Raises:
-        ConfigError: via config validation when an unknown expert is named.
+        horizon: label horizon in bars (purge between inner fit and validation blocks).
+        num_threads: CPU threads for torch experts (the unit's CPU reservation).
     """
-    # Only the TrendExpert exists yet; the mixture of experts (issue 3) replaces this branch.
-    t = config.trend
-    return TrendExpert(max_iter=t.max_iter, learning_rate=t.learning_rate, max_leaf_nodes=t.max_leaf_nodes,
-                       min_samples_leaf=t.min_samples_leaf, l2_regularization=t.l2_regularization,
-                       random_state=seed)
+    names = config.active_experts()
+    experts = [(n, build_expert(n, config, seed=seed, horizon=horizon, num_threads=num_threads)) for n in names]
+    if len(experts) == 1:
+        return experts[0][1]
+    m = config.moe
+    k = min(m.top_k, len(experts))
+    gate = RuleGate(top_k=k) if m.gate == "rule" else MLPGate(top_k=k, balance=m.balance, balance_coef=m.balance_coef,
+                                                              epochs=m.gate_epochs, random_state=seed)
+    return MixtureOfExpertsEnsemble(experts, gate=gate, oof_fraction=m.oof_fraction, purge_bars=horizon)

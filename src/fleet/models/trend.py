@@ -14,8 +14,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from fleet.errors import UnknownSymbolError
-
-ASSET_ID = "asset_id"
+from fleet.models._context import ASSET_ID, BAR_TIME
+from fleet.models._io import load_estimator, save_estimator
 
 
 class TrendExpert(ClassifierMixin, BaseEstimator):
@@ -31,7 +31,7 @@ class TrendExpert(ClassifierMixin, BaseEstimator):
             is off so no random validation split is drawn from a time series).
 
     Input ``X`` is a DataFrame of shape (n_samples, n_features + 1): numeric feature
-    columns plus an integer ``asset_id`` column (registry ids). The ids are re-encoded to
+    columns plus an integer ``asset_id`` column (a ``bar_time`` context column is ignored) (registry ids). The ids are re-encoded to
     0..n_assets-1 internally (HistGradientBoosting needs small non-negative categories)
     and the mapping is kept in ``asset_codes_``.
 
@@ -58,7 +58,7 @@ class TrendExpert(ClassifierMixin, BaseEstimator):
         ids = X[ASSET_ID].to_numpy(dtype=np.int64)
         if fitting:
             self.asset_codes_ = {int(a): i for i, a in enumerate(np.unique(ids))}
-            self.feature_names_ = [c for c in X.columns if c != ASSET_ID] + [ASSET_ID]
+            self.feature_names_ = [c for c in X.columns if c not in (ASSET_ID, BAR_TIME)] + [ASSET_ID]
         else:
             missing = [c for c in self.feature_names_ if c not in X.columns]
             if missing:
@@ -93,6 +93,15 @@ class TrendExpert(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Class probabilities, shape (n_samples, 2): column 1 is P(up)."""
         return self.estimator_.predict_proba(self._matrix(X, fitting=False))
+
+    def save(self, path) -> None:
+        """Pickle the fitted expert to ``path``."""
+        save_estimator(self, path)
+
+    @classmethod
+    def load(cls, path) -> "TrendExpert":
+        """Load an expert written by :meth:`save`."""
+        return load_estimator(path, cls)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Most likely class (0/1), shape (n_samples,)."""

@@ -85,6 +85,7 @@ class FleetPredictor:
         self.model_version = run.resolve().name
         manifest = _read_json(run, "manifest.json")
         self.config = manifest.get("config", {})
+        self.bar = pd.Timedelta(manifest.get("data", {}).get("bar", "1h"))
         self.threshold = float(self.config["policy"]["threshold"])
         self.features = FeatureConfig(**self.config["features"])
         self.experts = list(self.config.get("model", {}).get("experts", ["trend"]))
@@ -115,9 +116,12 @@ class FleetPredictor:
             for symbol, prep in model.preprocessors.items():
                 columns = self._columns_needed(model)
                 need = self._required(prep.d, columns)
+                extra_first, extra_full = self._group_warmup(model, columns)
+                need = max(need, extra_first + 1) + self._history(model) - 1
                 self.assets[symbol] = AssetInfo(symbol=symbol, asset_id=int(prep.asset_id), unit=group,
                                                 columns=columns, required_bars=need,
-                                                recommended_bars=need + self._rsi_memory(), d=float(prep.d))
+                                                recommended_bars=need + self._rsi_memory() + extra_full,
+                                                d=float(prep.d))
         self.metrics = self._read_metrics(run)
 
     # ----------------------------------------------------------------------------- facts
@@ -127,6 +131,11 @@ class FleetPredictor:
         for feature, needs in FEATURE_REQUIREMENTS.items():
             if feature in model.feature_names:
                 cols.update(needs)
+        names = set(model.feature_names)
+        if "fp_spread" in names:
+            cols.update(("high", "low"))
+        if names & {"fp_volume_z", "stress_volume_shock"}:
+            cols.add("volume")
         return tuple(c for c in PRICE_COLUMNS if c in cols)
 
     def _required(self, d: float, columns: tuple[str, ...]) -> int:
@@ -135,6 +144,25 @@ class FleetPredictor:
         tech = warmup_bars(return_horizons=f.return_horizons, vol_window=f.vol_window, rsi_window=f.rsi_window,
                            volume_window=f.volume_window, columns=columns)
         return max(width - 1, tech) + 1
+
+    @staticmethod
+    def _history(model: UnitModel) -> int:
+        """Rows of valid model input one prediction reads (a CNN expert's window; 1 for tabular models)."""
+        est = model.estimator
+        return int(est.history_bars()) if hasattr(est, "history_bars") else 1
+
+    def _group_warmup(self, model: UnitModel, columns: tuple[str, ...]) -> tuple[int, int]:
+        """Warm-up of the mixture's extra feature families (stress, sde, fingerprint): (first valid row,
+        longest window); (0, 0) for a single-GBM model."""
+        from fleet.config import ModelConfig
+        from fleet.training.dataset import feature_group_warmup
+
+        cfg = model.config
+        if "model" not in cfg:
+            return 0, 0
+        m = ModelConfig(**cfg["model"])
+        return feature_group_warmup(m.feature_groups(), columns=columns, bar=self.bar,
+                                    horizon=int(cfg["labels"]["horizon"]), sde_window=m.sde.window)
 
     def _rsi_memory(self) -> int:
         """Bars after which Wilder smoothing's weight on older bars, (1 - 1/n)^k, is below 1e-6."""
@@ -204,16 +232,21 @@ class FleetPredictor:
         return pd.DataFrame(data, index=index)
 
     def design_row(self, request: PredictRequest, where: str = "") -> tuple[AssetInfo, pd.DataFrame]:
-        """The model input of the request's last bar: (asset facts, (1, n_features) frame)."""
+        """The model input of the request's last bar: (asset facts, (1, n_features) frame); for a model with a
+        CNN expert, the last ``window`` valid rows (the prediction is for the last one)."""
         info = self.asset(request.symbol)
         frame = self.frame(request, info, where)
         model = self.units[info.unit]
         factor = self.factor if FACTOR in model.feature_names else None
-        X = model.design_matrix(info.symbol, frame, factor).iloc[[-1]]
+        full = model.design_matrix(info.symbol, frame, factor)
+        X = full.iloc[[-1]]
         if X.isna().any(axis=None):
             bad = [c for c in X.columns if X[c].isna().any()]
             raise InsufficientHistoryError(f"{where}candles: features {bad} are undefined at the last candle; "
                                            f"{info.required_bars} candles are needed", field=f"{where}candles")
+        history = self._history(model)
+        if history > 1:  # a CNN expert reads the trailing window: pass it, the last row is the one predicted
+            X = full.dropna().iloc[-history:]
         return info, X
 
     def _gate(self, model: UnitModel, X: pd.DataFrame) -> list[dict[str, float]]:
@@ -255,9 +288,11 @@ class FleetPredictor:
             by_unit.setdefault(info.unit, []).append(i)
         for unit, idx in by_unit.items():
             model = self.units[unit]
-            X = pd.concat([rows[i][1] for i in idx])
-            p_up = model.estimator.predict_proba(X)[:, 1]
-            for i, p, gate in zip(idx, p_up, self._gate(model, X)):
+            blocks = [rows[i][1] for i in idx]
+            last = np.cumsum([len(b) for b in blocks]) - 1  # each request's own (last) row
+            X = pd.concat(blocks)
+            p_up = model.estimator.predict_proba(X)[last, 1]
+            for i, p, gate in zip(idx, p_up, self._gate(model, X.iloc[last])):
                 info = rows[i][0]
                 out[i] = PredictResponse(
                     symbol=info.symbol, asset_id=info.asset_id, unit=info.unit, p_up=float(p),

@@ -28,7 +28,10 @@ from fleet.evaluation.splits import Fold
 from fleet.features.fracdiff import choose_d, frac_diff_ffd
 from fleet.features.labels import binary_label, forward_log_return
 from fleet.features.technical import technical_features
-from fleet.models.trend import ASSET_ID
+from fleet.features.fingerprint import FINGERPRINT_PREFIX, fingerprint
+from fleet.features.ou import rolling_ou
+from fleet.features.stress import stress_features
+from fleet.models._context import ASSET_ID, BAR_TIME
 
 FACTOR = "market_factor"
 FFD = "ffd_log_close"
@@ -64,7 +67,8 @@ class AssetPreprocessor:
 
 
 def asset_features(frame: pd.DataFrame, *, d: float, factor: pd.Series | None,
-                   config: FeatureConfig) -> tuple[pd.DataFrame, tuple[str, ...]]:
+                   config: FeatureConfig, groups: tuple[str, ...] = (), horizon: int = 1,
+                   sde_window: int = 168) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """Raw (unscaled) features of one asset, one row per bar, all causal.
 
     Shared by training and serving so both compute exactly the same numbers.
@@ -75,6 +79,10 @@ def asset_features(frame: pd.DataFrame, *, d: float, factor: pd.Series | None,
         factor: market factor on a UTC grid (standardised units); re-indexed to the asset's
             bars, gaps filled with 0 (neutral). ``None`` leaves the feature out.
         config: feature parameters.
+        groups: extra feature families the model needs (``ModelConfig.feature_groups()``):
+            'stress' (:mod:`fleet.features.stress`), 'sde' (rolling OU, :mod:`fleet.features.ou`,
+            with ``horizon`` and ``sde_window`` bars) and 'fingerprint' (:mod:`fleet.features.fingerprint`,
+            left unscaled by the preprocessor so the rule gate's thresholds keep their units).
 
     Returns:
         (features, skipped): features of shape (n_bars, n_features) with NaN warm-up rows, and
@@ -89,7 +97,58 @@ def asset_features(frame: pd.DataFrame, *, d: float, factor: pd.Series | None,
                              max_width=config.ffd_max_width)
     if factor is not None:
         out[FACTOR] = factor.reindex(frame.index).fillna(0.0).to_numpy()
+    if "stress" in groups:
+        out = out.join(stress_features(frame))
+    if "sde" in groups:
+        out = out.join(rolling_ou(np.log(frame["close"]), window=sde_window, horizon=horizon))
+    if "fingerprint" in groups:
+        out = out.join(fingerprint(frame))
     return out, tuple(skipped)
+
+
+def feature_group_warmup(groups: tuple[str, ...], *, columns: tuple[str, ...], bar: pd.Timedelta, horizon: int,
+                         sde_window: int) -> tuple[int, int]:
+    """Warm-up of the extra feature families, in bars: (first row with no NaN, longest rolling window).
+
+    Measured on a synthetic random walk with the given columns and bar spacing (exact for these
+    rolling features, which have fixed ``min_periods``); the second number is how many bars a
+    value needs to equal the value computed on a long history (full windows), for serving parity.
+    """
+    if not groups:
+        return 0, 0
+    n = 3000
+    rng = np.random.default_rng(0)
+    close = np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    data = {"close": close}
+    if "high" in columns and "low" in columns:
+        data["high"], data["low"] = close * 1.01, close * 0.99
+    if "volume" in columns:
+        data["volume"] = rng.lognormal(size=n)
+    frame = pd.DataFrame(data, index=pd.date_range("2020-01-01", periods=n, freq=bar, tz="UTC"))
+    parts = []
+    if "stress" in groups:
+        parts.append(stress_features(frame))
+    if "sde" in groups:
+        parts.append(rolling_ou(np.log(frame["close"]), window=sde_window, horizon=horizon))
+    if "fingerprint" in groups:
+        parts.append(fingerprint(frame))
+    ok = pd.concat(parts, axis=1).notna().all(axis=1).to_numpy()
+    first = int(np.argmax(ok)) if ok.any() else n
+    full = 0
+    if "stress" in groups:
+        full = max(full, 168 + 24)
+    if "sde" in groups:
+        full = max(full, sde_window + 1)
+    if "fingerprint" in groups:
+        bpd = max(1.0, pd.Timedelta(days=1) / bar)
+        full = max(full, int(round(30 * bpd)) + 1, 720 + 8)
+    return first, full
+
+
+def bar_times(index: pd.DatetimeIndex) -> np.ndarray:
+    """The ``bar_time`` context column: int64 nanoseconds since the epoch, UTC (any index resolution)."""
+    idx = index.tz_convert("UTC") if index.tz is not None else index
+    return idx.as_unit("ns").asi8.astype(np.int64)
 
 
 @dataclass
@@ -125,7 +184,8 @@ def _label_end(index: pd.DatetimeIndex, horizon: int) -> pd.Series:
 
 def build_unit_dataset(*, assets: dict[str, int], frames: dict[str, pd.DataFrame], fold: Fold,
                        timeline_end: pd.Timestamp, factor: pd.Series | None, features: FeatureConfig,
-                       horizon: int, min_train_rows: int = 200) -> UnitDataset:
+                       horizon: int, min_train_rows: int = 200, groups: tuple[str, ...] = (),
+                       sde_window: int = 168) -> UnitDataset:
     """Assemble the fold's design matrix for the unit's assets.
 
     Args:
@@ -138,6 +198,12 @@ def build_unit_dataset(*, assets: dict[str, int], frames: dict[str, pd.DataFrame
         horizon: label horizon, bars.
         min_train_rows: an asset with fewer usable training rows in this fold is left out of the
             fold (recorded in ``skipped_assets`` with the reason) rather than failing the unit.
+        groups, sde_window: extra feature families, see :func:`asset_features`.
+
+    Every row also carries the context column ``bar_time`` (int64 ns, UTC): with ``asset_id`` it lets
+    the convolutional experts cut each row's trailing window of that asset's bars (see
+    :mod:`fleet.models._context`; windows of test rows reach back into training-period bars — past
+    data — and never forward).
     """
     train_parts, test_parts, prep = [], [], {}
     skipped_assets: dict[str, str] = {}
@@ -157,7 +223,8 @@ def build_unit_dataset(*, assets: dict[str, int], frames: dict[str, pd.DataFrame
         except DataError as err:
             skipped_assets[symbol] = f"FFD order not estimable on the training window: {err}"
             continue
-        raw, skipped_features = asset_features(frame, d=choice.d, factor=factor, config=features)
+        raw, skipped_features = asset_features(frame, d=choice.d, factor=factor, config=features, groups=groups,
+                                               horizon=horizon, sde_window=sde_window)
         valid = raw.notna().all(axis=1).to_numpy() & fwd.notna().to_numpy()
         ends = label_end.to_numpy()
         train_rows = valid & in_train_window & (ends < fold.train_end)
@@ -168,6 +235,8 @@ def build_unit_dataset(*, assets: dict[str, int], frames: dict[str, pd.DataFrame
         train_raw = raw[train_rows]
         mean = train_raw.mean()
         std = train_raw.std(ddof=0).replace(0.0, 1.0)
+        unscaled = [c for c in raw.columns if c.startswith(FINGERPRINT_PREFIX)]
+        mean[unscaled], std[unscaled] = 0.0, 1.0
         p = AssetPreprocessor(symbol=symbol, asset_id=int(assets[symbol]), d=float(choice.d),
                               adf_p_value=float(choice.p_value), d_capped=bool(choice.capped),
                               mean={k: float(v) for k, v in mean.items()},
@@ -175,6 +244,7 @@ def build_unit_dataset(*, assets: dict[str, int], frames: dict[str, pd.DataFrame
         prep[symbol] = p
         scaled = p.scale(raw)
         scaled[ASSET_ID] = p.asset_id
+        scaled[BAR_TIME] = bar_times(index)
         y = binary_label(fwd)
         for rows, parts in ((train_rows, train_parts), (test_rows, test_parts)):
             block = scaled[rows].copy()

@@ -77,6 +77,8 @@ class RunSummary:
     trained: int = 0
     loaded: int = 0
     train_seconds: float = 0.0
+    expert_auc: pd.DataFrame | None = None
+    expert_weights: pd.DataFrame | None = None
 
 
 def required_bars(config: FleetConfig) -> int:
@@ -224,6 +226,41 @@ def results_tables(predictions: pd.DataFrame, cluster_of: dict[str, int], domina
     return per_asset, per_cluster
 
 
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    ok = np.isfinite(p)
+    y, p = y[ok], p[ok]
+    return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
+                  experts: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Expert telemetry over all out-of-sample rows.
+
+    Returns:
+        (expert_auc, expert_weights): long tables with columns ``level`` ("fleet" | "cluster" |
+        "asset"), ``name`` (all / cluster id / symbol), ``expert`` and ``auc`` (each expert alone, from its
+        ``p_<expert>`` column, and ``ensemble`` from ``p_up``) or ``mean_weight`` (mean gate weight,
+        ``w_<expert>``; rows of one group sum to 1), plus ``n`` rows.
+    """
+    preds = predictions.assign(cluster=predictions["symbol"].map(cluster_of))
+    auc_rows, w_rows = [], []
+    groups = [("fleet", "all", preds)]
+    groups += [("cluster", str(c), g) for c, g in preds.groupby("cluster", sort=True)]
+    groups += [("asset", str(s), g) for s, g in preds.groupby("symbol", sort=True)]
+    for level, name, g in groups:
+        y = g["y"].to_numpy()
+        auc_rows.append({"level": level, "name": name, "expert": "ensemble", "auc": _auc(y, g["p_up"].to_numpy()),
+                         "n": len(g)})
+        for e in experts:
+            col = f"p_{e}" if f"p_{e}" in g else "p_up"
+            auc_rows.append({"level": level, "name": name, "expert": e, "auc": _auc(y, g[col].to_numpy()), "n": len(g)})
+            w = g[f"w_{e}"].mean() if f"w_{e}" in g else 1.0 / len(experts)
+            w_rows.append({"level": level, "name": name, "expert": e, "mean_weight": float(w), "n": len(g)})
+    return pd.DataFrame(auc_rows), pd.DataFrame(w_rows)
+
+
 def fold_table(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year: float | None = None) -> pd.DataFrame:
     """Per-fold metrics: one row per (fold, asset), plus one ``asset = "ALL"`` row per fold (the
     equal-weight portfolio of every asset in that fold's test block). ``icir`` is NaN here (one fold)."""
@@ -343,6 +380,19 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
 
     backend = make_backend(config.resources, train_fn=train_fn or train_unit)
     backend_desc = backend.describe()
+    experts = config.model.active_experts()
+    gate = config.model.moe.gate if len(experts) > 1 else "none"
+    echo(f"Experts: {', '.join(experts)}; gate: {gate}" + (f", top-{min(config.model.moe.top_k, len(experts))}"
+                                                          if len(experts) > 1 else ""))
+    if config.model.uses_cnn():
+        import torch
+
+        if torch.cuda.is_available():
+            notes.append("CNN experts train on CUDA (bf16 autocast)")
+        else:
+            notes.append("CNN experts train on CPU: no CUDA device here"
+                         + (" (units would ask Ray for a GPU on a GPU cluster)" if units and units[0].num_gpus else ""))
+        echo("  " + notes[-1])
     sources = sorted(set(panel.sources.values()))
     data_files = {p: _sha256(p) for p in sources if Path(p).is_file()}
     unit_ids = [u.unit_id for u in units]
@@ -457,9 +507,16 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
     rundir.write_csv("results_per_fold.csv", per_fold)
     if forced is not None:
         rundir.write_csv("forced_entry.csv", forced)
+    experts = config.model.active_experts()
+    expert_auc, expert_weights = expert_tables(predictions, final.clusters.cluster_map, experts)
+    rundir.write_csv("expert_auc.csv", expert_auc)
+    rundir.write_csv("expert_weights.csv", expert_weights)
+    # With several experts the files also hold each expert's P(up) and gate weight per row.
+    expert_cols = [f"{k}_{e}" for e in experts for k in ("p", "w")] if len(experts) > 1 else []
     for symbol, rows in predictions.groupby("symbol", sort=True):
         rundir.write_parquet(f"predictions/{symbol}.parquet",
-                             rows[["timestamp", "fold", "p_up", "signal", "forward_return", "y", "forced_entry"]]
+                             rows[["timestamp", "fold", "p_up", "signal", "forward_return", "y", "forced_entry",
+                                   *expert_cols]]
                              .sort_values("timestamp").reset_index(drop=True))
     rundir.write_json("clusters.json", {
         **final.clusters.to_dict(),
@@ -510,7 +567,8 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
                       explained_variance=final.explained_variance, wall_seconds=time.perf_counter() - t0,
                       units=n_units, backend=backend_desc, notes=notes, config=config,
                       trained=len(training["trained"]), loaded=len(training["loaded"]),
-                      train_seconds=training["backend_seconds"])
+                      train_seconds=training["backend_seconds"], expert_auc=expert_auc,
+                      expert_weights=expert_weights)
 
 
 SEED_METRICS = ["precision", "recall", "auc", "expectancy", "trades", *RANK_COLUMNS, *TRADING_COLUMNS]

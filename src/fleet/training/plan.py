@@ -24,7 +24,9 @@ def plan_fold(*, config: FleetConfig, fold: Fold, timeline_end: pd.Timestamp, as
         is_final: the last fold, whose models are kept.
 
     Returns:
-        Units in a deterministic order (by group name).
+        Units in a deterministic order (by group name). A unit whose experts include a CNN asks for
+        ``max(resources.num_gpus, resources.cnn_num_gpus)`` GPUs (used only when the cluster has GPUs);
+        other units ask for ``resources.num_gpus`` (0 by default: CPUs only).
     """
     strategy = Strategy(config.strategy)
     if strategy is Strategy.islands:
@@ -35,9 +37,12 @@ def plan_fold(*, config: FleetConfig, fold: Fold, timeline_end: pd.Timestamp, as
             groups.setdefault(f"cluster{cluster_of[s]}", []).append(s)
     else:
         groups = {"global": sorted(asset_ids)}
+    r = config.resources
+    num_gpus = max(r.num_gpus, r.cnn_num_gpus) if config.model.uses_cnn() else r.num_gpus
     return [
         TrainingUnit(unit_id=f"fold{fold.index}/{g}", group=g, fold=fold, timeline_end=timeline_end,
                      assets={s: asset_ids[s] for s in members}, cluster_of={s: cluster_of[s] for s in members},
-                     factor=factor, config=config, is_final=is_final)
+                     factor=factor, config=config, is_final=is_final,
+                     num_gpus=num_gpus)
         for g, members in sorted(groups.items())
     ]

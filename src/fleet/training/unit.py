@@ -23,7 +23,7 @@ import pandas as pd
 from fleet.config import FleetConfig
 from fleet.evaluation.splits import Fold
 from fleet.models.factory import build_model
-from fleet.training.dataset import AssetPreprocessor, asset_features, build_unit_dataset
+from fleet.training.dataset import AssetPreprocessor, asset_features, bar_times, build_unit_dataset
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class TrainingUnit:
         factor: this fold's market factor on the aligned UTC grid (standardised), or None.
         config: the resolved run configuration.
         is_final: True for the last fold, whose fitted model is kept.
+        num_gpus: GPUs this unit asks Ray for when the cluster has any (planning sets it for units
+            whose experts include a CNN; GBM-only units ask for CPUs only).
     """
 
     unit_id: str
@@ -51,6 +53,7 @@ class TrainingUnit:
     factor: pd.Series | None
     config: FleetConfig
     is_final: bool = False
+    num_gpus: float = 0.0
 
     @property
     def seed(self) -> int:
@@ -98,10 +101,17 @@ class UnitModel:
         if symbol not in self.preprocessors:
             raise UnknownSymbolError(f"symbol {symbol!r} is not served by unit {self.group!r}; "
                                      f"it serves {sorted(self.preprocessors)}")
+        from fleet.config import ModelConfig
+
         prep = self.preprocessors[symbol]
-        raw, _ = asset_features(frame, d=prep.d, factor=factor, config=FeatureConfig(**self.config["features"]))
+        model_cfg = ModelConfig(**self.config["model"])
+        raw, _ = asset_features(frame, d=prep.d, factor=factor, config=FeatureConfig(**self.config["features"]),
+                                groups=model_cfg.feature_groups(), horizon=int(self.config["labels"]["horizon"]),
+                                sde_window=model_cfg.sde.window)
         X = prep.scale(raw)
         X["asset_id"] = prep.asset_id
+        if "bar_time" in self.feature_names:
+            X["bar_time"] = bar_times(frame.index)
         return X[self.feature_names]
 
     def predict_proba_bars(self, symbol: str, frame: pd.DataFrame, factor: pd.Series | None) -> pd.Series:
@@ -121,7 +131,8 @@ class UnitResult:
     Attributes:
         predictions: out-of-sample rows of the fold's test block, columns ``timestamp`` (UTC),
             ``symbol``, ``fold``, ``p_up``, ``signal`` (0/1), ``forward_return`` (log-return
-            over the label horizon), ``y``.
+            over the label horizon), ``y``, and per expert ``p_<expert>`` (its own P(up), refitted
+            on the full training window) and ``w_<expert>`` (its gate weight; 1 for a single expert).
         d_by_asset: FFD order chosen per asset on this fold's training window.
         n_train, n_test: rows used.
         wall_seconds, cpu_seconds: time spent in :func:`train_unit` (process CPU time).
@@ -144,6 +155,7 @@ class UnitResult:
     host: str
     pid: int
     node_id: str | None = None
+    resources: dict | None = None
     model: UnitModel | None = None
     skipped_assets: dict[str, str] = field(default_factory=dict)
     skipped_features: tuple[str, ...] = ()
@@ -153,7 +165,7 @@ class UnitResult:
         return {"unit": self.unit_id, "group": self.group, "fold": self.fold, "assets": self.assets,
                 "wall_seconds": round(self.wall_seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
                 "n_train": self.n_train, "n_test": self.n_test, "host": self.host, "pid": self.pid,
-                "node_id": self.node_id, "skipped_assets": self.skipped_assets}
+                "node_id": self.node_id, "resources": self.resources, "skipped_assets": self.skipped_assets}
 
 
 @dataclass
@@ -199,17 +211,27 @@ def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResul
     t0, c0 = time.perf_counter(), time.process_time()
     cfg = unit.config
     ds = build_unit_dataset(assets=unit.assets, frames=frames, fold=unit.fold, timeline_end=unit.timeline_end,
-                            factor=unit.factor, features=cfg.features, horizon=cfg.labels.horizon)
-    model = build_model(cfg.model, seed=unit.seed)
+                            factor=unit.factor, features=cfg.features, horizon=cfg.labels.horizon,
+                            groups=cfg.model.feature_groups(), sde_window=cfg.model.sde.window)
+    model = build_model(cfg.model, seed=unit.seed, horizon=cfg.labels.horizon,
+                        num_threads=max(1, int(cfg.resources.num_cpus)))
     model.fit(ds.X_train, ds.y_train)
-    if len(ds.X_test):
+    names = cfg.model.active_experts()
+    if len(ds.X_test) and hasattr(model, "predict_details"):
+        p_up, expert_p, weights = model.predict_details(ds.X_test)
+    elif len(ds.X_test):
         p_up = model.predict_proba(ds.X_test)[:, 1]
+        expert_p, weights = p_up[:, None], np.ones((len(p_up), 1))
     else:
-        p_up = np.empty(0)
+        p_up, expert_p, weights = np.empty(0), np.empty((0, len(names))), np.empty((0, len(names)))
     preds = ds.test_meta.copy()
     preds.insert(2, "fold", unit.fold.index)
     preds.insert(3, "p_up", p_up)
     preds.insert(4, "signal", (p_up > cfg.policy.threshold).astype(np.int8))
+    # Telemetry: each expert's own P(up) (refitted on the full window) and its gate weight, per row.
+    for j, name in enumerate(names):
+        preds[f"p_{name}"] = expert_p[:, j]
+        preds[f"w_{name}"] = weights[:, j]
     kept = None
     if unit.is_final:
         kept = UnitModel(group=unit.group, assets={s: unit.assets[s] for s in ds.preprocessors}, estimator=model,

@@ -58,7 +58,9 @@ class UnitTrainer:
         if self._frames is None or ref != self._frames_ref:
             self._frames, self._frames_ref = ray.get(ref), ref
         result = self.train_fn(unit, self._frames)
-        result.node_id = ray.get_runtime_context().get_node_id()
+        ctx = ray.get_runtime_context()
+        result.node_id = ctx.get_node_id()
+        result.resources = {k: float(v) for k, v in ctx.get_assigned_resources().items()}
         return result
 
 
@@ -70,8 +72,9 @@ class RayBackend:
             set (inside ``ray job submit`` it names the job's cluster), else the latest cluster
             ``ray start`` began on this machine, else a new local Ray.
         num_cpus: CPUs each actor reserves (fractions allowed).
-        num_gpus: GPUs each actor reserves (fractions allowed); ignored with a warning
-            when the cluster has no GPU.
+        num_gpus: default GPUs per actor (fractions allowed); ignored with a warning when the
+            cluster has no GPU. Per unit, the request is ``TrainingUnit.num_gpus`` (planning raises
+            it for units with a CNN expert), used only when the cluster has GPUs.
         train_fn: function trained per unit (:func:`train_unit`; tests pass a stand-in).
     """
 
@@ -114,62 +117,94 @@ class RayBackend:
             slots = min(slots, int(res.get("GPU", 0) // num_gpus))
         return max(1, slots)
 
+    @staticmethod
+    def unit_gpus(unit: TrainingUnit, cluster_gpus: float) -> float:
+        """GPUs to reserve for ``unit``: its planned request, or 0 when the cluster has no GPU."""
+        return float(unit.num_gpus) if cluster_gpus > 0 else 0.0
+
     def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result) -> list:
         """Train every unit; returns (and reports through ``on_result``) a result or a failure per unit.
+
+        Actors are pooled by their GPU request (CNN units may ask for a GPU fraction, GBM units for
+        none); at most as many actors live as the cluster's CPUs allow, and a shape's pool also
+        stops at what the cluster's GPUs allow.
 
         Raises:
             ConfigError: the cluster has fewer CPUs than one actor asks for.
         """
         self._connect()
         res = ray.cluster_resources()
-        num_gpus = self._gpus()
-        if self.num_gpus > 0 and num_gpus == 0:
-            warnings.warn(f"num_gpus={self.num_gpus:g} asked for but the Ray cluster has no GPU: units train on CPU",
+        cluster_gpus = float(res.get("GPU", 0))
+        if (self.num_gpus > 0 or any(u.num_gpus > 0 for u in units)) and cluster_gpus == 0:
+            warnings.warn("GPUs asked for but the Ray cluster has no GPU: units train on CPU",
                           FleetWarning, stacklevel=2)
         if res.get("CPU", 0) < self.num_cpus:
             raise ConfigError(f"num_cpus={self.num_cpus:g} per unit but the Ray cluster has only "
                               f"{res.get('CPU', 0):g} CPU: lower --num-cpus")
-        # Only as many actors as can run at once; each trains one unit per call and is reused.
-        n_actors = min(self.slots(), len(units))
+        cpu_slots = max(1, int(res.get("CPU", 1) // self.num_cpus))
+
+        def capacity(gpus: float) -> int:
+            return cpu_slots if gpus == 0 else max(1, min(cpu_slots, int(cluster_gpus // gpus)))
+
         frames_ref = ray.put(frames)  # once: every call gets the reference, not a copy
         pending = list(units)
-        idle: list = []
-        alive: list = []
+        idle: dict[float, list] = {}
+        alive: dict[float, list] = {}
         running: dict = {}
         outcomes: list[UnitResult | UnitFailure] = []
+
+        def actor_for(gpus: float):
+            """An idle actor of this shape, a new one if there is room, else None."""
+            if idle.get(gpus):
+                return idle[gpus].pop()
+            n_alive = sum(len(v) for v in alive.values())
+            if n_alive >= cpu_slots:
+                # Free a slot held by an idle actor of another shape, if any.
+                for other, pool in idle.items():
+                    if other != gpus and pool:
+                        victim = pool.pop()
+                        alive[other].remove(victim)
+                        ray.kill(victim, no_restart=True)
+                        n_alive -= 1
+                        break
+            if n_alive >= cpu_slots or len(alive.get(gpus, [])) >= capacity(gpus):
+                return None
+            actor = UnitTrainer.options(num_cpus=self.num_cpus, num_gpus=gpus, max_restarts=MAX_RESTARTS,
+                                        max_task_retries=MAX_TASK_RETRIES).remote(self.train_fn)
+            alive.setdefault(gpus, []).append(actor)
+            return actor
+
         try:
             while pending or running:
-                while pending and (idle or len(alive) < n_actors):
-                    if idle:
-                        actor = idle.pop()
-                    else:
-                        actor = UnitTrainer.options(num_cpus=self.num_cpus, num_gpus=num_gpus,
-                                                    max_restarts=MAX_RESTARTS,
-                                                    max_task_retries=MAX_TASK_RETRIES).remote(self.train_fn)
-                        alive.append(actor)
-                    unit = pending.pop(0)
-                    running[actor.train.remote(unit, [frames_ref])] = (unit, actor)
+                for unit in list(pending):
+                    gpus = self.unit_gpus(unit, cluster_gpus)
+                    actor = actor_for(gpus)
+                    if actor is None:
+                        continue
+                    pending.remove(unit)
+                    running[actor.train.remote(unit, [frames_ref])] = (unit, actor, gpus)
                 done, _ = ray.wait(list(running), num_returns=1)
                 for ref in done:
-                    unit, actor = running.pop(ref)
+                    unit, actor, gpus = running.pop(ref)
                     try:
                         outcome = ray.get(ref)
-                        idle.append(actor)
+                        idle.setdefault(gpus, []).append(actor)
                     except ray.exceptions.RayTaskError as err:
                         # An exception raised by the unit's own code: not retried, reported as a value.
                         cause = err.cause if err.cause is not None else err
                         outcome = UnitFailure.of(unit, f"{type(cause).__name__}: {cause}", str(err))
-                        idle.append(actor)
+                        idle.setdefault(gpus, []).append(actor)
                     except ray.exceptions.RayError as err:
                         # The worker died more often than max_restarts / max_task_retries allow.
                         outcome = UnitFailure.of(unit, f"{type(err).__name__}: {str(err).splitlines()[0]}", str(err))
-                        alive.remove(actor)
+                        alive[gpus].remove(actor)
                         ray.kill(actor, no_restart=True)
                     on_result(outcome)
                     outcomes.append(outcome)
         finally:
-            for actor in alive:
-                ray.kill(actor, no_restart=True)
+            for pool in alive.values():
+                for actor in pool:
+                    ray.kill(actor, no_restart=True)
         return outcomes
 
     def close(self) -> None:

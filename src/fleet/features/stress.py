@@ -1,0 +1,35 @@
+"""Stress features of one asset (seed 002's Stress expert inputs), all causal.
+
+* ``stress_drawdown``   log distance of the close below its running peak over ``window`` bars (<= 0).
+* ``stress_volofvol``   std over ``window`` bars of the 24-bar rolling volatility, divided by its mean (unitless).
+* ``stress_downside``   downside semivariance: mean of min(r, 0)^2 over ``window`` bars, as a share of the total
+  second moment (0..1).
+* ``stress_skew``       sample skewness of 1-bar log returns over ``window`` bars.
+* ``stress_volume_shock`` log volume minus its ``window``-bar median (needs volume; left out otherwise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+STRESS_PREFIX = "stress_"
+
+
+def stress_features(frame: pd.DataFrame, *, window: int = 168) -> pd.DataFrame:
+    """Stress features, shape (n_bars, 4 or 5), NaN during the warm-up (``window`` bars)."""
+    logc = np.log(frame["close"].astype(np.float64))
+    r = logc.diff()
+    mp = max(24, window // 4)
+    out = pd.DataFrame(index=frame.index)
+    out["stress_drawdown"] = logc - logc.rolling(window, min_periods=mp).max()
+    vol = r.rolling(24, min_periods=24).std()
+    out["stress_volofvol"] = vol.rolling(window, min_periods=mp).std() / vol.rolling(window, min_periods=mp).mean()
+    down = (r.clip(upper=0.0) ** 2).rolling(window, min_periods=mp).mean()
+    total = (r ** 2).rolling(window, min_periods=mp).mean()
+    out["stress_downside"] = (down / total.replace(0.0, np.nan)).fillna(0.5).where(total.notna())
+    out["stress_skew"] = r.rolling(window, min_periods=mp).skew().fillna(0.0).where(total.notna())
+    if "volume" in frame.columns:
+        lv = np.log1p(frame["volume"].astype(np.float64).clip(lower=0.0))
+        out["stress_volume_shock"] = lv - lv.rolling(window, min_periods=mp).median()
+    return out
