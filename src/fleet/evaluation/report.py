@@ -172,7 +172,7 @@ def plot_clusters(run: RunData):
                 ax2.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
                          color="white" if abs(m[i, j]) > 0.6 else "black")
     fig.colorbar(im, ax=ax2, fraction=0.046, pad=0.04, label="correlation of log returns")
-    ax2.set_title("Correlation of log returns (last fold's training window), dendrogram order")
+    ax2.set_title("Correlation of log returns\n(last fold's training window, dendrogram order)")
     fig.tight_layout()
     return fig
 
@@ -227,7 +227,7 @@ def plot_market_factor(run: RunData):
 def _grid(n: int, cols: int = 4):
     cols = min(cols, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.0 * rows + 1.0), dpi=DPI, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4 * cols, 10), 3.0 * rows + 1.2), dpi=DPI, squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes.flat
@@ -244,13 +244,14 @@ def plot_equity(run: RunData):
         ax.plot(t, np.cumsum(net), color="tab:red", lw=1.2, label=f"signal, net of {run.cost_bps:g} bps/side")
         ax.axhline(0, color="k", lw=0.5)
         row = run.per_asset[run.per_asset["asset"].astype(str) == symbol]
-        ir = f", IR net {row['ir_net'].iloc[0]:.2f}" if len(row) and "ir_net" in row else ""
+        ir_net = float(row["ir_net"].iloc[0]) if len(row) and "ir_net" in row else float("nan")
+        ir = f", IR net {ir_net:.2f}" if np.isfinite(ir_net) else ""
         ax.set_title(f"{symbol}: {int(s.sum())} trades{ir}", fontsize=10)
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
         ax.tick_params(axis="y", labelsize=8)
     axes[0].legend(fontsize=7, loc="best")
-    fig.suptitle(f"Per-asset equity (log, out-of-sample): signal net of costs vs buy-and-hold "
-                 f"(1/{run.horizon} tranches held {run.horizon} bars)")
+    fig.suptitle(f"Per-asset equity (log, out-of-sample): signal net of costs vs buy-and-hold\n"
+                 f"(1/{run.horizon} tranches held {run.horizon} bars)", fontsize=12)
     fig.tight_layout()
     return fig
 
