@@ -201,15 +201,15 @@ def plot_market_factor(run: RunData):
     factor = run.factor.dropna()
     factor.index = pd.DatetimeIndex(factor.index)
     span = factor[(factor.index > price.index[0] - h * bar) & (factor.index <= price.index[-1])]
-    # The factor is standardised with its training-window mean, so out of sample it carries a drift;
-    # removing the span's mean keeps the shapes comparable (the correlation below is unaffected).
-    cum = (span - span.mean()).cumsum()
+    # As stored: standardised with the last training window's mean and std, so out of sample it
+    # may drift against the price (the correlation of changes below is unaffected by a drift).
+    cum = span.cumsum()
     # Like for like: the factor summed over (t, t+h] against the asset's forward return at t.
     fwd = factor.rolling(h).sum().shift(-h)
     both = pd.concat([fwd, pred.set_index("timestamp")["forward_return"]], axis=1, join="inner").dropna()
     rho = both.corr().iloc[0, 1] if len(both) > 2 else float("nan")
-    fig, ax = plt.subplots(figsize=(12, 4.8), dpi=DPI)
-    ax.plot(cum.index, cum.to_numpy(), color="tab:blue", lw=1.2, label="cumulative market factor, mean removed (left)")
+    fig, ax = plt.subplots(figsize=(12, 5), dpi=DPI)
+    ax.plot(cum.index, cum.to_numpy(), color="tab:blue", lw=1.2, label="cumulative market factor (left)")
     ax.set_ylabel("cumulative market factor (standardised units)", color="tab:blue")
     ax2 = ax.twinx()
     ax2.plot(price.index, price.to_numpy(), color="tab:orange", lw=1.2,
@@ -218,8 +218,8 @@ def plot_market_factor(run: RunData):
     ax.set_title(f"Market factor against {ref} ({why})\nout-of-sample span; correlation of {h}-bar changes {rho:.2f}",
                  fontsize=11)
     lines = ax.get_lines() + ax2.get_lines()
-    ax.legend(lines, [ln.get_label() for ln in lines], loc="upper left", fontsize=8)
-    fig.autofmt_xdate()
+    ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2,
+              fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -374,7 +374,9 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         f"Cumulative market factor ({esc(str(run.clusters.get('factor_method', '')))}, the last fold's loadings) "
         f"against {esc(ref)} ({esc(why)}). The price line is the log price change over the out-of-sample span, "
         f"read from the predictions' forward returns (cumulative forward return / h, an h-bar moving average "
-        f"of the log price): the run directory holds no prices."))
+        f"of the log price, drawn h bars later): the run directory holds no prices. The factor is standardised with the "
+        f"last training window's mean and std, so its cumulative sum may drift away from the price while the "
+        f"changes agree; the title gives the correlation of h-bar changes."))
     sections.append("<h2>Equity curves</h2>" + figure(
         "equity.png", plot_equity(run),
         f"Per asset, out-of-sample: log equity of the signal (every signalled bar opens a 1/h tranche held "
