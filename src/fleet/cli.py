@@ -81,13 +81,14 @@ def _choice(enum) -> click.Choice:
 @click.option("--top-k", type=int, help="Experts each row is routed to (renormalised weights).  [default: 2]")
 @click.option("--balance-coef", type=float, help="Coefficient of the MLP gate's load-balancing term.  [default: 0.1]")
 @click.option("--moe/--no-moe", "moe_enabled", default=None, help="--no-moe: only the first of --experts, no gate.  [default: --moe]")
+@click.option("--report/--no-report", "report", default=None, help="Write the HTML report (as `fleet report`) into RUN_DIR/report/ at the end of the run.  [default: off]")
 @click.option("--seed", type=int, help="Random seed (same seed -> same results on every backend).  [default: 0]")
 @click.option("--seeds", type=int, help="Repeat the run with seeds seed..seed+N-1; --out then holds seed<k>/ runs and results_seeds.csv (mean, std).  [default: 1]")
 @click.option("--out", help="Run directory (must not exist).  [default: runs/<UTC timestamp>]")
 @click.option("--resume", "resume", type=click.Path(), help="Finish an interrupted or failed run: its staging directory (printed at start) or its --out path. Trains only units without a complete saved result; every other option is taken from the saved run.")
 def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, folds, horizon,
           embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
-          forced_entry, bars_per_year, experts, gate, top_k, balance_coef, moe_enabled, seed, seeds, out,
+          forced_entry, bars_per_year, experts, gate, top_k, balance_coef, moe_enabled, report, seed, seeds, out,
           resume) -> None:
     """Train the fleet under purged walk-forward validation and write a run directory.
 
@@ -123,6 +124,7 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
         "policy.forced_entry": forced_entry,
         "evaluation.bars_per_year": bars_per_year,
         "evaluation.seeds": seeds,
+        "evaluation.report": report,
         "model.experts": [e.strip() for e in experts.split(",") if e.strip()] if experts else None,
         "model.moe.gate": gate,
         "model.moe.top_k": top_k,
@@ -154,6 +156,19 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
         return
     summary = run_fleet(config, echo=click.echo, argv=argv)
     _print_summary(summary, config)
+
+
+@main.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False),
+              help="Directory for report.html and its PNGs.  [default: RUN_DIR/report]")
+def report_cmd(run_dir, out_dir) -> None:
+    """Write one self-contained HTML report (plots embedded, PNGs beside it) of a finished run:
+    clusters, market factor, equity curves, experts and gate, forced entries, results tables."""
+    from fleet.evaluation.report import write_report
+
+    path = write_report(run_dir, out_dir)
+    click.echo(f"Wrote {path} (and its PNGs in {path.parent})")
 
 
 @main.group()

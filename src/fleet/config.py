@@ -245,6 +245,8 @@ class EvaluationConfig(_Section):
     bars_per_year: float | None = Field(None, gt=0.0, description="bars per year for annualising "
                                         "(default: inferred by Panel.bars_per_year: 8760 hourly 24/7, 252 daily equities)")
     seeds: int = Field(1, ge=1, description="repeat the run with seeds seed..seed+seeds-1 and report mean and std")
+    report: bool = Field(False, description="write the HTML report (fleet report) into RUN_DIR/report/ at the end of "
+                         "the run")
 
 
 class ResourcesConfig(_Section):

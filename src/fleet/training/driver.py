@@ -79,6 +79,7 @@ class RunSummary:
     train_seconds: float = 0.0
     expert_auc: pd.DataFrame | None = None
     expert_weights: pd.DataFrame | None = None
+    report: Path | None = None
 
 
 def required_bars(config: FleetConfig) -> int:
@@ -562,7 +563,18 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
         "notes": notes,
     })
     out = rundir.commit()
-    return RunSummary(out=out, per_asset=per_asset, per_cluster=per_cluster, per_fold=per_fold,
+    report = None
+    if config.evaluation.report:
+        from fleet.evaluation.report import write_report
+
+        # After the commit: a plotting failure must not cost the trained run.
+        try:
+            report = write_report(out)
+            echo(f"Report: {report}")
+        except Exception as err:  # noqa: BLE001 -- reported, the run itself is complete
+            echo(f"warning: the report could not be written ({type(err).__name__}: {err}); "
+                 f"retry with `fleet report {out}`")
+    return RunSummary(out=out, report=report, per_asset=per_asset, per_cluster=per_cluster, per_fold=per_fold,
                       forced_entry=forced, bars_per_year=bars_per_year, final_clusters=final.clusters,
                       explained_variance=final.explained_variance, wall_seconds=time.perf_counter() - t0,
                       units=n_units, backend=backend_desc, notes=notes, config=config,

@@ -1,0 +1,122 @@
+"""`fleet report`: one self-contained HTML page with the run's plots (also as PNGs) and tables."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+
+import matplotlib.image as mpimg
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from threadpoolctl import threadpool_limits
+
+from fleet.cli import main
+from fleet.errors import RunDirectoryError
+from fleet.evaluation.report import write_report
+
+SYMBOLS = "C0S0,C0S1,C1S0,C2S0"
+COMMON = ["train", "--days", "90", "--folds", "2", "--symbols", SYMBOLS, "--clusters", "2"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A single-expert run (report written by `fleet report`) and a rule-gated mixture with forced
+    entry whose report `fleet train --report` writes."""
+    root = tmp_path_factory.mktemp("report")
+    single, moe = root / "single", root / "moe"
+    # One OpenMP thread: on a busy machine the gradient boosting's thread pool spins (20x slower).
+    with threadpool_limits(1):
+        res = CliRunner().invoke(main, [*COMMON, "--out", str(single)])
+        assert res.exit_code == 0, res.output
+        res = CliRunner().invoke(main, [*COMMON, "--experts", "trend,stress", "--gate", "rule", "--forced-entry",
+                                        "--report", "--out", str(moe)])
+    assert res.exit_code == 0, res.output
+    assert f"Report: {moe / 'report' / 'report.html'}" in res.output
+    return single, moe
+
+
+def _check_page(html_path, expected_pngs, assets):
+    page = html_path.read_text()
+    pngs = sorted(p.name for p in html_path.parent.glob("*.png"))
+    assert pngs == sorted(expected_pngs)
+    for name in pngs:
+        assert f'data-file="{name}"' in page and f'href="{name}"' in page
+        data = (html_path.parent / name).read_bytes()
+        assert len(data) > 15_000, f"{name} is only {len(data)} bytes"
+        img = mpimg.imread(io.BytesIO(data), format="png")
+        h, w = img.shape[:2]
+        assert w >= 600 and h >= 300, f"{name}: {w}x{h}"
+    # Self-contained: every plot is embedded, byte for byte the PNG beside the page.
+    embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="[^"]*" data-file="([^"]+)"', page)
+    assert sorted(n for _, n in embedded) == sorted(expected_pngs)
+    for b64, name in embedded:
+        assert base64.b64decode(b64) == (html_path.parent / name).read_bytes()
+    assert "<img src=\"http" not in page and "<script" not in page
+    for heading, key in (("Results per cluster", "dominant"), ("Results per asset", "asset"),
+                         ("Results per fold", "fold")):
+        table = _table_after(page, heading)
+        assert key in table.columns
+        if key != "dominant":
+            assert set(assets) <= set(table["asset"]), heading
+    assert set(_table_after(page, "Results per asset")["asset"]) == set(assets)
+    return page
+
+
+def _table_after(page: str, heading: str) -> pd.DataFrame:
+    """The first HTML table after ``<h2>heading</h2>`` as strings (no lxml needed)."""
+    body = page.split(f"<h2>{heading}</h2>", 1)[1].split("</table>", 1)[0]
+    cells = lambda row, tag: [re.sub(r"<[^>]+>", "", c).strip()  # noqa: E731
+                              for c in re.findall(rf"<{tag}[^>]*>(.*?)</{tag}>", row, flags=re.S)]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body, flags=re.S)
+    return pd.DataFrame([cells(r, "td") for r in rows[1:]], columns=cells(rows[0], "th"))
+
+
+def test_report_single_expert(runs, tmp_path):
+    single, _ = runs
+    out = tmp_path / "elsewhere"
+    res = CliRunner().invoke(main, ["report", str(single), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    page = _check_page(out / "report.html", ["clusters.png", "market_factor.png", "equity.png"], SYMBOLS.split(","))
+    assert "single expert (trend)" in page
+    assert "Forced daily entry was off" in page
+    assert "no BTC in this run: C0S0" in page  # the synthetic market has no BTC: the reference asset is named
+
+
+def test_train_report_with_experts_and_forced_entry(runs):
+    _, moe = runs
+    page = _check_page(moe / "report" / "report.html",
+                       ["clusters.png", "market_factor.png", "equity.png", "expert_weights.png",
+                        "gate_weights.png", "forced_entry.png"], SYMBOLS.split(","))
+    assert "Natural trades" in page and "mean_active" in page
+    forced = _table_after(page, "Forced daily entry")
+    assert "forced_trades" in forced.columns and set(forced["asset"]) == set(SYMBOLS.split(","))
+
+
+def test_default_output_is_run_dir_report(runs, tmp_path):
+    single, _ = runs
+    copy = tmp_path / "run"
+    shutil.copytree(single, copy)
+    html_path = write_report(copy)
+    assert html_path == copy / "report" / "report.html" and html_path.is_file()
+
+
+@pytest.mark.parametrize("missing", ["clusters.json", "expert_weights.csv", "predictions/C1S0.parquet"])
+def test_incomplete_run_dir_is_one_clear_error(runs, tmp_path, missing):
+    single, _ = runs
+    copy = tmp_path / "run"
+    shutil.copytree(single, copy)
+    (copy / missing).unlink()
+    with pytest.raises(RunDirectoryError, match=re.escape(str(copy / missing)) + " is missing"):
+        write_report(copy)
+    res = CliRunner().invoke(main, ["report", str(copy)])
+    assert res.exit_code == 2
+    assert res.output.strip().count("\n") == 0 and missing in res.output
+    assert not (copy / "report").exists()
+
+
+def test_missing_run_dir(tmp_path):
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "nowhere")])
+    assert res.exit_code == 2 and "run directory" in res.output and "not found" in res.output
