@@ -132,7 +132,8 @@ def _parse_checksum(text: str, name: str, where: str) -> str:
     return m.group(1).lower()
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (manifests and archive checks share it)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -159,7 +160,7 @@ def _cached(zip_path: Path, sum_path: Path) -> bool:
         expected = _parse_checksum(sum_path.read_text(), zip_path.name, str(sum_path))
     except FetchError:
         return False
-    return _sha256(zip_path) == expected
+    return sha256_file(zip_path) == expected
 
 
 def _download(session, url: str, zip_path: Path, sum_path: Path, timeout: float) -> bool:

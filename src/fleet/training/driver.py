@@ -10,7 +10,6 @@ written to a staging directory renamed into place at the end.
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import sys
 import time
@@ -24,6 +23,7 @@ import pandas as pd
 
 from fleet import __version__
 from fleet.config import FactorMethod, FleetConfig
+from fleet.data.fetch import sha256_file
 from fleet.data.load import load_panel
 from fleet.errors import ConfigError, DataError, UnitsFailedError
 from fleet.data.panel import Panel
@@ -177,14 +177,6 @@ def fit_fold_market(panel: Panel, fold: Fold, all_returns: pd.DataFrame, config:
     series = factor.transform(all_returns[dominant])
     return FoldMarket(fold=fold, clusters=clusters, factor=series,
                       explained_variance=float(factor.explained_variance_ratio_), excluded=excluded)
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _versions() -> dict[str, str]:
@@ -395,7 +387,7 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
                          + (" (units would ask Ray for a GPU on a GPU cluster)" if units and units[0].num_gpus else ""))
         echo("  " + notes[-1])
     sources = sorted(set(panel.sources.values()))
-    data_files = {p: _sha256(p) for p in sources if Path(p).is_file()}
+    data_files = {p: sha256_file(p) for p in sources if Path(p).is_file()}
     unit_ids = [u.unit_id for u in units]
     resuming = rundir.state is not None
     if resuming:
