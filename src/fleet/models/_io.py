@@ -25,3 +25,16 @@ def load_estimator(path, cls):
     if not isinstance(obj, cls):
         raise TypeError(f"{path}: holds a {type(obj).__name__}, expected {cls.__name__}")
     return obj
+
+
+class PersistMixin:
+    """``save(path)`` / ``cls.load(path)`` for every expert, gate and ensemble (one implementation)."""
+
+    def save(self, path) -> None:
+        """Pickle this fitted estimator to ``path``."""
+        save_estimator(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load an estimator saved with :meth:`save`; TypeError if the file holds another class."""
+        return load_estimator(path, cls)

@@ -8,10 +8,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
 from fleet.models._context import ASSET_ID, feature_columns, require_context
-from fleet.models._io import load_estimator, save_estimator
+from fleet.models._io import PersistMixin
 
 
-class _PrefixLogit(ClassifierMixin, BaseEstimator):
+class _PrefixLogit(PersistMixin, ClassifierMixin, BaseEstimator):
     """Logistic regression on the columns of X whose names start with ``_prefixes``.
 
     Subclasses set ``_prefixes`` and the constructor parameters. X: DataFrame (n, n_features + context);
@@ -57,9 +57,3 @@ class _PrefixLogit(ClassifierMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
-    def save(self, path) -> None:
-        save_estimator(self, path)
-
-    @classmethod
-    def load(cls, path):
-        return load_estimator(path, cls)

@@ -27,7 +27,7 @@ from torch import nn
 
 from fleet.features.fingerprint import FINGERPRINT_PREFIX
 from fleet.models._context import ASSET_ID, require_context
-from fleet.models._io import load_estimator, save_estimator
+from fleet.models._io import PersistMixin
 
 FACTOR = "market_factor"
 
@@ -54,7 +54,7 @@ def _fingerprint(X: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return X[columns].to_numpy(dtype=np.float64)
 
 
-class RuleGate(BaseEstimator):
+class RuleGate(PersistMixin, BaseEstimator):
     """Seed 003's static fingerprint rules mapped onto the experts at hand.
 
     Scores (before top-k): every expert starts at 1; then, per row,
@@ -111,13 +111,6 @@ class RuleGate(BaseEstimator):
         s = self.scores(X)
         return top_k_weights(s / s.sum(axis=1, keepdims=True), min(self.top_k, s.shape[1]))
 
-    def save(self, path) -> None:
-        save_estimator(self, path)
-
-    @classmethod
-    def load(cls, path):
-        return load_estimator(path, cls)
-
 
 class GateMLP(nn.Module):
     """(B, F) fingerprint + (B,) asset codes -> (B, E) gate logits; MLP 64 -> 32 -> E (seed 003).
@@ -138,7 +131,7 @@ class GateMLP(nn.Module):
         return self.net(torch.cat([x, emb], dim=1))
 
 
-class MLPGate(BaseEstimator):
+class MLPGate(PersistMixin, BaseEstimator):
     """Trainable gate (see module docstring).
 
     Args:
@@ -242,9 +235,3 @@ class MLPGate(BaseEstimator):
         """Top-k weights (n, E), rows sum to 1."""
         return top_k_weights(self.predict_gate_probs(X), self.top_k)
 
-    def save(self, path) -> None:
-        save_estimator(self, path)
-
-    @classmethod
-    def load(cls, path):
-        return load_estimator(path, cls)

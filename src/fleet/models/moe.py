@@ -27,10 +27,10 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from fleet.models._context import BAR_TIME, require_context
-from fleet.models._io import load_estimator, save_estimator
+from fleet.models._io import PersistMixin
 
 
-class MixtureOfExpertsEnsemble(ClassifierMixin, BaseEstimator):
+class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
     """Gated mixture of experts (see module docstring).
 
     Args:
@@ -120,9 +120,3 @@ class MixtureOfExpertsEnsemble(ClassifierMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
-    def save(self, path) -> None:
-        save_estimator(self, path)
-
-    @classmethod
-    def load(cls, path):
-        return load_estimator(path, cls)

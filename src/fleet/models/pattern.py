@@ -34,14 +34,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from fleet.errors import UnknownSymbolError
 from fleet.features.fingerprint import FINGERPRINT_PREFIX
 from fleet.models._context import ASSET_ID, BAR_TIME, WindowStore, require_context
-from fleet.models._io import load_estimator, save_estimator
+from fleet.models._io import PersistMixin
 from fleet.models.kernels import kernel_bank
 from fleet.models.tcn import TemporalConvNet
 
 STEM_CHANNEL = "ffd_log_close"  # the price-level-like channel the kernel-bank templates read
 
 
-class ConvExpert(ClassifierMixin, BaseEstimator):
+class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
     """P(up) from each row's trailing window with a TCN (see module docstring).
 
     Args:
@@ -269,13 +269,6 @@ class ConvExpert(ClassifierMixin, BaseEstimator):
             warnings.warn("ConvExpert: moving CUDA weights to CPU for pickling", stacklevel=2)
             state["module_"] = state["module_"].to("cpu")
         return state
-
-    def save(self, path) -> None:
-        save_estimator(self, path)
-
-    @classmethod
-    def load(cls, path):
-        return load_estimator(path, cls)
 
 
 class PatternExpert(ConvExpert):

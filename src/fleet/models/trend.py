@@ -15,10 +15,10 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from fleet.errors import UnknownSymbolError
 from fleet.models._context import ASSET_ID, BAR_TIME
-from fleet.models._io import load_estimator, save_estimator
+from fleet.models._io import PersistMixin
 
 
-class TrendExpert(ClassifierMixin, BaseEstimator):
+class TrendExpert(PersistMixin, ClassifierMixin, BaseEstimator):
     """P(up) from tabular features with the asset id as a categorical feature.
 
     Follows the scikit-learn estimator contract: ``__init__`` only stores parameters,
@@ -93,15 +93,6 @@ class TrendExpert(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Class probabilities, shape (n_samples, 2): column 1 is P(up)."""
         return self.estimator_.predict_proba(self._matrix(X, fitting=False))
-
-    def save(self, path) -> None:
-        """Pickle the fitted expert to ``path``."""
-        save_estimator(self, path)
-
-    @classmethod
-    def load(cls, path) -> "TrendExpert":
-        """Load an expert written by :meth:`save`."""
-        return load_estimator(path, cls)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Most likely class (0/1), shape (n_samples,)."""
