@@ -1,0 +1,167 @@
+"""Model quality table: single CNN, single GBM, MoE (rule gate), MoE (MLP gate) x strategy x dataset.
+
+Seed 003 section 6 asks for one table that says what each model family is worth out of sample on
+the same folds and seeds. This script trains every cell with ``fleet``'s own training path
+(:func:`fleet.training.driver.run_fleet`, local backend) from the repository's fleet specs
+(``fleet/crypto10.yaml`` hourly, ``fleet/equities20.yaml`` daily close-only) and prints:
+
+    dataset  strategy  model  units  AUC  Rank IC  expectancy net (bps)  max DD net  trades
+
+each as mean +- std over the seeds. Usage (from the repository root):
+
+    python benchmarks/quality.py                      # the documented reduced setting
+    python benchmarks/quality.py --seeds 3 --crypto-days 730 --folds 5   # fuller, hours on 2 cores
+
+Models (``model.experts`` of the run):
+    CNN        ``[pattern]``: the dilated causal CNN alone (PatternExpert, asset-id embedding)
+    GBM        ``[trend]``: the HistGradientBoosting trend expert alone
+    MoE rule   ``[trend, pattern, stress, sde]`` with the rule gate (regime rules, top-k)
+    MoE MLP    the same experts with the learned MLP gate (load-balancing loss)
+Strategies: global (one unit for all assets), hierarchical (one unit per correlation cluster,
+refitted per fold), islands (one unit per asset).
+
+Metrics over all out-of-sample rows of the run pooled (``fleet.evaluation.metrics.summarise`` with
+no grouping): AUC of P(up) for the label; Rank IC = Spearman correlation of P(up) with the forward
+log return; expectancy = mean forward log return of the signalled bars (P(up) > the spec's
+threshold, 0.55) net of the spec's cost (10 bps per side, so 20 bps a round trip), in basis
+points; max DD net = largest drawdown of the equal-weight portfolio's log-equity, each asset
+trading 1/h tranches on its signals, net of costs (log-return units). Forced daily entry is off so
+that every model is judged on its own signals. "n/a" = no trades.
+
+Every model of a cell sees the same folds (the splits depend on the data only) and the same seeds
+(``seed .. seed+seeds-1``). The HistGradientBoosting expert has no random step with these settings,
+so the GBM rows have std 0 by construction; the CNN and the gates depend on the seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import fleet  # noqa: F401  (imports torch before scikit-learn; see fleet/__init__.py)
+import numpy as np
+import pandas as pd
+
+from fleet.config import load_config
+from fleet.evaluation.metrics import summarise
+from fleet.training.driver import run_fleet
+
+MOE_EXPERTS = ["trend", "pattern", "stress", "sde"]
+MODELS = {
+    "CNN": {"model.experts": ["pattern"]},
+    "GBM": {"model.experts": ["trend"]},
+    "MoE rule": {"model.experts": MOE_EXPERTS, "model.moe.gate": "rule"},
+    "MoE MLP": {"model.experts": MOE_EXPERTS, "model.moe.gate": "mlp"},
+}
+STRATEGIES = ["global", "hierarchical", "islands"]
+SPECS = {"crypto_1h": "fleet/crypto10.yaml", "equities_1d": "fleet/equities20.yaml"}
+
+
+def cell_config(dataset: str, data_path: str, strategy: str, model: str, seed: int, out: Path,
+                args: argparse.Namespace):
+    """The fleet configuration of one cell: the dataset's spec + the reduced setting + the model."""
+    overrides = {
+        "out": str(out), "seed": seed, "strategy": strategy, "data.path": data_path,
+        "data.days": args.crypto_days if dataset == "crypto_1h" else args.equities_days,
+        "validation.folds": args.folds, "policy.forced_entry": False, "resources.backend": "local",
+        "evaluation.seeds": 1, "model.pattern.epochs": args.cnn_epochs,
+        "model.pattern.max_train_windows": args.cnn_windows, **MODELS[model],
+    }
+    if dataset == "crypto_1h" and args.crypto_symbols:
+        overrides["data.symbols"] = args.crypto_symbols.split(",")
+    return load_config(SPECS[dataset], overrides)
+
+
+def run_cell(cfg) -> dict:
+    """Train one configuration and return its pooled out-of-sample metrics."""
+    summary = run_fleet(cfg, echo=lambda s: None)
+    preds = pd.concat([pd.read_parquet(p).assign(symbol=p.stem)
+                       for p in sorted((summary.out / "predictions").glob("*.parquet"))], ignore_index=True)
+    m = summarise(preds.drop(columns=["signal"], errors="ignore"), [], threshold=cfg.policy.threshold,
+                  cost_bps=cfg.policy.cost_bps, horizon=cfg.labels.horizon,
+                  bars_per_year=summary.bars_per_year).iloc[0]
+    return {"units": summary.units, "auc": m["auc"], "rank_ic": m["rank_ic"],
+            "expectancy_bps": m["expectancy"] * 1e4, "max_dd_net": m["max_dd_net"], "trades": int(m["trades"]),
+            "n": int(m["n"]), "seconds": summary.wall_seconds}
+
+
+def mean_std(values) -> str:
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    if v.size == 0:
+        return "n/a"
+    if v.size == 1:
+        return f"{v[0]:.4f}"
+    return f"{v.mean():.4f} ± {v.std(ddof=1):.4f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--data-dir", default="../shared/data", help="holds crypto_1h/ and equities_1d/")
+    ap.add_argument("--datasets", default="crypto_1h,equities_1d")
+    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--crypto-symbols", default="BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT,DOGEUSDT",
+                    help="comma-separated subset of crypto_1h ('' = all ten)")
+    ap.add_argument("--crypto-days", type=int, default=365, help="last N days of each crypto asset")
+    ap.add_argument("--equities-days", type=int, default=5480, help="last N days of each equity (15 years)")
+    ap.add_argument("--folds", type=int, default=3, help="purged walk-forward folds")
+    ap.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1")
+    ap.add_argument("--cnn-epochs", type=int, default=2)
+    ap.add_argument("--cnn-windows", type=int, default=2048, help="CNN training windows per fit (cap)")
+    ap.add_argument("--csv", default=None, help="also write the per-seed rows to this CSV")
+    args = ap.parse_args(argv)
+
+    data_dir = Path(args.data_dir)
+    paths = {"crypto_1h": str(data_dir / "crypto_1h"), "equities_1d": str(data_dir / "equities_1d" / "sp500_20.parquet")}
+    datasets = args.datasets.split(",")
+    for d in datasets:
+        if d not in SPECS:
+            ap.error(f"--datasets: unknown {d!r} (known: {', '.join(SPECS)})")
+    models = args.models.split(",")
+    for m in models:
+        if m not in MODELS:
+            ap.error(f"--models: unknown {m!r} (known: {', '.join(MODELS)})")
+    strategies = args.strategies.split(",")
+    seeds = list(range(args.seeds))
+    cells = [(d, s, m) for d in datasets for s in strategies for m in models]
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (dataset, strategy, model) in enumerate(cells, 1):
+            for seed in seeds:
+                out = Path(tmp) / f"{dataset}-{strategy}-{model.replace(' ', '_')}-{seed}"
+                cfg = cell_config(dataset, paths[dataset], strategy, model, seed, out, args)
+                r = run_cell(cfg)
+                rows.append({"dataset": dataset, "strategy": strategy, "model": model, "seed": seed, **r})
+                print(f"[{i}/{len(cells)}] {dataset} {strategy:12s} {model:8s} seed {seed}: AUC {r['auc']:.4f} "
+                      f"Rank IC {r['rank_ic']:+.4f}, {r['units']} units, {r['seconds']:.0f} s "
+                      f"(elapsed {time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+    per_seed = pd.DataFrame(rows)
+    if args.csv:
+        per_seed.to_csv(args.csv, index=False)
+    table = (per_seed.groupby(["dataset", "strategy", "model"], sort=False)
+             .agg(units=("units", "first"), auc=("auc", mean_std), rank_ic=("rank_ic", mean_std),
+                  expectancy_bps=("expectancy_bps", mean_std), max_dd_net=("max_dd_net", mean_std),
+                  trades=("trades", "mean"))
+             .reset_index())
+    table["trades"] = table["trades"].round().astype(int)
+    setting = (f"setting: crypto_1h: {args.crypto_symbols or 'all ten symbols'}, last {args.crypto_days} days; "
+               f"equities_1d: 20 stocks close-only, last {args.equities_days} days; {args.folds} folds; "
+               f"seeds {seeds}; CNN {args.cnn_epochs} epochs x <= {args.cnn_windows} windows")
+    print(f"fleet quality benchmark, {started:%Y-%m-%d %H:%M} UTC, {time.perf_counter() - t0:.0f} s")
+    print(setting)
+    print("mean ± std over seeds; expectancy net of 10 bps/side in bps; max DD net in log-return units")
+    with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 40):
+        print(table.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
