@@ -302,6 +302,8 @@ def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
         FleetError: bad input or configuration (nothing is left on disk).
     """
     rundir = RunDirectory(config.out or default_out())
+    if rundir.remote:  # the configuration is recorded (run.json, manifest, models): no credentials in it
+        config = config.model_copy(update={"out": rundir.shown})
     return _run(config, rundir, echo=echo, argv=argv, train_fn=train_fn)
 
 
