@@ -301,3 +301,13 @@ def test_ray_actors_write_unit_results_to_s3_and_manifest_names_nodes(s3, local_
     units = seen["manifest"]["units"]
     assert len(units) == 8 and all(u["node_id"] == node and u["pid"] != os.getpid() for u in units)
     assert seen["manifest"]["backend"].startswith("ray (1 node(s)")
+
+
+def test_endpoint_from_aws_endpoint_url(s3, monkeypatch):
+    """pyarrow 26 honours AWS_ENDPOINT_URL: a URI without a query reaches the same server."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{s3.port}")
+    run = RunDirectory(f"s3://{BUCKET}/runs/env")
+    run.open({"units": []})
+    assert s3.json("runs/env", "run.json")["out"] == f"s3://{BUCKET}/runs/env"
+    run.abort()
+    assert s3.files("runs/env") == {}
