@@ -33,7 +33,7 @@ run before any training, with a :class:`~fleet.errors.ConfigError` naming the UR
 
 Endpoint and credentials: the URI's query may name the endpoint of an S3-compatible server
 (``s3://bucket/runs/r1?endpoint_override=127.0.0.1:9000&scheme=http``; pyarrow also honours
-``AWS_ENDPOINT_URL``); credentials come from the standard AWS environment / configuration
+``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_S3``); credentials come from the standard AWS environment / configuration
 (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, profiles, instance roles). Credentials written
 into the URI (``s3://KEY:SECRET@bucket/...``) are dropped from everything recorded or printed
 (:func:`display_location`).
