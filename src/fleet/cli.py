@@ -84,8 +84,8 @@ def _choice(enum) -> click.Choice:
 @click.option("--report/--no-report", "report", default=None, help="Write the HTML report (as `fleet report`) into RUN_DIR/report/ at the end of the run.  [default: off]")
 @click.option("--seed", type=int, help="Random seed (same seed -> same results on every backend).  [default: 0]")
 @click.option("--seeds", type=int, help="Repeat the run with seeds seed..seed+N-1; --out then holds seed<k>/ runs and results_seeds.csv (mean, std).  [default: 1]")
-@click.option("--out", help="Run directory (must not exist).  [default: runs/<UTC timestamp>]")
-@click.option("--resume", "resume", type=click.Path(), help="Finish an interrupted or failed run: its staging directory (printed at start) or its --out path. Trains only units without a complete saved result; every other option is taken from the saved run.")
+@click.option("--out", help="Run directory (must not exist), or an object-store URI s3://BUCKET/PREFIX or gs://BUCKET/PREFIX (must be empty; S3-compatible server: add ?endpoint_override=HOST:PORT&scheme=http).  [default: runs/<UTC timestamp>]")
+@click.option("--resume", "resume", help="Finish an interrupted or failed run: its staging directory (printed at start), its --out path or its --out URI. Trains only units without a complete saved result; every other option is taken from the saved run.")
 def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, folds, horizon,
           embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
           forced_entry, bars_per_year, experts, gate, top_k, balance_coef, moe_enabled, report, seed, seeds, out,
@@ -166,7 +166,9 @@ def report_cmd(run_dir, out_dir) -> None:
     """Write one self-contained HTML report (plots embedded, PNGs beside it) of a finished run:
     clusters, market factor, equity curves, experts and gate, forced entries, results tables."""
     from fleet.evaluation.report import write_report
+    from fleet.training.rundir import require_local
 
+    require_local(run_dir, "fleet report")
     path = write_report(run_dir, out_dir)
     click.echo(f"Wrote {path} (and its PNGs in {path.parent})")
 
@@ -298,7 +300,9 @@ def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes, 
 
     from fleet.serving import runner
     from fleet.serving.predictor import FleetPredictor
+    from fleet.training.rundir import require_local
 
+    require_local(run_dir, "fleet serve")
     predictor = FleetPredictor(run_dir)  # clear one-line error before any Ray start-up
 
     def _interrupt(signum, frame):
@@ -337,7 +341,9 @@ def serve_build(run_dir, output, host, port, replicas, num_cpus) -> None:
     import yaml
 
     from fleet.serving.runner import serve_config
+    from fleet.training.rundir import require_local
 
+    require_local(run_dir, "fleet serve build")
     config = serve_config(run_dir, host=host, port=port, replicas=replicas, num_cpus=num_cpus)
     with open(output, "w") as fh:
         yaml.safe_dump(config, fh, sort_keys=False)

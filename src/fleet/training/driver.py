@@ -10,6 +10,7 @@ written to a staging directory renamed into place at the end.
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
 import time
@@ -38,7 +39,7 @@ from fleet.market.clustering import ClusterResult, cluster_assets
 from fleet.market.factor import MarketFactor
 from fleet.training.backends import TrainFn, make_backend
 from fleet.training.plan import plan_fold
-from fleet.training.rundir import RunDirectory, default_out
+from fleet.training.rundir import RunDirectory, default_out, display_location, is_uri, join_location
 from fleet.training.unit import TrainingUnit, UnitFailure, UnitResult, train_unit
 
 Echo = Callable[[str], None]
@@ -61,7 +62,7 @@ class FoldMarket:
 class RunSummary:
     """What ``fleet train`` produced (also written to the run directory)."""
 
-    out: Path
+    out: Path | str
     per_asset: pd.DataFrame
     per_cluster: pd.DataFrame
     per_fold: pd.DataFrame
@@ -179,6 +180,11 @@ def fit_fold_market(panel: Panel, fold: Fold, all_returns: pd.DataFrame, config:
                       explained_variance=float(factor.explained_variance_ratio_), excluded=excluded)
 
 
+def _redacted(command: list[str]) -> list[str]:
+    """The command line as recorded: URIs without ``user:secret@`` credentials."""
+    return [display_location(a) if is_uri(a) else a for a in command]
+
+
 def _versions() -> dict[str, str]:
     out = {"fleet": __version__, "python": platform.python_version()}
     for pkg in ("numpy", "pandas", "scikit-learn", "scipy", "statsmodels", "pyarrow", "ray", "torch", "pydantic"):
@@ -274,6 +280,10 @@ def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
 
     Each unit's result is saved in the run's staging directory as it finishes, so an
     interrupted run can be finished with :func:`resume_fleet` (``fleet train --resume``).
+    ``config.out`` may be an object-store URI (``s3://bucket/prefix``, see
+    :mod:`fleet.training.rundir`): then every worker (Ray actor, or this process with the local
+    backend) writes its own unit's result there, and this driver writes the tables, predictions,
+    models and, last, ``manifest.json``.
 
     Args:
         config: resolved configuration.
@@ -286,10 +296,14 @@ def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
 
     Raises:
         UnitsFailedError: some units failed; the others' results stay in the staging directory,
-            nothing is written at ``--out`` and the run can be resumed.
+            nothing is written at ``--out`` (for a URI: no ``manifest.json``) and the run can be resumed.
+        ConfigError: ``--out`` exists already; for a URI also an unsupported scheme, a missing bucket,
+            an unreachable endpoint or a failed write probe (all checked before any training).
         FleetError: bad input or configuration (nothing is left on disk).
     """
     rundir = RunDirectory(config.out or default_out())
+    if rundir.remote:  # the configuration is recorded (run.json, manifest, models): no credentials in it
+        config = config.model_copy(update={"out": rundir.shown})
     return _run(config, rundir, echo=echo, argv=argv, train_fn=train_fn)
 
 
@@ -301,7 +315,7 @@ def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None
     again exactly as before; the planned unit ids and the data files' SHA-256 must match.
 
     Args:
-        path: the run's staging directory, or its ``--out`` path (see :meth:`RunDirectory.resume`).
+        path: the run's staging directory, or its ``--out`` path or URI (see :meth:`RunDirectory.resume`).
 
     Raises:
         ConfigError: nothing to resume at ``path``, or the data / plan changed since the run started.
@@ -318,7 +332,8 @@ def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None
     except ValueError as err:
         raise ConfigError(f"--resume {rundir.staging}: the saved configuration is not valid for this version "
                           f"of fleet ({err})") from None
-    echo(f"Resuming {rundir.staging} (run started {state.get('started')}, will be renamed to {rundir.final})")
+    then = "completed in place" if rundir.remote else f"will be renamed to {rundir.final}"
+    echo(f"Resuming {rundir.staging} (run started {state.get('started')}, {then})")
     return _run(config, rundir, echo=echo, argv=argv, train_fn=train_fn)
 
 
@@ -398,10 +413,11 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
         started = pd.Timestamp(saved["started"])
         rundir.open()
     else:
-        rundir.open({"fleet_version": __version__, "command": argv if argv is not None else sys.argv,
+        rundir.open({"fleet_version": __version__, "command": _redacted(argv if argv is not None else sys.argv),
                      "cwd": str(Path.cwd()), "started": started.isoformat(), "config": config.to_dict(),
                      "units": unit_ids, "data_files": data_files})
-        echo(f"Staging in {rundir.staging} (if interrupted: fleet train --resume {rundir.staging})")
+        where = "Writing to" if rundir.remote else "Staging in"
+        echo(f"{where} {rundir.staging} (if interrupted: fleet train --resume {rundir.staging})")
     saved_now = 0
     try:
         loaded = {}
@@ -424,32 +440,38 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
                 failures.append(r)
                 echo(f"  [{n:>3}/{len(todo)}] {r.unit_id:<24} FAILED: {r.error}")
                 return
-            rundir.save_unit(r.unit_id, r)
+            if sink is None:  # else the worker that trained it has saved it
+                rundir.save_unit(r.unit_id, r)
             saved_now += 1
             done.append(r)
             where = r.host + (f" node {r.node_id[:8]}" if r.node_id else "")
             echo(f"  [{n:>3}/{len(todo)}] {r.unit_id:<24} {len(r.assets):>2} asset(s) "
                  f"train {r.n_train:>7,} test {r.n_test:>6,} rows  {r.wall_seconds:6.1f} s  {where}")
 
+        sink = rundir.unit_sink()
+        if sink is not None:
+            echo(f"  each worker writes its unit's result to {rundir.describe('units')}/")
         t_train = time.perf_counter()
         try:
             if todo:
-                backend.run(todo, panel.frames, on_result)
+                backend.run(todo, panel.frames, on_result, sink=sink)
         finally:
             backend.close()
         train_seconds = time.perf_counter() - t_train
         if failures:
             rundir.write_json("failures.json", [f.to_dict() for f in failures])
+            nothing = ("the run has no manifest.json, so it is not complete" if rundir.remote
+                       else f"nothing was written to {rundir.final}")
             shown = "; ".join(f"{f.unit_id} ({f.error})" for f in failures[:3])
             more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
             raise UnitsFailedError(
                 f"{len(failures)} of {len(units)} units failed: {shown}{more} (all in "
-                f"{rundir.staging / 'failures.json'}). The other units' results are kept in {rundir.staging}; "
-                f"nothing was written to {rundir.final}. Fix the cause and run: fleet train --resume {rundir.staging}"
+                f"{rundir.describe('failures.json')}). The other units' results are kept in {rundir.staging}; "
+                f"{nothing}. Fix the cause and run: fleet train --resume {rundir.staging}"
                 " (a resume keeps the run's configuration: for an input error such as too little data, start a "
                 "new run instead)", failures=failures, staging=rundir.staging)
         results = [*loaded.values(), *done]
-        (rundir.staging / "failures.json").unlink(missing_ok=True)
+        rundir.delete("failures.json")
         summary = _finish(config, rundir, panel=panel, registry=registry, source=source, notes=notes, folds=folds,
                           markets=markets, results=results, n_units=len(units), backend_desc=backend_desc,
                           started=started, t0=t0, argv=argv, data_files=data_files,
@@ -521,7 +543,7 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
                    "factor_explained_variance": fm.explained_variance} for fm in markets],
     })
     rundir.write_parquet("market_factor.parquet", final.factor.rename("market_factor").rename_axis("timestamp").reset_index())
-    registry.save(rundir.path("asset_registry.json"))
+    rundir.write_bytes("asset_registry.json", (json.dumps(registry.to_dict(), indent=2) + "\n").encode())
     model_index = {}
     for r in results:
         if r.model is not None:
@@ -531,9 +553,11 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
                                     "features": r.model.feature_names}
     rundir.write_json("models/index.json", model_index)
     wall = time.perf_counter() - t0
-    command = argv if argv is not None else sys.argv
+    command = _redacted(argv if argv is not None else sys.argv)
+    # Written last: on an object store its presence is what marks the run complete.
     rundir.write_json("manifest.json", {
         "fleet_version": __version__,
+        "out": rundir.shown,
         "command": rundir.state.get("command", command),
         "resumed_with": command if training["loaded"] else None,
         "started": started.isoformat(),
@@ -556,7 +580,10 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
     })
     out = rundir.commit()
     report = None
-    if config.evaluation.report:
+    if config.evaluation.report and rundir.remote:
+        echo(f"note: no HTML report for a run on an object store; download it (e.g. `aws s3 sync`) and run "
+             "`fleet report` on the copy")
+    elif config.evaluation.report:
         from fleet.evaluation.report import write_report
 
         # After the commit: a plotting failure must not cost the trained run.
@@ -582,7 +609,7 @@ SEED_METRICS = ["precision", "recall", "auc", "expectancy", "trades", *RANK_COLU
 class SeedsSummary:
     """What ``fleet train --seeds N`` produced: one run per seed and the mean / std table."""
 
-    out: Path
+    out: Path | str
     runs: list[RunSummary]
     table: pd.DataFrame
     wall_seconds: float
@@ -619,7 +646,8 @@ def run_seeds(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
 
     Layout: ``--out`` holds one complete run directory per seed (``seed<k>/``) and
     ``results_seeds.csv`` (:func:`seeds_table`). The whole tree is staged and renamed into
-    place at the end, so a failure leaves nothing at ``--out``.
+    place at the end, so a failure leaves nothing at ``--out``. On an object store (URI ``--out``) the tree is
+    written in place and ``results_seeds.csv``, written last, marks it complete.
 
     Raises:
         FleetError: as :func:`run_fleet`, for any of the runs.
@@ -633,7 +661,8 @@ def run_seeds(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
         for k in range(n):
             seed = config.seed + k
             echo(f"=== run {k + 1}/{n}: seed {seed} ===")
-            sub = config.model_copy(update={"seed": seed, "out": str(parent.staging / f"seed{seed}")}, deep=True)
+            inside = parent.final if parent.remote else parent.staging
+            sub = config.model_copy(update={"seed": seed, "out": join_location(inside, f"seed{seed}")}, deep=True)
             runs.append(run_fleet(sub, echo=echo, argv=argv))
         table = seeds_table(runs)
         parent.write_csv("results_seeds.csv", table)
@@ -641,6 +670,7 @@ def run_seeds(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
     except BaseException:
         parent.abort()
         raise
-    for r in runs:
-        r.out = out / r.out.name
+    if not parent.remote:
+        for r in runs:
+            r.out = out / r.out.name
     return SeedsSummary(out=out, runs=runs, table=table, wall_seconds=time.perf_counter() - t0)

@@ -6,11 +6,14 @@ give identical results for the same seed. Ray is imported only in :mod:`.ray_bac
 A unit that raises is reported as a :class:`~fleet.training.unit.UnitFailure` value through the
 same ``on_result`` callback; the backend goes on with the other units. Only an interrupt
 (``KeyboardInterrupt``) or a backend that cannot start stops a run.
+
+With a ``sink`` (a run written to shared storage, e.g. ``--out s3://...``), the worker that
+trained a unit also saves its result there before reporting it; the driver then does not.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import pandas as pd
 
@@ -20,6 +23,9 @@ from fleet.training.unit import TrainingUnit, UnitFailure, UnitResult, train_uni
 
 Outcome = UnitResult | UnitFailure
 OnResult = Callable[[Outcome], None]
+#: Saves a unit's result where the run is written (:class:`fleet.training.rundir.UnitStore`): given to a
+#: backend, the worker that trained a unit saves it before reporting it, and a failed save is that unit's failure.
+UnitSink = Any
 #: ``train_unit`` or a stand-in with its signature (tests inject failing units this way).
 TrainFn = Callable[[TrainingUnit, dict[str, pd.DataFrame]], UnitResult]
 
@@ -29,7 +35,8 @@ class Backend(Protocol):
 
     def describe(self) -> str: ...
 
-    def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result: OnResult) -> list[Outcome]: ...
+    def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result: OnResult, *,
+            sink: UnitSink | None = None) -> list[Outcome]: ...
 
     def close(self) -> None: ...
 

@@ -47,8 +47,11 @@ class UnitTrainer:
         self._frames_ref = None
         self._frames: dict[str, pd.DataFrame] | None = None
 
-    def train(self, unit: TrainingUnit, frames_box: list) -> UnitResult:
+    def train(self, unit: TrainingUnit, frames_box: list, sink=None) -> UnitResult:
         """Train ``unit``; ``frames_box`` is ``[ObjectRef]`` of the run's bars (symbol -> frame).
+
+        With ``sink`` (a run on shared storage such as ``s3://``), the actor saves the result there
+        itself, after noting its node, before returning it; an error while saving fails the unit.
 
         The reference is passed inside a list so Ray does not resolve it for every call: the actor
         fetches the bars once (zero-copy numpy buffers from the object store) and keeps them for
@@ -61,6 +64,8 @@ class UnitTrainer:
         ctx = ray.get_runtime_context()
         result.node_id = ctx.get_node_id()
         result.resources = {k: float(v) for k, v in ctx.get_assigned_resources().items()}
+        if sink is not None:
+            sink.save(result.unit_id, result)
         return result
 
 
@@ -122,8 +127,12 @@ class RayBackend:
         """GPUs to reserve for ``unit``: its planned request, or 0 when the cluster has no GPU."""
         return float(unit.num_gpus) if cluster_gpus > 0 else 0.0
 
-    def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result) -> list:
+    def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result, *, sink=None) -> list:
         """Train every unit; returns (and reports through ``on_result``) a result or a failure per unit.
+
+        ``sink``: when given, each actor saves its unit's result through it (the sink is pickled to the
+        actor, which opens the run's filesystem itself; on a cluster every node needs the storage's
+        credentials).
 
         Actors are pooled by their GPU request (CNN units may ask for a GPU fraction, GBM units for
         none); at most as many actors live as the cluster's CPUs allow, and a shape's pool also
@@ -182,7 +191,7 @@ class RayBackend:
                     if actor is None:
                         continue
                     pending.remove(unit)
-                    running[actor.train.remote(unit, [frames_ref])] = (unit, actor, gpus)
+                    running[actor.train.remote(unit, [frames_ref], sink)] = (unit, actor, gpus)
                 done, _ = ray.wait(list(running), num_returns=1)
                 for ref in done:
                     unit, actor, gpus = running.pop(ref)
