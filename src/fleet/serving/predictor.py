@@ -34,7 +34,7 @@ from fleet.config import FeatureConfig
 from fleet.errors import FleetError, InsufficientHistoryError, RequestError, RunDirectoryError, UnknownSymbolError
 from fleet.features.fracdiff import ffd_weights
 from fleet.features.technical import FEATURE_REQUIREMENTS, warmup_bars
-from fleet.serving.schema import PredictRequest, PredictResponse
+from fleet.serving.schema import CandleColumns, PredictRequest, PredictResponse
 from fleet.training.dataset import FACTOR
 from fleet.training.unit import UnitModel
 
@@ -217,23 +217,26 @@ class FleetPredictor:
             RequestError: a column the model needs is missing on some candle (names the candle).
             InsufficientHistoryError: fewer than ``info.required_bars`` candles.
         """
-        candles = request.candles
-        if len(candles) < info.required_bars:
+        n = request.n_bars
+        if n < info.required_bars:
             raise InsufficientHistoryError(
-                f"{where}candles: {len(candles)} given, {info.required_bars} needed for {info.symbol} "
+                f"{where}candles: {n} given, {info.required_bars} needed for {info.symbol} "
                 f"(FFD window at d={info.d:g} plus feature warm-up; {info.recommended_bars} reproduce "
                 "training to 1e-6)", field=f"{where}candles")
+        columnar = isinstance(request.candles, CandleColumns)
         data = {}
         for col in info.columns:
-            values = [getattr(c, col) for c in candles]
-            if None in values:
+            values = request.column(col)
+            if values is None:  # columns layout without this array
+                raise RequestError(f"{where}candles.{col}: missing; the model of unit {info.unit!r} uses {col} "
+                                   f"(an array of {n} values, one per timestamp)", field=f"{where}candles.{col}")
+            if not columnar and None in values:
                 missing = [i for i, v in enumerate(values) if v is None]
                 raise RequestError(f"{where}candles[{missing[0]}].{col}: missing; the model of unit {info.unit!r} "
                                    f"uses {col} (needed on every candle; {len(missing)} candle(s) lack it)",
                                    field=f"{where}candles[{missing[0]}].{col}")
             data[col] = np.array(values, dtype=np.float64)
-        index = pd.DatetimeIndex([c.timestamp for c in candles]).tz_convert("UTC")
-        return data, index
+        return data, pd.DatetimeIndex(request.times_ns(), tz="UTC")
 
     def frame(self, request: PredictRequest, info: AssetInfo, where: str = "") -> pd.DataFrame:
         """:meth:`bars` as an (n_bars, k) frame on a UTC index (same errors)."""
@@ -320,7 +323,7 @@ class FleetPredictor:
                     symbol=info.symbol, asset_id=info.asset_id, unit=info.unit, p_up=float(p),
                     signal=int(p > self.threshold), threshold=self.threshold, gate_weights=gate,
                     active_experts=[k for k, v in gate.items() if v > 0.0], model_version=self.model_version,
-                    as_of=requests[i].candles[-1].timestamp)
+                    as_of=requests[i].as_of)
         return out
 
     def predict_many(self, requests: list[PredictRequest], *, prefix_index: bool = False) -> list[PredictResponse]:
