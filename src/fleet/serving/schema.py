@@ -5,7 +5,7 @@ finite), timestamps in UTC (ISO 8601 strings or Unix seconds; naive values are r
 as ``fleet train`` reads naive input).
 
 Two equivalent layouts for ``candles``: rows (a list of :class:`Candle` objects) or columns
-(one :class:`CandleColumns` object of equal-length arrays). Columns validate about 5x faster
+(one :class:`CandleColumns` object of equal-length arrays). Columns validate faster
 (one typed array per field instead of one object per bar) and make a smaller body; the answer
 is the same.
 """
