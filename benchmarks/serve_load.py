@@ -9,8 +9,10 @@ What it does, in one run (all traffic to 127.0.0.1, every phase bounded in reque
    proxy + routing + HTTP, no parsing, no model); ``/batched`` — the fleet app with
    ``@serve.batch``; ``/unbatched`` — the same app answering one request at a time;
 3. sends POST /v1/predict requests (the same bodies to every target: each asset's
-   ``recommended_bars`` candles) open-loop at rising rates, and once closed-loop at
-   ``--concurrency`` for the saturated throughput;
+   ``recommended_bars`` candles, in the columns layout ``{"candles": {"timestamp": [...],
+   "close": [...], ...}}`` — the fastest documented one; ``--layout rows`` sends a list of candle
+   objects instead) open-loop at rising rates, and once closed-loop at ``--concurrency`` for the
+   saturated throughput;
 4. prints one table: target, offered rate, completed/s, p50 / p99 latency (ms, measured from the
    scheduled send time, so queueing counts), errors.
 
@@ -55,15 +57,20 @@ def _train(days: int) -> tuple[Path, dict]:
     return out, panel.frames
 
 
-def _bodies(run_dir: Path, frames: dict) -> list[bytes]:
+def _bodies(run_dir: Path, frames: dict, layout: str = "columns") -> list[bytes]:
+    """One request body per asset: its last ``recommended_bars`` candles, as ``layout`` ('columns' or 'rows')."""
     from fleet.serving.predictor import FleetPredictor
 
     predictor = FleetPredictor(run_dir)
     bodies = []
     for symbol, info in sorted(predictor.assets.items()):
         rows = frames[symbol].iloc[-info.recommended_bars:]
-        candles = [{"timestamp": ts.isoformat(), **{k: float(v) for k, v in r.items()}}
-                   for ts, r in zip(rows.index, rows.to_dict("records"))]
+        if layout == "columns":
+            candles = {"timestamp": [ts.isoformat() for ts in rows.index],
+                       **{k: rows[k].astype(float).tolist() for k in rows.columns}}
+        else:
+            candles = [{"timestamp": ts.isoformat(), **{k: float(v) for k, v in r.items()}}
+                       for ts, r in zip(rows.index, rows.to_dict("records"))]
         bodies.append(json.dumps({"symbol": symbol, "candles": candles}).encode())
     return bodies
 
@@ -142,6 +149,8 @@ def main() -> None:
     ap.add_argument("--max-requests", type=int, default=400, help="cap per phase")
     ap.add_argument("--concurrency", type=int, default=16, help="clients of the closed-loop phase")
     ap.add_argument("--num-cpus", type=float, default=0.5, help="CPUs per replica")
+    ap.add_argument("--layout", choices=("columns", "rows"), default="columns",
+                    help="candles layout of the request bodies (columns: the faster one)")
     args = ap.parse_args()
 
     import ray
@@ -160,8 +169,9 @@ def main() -> None:
         frames = panel.frames
     else:
         run_dir, frames = _train(args.days)
-    bodies = _bodies(run_dir, frames)
-    print(f"run {run_dir}; {len(bodies)} request bodies of {np.mean([len(b) for b in bodies]) / 1024:.0f} KiB")
+    bodies = _bodies(run_dir, frames, args.layout)
+    print(f"run {run_dir}; {len(bodies)} request bodies ({args.layout} layout) of "
+          f"{np.mean([len(b) for b in bodies]) / 1024:.0f} KiB")
 
     noop_api = FastAPI()
 

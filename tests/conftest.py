@@ -75,6 +75,14 @@ def candles_of(frame, end=None, n=None) -> list[dict]:
             for ts, r in zip(rows.index, rows.to_dict("records"))]
 
 
+def columns_of(frame, end=None, n=None) -> dict:
+    """The same candles as :func:`candles_of`, in the columns layout (one array per field)."""
+    rows = frame if end is None else frame[frame.index <= end]
+    if n is not None:
+        rows = rows.iloc[-n:]
+    return {"timestamp": [ts.isoformat() for ts in rows.index], **{c: rows[c].astype(float).tolist() for c in rows.columns}}
+
+
 def last_fold_predictions(run_dir, symbol, k=3):
     """k evenly spaced rows of the stored out-of-sample predictions of the last fold for ``symbol``."""
     import pandas as pd

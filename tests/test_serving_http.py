@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from conftest import candles_of, last_fold_predictions
+from conftest import candles_of, columns_of, last_fold_predictions
 
 ray = pytest.importorskip("ray")
 requests = pytest.importorskip("requests")
@@ -135,6 +135,59 @@ def test_malformed_json_and_missing_fields_are_422(server):
     assert r.status_code == 422, r.text
     _field_named(post(url, {"candles": []}), "symbol")
     _field_named(post(url, {"symbol": "X", "candles": []}), "candles")
+
+
+def test_columns_layout_parity_and_batch(server, served_runs):
+    run_dir, frames = served_runs["islands"]
+    url = server["islands"]
+    symbol = sorted(frames)[0]
+    row = last_fold_predictions(run_dir, symbol, k=1).iloc[0]
+    payload = {"symbol": symbol, "candles": columns_of(frames[symbol], row["timestamp"])}
+    r = post(f"{url}/v1/predict", payload)
+    assert r.status_code == 200, r.text
+    assert r.json()["p_up"] == pytest.approx(row["p_up"], abs=1e-6)
+    assert r.json()["as_of"].replace("Z", "+00:00") == row["timestamp"].isoformat()
+    rows = {"symbol": symbol, "candles": candles_of(frames[symbol], row["timestamp"])}
+    r = post(f"{url}/v1/predict/batch", {"requests": [payload, rows]})
+    assert r.status_code == 200, r.text
+    assert [x["p_up"] for x in r.json()["results"]] == pytest.approx([row["p_up"]] * 2, abs=1e-6)
+
+
+def _cset(name, i, value):
+    def mutate(c):
+        c[name][i] = value
+    return mutate
+
+
+@pytest.mark.parametrize("mutate, words", [
+    (lambda c: c.pop("close"), ["candles", "close", "Field required"]),
+    (_cset("close", 3, -1.0), ["candles", "close", "3", "greater than 0"]),
+    (_cset("volume", 3, -1.0), ["candles", "volume", "3", "greater than or equal to 0"]),
+    (_cset("timestamp", 3, "yesterday"), ["candles", "timestamp", "3"]),
+    (lambda c: c["timestamp"].__setitem__(3, c["timestamp"][2]), ["candles.timestamp[3]", "duplicates"]),
+    (lambda c: c["timestamp"].insert(10, c["timestamp"].pop(3)), ["timestamp", "oldest first"]),
+    (lambda c: c["close"].pop(), ["candles.close", "values for"]),
+    (lambda c: c.pop("volume"), ["candles", "volume", "missing"]),
+    (lambda c: c.update(extra=[1]), ["candles", "extra"]),
+])
+def test_bad_columns_are_422_naming_the_field(server, good, mutate, words):
+    symbol, candles = good
+    cols = {k: [c[k] for c in candles] for k in candles[0]}
+    mutate(cols)
+    r = post(f"{server['hierarchical']}/v1/predict", {"symbol": symbol, "candles": cols})
+    _field_named(r, *words)
+    assert all(e["loc"][:2] == ["body", "candles"] for e in r.json()["detail"] if e["loc"][1:2] == ["candles"])
+    assert "columns" not in [x for e in r.json()["detail"] for x in e["loc"]]
+
+
+def test_non_finite_column_value_is_422(server, good):
+    symbol, candles = good
+    cols = {k: [c[k] for c in candles] for k in candles[0]}
+    cols["close"][5] = 987654.321  # a value no other field holds, replaced by a NaN literal below
+    body = json.dumps({"symbol": symbol, "candles": cols}).replace("987654.321", "NaN")
+    r = requests.post(f"{server['hierarchical']}/v1/predict", data=body, timeout=60,
+                      headers={"content-type": "application/json"})
+    _field_named(r, "candles", "close", "finite")
 
 
 def test_too_few_bars_says_how_many(server, served_runs, good):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from conftest import candles_of, last_fold_predictions
+from conftest import candles_of, columns_of, last_fold_predictions
 from fleet.errors import InsufficientHistoryError, RequestError, RunDirectoryError, UnknownSymbolError
 from fleet.features.fracdiff import ffd_weights
 from fleet.serving.predictor import FleetPredictor
@@ -173,3 +173,72 @@ def test_incomplete_run_directory_names_the_file(served_runs, tmp_path, remove):
         FleetPredictor(copy)
     with pytest.raises(RunDirectoryError, match="no such run directory"):
         FleetPredictor(tmp_path / "absent")
+
+
+def test_columns_layout_equals_rows_and_batched_equals_single(run):
+    """Columns and rows give the same answer; one batch (one model call per unit) equals one call per request."""
+    predictor, frames = run
+    reqs = []
+    for symbol in sorted(frames):
+        for end in frames[symbol].index[[-1, -30, -200]]:
+            n = predictor.asset(symbol).recommended_bars
+            reqs.append(PredictRequest(symbol=symbol, candles=candles_of(frames[symbol], end, n)))
+            reqs.append(PredictRequest(symbol=symbol, candles=columns_of(frames[symbol], end, n)))
+    singles = [predictor.predict(r) for r in reqs]
+    batched = predictor.predict_each(reqs)
+    for one, many in zip(singles, batched):
+        assert many.p_up == pytest.approx(one.p_up, abs=1e-9)
+        assert (many.symbol, many.as_of, many.signal) == (one.symbol, one.as_of, one.signal)
+    for rows, cols in zip(singles[::2], singles[1::2]):
+        assert cols.p_up == pytest.approx(rows.p_up, abs=1e-12) and cols.as_of == rows.as_of
+
+
+def test_columns_layout_parity_with_training(run):
+    predictor, frames = run
+    symbol = sorted(frames)[1]
+    for _, row in last_fold_predictions(predictor.run_dir, symbol, k=2).iterrows():
+        got = predictor.predict(PredictRequest(symbol=symbol, candles=columns_of(frames[symbol], row["timestamp"])))
+        assert got.p_up == pytest.approx(row["p_up"], abs=1e-6)
+        assert got.as_of == row["timestamp"]
+
+
+def test_columns_layout_missing_model_column_names_it(run):
+    predictor, frames = run
+    symbol = sorted(frames)[0]
+    cols = columns_of(frames[symbol])
+    del cols["volume"]
+    with pytest.raises(RequestError, match=r"candles\.volume: missing") as err:
+        predictor.predict(PredictRequest(symbol=symbol, candles=cols))
+    assert err.value.field == "candles.volume"
+    info = predictor.asset(symbol)
+    short = columns_of(frames[symbol], n=info.required_bars - 1)
+    with pytest.raises(InsufficientHistoryError, match=f"{info.required_bars - 1} given"):
+        predictor.predict(PredictRequest(symbol=symbol, candles=short))
+
+
+def _set(name, i, value):
+    def mutate(c):
+        c[name][i] = value
+    return mutate
+
+
+@pytest.mark.parametrize("mutate, where", [
+    (_set("close", 3, float("nan")), "close"),
+    (_set("close", 3, float("inf")), "close"),
+    (_set("close", 3, -1.0), "close"),
+    (_set("volume", 3, -5.0), "volume"),
+    (lambda c: c.update(high=[1.0] * 10, low=[2.0] * 10), r"candles\.high\[0\]"),
+    (lambda c: c.pop("close"), "close"),
+    (lambda c: c["volume"].pop(), r"candles\.volume: 9 values for 10"),
+    (lambda c: c["timestamp"].__setitem__(3, c["timestamp"][2]), r"candles\.timestamp\[3\].*duplicates"),
+    (lambda c: c["timestamp"].insert(0, c["timestamp"].pop(3)), "oldest first"),
+    (lambda c: c["timestamp"].__setitem__(3, "yesterday"), "timestamp"),
+    (lambda c: c.update(colour=["red"] * 10), "colour"),
+    (lambda c: c.update({k: [] for k in c}), "timestamp"),
+])
+def test_columns_layout_rejects_bad_input(served_runs, mutate, where):
+    _, frames = served_runs["hierarchical"]
+    cols = columns_of(next(iter(frames.values())), n=10)
+    mutate(cols)
+    with pytest.raises(ValidationError, match=where):
+        PredictRequest(symbol="X", candles=cols)

@@ -81,16 +81,23 @@ def ffd_weights(d: float, *, threshold: float = 1e-4, max_width: int = 2048) -> 
     return w[:width].copy()
 
 
-def _ffd_values(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    out = np.full(x.shape[0], np.nan)
-    if x.shape[0] >= w.shape[0]:
+def _ffd_values(x: np.ndarray, w: np.ndarray, last: int | None = None) -> np.ndarray:
+    """FFD values of the last ``last`` positions of ``x`` (all when None): shape (min(last, n),)."""
+    n, width = x.shape[0], w.shape[0]
+    k = n if last is None else min(int(last), n)
+    out = np.full(k, np.nan)
+    # Outputs t in [n - k, n) read x[t - width + 1 .. t]: convolve only that stretch.
+    seg = x[max(0, n - k - (width - 1)):]
+    if seg.shape[0] >= width:
         # Direct convolution (not FFT) so a NaN spoils only the windows that contain it.
-        out[w.shape[0] - 1:] = np.convolve(x, w, mode="valid")
+        values = np.convolve(seg, w, mode="valid")
+        out[k - values.shape[0]:] = values
     return out
 
 
 def frac_diff_ffd(
-    series: pd.Series, d: float, *, threshold: float = 1e-4, max_width: int = 2048
+    series: pd.Series, d: float, *, threshold: float = 1e-4, max_width: int = 2048,
+    last: int | None = None,
 ) -> pd.Series:
     """Fixed-width window fractional difference of ``series`` (AFML section 5.5.2, snippet 5.3).
 
@@ -104,13 +111,17 @@ def frac_diff_ffd(
         d: fractional order in [0, 2]; d=0 returns the series itself, d=1 the 1-bar difference.
         threshold: weight cut-off, see ``ffd_weights``.
         max_width: maximum window width in bars, see ``ffd_weights``.
+        last: only the last ``last`` values (>= 1), each the same dot product of the K bars
+            ending there as in the full series, O(last K) instead of O(n K); serving needs one.
+            None: every value.
 
     Returns:
         float64 Series of shape (n,), same index and name; the first K-1 values are NaN
-        (warm-up, K = window width); all NaN when n < K.
+        (warm-up, K = window width); all NaN when n < K. With ``last``: the last
+        min(last, n) entries of that series.
 
     Raises:
-        ConfigError: invalid d / threshold / max_width.
+        ConfigError: invalid d / threshold / max_width / last.
         DataError: the values are not numeric.
     """
     w = ffd_weights(d, threshold=threshold, max_width=max_width)
@@ -123,7 +134,11 @@ def frac_diff_ffd(
             f"frac_diff_ffd: series {series.name!r} has non-numeric values "
             f"(dtype {series.dtype}); expected float log prices"
         ) from err
-    return pd.Series(_ffd_values(x, w), index=series.index, name=series.name, dtype=np.float64)
+    if last is not None and (isinstance(last, bool) or not isinstance(last, (int, np.integer)) or last < 1):
+        raise ConfigError(f"frac_diff_ffd: last={last!r} is invalid; expected an integer >= 1 (bars) or None")
+    values = _ffd_values(x, w, last)
+    return pd.Series(values, index=series.index[series.shape[0] - values.shape[0]:], name=series.name,
+                     dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,14 @@ Every value at bar t uses only rows <= t; warm-up rows are left NaN (never fille
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from fleet.errors import ConfigError, DataError, describe_rows
 
-__all__ = ["FEATURE_REQUIREMENTS", "technical_features", "warmup_bars"]
+__all__ = ["FEATURE_REQUIREMENTS", "technical_arrays", "technical_features", "warmup_bars"]
 
 #: Feature (or feature family: ``ret`` -> ret_1, ret_4, ...) -> panel columns it needs.
 FEATURE_REQUIREMENTS: dict[str, tuple[str, ...]] = {
@@ -127,6 +127,7 @@ def technical_features(
     vol_window: int = 24,
     rsi_window: int = 14,
     volume_window: int = 168,
+    last: int | None = None,
 ) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """Causal technical features of one asset.
 
@@ -156,10 +157,17 @@ def technical_features(
         vol_window: volatility window in bars (>= 2).
         rsi_window: RSI period n in bars (>= 1), 14 as in Wilder.
         volume_window: volume z-score window in bars (>= 2); 168 = one week of hourly bars.
+        last: compute only the last ``last`` rows (>= 1; more than n_bars means all). Serving
+            needs the newest bar only: the windowed features then read just their windows
+            (``ret_h`` h + 1 bars, ``vol_w`` w + 1, ``volume_z`` volume_window), while Wilder's RSI,
+            which is recursive, still runs over every bar, so each value equals the full
+            computation's (to rounding of the rolling sums, ~1e-15 relative).
+            ``None`` (training): every row. The input is validated in full either way.
 
     Returns:
         (features, left_out): features is a DataFrame of shape (n_bars, n_features) with the
-        frame's index; left_out names the features skipped because their columns are missing,
+        frame's index (with ``last``: (min(last, n_bars), n_features) on the index's tail);
+        left_out names the features skipped because their columns are missing,
         e.g. ("hl_range", "volume_z") for close-only data.
 
     Raises:
@@ -167,10 +175,42 @@ def technical_features(
             or not positive (volume: negative), naming the column and rows.
         ConfigError: invalid window / horizon parameters.
     """
+    out, left_out = technical_arrays(
+        {str(c): frame[c] for c in frame.columns}, return_horizons=return_horizons, vol_window=vol_window,
+        rsi_window=rsi_window, volume_window=volume_window, last=last)
+    n = len(frame)
+    start = n - (len(next(iter(out.values()))) if out else n)
+    return pd.DataFrame(out, index=frame.index[start:], dtype=np.float64), left_out
+
+
+def technical_arrays(
+    columns: Mapping[str, np.ndarray],
+    *,
+    return_horizons: Sequence[int] = (1, 4, 12, 24),
+    vol_window: int = 24,
+    rsi_window: int = 14,
+    volume_window: int = 168,
+    last: int | None = None,
+) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """The computation behind :func:`technical_features`, on plain arrays (no DataFrame per call).
+
+    Args:
+        columns: column name -> values of shape (n_bars,) (``close`` required; ``high``, ``low``,
+            ``volume`` optional), oldest bar first.
+        return_horizons, vol_window, rsi_window, volume_window, last: as for :func:`technical_features`.
+
+    Returns:
+        (features, left_out): feature name -> float64 array of shape (min(last, n_bars),) (all n_bars
+        when ``last`` is None), in the column order documented at :func:`technical_features`.
+
+    Raises:
+        DataError, ConfigError: as :func:`technical_features`.
+    """
     horizons, vol_window, rsi_window, volume_window = _check_params(
         return_horizons, vol_window, rsi_window, volume_window
     )
-    columns = {str(c) for c in frame.columns}
+    data = columns
+    columns = {str(c) for c in data}
     if "close" not in columns:
         raise DataError(
             "technical_features: missing required column 'close' "
@@ -178,7 +218,7 @@ def technical_features(
         )
 
     def values(column: str, *, allow_zero: bool = False) -> np.ndarray:
-        x = frame[column].to_numpy(dtype=np.float64)
+        x = np.asarray(data[column], dtype=np.float64)
         bad = ~np.isfinite(x) | ((x < 0.0) if allow_zero else (x <= 0.0))
         if bad.any():
             expected = "finite and >= 0" if allow_zero else "finite and > 0"
@@ -189,28 +229,41 @@ def technical_features(
         return x
 
     close = values("close")
+    n = close.shape[0]
+    if last is not None:
+        last = _positive_int("last", last)
+    k = n if last is None else min(last, n)  # rows computed: t in [start, n)
+    start = n - k
+
+    def tail(x: np.ndarray, window: int) -> np.ndarray:
+        """The part of ``x`` that rows [start, n) of a ``window``-bar rolling feature read."""
+        return x[max(0, start - (window - 1)):]
+
     log_close = np.log(close)
     out: dict[str, np.ndarray] = {}
+    rows = np.arange(start, n)
     for h in horizons:
-        r = np.full(log_close.shape[0], np.nan)
-        r[h:] = log_close[h:] - log_close[:-h]
+        r = np.full(k, np.nan)
+        ok = rows >= h
+        r[ok] = log_close[rows[ok]] - log_close[rows[ok] - h]
         out[f"ret_{h}"] = r
-    ret_1 = pd.Series(np.concatenate(([np.nan], np.diff(log_close))))
-    out[f"vol_{vol_window}"] = ret_1.rolling(vol_window, min_periods=vol_window).std().to_numpy()
-    out[f"rsi_{rsi_window}"] = _wilder_rsi(close, rsi_window)
+    ret_1 = np.concatenate(([np.nan], np.diff(log_close)))
+    out[f"vol_{vol_window}"] = (pd.Series(tail(ret_1, vol_window)).rolling(vol_window, min_periods=vol_window)
+                                .std().to_numpy()[-k:])
+    out[f"rsi_{rsi_window}"] = _wilder_rsi(close, rsi_window)[start:]  # recursive: always every bar
 
     left_out: list[str] = []
     if set(FEATURE_REQUIREMENTS["hl_range"]) <= columns:
-        out["hl_range"] = np.log(values("high") / values("low"))
+        out["hl_range"] = np.log(values("high")[start:] / values("low")[start:])
     else:
         left_out.append("hl_range")
     if set(FEATURE_REQUIREMENTS["volume_z"]) <= columns:
-        lv = pd.Series(np.log1p(values("volume", allow_zero=True)))
-        roll = lv.rolling(volume_window, min_periods=volume_window)
-        mean, std = roll.mean().to_numpy(), roll.std().to_numpy()
+        lv = tail(np.log1p(values("volume", allow_zero=True)), volume_window)
+        roll = pd.Series(lv).rolling(volume_window, min_periods=volume_window)
+        mean, std, lv = roll.mean().to_numpy()[-k:], roll.std().to_numpy()[-k:], lv[-k:]
         with np.errstate(invalid="ignore", divide="ignore"):
-            z = np.where(std > 0.0, (lv.to_numpy() - mean) / std, 0.0)
+            z = np.where(std > 0.0, (lv - mean) / std, 0.0)
         out["volume_z"] = np.where(np.isnan(std), np.nan, z)
     else:
         left_out.append("volume_z")
-    return pd.DataFrame(out, index=frame.index, dtype=np.float64), tuple(left_out)
+    return out, tuple(left_out)

@@ -69,8 +69,9 @@ class TrendExpert(PersistMixin, ClassifierMixin, BaseEstimator):
                 f"asset ids {unknown} were not in this model's training data; it knows ids "
                 f"{sorted(self.asset_codes_)}")
         codes = np.vectorize(self.asset_codes_.__getitem__, otypes=[np.float64])(ids) if len(ids) else ids.astype(float)
-        numeric = X[self.feature_names_[:-1]].to_numpy(dtype=np.float64)
-        return np.column_stack([numeric, codes])
+        # Column by column: selecting a list of columns from a DataFrame costs ~0.5 ms per call
+        # (label indexing), which a one-row serving request would pay on every prediction.
+        return np.column_stack([X[c].to_numpy(dtype=np.float64) for c in self.feature_names_[:-1]] + [codes])
 
     def fit(self, X: pd.DataFrame, y, sample_weight=None) -> "TrendExpert":
         """Fit on (n_samples, n_features + asset_id) rows and binary labels y of shape (n_samples,)."""

@@ -34,7 +34,7 @@ from fleet.config import FeatureConfig
 from fleet.errors import FleetError, InsufficientHistoryError, RequestError, RunDirectoryError, UnknownSymbolError
 from fleet.features.fracdiff import ffd_weights
 from fleet.features.technical import FEATURE_REQUIREMENTS, warmup_bars
-from fleet.serving.schema import PredictRequest, PredictResponse
+from fleet.serving.schema import CandleColumns, PredictRequest, PredictResponse
 from fleet.training.dataset import FACTOR
 from fleet.training.unit import UnitModel
 
@@ -206,47 +206,70 @@ class FleetPredictor:
                 "strategy": self.config.get("strategy"), "units": units}
 
     # ----------------------------------------------------------------------------- requests
-    def frame(self, request: PredictRequest, info: AssetInfo, where: str = "") -> pd.DataFrame:
-        """The request's candles as an (n_bars, k) frame on a UTC index, validated for ``info``'s model.
+    def bars(self, request: PredictRequest, info: AssetInfo,
+             where: str = "") -> tuple[dict[str, np.ndarray], pd.DatetimeIndex]:
+        """The request's candles as column arrays, validated for ``info``'s model.
+
+        Returns:
+            (columns, index): ``info.columns`` -> float64 arrays of shape (n_bars,), and the bars' UTC times.
 
         Raises:
             RequestError: a column the model needs is missing on some candle (names the candle).
             InsufficientHistoryError: fewer than ``info.required_bars`` candles.
         """
-        candles = request.candles
-        if len(candles) < info.required_bars:
+        n = request.n_bars
+        if n < info.required_bars:
             raise InsufficientHistoryError(
-                f"{where}candles: {len(candles)} given, {info.required_bars} needed for {info.symbol} "
+                f"{where}candles: {n} given, {info.required_bars} needed for {info.symbol} "
                 f"(FFD window at d={info.d:g} plus feature warm-up; {info.recommended_bars} reproduce "
                 "training to 1e-6)", field=f"{where}candles")
+        columnar = isinstance(request.candles, CandleColumns)
         data = {}
         for col in info.columns:
-            values = [getattr(c, col) for c in candles]
-            missing = [i for i, v in enumerate(values) if v is None]
-            if missing:
+            values = request.column(col)
+            if values is None:  # columns layout without this array
+                raise RequestError(f"{where}candles.{col}: missing; the model of unit {info.unit!r} uses {col} "
+                                   f"(an array of {n} values, one per timestamp)", field=f"{where}candles.{col}")
+            if not columnar and None in values:
+                missing = [i for i, v in enumerate(values) if v is None]
                 raise RequestError(f"{where}candles[{missing[0]}].{col}: missing; the model of unit {info.unit!r} "
                                    f"uses {col} (needed on every candle; {len(missing)} candle(s) lack it)",
                                    field=f"{where}candles[{missing[0]}].{col}")
-            data[col] = np.asarray(values, dtype=np.float64)
-        index = pd.DatetimeIndex([c.timestamp for c in candles]).tz_convert("UTC")
+            data[col] = np.array(values, dtype=np.float64)
+        return data, pd.DatetimeIndex(request.times_ns(), tz="UTC")
+
+    def frame(self, request: PredictRequest, info: AssetInfo, where: str = "") -> pd.DataFrame:
+        """:meth:`bars` as an (n_bars, k) frame on a UTC index (same errors)."""
+        data, index = self.bars(request, info, where)
         return pd.DataFrame(data, index=index)
 
-    def design_row(self, request: PredictRequest, where: str = "") -> tuple[AssetInfo, pd.DataFrame]:
-        """The model input of the request's last bar: (asset facts, (1, n_features) frame); for a model with a
-        CNN expert, the last ``window`` valid rows (the prediction is for the last one)."""
+    def design_row(self, request: PredictRequest, where: str = "") -> tuple[AssetInfo, dict[str, np.ndarray]]:
+        """The model input of the request's last bar: (asset facts, feature name -> (1,) array, in the
+        model's ``feature_names`` order); for a model with a CNN expert, the last ``window`` valid rows
+        (the prediction is for the last one).
+
+        Only the rows the model reads are computed, with the training code cut to the newest bars
+        (``UnitModel.design_columns(last=...)`` -> ``asset_feature_arrays``); no DataFrame is built here.
+
+        Raises:
+            UnknownSymbolError, RequestError, InsufficientHistoryError (see :meth:`bars`; also when a
+            feature is undefined at the last candle).
+        """
         info = self.asset(request.symbol)
-        frame = self.frame(request, info, where)
+        data, index = self.bars(request, info, where)
         model = self.units[info.unit]
         factor = self.factor if FACTOR in model.feature_names else None
-        full = model.design_matrix(info.symbol, frame, factor)
-        X = full.iloc[[-1]]
-        if X.isna().any(axis=None):
-            bad = [c for c in X.columns if X[c].isna().any()]
+        history = self._history(model)
+        X = model.design_columns(info.symbol, data, index, factor, last=history)
+        bad = [c for c, v in X.items() if v.dtype.kind == "f" and np.isnan(v[-1])]
+        if bad:
             raise InsufficientHistoryError(f"{where}candles: features {bad} are undefined at the last candle; "
                                            f"{info.required_bars} candles are needed", field=f"{where}candles")
-        history = self._history(model)
-        if history > 1:  # a CNN expert reads the trailing window: pass it, the last row is the one predicted
-            X = full.dropna().iloc[-history:]
+        if history > 1 and any(v.dtype.kind == "f" and np.isnan(v).any() for v in X.values()):
+            # fewer valid rows than the CNN window in the tail: the valid rows before it, as training has them
+            full = pd.DataFrame(model.design_columns(info.symbol, data, index, factor)).dropna().iloc[-history:]
+            X = {c: full[c].to_numpy() for c in full.columns}
+        X["__time"] = index.asi8[len(index) - len(X[model.feature_names[0]]):]
         return info, X
 
     def _gate(self, model: UnitModel, X: pd.DataFrame) -> list[dict[str, float]]:
@@ -289,8 +312,10 @@ class FleetPredictor:
         for unit, idx in by_unit.items():
             model = self.units[unit]
             blocks = [rows[i][1] for i in idx]
-            last = np.cumsum([len(b) for b in blocks]) - 1  # each request's own (last) row
-            X = pd.concat(blocks)
+            last = np.cumsum([len(b["__time"]) for b in blocks]) - 1  # each request's own (last) row
+            # One (n_rows, n_features) frame per unit and one model call for the whole batch.
+            times = pd.DatetimeIndex(np.concatenate([b["__time"] for b in blocks]), tz="UTC")
+            X = pd.DataFrame({c: np.concatenate([b[c] for b in blocks]) for c in model.feature_names}, index=times)
             p_up = model.estimator.predict_proba(X)[last, 1]
             for i, p, gate in zip(idx, p_up, self._gate(model, X.iloc[last])):
                 info = rows[i][0]
@@ -298,7 +323,7 @@ class FleetPredictor:
                     symbol=info.symbol, asset_id=info.asset_id, unit=info.unit, p_up=float(p),
                     signal=int(p > self.threshold), threshold=self.threshold, gate_weights=gate,
                     active_experts=[k for k, v in gate.items() if v > 0.0], model_version=self.model_version,
-                    as_of=requests[i].candles[-1].timestamp)
+                    as_of=requests[i].as_of)
         return out
 
     def predict_many(self, requests: list[PredictRequest], *, prefix_index: bool = False) -> list[PredictResponse]:

@@ -17,6 +17,7 @@ own bars so data gaps cannot leak a label into the test block):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +28,7 @@ from fleet.errors import DataError
 from fleet.evaluation.splits import Fold
 from fleet.features.fracdiff import choose_d, frac_diff_ffd
 from fleet.features.labels import binary_label, forward_log_return
-from fleet.features.technical import technical_features
+from fleet.features.technical import technical_arrays
 from fleet.features.fingerprint import FINGERPRINT_PREFIX, fingerprint
 from fleet.features.ou import rolling_ou
 from fleet.features.stress import stress_features
@@ -59,19 +60,41 @@ class AssetPreprocessor:
     std: dict[str, float]
 
     def scale(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Standardise raw features (n_bars, n_features) with the training statistics."""
+        """Standardise raw features (n_bars, n_features) with the training statistics.
+
+        Returns (n_bars, len(mean)) in the order of ``mean``'s keys, (x - mean) / std per column,
+        computed on one float64 array (no per-column pandas alignment: this runs per request).
+        Raises KeyError when a fitted feature is missing from ``features``.
+        """
         cols = list(self.mean)
-        mean = pd.Series(self.mean)[cols]
-        std = pd.Series(self.std)[cols]
-        return (features[cols] - mean) / std
+        mean = np.array([self.mean[c] for c in cols], dtype=np.float64)
+        std = np.array([self.std[c] for c in cols], dtype=np.float64)
+        values = features[cols].to_numpy(dtype=np.float64)
+        return pd.DataFrame((values - mean) / std, index=features.index, columns=cols)
+
+    def scale_arrays(self, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """:meth:`scale` on feature name -> (n_bars,) arrays: the same (x - mean) / std per value,
+        returned in the order of ``mean``'s keys. Raises KeyError for a missing fitted feature."""
+        return {c: (np.asarray(features[c], dtype=np.float64) - self.mean[c]) / self.std[c] for c in self.mean}
+
+
+def factor_at(factor: pd.Series, index: pd.DatetimeIndex) -> np.ndarray:
+    """The market factor at each timestamp of ``index``, shape (len(index),); 0 (neutral) where
+    ``factor`` has no such timestamp or holds NaN. Same values as ``factor.reindex(index).fillna(0)``
+    (exact timestamp match, any resolution), without building a Series."""
+    pos = factor.index.get_indexer(index)
+    values = factor.to_numpy(dtype=np.float64)[pos]
+    values[(pos < 0) | np.isnan(values)] = 0.0
+    return values
 
 
 def asset_features(frame: pd.DataFrame, *, d: float, factor: pd.Series | None,
                    config: FeatureConfig, groups: tuple[str, ...] = (), horizon: int = 1,
-                   sde_window: int = 168) -> tuple[pd.DataFrame, tuple[str, ...]]:
+                   sde_window: int = 168, last: int | None = None) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """Raw (unscaled) features of one asset, one row per bar, all causal.
 
-    Shared by training and serving so both compute exactly the same numbers.
+    Shared by training and serving so both compute exactly the same numbers (serving calls the
+    array form :func:`asset_feature_arrays`, which this wraps).
 
     Args:
         frame: (n_bars, k) bars of one asset, UTC index, ``close`` (+ open/high/low/volume).
@@ -83,26 +106,71 @@ def asset_features(frame: pd.DataFrame, *, d: float, factor: pd.Series | None,
             'stress' (:mod:`fleet.features.stress`), 'sde' (rolling OU, :mod:`fleet.features.ou`,
             with ``horizon`` and ``sde_window`` bars) and 'fingerprint' (:mod:`fleet.features.fingerprint`,
             left unscaled by the preprocessor so the rule gate's thresholds keep their units).
+        last: compute only the last ``last`` bars (>= 1), for serving, which answers for the newest
+            bar: the technical features and FFD read only their windows (RSI still every bar, see
+            :func:`~fleet.features.technical.technical_features`), the factor is looked up for those
+            bars only. The values are those of the full computation (``tests/test_fast_features.py``
+            checks it on real and synthetic bars). The extra families (``groups``) are still computed
+            on every bar and then cut. ``None`` (training): every bar.
 
     Returns:
-        (features, skipped): features of shape (n_bars, n_features) with NaN warm-up rows, and
-        the names of technical features left out for lack of columns (e.g. ``volume_z``
-        on close-only data).
+        (features, skipped): features of shape (n_bars, n_features) with NaN warm-up rows
+        (with ``last``: the last min(last, n_bars) rows), and the names of technical features left
+        out for lack of columns (e.g. ``volume_z`` on close-only data).
     """
-    tech, skipped = technical_features(
-        frame, return_horizons=tuple(config.return_horizons), vol_window=config.vol_window,
-        rsi_window=config.rsi_window, volume_window=config.volume_window)
-    out = tech.copy()
-    out[FFD] = frac_diff_ffd(np.log(frame["close"]), d, threshold=config.ffd_threshold,
-                             max_width=config.ffd_max_width)
-    if factor is not None:
-        out[FACTOR] = factor.reindex(frame.index).fillna(0.0).to_numpy()
+    values, skipped = asset_feature_arrays({str(c): frame[c].to_numpy() for c in frame.columns}, frame.index,
+                                           d=d, factor=factor, config=config, groups=groups, horizon=horizon,
+                                           sde_window=sde_window, last=last)
+    k = len(next(iter(values.values())))
+    return pd.DataFrame(values, index=frame.index[len(frame) - k:]), skipped
+
+
+def _group_features(frame: pd.DataFrame, groups: tuple[str, ...], *, horizon: int,
+                    sde_window: int) -> list[pd.DataFrame]:
+    """The extra feature families of ``groups``, each (n_bars, n_family_features), in a fixed order."""
+    parts = []
     if "stress" in groups:
-        out = out.join(stress_features(frame))
+        parts.append(stress_features(frame))
     if "sde" in groups:
-        out = out.join(rolling_ou(np.log(frame["close"]), window=sde_window, horizon=horizon))
+        parts.append(rolling_ou(np.log(frame["close"]), window=sde_window, horizon=horizon))
     if "fingerprint" in groups:
-        out = out.join(fingerprint(frame))
+        parts.append(fingerprint(frame))
+    return parts
+
+
+def asset_feature_arrays(columns: Mapping[str, np.ndarray], index: pd.DatetimeIndex, *, d: float,
+                         factor: pd.Series | None, config: FeatureConfig, groups: tuple[str, ...] = (),
+                         horizon: int = 1, sde_window: int = 168,
+                         last: int | None = None) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """:func:`asset_features` on plain arrays: the one implementation training and serving share.
+
+    Args:
+        columns: column name -> (n_bars,) values of one asset, oldest first (``close`` required).
+        index: (n_bars,) UTC timestamps of those bars (factor lookup; the extra families).
+        d, factor, config, groups, horizon, sde_window, last: as for :func:`asset_features`.
+
+    Returns:
+        (features, skipped): feature name -> float64 array of shape (min(last, n_bars),) (n_bars when
+        ``last`` is None), in the column order of :func:`asset_features`; skipped as there.
+
+    Raises:
+        DataError, ConfigError: invalid values or parameters (see ``technical_features``).
+    """
+    out, skipped = technical_arrays(
+        columns, return_horizons=tuple(config.return_horizons), vol_window=config.vol_window,
+        rsi_window=config.rsi_window, volume_window=config.volume_window, last=last)
+    log_close = np.log(np.asarray(columns["close"], dtype=np.float64))
+    out[FFD] = frac_diff_ffd(log_close, d, threshold=config.ffd_threshold, max_width=config.ffd_max_width,
+                             last=last).to_numpy()
+    k = out[FFD].shape[0]
+    tail = index[len(index) - k:]
+    if factor is not None:
+        out[FACTOR] = factor_at(factor, tail)
+    if groups:
+        frame = pd.DataFrame(dict(columns), index=index)
+        for part in _group_features(frame, groups, horizon=horizon, sde_window=sde_window):
+            for name in part.columns:
+                out[name] = part[name].to_numpy(dtype=np.float64)[len(index) - k:]
     return out, tuple(skipped)
 
 
@@ -125,13 +193,7 @@ def feature_group_warmup(groups: tuple[str, ...], *, columns: tuple[str, ...], b
     if "volume" in columns:
         data["volume"] = rng.lognormal(size=n)
     frame = pd.DataFrame(data, index=pd.date_range("2020-01-01", periods=n, freq=bar, tz="UTC"))
-    parts = []
-    if "stress" in groups:
-        parts.append(stress_features(frame))
-    if "sde" in groups:
-        parts.append(rolling_ou(np.log(frame["close"]), window=sde_window, horizon=horizon))
-    if "fingerprint" in groups:
-        parts.append(fingerprint(frame))
+    parts = _group_features(frame, groups, horizon=horizon, sde_window=sde_window)
     ok = pd.concat(parts, axis=1).notna().all(axis=1).to_numpy()
     first = int(np.argmax(ok)) if ok.any() else n
     full = 0

@@ -23,7 +23,7 @@ import pandas as pd
 from fleet.config import FleetConfig
 from fleet.evaluation.splits import Fold
 from fleet.models.factory import build_model
-from fleet.training.dataset import AssetPreprocessor, asset_features, bar_times, build_unit_dataset
+from fleet.training.dataset import AssetPreprocessor, asset_feature_arrays, bar_times, build_unit_dataset
 
 
 @dataclass(frozen=True)
@@ -81,38 +81,68 @@ class UnitModel:
     trained_until: pd.Timestamp
     config: dict
 
-    def design_matrix(self, symbol: str, frame: pd.DataFrame, factor: pd.Series | None) -> pd.DataFrame:
+    def design_matrix(self, symbol: str, frame: pd.DataFrame, factor: pd.Series | None, *,
+                      last: int | None = None) -> pd.DataFrame:
         """Scaled model inputs for every bar of ``frame``, exactly as in training.
 
         Args:
             symbol: one of the unit's assets.
             frame: (n_bars, k) bars of that asset, UTC index, ``close`` (+ open/high/low/volume).
             factor: market factor on a UTC grid (gaps -> 0, see ``asset_features``), or None.
+            last: only the last ``last`` bars (serving's fast path, see ``asset_features``); None: all.
 
         Returns:
             (n_bars, n_features) frame with columns ``feature_names`` (``asset_id`` last); warm-up rows hold NaN.
+            With ``last``: its last min(last, n_bars) rows.
 
         Raises:
             UnknownSymbolError: the unit does not serve ``symbol``.
         """
-        from fleet.config import FeatureConfig
+        columns = self.design_columns(symbol, {str(c): frame[c].to_numpy() for c in frame.columns}, frame.index,
+                                      factor, last=last)
+        k = len(columns[self.feature_names[0]])
+        return pd.DataFrame(columns, index=frame.index[len(frame) - k:])
+
+    def design_columns(self, symbol: str, columns: dict[str, np.ndarray], index: pd.DatetimeIndex,
+                       factor: pd.Series | None, *, last: int | None = None) -> dict[str, np.ndarray]:
+        """:meth:`design_matrix` as plain arrays (what serving stacks across a batch, no DataFrame per request).
+
+        Args:
+            columns: column name -> (n_bars,) values of the asset's bars, oldest first; index: their UTC times.
+            symbol, factor, last: as for :meth:`design_matrix`.
+
+        Returns:
+            feature name -> (min(last, n_bars),) array, in ``feature_names`` order: float64 features,
+            int64 ``asset_id`` and (if used) int64 ``bar_time`` (ns since the epoch, UTC).
+
+        Raises:
+            UnknownSymbolError: the unit does not serve ``symbol``.
+        """
+        from fleet.config import FeatureConfig, ModelConfig
         from fleet.errors import UnknownSymbolError
 
         if symbol not in self.preprocessors:
             raise UnknownSymbolError(f"symbol {symbol!r} is not served by unit {self.group!r}; "
                                      f"it serves {sorted(self.preprocessors)}")
-        from fleet.config import ModelConfig
-
         prep = self.preprocessors[symbol]
-        model_cfg = ModelConfig(**self.config["model"])
-        raw, _ = asset_features(frame, d=prep.d, factor=factor, config=FeatureConfig(**self.config["features"]),
-                                groups=model_cfg.feature_groups(), horizon=int(self.config["labels"]["horizon"]),
-                                sde_window=model_cfg.sde.window)
-        X = prep.scale(raw)
-        X["asset_id"] = prep.asset_id
+        settings = self.__dict__.get("_settings")
+        if settings is None:  # parsed once per model (not a dataclass field: pickles stay as they were)
+            model_cfg = ModelConfig(**self.config["model"])
+            settings = self.__dict__["_settings"] = dict(
+                config=FeatureConfig(**self.config["features"]), groups=model_cfg.feature_groups(),
+                horizon=int(self.config["labels"]["horizon"]), sde_window=model_cfg.sde.window)
+        raw, _ = asset_feature_arrays(columns, index, d=prep.d, factor=factor, last=last, **settings)
+        X = prep.scale_arrays(raw)
+        k = len(next(iter(X.values())))
+        X["asset_id"] = np.full(k, prep.asset_id, dtype=np.int64)
         if "bar_time" in self.feature_names:
-            X["bar_time"] = bar_times(frame.index)
-        return X[self.feature_names]
+            X["bar_time"] = bar_times(index[len(index) - k:])
+        return {name: X[name] for name in self.feature_names}
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_settings", None)  # the parsed-config cache of design_columns is not saved
+        return state
 
     def predict_proba_bars(self, symbol: str, frame: pd.DataFrame, factor: pd.Series | None) -> pd.Series:
         """P(up) for every bar of ``frame`` (n_bars,) of one asset; NaN during feature warm-up."""
