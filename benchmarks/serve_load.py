@@ -151,6 +151,10 @@ def main() -> None:
     ap.add_argument("--num-cpus", type=float, default=0.5, help="CPUs per replica")
     ap.add_argument("--layout", choices=("columns", "rows"), default="columns",
                     help="candles layout of the request bodies (columns: the faster one)")
+    ap.add_argument("--batch-wait-ms", type=float, default=None,
+                    help="@serve.batch batch_wait_timeout_s of the batched app, in ms (default: the app's)")
+    ap.add_argument("--batch-size", type=int, default=16,
+                    help="predictions per POST /v1/predict/batch body in the batch-endpoint phase")
     args = ap.parse_args()
 
     import ray
@@ -187,7 +191,9 @@ def main() -> None:
     port = _free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     targets = {"noop": NoOp.bind(),
-               "batched": build_app(run_dir, num_cpus=args.num_cpus, batching=True),
+               "batched": build_app(run_dir, num_cpus=args.num_cpus, batching=True,
+                                    **({} if args.batch_wait_ms is None else
+                                       {"batch_wait_timeout_s": args.batch_wait_ms / 1e3})),
                "unbatched": build_app(run_dir, num_cpus=args.num_cpus, batching=False)}
     rows = []
     try:
@@ -201,14 +207,24 @@ def main() -> None:
             for rate in [float(x) for x in args.rates.split(",")]:
                 rows.append((name, open_loop(url, bodies, rate, args.duration, args.max_requests)))
             rows.append((name, closed_loop(url, bodies, args.concurrency, args.duration, args.max_requests)))
+        # Client-side batching: one POST /v1/predict/batch carries --batch-size predictions.
+        batch_url = f"http://127.0.0.1:{port}/unbatched/v1/predict/batch"
+        batch_bodies = [b'{"requests": [' + b",".join(bodies[(i + j) % len(bodies)] for j in range(args.batch_size)) + b"]}"
+                        for i in range(len(bodies))]
+        requests.post(batch_url, data=batch_bodies[0], headers={"content-type": "application/json"},
+                      timeout=60).raise_for_status()
+        r = closed_loop(batch_url, batch_bodies, args.concurrency, args.duration, args.max_requests)
+        rows.append((f"batch x{args.batch_size}", {**r, "per_request": args.batch_size}))
     finally:
         serve.shutdown()
         ray.shutdown()
 
-    print(f"\n{'target':<10} {'offered/s':>9} {'done/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'n':>5}")
+    print(f"\n{'target':<10} {'offered/s':>9} {'done/s':>7} {'pred/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'n':>5}")
     for name, r in rows:
         offered = f"{r['offered']:g}" if r["offered"] is not None else f"c={args.concurrency}"
-        print(f"{name:<10} {offered:>9} {r['rps']:>7.1f} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['errors']:>6} {r['n']:>5}")
+        preds = r["rps"] * r.get("per_request", 1)
+        print(f"{name:<10} {offered:>9} {r['rps']:>7.1f} {preds:>7.1f} {r['p50']:>8.1f} {r['p99']:>8.1f} "
+              f"{r['errors']:>6} {r['n']:>5}")
 
 
 if __name__ == "__main__":

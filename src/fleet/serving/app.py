@@ -172,14 +172,17 @@ class FleetIngress:
         run_dir: run directory written by ``fleet train`` (readable from every node).
         max_body_bytes: larger request bodies get 413.
         batching: gather concurrent /v1/predict requests with ``@serve.batch`` (False: one at a time).
-        max_batch_size, batch_wait_timeout_s: ``@serve.batch`` settings.
+        max_batch_size, batch_wait_timeout_s: ``@serve.batch`` settings. The wait defaults to 0 s: a
+            batch is whatever queued while the previous one ran, so a lone request never waits for a
+            partner (a 2 ms wait added ~2 ms to p50 at low rates, measured with
+            ``benchmarks/serve_load.py --batch-wait-ms``), and under load batches still form.
 
     Raises:
         RunDirectoryError: the run directory cannot be loaded (the replica fails to start).
     """
 
     def __init__(self, run_dir: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, batching: bool = True,
-                 max_batch_size: int = 32, batch_wait_timeout_s: float = 0.002):
+                 max_batch_size: int = 32, batch_wait_timeout_s: float = 0.0):
         # One BLAS/OpenMP thread per replica: single-row gradient-boosting predictions are ~3 ms on one
         # thread but spike to tens of ms when OpenMP threads contend with the replica's event loop.
         threadpool_limits(limits=1)
@@ -194,7 +197,7 @@ class FleetIngress:
         if not self.predictor.units:
             raise RuntimeError(f"no unit model loaded from {self.predictor.run_dir}")
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
     async def _batched(self, requests: list[PredictRequest]) -> list:
         return self.predictor.predict_each(requests)
 
@@ -227,7 +230,7 @@ class FleetIngress:
 
 def build_app(run_dir: str | Path, *, replicas: int = 1, num_cpus: float = DEFAULT_NUM_CPUS,
               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, batching: bool = True,
-              max_batch_size: int = 32, batch_wait_timeout_s: float = 0.002,
+              max_batch_size: int = 32, batch_wait_timeout_s: float = 0.0,
               max_ongoing_requests: int = DEFAULT_MAX_ONGOING_REQUESTS,
               max_queued_requests: int = DEFAULT_MAX_QUEUED_REQUESTS):
     """The Serve application for ``run_dir`` (validated here first, so a bad path fails in one line).
