@@ -36,10 +36,10 @@ import time
 from pathlib import Path
 
 
-def _config(out: Path, *, assets: int, days: int, backend: str, heavy: bool):
+def _config(out: Path, *, assets: int, days: int, backend: str, heavy: bool, heavy_iter: int = 400):
     from fleet.config import FleetConfig
 
-    trend = {"max_iter": 400, "min_samples_leaf": 50, "max_leaf_nodes": 31} if heavy else {"max_iter": 40}
+    trend = {"max_iter": heavy_iter, "min_samples_leaf": 50, "max_leaf_nodes": 31} if heavy else {"max_iter": 40}
     return FleetConfig.model_validate({
         "strategy": "islands", "seed": 0, "out": str(out),
         "data": {"days": days}, "synthetic": {"n_clusters": 1, "assets_per_cluster": assets},
@@ -61,14 +61,16 @@ def _train(cfg):
     return s, units
 
 
-def units_table(unit_counts, days, cores) -> None:
-    print(f"\n## 1. Units: islands fleet, {days} days, 1 fold, heavy trees; {cores} cores\n")
+def units_table(unit_counts, days, cores, heavy_iter: int = 400) -> None:
+    print(f"\n## 1. Units: islands fleet, {days} days, 1 fold, heavy trees ({heavy_iter} iterations); {cores} cores\n")
     print("| units | local s | ray s | speedup | efficiency | ray overhead | mean unit s |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     root = Path(tempfile.mkdtemp(prefix="fleet-scaling-"))
     for n in unit_counts:
-        local, _ = _train(_config(root / f"l{n}", assets=n, days=days, backend="local", heavy=True))
-        ray_s, units = _train(_config(root / f"r{n}", assets=n, days=days, backend="ray", heavy=True))
+        local, _ = _train(_config(root / f"l{n}", assets=n, days=days, backend="local", heavy=True,
+                                      heavy_iter=heavy_iter))
+        ray_s, units = _train(_config(root / f"r{n}", assets=n, days=days, backend="ray", heavy=True,
+                                      heavy_iter=heavy_iter))
         busy = sum(u["cpu_seconds"] for u in units)
         walls = sum(u["wall_seconds"] for u in units)
         actors = min(n, cores)
@@ -171,6 +173,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--units", default="1,2,4", help="unit counts of table 1 (comma-separated)")
     ap.add_argument("--unit-days", type=int, default=730, help="days of synthetic data per asset in table 1")
+    ap.add_argument("--unit-iter", type=int, default=400,
+                    help="boosting iterations of table 1's heavy trees (sets how many seconds a unit takes)")
     ap.add_argument("--sizes", default="10,50,100,120", help="fleet sizes (assets) of table 2")
     ap.add_argument("--memory-assets", default="2,5,10", help="asset counts of table 4")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data" / "crypto_1h"),
@@ -189,7 +193,7 @@ def main() -> None:
     if not {"1", "2"} <= skip:
         ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="warning", log_to_driver=False)
         if "1" not in skip:
-            units_table([int(x) for x in args.units.split(",")], args.unit_days, args.cpus)
+            units_table([int(x) for x in args.units.split(",")], args.unit_days, args.cpus, args.unit_iter)
         if "2" not in skip:
             sizes_table([int(x) for x in args.sizes.split(",")], args.cpus)
         ray.shutdown()
