@@ -5,11 +5,12 @@ One Ray (2 logical CPUs) and one Serve instance for the module, on 127.0.0.1, wi
 * ``/fleet``: the hierarchical run, 2 replicas of 0.5 CPU, no queue limit;
 * ``/limited``: the same run, 1 replica, ``max_ongoing_requests=1``, ``max_queued_requests=2``, unbatched.
 
-Rates: the issue asks for 100 req/s for 60 s. On the 2-core development machine (client, proxy and
-replicas sharing both cores, other work beside them) one request with ``required_bars`` candles costs
-~13 ms of replica CPU and two replicas completed ~75 req/s when offered 100 (queueing, no errors);
-so the default here is 50 req/s for 60 s, which the machine sustains. ``FLEET_LOAD_RATE`` and
-``FLEET_LOAD_SECONDS`` set them (e.g. ``FLEET_LOAD_RATE=100`` on a bigger machine).
+Rates: the issue asks for 100 req/s for 60 s, the default here. Bodies are each asset's
+``required_bars`` candles in the columns layout (the fast one). On the quiet 2-core development
+machine (client, proxy and two replicas sharing both cores) all 6,000 requests succeeded at 99.9
+done/s (p50 88 ms, p99 313 ms), and with one replica SIGKILLed at 100 req/s 2,993 of 3,000 succeeded
+(the 7 in flight on the killed replica got 500). ``FLEET_LOAD_RATE``, ``FLEET_LOAD_SECONDS`` and
+``FLEET_KILL_RATE`` set them (e.g. ``FLEET_LOAD_RATE=50`` on a machine busy with other work).
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from conftest import candles_of
+from conftest import columns_of
 
 ray = pytest.importorskip("ray")
 requests = pytest.importorskip("requests")
 
 pytestmark = pytest.mark.slow
 
-RATE = float(os.environ.get("FLEET_LOAD_RATE", "50"))
+RATE = float(os.environ.get("FLEET_LOAD_RATE", "100"))
 SECONDS = float(os.environ.get("FLEET_LOAD_SECONDS", "60"))
+#: Offered rate while one of the two replicas is killed (the survivor carries it alone for a while).
+KILL_RATE = float(os.environ.get("FLEET_KILL_RATE", "100"))
 
 
 def _free_port() -> int:
@@ -51,7 +54,7 @@ def server(served_runs):
 
     run_dir, frames = served_runs["hierarchical"]
     predictor = FleetPredictor(run_dir)
-    bodies = [json.dumps({"symbol": s, "candles": candles_of(frames[s], n=info.required_bars)}).encode()
+    bodies = [json.dumps({"symbol": s, "candles": columns_of(frames[s], n=info.required_bars)}).encode()
               for s, info in sorted(predictor.assets.items())]
     if ray.is_initialized():
         ray.shutdown()
@@ -142,7 +145,7 @@ def test_killed_replica_keeps_99_percent_and_comes_back(server):
             os.kill(pid, signal.SIGKILL)  # the replica's worker process, started by this test's Ray
             killed.append(time.monotonic())
 
-    rate, seconds = min(RATE, 30.0), 30.0
+    rate, seconds = KILL_RATE, 30.0
     stats = open_loop(f"{server['base']}/fleet/v1/predict", server["bodies"], rate, seconds, during=kill_once)
     print(f"\nreplica killed at 5 s of {rate:g} req/s x {seconds:g} s: {stats}")
     assert killed
