@@ -451,7 +451,7 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
         sink = rundir.unit_sink()
         if sink is not None:
             echo(f"  each worker writes its unit's result to {rundir.describe('units')}/")
-        t_train = time.perf_counter()
+        t_train, t_train_unix = time.perf_counter(), time.time()
         try:
             if todo:
                 backend.run(todo, panel.frames, on_result, sink=sink)
@@ -476,7 +476,8 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
                           markets=markets, results=results, n_units=len(units), backend_desc=backend_desc,
                           started=started, t0=t0, argv=argv, data_files=data_files,
                           training={"trained": [r.unit_id for r in done], "loaded": sorted(loaded),
-                                    "backend_seconds": round(train_seconds, 3)},
+                                    "backend_seconds": round(train_seconds, 3),
+                                    "backend_started_unix": t_train_unix},
                           echo=echo)
     except UnitsFailedError:
         raise

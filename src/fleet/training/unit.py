@@ -166,6 +166,9 @@ class UnitResult:
         d_by_asset: FFD order chosen per asset on this fold's training window.
         n_train, n_test: rows used.
         wall_seconds, cpu_seconds: time spent in :func:`train_unit` (process CPU time).
+        started_unix: when :func:`train_unit` started, seconds since the epoch (wall clock of the
+            worker; with the driver's ``training.backend_started_unix`` in the manifest it shows how
+            long a unit waited, e.g. for its actor to start).
         host, pid: where it ran; node_id is filled in by the Ray backend.
         model: the fitted :class:`UnitModel` for final-fold units, else None.
         skipped_assets: assets left out of this fold, with the reason.
@@ -189,12 +192,14 @@ class UnitResult:
     model: UnitModel | None = None
     skipped_assets: dict[str, str] = field(default_factory=dict)
     skipped_features: tuple[str, ...] = ()
+    started_unix: float | None = None
 
     def timing(self) -> dict:
         """One manifest row: unit id, seconds, rows and the node that trained it."""
         return {"unit": self.unit_id, "group": self.group, "fold": self.fold, "assets": self.assets,
                 "wall_seconds": round(self.wall_seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
-                "n_train": self.n_train, "n_test": self.n_test, "host": self.host, "pid": self.pid,
+                "started_unix": self.started_unix, "n_train": self.n_train, "n_test": self.n_test,
+                "host": self.host, "pid": self.pid,
                 "node_id": self.node_id, "resources": self.resources, "skipped_assets": self.skipped_assets}
 
 
@@ -238,7 +243,7 @@ def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResul
     Raises:
         DataError: when none of the unit's assets has enough training data in this fold.
     """
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, started = time.perf_counter(), time.process_time(), time.time()
     cfg = unit.config
     ds = build_unit_dataset(assets=unit.assets, frames=frames, fold=unit.fold, timeline_end=unit.timeline_end,
                             factor=unit.factor, features=cfg.features, horizon=cfg.labels.horizon,
@@ -271,4 +276,5 @@ def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResul
         unit_id=unit.unit_id, group=unit.group, fold=unit.fold.index, assets=sorted(unit.assets), predictions=preds,
         d_by_asset={s: p.d for s, p in ds.preprocessors.items()}, n_train=len(ds.X_train), n_test=len(ds.X_test),
         wall_seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0, host=socket.gethostname(),
-        pid=os.getpid(), model=kept, skipped_assets=ds.skipped_assets, skipped_features=ds.skipped_features)
+        pid=os.getpid(), model=kept, skipped_assets=ds.skipped_assets, skipped_features=ds.skipped_features,
+        started_unix=started)
