@@ -54,30 +54,3 @@ def test_cnn_unit_lands_with_a_gpu_reservation_and_gbm_unit_without(ray_gpu):
     assert cnn.resources.get("GPU") == pytest.approx(0.5)
     assert "GPU" not in gbm.resources or gbm.resources["GPU"] == 0
     assert cnn.resources.get("CPU") == pytest.approx(1.0)
-
-
-def _pid(ray, actor) -> int:
-    import os
-
-    return ray.get(actor.__ray_call__.remote(lambda self: os.getpid()), timeout=120)
-
-
-@pytest.mark.slow
-def test_prewarmed_actors_train_the_units_and_unused_ones_are_killed(ray_gpu):
-    ray = ray_gpu
-    backend = RayBackend(num_cpus=1)
-    units, frames = _units(["trend"])
-    assert backend.prewarm(5) == 2  # never more than the cluster's 2 CPUs can run at once
-    warm = [a for pool in backend._warm.values() for a in pool]
-    warm_pids = {_pid(ray, a) for a in warm}
-    results = backend.run(units, frames, on_result=lambda r: None)
-    assert all(r.pid in warm_pids for r in results)  # no new actor was started for them
-    assert backend._warm == {}
-    # Prewarmed, never used, then closed: the actors are gone.
-    backend2 = RayBackend(num_cpus=1)
-    assert backend2.prewarm(1, gpus=0.5) == 1
-    (actor,) = backend2._warm[0.5]
-    _pid(ray, actor)
-    backend2.close()
-    with pytest.raises(ray.exceptions.RayActorError):
-        _pid(ray, actor)

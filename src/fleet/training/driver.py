@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from fleet import __version__
-from fleet.config import FactorMethod, FleetConfig, Strategy
+from fleet.config import FactorMethod, FleetConfig
 from fleet.data.fetch import sha256_file
 from fleet.data.load import load_panel
 from fleet.errors import ConfigError, DataError, UnitsFailedError
@@ -339,27 +339,6 @@ def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None
 
 def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[str] | None,
          train_fn: TrainFn | None) -> RunSummary:
-    # Created here (connecting to nothing yet) so that actors prewarmed during the driver's
-    # preparation are killed whatever ends the run.
-    backend = make_backend(config.resources, train_fn=train_fn or train_unit)
-    try:
-        return _run_on(backend, config, rundir, echo=echo, argv=argv)
-    finally:
-        backend.close()
-
-
-def _expected_units(config: FleetConfig, n_assets: int, n_folds: int) -> int:
-    """Units the plan will hold at most: folds x groups (1 | clusters | assets)."""
-    if config.strategy is Strategy.global_:
-        groups = 1
-    elif config.strategy is Strategy.islands:
-        groups = n_assets
-    else:
-        groups = min(config.market.clusters or n_assets, n_assets)
-    return max(1, n_folds * groups)
-
-
-def _run_on(backend, config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[str] | None) -> RunSummary:
     started = pd.Timestamp.now(tz="UTC")
     t0 = time.perf_counter()
     panel, source = load_inputs(config, echo)
@@ -376,10 +355,6 @@ def _run_on(backend, config: FleetConfig, rundir: RunDirectory, *, echo: Echo, a
                                  embargo_bars=config.validation.embargo_bars, bar=panel.bar, holdout=holdout)
     folds = splitter.folds(all_ts)
     timeline_end = all_ts.max() - holdout
-    # Ray actors start (imports, ~3 s each) while this process fits each fold's market below.
-    r = config.resources
-    backend.prewarm(_expected_units(config, len(panel.symbols), len(folds)),
-                    gpus=max(r.num_gpus, r.cnn_num_gpus) if config.model.uses_cnn() else r.num_gpus)
     closes = {s: f["close"] for s, f in panel.frames.items()}
     # The whole-timeline returns only carry the fitted factor forward; overlap is checked per fold.
     all_returns = align_log_returns(closes, bar=panel.bar, max_ffill=config.market.max_ffill, min_overlap=0.0)
@@ -411,6 +386,7 @@ def _run_on(backend, config: FleetConfig, rundir: RunDirectory, *, echo: Echo, a
          f"{', '.join(final.clusters.members[final.clusters.dominant_cluster])}; "
          f"{method} explained variance {final.explained_variance:.1%} (last fold's training window)")
 
+    backend = make_backend(config.resources, train_fn=train_fn or train_unit)
     backend_desc = backend.describe()
     experts = config.model.active_experts()
     gate = config.model.moe.gate if len(experts) > 1 else "none"

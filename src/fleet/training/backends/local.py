@@ -22,10 +22,6 @@ class LocalBackend:
     def describe(self) -> str:
         return "local (in-process loop)"
 
-    def prewarm(self, count: int, gpus: float = 0.0) -> int:
-        """Nothing to start ahead: units run in this process. Returns 0."""
-        return 0
-
     def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result, *, sink=None) -> list:
         """Train each unit; an exception in a unit becomes a :class:`UnitFailure` (interrupts propagate).
 

@@ -90,7 +90,6 @@ class RayBackend:
         self.num_gpus = num_gpus
         self.train_fn = train_fn
         self._started = False
-        self._warm: dict[float, list] = {}  # actors started by prewarm(), by GPU request, not yet used
 
     def _connect(self) -> None:
         if ray.is_initialized():
@@ -122,40 +121,6 @@ class RayBackend:
         if num_gpus > 0:
             slots = min(slots, int(res.get("GPU", 0) // num_gpus))
         return max(1, slots)
-
-    def _new_actor(self, gpus: float):
-        return UnitTrainer.options(num_cpus=self.num_cpus, num_gpus=gpus, max_restarts=MAX_RESTARTS,
-                                   max_task_retries=MAX_TASK_RETRIES).remote(self.train_fn)
-
-    def prewarm(self, count: int, gpus: float = 0.0) -> int:
-        """Start up to ``count`` actors now, without waiting for them; :meth:`run` uses them first.
-
-        A cold actor costs ~3 s (a fresh Python importing torch, scikit-learn, statsmodels and
-        fleet; docs/benchmarks.md §1): started while the driver still fits each fold's clustering
-        and factor, that time overlaps the driver's work instead of following it. Never more actors
-        than the cluster can run at once; actors left unused are killed by :meth:`close`.
-
-        Args:
-            count: actors wanted (the expected number of units is a good bound).
-            gpus: GPUs each will ask for (the units' planned request; 0 when the cluster has none).
-
-        Returns:
-            how many actors were started.
-        """
-        self._connect()
-        res = ray.cluster_resources()
-        if res.get("CPU", 0) < self.num_cpus:
-            return 0  # run() raises the ConfigError that explains it
-        cluster_gpus = float(res.get("GPU", 0))
-        gpus = float(gpus) if cluster_gpus > 0 else 0.0
-        slots = max(1, int(res.get("CPU", 1) // self.num_cpus))
-        if gpus > 0:
-            slots = max(1, min(slots, int(cluster_gpus // gpus)))
-        pool = self._warm.setdefault(gpus, [])
-        n = max(0, min(int(count), slots) - sum(len(v) for v in self._warm.values()))
-        for _ in range(n):
-            pool.append(self._new_actor(gpus))
-        return n
 
     @staticmethod
     def unit_gpus(unit: TrainingUnit, cluster_gpus: float) -> float:
@@ -192,10 +157,8 @@ class RayBackend:
 
         frames_ref = ray.put(frames)  # once: every call gets the reference, not a copy
         pending = list(units)
-        # Actors started by prewarm() are the first idle ones (they may still be importing).
-        idle: dict[float, list] = {g: list(pool) for g, pool in self._warm.items() if pool}
-        alive: dict[float, list] = {g: list(pool) for g, pool in idle.items()}
-        self._warm = {}
+        idle: dict[float, list] = {}
+        alive: dict[float, list] = {}
         running: dict = {}
         outcomes: list[UnitResult | UnitFailure] = []
 
@@ -215,7 +178,8 @@ class RayBackend:
                         break
             if n_alive >= cpu_slots or len(alive.get(gpus, [])) >= capacity(gpus):
                 return None
-            actor = self._new_actor(gpus)
+            actor = UnitTrainer.options(num_cpus=self.num_cpus, num_gpus=gpus, max_restarts=MAX_RESTARTS,
+                                        max_task_retries=MAX_TASK_RETRIES).remote(self.train_fn)
             alive.setdefault(gpus, []).append(actor)
             return actor
 
@@ -253,12 +217,6 @@ class RayBackend:
         return outcomes
 
     def close(self) -> None:
-        """Kill actors prewarmed but never used; shut Ray down if this backend started it."""
-        if ray.is_initialized():
-            for pool in self._warm.values():
-                for actor in pool:
-                    ray.kill(actor, no_restart=True)
-        self._warm = {}
         if self._started and ray.is_initialized():
             ray.shutdown()
         self._started = False
