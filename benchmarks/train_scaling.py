@@ -9,7 +9,9 @@ Prints four tables (bounded: every phase is a fixed small fleet; ~5 minutes on 2
    wall = 1 - (sum of unit walls / actors) / ray wall (time not spent inside ``train_unit`` on the
    critical path: actor start-up, scheduling, transfers), split into *actor start s* (from the
    start of ``backend.run`` to each actor's first unit, mean over actors) and *other overhead*
-   (the rest: scheduling, argument and result transfer, saving results, as a share of the ray wall).
+   (the rest: scheduling, argument and result transfer, saving results, as a share of the ray wall);
+   *whole run* columns: ``fleet train`` end to end (Ray's own start, ``ray.init``, falls outside
+   ``backend.run`` and inside these).
 2. **Fleet size** — islands fleets of 10 ... 120 synthetic assets (short units): wall and
    milliseconds per unit on both backends.
 3. **Actor start-up** — a cold ``UnitTrainer`` actor until ready (a fresh Python importing
@@ -65,8 +67,9 @@ def _train(cfg):
 
 def units_table(unit_counts, days, cores, heavy_iter: int = 400) -> None:
     print(f"\n## 1. Units: islands fleet, {days} days, 1 fold, heavy trees ({heavy_iter} iterations); {cores} cores\n")
-    print("| units | local s | ray s | speedup | efficiency | ray overhead | actor start s | other overhead | mean unit s |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| units | local s | ray s | speedup | efficiency | ray overhead | actor start s | other overhead | mean unit s "
+          "| whole run local s | whole run ray s |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     root = Path(tempfile.mkdtemp(prefix="fleet-scaling-"))
     for n in unit_counts:
         local, _ = _train(_config(root / f"l{n}", assets=n, days=days, backend="local", heavy=True,
@@ -87,7 +90,7 @@ def units_table(unit_counts, days, cores, heavy_iter: int = 400) -> None:
         other = overhead - start / ray_s.train_seconds
         print(f"| {n} | {local.train_seconds:.1f} | {ray_s.train_seconds:.1f} | "
               f"{local.train_seconds / ray_s.train_seconds:.2f} | {eff:.0%} | {overhead:.0%} | {start:.1f} | "
-              f"{other:.0%} | {walls / n:.2f} |", flush=True)
+              f"{other:.0%} | {walls / n:.2f} | {local.wall_seconds:.1f} | {ray_s.wall_seconds:.1f} |", flush=True)
 
 
 def sizes_table(sizes, cores) -> None:
