@@ -43,7 +43,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import fleet  # noqa: F401  (imports torch before scikit-learn; see fleet/__init__.py)
 import numpy as np
 import pandas as pd
 

@@ -61,8 +61,7 @@ def _train(cfg):
     from fleet.training.driver import run_fleet
 
     s = run_fleet(cfg, echo=lambda line: None)
-    units = json.loads((s.out / "manifest.json").read_text())["units"]
-    return s, units
+    return s, json.loads((s.out / "manifest.json").read_text())
 
 
 def units_table(unit_counts, days, cores, heavy_iter: int = 400) -> None:
@@ -74,15 +73,16 @@ def units_table(unit_counts, days, cores, heavy_iter: int = 400) -> None:
     for n in unit_counts:
         local, _ = _train(_config(root / f"l{n}", assets=n, days=days, backend="local", heavy=True,
                                       heavy_iter=heavy_iter))
-        ray_s, units = _train(_config(root / f"r{n}", assets=n, days=days, backend="ray", heavy=True,
-                                      heavy_iter=heavy_iter))
+        ray_s, manifest = _train(_config(root / f"r{n}", assets=n, days=days, backend="ray", heavy=True,
+                                         heavy_iter=heavy_iter))
+        units = manifest["units"]
         busy = sum(u["cpu_seconds"] for u in units)
         walls = sum(u["wall_seconds"] for u in units)
         actors = min(n, cores)
         eff = busy / (ray_s.train_seconds * cores)
         overhead = 1 - (walls / actors) / ray_s.train_seconds
         # Actor start-up: from the start of backend.run to each actor's first unit (mean over actors).
-        t_run = json.loads((ray_s.out / "manifest.json").read_text())["training"]["backend_started_unix"]
+        t_run = manifest["training"]["backend_started_unix"]
         first: dict = {}
         for u in units:
             first[u["pid"]] = min(first.get(u["pid"], float("inf")), u["started_unix"])

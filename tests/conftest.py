@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,23 @@ def served_runs(tmp_path_factory):
         panel, _ = load_inputs(config, echo=lambda s: None)
         out[strategy] = (summary.out, panel.frames)
     return out
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct TCP ports free on 127.0.0.1 right now (all bound at once, so none repeats)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_port() -> int:
+    """One TCP port free on 127.0.0.1 right now."""
+    return free_ports(1)[0]
 
 
 def candles_of(frame, end=None, n=None) -> list[dict]:

@@ -16,7 +16,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,25 +24,16 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_ports
+
 pytestmark = pytest.mark.slow
 
 JOB_TIMEOUT_S = 300
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _ray_start(args: list[str], temp_dir: Path, env: dict, log: Path) -> subprocess.Popen:
     ray_bin = Path(sys.executable).with_name("ray")
-    node_ports = _free_ports(6)
+    node_ports = free_ports(6)
     cmd = [str(ray_bin), "start", "--block", "--disable-usage-stats", "--num-cpus=1", "--num-gpus=0",
            f"--temp-dir={temp_dir}",
            f"--node-manager-port={node_ports[0]}", f"--object-manager-port={node_ports[1]}",
@@ -76,7 +66,7 @@ def two_node_cluster():
     pytest.importorskip("ray.job_submission")
     # Short root: Ray's Unix socket paths live under the temp dir and must stay < 108 bytes.
     root = Path(tempfile.mkdtemp(prefix="fk8s-", dir="/tmp"))
-    gcs_port, dashboard_port, client_port = _free_ports(3)
+    gcs_port, dashboard_port, client_port = free_ports(3)
     # Ray 2.60 turns token authentication on for `ray start` when a token exists (~/.ray/auth_token);
     # give this cluster a token of its own, leaving that file alone
     # (the nodes and the job's driver read RAY_AUTH_TOKEN; the client sends it as a bearer header).

@@ -25,6 +25,8 @@ from fleet.training.rundir import (RunDirectory, display_location, is_uri, join_
                                    require_local)
 from fleet.training.unit import train_unit
 
+from conftest import free_port
+
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the dev extra")
 boto3 = pytest.importorskip("boto3")
 pafs = pytest.importorskip("pyarrow.fs")
@@ -142,12 +144,6 @@ def _same_as_local(s3: S3, prefix: str, local) -> None:
     assert registry == reference
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # --- locations ---------------------------------------------------------------------------------------------
 
 def test_locations_keep_query_out_of_names_and_credentials_out_of_records():
@@ -211,7 +207,7 @@ def test_completed_run_is_never_overwritten(s3, s3_run, spec):
 
 def test_bad_bucket_endpoint_or_scheme_is_one_clear_line_before_training(s3, spec):
     buckets = sorted(b["Name"] for b in s3.client.list_buckets()["Buckets"])
-    port = _free_port()
+    port = free_port()
     cases = {
         s3.uri("runs/r", bucket="no-such-bucket"): "bucket 'no-such-bucket' does not exist",
         f"s3://{BUCKET}/runs/r?endpoint_override=127.0.0.1:{port}&scheme=http": "cannot reach the object store",

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
+from conftest import free_port
+
 requests = pytest.importorskip("requests")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
 def test_fleet_serve_starts_answers_and_stops_on_ctrl_c(served_runs):
     run_dir, _ = served_runs["hierarchical"]
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "RAY_ADDRESS": ""}
     proc = subprocess.Popen([sys.executable, "-m", "fleet.cli", "serve", str(run_dir), "--port", str(port),
                              "--num-cpus", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)

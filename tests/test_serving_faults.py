@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from conftest import columns_of
+from conftest import columns_of, free_port
 
 ray = pytest.importorskip("ray")
 requests = pytest.importorskip("requests")
@@ -37,12 +36,6 @@ RATE = float(os.environ.get("FLEET_LOAD_RATE", "100"))
 SECONDS = float(os.environ.get("FLEET_LOAD_SECONDS", "60"))
 #: Offered rate while one of the two replicas is killed (the survivor carries it alone for a while).
 KILL_RATE = float(os.environ.get("FLEET_KILL_RATE", "100"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +52,7 @@ def server(served_runs):
     if ray.is_initialized():
         ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
-    port = _free_port()
+    port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
         serve.run(build_app(run_dir, replicas=2, num_cpus=0.5), name="fleet", route_prefix="/fleet")

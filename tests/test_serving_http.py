@@ -7,22 +7,15 @@ Both strategies are deployed side by side as two applications (route prefixes /h
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
-from conftest import candles_of, columns_of, last_fold_predictions
+from conftest import candles_of, columns_of, free_port, last_fold_predictions
 
 ray = pytest.importorskip("ray")
 requests = pytest.importorskip("requests")
 
 MAX_BODY = 1024 * 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +27,7 @@ def server(served_runs):
     if ray.is_initialized():
         ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
-    port = _free_port()
+    port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
         for strategy, (run_dir, _) in served_runs.items():
