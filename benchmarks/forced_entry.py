@@ -62,11 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     manifest = json.loads((run / "manifest.json").read_text())
     threshold = args.threshold if args.threshold is not None else manifest["config"]["policy"]["threshold"]
     bar = pd.Timedelta(manifest["data"]["bar"])
-    preds = pd.concat([pd.read_parquet(p).assign(symbol=p.stem) for p in sorted((run / "predictions").glob("*.parquet"))],
-                      ignore_index=True)
+    files = sorted((run / "predictions").glob("*.parquet"))
+    preds = pd.concat([pd.read_parquet(p).assign(symbol=p.stem) for p in files], ignore_index=True)
     preds = preds.drop(columns=["signal", "forced_entry"])
-    both = pd.concat([summary(old_lookahead_rule(preds, threshold), "old (look-ahead)"),
-                      summary(apply_forced_daily_entry(preds, threshold=threshold, cutoff=args.cutoff, bar=bar), "causal")],
+    causal = apply_forced_daily_entry(preds, threshold=threshold, cutoff=args.cutoff, bar=bar)
+    both = pd.concat([summary(old_lookahead_rule(preds, threshold), "old (look-ahead)"), summary(causal, "causal")],
                      ignore_index=True)
     both["natural_mean_bps"] = both["natural_mean_return"] * 1e4
     both["forced_mean_bps"] = both["forced_mean_return"] * 1e4

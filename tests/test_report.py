@@ -171,8 +171,8 @@ def test_templates_are_package_data():
     templates = files("fleet.evaluation") / "templates"
     names = sorted(p.name for p in templates.iterdir() if p.is_file())
     assert "report.html.j2" in names
-    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["fleet.evaluation"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    globs = project["tool"]["setuptools"]["package-data"]["fleet.evaluation"]
     for name in names:
         assert any(fnmatch.fnmatch(f"templates/{name}", g) for g in globs), name
-    assert any(dep.lower().startswith("jinja2") for dep in
-               tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"])
+    assert any(dep.lower().startswith("jinja2") for dep in project["project"]["dependencies"])

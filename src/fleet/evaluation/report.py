@@ -482,7 +482,7 @@ def _cell(column: str, value) -> tuple[str, str]:
     if isinstance(value, (bool, np.bool_)):
         return ("●" if value else "", "mark")
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return ("–", "na")
+        return ("", "text") if column in ("advice", "assets") else ("–", "na")
     if isinstance(value, str):
         return (value, "text")
     v = float(value)

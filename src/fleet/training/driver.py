@@ -224,7 +224,9 @@ def results_tables(predictions: pd.DataFrame, cluster_of: dict[str, int], domina
     """
     kw = dict(threshold=config.policy.threshold, cost_bps=config.policy.cost_bps, horizon=config.labels.horizon,
               bars_per_year=bars_per_year)
-    preds = predictions if "cluster" in predictions else predictions.assign(cluster=predictions["symbol"].map(cluster_of))
+    preds = predictions
+    if "cluster" not in preds:
+        preds = preds.assign(cluster=preds["symbol"].map(cluster_of))
     per_asset = summarise(preds, "symbol", **kw).rename(columns={"symbol": "asset"})
     per_asset.insert(1, "cluster", per_asset["asset"].map(cluster_of))
     per_asset = per_asset[["asset", "cluster", *METRIC_COLUMNS, "n"]]
@@ -261,7 +263,9 @@ def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
         ``p_<expert>`` column, and ``ensemble`` from ``p_up``) or ``mean_weight`` (mean gate weight,
         ``w_<expert>``; rows of one group sum to 1), plus ``n`` rows.
     """
-    preds = predictions if "cluster" in predictions else predictions.assign(cluster=predictions["symbol"].map(cluster_of))
+    preds = predictions
+    if "cluster" not in preds:
+        preds = preds.assign(cluster=preds["symbol"].map(cluster_of))
     auc_rows, w_rows = [], []
     groups = [("fleet", "all", preds)]
     groups += [("cluster", str(c), g) for c, g in preds.groupby("cluster", sort=True)]
@@ -293,7 +297,8 @@ def fold_table(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year:
     return out[["fold", "asset", *[c for c in METRIC_COLUMNS if c != "folds"], "n"]]
 
 
-def holdout_table(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year: float | None = None) -> pd.DataFrame:
+def holdout_table(predictions: pd.DataFrame, config: FleetConfig, *,
+                  bars_per_year: float | None = None) -> pd.DataFrame:
     """Hold-out metrics: one row per asset plus an ``asset = "ALL"`` row first (the equal-weight
     portfolio of all assets), the same columns as ``results_per_asset.csv`` less cluster and folds."""
     kw = dict(threshold=config.policy.threshold, cost_bps=config.policy.cost_bps, horizon=config.labels.horizon,
@@ -355,7 +360,8 @@ def predict_holdout(results: list[UnitResult], panel: Panel, final: FoldMarket, 
     if not parts:
         return pd.DataFrame(columns=["timestamp", "symbol", "fold", "p_up", "signal", "y", "forward_return",
                                      "return_1", "bar_number", "cluster"])
-    return pd.concat(parts, ignore_index=True).sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
 
 
 def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None = None,
