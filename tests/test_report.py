@@ -176,3 +176,13 @@ def test_templates_are_package_data():
     for name in names:
         assert any(fnmatch.fnmatch(f"templates/{name}", g) for g in globs), name
     assert any(dep.lower().startswith("jinja2") for dep in project["project"]["dependencies"])
+
+
+def test_run_without_return_1_is_one_clear_error(runs, tmp_path):
+    single, _ = runs
+    copy = tmp_path / "run"
+    shutil.copytree(single, copy)
+    path = copy / "predictions" / "C0S0.parquet"
+    pd.read_parquet(path).drop(columns="return_1").to_parquet(path)
+    with pytest.raises(RunDirectoryError, match=r"C0S0\.parquet has no return_1 column.*older fleet"):
+        write_report(copy)
