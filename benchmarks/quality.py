@@ -5,7 +5,7 @@ the same folds and seeds. This script trains every cell with ``fleet``'s own tra
 (:func:`fleet.training.driver.run_fleet`, local backend) from the repository's fleet specs
 (``fleet/crypto10.yaml`` hourly, ``fleet/equities20.yaml`` daily close-only) and prints:
 
-    dataset  strategy  model  units  AUC  Rank IC  expectancy net (bps)  max DD net  trades
+    dataset  strategy  model  units  AUC  Rank IC  expectancy net (bps)  max DD net  trades  Sharpe net
 
 each as mean +- std over the seeds. Usage (from the repository root):
 
@@ -24,9 +24,11 @@ Metrics over all out-of-sample rows of the run pooled (``fleet.evaluation.metric
 no grouping): AUC of P(up) for the label; Rank IC = Spearman correlation of P(up) with the forward
 log return; expectancy = mean forward log return of the signalled bars (P(up) > the spec's
 threshold, 0.55) net of the spec's cost (10 bps per side, so 20 bps a round trip), in basis
-points; max DD net = largest drawdown of the equal-weight portfolio's log-equity, each asset
-trading 1/h tranches on its signals, net of costs (log-return units). Forced daily entry is off so
-that every model is judged on its own signals. "n/a" = no trades.
+points; max DD net = largest drawdown of the equal-weight portfolio's equity, each asset trading
+1/h tranches on its signals marked to market, net of costs on turnover, as a simple return (0.30 =
+a 30 % loss from the peak); Sharpe net = that portfolio's Sharpe ratio against cash, annualised
+(``fleet.evaluation.metrics``). Forced daily entry is off so that every model is judged on its own
+signals. "n/a" = no trades.
 
 Every model of a cell sees the same folds (the splits depend on the data only) and the same seeds
 (``seed .. seed+seeds-1``). The HistGradientBoosting expert has no random step with these settings,
@@ -86,7 +88,7 @@ def run_cell(cfg) -> dict:
                   bars_per_year=summary.bars_per_year).iloc[0]
     return {"units": summary.units, "auc": m["auc"], "rank_ic": m["rank_ic"],
             "expectancy_bps": m["expectancy"] * 1e4, "max_dd_net": m["max_dd_net"], "trades": int(m["trades"]),
-            "n": int(m["n"]), "seconds": summary.wall_seconds}
+            "sharpe_net": m["sharpe_net"], "n": int(m["n"]), "seconds": summary.wall_seconds}
 
 
 def mean_std(values) -> str:
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     table = (per_seed.groupby(["dataset", "strategy", "model"], sort=False)
              .agg(units=("units", "first"), auc=("auc", mean_std), rank_ic=("rank_ic", mean_std),
                   expectancy_bps=("expectancy_bps", mean_std), max_dd_net=("max_dd_net", mean_std),
-                  trades=("trades", "mean"))
+                  trades=("trades", "mean"), sharpe_net=("sharpe_net", mean_std))
              .reset_index())
     table["trades"] = table["trades"].round().astype(int)
     setting = (f"setting: crypto_1h: {args.crypto_symbols or 'all ten symbols'}, last {args.crypto_days} days; "
@@ -156,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                f"seeds {seeds}; CNN {args.cnn_epochs} epochs x <= {args.cnn_windows} windows")
     print(f"fleet quality benchmark, {started:%Y-%m-%d %H:%M} UTC, {time.perf_counter() - t0:.0f} s")
     print(setting)
-    print("mean ± std over seeds; expectancy net of 10 bps/side in bps; max DD net in log-return units")
+    print("mean ± std over seeds; expectancy net of 10 bps/side in bps; max DD net a simple return (0.30 = 30 % loss); "
+          "Sharpe net marked to market, annualised")
     with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 40):
         print(table.to_string(index=False))
     return 0

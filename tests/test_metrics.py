@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from fleet.errors import ConfigError, DataError
-from fleet.evaluation.metrics import (equity_returns, icir, information_coefficients, signal_metrics, summarise,
-                                      trading_metrics)
+from fleet.evaluation.metrics import (exposure, icir, information_coefficients, mark_to_market, segments_of,
+                                      signal_metrics, summarise, trading_metrics)
 
 Y = [1, 0, 1, 1, 0, 0]
 P = [0.9, 0.8, 0.3, 0.6, 0.2, 0.56]
@@ -76,6 +76,7 @@ def predictions() -> pd.DataFrame:
         "p_up": [0.9, 0.7, 0.3, 0.6, 0.8, 0.1],
         "y": [1, 0, 1, 1, 0, 0],
         "forward_return": [0.02, -0.01, 0.01, 0.03, -0.005, -0.02],
+        "return_1": [0.004, -0.002, 0.006, 0.01, -0.003, -0.008],
         "cluster": [0, 0, 0, 0, 0, 0],
     })
 
@@ -83,8 +84,8 @@ def predictions() -> pd.DataFrame:
 def test_summarise_by_symbol_hand_computed():
     out = summarise(predictions(), "symbol", threshold=0.55, cost_bps=0.0)
     assert list(out.columns) == ["symbol", "precision", "recall", "auc", "expectancy", "ic", "rank_ic", "icir",
-                                 "ann_return", "ann_return_net", "ir", "ir_net", "max_dd", "max_dd_net",
-                                 "trades", "n", "folds"]
+                                 "sharpe", "sharpe_net", "ann_return", "ann_return_net", "max_dd", "max_dd_net",
+                                 "exposure", "trades", "n", "folds"]
     assert out["symbol"].tolist() == ["BTC", "ETH"]
     btc, eth = out.iloc[0], out.iloc[1]
     # BTC rows: p 0.7, 0.6, 0.1; y 0, 1, 0; r -0.01, 0.03, -0.02 -> trades 0.7, 0.6
@@ -153,33 +154,122 @@ def test_icir_hand_computed():
     assert math.isnan(icir([0.1])) and math.isnan(icir([0.2, 0.2]))
 
 
-def test_equity_curve_is_one_over_h_tranches():
-    r = [0.04, -0.02, 0.01, 0.03]
-    s = [1, 1, 0, 1]
-    gross, net = equity_returns(r, s, horizon=2, cost_bps=5.0)
-    # each signalled bar is half the capital (h = 2): 0.04/2, -0.02/2, 0, 0.03/2
-    np.testing.assert_allclose(gross, [0.02, -0.01, 0.0, 0.015])
-    # round trip 2 x 5 bp = 0.001 on a half-size tranche = 0.0005
-    np.testing.assert_allclose(net, [0.0195, -0.0105, 0.0, 0.0145])
+def loop_book(r1, s, h, cost_bps, seg=None):
+    """The tranche book simulated trade by trade (a direct loop, independent of the vectorised code):
+    a list of open tranches, each 1/h of the capital, opened at a signal and closed h bars later or
+    at the end of its segment; the bar's order is (opened - closed) / h and pays cost on its size."""
+    n = len(r1)
+    seg = [0] * n if seg is None else list(seg)
+    c = cost_bps / 1e4
+    gross, net, open_ = [], [], []          # open_: bars left per tranche
+    for t in range(n):
+        if t > 0 and seg[t] != seg[t - 1]:
+            open_ = []                      # closed at the previous segment's end (paid there)
+        before = len(open_)
+        open_ = [k - 1 for k in open_ if k - 1 > 0]   # tranches whose h bars are over close now
+        closed = before - len(open_)
+        opened = 1 if s[t] else 0
+        if opened:
+            open_.append(h)
+        x = len(open_) / h
+        cost = c * abs(opened - closed) / h
+        if t == n - 1 or seg[t + 1] != seg[t]:
+            cost += c * x                   # what is still open is closed at the segment's end
+        gross.append(x * r1[t])
+        net.append(x * r1[t] - cost)
+    return np.array(gross), np.array(net)
+
+
+def test_mark_to_market_matches_a_trade_by_trade_loop():
+    rng = np.random.default_rng(3)
+    for h, seg in ((1, None), (4, None), (3, [0] * 20 + [1] * 7 + [2] * 33)):
+        r1 = rng.normal(0.0, 0.01, 60)
+        s = (rng.random(60) < 0.4).astype(int)
+        gross, net = mark_to_market(r1, s, horizon=h, cost_bps=7.0, segment=seg)
+        g2, n2 = loop_book(r1, s, h, 7.0, seg)
+        np.testing.assert_allclose(gross, g2, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(net, n2, rtol=0, atol=1e-15)
     with pytest.raises(ConfigError, match="horizon=0"):
-        equity_returns(r, s, horizon=0, cost_bps=0.0)
+        mark_to_market([0.01], [1], horizon=0, cost_bps=0.0)
+
+
+def test_exposure_and_segments_hand_computed():
+    np.testing.assert_allclose(exposure([1, 0, 0, 0, 0, 1, 1], horizon=4), [0.25, 0.25, 0.25, 0.25, 0, 0.25, 0.5])
+    # a break in bar numbers (5 -> 9) starts a new segment: nothing is carried across it
+    seg = segments_of([3, 4, 5, 9, 10])
+    assert seg.tolist() == [0, 0, 0, 1, 1]
+    np.testing.assert_allclose(exposure([1, 1, 1, 0, 1], horizon=2, segment=seg), [0.5, 1, 1, 0, 0.5])
+
+
+def test_costs_are_charged_on_turnover_not_per_tranche():
+    # Six back-to-back signals, h = 2: the position goes 0 -> 1/2 -> 1 ... -> 0: one round trip of
+    # the capital (2 x 10 bp), not six half-size round trips (6 x 2 x 10 bp / 2 = 60 bp).
+    gross, net = mark_to_market(np.zeros(6), np.ones(6), horizon=2, cost_bps=10.0)
+    assert (gross - net).sum() == pytest.approx(2 * 10.0 / 1e4)
+    # one isolated signal: a tranche of 1/h in and out -> 2 x 10 bp / h
+    gross, net = mark_to_market(np.zeros(6), [0, 1, 0, 0, 0, 0], horizon=2, cost_bps=10.0)
+    assert (gross - net).sum() == pytest.approx(2 * 10.0 / 1e4 / 2)
+
+
+def test_gross_pnl_telescopes_to_the_forward_returns():
+    rng = np.random.default_rng(5)
+    h, n = 4, 500
+    r1 = rng.normal(0.0, 0.01, n + h)
+    fwd = np.array([r1[t:t + h].sum() for t in range(n)])   # forward h-bar log return
+    s = (rng.random(n) < 0.3).astype(int)
+    s[n - h + 1:] = 0                                        # no tranche cut short by the end
+    gross, _ = mark_to_market(r1[:n], s, horizon=h, cost_bps=0.0)
+    assert gross.sum() == pytest.approx((s * fwd).sum() / h, abs=1e-14)
+
+
+def test_always_long_random_walk_sharpe_is_bar_by_bar_not_sqrt_h_higher():
+    """The issue's example: always long on an i.i.d. random walk with h = 4. Marked to market the
+    Sharpe ratio is the bar-by-bar one; booking each trade's h-bar return at entry (the old curve)
+    shrinks the std by ~sqrt(h) and doubles it."""
+    rng = np.random.default_rng(11)
+    h, n, bpy = 4, 40_000, 8760
+    r1 = rng.normal(0.0002, 0.01, n + h)
+    bar_by_bar = r1[:n].mean() / r1[:n].std(ddof=1) * math.sqrt(bpy)
+    gross, _ = mark_to_market(r1[:n], np.ones(n), horizon=h, cost_bps=0.0)
+    sharpe = trading_metrics(gross, bars_per_year=bpy)["sharpe"]
+    assert sharpe == pytest.approx(bar_by_bar, rel=0.01)
+    fwd = np.array([r1[t:t + h].sum() for t in range(n)])
+    old = trading_metrics(fwd / h, bars_per_year=bpy)["sharpe"]   # the entry-booked curve
+    assert old / sharpe == pytest.approx(math.sqrt(h), rel=0.1)
+
+
+def test_sharpe_matches_empyrical():
+    empyrical = pytest.importorskip("empyrical")
+    rng = np.random.default_rng(2)
+    r1 = rng.normal(0.0001, 0.01, 3000)
+    s = (rng.random(3000) < 0.5).astype(int)
+    gross, net = mark_to_market(r1, s, horizon=4, cost_bps=10.0)
+    for x in (gross, net):
+        ours = trading_metrics(x, bars_per_year=8760)["sharpe"]
+        theirs = empyrical.sharpe_ratio(pd.Series(x), risk_free=0, annualization=8760)
+        assert ours == pytest.approx(float(theirs), rel=1e-12)
+        # empyrical's max_drawdown compounds simple returns: feed it e^x - 1
+        dd = -float(empyrical.max_drawdown(pd.Series(np.expm1(x))))
+        assert trading_metrics(x, bars_per_year=8760)["max_dd"] == pytest.approx(dd, rel=1e-10)
 
 
 def test_trading_metrics_hand_computed():
     x = [0.02, -0.01, 0.0, 0.015]
     m = trading_metrics(x, bars_per_year=100)
-    # mean 0.025 / 4 = 0.00625 per bar -> 0.625 a year at 100 bars a year
-    assert m["ann_return"] == pytest.approx(0.625)
+    # mean 0.025 / 4 = 0.00625 per bar -> e^0.625 - 1 a year at 100 bars a year
+    assert m["ann_return"] == pytest.approx(math.exp(0.625) - 1)
     # deviations 0.01375, -0.01625, -0.00625, 0.00875: squares sum to 0.00056875, / 3 for ddof=1
-    assert m["ir"] == pytest.approx(0.00625 / math.sqrt(0.00056875 / 3) * 10.0)
-    # equity 0, 0.02, 0.01, 0.01, 0.025: worst fall from a peak is 0.02 -> 0.01
-    assert m["max_dd"] == pytest.approx(0.01)
-    # a curve that only falls: the starting 0 is the peak
-    assert trading_metrics([-0.01, -0.02, 0.005], bars_per_year=252)["max_dd"] == pytest.approx(0.03)
+    assert m["sharpe"] == pytest.approx(0.00625 / math.sqrt(0.00056875 / 3) * 10.0)
+    # log equity 0, 0.02, 0.01, 0.01, 0.025: worst log fall 0.01 -> a simple loss of 1 - e^-0.01
+    assert m["max_dd"] == pytest.approx(1 - math.exp(-0.01))
+    # a curve that only falls: the starting 1 is the peak
+    assert trading_metrics([-0.01, -0.02, 0.005], bars_per_year=252)["max_dd"] == pytest.approx(1 - math.exp(-0.03))
+    # a large log drawdown is not a loss above 100 %: 1.95 log = an 86 % loss
+    assert trading_metrics([-1.95], bars_per_year=252)["max_dd"] == pytest.approx(0.8577, abs=1e-4)
     no_year = trading_metrics(x, bars_per_year=None)
-    assert math.isnan(no_year["ann_return"]) and math.isnan(no_year["ir"]) and no_year["max_dd"] == pytest.approx(0.01)
+    assert math.isnan(no_year["ann_return"]) and math.isnan(no_year["sharpe"])
     flat = trading_metrics([0.0, 0.0], bars_per_year=252)
-    assert flat["ann_return"] == 0.0 and math.isnan(flat["ir"]) and flat["max_dd"] == 0.0
+    assert flat["ann_return"] == 0.0 and math.isnan(flat["sharpe"]) and flat["max_dd"] == 0.0
     with pytest.raises(ConfigError, match="bars_per_year=-1"):
         trading_metrics(x, bars_per_year=-1)
 
@@ -191,17 +281,19 @@ def test_signal_column_overrides_threshold():
         signal_metrics(Y, P, R, signal=[0, 2, 1, 0, 0, 0])
 
 
-def test_summarise_trading_and_rank_columns_hand_computed():
+def test_summarise_trading_and_rank_columns_against_the_loop():
     out = summarise(predictions(), "symbol", threshold=0.55, cost_bps=10.0, horizon=2, bars_per_year=1000)
     btc = out.iloc[0]
-    # BTC in time order: p 0.7, 0.6, 0.1; r -0.01, 0.03, -0.02; signals 1, 1, 0 (fold 0, 1, 1)
-    # gross x = -0.005, 0.015, 0; net x = -0.006, 0.014, 0 (round trip 2 x 10 bp = 0.002, / h = 0.001)
-    assert btc["ann_return"] == pytest.approx(0.01 / 3 * 1000)
-    assert btc["ann_return_net"] == pytest.approx(0.008 / 3 * 1000)
-    assert btc["max_dd"] == pytest.approx(0.005) and btc["max_dd_net"] == pytest.approx(0.006)
-    # net x mean 0.008/3; deviations -0.026/3, 0.034/3, -0.008/3
-    var = (0.026 ** 2 + 0.034 ** 2 + 0.008 ** 2) / 9 / 2
-    assert btc["ir_net"] == pytest.approx(0.008 / 3 / math.sqrt(var) * math.sqrt(1000))
+    # BTC in time order: p 0.7, 0.6, 0.1 -> signals 1, 1, 0; return_1 -0.002, 0.01, -0.008
+    gross, net = loop_book([-0.002, 0.01, -0.008], [1, 1, 0], 2, 10.0)
+    # exposure 0.5, 1, 0.5 -> gross -0.001, 0.01, -0.004
+    np.testing.assert_allclose(gross, [-0.001, 0.01, -0.004])
+    for col, x in (("", gross), ("_net", net)):
+        assert btc["ann_return" + col] == pytest.approx(math.expm1(x.mean() * 1000))
+        assert btc["sharpe" + col] == pytest.approx(x.mean() / x.std(ddof=1) * math.sqrt(1000))
+        eq = np.concatenate(([0.0], np.cumsum(x)))
+        assert btc["max_dd" + col] == pytest.approx(1 - math.exp(-(np.maximum.accumulate(eq) - eq).max()))
+    assert btc["exposure"] == pytest.approx(2 / 3)
     # IC of (0.7, 0.6, 0.1) with (-0.01, 0.03, -0.02): p mean 1.4/3, r mean 0
     dp, dr = (0.7 / 3, 0.4 / 3, -1.1 / 3), (-0.01, 0.03, -0.02)
     assert btc["ic"] == pytest.approx(sum(a * b for a, b in zip(dp, dr))
@@ -210,6 +302,12 @@ def test_summarise_trading_and_rank_columns_hand_computed():
     assert btc["rank_ic"] == pytest.approx(0.5)
     # fold 0 has one BTC bar (no IC), so only one fold IC: no ICIR
     assert math.isnan(btc["icir"])
+    # bar numbers with a break start a new segment: BTC 0, 1 | 5 -> the second signal's tranche
+    # is the only one held at bar 1, and nothing is carried into bar 5
+    broken = summarise(predictions().assign(bar_number=[0, 0, 1, 1, 2, 5]), "symbol", threshold=0.55,
+                       cost_bps=10.0, horizon=2, bars_per_year=1000).iloc[0]
+    _, net2 = loop_book([-0.002, 0.01, -0.008], [1, 1, 0], 2, 10.0, seg=[0, 0, 1])
+    assert broken["sharpe_net"] == pytest.approx(net2.mean() / net2.std(ddof=1) * math.sqrt(1000))
 
 
 def test_summarise_group_curve_is_equal_weight_per_timestamp():
@@ -217,12 +315,14 @@ def test_summarise_group_curve_is_equal_weight_per_timestamp():
     frame = pd.DataFrame({
         "symbol": ["A", "B", "A", "B"], "timestamp": [ts, ts, ts + pd.Timedelta("1h"), ts + pd.Timedelta("1h")],
         "fold": [0, 0, 1, 1], "p_up": [0.9, 0.9, 0.9, 0.1], "y": [1, 0, 0, 0],
-        "forward_return": [0.02, -0.01, -0.04, 0.05],
+        "forward_return": [0.02, -0.01, -0.04, 0.05], "return_1": [0.02, -0.01, -0.04, 0.05],
     })
     out = summarise(frame, [], threshold=0.5, cost_bps=0.0, horizon=1, bars_per_year=10)
     # bar 1: mean(0.02, -0.01) = 0.005; bar 2: mean(-0.04, B not signalled 0) = -0.02
-    assert out.loc[0, "ann_return"] == pytest.approx((0.005 - 0.02) / 2 * 10)
-    assert out.loc[0, "max_dd"] == pytest.approx(0.02)
+    assert out.loc[0, "ann_return"] == pytest.approx(math.expm1((0.005 - 0.02) / 2 * 10))
+    assert out.loc[0, "max_dd"] == pytest.approx(1 - math.exp(-0.02))
     # an explicit signal column wins over the threshold
     out = summarise(frame.assign(signal=[0, 0, 0, 1]), [], threshold=0.5, cost_bps=0.0, horizon=1, bars_per_year=10)
-    assert out.loc[0, "trades"] == 1 and out.loc[0, "ann_return"] == pytest.approx((0.0 + 0.025) / 2 * 10)
+    assert out.loc[0, "trades"] == 1 and out.loc[0, "ann_return"] == pytest.approx(math.expm1((0.0 + 0.025) / 2 * 10))
+    with pytest.raises(DataError, match=r"missing column\(s\) 'return_1'"):
+        summarise(frame.drop(columns="return_1"), [], threshold=0.5, cost_bps=0.0)

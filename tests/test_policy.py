@@ -8,51 +8,106 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fleet.errors import DataError
+from fleet.errors import ConfigError, DataError
 from fleet.evaluation.policy import apply_forced_daily_entry, apply_policy, forced_entry_report
 
 
 def frame() -> pd.DataFrame:
     t = pd.Timestamp("2024-01-01", tz="UTC")
     h = pd.Timedelta("1h")
-    rows = [
-        # day 1, A: one natural signal (0.6) -> nothing forced
+    rows = [  # cut-off 02:00 UTC in these tests
+        # day 1, A: a natural signal at 01:00, before the cut-off -> nothing forced
         ("A", t + 1 * h, 0.60, 0.010), ("A", t + 2 * h, 0.40, -0.020),
-        # day 2, A: no bar above 0.55 -> the 0.50 bar (highest; earliest of the tie) is forced
-        ("A", t + 24 * h, 0.30, 0.005), ("A", t + 25 * h, 0.50, -0.030), ("A", t + 26 * h, 0.50, 0.040),
-        # day 1, B: quiet -> 0.45 forced; 23:00 and 00:00 are different UTC days
-        ("B", t + 23 * h, 0.45, 0.020), ("B", t + 24 * h, 0.20, -0.010), ("B", t + 1 * h, 0.10, 0.030),
+        # day 2, A: quiet up to the cut-off -> its 02:00 bar is forced (not the higher 01:00 bar);
+        # the natural signal at 03:00 comes after the decision and is traded as well
+        ("A", t + 24 * h, 0.30, 0.005), ("A", t + 25 * h, 0.50, 0.040), ("A", t + 26 * h, 0.45, -0.030),
+        ("A", t + 27 * h, 0.70, 0.001),
+        # day 1, B: quiet at 02:00 -> forced; 23:00 natural (after the cut-off, does not undo it)
+        ("B", t + 23 * h, 0.90, 0.020), ("B", t + 2 * h, 0.45, 0.030),
+        # day 2, B: no bar at the cut-off time (a gap) -> no forced trade that day
+        ("B", t + 24 * h, 0.20, -0.010), ("B", t + 25 * h, 0.10, 0.002),
+        # day 1, C: the cut-off bar itself passes the threshold -> natural, not forced
+        ("C", t + 2 * h, 0.80, 0.003),
     ]
     return pd.DataFrame(rows, columns=["symbol", "timestamp", "p_up", "forward_return"])
 
 
 def test_forced_entry_rule():
-    out = apply_forced_daily_entry(frame(), threshold=0.55)
-    assert out["forced_entry"].tolist() == [False, False, False, True, False, True, True, False]
-    assert out["signal"].tolist() == [1, 0, 0, 1, 0, 1, 1, 0]
+    out = apply_forced_daily_entry(frame(), threshold=0.55, cutoff="02:00")
+    assert out["forced_entry"].tolist() == [False, False, False, False, True, False, False, True, False, False, False]
+    assert out["signal"].tolist() == [1, 0, 0, 0, 1, 1, 1, 1, 0, 0, 1]
     assert out["signal"].dtype == np.int8
-    # without the policy: only the natural signal, nothing marked forced
+    # without the policy: only the natural signals, nothing marked forced
     plain = apply_policy(frame(), threshold=0.55, forced_entry=False)
-    assert plain["signal"].tolist() == [1, 0, 0, 0, 0, 0, 0, 0] and not plain["forced_entry"].any()
+    assert plain["signal"].tolist() == [1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 1] and not plain["forced_entry"].any()
     # the index of the input is kept
     shuffled = frame().sample(frac=1.0, random_state=1)
-    again = apply_forced_daily_entry(shuffled, threshold=0.55)
+    again = apply_forced_daily_entry(shuffled, threshold=0.55, cutoff="02:00")
     assert (again.index == shuffled.index).all()
     assert again.sort_index()["forced_entry"].tolist() == out["forced_entry"].tolist()
+    with pytest.raises(ConfigError, match="forced_entry_cutoff='25:00'"):
+        apply_forced_daily_entry(frame(), threshold=0.55, cutoff="25:00")
+
+
+def test_default_cutoff_is_the_days_last_bar():
+    hours = pd.date_range("2024-01-01", periods=48, freq="h", tz="UTC")
+    rows = pd.DataFrame({"symbol": "A", "timestamp": hours, "p_up": 0.3, "forward_return": 0.0})
+    rows.loc[30, "p_up"] = 0.9                                   # day 2, 06:00: natural
+    out = apply_forced_daily_entry(rows, threshold=0.55)          # bar inferred: 1 h -> 23:00
+    assert out.loc[out["forced_entry"], "timestamp"].tolist() == [hours[23]]
+    # daily bars: the day's only bar is the cut-off, so every quiet day is forced
+    days = pd.date_range("2024-01-01", periods=5, freq="D", tz="UTC")
+    daily = pd.DataFrame({"symbol": "A", "timestamp": days, "p_up": [0.3, 0.9, 0.3, 0.3, 0.3], "forward_return": 0.0})
+    out = apply_forced_daily_entry(daily, threshold=0.55, bar=pd.Timedelta(days=1))
+    assert out["forced_entry"].tolist() == [True, False, True, True, True]
+
+
+def _t_stat(x: np.ndarray) -> float:
+    return float(x.mean() / (x.std(ddof=1) / np.sqrt(x.size)))
+
+
+def test_forced_trades_on_noise_show_no_edge():
+    """A pure random walk with a p_up that looks mean-reverting (high after a fall) but stays below
+    the threshold: no forced trade can have an edge. The causal rule's forced trades show |t| < 3;
+    the old look-ahead rule (the day's highest p_up, chosen after the day is over) finds a large
+    positive edge on the same data, which is what this test exists to catch."""
+    rng = np.random.default_rng(7)
+    h, n_days, parts = 4, 400, []
+    for symbol in ("A", "B", "C"):
+        n = n_days * 24 + h
+        log_p = np.cumsum(rng.normal(0.0, 0.01, n))
+        trailing = np.full(n, 0.0)
+        trailing[h:] = log_p[h:] - log_p[:-h]
+        p_up = np.clip(0.5 - 1.0 * trailing, 0.01, 0.549)
+        fwd = np.full(n, np.nan)
+        fwd[:-h] = log_p[h:] - log_p[:-h]
+        ts = pd.date_range("2023-01-01", periods=n, freq="h", tz="UTC")
+        parts.append(pd.DataFrame({"symbol": symbol, "timestamp": ts, "p_up": p_up, "forward_return": fwd})[:-h])
+    noise = pd.concat(parts, ignore_index=True)
+    out = apply_forced_daily_entry(noise, threshold=0.55)
+    forced = out.loc[out["forced_entry"], "forward_return"].to_numpy()
+    assert forced.size == 3 * n_days                       # every day quiet -> one forced trade each
+    assert abs(_t_stat(forced)) < 3
+    # the old rule on the same rows: argmax of the whole day's p_up (needs the day's later bars)
+    day = noise["timestamp"].dt.floor("D")
+    best = noise.groupby([noise["symbol"], day])["p_up"].idxmax()
+    assert _t_stat(noise.loc[best, "forward_return"].to_numpy()) > 5
 
 
 def test_forced_entry_report_and_advice():
-    report = forced_entry_report(apply_forced_daily_entry(frame(), threshold=0.55)).set_index("asset")
-    a, b = report.loc["A"], report.loc["B"]
-    # A: natural trade 0.010 (win), forced trade -0.030 (loss): delta -0.04 < -0.005 -> advise disabling
-    assert (a["days"], a["natural_trades"], a["forced_trades"]) == (2, 1, 1)
-    assert a["natural_mean_return"] == pytest.approx(0.010) and a["forced_mean_return"] == pytest.approx(-0.030)
+    report = forced_entry_report(apply_forced_daily_entry(frame(), threshold=0.55, cutoff="02:00")).set_index("asset")
+    a, b, c = report.loc["A"], report.loc["B"], report.loc["C"]
+    # A: natural trades 0.010 and 0.001 (wins), forced trade -0.030 (loss): delta -0.0355 < -0.005
+    assert (a["days"], a["natural_trades"], a["forced_trades"], a["forced_days"]) == (2, 2, 1, 1)
+    assert a["natural_mean_return"] == pytest.approx(0.0055) and a["forced_mean_return"] == pytest.approx(-0.030)
     assert a["natural_win_rate"] == 1.0 and a["forced_win_rate"] == 0.0
-    assert a["delta"] == pytest.approx(-0.040) and a["advice"] == "disable forced entry"
-    # B: only forced trades, 0.020 on day 1 (0.45 beats 0.10) and -0.010 on day 2
-    assert (b["days"], b["natural_trades"], b["forced_trades"]) == (2, 0, 2)
-    assert b["forced_mean_return"] == pytest.approx(0.005) and b["forced_win_rate"] == 0.5
-    assert math.isnan(b["natural_mean_return"]) and math.isnan(b["delta"]) and b["advice"] == ""
+    assert a["delta"] == pytest.approx(-0.0355) and a["advice"] == "disable forced entry"
+    # B: natural 0.020 (23:00), forced 0.030 (02:00 of day 1; day 2 has no cut-off bar)
+    assert (b["days"], b["natural_trades"], b["forced_trades"]) == (2, 1, 1)
+    assert b["delta"] == pytest.approx(0.010) and b["advice"] == ""
+    # C: no forced trade -> no delta, no advice
+    assert c["forced_trades"] == 0 and math.isnan(c["forced_mean_return"]) and math.isnan(c["delta"])
+    assert c["advice"] == ""
 
 
 def test_advice_boundary_is_strict():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import shutil
 
@@ -19,6 +20,8 @@ from fleet.evaluation.report import write_report
 
 SYMBOLS = "C0S0,C0S1,C1S0,C2S0"
 COMMON = ["train", "--days", "90", "--folds", "2", "--symbols", SYMBOLS, "--clusters", "2"]
+BASE_PNGS = ("clusters.png", "market_factor.png", "equity.png", "portfolio.png", "fold_metrics.png", "p_up_hist.png",
+             "calibration.png")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +82,7 @@ def test_report_single_expert(runs, tmp_path):
     out = tmp_path / "elsewhere"
     res = CliRunner().invoke(main, ["report", str(single), "-o", str(out)])
     assert res.exit_code == 0, res.output
-    page = _check_page(out / "report.html", ["clusters.png", "market_factor.png", "equity.png"], SYMBOLS.split(","))
+    page = _check_page(out / "report.html", [*BASE_PNGS], SYMBOLS.split(","))
     assert "single expert (trend)" in page
     assert "Forced daily entry was off" in page
     assert "no BTC in this run: C0S0" in page  # the synthetic market has no BTC: the reference asset is named
@@ -88,11 +91,45 @@ def test_report_single_expert(runs, tmp_path):
 def test_train_report_with_experts_and_forced_entry(runs):
     _, moe = runs
     page = _check_page(moe / "report" / "report.html",
-                       ["clusters.png", "market_factor.png", "equity.png", "expert_weights.png",
-                        "gate_weights.png", "forced_entry.png"], SYMBOLS.split(","))
+                       [*BASE_PNGS, "expert_weights.png", "gate_weights.png", "forced_entry.png"], SYMBOLS.split(","))
     assert "Natural trades" in page and "mean_active" in page
     forced = _table_after(page, "Forced daily entry")
     assert "forced_trades" in forced.columns and set(forced["asset"]) == set(SYMBOLS.split(","))
+
+
+def test_headline_block_against_an_independent_computation(runs):
+    """The headline's fleet figures: AUC and Rank IC of the pooled predictions (scikit-learn / scipy),
+    Sharpe net of the equal-weight portfolio built here from a bar-by-bar tranche book."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import roc_auc_score
+
+    from test_money_acceptance import book, sharpe
+
+    _, moe = runs
+    page = (moe / "report" / "report.html").read_text()
+    head = page.split('<section id="headline">', 1)[1].split("</section>", 1)[0]
+    kpis = dict((label.strip(), value.strip()) for value, label in re.findall(
+        r'<div class="v">(?:<span[^>]*>)?([^<]+)(?:</span>)?</div><div class="l">([^<(]+)', head))
+    manifest = json.loads((moe / "manifest.json").read_text())
+    h, cost = manifest["config"]["labels"]["horizon"], manifest["config"]["policy"]["cost_bps"]
+    preds = {s: pd.read_parquet(moe / "predictions" / f"{s}.parquet") for s in SYMBOLS.split(",")}
+    pooled = pd.concat(preds.values(), ignore_index=True)
+    assert kpis["fleet ROC AUC of p_up"] == f"{roc_auc_score(pooled['y'], pooled['p_up']):.3f}"
+    assert kpis["fleet Rank IC"] == f"{spearmanr(pooled['p_up'], pooled['forward_return'])[0]:+.3f}"
+    nets = [pd.Series(book(p, h, cost)[1], index=p["timestamp"]) for p in preds.values()]
+    port = pd.concat(nets, axis=1).mean(axis=1).sort_index().to_numpy()
+    assert kpis["fleet Sharpe net of costs"] == f"{sharpe(port, manifest['bars_per_year']):+.2f}"
+    per_asset = pd.read_csv(moe / "results_per_asset.csv")
+    positive = int((per_asset["expectancy"] > 0).sum())
+    assert f"({positive} of {per_asset['expectancy'].notna().sum()})" in head
+    best = per_asset.sort_values("sharpe_net", ascending=False).iloc[0]
+    assert f"<b>Best assets</b> {best['asset']} ({best['sharpe_net']:+.2f})" in head
+    # tables for people: bps, %, signs; the dominant cluster as a mark
+    table = _table_after(page, "Results per asset")
+    assert table["expectancy"].str.endswith(" bps").all() and table["max_dd_net"].str.endswith("%").all()
+    assert table["sharpe_net"].str.match(r"^[+-]\d").all()
+    clusters = _table_after(page, "Results per cluster")
+    assert sorted(clusters["dominant"]) == ["", "●"]
 
 
 def test_default_output_is_run_dir_report(runs, tmp_path):
@@ -120,3 +157,32 @@ def test_incomplete_run_dir_is_one_clear_error(runs, tmp_path, missing):
 def test_missing_run_dir(tmp_path):
     res = CliRunner().invoke(main, ["report", str(tmp_path / "nowhere")])
     assert res.exit_code == 2 and "run directory" in res.output and "not found" in res.output
+
+
+def test_templates_are_package_data():
+    """Every template is shipped: pyproject's package-data globs cover the templates directory, so
+    non-editable installs (wheels) carry them too."""
+    import fnmatch
+    import tomllib
+    from importlib.resources import files
+
+    from conftest import REPO
+
+    templates = files("fleet.evaluation") / "templates"
+    names = sorted(p.name for p in templates.iterdir() if p.is_file())
+    assert "report.html.j2" in names
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    globs = project["tool"]["setuptools"]["package-data"]["fleet.evaluation"]
+    for name in names:
+        assert any(fnmatch.fnmatch(f"templates/{name}", g) for g in globs), name
+    assert any(dep.lower().startswith("jinja2") for dep in project["project"]["dependencies"])
+
+
+def test_run_without_return_1_is_one_clear_error(runs, tmp_path):
+    single, _ = runs
+    copy = tmp_path / "run"
+    shutil.copytree(single, copy)
+    path = copy / "predictions" / "C0S0.parquet"
+    pd.read_parquet(path).drop(columns="return_1").to_parquet(path)
+    with pytest.raises(RunDirectoryError, match=r"C0S0\.parquet has no return_1 column.*older fleet"):
+        write_report(copy)

@@ -74,7 +74,8 @@ def _choice(enum) -> click.Choice:
 @click.option("--max-d", type=float, help="Cap on the FFD order d (smallest d with ADF p < 0.05).  [default: 0.65]")
 @click.option("--threshold", type=float, help="Signal long when p_up > threshold.  [default: 0.55]")
 @click.option("--cost-bps", type=float, help="Trading cost per side in basis points.  [default: 10]")
-@click.option("--forced-entry/--no-forced-entry", default=None, help="Forced daily entry: per asset and UTC day without a signal, go long on the bar with the highest p_up.  [default: off]")
+@click.option("--forced-entry/--no-forced-entry", default=None, help="Forced daily entry: per asset and UTC day with no signal up to the cut-off bar, go long at the cut-off bar.  [default: off]")
+@click.option("--forced-entry-cutoff", help="UTC time HH:MM of the forced-entry decision bar.  [default: the day's last bar]")
 @click.option("--bars-per-year", type=float, help="Bars per year for annualising.  [default: inferred: 8760 hourly 24/7, 252 daily equities]")
 @click.option("--experts", help="Comma-separated experts: trend, pattern, stress, sde, crypto_hft, equity_intraday, equity_daily, futures_trend, low_vol_etf (several -> mixture of experts).  [default: trend]")
 @click.option("--gate", type=click.Choice(["rule", "mlp"]), help="Gate of the mixture: seed-003 static rules or the trained MLP.  [default: mlp]")
@@ -88,7 +89,7 @@ def _choice(enum) -> click.Choice:
 @click.option("--resume", "resume", help="Finish an interrupted or failed run: its staging directory (printed at start), its --out path or its --out URI. Trains only units without a complete saved result; every other option is taken from the saved run.")
 def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, folds, horizon,
           embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
-          forced_entry, bars_per_year, experts, gate, top_k, balance_coef, moe_enabled, report, seed, seeds, out,
+          forced_entry, forced_entry_cutoff, bars_per_year, experts, gate, top_k, balance_coef, moe_enabled, report, seed, seeds, out,
           resume) -> None:
     """Train the fleet under purged walk-forward validation and write a run directory.
 
@@ -122,6 +123,7 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
         "policy.threshold": threshold,
         "policy.cost_bps": cost_bps,
         "policy.forced_entry": forced_entry,
+        "policy.forced_entry_cutoff": forced_entry_cutoff,
         "evaluation.bars_per_year": bars_per_year,
         "evaluation.seeds": seeds,
         "evaluation.report": report,
@@ -145,7 +147,7 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
     config = load_config(config_path, overrides)
     if config.evaluation.seeds > 1:
         seeds_summary = run_seeds(config, echo=click.echo, argv=argv)
-        wide = seeds_summary.table[seeds_summary.table["metric"].isin(["auc", "rank_ic", "expectancy", "ir_net"])]
+        wide = seeds_summary.table[seeds_summary.table["metric"].isin(["auc", "rank_ic", "expectancy", "sharpe_net"])]
         wide = wide.assign(value=[f"{m:.4f} ± {s:.4f}" for m, s in zip(wide["mean"], wide["std"])])
         wide = wide.pivot_table(index=["level", "name"], columns="metric", values="value", aggfunc="first", sort=True)
         with pd.option_context("display.width", 160, "display.max_columns", 20):
@@ -228,14 +230,19 @@ def _print_summary(summary, config) -> None:
     from fleet.evaluation.policy import DISABLE_DELTA
 
     shown = ["precision", "recall", "auc", "expectancy", "trades", "folds", "ic", "rank_ic", "icir",
-             "ann_return_net", "ir_net", "max_dd_net"]
+             "sharpe_net", "ann_return_net", "max_dd_net"]
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4f}".format):
         click.echo("\nPer cluster (out-of-sample, all folds; expectancy = mean forward log return of "
-                   f"signalled bars net of {config.policy.cost_bps:g} bps per side; *_net: equity curve net of "
-                   f"costs, annualised with {summary.bars_per_year:g} bars/year; all columns in the CSVs):")
+                   f"signalled bars net of {config.policy.cost_bps:g} bps per side; *_net: marked-to-market curve "
+                   f"net of costs on turnover; sharpe against cash, annualised with {summary.bars_per_year:g} "
+                   "bars/year; ann_return, max_dd: simple returns (0.1 = 10 %); all columns in the CSVs):")
         click.echo(summary.per_cluster[["cluster", "dominant", "assets", *shown]].to_string(index=False))
         click.echo("\nPer asset:")
         click.echo(summary.per_asset[["asset", "cluster", *shown]].to_string(index=False))
+        if summary.holdout is not None:
+            click.echo(f"\nHold-out ({config.validation.holdout_days:g} final days, predicted by the last fold's "
+                       "models; results_holdout.csv):")
+            click.echo(summary.holdout[["asset", *[c for c in shown if c != "folds"]]].to_string(index=False))
         if summary.forced_entry is not None:
             click.echo("\nForced daily entry: natural vs forced trades (mean forward log return, win rate):")
             click.echo(summary.forced_entry.to_string(index=False))

@@ -236,7 +236,10 @@ class PolicyConfig(_Section):
     threshold: float = Field(0.55, gt=0.0, lt=1.0, description="go long when p_up > threshold")
     cost_bps: float = Field(10.0, ge=0.0, description="cost per side, basis points")
     forced_entry: bool = Field(False, description="forced daily entry (seed 002): per asset and UTC day with no "
-                               "signal, go long on the bar with the highest p_up")
+                               "natural signal up to the cut-off bar, go long at the cut-off bar")
+    forced_entry_cutoff: str | None = Field(None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                                            description="UTC time of day HH:MM of the forced-entry decision bar "
+                                            "(default: the day's last bar, 23:00 on hourly bars)")
 
 
 class EvaluationConfig(_Section):

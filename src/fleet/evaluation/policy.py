@@ -1,10 +1,16 @@
 """Trading policies applied to out-of-sample P(up): the threshold rule and forced daily entry.
 
 Forced daily entry (seed 002, "QFC System v3.1"): the model often stays in cash for whole
-days; the policy then takes its best guess of the day anyway. Whether those forced trades
-earn their keep is measured, not assumed: :func:`forced_entry_report` compares them with the
-natural ones and advises switching the policy off when the forced trades' mean return is
-worse than the natural trades' by more than :data:`DISABLE_DELTA` (the seed's rule).
+days; the policy then trades anyway, once a day. Whether those forced trades earn their keep
+is measured, not assumed: :func:`forced_entry_report` compares them with the natural ones and
+advises switching the policy off when the forced trades' mean return is worse than the
+natural trades' by more than :data:`DISABLE_DELTA` (the seed's rule).
+
+The rule is causal: it decides at a fixed cut-off bar of the UTC day (default: the day's last
+bar), from the bars up to and including it. An earlier version looked at the whole day (did
+any bar pass the threshold? which bar had the highest p_up?); both answers need the day's later
+bars, which overlap the forced trade's own label window, and on a pure random walk with a
+mean-reverting p_up that rule's forced trades earned t = 10.6 (tests/test_policy.py).
 
 The policy is meant for intraday bars; on daily bars every day has one bar, so every bar
 that misses the threshold is forced and the policy degenerates to "always long".
@@ -34,56 +40,83 @@ def _check(predictions: pd.DataFrame, needed: tuple[str, ...]) -> None:
                         f"(found: {', '.join(map(str, predictions.columns))})")
 
 
-def apply_forced_daily_entry(predictions: pd.DataFrame, *, threshold: float) -> pd.DataFrame:
-    """Signals with forced daily entry: at least one long per asset and UTC day.
+def _cutoff_offset(cutoff, bar, timestamps: pd.DatetimeIndex) -> pd.Timedelta:
+    """The cut-off as an offset from UTC midnight: ``cutoff`` ("HH:MM" or a Timedelta), else the
+    day's last bar slot, 1 day - bar (``bar`` given, else the smallest spacing of the timestamps)."""
+    if cutoff is not None:
+        try:
+            off = pd.Timedelta(f"{cutoff}:00") if isinstance(cutoff, str) and cutoff.count(":") == 1 \
+                else pd.Timedelta(cutoff)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"forced_entry_cutoff={cutoff!r}: expected a UTC time of day HH:MM") from err
+        if not pd.Timedelta(0) <= off < pd.Timedelta(days=1):
+            raise ConfigError(f"forced_entry_cutoff={cutoff!r}: expected a UTC time of day in 00:00 .. 23:59")
+        return off
+    if bar is None:
+        steps = np.diff(np.unique(timestamps.as_unit("ns").asi8))
+        bar = pd.Timedelta(int(steps.min()), unit="ns") if steps.size else pd.Timedelta(days=1)
+    bar = pd.Timedelta(bar)
+    if bar >= pd.Timedelta(days=1):
+        return pd.Timedelta(0)
+    return pd.Timedelta(days=1) - bar
+
+
+def apply_forced_daily_entry(predictions: pd.DataFrame, *, threshold: float, cutoff=None,
+                             bar: pd.Timedelta | None = None) -> pd.DataFrame:
+    """Signals with forced daily entry, decided causally at a cut-off bar.
 
     Rule, per asset and UTC calendar day (``timestamp.floor("D")`` in UTC): bars with
-    ``p_up > threshold`` are natural signals; when a day has none, its bar with the highest p_up
-    (the earliest one on ties) gets ``signal = 1`` and ``forced_entry = True``.
+    ``p_up > threshold`` are natural signals (at any time of the day). The cut-off bar is the
+    bar at ``day + cutoff``. If no natural signal has fired on that day at or before the cut-off
+    bar, the cut-off bar itself gets ``signal = 1`` and ``forced_entry = True``. The decision
+    uses only bars up to the cut-off (its own p_up included), so it can be taken in real time.
+    A day without a bar at the cut-off time (a data gap, or a day cut by the start or end of
+    the test span) gets no forced trade: the rule never trades an earlier or later bar instead.
 
     Args:
         predictions: one row per (symbol, timestamp) with columns symbol, timestamp (tz-aware
             UTC), p_up in [0, 1]; other columns are kept.
         threshold: natural signal when ``p_up > threshold`` (strict).
+        cutoff: UTC time of day of the cut-off bar, "HH:MM" (or a Timedelta after midnight);
+            None: the day's last bar slot, ``1 day - bar`` (23:00 for hourly bars, 00:00, the only
+            bar, for daily bars).
+        bar: bar length; None: the smallest spacing of the timestamps (only used without ``cutoff``).
 
     Returns:
         A copy with ``signal`` (int8 0/1, overwritten) and ``forced_entry`` (bool) columns, same
         row order and index.
 
     Raises:
-        DataError: missing columns. ConfigError: threshold outside [0, 1].
+        DataError: missing columns. ConfigError: threshold outside [0, 1]; a cut-off that is not a
+        time of day.
     """
     _check(predictions, ("symbol", "timestamp", "p_up"))
     if not 0.0 <= float(threshold) <= 1.0:
         raise ConfigError(f"threshold={threshold}: expected a probability in [0, 1]")
-    index = predictions.index
-    out = predictions.reset_index(drop=True)  # unique row labels for idxmax
-    natural = out["p_up"].to_numpy() > threshold
-    day = pd.DatetimeIndex(out["timestamp"]).tz_convert("UTC").floor("D")
-    keys = [out["symbol"].to_numpy(), day]
-    has_natural = pd.Series(natural, index=out.index).groupby(keys).transform("any").to_numpy()
-    forced = np.zeros(len(out), dtype=bool)
-    if len(out) and not has_natural.all():
-        quiet = out.loc[~has_natural]
-        quiet_day = day[~has_natural]
-        # idxmax gives the first row label of the maximum: the earliest bar in time order.
-        ordered = quiet.assign(_day=quiet_day).sort_values("timestamp", kind="stable")
-        best = ordered.groupby(["symbol", "_day"], sort=False)["p_up"].idxmax()
-        forced = out.index.isin(best.to_numpy())
+    ts = pd.DatetimeIndex(predictions["timestamp"]).tz_convert("UTC")
+    offset = _cutoff_offset(cutoff, bar, ts)
+    natural = predictions["p_up"].to_numpy() > threshold
+    day = ts.floor("D")
+    at_or_before = np.asarray(ts - day <= offset)
+    is_cutoff = np.asarray(ts - day == offset)
+    keys = [predictions["symbol"].to_numpy(), day]
+    fired = pd.Series(natural & at_or_before).groupby(keys).transform("any").to_numpy()
+    forced = is_cutoff & ~fired
+    out = predictions.copy()
     out["signal"] = (natural | forced).astype(np.int8)
     out["forced_entry"] = forced
-    out.index = index
     return out
 
 
-def apply_policy(predictions: pd.DataFrame, *, threshold: float, forced_entry: bool) -> pd.DataFrame:
+def apply_policy(predictions: pd.DataFrame, *, threshold: float, forced_entry: bool, cutoff=None,
+                 bar: pd.Timedelta | None = None) -> pd.DataFrame:
     """The configured policy: ``p_up > threshold``, plus forced daily entry when ``forced_entry``.
 
     Returns a copy with ``signal`` (int8) and ``forced_entry`` (bool, all False without the
-    policy) columns; see :func:`apply_forced_daily_entry`.
+    policy) columns; see :func:`apply_forced_daily_entry` (``cutoff``, ``bar``).
     """
     if forced_entry:
-        return apply_forced_daily_entry(predictions, threshold=threshold)
+        return apply_forced_daily_entry(predictions, threshold=threshold, cutoff=cutoff, bar=bar)
     _check(predictions, ("p_up",))
     out = predictions.copy()
     out["signal"] = (out["p_up"].to_numpy() > threshold).astype(np.int8)
@@ -100,7 +133,7 @@ def forced_entry_report(predictions: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         One row per asset (sorted) with columns :data:`FORCED_COLUMNS`: days (UTC days with
-        predictions), forced_days (= forced_trades, one per quiet day), natural_trades,
+        predictions), forced_days (= forced_trades, at most one per day), natural_trades,
         forced_trades, natural/forced_mean_return (mean gross forward log return per trade),
         natural/forced_win_rate (share of trades with forward return > 0), delta =
         forced_mean_return - natural_mean_return (NaN when either side has no trade), advice:

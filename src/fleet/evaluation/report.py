@@ -3,23 +3,28 @@
 Reads only the run directory (no data files, no Ray) and writes, into ``RUN_DIR/report/`` or
 another directory:
 
-* ``report.html``: every plot embedded as a base64 PNG (the page opens anywhere on its own),
-  plus the results tables as HTML tables;
+* ``report.html``: a headline block (the run, data span, strategy and experts; fleet AUC, Rank
+  IC and Sharpe net of costs; the share of assets with positive net expectancy; best and worst
+  assets), every plot embedded as a base64 PNG (the page opens anywhere on its own) and the
+  results tables formatted for people (bps, %, signs). The page is rendered from the Jinja2
+  template ``fleet/evaluation/templates/report.html.j2`` (package data);
 * the same plots as PNG files beside it: ``clusters.png`` (dendrogram and correlation heatmap),
-  ``market_factor.png``, ``equity.png`` (per-asset equity curves against buy-and-hold),
-  ``expert_weights.png``, ``gate_weights.png`` (several experts only) and ``forced_entry.png``
-  (``--forced-entry`` runs only).
+  ``market_factor.png``, ``equity.png`` (per-asset equity against buy-and-hold),
+  ``portfolio.png`` (the equal-weight fleet portfolio and its drawdown), ``fold_metrics.png``
+  (AUC and Rank IC per fold), ``p_up_hist.png``, ``calibration.png`` (reliability plot),
+  ``expert_weights.png`` and ``gate_weights.png`` (several experts only) and
+  ``forced_entry.png`` (``--forced-entry`` runs only).
 
-Equity curves use :func:`fleet.evaluation.metrics.equity_returns` (the 1/h-tranche curve of the
-results tables). Buy-and-hold is the same curve with a signal on every bar and no cost: its
-log equity ``sum(forward_return) / h`` follows the asset's log price (an h-bar moving average of
-it), which is also the price line of the market-factor plot: the run directory holds no prices.
+Equity curves are the marked-to-market curves of the results tables
+(:func:`fleet.evaluation.metrics.mark_to_market`, :func:`~fleet.evaluation.metrics.portfolio_returns`),
+shown as simple-return equity ``exp(cumsum(P&L)) - 1``. Buy-and-hold is ``exp(cumsum(return_1)) - 1``,
+the asset's own price change over the out-of-sample rows (the predictions carry the 1-bar return of
+every row: the run directory holds no prices).
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 from dataclasses import dataclass
@@ -32,15 +37,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import PercentFormatter  # noqa: E402
 from scipy.cluster.hierarchy import dendrogram  # noqa: E402
 
 from fleet.errors import RunDirectoryError  # noqa: E402
-from fleet.evaluation.metrics import equity_returns  # noqa: E402
+from fleet.evaluation.metrics import mark_to_market, portfolio_returns, segments_of, summarise  # noqa: E402
 
 __all__ = ["REQUIRED_FILES", "RunData", "load_run", "write_report"]
 
 REQUIRED_FILES = ("manifest.json", "clusters.json", "results_per_asset.csv", "results_per_cluster.csv",
                   "results_per_fold.csv", "expert_weights.csv", "market_factor.parquet")
+PREDICTION_COLUMNS = ("timestamp", "fold", "p_up", "signal", "forward_return", "y", "return_1")
 DPI = 100
 
 
@@ -58,6 +65,7 @@ class RunData:
     factor: pd.Series
     predictions: dict[str, pd.DataFrame]
     forced_entry: pd.DataFrame | None
+    holdout: pd.DataFrame | None = None
 
     @property
     def horizon(self) -> int:
@@ -68,16 +76,39 @@ class RunData:
         return float(self.manifest["config"]["policy"]["cost_bps"])
 
     @property
+    def threshold(self) -> float:
+        return float(self.manifest["config"]["policy"]["threshold"])
+
+    @property
+    def bars_per_year(self) -> float:
+        return float(self.manifest["bars_per_year"])
+
+    @property
     def experts(self) -> list[str]:
         return list(dict.fromkeys(self.expert_weights["expert"].astype(str)))
+
+    @property
+    def fold_starts(self) -> list[pd.Timestamp]:
+        """Test-block starts of the walk-forward folds (fold boundaries on time axes)."""
+        return [pd.Timestamp(f["test_start"]) for f in self.manifest.get("folds", [])]
+
+    @property
+    def factor_fitted_until(self) -> pd.Timestamp | None:
+        """End of the last fold's training window: the market factor's loadings are in-sample before it."""
+        folds = self.manifest.get("folds", [])
+        return pd.Timestamp(folds[-1]["train_end"]) if folds else None
+
+    def pooled(self) -> pd.DataFrame:
+        """Every asset's prediction rows in one frame, with a symbol column."""
+        return pd.concat([p.assign(symbol=s) for s, p in self.predictions.items()], ignore_index=True)
 
 
 def load_run(run_dir: str | Path) -> RunData:
     """Read what the report needs from a finished run directory.
 
     Raises:
-        RunDirectoryError: the directory or one of its files is missing or unreadable (one line
-            naming the file).
+        RunDirectoryError: the directory or one of its files is missing or unreadable, or the
+            predictions lack a column the report needs (one line naming the file).
     """
     path = Path(run_dir)
     if not path.is_dir():
@@ -113,8 +144,14 @@ def load_run(run_dir: str | Path) -> RunData:
         name = f"predictions/{symbol}.parquet"
         if not (path / name).is_file():
             raise RunDirectoryError(f"fleet report: {path / name} is missing: {path} is not a complete run directory")
-        predictions[symbol] = read(name, pd.read_parquet).sort_values("timestamp").reset_index(drop=True)
+        frame = read(name, pd.read_parquet)
+        missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
+        if missing:
+            raise RunDirectoryError(f"fleet report: {path / name} has no {', '.join(missing)} column(s): written by an "
+                                    "older fleet; train the run again to report it")
+        predictions[symbol] = frame.sort_values("timestamp").reset_index(drop=True)
     forced_path = path / "forced_entry.csv"
+    holdout_path = path / "results_holdout.csv"
     return RunData(
         path=path, manifest=manifest, clusters=clusters, per_asset=per_asset,
         per_cluster=read("results_per_cluster.csv", pd.read_csv),
@@ -123,16 +160,25 @@ def load_run(run_dir: str | Path) -> RunData:
         factor=factor.set_index("timestamp")["market_factor"],
         predictions=predictions,
         forced_entry=read("forced_entry.csv", pd.read_csv) if forced_path.is_file() else None,
+        holdout=read("results_holdout.csv", pd.read_csv) if holdout_path.is_file() else None,
     )
 
 
 # ---------------------------------------------------------------------------------------------- plots
 
 
-def _price_proxy(pred: pd.DataFrame, horizon: int) -> pd.Series:
-    """Log price change from the out-of-sample forward returns: the buy-and-hold tranche curve."""
-    bh, _ = equity_returns(pred["forward_return"].to_numpy(), np.ones(len(pred)), horizon=horizon, cost_bps=0.0)
-    return pd.Series(np.cumsum(bh), index=pd.DatetimeIndex(pred["timestamp"]))
+def _asset_curves(run: RunData, p: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gross, net and buy-and-hold cumulative log P&L of one asset's rows (marked to market)."""
+    seg = segments_of(p["bar_number"].to_numpy()) if "bar_number" in p else None
+    gross, net = mark_to_market(p["return_1"].to_numpy(), p["signal"].to_numpy(), horizon=run.horizon,
+                                cost_bps=run.cost_bps, segment=seg)
+    return np.cumsum(gross), np.cumsum(net), np.cumsum(p["return_1"].to_numpy(dtype=np.float64))
+
+
+def _fold_lines(ax, run: RunData, label: bool = False) -> None:
+    for i, t in enumerate(run.fold_starts):
+        ax.axvline(t, color="k", ls=":", lw=0.7, alpha=0.6, label="fold boundary (test block starts)"
+                   if label and i == 0 else None)
 
 
 def plot_clusters(run: RunData):
@@ -192,66 +238,165 @@ def _reference_asset(run: RunData) -> tuple[str, str]:
 def plot_market_factor(run: RunData):
     ref, why = _reference_asset(run)
     pred = run.predictions[ref]
-    h = run.horizon
-    # sum_{s<=t} r_s / h telescopes to the mean log price over bars t+1..t+h (minus a constant):
-    # drawn at t + h bars it is the trailing h-bar moving average of the log price.
-    bar = pd.Timedelta(run.manifest.get("data", {}).get("bar", "0s"))
-    price = _price_proxy(pred, h)
-    price.index = price.index + h * bar
+    bar = pd.Timedelta(run.manifest.get("data", {}).get("bar", "1h"))
+    t = pd.DatetimeIndex(pred["timestamp"])
+    # The 1-bar return of row t is the move over (t, t + bar]: the log price change is drawn at t + bar.
+    price = pd.Series(np.concatenate(([0.0], np.cumsum(pred["return_1"].to_numpy(dtype=np.float64)))),
+                      index=t[:1].append(t + bar))
     factor = run.factor.dropna()
     factor.index = pd.DatetimeIndex(factor.index)
-    span = factor[(factor.index > price.index[0] - h * bar) & (factor.index <= price.index[-1])]
-    # As stored: standardised with the last training window's mean and std, so out of sample it
-    # may drift against the price (the correlation of changes below is unaffected by a drift).
-    cum = span.cumsum()
-    # Like for like: the factor summed over (t, t+h] against the asset's forward return at t.
-    fwd = factor.rolling(h).sum().shift(-h)
-    both = pd.concat([fwd, pred.set_index("timestamp")["forward_return"]], axis=1, join="inner").dropna()
-    rho = both.corr().iloc[0, 1] if len(both) > 2 else float("nan")
+    span = factor[(factor.index > price.index[0]) & (factor.index <= price.index[-1])]
+    cum = pd.concat([pd.Series([0.0], index=price.index[:1]), span.cumsum()])
+    fitted = run.factor_fitted_until
+    # Like for like, out of sample only: the factor's return over (t, t + bar] against the asset's return_1 at t.
+    both = pd.DataFrame({"f": factor.reindex(t + bar).to_numpy(), "r": pred["return_1"].to_numpy()}, index=t)
+    if fitted is not None:
+        both = both[both.index >= fitted]
+    both = both.dropna()
+    rho = float(np.corrcoef(both["f"], both["r"])[0, 1]) if len(both) > 2 else float("nan")
     fig, ax = plt.subplots(figsize=(12, 5), dpi=DPI)
+    if fitted is not None and fitted > cum.index[0]:
+        ax.axvspan(cum.index[0], min(fitted, cum.index[-1]), color="0.85", alpha=0.6, lw=0,
+                   label="in sample for the factor (loadings fitted on the last fold's training window)")
     ax.plot(cum.index, cum.to_numpy(), color="tab:blue", lw=1.2, label="cumulative market factor (left)")
     ax.set_ylabel("cumulative market factor (standardised units)", color="tab:blue")
     ax2 = ax.twinx()
-    ax2.plot(price.index, price.to_numpy(), color="tab:orange", lw=1.2,
-             label=f"{ref} log price ({h}-bar moving average, change since start; right)")
-    ax2.set_ylabel(f"{ref} log price change", color="tab:orange")
-    ax.set_title(f"Market factor against {ref} ({why})\nout-of-sample span; correlation of {h}-bar changes {rho:.2f}",
-                 fontsize=11)
-    lines = ax.get_lines() + ax2.get_lines()
-    ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2,
+    ax2.plot(price.index, price.to_numpy(), color="tab:orange", lw=1.2, label=f"{ref} log price change (right)")
+    ax2.set_ylabel(f"{ref} log price change since the first test bar", color="tab:orange")
+    _fold_lines(ax, run, label=True)
+    ax.set_title(f"Market factor against {ref} ({why})\nshaded: in sample for the factor; correlation of 1-bar "
+                 f"moves out of sample {rho:.2f}", fontsize=11)
+    handles = [h for h in ax.get_legend_handles_labels()[0]] + ax2.get_lines()
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2,
               fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig, rho
+
+
+def plot_equity(run: RunData):
+    n = len(run.predictions)
+    cols = min(4, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4 * cols, 10), 3.1 * rows + 1.4), dpi=DPI, squeeze=False,
+                             sharey=True)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for k, (ax, (symbol, p)) in enumerate(zip(axes.flat, run.predictions.items())):
+        gross, net, hold = _asset_curves(run, p)
+        t = pd.DatetimeIndex(p["timestamp"])
+        ax.plot(t, np.expm1(hold), color="grey", lw=1, label="buy and hold")
+        ax.plot(t, np.expm1(gross), color="tab:blue", lw=0.8, alpha=0.6, label="signal, gross")
+        ax.plot(t, np.expm1(net), color="tab:red", lw=1.2, label=f"signal, net of {run.cost_bps:g} bps/side")
+        ax.axhline(0, color="k", lw=0.5)
+        _fold_lines(ax, run, label=k == 0)
+        row = run.per_asset[run.per_asset["asset"].astype(str) == symbol]
+        sh = float(row["sharpe_net"].iloc[0]) if len(row) and "sharpe_net" in row else float("nan")
+        shown = f", Sharpe net {sh:+.2f}" if np.isfinite(sh) else ""
+        ax.set_title(f"{symbol}: {int(p['signal'].sum())} trades{shown}", fontsize=10)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+        ax.tick_params(axis="y", labelsize=8)
+        if k % cols == 0:
+            ax.set_ylabel("equity, simple return\nsince the first test bar")
+    axes.flat[0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"Per-asset equity, out of sample, marked to market (1/{run.horizon} tranches held "
+                 f"{run.horizon} bars; costs on turnover); one shared scale", fontsize=12)
     fig.tight_layout()
     return fig
 
 
-def _grid(n: int, cols: int = 4):
-    cols = min(cols, n)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(max(4 * cols, 10), 3.0 * rows + 1.2), dpi=DPI, squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    return fig, axes.flat
+def plot_portfolio(run: RunData, pooled: pd.DataFrame):
+    bars = portfolio_returns(pooled, pooled["signal"].to_numpy(), horizon=run.horizon, cost_bps=run.cost_bps)
+    hold = pooled.groupby("timestamp", sort=True)["return_1"].mean()
+    t = pd.DatetimeIndex(bars.index)
+    net = np.cumsum(bars["net"].to_numpy())
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(12, 6.5), dpi=DPI, sharex=True,
+                                  gridspec_kw={"height_ratios": [2.2, 1]})
+    ax.plot(t, np.expm1(np.cumsum(hold.to_numpy())), color="grey", lw=1, label="equal-weight buy and hold")
+    ax.plot(t, np.expm1(np.cumsum(bars["gross"].to_numpy())), color="tab:blue", lw=0.9, alpha=0.6,
+            label="signal, gross")
+    ax.plot(t, np.expm1(net), color="tab:red", lw=1.3, label=f"signal, net of {run.cost_bps:g} bps/side")
+    ax.axhline(0, color="k", lw=0.5)
+    _fold_lines(ax, run, label=True)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_ylabel("equity, simple return")
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(f"Fleet: equal-weight portfolio of the {len(run.predictions)} assets, out of sample, marked to market",
+                 fontsize=11)
+    dd = np.exp(net - np.maximum.accumulate(np.maximum(net, 0.0))) - 1.0
+    ax2.fill_between(t, dd, 0, color="tab:red", alpha=0.35, lw=0)
+    ax2.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax2.set_ylabel("drawdown, net")
+    _fold_lines(ax2, run)
+    ax2.tick_params(axis="x", labelrotation=20, labelsize=8)
+    fig.tight_layout()
+    return fig
 
 
-def plot_equity(run: RunData):
-    fig, axes = _grid(len(run.predictions))
-    for ax, (symbol, p) in zip(axes, run.predictions.items()):
-        r, s = p["forward_return"].to_numpy(), p["signal"].to_numpy()
-        gross, net = equity_returns(r, s, horizon=run.horizon, cost_bps=run.cost_bps)
-        t = pd.DatetimeIndex(p["timestamp"])
-        ax.plot(t, _price_proxy(p, run.horizon).to_numpy(), color="grey", lw=1, label="buy and hold")
-        ax.plot(t, np.cumsum(gross), color="tab:blue", lw=0.8, alpha=0.5, label="signal, gross")
-        ax.plot(t, np.cumsum(net), color="tab:red", lw=1.2, label=f"signal, net of {run.cost_bps:g} bps/side")
-        ax.axhline(0, color="k", lw=0.5)
-        row = run.per_asset[run.per_asset["asset"].astype(str) == symbol]
-        ir_net = float(row["ir_net"].iloc[0]) if len(row) and "ir_net" in row else float("nan")
-        ir = f", IR net {ir_net:.2f}" if np.isfinite(ir_net) else ""
-        ax.set_title(f"{symbol}: {int(s.sum())} trades{ir}", fontsize=10)
-        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-        ax.tick_params(axis="y", labelsize=8)
-    axes[0].legend(fontsize=7, loc="best")
-    fig.suptitle(f"Per-asset equity (log, out-of-sample): signal net of costs vs buy-and-hold\n"
-                 f"(1/{run.horizon} tranches held {run.horizon} bars)", fontsize=12)
+def plot_fold_metrics(run: RunData):
+    f = run.per_fold
+    pooled = f[f["asset"].astype(str) == "ALL"].sort_values("fold")
+    each = f[f["asset"].astype(str) != "ALL"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), dpi=DPI)
+    for ax, col, ref, label in ((axes[0], "auc", 0.5, "ROC AUC of p_up"), (axes[1], "rank_ic", 0.0, "Rank IC")):
+        x = pooled["fold"].to_numpy()
+        ax.bar(x, pooled[col].to_numpy(dtype=float) - ref, 0.6, bottom=ref, color="tab:blue", alpha=0.7,
+               label="all assets pooled")
+        ax.scatter(each["fold"].to_numpy() + np.random.default_rng(0).uniform(-0.2, 0.2, len(each)),
+                   each[col].to_numpy(dtype=float), s=14, color="k", alpha=0.6, label="one asset", zorder=3)
+        ax.axhline(ref, color="k", lw=0.8)
+        ax.set_xticks(x, [f"fold {int(k)}" for k in x])
+        ax.set_ylabel(label)
+        ax.set_title(f"{label} per walk-forward fold (out of sample)", fontsize=10)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_p_up_hist(run: RunData, pooled: pd.DataFrame):
+    fig, ax = plt.subplots(figsize=(10, 4.2), dpi=DPI)
+    p = pooled["p_up"].to_numpy(dtype=float)
+    lo, hi = float(np.quantile(p, 0.001)), float(np.quantile(p, 0.999))
+    lo, hi = min(lo, run.threshold - 0.01), max(hi, run.threshold + 0.01)
+    bins = np.linspace(lo, hi, 60)
+    for k, g in pooled.groupby("fold", sort=True):
+        ax.hist(g["p_up"].to_numpy(dtype=float), bins=bins, histtype="step", lw=1.4, label=f"fold {int(k)}")
+    ax.axvline(run.threshold, color="tab:red", ls="--", lw=1.2,
+               label=f"threshold {run.threshold:g}: {np.mean(p > run.threshold):.1%} of bars above")
+    ax.set_xlabel("p_up (predicted probability that the forward return is > 0)")
+    ax.set_ylabel("bars")
+    ax.set_title(f"Distribution of p_up, out of sample ({len(p):,} bars, all assets)", fontsize=11)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_calibration(run: RunData, pooled: pd.DataFrame):
+    from sklearn.calibration import calibration_curve
+
+    fig, ax = plt.subplots(figsize=(7.5, 6), dpi=DPI)
+    y, p = pooled["y"].to_numpy(dtype=int), pooled["p_up"].to_numpy(dtype=float)
+    points = [np.array([y.mean()]), np.quantile(p, [0.01, 0.99])]
+    if len(np.unique(y)) == 2:
+        frac, mean_p = calibration_curve(y, p, n_bins=10, strategy="quantile")
+        ax.plot(mean_p, frac, "o-", color="tab:red", lw=1.6, label="all folds (10 quantile bins)", zorder=3)
+        points += [frac, mean_p]
+        for k, g in pooled.groupby("fold", sort=True):
+            gy = g["y"].to_numpy(dtype=int)
+            if len(np.unique(gy)) == 2 and len(g) >= 50:
+                fr, mp = calibration_curve(gy, g["p_up"].to_numpy(dtype=float), n_bins=5, strategy="quantile")
+                ax.plot(mp, fr, ".-", lw=0.8, alpha=0.6, label=f"fold {int(k)} (5 bins)")
+                points += [fr, mp]
+    allp = np.concatenate(points)
+    lo, hi = float(allp.min()) - 0.02, float(allp.max()) + 0.02
+    ax.plot([lo, hi], [lo, hi], color="k", ls="--", lw=0.8, label="perfectly calibrated")
+    ax.axhline(y.mean(), color="grey", lw=0.8, ls=":", label=f"base rate of up bars {y.mean():.3f}")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("mean p_up in the bin")
+    ax.set_ylabel("share of up bars (y = 1) in the bin")
+    ax.set_title("Reliability of p_up, out of sample\n(sklearn.calibration.calibration_curve)", fontsize=11)
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
 
@@ -307,15 +452,16 @@ def plot_forced_entry(run: RunData):
     f = run.forced_entry
     x = np.arange(len(f))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(10, 0.9 * len(f) + 4), 4.5), dpi=DPI)
-    for ax, col, label in ((ax1, "mean_return", "mean forward log return per trade"),
-                           (ax2, "win_rate", "win rate (forward return > 0)")):
+    for ax, col, label, scale in ((ax1, "mean_return", "mean forward log return per trade (bps)", 1e4),
+                                  (ax2, "win_rate", "win rate (forward return > 0)", 1.0)):
         for i, (kind, colour) in enumerate((("natural", "tab:blue"), ("forced", "tab:orange"))):
-            ax.bar(x + (i - 0.5) * 0.4, f[f"{kind}_{col}"].to_numpy(dtype=float), 0.4, color=colour,
+            ax.bar(x + (i - 0.5) * 0.4, f[f"{kind}_{col}"].to_numpy(dtype=float) * scale, 0.4, color=colour,
                    label=f"{kind} ({int(f[f'{kind}_trades'].sum())} trades)")
         ax.set_xticks(x, f["asset"].astype(str), rotation=45, ha="right")
         ax.set_ylabel(label)
         ax.axhline(0.5 if col == "win_rate" else 0.0, color="k", lw=0.6)
         ax.legend(fontsize=8)
+    ax2.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax1.set_title("Natural vs forced entries: mean return")
     ax2.set_title("Natural vs forced entries: win rate")
     fig.tight_layout()
@@ -324,9 +470,48 @@ def plot_forced_entry(run: RunData):
 
 # ----------------------------------------------------------------------------------------------- page
 
+_RATIO = {"precision", "recall", "auc", "natural_win_rate", "forced_win_rate"}
+_SIGNED = {"ic", "rank_ic", "icir", "sharpe", "sharpe_net"}
+_PCT = {"ann_return", "ann_return_net"}
+_BPS = {"expectancy", "natural_mean_return", "forced_mean_return", "delta"}
+_INT = {"trades", "n", "folds", "days", "forced_days", "natural_trades", "forced_trades", "fold", "cluster"}
 
-def _table(df: pd.DataFrame) -> str:
-    return df.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="", border=0, classes="t")
+
+def _cell(column: str, value) -> tuple[str, str]:
+    """(text, css class) of one table cell: bps, %, signs; classes pos / neg colour the signed figures."""
+    if isinstance(value, (bool, np.bool_)):
+        return ("●" if value else "", "mark")
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return ("", "text") if column in ("advice", "assets") else ("–", "na")
+    if isinstance(value, str):
+        return (value, "text")
+    v = float(value)
+    tone = "pos" if v > 0 else "neg" if v < 0 else ""
+    if column in _INT:
+        return (f"{int(v):,}", "")
+    if column in _BPS:
+        return (f"{v * 1e4:+.1f} bps", tone)
+    if column in _PCT:
+        return (f"{v:+.1%}", tone)
+    if column in ("max_dd", "max_dd_net"):
+        return (f"{-v:.1%}" if v > 0 else "0.0%", "neg" if v > 0 else "")
+    if column == "exposure":
+        return (f"{v:.0%}", "")
+    if column in _SIGNED:
+        return (f"{v:+.2f}" if column in ("icir", "sharpe", "sharpe_net") else f"{v:+.3f}", tone)
+    if column in _RATIO:
+        return (f"{v:.3f}" if column in ("auc", "precision", "recall") else f"{v:.1%}", "")
+    return (f"{v:.4g}", "")
+
+
+def _table(df: pd.DataFrame, columns: list[str] | None = None, highlight: str | None = None) -> dict:
+    """A table for the template: header names and rows of (text, css class) cells."""
+    cols = [c for c in (columns or list(df.columns)) if c in df.columns]
+    rows = []
+    for rec in df[cols].to_dict("records"):
+        rows.append({"cells": [_cell(c, rec[c]) for c in cols],
+                     "highlight": highlight is not None and str(rec.get(highlight, "")) == "ALL"})
+    return {"columns": cols, "rows": rows}
 
 
 def _png(fig, path: Path) -> str:
@@ -336,6 +521,65 @@ def _png(fig, path: Path) -> str:
     data = buf.getvalue()
     path.write_bytes(data)
     return base64.b64encode(data).decode("ascii")
+
+
+def _span(values) -> str:
+    ts = pd.DatetimeIndex([pd.Timestamp(v) for v in values])
+    return f"{ts.min():%Y-%m-%d %H:%M} – {ts.max():%Y-%m-%d %H:%M} UTC" if len(ts) else "–"
+
+
+def headline(run: RunData, pooled: pd.DataFrame) -> dict:
+    """The figures of the page's headline block (fleet = equal-weight portfolio of every asset)."""
+    cfg = run.manifest["config"]
+    fleet = summarise(pooled, [], threshold=run.threshold, cost_bps=run.cost_bps, horizon=run.horizon,
+                      bars_per_year=run.bars_per_year).iloc[0]
+    pa = run.per_asset.dropna(subset=["sharpe_net"]).sort_values("sharpe_net", ascending=False)
+    expectancy = run.per_asset["expectancy"]
+    traded = expectancy.notna()
+    best = [f"{r.asset} ({r.sharpe_net:+.2f})" for r in pa.head(3).itertuples()]
+    worst = [f"{r.asset} ({r.sharpe_net:+.2f})" for r in pa.tail(3).iloc[::-1].itertuples()]
+    data = run.manifest.get("data", {})
+    experts = run.experts
+    out = {
+        "run": run.path.name,
+        "data_span": _span([*data.get("first", {}).values(), *data.get("last", {}).values()]),
+        "oos_span": _span([t for p in run.predictions.values() for t in (p["timestamp"].min(), p["timestamp"].max())]),
+        "source": data.get("source", ""),
+        "strategy": str(cfg.get("strategy")),
+        "experts": ", ".join(experts) + (f" (gate {cfg['model']['moe']['gate']})" if len(experts) > 1 else ""),
+        "assets": len(run.predictions),
+        "folds": len(run.manifest.get("folds", [])),
+        "auc": _cell("auc", fleet["auc"])[0],
+        "rank_ic": _cell("rank_ic", fleet["rank_ic"]),
+        "sharpe_net": _cell("sharpe_net", fleet["sharpe_net"]),
+        "sharpe": _cell("sharpe", fleet["sharpe"]),
+        "ann_return_net": _cell("ann_return_net", fleet["ann_return_net"]),
+        "max_dd_net": _cell("max_dd_net", fleet["max_dd_net"]),
+        "positive": f"{int((expectancy[traded] > 0).sum())} of {int(traded.sum())}",
+        "positive_share": f"{(expectancy[traded] > 0).mean():.0%}" if traded.any() else "–",
+        "best": ", ".join(best) or "–",
+        "worst": ", ".join(worst) or "–",
+        "cost_bps": f"{run.cost_bps:g}",
+        "horizon": run.horizon,
+        "threshold": f"{run.threshold:g}",
+        "forced_entry": bool(cfg["policy"].get("forced_entry")),
+        "holdout": None,
+    }
+    if run.holdout is not None and len(run.holdout):
+        row = run.holdout[run.holdout["asset"].astype(str) == "ALL"]
+        if len(row):
+            r = row.iloc[0]
+            out["holdout"] = {"days": f"{cfg['validation']['holdout_days']:g}", "auc": _cell("auc", r["auc"])[0],
+                              "sharpe_net": _cell("sharpe_net", r["sharpe_net"]), "n": f"{int(r['n']):,}"}
+    return out
+
+
+def _environment():
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    return Environment(loader=PackageLoader("fleet.evaluation", "templates"),
+                       autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined,
+                       trim_blocks=True, lstrip_blocks=True)
 
 
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
@@ -355,93 +599,87 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     out = Path(out_dir) if out_dir is not None else run.path / "report"
     out.mkdir(parents=True, exist_ok=True)
     cfg = run.manifest["config"]
-    esc = html.escape
-    sections: list[str] = []
+    pooled = run.pooled()
+    figures: dict[str, dict] = {}
 
-    def figure(name: str, fig, caption: str) -> str:
-        b64 = _png(fig, out / name)
-        return (f'<figure><img src="data:image/png;base64,{b64}" alt="{esc(name)}" data-file="{esc(name)}">'
-                f'<figcaption>{caption} <a href="{esc(name)}">{esc(name)}</a></figcaption></figure>')
+    def figure(name: str, fig, caption: str) -> dict:
+        figures[name] = {"name": name, "b64": _png(fig, out / name), "caption": caption}
+        return figures[name]
 
     ref, why = _reference_asset(run)
-    sections.append("<h2>Clusters</h2>" + figure(
-        "clusters.png", plot_clusters(run),
-        f"Ward dendrogram on 1 - |corr| of log returns and the correlation matrix, fitted on the last fold's "
-        f"training window ({esc(str(run.clusters.get('fitted_on', '')))}). Labels: symbol (cluster id). "
-        f"Dominant cluster c{run.clusters['dominant_cluster']}: {esc(str(run.clusters.get('dominant_reason', '')))}."))
-    sections.append("<h2>Market factor</h2>" + figure(
-        "market_factor.png", plot_market_factor(run),
-        f"Cumulative market factor ({esc(str(run.clusters.get('factor_method', '')))}, the last fold's loadings) "
-        f"against {esc(ref)} ({esc(why)}). The price line is the log price change over the out-of-sample span, "
-        f"read from the predictions' forward returns (cumulative forward return / h, an h-bar moving average "
-        f"of the log price, drawn h bars later): the run directory holds no prices. The factor is standardised with the "
-        f"last training window's mean and std, so its cumulative sum may drift away from the price while the "
-        f"changes agree; the title gives the correlation of h-bar changes."))
-    sections.append("<h2>Equity curves</h2>" + figure(
-        "equity.png", plot_equity(run),
-        f"Per asset, out-of-sample: log equity of the signal (every signalled bar opens a 1/h tranche held "
-        f"h = {run.horizon} bars, as in the results tables), gross and net of {run.cost_bps:g} bps per side, "
-        f"against buy-and-hold (the same curve long on every bar, no cost)."))
-    if len(run.experts) > 1:
-        sections.append("<h2>Experts</h2>" + figure(
-            "expert_weights.png", plot_expert_weights(run),
-            "Mean gate weight of each expert over the out-of-sample rows, for the fleet and per cluster "
-            "(expert_weights.csv; each group sums to 1).")
-            + figure("gate_weights.png", plot_gate_weights(run),
-                     f"Gate weights over time for {', '.join(map(esc, _gate_assets(run)))}: stacked rolling mean "
-                     "of w_&lt;expert&gt; (about a week of bars); bars where top-k leaves an expert out count as 0. "
-                     "Active experts = experts with a weight &gt; 0 on a bar."))
+    figure("clusters.png", plot_clusters(run),
+           f"Ward dendrogram on 1 - |corr| of log returns and the correlation matrix, fitted on the last fold's "
+           f"training window ({run.clusters.get('fitted_on', '')}). Labels: symbol (cluster id). Dominant cluster "
+           f"c{run.clusters['dominant_cluster']}: {run.clusters.get('dominant_reason', '')}. Earlier folds have their "
+           "own clustering (clusters.json, 'folds'); the per-cluster table groups each fold's rows by it.")
+    fig, rho = plot_market_factor(run)
+    figure("market_factor.png", fig,
+           f"Cumulative market factor ({run.clusters.get('factor_method', '')}, the last fold's loadings) against "
+           f"{ref}'s log price ({why}), read from the predictions' 1-bar returns. The factor's loadings and scaling "
+           "come from the last fold's training window, so over the shaded part (earlier folds' test blocks) it is in "
+           "sample; only the unshaded part is out of sample. Correlation of 1-bar moves there: "
+           f"{rho:.2f}. Dotted lines: fold boundaries.")
+    figure("equity.png", plot_equity(run),
+           f"Per asset, out of sample: simple-return equity of the signal, marked to market (every signal opens a "
+           f"1/h tranche held h = {run.horizon} bars; the bar's P&L is exposure × the bar's return; costs of "
+           f"{run.cost_bps:g} bps per side on each change of exposure), gross and net, against buy-and-hold. One "
+           "shared y scale; dotted lines: fold boundaries.")
+    figure("portfolio.png", plot_portfolio(run, pooled),
+           "The fleet: equal-weight portfolio of all assets (per bar, the mean P&L of the assets with a prediction), "
+           "net and gross of costs, against equal-weight buy-and-hold; below, the drawdown of the net curve from its "
+           "running peak.")
+    figure("fold_metrics.png", plot_fold_metrics(run),
+           "ROC AUC and Rank IC per walk-forward fold (results_per_fold.csv): bars for all assets pooled, dots for "
+           "single assets. Stable edges show in every fold; one good fold is not an edge.")
+    figure("p_up_hist.png", plot_p_up_hist(run, pooled),
+           f"Distribution of p_up per fold; the dashed line is the threshold ({run.threshold:g}) above which the "
+           "policy goes long.")
+    figure("calibration.png", plot_calibration(run, pooled),
+           "Reliability plot: bars binned by p_up (quantile bins), share of up bars against mean p_up. On the "
+           "diagonal p_up is a probability one can size with; flatter than the diagonal: overconfident.")
+    mixture = len(run.experts) > 1
+    active_table = None
+    if mixture:
+        figure("expert_weights.png", plot_expert_weights(run),
+               "Mean gate weight of each expert over the out-of-sample rows, for the fleet and per cluster "
+               "(expert_weights.csv; each group sums to 1).")
+        figure("gate_weights.png", plot_gate_weights(run),
+               f"Gate weights over time for {', '.join(_gate_assets(run))}: stacked rolling mean of w_<expert> "
+               "(about a week of bars); bars where top-k leaves an expert out count as 0. Active experts = experts "
+               "with a weight > 0 on a bar.")
         cols = [f"w_{e}" for e in run.experts]
         active = pd.DataFrame({s: (p[cols] > 0).mean().set_axis(run.experts) for s, p in run.predictions.items()}).T
-        active.insert(0, "mean_active", [(p[cols] > 0).sum(axis=1).mean() for p in run.predictions.values()])
-        sections.append("<p>Share of bars on which each expert is active (weight &gt; 0), per asset:</p>"
-                        + _table(active.rename_axis("asset").reset_index()))
-    else:
-        sections.append(f"<h2>Experts</h2><p>This run trained a single expert ({esc(run.experts[0])}): its weight "
-                        "is 1 on every bar, so there is no expert weight distribution and no gate to plot "
-                        "(train with <code>--experts a,b,...</code> for a mixture).</p>")
+        active = active.map(lambda v: f"{v:.0%}")
+        active.insert(0, "mean_active", [f"{(p[cols] > 0).sum(axis=1).mean():.2f}" for p in run.predictions.values()])
+        active_table = _table(active.rename_axis("asset").reset_index())
+    forced = None
     if run.forced_entry is not None:
         advice = run.forced_entry[run.forced_entry["advice"].fillna("") != ""]["asset"].astype(str).tolist()
-        note = (f"<p><b>Advice:</b> forced trades' mean return is worse than the natural ones' by more than 0.005 "
-                f"for {esc(', '.join(advice))}: consider <code>--no-forced-entry</code>.</p>" if advice else
-                "<p>No asset's forced trades are worse than its natural ones by more than 0.005.</p>")
-        sections.append("<h2>Forced daily entry</h2>" + figure(
-            "forced_entry.png", plot_forced_entry(run),
-            "Natural trades (p_up above the threshold) against forced ones (a quiet UTC day's highest p_up), "
-            "per asset, from forced_entry.csv.") + note + _table(run.forced_entry))
-    else:
-        sections.append("<h2>Forced daily entry</h2><p>Forced daily entry was off in this run "
-                        "(<code>--forced-entry</code> to compare natural and forced trades).</p>")
-    sections.append("<h2>Results per cluster</h2>" + _table(run.per_cluster))
-    sections.append("<h2>Results per asset</h2>" + _table(run.per_asset))
-    sections.append("<h2>Results per fold</h2>" + _table(run.per_fold))
-
-    m = run.manifest
-    head = (f"strategy {esc(str(cfg.get('strategy')))}; experts {esc(', '.join(run.experts))}"
-            f"{'; gate ' + esc(str(cfg['model']['moe']['gate'])) if len(run.experts) > 1 else ''}; "
-            f"horizon {run.horizon} bars; threshold {cfg['policy']['threshold']}; cost {run.cost_bps:g} bps per side; "
-            f"forced entry {'on' if cfg['policy']['forced_entry'] else 'off'}; "
-            f"{m['bars_per_year']:g} bars per year; {len(run.predictions)} assets; "
-            f"{len(m.get('folds', []))} folds; started {esc(str(m.get('started', '')))}")
-    command = esc(" ".join(map(str, m.get("command") or [])))
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>fleet report: {esc(run.path.name)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; max-width: 1400px; }}
-figure {{ margin: 1em 0; }} img {{ max-width: 100%; border: 1px solid #ddd; }}
-figcaption {{ font-size: 0.9em; color: #444; max-width: 1100px; }}
-table.t {{ border-collapse: collapse; font-size: 0.8em; margin: 0.5em 0 1.5em; }}
-table.t th, table.t td {{ border: 1px solid #ccc; padding: 2px 6px; text-align: right; }}
-code {{ background: #f4f4f4; }}
-</style></head><body>
-<h1>fleet report: {esc(run.path.name)}</h1>
-<p>{head}</p>
-<p><code>{command}</code></p>
-<p>All numbers are out-of-sample (pooled over the walk-forward folds' test blocks); column meanings in the README
-("How validation works").</p>
-{chr(10).join(sections)}
-</body></html>
-"""
+        cutoff = cfg["policy"].get("forced_entry_cutoff") or "the day's last bar"
+        figure("forced_entry.png", plot_forced_entry(run),
+               f"Natural trades (p_up above the threshold) against forced ones (a day with no natural signal up to "
+               f"the cut-off bar, {cutoff} UTC, is entered at that bar), per asset, from forced_entry.csv.")
+        forced = {"advice": advice, "table": _table(run.forced_entry)}
+    metric_cols = ["precision", "recall", "auc", "expectancy", "ic", "rank_ic", "icir", "sharpe_net", "sharpe",
+                   "ann_return_net", "max_dd_net", "exposure", "trades", "folds", "n"]
+    page = _environment().get_template("report.html.j2").render(
+        title=f"fleet report: {run.path.name}",
+        head=headline(run, pooled),
+        figures=figures,
+        mixture=mixture,
+        single_expert=run.experts[0],
+        active_table=active_table,
+        forced=forced,
+        per_cluster=_table(run.per_cluster, ["cluster", "dominant", "assets", *metric_cols]),
+        per_asset=_table(run.per_asset.sort_values("sharpe_net", ascending=False, na_position="last"),
+                         ["asset", "cluster", *metric_cols]),
+        per_fold=_table(run.per_fold, ["fold", "asset", *metric_cols], highlight="asset"),
+        holdout=_table(run.holdout, ["asset", *metric_cols], highlight="asset") if run.holdout is not None else None,
+        command=" ".join(map(str, run.manifest.get("command") or [])),
+        started=str(run.manifest.get("started", "")),
+        bars_per_year=f"{run.bars_per_year:g}",
+        gate=(cfg["model"]["moe"]["gate"] if mixture else ""),
+    )
     target = out / "report.html"
     target.write_text(page, encoding="utf-8")
     return target

@@ -44,6 +44,9 @@ from fleet.training.unit import TrainingUnit, UnitFailure, UnitResult, train_uni
 
 Echo = Callable[[str], None]
 
+# Results tables keep 15 significant digits: a figure can be recomputed from predictions/ and compared
+# to ~1e-12 (the other CSVs keep 6).
+RESULTS_FORMAT = "%.15g"
 METRIC_COLUMNS = ["precision", "recall", "auc", "expectancy", "trades", "folds", *RANK_COLUMNS, *TRADING_COLUMNS]
 
 
@@ -81,6 +84,7 @@ class RunSummary:
     expert_auc: pd.DataFrame | None = None
     expert_weights: pd.DataFrame | None = None
     report: Path | None = None
+    holdout: pd.DataFrame | None = None
 
 
 def required_bars(config: FleetConfig) -> int:
@@ -205,22 +209,37 @@ def results_tables(predictions: pd.DataFrame, cluster_of: dict[str, int], domina
     """Per-asset and per-cluster out-of-sample metrics (:func:`fleet.evaluation.metrics.summarise`).
 
     Args:
-        predictions: all units' test predictions (timestamp, symbol, fold, p_up, signal, forward_return, y);
-            ``signal`` is the signal after the trading policy.
-        cluster_of: symbol -> cluster of the final fold's clustering (the deployed grouping).
-        dominant: id of the dominant cluster.
-        bars_per_year: for annualising; None leaves ann_return / ir NaN.
+        predictions: all units' test predictions (timestamp, symbol, fold, p_up, signal, forward_return,
+            return_1, y, and cluster: the asset's cluster in *its own fold's* clustering); ``signal`` is the
+            signal after the trading policy.
+        cluster_of: symbol -> cluster of the final fold's clustering (the deployed grouping): the per-asset
+            table's ``cluster`` column, and the rows' cluster when ``predictions`` has no cluster column.
+        dominant: id of the dominant cluster (0: canonical ids make the dominant cluster 0 in every fold).
+        bars_per_year: for annualising; None leaves sharpe / ann_return NaN.
+
+    Returns:
+        (per_asset, per_cluster). A per-cluster row pools every fold's rows labelled with that cluster id
+        in that fold; ``assets`` lists its members, ``SYM(k/n)`` when an asset was in it in k of the n folds
+        the cluster's rows come from.
     """
     kw = dict(threshold=config.policy.threshold, cost_bps=config.policy.cost_bps, horizon=config.labels.horizon,
               bars_per_year=bars_per_year)
-    preds = predictions.assign(cluster=predictions["symbol"].map(cluster_of))
+    preds = predictions
+    if "cluster" not in preds:
+        preds = preds.assign(cluster=preds["symbol"].map(cluster_of))
     per_asset = summarise(preds, "symbol", **kw).rename(columns={"symbol": "asset"})
     per_asset.insert(1, "cluster", per_asset["asset"].map(cluster_of))
     per_asset = per_asset[["asset", "cluster", *METRIC_COLUMNS, "n"]]
     per_cluster = summarise(preds, "cluster", **kw)
-    members = preds.groupby("cluster")["symbol"].unique()
+
+    def members(c) -> str:
+        rows = preds[preds["cluster"] == c]
+        n = rows["fold"].nunique()
+        k = rows.groupby("symbol")["fold"].nunique()
+        return " ".join(s if k[s] == n else f"{s}({k[s]}/{n})" for s in sorted(k.index))
+
     per_cluster.insert(1, "dominant", per_cluster["cluster"] == dominant)
-    per_cluster.insert(2, "assets", per_cluster["cluster"].map(lambda c: " ".join(sorted(members[c]))))
+    per_cluster.insert(2, "assets", per_cluster["cluster"].map(members))
     per_cluster = per_cluster[["cluster", "dominant", "assets", *METRIC_COLUMNS, "n"]]
     return per_asset, per_cluster
 
@@ -235,7 +254,8 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
 
 def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
                   experts: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Expert telemetry over all out-of-sample rows.
+    """Expert telemetry over all out-of-sample rows (clusters: the rows' own fold's clustering when
+    ``predictions`` has a cluster column, else ``cluster_of``).
 
     Returns:
         (expert_auc, expert_weights): long tables with columns ``level`` ("fleet" | "cluster" |
@@ -243,7 +263,9 @@ def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
         ``p_<expert>`` column, and ``ensemble`` from ``p_up``) or ``mean_weight`` (mean gate weight,
         ``w_<expert>``; rows of one group sum to 1), plus ``n`` rows.
     """
-    preds = predictions.assign(cluster=predictions["symbol"].map(cluster_of))
+    preds = predictions
+    if "cluster" not in preds:
+        preds = preds.assign(cluster=preds["symbol"].map(cluster_of))
     auc_rows, w_rows = [], []
     groups = [("fleet", "all", preds)]
     groups += [("cluster", str(c), g) for c, g in preds.groupby("cluster", sort=True)]
@@ -262,7 +284,8 @@ def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
 
 def fold_table(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year: float | None = None) -> pd.DataFrame:
     """Per-fold metrics: one row per (fold, asset), plus one ``asset = "ALL"`` row per fold (the
-    equal-weight portfolio of every asset in that fold's test block). ``icir`` is NaN here (one fold)."""
+    equal-weight portfolio of every asset in that fold's test block). ``icir`` is NaN here (one fold).
+    Each fold's curve starts flat and closes what is open at the fold's end."""
     kw = dict(threshold=config.policy.threshold, cost_bps=config.policy.cost_bps, horizon=config.labels.horizon,
               bars_per_year=bars_per_year)
     each = summarise(predictions, ["fold", "symbol"], **kw).rename(columns={"symbol": "asset"})
@@ -272,6 +295,73 @@ def fold_table(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year:
     out["_all"] = out["asset"] != "ALL"
     out = out.sort_values(["fold", "_all", "asset"], kind="stable").drop(columns="_all").reset_index(drop=True)
     return out[["fold", "asset", *[c for c in METRIC_COLUMNS if c != "folds"], "n"]]
+
+
+def holdout_table(predictions: pd.DataFrame, config: FleetConfig, *,
+                  bars_per_year: float | None = None) -> pd.DataFrame:
+    """Hold-out metrics: one row per asset plus an ``asset = "ALL"`` row first (the equal-weight
+    portfolio of all assets), the same columns as ``results_per_asset.csv`` less cluster and folds."""
+    kw = dict(threshold=config.policy.threshold, cost_bps=config.policy.cost_bps, horizon=config.labels.horizon,
+              bars_per_year=bars_per_year)
+    each = summarise(predictions, "symbol", **kw).rename(columns={"symbol": "asset"})
+    pooled = summarise(predictions, [], **kw)
+    pooled.insert(0, "asset", "ALL")
+    out = pd.concat([pooled, each], ignore_index=True)
+    return out[["asset", *[c for c in METRIC_COLUMNS if c != "folds"], "n"]]
+
+
+def predict_holdout(results: list[UnitResult], panel: Panel, final: FoldMarket, *, timeline_end: pd.Timestamp,
+                    config: FleetConfig) -> pd.DataFrame:
+    """The last fold's models predict the hold-out: every bar after ``timeline_end`` whose label
+    (h bars ahead, on the asset's own bars) is in the data.
+
+    Features are computed on the asset's whole history (they are causal); the models, the FFD order,
+    the scaling and the market-factor loadings were all fitted on the last fold's training window, which
+    ends before the last test block, itself before the hold-out: nothing fitted has seen a hold-out bar.
+
+    Returns:
+        Rows in the layout of the walk-forward predictions (timestamp, symbol, fold = the last fold's index,
+        p_up, signal = p_up > threshold, y, forward_return, return_1, bar_number, cluster, and per expert
+        p_<expert>, w_<expert>); empty when the hold-out holds no labelled bar.
+    """
+    from fleet.features.labels import binary_label, forward_log_return
+    from fleet.training.unit import bar_columns
+
+    h = config.labels.horizon
+    names = config.model.active_experts()
+    parts = []
+    for r in results:
+        if r.model is None:
+            continue
+        for symbol in sorted(r.model.preprocessors):
+            frame = panel.frames[symbol]
+            fwd = forward_log_return(frame["close"], h)
+            X = r.model.design_matrix(symbol, frame, final.factor)
+            ok = (X.notna().all(axis=1) & fwd.notna() & (frame.index > timeline_end)).to_numpy()
+            if not ok.any():
+                continue
+            Xh = X.loc[ok]
+            est = r.model.estimator
+            if hasattr(est, "predict_details"):
+                p_up, expert_p, weights = est.predict_details(Xh)
+            else:
+                p_up = est.predict_proba(Xh)[:, 1]
+                expert_p, weights = p_up[:, None], np.ones((len(p_up), 1))
+            rows = pd.DataFrame({"timestamp": frame.index[ok], "symbol": symbol, "fold": r.fold, "p_up": p_up})
+            rows["signal"] = (p_up > config.policy.threshold).astype(np.int8)
+            rows["y"] = binary_label(fwd[ok]).to_numpy().astype(np.int64)
+            rows["forward_return"] = fwd[ok].to_numpy()
+            rows["return_1"], rows["bar_number"] = bar_columns(rows, panel.frames)
+            rows["cluster"] = int(final.clusters.cluster_map[symbol])
+            for j, name in enumerate(names):
+                rows[f"p_{name}"] = expert_p[:, j]
+                rows[f"w_{name}"] = weights[:, j]
+            parts.append(rows)
+    if not parts:
+        return pd.DataFrame(columns=["timestamp", "symbol", "fold", "p_up", "signal", "y", "forward_return",
+                                     "return_1", "bar_number", "cluster"])
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
 
 
 def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None = None,
@@ -473,8 +563,8 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
         results = [*loaded.values(), *done]
         rundir.delete("failures.json")
         summary = _finish(config, rundir, panel=panel, registry=registry, source=source, notes=notes, folds=folds,
-                          markets=markets, results=results, n_units=len(units), backend_desc=backend_desc,
-                          started=started, t0=t0, argv=argv, data_files=data_files,
+                          markets=markets, results=results, timeline_end=timeline_end, n_units=len(units),
+                          backend_desc=backend_desc, started=started, t0=t0, argv=argv, data_files=data_files,
                           training={"trained": [r.unit_id for r in done], "loaded": sorted(loaded),
                                     "backend_seconds": round(train_seconds, 3),
                                     "backend_started_unix": t_train_unix},
@@ -493,16 +583,17 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
 
 def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry: AssetRegistry, source: str,
             notes: list[str], folds: list[Fold], markets: list[FoldMarket], results: list[UnitResult],
-            n_units: int, backend_desc: str, started: pd.Timestamp, t0: float, argv: list[str] | None,
-            data_files: dict[str, str], training: dict, echo: Echo) -> RunSummary:
+            timeline_end: pd.Timestamp, n_units: int, backend_desc: str, started: pd.Timestamp, t0: float,
+            argv: list[str] | None, data_files: dict[str, str], training: dict, echo: Echo) -> RunSummary:
     """Tables, predictions, models and manifest from every unit's result; renames the run into place."""
     final = markets[-1]
     results.sort(key=lambda r: (r.fold, r.group))
 
     predictions = pd.concat([r.predictions for r in results], ignore_index=True)
     # The policy needs whole UTC days per asset, which may straddle units and folds: applied here.
-    predictions = apply_policy(predictions, threshold=config.policy.threshold,
-                               forced_entry=config.policy.forced_entry)
+    policy = dict(threshold=config.policy.threshold, forced_entry=config.policy.forced_entry,
+                  cutoff=config.policy.forced_entry_cutoff, bar=panel.bar)
+    predictions = apply_policy(predictions, **policy)
     if config.evaluation.bars_per_year is not None:
         bars_per_year = float(config.evaluation.bars_per_year)
         echo(f"Annualising with {bars_per_year:g} bars per year (--bars-per-year)")
@@ -513,27 +604,45 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
                                             final.clusters.dominant_cluster, config, bars_per_year=bars_per_year)
     per_fold = fold_table(predictions, config, bars_per_year=bars_per_year)
     forced = forced_entry_report(predictions) if config.policy.forced_entry else None
+    holdout = holdout_rows = None
+    if config.validation.holdout_days > 0:
+        holdout_rows = predict_holdout(results, panel, final, timeline_end=timeline_end, config=config)
+        if len(holdout_rows):
+            holdout_rows = apply_policy(holdout_rows, **policy)
+            holdout = holdout_table(holdout_rows, config, bars_per_year=bars_per_year)
+            echo(f"Hold-out: {len(holdout_rows)} rows after {timeline_end:%Y-%m-%d %H:%M} predicted by the last "
+                 f"fold's models -> results_holdout.csv, holdout_predictions/")
+        else:
+            notes.append(f"the hold-out ({config.validation.holdout_days:g} days) has no bar with a complete "
+                         f"{config.labels.horizon}-bar label: no hold-out results")
+            echo("  " + notes[-1])
     if forced is not None and panel.bar >= pd.Timedelta(days=1):
         notes.append(f"forced entry on {panel.bar} bars: every day without a natural signal is forced, "
                      "so the policy is close to always long")
         echo("  " + notes[-1])
     skipped = sorted({f for r in results for f in r.skipped_features})
-    rundir.write_csv("results_per_asset.csv", per_asset)
-    rundir.write_csv("results_per_cluster.csv", per_cluster)
-    rundir.write_csv("results_per_fold.csv", per_fold)
+    rundir.write_csv("results_per_asset.csv", per_asset, float_format=RESULTS_FORMAT)
+    rundir.write_csv("results_per_cluster.csv", per_cluster, float_format=RESULTS_FORMAT)
+    rundir.write_csv("results_per_fold.csv", per_fold, float_format=RESULTS_FORMAT)
     if forced is not None:
         rundir.write_csv("forced_entry.csv", forced)
+    if holdout is not None:
+        rundir.write_csv("results_holdout.csv", holdout, float_format=RESULTS_FORMAT)
     experts = config.model.active_experts()
     expert_auc, expert_weights = expert_tables(predictions, final.clusters.cluster_map, experts)
     rundir.write_csv("expert_auc.csv", expert_auc)
     rundir.write_csv("expert_weights.csv", expert_weights)
     # With several experts the files also hold each expert's P(up) and gate weight per row.
     expert_cols = [f"{k}_{e}" for e in experts for k in ("p", "w")] if len(experts) > 1 else []
+    columns = ["timestamp", "fold", "p_up", "signal", "forward_return", "y", "forced_entry", "return_1", "bar_number",
+               "cluster", *expert_cols]
     for symbol, rows in predictions.groupby("symbol", sort=True):
         rundir.write_parquet(f"predictions/{symbol}.parquet",
-                             rows[["timestamp", "fold", "p_up", "signal", "forward_return", "y", "forced_entry",
-                                   *expert_cols]]
-                             .sort_values("timestamp").reset_index(drop=True))
+                             rows[columns].sort_values("timestamp").reset_index(drop=True))
+    if holdout is not None:
+        for symbol, rows in holdout_rows.groupby("symbol", sort=True):
+            rundir.write_parquet(f"holdout_predictions/{symbol}.parquet",
+                                 rows[columns].sort_values("timestamp").reset_index(drop=True))
     rundir.write_json("clusters.json", {
         **final.clusters.to_dict(),
         "fitted_on": f"training window of fold {final.fold.index} (timestamps < {final.fold.train_end.isoformat()})",
@@ -573,6 +682,8 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
                  "last": {s: f.index[-1].isoformat() for s, f in panel.frames.items()},
                  "files": data_files},
         "folds": [f.to_dict() for f in folds],
+        "holdout": {"days": config.validation.holdout_days, "after": timeline_end.isoformat(),
+                    "rows": 0 if holdout_rows is None else len(holdout_rows)},
         "bars_per_year": bars_per_year,
         "ffd_d": {r.unit_id: r.d_by_asset for r in results},
         "units": [r.timing() for r in results],
@@ -600,7 +711,7 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
                       units=n_units, backend=backend_desc, notes=notes, config=config,
                       trained=len(training["trained"]), loaded=len(training["loaded"]),
                       train_seconds=training["backend_seconds"], expert_auc=expert_auc,
-                      expert_weights=expert_weights)
+                      expert_weights=expert_weights, holdout=holdout)
 
 
 SEED_METRICS = ["precision", "recall", "auc", "expectancy", "trades", *RANK_COLUMNS, *TRADING_COLUMNS]

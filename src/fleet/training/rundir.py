@@ -473,8 +473,8 @@ class RunDirectory:
     def write_json(self, relative: str, data: Any) -> None:
         self.write_bytes(relative, (json.dumps(data, indent=2, default=_json_default) + "\n").encode())
 
-    def write_csv(self, relative: str, frame: pd.DataFrame) -> None:
-        self.write_bytes(relative, frame.to_csv(index=False, float_format="%.6g").encode())
+    def write_csv(self, relative: str, frame: pd.DataFrame, float_format: str = "%.6g") -> None:
+        self.write_bytes(relative, frame.to_csv(index=False, float_format=float_format).encode())
 
     def write_parquet(self, relative: str, frame: pd.DataFrame) -> None:
         buf = io.BytesIO()

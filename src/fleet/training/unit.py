@@ -160,8 +160,10 @@ class UnitResult:
 
     Attributes:
         predictions: out-of-sample rows of the fold's test block, columns ``timestamp`` (UTC),
-            ``symbol``, ``fold``, ``p_up``, ``signal`` (0/1), ``forward_return`` (log-return
-            over the label horizon), ``y``, and per expert ``p_<expert>`` (its own P(up), refitted
+            ``symbol``, ``fold``, ``p_up``, ``signal`` (0/1), ``y``, ``forward_return`` (log-return
+            over the label horizon), ``return_1`` (log return of the next bar, for the
+            marked-to-market curve), ``bar_number`` (position of the bar in the asset's data),
+            ``cluster`` (the asset's cluster in this fold's clustering), and per expert ``p_<expert>`` (its own P(up), refitted
             on the full training window) and ``w_<expert>`` (its gate weight; 1 for a single expert).
         d_by_asset: FFD order chosen per asset on this fold's training window.
         n_train, n_test: rows used.
@@ -230,6 +232,36 @@ class UnitFailure:
                 "traceback": self.traceback}
 
 
+def bar_columns(rows: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
+    """The 1-bar forward log return and the bar number of prediction rows, from the asset's bars.
+
+    Args:
+        rows: (n, ...) with ``timestamp`` and ``symbol``; every timestamp is a bar of its asset that
+            has a next bar (true of test rows: their h-bar label needs h next bars).
+        frames: symbol -> bars (UTC index, ``close``).
+
+    Returns:
+        ``(return_1, bar_number)``, each shape (n,): ``log(close[next bar] / close[bar])`` (float64,
+        the return over the bar after the row's timestamp: what the position held over that bar
+        earns) and the position of the row's bar in the asset's bars (int64; consecutive rows of an
+        asset with consecutive bar numbers are consecutive bars, whatever the clock says).
+    """
+    r1 = np.full(len(rows), np.nan)
+    pos = np.full(len(rows), -1, dtype=np.int64)
+    symbols = rows["symbol"].to_numpy()
+    times = pd.DatetimeIndex(rows["timestamp"])
+    for symbol in pd.unique(symbols):
+        mask = symbols == symbol
+        frame = frames[symbol]
+        i = frame.index.get_indexer(times[mask])
+        log_close = np.log(frame["close"].to_numpy(dtype=np.float64))
+        nxt = np.minimum(i + 1, len(log_close) - 1)
+        r = log_close[nxt] - log_close[i]
+        r[(i < 0) | (i + 1 >= len(log_close))] = np.nan
+        r1[mask], pos[mask] = r, i
+    return r1, pos
+
+
 def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResult:
     """Train one unit on its fold's training window and predict its test block.
 
@@ -263,6 +295,8 @@ def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResul
     preds.insert(2, "fold", unit.fold.index)
     preds.insert(3, "p_up", p_up)
     preds.insert(4, "signal", (p_up > cfg.policy.threshold).astype(np.int8))
+    preds["return_1"], preds["bar_number"] = bar_columns(preds, frames)
+    preds["cluster"] = preds["symbol"].map(unit.cluster_of).astype(np.int64)
     # Telemetry: each expert's own P(up) (refitted on the full window) and its gate weight, per row.
     for j, name in enumerate(names):
         preds[f"p_{name}"] = expert_p[:, j]
