@@ -38,6 +38,7 @@ from fleet.market.align import align_log_returns
 from fleet.market.clustering import ClusterResult, cluster_assets
 from fleet.market.factor import MarketFactor
 from fleet.training.backends import TrainFn, make_backend
+from fleet.training.history import MIN_CLUSTER_BARS
 from fleet.training.plan import plan_fold
 from fleet.training.rundir import RunDirectory, default_out, display_location, is_uri, join_location
 from fleet.training.unit import TrainingUnit, UnitFailure, UnitResult, train_unit
@@ -129,10 +130,66 @@ def _dollar_volume(panel: Panel, end: pd.Timestamp) -> pd.Series | None:
     return pd.Series({s: float((f["close"] * f["volume"])[f.index < end].mean()) for s, f in panel.frames.items()})
 
 
-MIN_CLUSTER_BARS = 200  # bars an asset needs before a fold's training end to be clustered in that fold
+def _synthetic_panel(config: FleetConfig, days: int) -> Panel:
+    s = config.synthetic
+    panel = synthetic_market(n_clusters=s.n_clusters, assets_per_cluster=s.assets_per_cluster, days=days,
+                             seed=config.seed, signal_strength=s.signal_strength).panel
+    return panel.subset(config.data.symbols) if config.data.symbols else panel
 
 
-def fit_fold_market(panel: Panel, fold: Fold, all_returns: pd.DataFrame, config: FleetConfig) -> FoldMarket:
+def check_history(config: FleetConfig, panel: Panel) -> dict[int, dict[str, str]]:
+    """The up-front history check (:mod:`fleet.training.history`), before anything is written.
+
+    Every asset must be trainable (FFD order search, feature warm-ups, 200 training rows) in
+    every fold it takes part in. An asset that falls short because ``--days`` cut its history
+    (the data hold earlier bars; on the synthetic market, always) makes the window too short: the
+    run is refused, naming the smallest ``--days`` that passes (searched with the same splitter)
+    or saying that none does. An asset that is short because its data start late (a late
+    listing) is left out of the folds where it is short, as before.
+
+    Returns:
+        fold index -> {symbol: reason} of the late-listed assets to leave out of that fold.
+
+    Raises:
+        DataError: the window is too short (one line naming the assets, the bars and the --days to use).
+    """
+    from fleet.training.history import history_shortfalls, smallest_days, span_days
+
+    short = history_shortfalls(panel, config)
+    if not short:
+        return {}
+    symbols = sorted({s for _, s in short})
+    if config.data.path:
+        full = load_panel(config.data.path, symbols=config.data.symbols, days=None)
+        cut = [s for s in symbols if full.frames[s].index[0] < panel.frames[s].index[0]]
+        panel_for_days, hi, source = full.last_days, span_days(full), f"the data's {span_days(full)} days"
+    else:
+        cut = symbols
+        days_per_bar = panel.bar / pd.Timedelta(days=1)
+        # Room for folds + 1 blocks of 2048-bar FFD windows plus warm-ups: an upper end that always passes.
+        hi = max(config.data.days + 1,
+                 int(np.ceil((config.validation.folds + 1) * (2 * config.features.ffd_max_width + 1000) * days_per_bar)))
+        panel_for_days, source = (lambda d: _synthetic_panel(config, d)), f"{hi} days"
+    if not cut:
+        late: dict[int, dict[str, str]] = {}
+        for (k, s), why in short.items():
+            late.setdefault(k, {})[s] = why
+        return late
+    first = {}
+    for (k, s), why in sorted(short.items()):
+        if s in cut and s not in first:
+            first[s] = f"{s} in fold {k} ({why})"
+    shown = "; ".join(list(first.values())[:3]) + (f"; and {len(first) - 3} more" if len(first) > 3 else "")
+    days = smallest_days(panel_for_days, config, lo=config.data.days, hi=hi, symbols=cut)
+    fix = (f"use --days {days} or more (the smallest that works with {config.validation.folds} folds), or fewer --folds"
+           if days is not None else f"no --days value up to {source} is enough for {config.validation.folds} folds: "
+           "use fewer --folds")
+    raise DataError(f"--days {config.data.days} is too short for the FFD order search and feature warm-ups of "
+                    f"{config.validation.folds} folds: {shown}; {fix}")
+
+
+def fit_fold_market(panel: Panel, fold: Fold, all_returns: pd.DataFrame, config: FleetConfig,
+                    short: dict[str, str] | None = None) -> FoldMarket:
     """Clustering and market factor of one fold, fitted on its training window only.
 
     Only assets with at least ``MIN_CLUSTER_BARS`` bars before ``fold.train_end`` take part (assets
@@ -145,15 +202,19 @@ def fit_fold_market(panel: Panel, fold: Fold, all_returns: pd.DataFrame, config:
         fold: the fold; only bars with timestamp < ``fold.train_end`` are used for fitting.
         all_returns: (n_timestamps, n_assets) aligned 1-bar log returns over the whole timeline; the
             fitted factor is applied to all of it (loadings and scaling from the training window).
+        short: assets to leave out of this fold with the reason (:func:`check_history`: too little
+            history before the fold's training end to train them).
 
     Raises:
         DataError: when no asset has enough bars before the fold's training end.
     """
     m = config.market
     counts = {s: int((f.index < fold.train_end).sum()) for s, f in panel.frames.items()}
-    eligible = sorted(s for s, n in counts.items() if n >= MIN_CLUSTER_BARS)
+    short = short or {}
+    eligible = sorted(s for s, n in counts.items() if n >= MIN_CLUSTER_BARS and s not in short)
     excluded = {s: f"{n} bars before {fold.train_end:%Y-%m-%d %H:%M} (< {MIN_CLUSTER_BARS})"
                 for s, n in counts.items() if n < MIN_CLUSTER_BARS}
+    excluded.update({s: why for s, why in short.items() if s not in excluded})
     if not eligible:
         raise DataError(f"fold {fold.index}: no asset has {MIN_CLUSTER_BARS} bars before {fold.train_end}; "
                         "use fewer --folds or more --days")
@@ -354,6 +415,7 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
     splitter = PurgedWalkForward(config.validation.folds, horizon_bars=config.labels.horizon,
                                  embargo_bars=config.validation.embargo_bars, bar=panel.bar, holdout=holdout)
     folds = splitter.folds(all_ts)
+    late = check_history(config, panel)
     timeline_end = all_ts.max() - holdout
     closes = {s: f["close"] for s, f in panel.frames.items()}
     # The whole-timeline returns only carry the fitted factor forward; overlap is checked per fold.
@@ -369,7 +431,7 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
     markets: list[FoldMarket] = []
     units: list[TrainingUnit] = []
     for fold in folds:
-        fm = fit_fold_market(panel, fold, all_returns, config)
+        fm = fit_fold_market(panel, fold, all_returns, config, short=late.get(fold.index))
         markets.append(fm)
         echo(f"  fold {fold.index}: train {fold.train_start:%Y-%m-%d} -> {fold.train_end:%Y-%m-%d %H:%M}, "
              f"test -> {fold.test_end:%Y-%m-%d %H:%M} | clusters {_fmt_cluster_map(fm.clusters)} | "
