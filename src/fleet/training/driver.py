@@ -161,15 +161,26 @@ def check_history(config: FleetConfig, panel: Panel) -> dict[int, dict[str, str]
     symbols = sorted({s for _, s in short})
     if config.data.path:
         full = load_panel(config.data.path, symbols=config.data.symbols, days=None)
-        cut = [s for s in symbols if full.frames[s].index[0] < panel.frames[s].index[0]]
-        panel_for_days, hi, source = full.last_days, span_days(full), f"the data's {span_days(full)} days"
+        def cut_by(p: Panel) -> list[str]:
+            return [s for s in p.symbols if len(p.frames[s]) and full.frames[s].index[0] < p.frames[s].index[0]]
+
+        cut = [s for s in symbols if s in cut_by(panel)]
+        hi, source = span_days(full), f"the data's {span_days(full)} days"
+
+        def panel_for_days(d: int) -> tuple[Panel, list[str]]:
+            p = full.last_days(d)
+            return p, cut_by(p)
     else:
         cut = symbols
         days_per_bar = panel.bar / pd.Timedelta(days=1)
         # Room for folds + 1 blocks of 2048-bar FFD windows plus warm-ups: an upper end that always passes.
         hi = max(config.data.days + 1,
                  int(np.ceil((config.validation.folds + 1) * (2 * config.features.ffd_max_width + 1000) * days_per_bar)))
-        panel_for_days, source = (lambda d: _synthetic_panel(config, d)), f"{hi} days"
+        source = f"{hi} days"
+
+        def panel_for_days(d: int) -> tuple[Panel, list[str]]:
+            p = _synthetic_panel(config, d)
+            return p, p.symbols
     if not cut:
         late: dict[int, dict[str, str]] = {}
         for (k, s), why in short.items():
@@ -180,7 +191,7 @@ def check_history(config: FleetConfig, panel: Panel) -> dict[int, dict[str, str]
         if s in cut and s not in first:
             first[s] = f"{s} in fold {k} ({why})"
     shown = "; ".join(list(first.values())[:3]) + (f"; and {len(first) - 3} more" if len(first) > 3 else "")
-    days = smallest_days(panel_for_days, config, lo=config.data.days, hi=hi, symbols=cut)
+    days = smallest_days(panel_for_days, config, lo=config.data.days, hi=hi)
     fix = (f"use --days {days} or more (the smallest that works with {config.validation.folds} folds), or fewer --folds"
            if days is not None else f"no --days value up to {source} is enough for {config.validation.folds} folds: "
            "use fewer --folds")
