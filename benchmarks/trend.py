@@ -35,6 +35,8 @@ VARIANTS = {
     "lightgbm": {"model.trend.learner": "lightgbm"},
     "lightgbm ES": {"model.trend.learner": "lightgbm", "model.trend.early_stopping": True,
                     "model.trend.max_iter": 500},
+    "hgb ES patience 30": {"model.trend.early_stopping": True, "model.trend.max_iter": 500,
+                           "model.trend.n_iter_no_change": 30},
     "hgb no asset id": {"model.asset_aware": False},
 }
 

@@ -259,7 +259,8 @@ def _redacted(command: list[str]) -> list[str]:
 
 def _versions() -> dict[str, str]:
     out = {"fleet": __version__, "python": platform.python_version()}
-    for pkg in ("numpy", "pandas", "scikit-learn", "scipy", "statsmodels", "pyarrow", "ray", "torch", "pydantic"):
+    for pkg in ("numpy", "pandas", "scikit-learn", "scipy", "statsmodels", "pyarrow", "ray", "torch", "pydantic",
+                "lightgbm"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
