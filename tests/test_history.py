@@ -21,7 +21,7 @@ from fleet.training.history import asset_shortfall, history_need
 
 
 def _named_days(output: str) -> int:
-    m = re.search(r"use --days (\d+) or more", output)
+    m = re.search(r"use --days (\d+) \(the smallest value that works", output)
     assert m, output
     return int(m.group(1))
 

@@ -149,11 +149,12 @@ def _fold0_bars(panel: Panel, config: FleetConfig, symbols) -> int:
 
 
 def smallest_days(panel_for_days: Callable[[int], tuple[Panel, list[str]]], config: FleetConfig, lo: int,
-                  hi: int) -> int | None:
+                  hi: int, min_bars: int = 0) -> int | None:
     """Smallest ``--days`` in (lo, hi] whose panel has no shortfall among the assets to check, or None.
 
     ``panel_for_days(d)`` gives the panel the run would load with ``--days d`` and the assets whose
-    shortfall would refuse the run (those cut by ``--days``). The bars an asset
+    shortfall would refuse the run (those cut by ``--days``); every asset also needs ``min_bars``
+    bars in all (the loader's coarse check, ``driver.required_bars``). The bars an asset
     has before fold 0's training end grow with ``days`` (the first block is a fixed share of a
     timeline that grows with it), so two binary searches on that count alone find the first
     ``days`` clearing ``need.floor`` (below it nothing passes) and ``need.sure`` (from it everything
@@ -164,6 +165,8 @@ def smallest_days(panel_for_days: Callable[[int], tuple[Panel, list[str]]], conf
     def usable(d: int):
         try:
             p, keep = panel_for_days(d)
+            if min(len(f) for f in p.frames.values()) < min_bars:
+                return None
             return p, keep, (_fold0_bars(p, config, keep) if keep else 10**12)
         except Exception:  # noqa: BLE001 -- e.g. the splitter finds a fold empty: not enough days
             return None
@@ -193,8 +196,8 @@ def smallest_days(panel_for_days: Callable[[int], tuple[Panel, list[str]]], conf
         return None
     end = first(need.sure, start - 1, hi) or hi
     for d in range(start, end + 1):
-        p, keep, _ = usable(d)
-        if not history_shortfalls(p, config, need, symbols=keep):
+        u = usable(d)
+        if u is not None and not history_shortfalls(u[0], config, need, symbols=u[1]):
             return d
     return None
 
