@@ -277,6 +277,11 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
         return state
 
 
+    def __setstate__(self, state):
+        state.setdefault("asset_aware", True)  # pickled before the switch existed: asset-aware
+        super().__setstate__(state)
+
+
 class PatternExpert(ConvExpert):
     """The plain asset-aware TCN expert (seed 000's CNNExpert, finished). Same parameters as ConvExpert."""
 
