@@ -14,7 +14,10 @@ each as mean +- std over the seeds. Usage (from the repository root):
 
 Models (``model.experts`` of the run):
     CNN        ``[pattern]``: the dilated causal CNN alone (PatternExpert, asset-id embedding)
+    CNN (no asset emb)  the same CNN built without the asset embedding (``model.asset_aware: false``)
     GBM        ``[trend]``: the HistGradientBoosting trend expert alone
+    GBM (no asset id)   the same GBM without the asset id categorical (seed 000's ablation: what
+               knowing the asset is worth; on ``islands`` units hold one asset, so the pair is equal)
     MoE rule   ``[trend, pattern, stress, sde]`` with the rule gate (regime rules, top-k)
     MoE MLP    the same experts with the learned MLP gate (load-balancing loss)
 Strategies: global (one unit for all assets), hierarchical (one unit per correlation cluster,
@@ -55,7 +58,9 @@ from fleet.training.driver import run_fleet
 MOE_EXPERTS = ["trend", "pattern", "stress", "sde"]
 MODELS = {
     "CNN": {"model.experts": ["pattern"]},
+    "CNN (no asset emb)": {"model.experts": ["pattern"], "model.asset_aware": False},
     "GBM": {"model.experts": ["trend"]},
+    "GBM (no asset id)": {"model.experts": ["trend"], "model.asset_aware": False},
     "MoE rule": {"model.experts": MOE_EXPERTS, "model.moe.gate": "rule"},
     "MoE MLP": {"model.experts": MOE_EXPERTS, "model.moe.gate": "mlp"},
 }
@@ -137,11 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for i, (dataset, strategy, model) in enumerate(cells, 1):
             for seed in seeds:
-                out = Path(tmp) / f"{dataset}-{strategy}-{model.replace(' ', '_')}-{seed}"
+                out = Path(tmp) / f"{dataset}-{strategy}-{''.join(c if c.isalnum() else '_' for c in model)}-{seed}"
                 cfg = cell_config(dataset, paths[dataset], strategy, model, seed, out, args)
                 r = run_cell(cfg)
                 rows.append({"dataset": dataset, "strategy": strategy, "model": model, "seed": seed, **r})
-                print(f"[{i}/{len(cells)}] {dataset} {strategy:12s} {model:8s} seed {seed}: AUC {r['auc']:.4f} "
+                print(f"[{i}/{len(cells)}] {dataset} {strategy:12s} {model:18s} seed {seed}: AUC {r['auc']:.4f} "
                       f"Rank IC {r['rank_ic']:+.4f}, {r['units']} units, {r['seconds']:.0f} s "
                       f"(elapsed {time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     per_seed = pd.DataFrame(rows)

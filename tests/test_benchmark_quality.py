@@ -38,9 +38,10 @@ def test_every_cell_config_names_its_model(dataset, tmp_path, monkeypatch):
             assert cfg.policy.forced_entry is False and cfg.resources.backend == "local"
             assert cfg.validation.folds == 3
             experts = cfg.model.active_experts()
-            if model == "CNN":
+            assert cfg.model.asset_aware is ("no asset" not in model)  # the ablation rows switch it off
+            if model.startswith("CNN"):
                 assert experts == ["pattern"]
-            elif model == "GBM":
+            elif model.startswith("GBM"):
                 assert experts == ["trend"]
             else:
                 assert experts == q.MOE_EXPERTS

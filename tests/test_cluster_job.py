@@ -177,9 +177,10 @@ def test_fleet_train_address_joins_a_running_cluster(two_node_cluster, tmp_path)
     """`fleet train --backend ray --address HOST:PORT` from outside the cluster (no RAY_ADDRESS)."""
     _, root, gcs_address, env = two_node_cluster
     out = tmp_path / "run"
+    # 96 days: seed 3's synthetic market needs at least 91 for 2 folds (the up-front history check refuses 90).
     proc = subprocess.run(
         [sys.executable, "-m", "fleet.cli", "train", "--backend", "ray", "--address", gcs_address,
-         "--num-cpus", "1", "--strategy", "hierarchical", "--days", "90", "--folds", "2", "--seed", "3",
+         "--num-cpus", "1", "--strategy", "hierarchical", "--days", "96", "--folds", "2", "--seed", "3",
          "--out", str(out)],
         env={**env, "RAY_ADDRESS": ""}, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

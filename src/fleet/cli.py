@@ -81,6 +81,9 @@ def _choice(enum) -> click.Choice:
 @click.option("--gate", type=click.Choice(["rule", "mlp"]), help="Gate of the mixture: seed-003 static rules or the trained MLP.  [default: mlp]")
 @click.option("--top-k", type=int, help="Experts each row is routed to (renormalised weights).  [default: 2]")
 @click.option("--balance-coef", type=float, help="Coefficient of the MLP gate's load-balancing term.  [default: 0.1]")
+@click.option("--learner", type=click.Choice(["hgb", "lightgbm"]), help="TrendExpert's booster: scikit-learn HistGradientBoosting, or LightGBM (pip install 'fleet[lightgbm]').  [default: hgb]")
+@click.option("--early-stopping/--no-early-stopping", "early_stopping", default=None, help="TrendExpert: choose the boosting iterations on a purged time-ordered tail of the training window, then refit.  [default: off]")
+@click.option("--asset-aware/--no-asset-aware", "asset_aware", default=None, help="Experts see the asset (id categorical, CNN embedding, per-asset intercepts); --no-asset-aware is the asset-agnostic ablation.  [default: on]")
 @click.option("--moe/--no-moe", "moe_enabled", default=None, help="--no-moe: only the first of --experts, no gate.  [default: --moe]")
 @click.option("--report/--no-report", "report", default=None, help="Write the HTML report (as `fleet report`) into RUN_DIR/report/ at the end of the run.  [default: off]")
 @click.option("--seed", type=int, help="Random seed (same seed -> same results on every backend).  [default: 0]")
@@ -89,8 +92,8 @@ def _choice(enum) -> click.Choice:
 @click.option("--resume", "resume", help="Finish an interrupted or failed run: its staging directory (printed at start), its --out path or its --out URI. Trains only units without a complete saved result; every other option is taken from the saved run.")
 def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, folds, horizon,
           embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
-          forced_entry, forced_entry_cutoff, bars_per_year, experts, gate, top_k, balance_coef, moe_enabled, report, seed, seeds, out,
-          resume) -> None:
+          forced_entry, forced_entry_cutoff, bars_per_year, experts, gate, top_k, balance_coef, learner, early_stopping,
+          asset_aware, moe_enabled, report, seed, seeds, out, resume) -> None:
     """Train the fleet under purged walk-forward validation and write a run directory.
 
     The driver clusters assets and extracts the market factor on each fold's training
@@ -132,6 +135,9 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
         "model.moe.top_k": top_k,
         "model.moe.balance_coef": balance_coef,
         "model.moe.enabled": moe_enabled,
+        "model.trend.learner": learner,
+        "model.trend.early_stopping": early_stopping,
+        "model.asset_aware": asset_aware,
         "seed": seed,
         "out": out,
     }

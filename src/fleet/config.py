@@ -118,18 +118,35 @@ class MarketConfig(_Section):
 
 
 class TrendConfig(_Section):
-    """TrendExpert: scikit-learn HistGradientBoostingClassifier hyper-parameters.
+    """TrendExpert: gradient-boosting hyper-parameters (:mod:`fleet.models.trend`).
 
     Heavily regularised by default (small trees, large leaves): next-hours direction labels are
     mostly noise, and looser settings overfit (in-sample AUC ~0.75 vs ~0.52 out of sample on the
     synthetic market; 100/8/1000 gave the best out-of-sample AUC on synthetic and real crypto folds).
     """
 
-    max_iter: int = Field(100, ge=1)
+    learner: str = Field("hgb", pattern="^(hgb|lightgbm)$", description="hgb (scikit-learn "
+                         "HistGradientBoosting) or lightgbm (optional extra: pip install 'fleet[lightgbm]')")
+    max_iter: int = Field(100, ge=1, description="boosting iterations (the ceiling with early_stopping)")
     learning_rate: float = Field(0.05, gt=0.0, le=1.0)
     max_leaf_nodes: int = Field(8, ge=2)
     min_samples_leaf: int = Field(1000, ge=1)
     l2_regularization: float = Field(1.0, ge=0.0)
+    early_stopping: bool = Field(False, description="choose the iteration count on a purged time-ordered "
+                                 "validation tail of the training window, then refit on the whole window")
+    validation_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of the training window's "
+                                       "timestamps in the early-stopping tail")
+    n_iter_no_change: int = Field(10, ge=1, description="early-stopping patience, iterations")
+
+    @model_validator(mode="after")
+    def _lightgbm_installed(self) -> "TrendConfig":
+        if self.learner == "lightgbm":
+            import importlib.util
+
+            if importlib.util.find_spec("lightgbm") is None:
+                raise ValueError("learner='lightgbm' needs the lightgbm package: pip install 'fleet[lightgbm]' "
+                                 "(or use learner hgb)")
+        return self
 
 
 CNN_EXPERTS = ("pattern", "crypto_hft", "equity_intraday", "equity_daily", "futures_trend", "low_vol_etf")
@@ -192,6 +209,9 @@ class ModelConfig(_Section):
     """
 
     experts: list[str] = Field(default_factory=lambda: ["trend"])
+    asset_aware: bool = Field(True, description="experts see which asset a row belongs to (TrendExpert: asset id "
+                              "as a categorical; CNN experts: asset embedding; stress/SDE: per-asset intercepts); "
+                              "false: the asset-agnostic ablation (seed 000)")
     trend: TrendConfig = Field(default_factory=TrendConfig)
     pattern: PatternConfig = Field(default_factory=PatternConfig)
     stress: TabularExpertConfig = Field(default_factory=TabularExpertConfig)

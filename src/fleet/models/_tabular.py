@@ -16,7 +16,8 @@ class _PrefixLogit(PersistMixin, ClassifierMixin, BaseEstimator):
 
     Subclasses set ``_prefixes`` and the constructor parameters. X: DataFrame (n, n_features + context);
     the asset id enters as one-hot columns (asset-aware intercepts, seed 000); unknown assets get
-    the all-zero one-hot (the pooled intercept).
+    the all-zero one-hot (the pooled intercept). With ``asset_aware = False`` (a subclass parameter;
+    absent means True) there are no one-hot columns: one intercept for every asset.
 
     Fitted attributes: ``estimator_``, ``columns_`` (feature columns used), ``asset_codes_``, ``classes_``.
     """
@@ -36,6 +37,8 @@ class _PrefixLogit(PersistMixin, ClassifierMixin, BaseEstimator):
         if missing:
             raise ValueError(f"{type(self).__name__}: columns {missing} seen in fit are missing at predict time")
         num = X[self.columns_].to_numpy(dtype=np.float64)
+        if not getattr(self, "asset_aware", True):
+            return num
         ids = X[ASSET_ID].to_numpy(dtype=np.int64)
         onehot = np.zeros((len(X), len(self.asset_codes_)))
         for a, j in self.asset_codes_.items():

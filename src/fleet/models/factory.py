@@ -25,18 +25,22 @@ def build_expert(name: str, config: ModelConfig, *, seed: int, horizon: int = 1,
     """
     if name == "trend":
         t = config.trend
-        return TrendExpert(max_iter=t.max_iter, learning_rate=t.learning_rate, max_leaf_nodes=t.max_leaf_nodes,
-                           min_samples_leaf=t.min_samples_leaf, l2_regularization=t.l2_regularization,
+        return TrendExpert(learner=t.learner, max_iter=t.max_iter, learning_rate=t.learning_rate,
+                           max_leaf_nodes=t.max_leaf_nodes, min_samples_leaf=t.min_samples_leaf,
+                           l2_regularization=t.l2_regularization, early_stopping=t.early_stopping,
+                           validation_fraction=t.validation_fraction, n_iter_no_change=t.n_iter_no_change,
+                           purge_bars=horizon, asset_aware=config.asset_aware, num_threads=None,
                            random_state=seed)
     if name == "stress":
-        return StressExpert(C=config.stress.C)
+        return StressExpert(C=config.stress.C, asset_aware=config.asset_aware)
     if name == "sde":
-        return SDEExpert(C=config.sde.C)
+        return SDEExpert(C=config.sde.C, asset_aware=config.asset_aware)
     if name in CNN_EXPERTS:
         p = config.pattern
         kw = dict(window=p.window, hidden=p.hidden, levels=p.levels, emb_dim=p.emb_dim, epochs=p.epochs,
                   batch_size=p.batch_size, lr=p.lr, patience=p.patience, max_train_windows=p.max_train_windows,
                   val_fraction=p.val_fraction, purge_bars=horizon, unknown_asset=p.unknown_asset,
+                  asset_aware=config.asset_aware,
                   num_threads=num_threads, random_state=seed)
         return PatternExpert(**kw) if name == "pattern" else ArchetypeExpert(archetype=name, **kw)
     raise ValueError(f"expert={name!r}: unknown")

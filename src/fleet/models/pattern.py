@@ -54,6 +54,8 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
         val_fraction: time-ordered validation tail for early stopping (0 disables it).
         purge_bars: timestamps dropped between fitting rows and the validation tail (label horizon).
         unknown_asset: 'mean' or 'error'.
+        asset_aware: learn an asset embedding (seed 000); False builds the network without one (every
+            asset gets the same input, the asset-agnostic ablation; ``unknown_asset`` is then moot).
         device: 'auto', 'cpu' or 'cuda'.
         num_threads: torch CPU threads during fit/predict (None = torch's default).
         random_state: seed.
@@ -67,8 +69,8 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
                  dropout: float = 0.1, archetype: str | None = None, epochs: int = 3, batch_size: int = 256,
                  lr: float = 3e-3, weight_decay: float = 1e-4, patience: int = 2,
                  max_train_windows: int | None = 4096, val_fraction: float = 0.2, purge_bars: int = 0,
-                 unknown_asset: str = "mean", device: str = "auto", num_threads: int | None = None,
-                 random_state: int = 0):
+                 unknown_asset: str = "mean", asset_aware: bool = True, device: str = "auto",
+                 num_threads: int | None = None, random_state: int = 0):
         self.window = window
         self.hidden = hidden
         self.levels = levels
@@ -85,6 +87,7 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
         self.val_fraction = val_fraction
         self.purge_bars = purge_bars
         self.unknown_asset = unknown_asset
+        self.asset_aware = asset_aware
         self.device = device
         self.num_threads = num_threads
         self.random_state = random_state
@@ -92,6 +95,8 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ data
     def _codes(self, X: pd.DataFrame) -> np.ndarray:
         ids = X[ASSET_ID].to_numpy(dtype=np.int64)
+        if not getattr(self, "asset_aware", True):  # (models pickled before the switch are asset-aware)
+            return np.zeros(len(ids), dtype=np.int64)  # ignored: the network has no embedding
         codes = np.array([self.asset_codes_.get(int(a), -1) for a in ids], dtype=np.int64)
         if (codes < 0).any() and self.unknown_asset == "error":
             unknown = sorted({int(a) for a in ids[codes < 0]})
@@ -116,7 +121,8 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
         if self.archetype is not None:
             _, stem = kernel_bank(self.archetype)
             stem_channel = self.features_.index(STEM_CHANNEL) if STEM_CHANNEL in self.features_ else 0
-        self.module_ = TemporalConvNet(n_channels, num_assets=num_assets, asset_emb_dim=self.emb_dim,
+        self.module_ = TemporalConvNet(n_channels, num_assets=num_assets if self.asset_aware else 0,
+                                       asset_emb_dim=self.emb_dim,
                                        hidden=self.hidden, levels=self.levels, kernel_size=self.kernel_size,
                                        stem_kernels=stem, stem_channel=stem_channel,
                                        dropout=self.dropout).to(self.device_)
@@ -269,6 +275,11 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
             warnings.warn("ConvExpert: moving CUDA weights to CPU for pickling", stacklevel=2)
             state["module_"] = state["module_"].to("cpu")
         return state
+
+
+    def __setstate__(self, state):
+        state.setdefault("asset_aware", True)  # pickled before the switch existed: asset-aware
+        super().__setstate__(state)
 
 
 class PatternExpert(ConvExpert):

@@ -20,6 +20,7 @@ class SDEExpert(_PrefixLogit):
     Args:
         C: inverse L2 regularisation strength of the calibration.
         class_weight: None (default) or 'balanced'.
+        asset_aware: per-asset intercepts (one-hot asset ids); False leaves them out.
 
     Raises:
         ValueError: in ``fit`` when X has no ``sde_*`` column (enable the 'sde' feature group).
@@ -28,6 +29,7 @@ class SDEExpert(_PrefixLogit):
     _prefixes = ("sde_",)
     _name = "sde"
 
-    def __init__(self, C: float = 1.0, class_weight: str | None = None):
+    def __init__(self, C: float = 1.0, class_weight: str | None = None, asset_aware: bool = True):
         self.C = C
         self.class_weight = class_weight
+        self.asset_aware = asset_aware

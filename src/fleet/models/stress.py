@@ -20,6 +20,7 @@ class StressExpert(_PrefixLogit):
     Args:
         C: inverse L2 regularisation strength of the logistic regression.
         class_weight: 'balanced' (default, seed 002) or None; a dict is refused — no hand-set bias.
+        asset_aware: per-asset intercepts (one-hot asset ids); False leaves them out.
 
     Raises:
         ValueError: in ``fit`` when X has no ``stress_*`` column or class_weight is a dict.
@@ -28,9 +29,10 @@ class StressExpert(_PrefixLogit):
     _prefixes = (STRESS_PREFIX,)
     _name = "stress"
 
-    def __init__(self, C: float = 0.1, class_weight: str | None = "balanced"):
+    def __init__(self, C: float = 0.1, class_weight: str | None = "balanced", asset_aware: bool = True):
         self.C = C
         self.class_weight = class_weight
+        self.asset_aware = asset_aware
 
     def fit(self, X, y, sample_weight=None):
         if isinstance(self.class_weight, dict):

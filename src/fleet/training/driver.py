@@ -38,6 +38,7 @@ from fleet.market.align import align_log_returns
 from fleet.market.clustering import ClusterResult, cluster_assets
 from fleet.market.factor import MarketFactor
 from fleet.training.backends import TrainFn, make_backend
+from fleet.training.history import MIN_CLUSTER_BARS
 from fleet.training.plan import plan_fold
 from fleet.training.rundir import RunDirectory, default_out, display_location, is_uri, join_location
 from fleet.training.unit import TrainingUnit, UnitFailure, UnitResult, train_unit
@@ -105,10 +106,21 @@ def required_bars(config: FleetConfig) -> int:
 
 
 def load_inputs(config: FleetConfig, echo: Echo) -> tuple[Panel, str]:
-    """The validated panel and a one-line description of where it came from."""
+    """The validated panel and a one-line description of where it came from.
+
+    Raises:
+        DataError: bad input, or an asset with fewer bars than :func:`required_bars` (the message
+            names the smallest ``--days`` that passes this and :func:`check_history`).
+    """
+    need = required_bars(config)
     if config.data.path:
-        panel = load_panel(config.data.path, symbols=config.data.symbols, days=config.data.days,
-                           min_bars=required_bars(config))
+        full = load_panel(config.data.path, symbols=config.data.symbols, days=None)
+        panel = full.last_days(config.data.days)  # what load_panel(days=...) returns
+        short = [s for s in panel.symbols if len(panel.frames[s]) < need]
+        if short:
+            details = "; ".join(f"{s} ({panel.sources.get(s, '?')}) has {len(panel.frames[s])} bars" for s in short)
+            raise DataError(f"{details} in the last {config.data.days} days, but at least {need} bars are needed "
+                            f"per asset; {_days_hint(config, _data_panels(full), full_span(full), need)}")
         return panel, f"{config.data.path} (last {config.data.days} days per asset)"
     market = synthetic_market(n_clusters=config.synthetic.n_clusters,
                               assets_per_cluster=config.synthetic.assets_per_cluster,
@@ -119,11 +131,11 @@ def load_inputs(config: FleetConfig, echo: Echo) -> tuple[Panel, str]:
     panel = market.panel
     if config.data.symbols:
         panel = panel.subset(config.data.symbols)
-    need, have = required_bars(config), min(len(f) for f in panel.frames.values())
+    have = min(len(f) for f in panel.frames.values())
     if have < need:
         raise DataError(f"synthetic market: --days {config.data.days} gives {have} bars per asset, but "
                         f"{config.validation.folds} folds need at least {need} (FFD window, warm-up and "
-                        "purge in every block); use a larger --days or fewer --folds")
+                        f"purge in every block); {_days_hint(config, _synthetic_panels(config), None, need)}")
     return panel, f"synthetic market (seed={config.seed}, {config.data.days} days)"
 
 
@@ -133,10 +145,104 @@ def _dollar_volume(panel: Panel, end: pd.Timestamp) -> pd.Series | None:
     return pd.Series({s: float((f["close"] * f["volume"])[f.index < end].mean()) for s, f in panel.frames.items()})
 
 
-MIN_CLUSTER_BARS = 200  # bars an asset needs before a fold's training end to be clustered in that fold
+def _synthetic_panels(config: FleetConfig):
+    """``--days`` -> (the synthetic panel a run would get, the assets a shortfall refuses: all)."""
+    def panel_for_days(days: int) -> tuple[Panel, list[str]]:
+        s = config.synthetic
+        panel = synthetic_market(n_clusters=s.n_clusters, assets_per_cluster=s.assets_per_cluster, days=days,
+                                 seed=config.seed, signal_strength=s.signal_strength).panel
+        panel = panel.subset(config.data.symbols) if config.data.symbols else panel
+        return panel, panel.symbols
+    return panel_for_days
 
 
-def fit_fold_market(panel: Panel, fold: Fold, all_returns: pd.DataFrame, config: FleetConfig) -> FoldMarket:
+def _cut_by_days(full: Panel, panel: Panel) -> list[str]:
+    """Assets of ``panel`` whose data hold earlier bars in ``full`` (their history was cut by --days)."""
+    return [s for s in panel.symbols if len(panel.frames[s]) and full.frames[s].index[0] < panel.frames[s].index[0]]
+
+
+def _data_panels(full: Panel):
+    """``--days`` -> (the panel a run would load, the assets cut by --days)."""
+    def panel_for_days(days: int) -> tuple[Panel, list[str]]:
+        p = full.last_days(days)
+        return p, _cut_by_days(full, p)
+    return panel_for_days
+
+
+def full_span(full: Panel) -> int:
+    from fleet.training.history import span_days
+
+    return span_days(full)
+
+
+def _days_hint(config: FleetConfig, panel_for_days, hi: int | None, min_bars: int) -> str:
+    """'use --days N or more (...)' with the smallest N that passes, or what else to do."""
+    from fleet.training.history import smallest_days
+
+    folds = config.validation.folds
+    if hi is None:  # synthetic (hourly, one timeline): folds + 1 blocks that each clear need.sure always pass
+        from fleet.training.history import history_need
+
+        need = history_need(config, ("open", "high", "low", "close", "volume"), pd.Timedelta(hours=1))
+        block = max(need.sure, min_bars) + config.labels.horizon + config.validation.embargo_bars + 2
+        hi = max(config.data.days + 1, int(np.ceil(((folds + 1) * block) / 24 + config.validation.holdout_days)) + 1)
+        source = f"{hi} days"
+    else:
+        source = f"the data's {hi} days"
+    days = smallest_days(panel_for_days, config, lo=config.data.days, hi=hi, min_bars=min_bars)
+    if days is None:
+        return f"no --days value up to {source} is enough for {folds} folds: use fewer --folds"
+    # Not "or more": between need.floor and need.sure the outcome follows the FFD order each window's
+    # ADF search picks, so a slightly larger value can fail again (crypto_1h, 2 folds: 209 and 212 pass,
+    # 210 and 211 do not); from need.sure on, every value passes.
+    return f"use --days {days} (the smallest value that works with {folds} folds), or fewer --folds"
+
+
+def check_history(config: FleetConfig, panel: Panel) -> dict[int, dict[str, str]]:
+    """The up-front history check (:mod:`fleet.training.history`), before anything is written.
+
+    Every asset must be trainable (FFD order search, feature warm-ups, 200 training rows) in
+    every fold it takes part in. An asset that falls short because ``--days`` cut its history
+    (the data hold earlier bars; on the synthetic market, always) makes the window too short: the
+    run is refused, naming the smallest ``--days`` that passes (searched with the same splitter)
+    or saying that none does. An asset that is short because its data start late (a late
+    listing) is left out of the folds where it is short, as before.
+
+    Returns:
+        fold index -> {symbol: reason} of the late-listed assets to leave out of that fold.
+
+    Raises:
+        DataError: the window is too short (one line naming the assets, the bars and the --days to use).
+    """
+    from fleet.training.history import history_shortfalls
+
+    short = history_shortfalls(panel, config)
+    if not short:
+        return {}
+    symbols = sorted({s for _, s in short})
+    if config.data.path:
+        full = load_panel(config.data.path, symbols=config.data.symbols, days=None)
+        cut = [s for s in symbols if s in _cut_by_days(full, panel)]
+        panel_for_days, hi = _data_panels(full), full_span(full)
+    else:
+        cut, panel_for_days, hi = symbols, _synthetic_panels(config), None
+    if not cut:
+        late: dict[int, dict[str, str]] = {}
+        for (k, s), why in short.items():
+            late.setdefault(k, {})[s] = why
+        return late
+    first = {}
+    for (k, s), why in sorted(short.items()):
+        if s in cut and s not in first:
+            first[s] = f"{s} in fold {k} ({why})"
+    shown = "; ".join(list(first.values())[:3]) + (f"; and {len(first) - 3} more" if len(first) > 3 else "")
+    raise DataError(f"--days {config.data.days} is too short for the FFD order search and feature warm-ups of "
+                    f"{config.validation.folds} folds: {shown}; "
+                    f"{_days_hint(config, panel_for_days, hi, required_bars(config))}")
+
+
+def fit_fold_market(panel: Panel, fold: Fold, all_returns: pd.DataFrame, config: FleetConfig,
+                    short: dict[str, str] | None = None) -> FoldMarket:
     """Clustering and market factor of one fold, fitted on its training window only.
 
     Only assets with at least ``MIN_CLUSTER_BARS`` bars before ``fold.train_end`` take part (assets
@@ -149,15 +255,19 @@ def fit_fold_market(panel: Panel, fold: Fold, all_returns: pd.DataFrame, config:
         fold: the fold; only bars with timestamp < ``fold.train_end`` are used for fitting.
         all_returns: (n_timestamps, n_assets) aligned 1-bar log returns over the whole timeline; the
             fitted factor is applied to all of it (loadings and scaling from the training window).
+        short: assets to leave out of this fold with the reason (:func:`check_history`: too little
+            history before the fold's training end to train them).
 
     Raises:
         DataError: when no asset has enough bars before the fold's training end.
     """
     m = config.market
     counts = {s: int((f.index < fold.train_end).sum()) for s, f in panel.frames.items()}
-    eligible = sorted(s for s, n in counts.items() if n >= MIN_CLUSTER_BARS)
+    short = short or {}
+    eligible = sorted(s for s, n in counts.items() if n >= MIN_CLUSTER_BARS and s not in short)
     excluded = {s: f"{n} bars before {fold.train_end:%Y-%m-%d %H:%M} (< {MIN_CLUSTER_BARS})"
                 for s, n in counts.items() if n < MIN_CLUSTER_BARS}
+    excluded.update({s: why for s, why in short.items() if s not in excluded})
     if not eligible:
         raise DataError(f"fold {fold.index}: no asset has {MIN_CLUSTER_BARS} bars before {fold.train_end}; "
                         "use fewer --folds or more --days")
@@ -191,7 +301,8 @@ def _redacted(command: list[str]) -> list[str]:
 
 def _versions() -> dict[str, str]:
     out = {"fleet": __version__, "python": platform.python_version()}
-    for pkg in ("numpy", "pandas", "scikit-learn", "scipy", "statsmodels", "pyarrow", "ray", "torch", "pydantic"):
+    for pkg in ("numpy", "pandas", "scikit-learn", "scipy", "statsmodels", "pyarrow", "ray", "torch", "pydantic",
+                "lightgbm"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -444,6 +555,7 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
     splitter = PurgedWalkForward(config.validation.folds, horizon_bars=config.labels.horizon,
                                  embargo_bars=config.validation.embargo_bars, bar=panel.bar, holdout=holdout)
     folds = splitter.folds(all_ts)
+    late = check_history(config, panel)
     timeline_end = all_ts.max() - holdout
     closes = {s: f["close"] for s, f in panel.frames.items()}
     # The whole-timeline returns only carry the fitted factor forward; overlap is checked per fold.
@@ -459,7 +571,7 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
     markets: list[FoldMarket] = []
     units: list[TrainingUnit] = []
     for fold in folds:
-        fm = fit_fold_market(panel, fold, all_returns, config)
+        fm = fit_fold_market(panel, fold, all_returns, config, short=late.get(fold.index))
         markets.append(fm)
         echo(f"  fold {fold.index}: train {fold.train_start:%Y-%m-%d} -> {fold.train_end:%Y-%m-%d %H:%M}, "
              f"test -> {fold.test_end:%Y-%m-%d %H:%M} | clusters {_fmt_cluster_map(fm.clusters)} | "

@@ -1,0 +1,96 @@
+"""The up-front history check (issue 12 item 7): a window too short for the FFD order search and the
+feature warm-ups is refused before anything is written, naming the smallest --days that works."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from fleet.cli import main
+from fleet.config import load_config
+from fleet.data.synthetic import synthetic_market
+from fleet.errors import DataError
+from fleet.evaluation.splits import Fold
+from fleet.training.dataset import build_unit_dataset
+from fleet.training.driver import check_history, load_inputs
+from fleet.training.history import asset_shortfall, history_need
+
+
+def _named_days(output: str) -> int:
+    m = re.search(r"use --days (\d+) \(the smallest value that works", output)
+    assert m, output
+    return int(m.group(1))
+
+
+def test_real_window_too_short_is_refused_and_the_named_days_is_the_smallest(tmp_path, crypto_dir, monkeypatch):
+    # AVAXUSDT ends two months early, so with --days 180 the union timeline starts before the others:
+    # they have 477 bars in fold 0's training window, fewer than the FFD search needs.
+    from conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["train", "--config", "fleet/crypto10.yaml", "--data", str(crypto_dir),
+                                    "--days", "180", "--folds", "2", "--backend", "local", "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "error:" in res.output and "Traceback" not in res.output and "resume" not in res.output
+    assert "BTCUSDT in fold 0 (477 bars" in res.output and "557 needed" in res.output
+    assert list(tmp_path.iterdir()) == []  # nothing written, no staging directory
+    days = _named_days(res.output)
+
+    def check(d):
+        cfg = load_config("fleet/crypto10.yaml", {"data.path": str(crypto_dir), "data.days": d, "validation.folds": 2})
+        check_history(cfg, load_inputs(cfg, echo=lambda s: None)[0])
+
+    check(days)  # the named value passes ...
+    with pytest.raises(DataError, match="too short"):
+        check(days - 1)  # ... and is the smallest that does
+
+
+def test_synthetic_window_too_short_is_refused_with_a_working_days(tmp_path):
+    res = CliRunner().invoke(main, ["train", "--days", "75", "--folds", "2", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "--days 75 is too short" in res.output, res.output
+    assert list(tmp_path.iterdir()) == []
+    days = _named_days(res.output)
+    cfg = load_config(None, {"data.days": days, "validation.folds": 2})
+    assert check_history(cfg, load_inputs(cfg, echo=lambda s: None)[0]) == {}
+    cfg = load_config(None, {"data.days": days - 1, "validation.folds": 2})
+    with pytest.raises(DataError, match="too short"):
+        check_history(cfg, load_inputs(cfg, echo=lambda s: None)[0])
+
+
+@pytest.mark.parametrize("experts", [["trend"], ["trend", "stress", "sde"]])
+def test_shortfall_agrees_with_the_unit_dataset(experts):
+    """asset_shortfall says "trainable" exactly when build_unit_dataset keeps the asset (independent path)."""
+    cfg = load_config(None, {"model.experts": experts})
+    panel = synthetic_market(n_clusters=1, assets_per_cluster=2, days=60, seed=3).panel
+    need = history_need(cfg, tuple(panel.columns), panel.bar)
+    assert need.floor < need.sure
+    symbol = panel.symbols[0]
+    frame = panel.frames[symbol]
+    for n in sorted({need.floor - 1, need.floor, need.floor + 40, need.sure - 60, need.sure - 1, need.sure}):
+        end = frame.index[n]
+        fold = Fold(index=0, train_start=frame.index[0], train_end=end, test_start=end + pd.Timedelta(hours=12),
+                    test_end=frame.index[-1])
+        try:
+            ds = build_unit_dataset(assets={symbol: 0}, frames=panel.frames, fold=fold, timeline_end=frame.index[-1],
+                                    factor=None, features=cfg.features, horizon=cfg.labels.horizon,
+                                    groups=cfg.model.feature_groups(), sde_window=cfg.model.sde.window)
+            kept = symbol in ds.preprocessors
+        except DataError:
+            kept = False
+        assert (asset_shortfall(frame["close"], n, need, cfg) is None) == kept, n
+
+
+def test_late_listed_asset_is_left_out_of_early_folds_not_refused(tmp_path):
+    """An asset whose data start late (no --days can help) sits out the folds it is too short for."""
+    panel = synthetic_market(n_clusters=1, assets_per_cluster=3, days=200, seed=1).panel
+    for s, f in panel.frames.items():
+        f = f.iloc[2400:] if s == panel.symbols[0] else f  # listed 100 days late
+        f.rename_axis("timestamp").reset_index().to_parquet(tmp_path / f"{s}.parquet")
+    cfg = load_config(None, {"data.path": str(tmp_path), "data.days": 400, "validation.folds": 3})
+    late = check_history(cfg, load_inputs(cfg, echo=lambda s: None)[0])
+    assert set(late) == {0, 1} and all(set(v) == {panel.symbols[0]} for v in late.values())
