@@ -77,9 +77,11 @@ def _choice(enum) -> click.Choice:
 @click.option("--forced-entry/--no-forced-entry", default=None, help="Forced daily entry: per asset and UTC day without a signal, go long on the bar with the highest p_up.  [default: off]")
 @click.option("--bars-per-year", type=float, help="Bars per year for annualising.  [default: inferred: 8760 hourly 24/7, 252 daily equities]")
 @click.option("--experts", help="Comma-separated experts: trend, pattern, stress, sde, crypto_hft, equity_intraday, equity_daily, futures_trend, low_vol_etf (several -> mixture of experts).  [default: trend]")
-@click.option("--gate", type=click.Choice(["rule", "mlp"]), help="Gate of the mixture: seed-003 static rules or the trained MLP.  [default: mlp]")
+@click.option("--gate", type=click.Choice(["rule", "mlp", "stack", "best"]), help="Gate of the mixture: seed-003 static rules, the trained MLP, logistic stacking of the experts' logit P(up), or the single expert with the best inner out-of-fold log-loss.  [default: mlp]")
 @click.option("--top-k", type=int, help="Experts each row is routed to (renormalised weights).  [default: 2]")
-@click.option("--balance-coef", type=float, help="Coefficient of the MLP gate's load-balancing term.  [default: 0.1]")
+@click.option("--balance-coef", type=float, help="Coefficient of the MLP gate's load-balancing term.  [default: 0.001]")
+@click.option("--inner-folds", type=int, help="Inner out-of-fold blocks of each training window that the gate learns from.  [default: 3]")
+@click.option("--guard/--no-guard", "guard", default=None, help="Fall back to the best single expert when the cross-fitted gate loses to it.  [default: --guard]")
 @click.option("--moe/--no-moe", "moe_enabled", default=None, help="--no-moe: only the first of --experts, no gate.  [default: --moe]")
 @click.option("--report/--no-report", "report", default=None, help="Write the HTML report (as `fleet report`) into RUN_DIR/report/ at the end of the run.  [default: off]")
 @click.option("--seed", type=int, help="Random seed (same seed -> same results on every backend).  [default: 0]")
@@ -88,7 +90,7 @@ def _choice(enum) -> click.Choice:
 @click.option("--resume", "resume", help="Finish an interrupted or failed run: its staging directory (printed at start), its --out path or its --out URI. Trains only units without a complete saved result; every other option is taken from the saved run.")
 def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, folds, horizon,
           embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
-          forced_entry, bars_per_year, experts, gate, top_k, balance_coef, moe_enabled, report, seed, seeds, out,
+          forced_entry, bars_per_year, experts, gate, top_k, balance_coef, inner_folds, guard, moe_enabled, report, seed, seeds, out,
           resume) -> None:
     """Train the fleet under purged walk-forward validation and write a run directory.
 
@@ -129,6 +131,8 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
         "model.moe.gate": gate,
         "model.moe.top_k": top_k,
         "model.moe.balance_coef": balance_coef,
+        "model.moe.inner_folds": inner_folds,
+        "model.moe.guard": guard,
         "model.moe.enabled": moe_enabled,
         "seed": seed,
         "out": out,
