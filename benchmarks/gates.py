@@ -79,10 +79,10 @@ def gate_variants(horizon: int, seed: int) -> dict:
     return {
         "best": (BestExpertGate(), False),
         "best raw": (BestExpertGate(criterion="log_loss"), False),
-        "best auc": (BestExpertGate(criterion="auc"), False),
+        "best calibrated": (BestExpertGate(criterion="calibrated"), False),
         "stack": (StackGate(), False),
         "stack guarded": (StackGate(), True),
-        "stack no asset": (StackGate(asset_intercepts=False), False),
+        "stack asset": (StackGate(asset_intercepts=True), False),
         "mlp": (MLPGate(**mlp), False),
         "mlp guarded": (MLPGate(**mlp), True),
         "mlp top-E": (MLPGate(top_k=99, **mlp), False),
@@ -99,20 +99,22 @@ def pooled_auc(rows: pd.DataFrame, col: str) -> float:
     return float(np.mean([roc_auc_score(g["y"], g[col]) for _, g in rows.groupby("fold")]))
 
 
-def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner_folds: int, seed: int):
+def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner_folds: int, seed: int,
+             criterion: str = "auc"):
     units = cache["units"]
     names = next(iter(units.values()))["names"]
     table, routing = [], {}
     base = None
     for v in variants:
-        gate, guard = gate_variants(horizon, seed)[v.replace(" auc-guard", "")]
-        criterion = "auc" if "auc-guard" in v else "calibrated"
+        gate, guard = gate_variants(horizon, seed)[v]
         if "top-E" in v:
             gate.set_params(top_k=len(names))
         elif hasattr(gate, "top_k"):
             gate.set_params(top_k=min(2, len(names)))
         parts, hits, falls, t0 = [], [], [], time.perf_counter()
         for uid, u in units.items():
+            if isinstance(gate, BestExpertGate) and v == "best":
+                gate.set_params(criterion=criterion)
             ens = MixtureOfExpertsEnsemble([(n, None) for n in names], gate=gate, purge_bars=horizon,
                                            embargo_bars=embargo, guard=guard, inner_folds=inner_folds,
                                            criterion=criterion)
@@ -144,8 +146,9 @@ def main(argv=None) -> int:
     ap.add_argument("--inner-folds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", default=None, help="pickle of the cached expert predictions (built when missing)")
-    ap.add_argument("--gates", default="best,stack,stack guarded,stack no asset,mlp,mlp guarded,mlp top-E,"
-                    "mlp fp only,mlp oracle,rule,rule guarded")
+    ap.add_argument("--gates", default="best,best raw,best calibrated,stack,stack guarded,stack asset,mlp,"
+                    "mlp guarded,mlp top-E,mlp top-E guarded,mlp fp only,mlp oracle,rule,rule guarded")
+    ap.add_argument("--criterion", default="auc", help="what picks the best expert and what the guard compares")
     args = ap.parse_args(argv)
     cfg_raw = {"seed": args.seed, "strategy": args.strategy, "data": {"path": args.data, "days": args.days},
                "validation": {"folds": args.folds}, "policy": {"forced_entry": False},
@@ -162,7 +165,7 @@ def main(argv=None) -> int:
             cache_path.write_bytes(pickle.dumps(cache))
     cfg = FleetConfig.model_validate(cache["config"])
     base, table = evaluate(cache, [g.strip() for g in args.gates.split(",")], cfg.labels.horizon,
-                           cfg.validation.embargo_bars, cfg.model.moe.inner_folds, args.seed)
+                           cfg.validation.embargo_bars, cfg.model.moe.inner_folds, args.seed, args.criterion)
     print(f"{args.data} {args.strategy} {args.days} d {args.folds} folds, experts {args.experts}, "
           f"{len(cache['units'])} units; experts trained once in {cache['seconds']:.0f} s")
     print("experts alone (AUC pooled per fold, mean over folds): "

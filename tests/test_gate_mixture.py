@@ -101,11 +101,14 @@ def test_best_gate_selects_the_lowest_oof_log_loss_and_stack_weights_are_contrib
     experts = [("noise", ColumnExpert("noise")), ("good", ColumnExpert("good"))]
     best = MixtureOfExpertsEnsemble(experts, gate=BestExpertGate(), purge_bars=4).fit(X, y)
     oof_y = y[best.oof_index_]
-    losses = [log_loss(oof_y, best.oof_probs_[:, j]) for j in range(2)]  # independent computation
-    assert best.gate_.chosen_ == "good" == ["noise", "good"][int(np.argmin(losses))]
+    aucs = [roc_auc_score(oof_y, best.oof_probs_[:, j]) for j in range(2)]  # independent computation
+    assert best.gate_.chosen_ == "good" == ["noise", "good"][int(np.argmax(aucs))]
+    raw = BestExpertGate(criterion="log_loss").fit(X.iloc[best.oof_index_], best.oof_probs_, oof_y, ["noise", "good"])
+    np.testing.assert_allclose([raw.losses_[n] for n in ["noise", "good"]],
+                               [log_loss(oof_y, best.oof_probs_[:, j]) for j in range(2)])
     np.testing.assert_array_equal(best.gate_weights(X).to_numpy(), np.tile([0.0, 1.0], (len(X), 1)))
     np.testing.assert_allclose(best.predict_proba(X)[:, 1], X["good"].to_numpy())
-    stack = MixtureOfExpertsEnsemble(experts, gate=StackGate(asset_intercepts=False), purge_bars=4).fit(X, y)
+    stack = MixtureOfExpertsEnsemble(experts, gate=StackGate(), purge_bars=4, guard=False).fit(X, y)
     L = np.log(best.oof_probs_ / (1 - best.oof_probs_))
     ref = LogisticRegression(C=1.0, max_iter=1000).fit((L - L.mean(0)) / L.std(0), oof_y)
     share = np.abs(ref.coef_[0]) / np.abs(ref.coef_[0]).sum()
@@ -222,3 +225,16 @@ def test_unit_inner_folds_and_gate_ignore_bars_after_the_training_window():
     np.testing.assert_array_equal(m0.oof_probs_, m1.oof_probs_)
     np.testing.assert_array_equal(m0.gate_weights(d0.X_train).to_numpy(), m1.gate_weights(d0.X_train).to_numpy())
     assert m0.fallback_ == m1.fallback_
+
+
+def test_calibrated_log_loss_scores_skill_not_the_scale_of_the_probabilities():
+    """A forecast made over-confident (logit x 3) keeps its calibrated log-loss but loses on the raw one; the raw
+    log-loss then prefers pure noise at 0.5 to an informative, over-confident expert."""
+    from fleet.models.gate import calibrated_log_loss, expert_logits
+
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 2, 5000)
+    p = np.clip(0.5 + 0.02 * (2 * y - 1) + rng.normal(0, 0.1, 5000), 0.01, 0.99)
+    loud = 1 / (1 + np.exp(-3 * expert_logits(p[:, None])[:, 0]))
+    assert calibrated_log_loss(y, loud) == pytest.approx(calibrated_log_loss(y, p), abs=1e-4)
+    assert log_loss(y, loud) > log_loss(y, np.full(5000, 0.5)) > calibrated_log_loss(y, loud)

@@ -187,6 +187,10 @@ class MoEConfig(_Section):
     gate_weight_decay: float = Field(1e-3, ge=0.0, description="MLP gate: Adam weight decay (not on the per-expert bias)")
     gate_epochs: int = Field(60, ge=1, description="MLP gate: most epochs (early stopping on a time-ordered 20 % tail)")
     stack_C: float = Field(1.0, gt=0.0, description="stack gate: inverse L2 regularisation of the logistic regression")
+    criterion: str = Field("auc", pattern="^(auc|calibrated|log_loss)$",
+                           description="how --gate best and the guard score a forecast on the inner out-of-fold rows: "
+                           "auc (pooled over the unit's assets), calibrated (log-loss after Platt recalibration) or "
+                           "log_loss (raw; prefers weak, well-calibrated experts)")
     inner_folds: int = Field(3, ge=1, description="inner out-of-fold blocks of the training window (K; the window is "
                              "cut into K + 1 time blocks, block k predicted by experts fitted on blocks < k)")
     guard: bool = Field(True, description="fall back to the best single expert when the cross-fitted gate loses to it")

@@ -256,6 +256,20 @@ def plot_equity(run: RunData):
     return fig
 
 
+def _gate_table(run: RunData) -> pd.DataFrame | None:
+    """One row per unit with a gate record in the manifest: best expert, fallback, guard losses."""
+    rows = []
+    for u in run.manifest.get("units", []):
+        g = u.get("gate") or {}
+        guard = g.get("guard") or {}
+        if not g:
+            continue
+        rows.append({"unit": u["unit"], "best_expert": guard.get("best_expert", ""),
+                     "fallback": g.get("fallback") or "", "gate_loss": guard.get("gate_loss", np.nan),
+                     "best_loss": guard.get("best_loss", np.nan), "oof_rows": g.get("oof_rows", 0)})
+    return pd.DataFrame(rows) if rows else None
+
+
 def plot_expert_weights(run: RunData):
     w = run.expert_weights
     groups = w[w["level"].isin(["fleet", "cluster"])].copy()
@@ -396,6 +410,13 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         active.insert(0, "mean_active", [(p[cols] > 0).sum(axis=1).mean() for p in run.predictions.values()])
         sections.append("<p>Share of bars on which each expert is active (weight &gt; 0), per asset:</p>"
                         + _table(active.rename_axis("asset").reset_index()))
+        guard = _gate_table(run)
+        if guard is not None:
+            n_fb = int((guard["fallback"] != "").sum())
+            sections.append(f"<p>Gate guard: {n_fb} of {len(guard)} units fell back to their best single expert "
+                            "(the gate's cross-fitted loss on the inner out-of-fold rows was above that expert's; "
+                            "manifest <code>units[].gate</code>, <code>fallback_share</code> in expert_auc.csv):</p>"
+                            + _table(guard))
     else:
         sections.append(f"<h2>Experts</h2><p>This run trained a single expert ({esc(run.experts[0])}): its weight "
                         "is 1 on every bar, so there is no expert weight distribution and no gate to plot "

@@ -17,10 +17,10 @@ fit(X, y) on one unit's training window (rows of several assets, context columns
 3. **Guard.** The gate is cross-fitted forward over the inner blocks: for j = 2..K a clone fitted
    on the OOF rows of blocks < j (purged by ``purge_bars + embargo_bars`` timestamps before B_j)
    predicts B_j, so every loss counted is out of sample for the gate as well as for the experts.
-   If its loss on those rows (``criterion``, default: log-loss after a 2-parameter Platt
-   recalibration, see :func:`fleet.models.gate.calibrated_log_loss`) is above that of the best single
-   expert (lowest loss over all OOF rows, the expert ``--gate best`` picks) on the same rows, the unit
-   falls back to that
+   If its loss on those rows (``criterion``, default 1 - AUC pooled over the rows, the figure the
+   fleet is judged by; or the log-loss after a 2-parameter Platt recalibration, or the raw log-loss;
+   see :func:`fleet.models.gate.score_forecast`) is above that of the best single expert (best over
+   all OOF rows, the expert ``--gate best`` picks) on the same rows, the unit falls back to that
    expert: the gate becomes a :class:`~fleet.models.gate.BestExpertGate` (``fallback_`` names the
    expert). With fewer than 2 inner blocks holding rows there is no guard (``guard_`` says so).
 4. Every expert is refitted on the full training window (``experts_``); at predict time
@@ -65,7 +65,8 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         embargo_bars: further timestamps dropped there (the outer folds' embargo, bars).
         guard: fall back to the best single expert when the cross-fitted gate loses to it.
         criterion: the loss that picks the best expert and that the guard compares
-            (:func:`fleet.models.gate.score_forecast`: 'calibrated' log-loss, raw 'log_loss' or 'auc').
+            (:func:`fleet.models.gate.score_forecast`: 'auc' (default: 1 - AUC pooled over the rows),
+            'calibrated' log-loss or raw 'log_loss').
         min_inner_rows: an inner fold whose fit has fewer rows is skipped.
 
     Raises:
@@ -74,7 +75,7 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, experts, gate=None, inner_folds: int = 3, purge_bars: int = 0, embargo_bars: int = 0,
-                 guard: bool = True, criterion: str = "calibrated", min_inner_rows: int = 50):
+                 guard: bool = True, criterion: str = "auc", min_inner_rows: int = 50):
         self.experts = experts
         self.gate = gate
         self.inner_folds = inner_folds
