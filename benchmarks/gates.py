@@ -166,8 +166,9 @@ def main(argv=None) -> int:
     cfg = FleetConfig.model_validate(cache["config"])
     base, table = evaluate(cache, [g.strip() for g in args.gates.split(",")], cfg.labels.horizon,
                            cfg.validation.embargo_bars, cfg.model.moe.inner_folds, args.seed, args.criterion)
-    print(f"{args.data} {args.strategy} {args.days} d {args.folds} folds, experts {args.experts}, "
-          f"{len(cache['units'])} units; experts trained once in {cache['seconds']:.0f} s")
+    print(f"{cfg.data.path} {cfg.strategy.value} {cfg.data.days} d {cfg.validation.folds} folds, experts "
+          f"{','.join(cfg.model.experts)}, seed {cfg.seed}, {len(cache['units'])} units; experts trained once in "
+          f"{cache['seconds']:.0f} s; criterion {args.criterion}")
     print("experts alone (AUC pooled per fold, mean over folds): "
           + ", ".join(f"{n} {a:.4f}" for n, a in base.items()))
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4f}".format):

@@ -99,7 +99,7 @@ def test_three_copies_of_noise_cost_the_informative_expert_nothing(gate):
 def test_best_gate_selects_the_lowest_oof_log_loss_and_stack_weights_are_contribution_shares():
     X, y = _one_good_three_noise(2000, seed=4)
     experts = [("noise", ColumnExpert("noise")), ("good", ColumnExpert("good"))]
-    best = MixtureOfExpertsEnsemble(experts, gate=BestExpertGate(), purge_bars=4).fit(X, y)
+    best = MixtureOfExpertsEnsemble(experts, gate=BestExpertGate(), purge_bars=4, min_inner_rows=100).fit(X, y)
     oof_y = y[best.oof_index_]
     aucs = [roc_auc_score(oof_y, best.oof_probs_[:, j]) for j in range(2)]  # independent computation
     assert best.gate_.chosen_ == "good" == ["noise", "good"][int(np.argmax(aucs))]
@@ -108,7 +108,7 @@ def test_best_gate_selects_the_lowest_oof_log_loss_and_stack_weights_are_contrib
                                [log_loss(oof_y, best.oof_probs_[:, j]) for j in range(2)])
     np.testing.assert_array_equal(best.gate_weights(X).to_numpy(), np.tile([0.0, 1.0], (len(X), 1)))
     np.testing.assert_allclose(best.predict_proba(X)[:, 1], X["good"].to_numpy())
-    stack = MixtureOfExpertsEnsemble(experts, gate=StackGate(), purge_bars=4, guard=False).fit(X, y)
+    stack = MixtureOfExpertsEnsemble(experts, gate=StackGate(), purge_bars=4, guard=False, min_inner_rows=100).fit(X, y)
     L = np.log(best.oof_probs_ / (1 - best.oof_probs_))
     ref = LogisticRegression(C=1.0, max_iter=1000).fit((L - L.mean(0)) / L.std(0), oof_y)
     share = np.abs(ref.coef_[0]) / np.abs(ref.coef_[0]).sum()
@@ -121,12 +121,13 @@ def test_guard_falls_back_to_the_best_expert_when_the_gate_loses():
     cross-fitted loss is worse than the informative expert's, so the unit answers with that expert alone."""
     X, y = _one_good_three_noise(2000, seed=5)
     experts = [("good", ColumnExpert("good")), ("noise", ColumnExpert("noise"))]
-    ens = MixtureOfExpertsEnsemble(experts, gate=RuleGate(top_k=2), purge_bars=4).fit(X, y)
+    ens = MixtureOfExpertsEnsemble(experts, gate=RuleGate(top_k=2), purge_bars=4, min_inner_rows=100).fit(X, y)
     assert ens.fallback_ == "good" and isinstance(ens.gate_, BestExpertGate)
     assert ens.guard_["gate_loss"] > ens.guard_["best_loss"]
     np.testing.assert_allclose(ens.predict_proba(X)[:, 1], X["good"].to_numpy())
     assert ens.gate_summary()["fallback"] == "good"
-    off = MixtureOfExpertsEnsemble(experts, gate=RuleGate(top_k=2), purge_bars=4, guard=False).fit(X, y)
+    off = MixtureOfExpertsEnsemble(experts, gate=RuleGate(top_k=2), purge_bars=4, guard=False,
+                                   min_inner_rows=100).fit(X, y)
     assert off.fallback_ is None and isinstance(off.gate_, RuleGate)
 
 
@@ -159,7 +160,7 @@ def test_inner_folds_are_purged_and_never_look_ahead():
 
     def oof(purge, yy, embargo=2):
         ens = MixtureOfExpertsEnsemble(experts, gate=BestExpertGate(), purge_bars=purge, embargo_bars=embargo,
-                                       inner_folds=3)
+                                       inner_folds=3, min_inner_rows=10)
         idx, P, block, starts, folds = ens.inner_oof(X, yy)
         assert [f["block"] for f in folds] == [1, 2, 3] and not any("skipped" in f for f in folds)
         return idx, P, block, starts
@@ -189,7 +190,7 @@ def test_an_asset_missing_from_an_inner_fit_gets_no_oof_row_there_and_does_not_f
     keep = ~((X[ASSET_ID] == 7) & (X[BAR_TIME] < 250 * HOUR)).to_numpy()
     X, y = X[keep].reset_index(drop=True), y[keep]
     experts = [("trend", TrendExpert(min_samples_leaf=20, max_iter=5)), ("gbm", TrendExpert(min_samples_leaf=50, max_iter=5))]
-    ens = MixtureOfExpertsEnsemble(experts, gate=StackGate(), purge_bars=4, inner_folds=3).fit(X, y)
+    ens = MixtureOfExpertsEnsemble(experts, gate=StackGate(), purge_bars=4, inner_folds=3, min_inner_rows=50).fit(X, y)
     first = ens.inner_folds_[0]
     assert first["assets_left_out"] == [7] and first["n_oof"] > 0
     rows = X.iloc[ens.oof_index_]
@@ -209,7 +210,7 @@ def test_unit_inner_folds_and_gate_ignore_bars_after_the_training_window():
 
     panel = synthetic_market(n_clusters=1, assets_per_cluster=2, days=80, seed=11).panel
     fold, end = _fold(panel, 2)
-    mc = ModelConfig(experts=["trend", "stress"], moe={"gate": "mlp", "gate_epochs": 5},
+    mc = ModelConfig(experts=["trend", "stress"], moe={"gate": "mlp", "gate_epochs": 5, "min_inner_rows": 100},
                      trend={"max_iter": 10})
     from fleet.config import FeatureConfig
 
@@ -238,3 +239,12 @@ def test_calibrated_log_loss_scores_skill_not_the_scale_of_the_probabilities():
     loud = 1 / (1 + np.exp(-3 * expert_logits(p[:, None])[:, 0]))
     assert calibrated_log_loss(y, loud) == pytest.approx(calibrated_log_loss(y, p), abs=1e-4)
     assert log_loss(y, loud) > log_loss(y, np.full(5000, 0.5)) > calibrated_log_loss(y, loud)
+
+
+def test_a_window_too_short_for_any_inner_fold_answers_with_the_first_expert():
+    X, y = _one_good_three_noise(300, seed=9)
+    experts = [("good", ColumnExpert("good")), ("noise", ColumnExpert("noise"))]
+    ens = MixtureOfExpertsEnsemble(experts, gate=StackGate(), purge_bars=4).fit(X, y)  # 600 rows < 1000 per inner fit
+    assert ens.fallback_ == "good" and len(ens.oof_index_) == 0 and "no inner fold" in ens.guard_["reason"]
+    assert all("skipped" in f for f in ens.inner_folds_)
+    np.testing.assert_allclose(ens.predict_proba(X)[:, 1], X["good"].to_numpy())

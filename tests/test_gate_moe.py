@@ -123,7 +123,7 @@ def test_gate_never_sees_in_sample_expert_outputs():
     ens = MixtureOfExpertsEnsemble([("memo", Memoriser()), ("honest", Honest())],
                                    gate=MLPGate(top_k=1, epochs=40, objective="oracle", balance_coef=0.1,
                                                 expert_inputs=False, val_fraction=0.0),
-                                   purge_bars=4, guard=False).fit(X, y)
+                                   purge_bars=4, guard=False, min_inner_rows=50).fit(X, y)
     # 1) every prediction that fed the gate (one per inner fold) came from a memoriser that had not trained on
     #    those rows, and together they are exactly the gate's rows
     fed = Memoriser.log[:ens.inner_folds]
@@ -146,7 +146,7 @@ def test_gate_weights_frame_and_active_experts():
     y = (s > 0).astype(int)
     X = panel_rows(n, signal=s, fp_vol30=rng.uniform(0, 0.08, 2 * n))
     ens = MixtureOfExpertsEnsemble([("memo", Memoriser()), ("honest", Honest()), ("h2", Honest())],
-                                   gate=RuleGate(top_k=2)).fit(X, y)
+                                   gate=RuleGate(top_k=2), min_inner_rows=50).fit(X, y)
     gw = ens.gate_weights(X)
     assert list(gw.columns) == ["memo", "honest", "h2"] and gw.shape == (len(X), 3)
     assert ens.expert_names_ == ["memo", "honest", "h2"] and set(ens.active_experts_) <= set(ens.expert_names_)

@@ -176,9 +176,12 @@ class MoEConfig(_Section):
 
     enabled: bool = Field(True, description="false: only the first expert of `experts`, no gate (seed 003 compatibility)")
     gate: str = Field("mlp", pattern="^(rule|mlp|stack|best)$",
-                      description="rule (seed-003 static rules), mlp (trained gate), stack (logistic regression on the "
-                      "experts' logit P(up)) or best (the single expert with the best inner out-of-fold log-loss)")
-    top_k: int = Field(2, ge=1, description="experts per row of the rule / mlp gate (capped at the number of experts)")
+                      description="mlp (trained gate, mixture likelihood, guarded; the default: it tied or beat best "
+                      "and stack on crypto_1h, see README), best (the unit's single expert with the best inner "
+                      "out-of-fold score), stack (logistic regression on the experts' logit P(up)) or rule (seed-003 "
+                      "static rules)")
+    top_k: int | None = Field(None, ge=1, description="experts per row of the rule / mlp gate (capped at the number "
+                              "of experts); None: 2 for rule, all experts (dense) for mlp")
     gate_objective: str = Field("likelihood", pattern="^(likelihood|oracle)$",
                                 description="mlp gate: mixture log-likelihood, or seed 003's per-row oracle target")
     balance: str = Field("switch", pattern="^(switch|entropy)$", description="load-balancing term of the MLP gate")
@@ -194,6 +197,8 @@ class MoEConfig(_Section):
     inner_folds: int = Field(3, ge=1, description="inner out-of-fold blocks of the training window (K; the window is "
                              "cut into K + 1 time blocks, block k predicted by experts fitted on blocks < k)")
     guard: bool = Field(True, description="fall back to the best single expert when the cross-fitted gate loses to it")
+    min_inner_rows: int = Field(1000, ge=1, description="an inner fold whose experts would be fitted on fewer rows is "
+                                "skipped; with none left the first expert answers alone")
 
 
 class ModelConfig(_Section):

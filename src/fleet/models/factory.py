@@ -45,9 +45,9 @@ def build_expert(name: str, config: ModelConfig, *, seed: int, horizon: int = 1,
 def build_gate(config: ModelConfig, n_experts: int, *, seed: int, horizon: int = 1):
     """The unfitted gate named by ``config.moe.gate`` (rule | mlp | stack | best)."""
     m = config.moe
-    k = min(m.top_k, n_experts)
     if m.gate == "rule":
-        return RuleGate(top_k=k)
+        return RuleGate(top_k=min(m.top_k or 2, n_experts))
+    k = min(m.top_k or n_experts, n_experts)
     if m.gate == "stack":
         return StackGate(C=m.stack_C)
     if m.gate == "best":
@@ -73,4 +73,4 @@ def build_model(config: ModelConfig, *, seed: int, horizon: int = 1, embargo: in
     m = config.moe
     return MixtureOfExpertsEnsemble(experts, gate=build_gate(config, len(experts), seed=seed, horizon=horizon),
                                     inner_folds=m.inner_folds, purge_bars=horizon, embargo_bars=embargo, guard=m.guard,
-                                    criterion=m.criterion)
+                                    criterion=m.criterion, min_inner_rows=m.min_inner_rows)

@@ -211,9 +211,12 @@ class BestExpertGate(_ConvexGate, PersistMixin, BaseEstimator):
         """Choose the expert; raises ValueError on bad shapes or an unknown forced expert."""
         P, y = _check_fit_args("BestExpertGate", X, P=expert_probs, y=y, expert_names=expert_names)
         self.expert_names_ = list(expert_names)
-        self.losses_ = {n: score_forecast(y, P[:, j], self.criterion) for j, n in enumerate(self.expert_names_)}
+        self.losses_ = ({n: score_forecast(y, P[:, j], self.criterion) for j, n in enumerate(self.expert_names_)}
+                        if len(y) else {})
         if self.expert is not None and self.expert not in self.expert_names_:
             raise ValueError(f"BestExpertGate: expert={self.expert!r} is not one of {self.expert_names_}")
+        if self.expert is None and not self.losses_:
+            raise ValueError("BestExpertGate.fit: no rows to choose an expert by")
         self.chosen_ = self.expert or min(self.expert_names_, key=self.losses_.__getitem__)
         return self
 

@@ -9,7 +9,8 @@ fit(X, y) on one unit's training window (rows of several assets, context columns
    ``purge_bars + embargo_bars`` of them (the label horizon and the embargo, as in the outer
    folds, so no inner-training label reaches into B_k), and predicts B_k. An asset with no row in
    that inner fit (a longer warm-up, a later listing) gets no out-of-fold row in B_k; an inner fold
-   whose fit has fewer than ``min_inner_rows`` rows or one class is skipped. The result is the
+   whose fit has fewer than ``min_inner_rows`` rows or one class is skipped; with none left the first
+   expert answers alone. The result is the
    (n_oof, E) matrix of out-of-fold P(up) over K/(K+1) of the window (3/4 by default): the only
    expert output the gate ever sees — never a prediction an expert made on its own training rows.
 2. **Gate.** The gate is fitted on those rows (their fingerprint / asset / factor, the OOF matrix,
@@ -67,15 +68,18 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         criterion: the loss that picks the best expert and that the guard compares
             (:func:`fleet.models.gate.score_forecast`: 'auc' (default: 1 - AUC pooled over the rows),
             'calibrated' log-loss or raw 'log_loss').
-        min_inner_rows: an inner fold whose fit has fewer rows is skipped.
+        min_inner_rows: an inner fold whose fit has fewer rows is skipped (and so is a guard step whose gate
+            fit would have fewer). An expert fitted on a few hundred rows says little about the same expert
+            fitted on the whole window (a TrendExpert with 1,000-row leaves cannot split at all), and judging
+            experts by such fits picked the weak ones on short windows. When no inner fold qualifies, the first
+            expert of ``experts`` answers alone (``fallback_``).
 
     Raises:
-        ValueError: in fit, on duplicate names, no experts, a missing gate with several experts,
-            inner_folds < 1, or a window in which no inner fold can be fitted.
+        ValueError: in fit, on duplicate names, no experts, a missing gate with several experts, or inner_folds < 1.
     """
 
     def __init__(self, experts, gate=None, inner_folds: int = 3, purge_bars: int = 0, embargo_bars: int = 0,
-                 guard: bool = True, criterion: str = "auc", min_inner_rows: int = 50):
+                 guard: bool = True, criterion: str = "auc", min_inner_rows: int = 1000):
         self.experts = experts
         self.gate = gate
         self.inner_folds = inner_folds
@@ -134,9 +138,8 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
             block.append(np.full(len(val_rows), k))
             starts[k] = int(uniq[s])
         if not index:
-            raise ValueError(f"MixtureOfExpertsEnsemble: no inner fold could be fitted on {len(uniq)} timestamps "
-                             f"with inner_folds={K}, purge {self.purge_bars} + embargo {self.embargo_bars} bars: "
-                             f"{folds}")
+            E = len(self.experts)
+            return np.empty(0, dtype=np.int64), np.empty((0, E)), np.empty(0, dtype=np.int64), {}, folds
         return (np.concatenate(index), np.vstack(probs), np.concatenate(block), starts, folds)
 
     def fit_gate(self, X_oof: pd.DataFrame, P: np.ndarray, y, block: np.ndarray, starts: dict[int, int]):
@@ -205,7 +208,14 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         if len(names) > 1:
             idx, P, block, starts, self.inner_folds_ = self.inner_oof(X, y, sample_weight)
             self.oof_index_, self.oof_probs_, self.oof_block_ = idx, P, block
-            self.fit_gate(X.iloc[idx], P, y[idx], block, starts)
+            if len(idx):
+                self.fit_gate(X.iloc[idx], P, y[idx], block, starts)
+            else:  # no inner fold had enough rows: nothing to judge the experts by, the first expert answers
+                self.fallback_ = names[0]
+                self.gate_ = BestExpertGate(expert=names[0]).fit(X.iloc[:0], P, y[:0], expert_names=names)
+                self.guard_ = {"checked": False, "best_expert": names[0],
+                               "reason": f"no inner fold had {self.min_inner_rows} fitting rows: the first expert "
+                                         f"({names[0]}) answers"}
         self.experts_ = {n: clone(est).fit(X, y, sample_weight) for n, est in self.experts}
         if self.gate_ is not None:
             w = self.gate_.predict_weights(X.iloc[self.oof_index_], self.oof_probs_)

@@ -394,7 +394,7 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
     backend_desc = backend.describe()
     experts = config.model.active_experts()
     gate = config.model.moe.gate if len(experts) > 1 else "none"
-    echo(f"Experts: {', '.join(experts)}; gate: {gate}" + (f", top-{min(config.model.moe.top_k, len(experts))}"
+    echo(f"Experts: {', '.join(experts)}; gate: {gate}" + (f", top-{min(config.model.moe.top_k or (2 if gate == 'rule' else len(experts)), len(experts))}"
                                                           if gate in ("rule", "mlp") else "")
          + (f"; {config.model.moe.inner_folds} inner out-of-fold blocks"
             + (", guarded" if config.model.moe.guard and gate != "best" else "") if len(experts) > 1 else ""))
