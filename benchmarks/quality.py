@@ -85,7 +85,7 @@ def cell_config(dataset: str, data_path: str, strategy: str, model: str, seed: i
     }
     if dataset == "crypto_1h" and args.crypto_symbols:
         overrides["data.symbols"] = args.crypto_symbols.split(",")
-    if model.startswith("MoE") and args.moe_experts:
+    if model.startswith("MoE") and getattr(args, "moe_experts", None):
         overrides["model.experts"] = args.moe_experts.split(",")
     return load_config(SPECS[dataset], overrides)
 
