@@ -506,8 +506,9 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
     results.sort(key=lambda r: (r.fold, r.group))
     fell_back = [f"{r.unit_id} -> {r.gate['fallback']}" for r in results if r.gate and r.gate.get("fallback")]
     if fell_back:
-        notes.append(f"gate guard: {len(fell_back)} of {len(results)} units fell back to their best single expert "
-                     f"(the cross-fitted gate lost to it on the inner out-of-fold rows): {', '.join(fell_back)}")
+        notes.append(f"gate guard: {len(fell_back)} of {len(results)} units answer with one expert (the cross-fitted "
+                     f"gate lost to their best single expert on the inner out-of-fold rows, or the window was too "
+                     f"short for any inner fold; manifest units[].gate says which): {', '.join(fell_back)}")
         echo("  " + notes[-1])
 
     predictions = pd.concat([r.predictions for r in results], ignore_index=True)
