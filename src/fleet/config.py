@@ -197,7 +197,7 @@ class MoEConfig(_Section):
     inner_folds: int = Field(3, ge=1, description="inner out-of-fold blocks of the training window (K; the window is "
                              "cut into K + 1 time blocks, block k predicted by experts fitted on blocks < k)")
     guard: bool = Field(True, description="fall back to the best single expert when the cross-fitted gate loses to it")
-    min_inner_rows: int = Field(1000, ge=1, description="an inner fold whose experts would be fitted on fewer rows is "
+    min_inner_rows: int = Field(500, ge=1, description="an inner fold whose experts would be fitted on fewer rows is "
                                 "skipped; with none left the first expert answers alone")
 
 

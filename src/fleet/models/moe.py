@@ -79,7 +79,7 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, experts, gate=None, inner_folds: int = 3, purge_bars: int = 0, embargo_bars: int = 0,
-                 guard: bool = True, criterion: str = "auc", min_inner_rows: int = 1000):
+                 guard: bool = True, criterion: str = "auc", min_inner_rows: int = 500):
         self.experts = experts
         self.gate = gate
         self.inner_folds = inner_folds
