@@ -12,16 +12,23 @@ each as mean +- std over the seeds. Usage (from the repository root):
     python benchmarks/quality.py                      # the documented reduced setting
     python benchmarks/quality.py --seeds 3 --crypto-days 730 --folds 5   # fuller, hours on 2 cores
 
-Models (``model.experts`` of the run):
+Models (``model.experts`` of the run; ``--moe-experts`` changes the mixture's experts):
     CNN        ``[pattern]``: the dilated causal CNN alone (PatternExpert, asset-id embedding)
     CNN (no asset emb)  the same CNN built without the asset embedding (``model.asset_aware: false``)
     GBM        ``[trend]``: the HistGradientBoosting trend expert alone
     GBM (no asset id)   the same GBM without the asset id categorical (seed 000's ablation: what
                knowing the asset is worth; on ``islands`` units hold one asset, so the pair is equal)
-    MoE rule   ``[trend, pattern, stress, sde]`` with the rule gate (regime rules, top-k)
-    MoE MLP    the same experts with the learned MLP gate (load-balancing loss)
+    MoE rule   ``[trend, pattern, stress, sde]`` with the rule gate (regime rules, top-k), guarded
+    MoE MLP    the same experts with the MLP gate (mixture likelihood), guarded
+    MoE stack  the same experts with the logistic stacker, guarded
+    MoE best   the same experts, the unit's single best expert by inner out-of-fold loss (the gate axis of
+               issue 12: mlp / stack / best / rule)
 Strategies: global (one unit for all assets), hierarchical (one unit per correlation cluster,
 refitted per fold), islands (one unit per asset).
+
+``auc_fold``: issue 12's figure, AUC pooled over all assets of a fold, then averaged over the folds;
+for mixtures also each expert's own ``auc_fold`` (``auc_<expert>``, from the ``p_<expert>`` columns:
+the same expert fits as that expert alone) and ``fallback`` (share of units whose guard fell back).
 
 Metrics over all out-of-sample rows of the run pooled (``fleet.evaluation.metrics.summarise`` with
 no grouping): AUC of P(up) for the label; Rank IC = Spearman correlation of P(up) with the forward
@@ -48,8 +55,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import json
+
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from fleet.config import load_config
 from fleet.evaluation.metrics import summarise
@@ -63,6 +73,8 @@ MODELS = {
     "GBM (no asset id)": {"model.experts": ["trend"], "model.asset_aware": False},
     "MoE rule": {"model.experts": MOE_EXPERTS, "model.moe.gate": "rule"},
     "MoE MLP": {"model.experts": MOE_EXPERTS, "model.moe.gate": "mlp"},
+    "MoE stack": {"model.experts": MOE_EXPERTS, "model.moe.gate": "stack"},
+    "MoE best": {"model.experts": MOE_EXPERTS, "model.moe.gate": "best"},
 }
 STRATEGIES = ["global", "hierarchical", "islands"]
 SPECS = {"crypto_1h": "fleet/crypto10.yaml", "equities_1d": "fleet/equities20.yaml"}
@@ -80,6 +92,8 @@ def cell_config(dataset: str, data_path: str, strategy: str, model: str, seed: i
     }
     if dataset == "crypto_1h" and args.crypto_symbols:
         overrides["data.symbols"] = args.crypto_symbols.split(",")
+    if model.startswith("MoE") and getattr(args, "moe_experts", None):
+        overrides["model.experts"] = args.moe_experts.split(",")
     return load_config(SPECS[dataset], overrides)
 
 
@@ -91,7 +105,14 @@ def run_cell(cfg) -> dict:
     m = summarise(preds.drop(columns=["signal"], errors="ignore"), [], threshold=cfg.policy.threshold,
                   cost_bps=cfg.policy.cost_bps, horizon=cfg.labels.horizon,
                   bars_per_year=summary.bars_per_year).iloc[0]
-    return {"units": summary.units, "auc": m["auc"], "rank_ic": m["rank_ic"],
+    fold_auc = {c: float(np.mean([roc_auc_score(g["y"], g[c]) for _, g in preds.groupby("fold")]))
+                for c in ["p_up", *[c for c in preds.columns if c.startswith("p_") and c != "p_up"]]}
+    manifest = json.loads((summary.out / "manifest.json").read_text())
+    gates = [u.get("gate") for u in manifest["units"] if u.get("gate")]
+    extra = {f"auc_{c[2:]}": v for c, v in fold_auc.items() if c != "p_up"}
+    if gates:
+        extra["fallback"] = float(np.mean([bool(g.get("fallback")) for g in gates]))
+    return {"units": summary.units, "auc_fold": fold_auc["p_up"], **extra, "auc": m["auc"], "rank_ic": m["rank_ic"],
             "expectancy_bps": m["expectancy"] * 1e4, "max_dd_net": m["max_dd_net"], "trades": int(m["trades"]),
             "sharpe_net": m["sharpe_net"], "n": int(m["n"]), "seconds": summary.wall_seconds}
 
@@ -120,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1")
     ap.add_argument("--cnn-epochs", type=int, default=2)
     ap.add_argument("--cnn-windows", type=int, default=2048, help="CNN training windows per fit (cap)")
+    ap.add_argument("--moe-experts", default=None, help="experts of the MoE rows (default: trend,pattern,stress,sde)")
     ap.add_argument("--csv", default=None, help="also write the per-seed rows to this CSV")
     args = ap.parse_args(argv)
 
@@ -146,14 +168,17 @@ def main(argv: list[str] | None = None) -> int:
                 cfg = cell_config(dataset, paths[dataset], strategy, model, seed, out, args)
                 r = run_cell(cfg)
                 rows.append({"dataset": dataset, "strategy": strategy, "model": model, "seed": seed, **r})
-                print(f"[{i}/{len(cells)}] {dataset} {strategy:12s} {model:18s} seed {seed}: AUC {r['auc']:.4f} "
+                print(f"[{i}/{len(cells)}] {dataset} {strategy:12s} {model:18s} seed {seed}: AUC/fold {r['auc_fold']:.4f} "
                       f"Rank IC {r['rank_ic']:+.4f}, {r['units']} units, {r['seconds']:.0f} s "
                       f"(elapsed {time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     per_seed = pd.DataFrame(rows)
     if args.csv:
         per_seed.to_csv(args.csv, index=False)
     table = (per_seed.groupby(["dataset", "strategy", "model"], sort=False)
-             .agg(units=("units", "first"), auc=("auc", mean_std), rank_ic=("rank_ic", mean_std),
+             .agg(units=("units", "first"), auc_fold=("auc_fold", mean_std),
+                  **{c: (c, mean_std) for c in per_seed.columns if c.startswith("auc_") and c != "auc_fold"},
+                  **({"fallback": ("fallback", "mean")} if "fallback" in per_seed else {}),
+                  auc=("auc", mean_std), rank_ic=("rank_ic", mean_std),
                   expectancy_bps=("expectancy_bps", mean_std), max_dd_net=("max_dd_net", mean_std),
                   trades=("trades", "mean"), sharpe_net=("sharpe_net", mean_std))
              .reset_index())

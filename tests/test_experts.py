@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 from _moe_data import panel_rows, time_split, window_signal
 from fleet.errors import UnknownSymbolError
 from fleet.features.ou import rolling_ou
-from fleet.models import (ArchetypeExpert, MLPGate, MixtureOfExpertsEnsemble, PatternExpert, RuleGate, SDEExpert,
+from fleet.models import (ArchetypeExpert, StackGate, MLPGate, MixtureOfExpertsEnsemble, PatternExpert, RuleGate, SDEExpert,
                           StressExpert, TrendExpert)
 from fleet.models._context import WindowStore
 from fleet.models.kernels import ARCHETYPES, kernel_bank
@@ -181,9 +181,12 @@ def _all_experts_rows():
     lambda: PatternExpert(**FAST_CNN), lambda: ArchetypeExpert(archetype="low_vol_etf", **FAST_CNN),
     pytest.param(lambda: MixtureOfExpertsEnsemble([("trend", TrendExpert(min_samples_leaf=20, max_iter=10)),
                                                    ("stress", StressExpert()), ("pattern", PatternExpert(**FAST_CNN))],
-                                                  gate=MLPGate(epochs=5), purge_bars=4), marks=pytest.mark.slow),
+                                                  gate=MLPGate(epochs=5), purge_bars=4, min_inner_rows=50),
+                 marks=pytest.mark.slow),
     lambda: MixtureOfExpertsEnsemble([("trend", TrendExpert(min_samples_leaf=20, max_iter=10)), ("sde", SDEExpert())],
-                                     gate=RuleGate()),
+                                     gate=RuleGate(), min_inner_rows=50),
+    lambda: MixtureOfExpertsEnsemble([("trend", TrendExpert(min_samples_leaf=20, max_iter=10)), ("sde", SDEExpert())],
+                                     gate=StackGate(), guard=False, min_inner_rows=50),
 ])
 def test_save_load_round_trip_identical_probabilities(make, tmp_path):
     X, y = _all_experts_rows()

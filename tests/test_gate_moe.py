@@ -33,7 +33,7 @@ def test_top_k_gives_exactly_k_nonzero_weights_summing_to_one(k):
     for gate in (RuleGate(top_k=k), MLPGate(top_k=k, epochs=3)):
         P = rng.uniform(size=(len(X), 4))
         gate.fit(X, P, rng.integers(0, 2, len(X)), expert_names=names)
-        W = gate.predict_weights(X)
+        W = gate.predict_weights(X, P)
         assert W.shape == (len(X), 4) and ((W > 0).sum(axis=1) == k).all()
         np.testing.assert_allclose(W.sum(axis=1), 1.0)
     with pytest.raises(ValueError, match="top_k=5"):
@@ -65,7 +65,8 @@ def _collapsing_case(n=4000, seed=0):
 def test_load_balancing_prevents_collapse():
     X, P, y = _collapsing_case()
     names = ["a", "b", "c"]
-    kw = dict(top_k=1, epochs=20, batch_size=256)
+    # seed 003's oracle objective on the fingerprint alone (no expert inputs), all epochs
+    kw = dict(top_k=1, epochs=20, batch_size=256, objective="oracle", expert_inputs=False, val_fraction=0.0)
     plain = MLPGate(balance_coef=0.0, **kw).fit(X, P, y, expert_names=names)
     assert (plain.predict_weights(X)[:, 0] > 0).mean() > 0.95  # collapsed: one expert takes every row
     balanced = MLPGate(balance="switch", balance_coef=3.0, **kw).fit(X, P, y, expert_names=names)
@@ -79,7 +80,7 @@ def test_entropy_term_flattens_the_mean_routing_but_does_not_break_top1_collapse
     uniform, but with a fingerprint that says nothing about which expert is right every row keeps the same
     top-1 expert: documented limitation; the Switch f.P term (default) is what prevents collapse."""
     X, P, y = _collapsing_case()
-    kw = dict(top_k=1, epochs=20, batch_size=256)
+    kw = dict(top_k=1, epochs=20, batch_size=256, objective="oracle", expert_inputs=False, val_fraction=0.0)
     plain = MLPGate(balance_coef=0.0, **kw).fit(X, P, y, expert_names=["a", "b", "c"])
     ent = MLPGate(balance="entropy", balance_coef=3.0, **kw).fit(X, P, y, expert_names=["a", "b", "c"])
     assert ent.predict_gate_probs(X).mean(axis=0)[0] < plain.predict_gate_probs(X).mean(axis=0)[0] - 0.2
@@ -119,13 +120,16 @@ def test_gate_never_sees_in_sample_expert_outputs():
     y = (s + 0.5 * rng.normal(size=2 * n) > 0).astype(int)
     X = panel_rows(n, signal=s, fp_vol30=rng.uniform(0, 0.08, 2 * n), fp_hurst=rng.uniform(size=2 * n))
     Memoriser.log = []
-    ens = MixtureOfExpertsEnsemble([("memo", Memoriser()), ("honest", Honest())], gate=MLPGate(top_k=1, epochs=40),
-                                   purge_bars=4).fit(X, y)
-    # 1) every prediction that fed the gate came from a memoriser that had not trained on those rows
-    fed = Memoriser.log[0]
-    assert fed[1] and not (fed[0] & fed[1])
+    ens = MixtureOfExpertsEnsemble([("memo", Memoriser()), ("honest", Honest())],
+                                   gate=MLPGate(top_k=1, epochs=40, objective="oracle", balance_coef=0.1,
+                                                expert_inputs=False, val_fraction=0.0),
+                                   purge_bars=4, guard=False, min_inner_rows=50).fit(X, y)
+    # 1) every prediction that fed the gate (one per inner fold) came from a memoriser that had not trained on
+    #    those rows, and together they are exactly the gate's rows
+    fed = Memoriser.log[:ens.inner_folds]
+    assert all(f[1] and not (f[0] & f[1]) for f in fed)
     gate_rows = set(zip(X[ASSET_ID].to_numpy()[ens.oof_index_], X[BAR_TIME].to_numpy()[ens.oof_index_]))
-    assert gate_rows == fed[1]
+    assert gate_rows == set().union(*(f[1] for f in fed))
     # 2) so the gate learned that the memoriser is useless out of sample and routes to the honest expert
     assert ens.gate_.oracle_share_["memo"] < 0.3
     assert ens.gate_weights(X)["honest"].mean() > 0.8
@@ -142,7 +146,7 @@ def test_gate_weights_frame_and_active_experts():
     y = (s > 0).astype(int)
     X = panel_rows(n, signal=s, fp_vol30=rng.uniform(0, 0.08, 2 * n))
     ens = MixtureOfExpertsEnsemble([("memo", Memoriser()), ("honest", Honest()), ("h2", Honest())],
-                                   gate=RuleGate(top_k=2)).fit(X, y)
+                                   gate=RuleGate(top_k=2), min_inner_rows=50).fit(X, y)
     gw = ens.gate_weights(X)
     assert list(gw.columns) == ["memo", "honest", "h2"] and gw.shape == (len(X), 3)
     assert ens.expert_names_ == ["memo", "honest", "h2"] and set(ens.active_experts_) <= set(ens.expert_names_)

@@ -78,9 +78,11 @@ def _choice(enum) -> click.Choice:
 @click.option("--forced-entry-cutoff", help="UTC time HH:MM of the forced-entry decision bar.  [default: the day's last bar]")
 @click.option("--bars-per-year", type=float, help="Bars per year for annualising.  [default: inferred: 8760 hourly 24/7, 252 daily equities]")
 @click.option("--experts", help="Comma-separated experts: trend, pattern, stress, sde, crypto_hft, equity_intraday, equity_daily, futures_trend, low_vol_etf (several -> mixture of experts).  [default: trend]")
-@click.option("--gate", type=click.Choice(["rule", "mlp"]), help="Gate of the mixture: seed-003 static rules or the trained MLP.  [default: mlp]")
-@click.option("--top-k", type=int, help="Experts each row is routed to (renormalised weights).  [default: 2]")
-@click.option("--balance-coef", type=float, help="Coefficient of the MLP gate's load-balancing term.  [default: 0.1]")
+@click.option("--gate", type=click.Choice(["rule", "mlp", "stack", "best"]), help="Gate of the mixture: seed-003 static rules, the trained MLP, logistic stacking of the experts' logit P(up), or the single expert with the best inner out-of-fold score (pooled AUC).  [default: mlp]")
+@click.option("--top-k", type=int, help="Experts each row is routed to by the rule / mlp gate (renormalised weights).  [default: 2 for rule, all for mlp]")
+@click.option("--balance-coef", type=float, help="Coefficient of the MLP gate's load-balancing term.  [default: 0.001]")
+@click.option("--inner-folds", type=int, help="Inner out-of-fold blocks of each training window that the gate learns from.  [default: 3]")
+@click.option("--guard/--no-guard", "guard", default=None, help="Fall back to the best single expert when the cross-fitted gate loses to it.  [default: --guard]")
 @click.option("--learner", type=click.Choice(["hgb", "lightgbm"]), help="TrendExpert's booster: scikit-learn HistGradientBoosting, or LightGBM (pip install 'fleet[lightgbm]').  [default: hgb]")
 @click.option("--early-stopping/--no-early-stopping", "early_stopping", default=None, help="TrendExpert: choose the boosting iterations on a purged time-ordered tail of the training window, then refit.  [default: off]")
 @click.option("--asset-aware/--no-asset-aware", "asset_aware", default=None, help="Experts see the asset (id categorical, CNN embedding, per-asset intercepts); --no-asset-aware is the asset-agnostic ablation.  [default: on]")
@@ -92,8 +94,8 @@ def _choice(enum) -> click.Choice:
 @click.option("--resume", "resume", help="Finish an interrupted or failed run: its staging directory (printed at start), its --out path or its --out URI. Trains only units without a complete saved result; every other option is taken from the saved run.")
 def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, folds, horizon,
           embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
-          forced_entry, forced_entry_cutoff, bars_per_year, experts, gate, top_k, balance_coef, learner, early_stopping,
-          asset_aware, moe_enabled, report, seed, seeds, out, resume) -> None:
+          forced_entry, forced_entry_cutoff, bars_per_year, experts, gate, top_k, balance_coef, inner_folds, guard,
+          learner, early_stopping, asset_aware, moe_enabled, report, seed, seeds, out, resume) -> None:
     """Train the fleet under purged walk-forward validation and write a run directory.
 
     The driver clusters assets and extracts the market factor on each fold's training
@@ -134,6 +136,8 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
         "model.moe.gate": gate,
         "model.moe.top_k": top_k,
         "model.moe.balance_coef": balance_coef,
+        "model.moe.inner_folds": inner_folds,
+        "model.moe.guard": guard,
         "model.moe.enabled": moe_enabled,
         "model.trend.learner": learner,
         "model.trend.early_stopping": early_stopping,

@@ -189,15 +189,33 @@ class SDEConfig(TabularExpertConfig):
 
 
 class MoEConfig(_Section):
-    """The gate and its training (seed 003)."""
+    """The gate, its training and the guard (seed 003; issue 12)."""
 
     enabled: bool = Field(True, description="false: only the first expert of `experts`, no gate (seed 003 compatibility)")
-    gate: str = Field("mlp", pattern="^(rule|mlp)$", description="rule (seed-003 static rules) or mlp")
-    top_k: int = Field(2, ge=1, description="experts per row (capped at the number of experts)")
+    gate: str = Field("mlp", pattern="^(rule|mlp|stack|best)$",
+                      description="mlp (trained gate, mixture likelihood, guarded; the default: it tied or beat best "
+                      "and stack on crypto_1h, see README), best (the unit's single expert with the best inner "
+                      "out-of-fold score), stack (logistic regression on the experts' logit P(up)) or rule (seed-003 "
+                      "static rules)")
+    top_k: int | None = Field(None, ge=1, description="experts per row of the rule / mlp gate (capped at the number "
+                              "of experts); None: 2 for rule, all experts (dense) for mlp")
+    gate_objective: str = Field("likelihood", pattern="^(likelihood|oracle)$",
+                                description="mlp gate: mixture log-likelihood, or seed 003's per-row oracle target")
     balance: str = Field("switch", pattern="^(switch|entropy)$", description="load-balancing term of the MLP gate")
-    balance_coef: float = Field(0.1, ge=0.0, description="coefficient of the load-balancing term")
-    oof_fraction: float = Field(0.3, gt=0.0, lt=1.0, description="inner validation share of the training window")
-    gate_epochs: int = Field(60, ge=1)
+    balance_coef: float = Field(0.001, ge=0.0, description="coefficient of the load-balancing term (the mixture's "
+                                "log-loss differences are ~0.001 nats: a large term forces uniform weights)")
+    gate_weight_decay: float = Field(1e-3, ge=0.0, description="MLP gate: Adam weight decay (not on the per-expert bias)")
+    gate_epochs: int = Field(60, ge=1, description="MLP gate: most epochs (early stopping on a time-ordered 20 % tail)")
+    stack_C: float = Field(1.0, gt=0.0, description="stack gate: inverse L2 regularisation of the logistic regression")
+    criterion: str = Field("auc", pattern="^(auc|calibrated|log_loss)$",
+                           description="how --gate best and the guard score a forecast on the inner out-of-fold rows: "
+                           "auc (pooled over the unit's assets), calibrated (log-loss after Platt recalibration) or "
+                           "log_loss (raw; prefers weak, well-calibrated experts)")
+    inner_folds: int = Field(3, ge=1, description="inner out-of-fold blocks of the training window (K; the window is "
+                             "cut into K + 1 time blocks, block k predicted by experts fitted on blocks < k)")
+    guard: bool = Field(True, description="fall back to the best single expert when the cross-fitted gate loses to it")
+    min_inner_rows: int = Field(500, ge=1, description="an inner fold whose experts would be fitted on fewer rows is "
+                                "skipped; with none left the first expert answers alone")
 
 
 class ModelConfig(_Section):

@@ -401,6 +401,20 @@ def plot_calibration(run: RunData, pooled: pd.DataFrame):
     return fig
 
 
+def _gate_table(run: RunData) -> pd.DataFrame | None:
+    """One row per unit with a gate record in the manifest: best expert, fallback, guard losses."""
+    rows = []
+    for u in run.manifest.get("units", []):
+        g = u.get("gate") or {}
+        guard = g.get("guard") or {}
+        if not g:
+            continue
+        rows.append({"unit": u["unit"], "best_expert": guard.get("best_expert", ""),
+                     "fallback": g.get("fallback") or "", "gate_loss": guard.get("gate_loss", np.nan),
+                     "best_loss": guard.get("best_loss", np.nan), "oof_rows": g.get("oof_rows", 0)})
+    return pd.DataFrame(rows) if rows else None
+
+
 def plot_expert_weights(run: RunData):
     w = run.expert_weights
     groups = w[w["level"].isin(["fleet", "cluster"])].copy()
@@ -639,6 +653,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
            "diagonal p_up is a probability one can size with; flatter than the diagonal: overconfident.")
     mixture = len(run.experts) > 1
     active_table = None
+    guard_info = None
     if mixture:
         figure("expert_weights.png", plot_expert_weights(run),
                "Mean gate weight of each expert over the out-of-sample rows, for the fleet and per cluster "
@@ -652,6 +667,10 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         active = active.map(lambda v: f"{v:.0%}")
         active.insert(0, "mean_active", [f"{(p[cols] > 0).sum(axis=1).mean():.2f}" for p in run.predictions.values()])
         active_table = _table(active.rename_axis("asset").reset_index())
+        guard = _gate_table(run)
+        if guard is not None:
+            guard_info = {"fallbacks": int((guard["fallback"] != "").sum()), "units": len(guard),
+                          "table": _table(guard)}
     forced = None
     if run.forced_entry is not None:
         advice = run.forced_entry[run.forced_entry["advice"].fillna("") != ""]["asset"].astype(str).tolist()
@@ -669,6 +688,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         mixture=mixture,
         single_expert=run.experts[0],
         active_table=active_table,
+        guard=guard_info,
         forced=forced,
         per_cluster=_table(run.per_cluster, ["cluster", "dominant", "assets", *metric_cols]),
         per_asset=_table(run.per_asset.sort_values("sharpe_net", ascending=False, na_position="last"),

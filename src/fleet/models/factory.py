@@ -9,7 +9,7 @@ an unfitted estimator with the scikit-learn contract (``fit(X, y, sample_weight=
 from __future__ import annotations
 
 from fleet.config import CNN_EXPERTS, ModelConfig
-from fleet.models.gate import MLPGate, RuleGate
+from fleet.models.gate import BestExpertGate, MLPGate, RuleGate, StackGate
 from fleet.models.moe import MixtureOfExpertsEnsemble
 from fleet.models.pattern import ArchetypeExpert, PatternExpert
 from fleet.models.sde import SDEExpert
@@ -46,13 +46,28 @@ def build_expert(name: str, config: ModelConfig, *, seed: int, horizon: int = 1,
     raise ValueError(f"expert={name!r}: unknown")
 
 
-def build_model(config: ModelConfig, *, seed: int, horizon: int = 1, num_threads: int | None = None):
+def build_gate(config: ModelConfig, n_experts: int, *, seed: int, horizon: int = 1):
+    """The unfitted gate named by ``config.moe.gate`` (rule | mlp | stack | best)."""
+    m = config.moe
+    if m.gate == "rule":
+        return RuleGate(top_k=min(m.top_k or 2, n_experts))
+    k = min(m.top_k or n_experts, n_experts)
+    if m.gate == "stack":
+        return StackGate(C=m.stack_C)
+    if m.gate == "best":
+        return BestExpertGate(criterion=m.criterion)
+    return MLPGate(top_k=k, objective=m.gate_objective, balance=m.balance, balance_coef=m.balance_coef,
+                   epochs=m.gate_epochs, weight_decay=m.gate_weight_decay, purge_bars=horizon, random_state=seed)
+
+
+def build_model(config: ModelConfig, *, seed: int, horizon: int = 1, embargo: int = 0, num_threads: int | None = None):
     """Return an unfitted estimator for ``config.experts``.
 
     Args:
         config: the ``model`` section of the fleet configuration.
         seed: random seed of the unit (same seed -> same model on every backend).
-        horizon: label horizon in bars (purge between inner fit and validation blocks).
+        horizon: label horizon in bars (purge before each inner out-of-fold block).
+        embargo: further bars dropped there (the outer folds' embargo).
         num_threads: CPU threads for torch experts (the unit's CPU reservation).
     """
     names = config.active_experts()
@@ -60,7 +75,6 @@ def build_model(config: ModelConfig, *, seed: int, horizon: int = 1, num_threads
     if len(experts) == 1:
         return experts[0][1]
     m = config.moe
-    k = min(m.top_k, len(experts))
-    gate = RuleGate(top_k=k) if m.gate == "rule" else MLPGate(top_k=k, balance=m.balance, balance_coef=m.balance_coef,
-                                                              epochs=m.gate_epochs, random_state=seed)
-    return MixtureOfExpertsEnsemble(experts, gate=gate, oof_fraction=m.oof_fraction, purge_bars=horizon)
+    return MixtureOfExpertsEnsemble(experts, gate=build_gate(config, len(experts), seed=seed, horizon=horizon),
+                                    inner_folds=m.inner_folds, purge_bars=horizon, embargo_bars=embargo, guard=m.guard,
+                                    criterion=m.criterion, min_inner_rows=m.min_inner_rows)

@@ -1,20 +1,37 @@
 """Gates of the mixture of experts: which experts answer for a row, and with what weight.
 
-Both gates are estimators over the same input X (n, features + context; they read the ``fp_*``
-fingerprint columns, the asset id and, when present, ``market_factor``) and return weights of
-shape (n, E) whose rows have exactly ``top_k`` non-zero entries summing to 1 (top-k routing,
-renormalised; ties broken by expert order).
+Every gate is an estimator fitted on the experts' *out-of-fold* predictions (see
+:mod:`fleet.models.moe`): ``fit(X, expert_probs, y, expert_names)`` with X the rows (n, features +
+context; gates read the ``fp_*`` fingerprint columns, ``asset_id`` and, when present,
+``market_factor``), ``expert_probs`` (n, E) the experts' out-of-fold P(up) and y (n,) the labels.
+At predict time ``predict_mixture(X, expert_probs) -> (p_up (n,), weights (n, E))``.
 
-* :class:`RuleGate` — seed 003's static rules on the fingerprint (warm start / v0): no fitting
-  beyond remembering the expert names.
-* :class:`MLPGate` — seed 003 v1: fingerprint (+ market factor), standardised, concatenated with a
-  learned asset embedding -> MLP 64 -> 32 -> E -> softmax. Trained on *out-of-fold* expert
-  probabilities (see :mod:`fleet.models.moe`) with the "oracle" cross-entropy toward the expert
-  that was most right on each row (smallest |p - y|), plus a load-balancing term with coefficient
-  ``balance_coef``: 'switch' = E * sum_e f_e * P_e (Switch Transformer, Fedus et al. 2021; f_e =
-  share of rows whose top expert is e, P_e = mean gate probability of e) or 'entropy' = minus the
-  entropy of the mean gate distribution (seed 003's entropy term, applied to the batch mean so
-  that it spreads load rather than blurring every row).
+* :class:`RuleGate` — seed 003's static rules on the fingerprint: nothing is learned.
+  p_up = sum_e w_e P_e with top-k weights.
+* :class:`MLPGate` — a small network: fingerprint + market factor + the experts' logit P(up)
+  (standardised) + a learned asset embedding -> hidden layer -> E logits, plus a free per-expert
+  bias (the constant mixing weights, not weight-decayed) -> softmax -> top-k, renormalised.
+  Default objective ``likelihood``: the binary cross-entropy of the mixture
+  p(x) = sum_e w_e(x) P_e(x) (Jacobs, Jordan, Nowlan & Hinton 1991, "Adaptive mixtures of local
+  experts"), with the same renormalised top-k mask in training as at inference (the mask is
+  chosen without gradient; the kept weights are differentiable), a load-balancing term with
+  coefficient ``balance_coef`` ('switch' = E * sum_e f_e * P_e, Switch Transformer, Fedus et al.
+  2021; 'entropy' = minus the entropy of the batch-mean routing), weight decay on the network
+  (not on the bias) and early stopping on a purged, time-ordered tail of the rows. Objective
+  ``oracle`` (seed 003, no longer the default): cross-entropy toward the expert most right on each
+  row (smallest |P_e - y|); it rewards the expert with the most extreme probabilities, not skill.
+* :class:`StackGate` — logistic regression on the experts' standardised logit P(up) (+ one-hot
+  asset intercepts): the classic stacker (Wolpert 1992; Breiman 1996, "Stacked regressions").
+  p_up is the stacker's own output, *not* sum_e w_e P_e; its weights are defined as each expert's
+  share of the linear predictor's spread: w_e = |c_e| * sd_e / sum_j |c_j| * sd_j (c_e the
+  coefficient of expert e's logit, sd_e the std of that logit on the fitting rows), the same on
+  every row.
+* :class:`BestExpertGate` — the single expert with the best out-of-fold score (:func:`score_forecast`;
+  default the AUC pooled over the rows, the figure the fleet is judged by; 'calibrated' = log-loss after a
+  2-parameter Platt recalibration, 'log_loss' = raw log-loss): weight 1 on it, 0 elsewhere (selects, does
+  not mix). It is also what a guarded mixture falls back to. Raw log-loss is a poor selector here: inner
+  fits on a part of the window are mis-calibrated, and it prefers a weak, well-calibrated expert (on
+  crypto_1h, 730 d, 5 folds, hierarchical: AUC 0.5287 raw log-loss, 0.5423 calibrated, 0.5439 AUC).
 """
 
 from __future__ import annotations
@@ -23,13 +40,16 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 from torch import nn
 
 from fleet.features.fingerprint import FINGERPRINT_PREFIX
-from fleet.models._context import ASSET_ID, require_context
+from fleet.models._context import ASSET_ID, BAR_TIME, require_context
 from fleet.models._io import PersistMixin
 
 FACTOR = "market_factor"
+_EPS = 1e-6
 
 
 def top_k_weights(probs: np.ndarray, k: int) -> np.ndarray:
@@ -50,11 +70,72 @@ def top_k_weights(probs: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _fingerprint(X: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    return X[columns].to_numpy(dtype=np.float64)
+def expert_logits(P: np.ndarray) -> np.ndarray:
+    """logit of P(up) (n, E), probabilities clipped to [1e-6, 1 - 1e-6]."""
+    P = np.clip(np.asarray(P, dtype=np.float64), _EPS, 1.0 - _EPS)
+    return np.log(P) - np.log1p(-P)
 
 
-class RuleGate(PersistMixin, BaseEstimator):
+def mixture_log_loss(y, p) -> float:
+    """Mean binary cross-entropy (nats) of P(up) ``p`` (n,) for labels ``y`` (n,) in {0, 1}."""
+    return float(log_loss(np.asarray(y, dtype=np.int64), np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS),
+                          labels=[0, 1]))
+
+
+def calibrated_log_loss(y, p) -> float:
+    """Log-loss (nats) of P(up) ``p`` (n,) after a 2-parameter logistic recalibration of its logit on the
+    same rows (Platt 1999): a + b * logit(p), fitted by maximum likelihood (tiny L2, C = 1e4).
+
+    It scores what a forecast can be made worth by a monotone map — its skill — and not the scale of its
+    probabilities: an expert fitted on a short inner window is often over- or under-confident, and the raw
+    log-loss then prefers a weak, well-calibrated expert to a stronger one (measured in issue 12: selecting by raw
+    log-loss cost 0.015 AUC on crypto_1h). Two parameters on thousands of rows: the in-sample optimism is ~1/n.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    L = expert_logits(np.asarray(p, dtype=np.float64)[:, None])
+    if len(np.unique(y)) < 2:
+        return mixture_log_loss(y, p)
+    m = LogisticRegression(C=1e4, max_iter=200).fit(L, y)
+    return mixture_log_loss(y, m.predict_proba(L)[:, 1])
+
+
+def score_forecast(y, p, criterion: str) -> float:
+    """Loss of P(up) ``p`` for labels ``y`` by ``criterion``: 'calibrated' (:func:`calibrated_log_loss`),
+    'log_loss' (raw) or 'auc' (1 - ROC AUC). Lower is better. ValueError on another criterion."""
+    if criterion == "calibrated":
+        return calibrated_log_loss(y, p)
+    if criterion == "log_loss":
+        return mixture_log_loss(y, p)
+    if criterion == "auc":
+        from sklearn.metrics import roc_auc_score
+
+        y = np.asarray(y)
+        return 1.0 - float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else 0.5
+    raise ValueError(f"criterion={criterion!r}: expected 'calibrated', 'log_loss' or 'auc'")
+
+
+def _check_fit_args(who: str, X, P, y, expert_names) -> tuple[np.ndarray, np.ndarray]:
+    P = np.asarray(P, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if not expert_names:
+        raise ValueError(f"{who}.fit: expert_names (the ensemble's experts) is required")
+    if P.ndim != 2 or len(P) != len(X) or len(y) != len(X) or P.shape[1] != len(expert_names):
+        raise ValueError(f"{who}.fit: expert_probs {P.shape}, y {y.shape}, X {getattr(X, 'shape', None)}, "
+                         f"{len(expert_names)} experts: expected (n, E), (n,), n rows")
+    return P, y
+
+
+class _ConvexGate:
+    """Shared by gates whose output is the convex mixture sum_e w_e P_e."""
+
+    def predict_mixture(self, X: pd.DataFrame, expert_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(p_up (n,) = sum_e w_e P_e clipped to [0, 1], weights (n, E))."""
+        P = np.asarray(expert_probs, dtype=np.float64)
+        W = self.predict_weights(X, P)
+        return np.clip((P * W).sum(axis=1), 0.0, 1.0), W
+
+
+class RuleGate(_ConvexGate, PersistMixin, BaseEstimator):
     """Seed 003's static fingerprint rules mapped onto the experts at hand.
 
     Scores (before top-k): every expert starts at 1; then, per row,
@@ -106,62 +187,185 @@ class RuleGate(PersistMixin, BaseEstimator):
                     s[mask, col[name]] += b
         return s
 
-    def predict_weights(self, X: pd.DataFrame) -> np.ndarray:
-        """Top-k weights (n, E), rows sum to 1."""
+    def predict_weights(self, X: pd.DataFrame, expert_probs=None) -> np.ndarray:
+        """Top-k weights (n, E), rows sum to 1 (``expert_probs`` is not read)."""
         s = self.scores(X)
         return top_k_weights(s / s.sum(axis=1, keepdims=True), min(self.top_k, s.shape[1]))
 
 
-class GateMLP(nn.Module):
-    """(B, F) fingerprint + (B,) asset codes -> (B, E) gate logits; MLP 64 -> 32 -> E (seed 003).
+class BestExpertGate(_ConvexGate, PersistMixin, BaseEstimator):
+    """Weight 1 on the expert with the lowest loss on the fitting (out-of-fold) rows.
 
-    Asset codes < 0 (unknown asset) get the mean embedding.
+    Args:
+        expert: force this expert (a name) instead of choosing one; None chooses.
+        criterion: the loss, see :func:`score_forecast` (default 'auc': 1 - ROC AUC pooled over the rows).
+
+    Fitted: expert_names_, chosen_ (name), losses_ (name -> loss on the fitting rows).
     """
 
-    def __init__(self, n_inputs: int, n_experts: int, num_assets: int, emb_dim: int = 4):
+    def __init__(self, expert: str | None = None, criterion: str = "auc"):
+        self.expert = expert
+        self.criterion = criterion
+
+    def fit(self, X, expert_probs, y, expert_names) -> "BestExpertGate":
+        """Choose the expert; raises ValueError on bad shapes or an unknown forced expert."""
+        P, y = _check_fit_args("BestExpertGate", X, P=expert_probs, y=y, expert_names=expert_names)
+        self.expert_names_ = list(expert_names)
+        self.losses_ = ({n: score_forecast(y, P[:, j], self.criterion) for j, n in enumerate(self.expert_names_)}
+                        if len(y) else {})
+        if self.expert is not None and self.expert not in self.expert_names_:
+            raise ValueError(f"BestExpertGate: expert={self.expert!r} is not one of {self.expert_names_}")
+        if self.expert is None and not self.losses_:
+            raise ValueError("BestExpertGate.fit: no rows to choose an expert by")
+        self.chosen_ = self.expert or min(self.expert_names_, key=self.losses_.__getitem__)
+        return self
+
+    def predict_weights(self, X: pd.DataFrame, expert_probs=None) -> np.ndarray:
+        """(n, E): 1 in the chosen expert's column."""
+        W = np.zeros((len(X), len(self.expert_names_)))
+        W[:, self.expert_names_.index(self.chosen_)] = 1.0
+        return W
+
+
+class StackGate(PersistMixin, BaseEstimator):
+    """Logistic regression on the experts' logit P(up) (see module docstring for what w_e means).
+
+    Args:
+        C: inverse L2 regularisation of :class:`~sklearn.linear_model.LogisticRegression`.
+        asset_intercepts: add one-hot asset columns (per-asset intercepts; an unseen asset gets the
+            pooled intercept). Off by default: on crypto_1h they lowered the AUC pooled over a unit's assets
+            (0.5406 vs 0.5420, 730 days, 5 folds, hierarchical; benchmarks/gates.py).
+
+    Fitted: estimator_, expert_names_, mean_, std_ (of the logits), asset_codes_, weights_ (E,).
+    """
+
+    def __init__(self, C: float = 1.0, asset_intercepts: bool = False):
+        self.C = C
+        self.asset_intercepts = asset_intercepts
+
+    def _design(self, X: pd.DataFrame, P: np.ndarray) -> np.ndarray:
+        Z = (expert_logits(P) - self.mean_) / self.std_
+        if not self.asset_intercepts:
+            return Z
+        ids = X[ASSET_ID].to_numpy(dtype=np.int64)
+        onehot = np.zeros((len(X), len(self.asset_codes_)))
+        for a, j in self.asset_codes_.items():
+            onehot[ids == a, j] = 1.0
+        return np.column_stack([Z, onehot])
+
+    def fit(self, X: pd.DataFrame, expert_probs, y, expert_names) -> "StackGate":
+        """Fit the stacker on out-of-fold P (n, E) and labels y (n,); ValueError on bad shapes."""
+        require_context(X, "StackGate", (ASSET_ID,))
+        P, y = _check_fit_args("StackGate", X, expert_probs, y, expert_names)
+        self.expert_names_ = list(expert_names)
+        L = expert_logits(P)
+        self.mean_ = L.mean(axis=0)
+        self.std_ = L.std(axis=0)
+        self.std_[~(self.std_ > 1e-12)] = 1.0
+        self.asset_codes_ = {int(a): i for i, a in enumerate(np.unique(X[ASSET_ID].to_numpy()))}
+        self.estimator_ = LogisticRegression(C=self.C, max_iter=1000)
+        self.estimator_.fit(self._design(X, P), y.astype(np.int64))
+        c = np.abs(self.estimator_.coef_[0, :len(self.expert_names_)])  # standardised: |c_e| * sd_e already
+        self.weights_ = c / c.sum() if c.sum() > 0 else np.full(len(c), 1.0 / len(c))
+        return self
+
+    def predict_weights(self, X: pd.DataFrame, expert_probs=None) -> np.ndarray:
+        """(n, E): the constant contribution shares ``weights_`` on every row."""
+        return np.tile(self.weights_, (len(X), 1))
+
+    def predict_mixture(self, X: pd.DataFrame, expert_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(p_up (n,) from the stacker, weights (n, E))."""
+        P = np.asarray(expert_probs, dtype=np.float64)
+        return self.estimator_.predict_proba(self._design(X, P))[:, 1], self.predict_weights(X)
+
+
+class GateMLP(nn.Module):
+    """(B, F) inputs + (B,) asset codes -> (B, E) gate logits: Linear(F + emb, hidden) -> ReLU ->
+    Linear(hidden, E), plus a free per-expert ``prior`` bias. With ``zero_init`` (the likelihood objective)
+    the output layer starts at zero, so an untrained gate is the constant softmax(prior) (uniform). Asset codes < 0 (unknown asset) get the
+    mean embedding."""
+
+    def __init__(self, n_inputs: int, n_experts: int, num_assets: int, emb_dim: int = 4, hidden: int = 16,
+                 zero_init: bool = True):
         super().__init__()
         self.embedding = nn.Embedding(max(num_assets, 1), emb_dim)
-        self.net = nn.Sequential(nn.Linear(n_inputs + emb_dim, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(),
-                                 nn.Linear(32, n_experts))
+        self.net = nn.Sequential(nn.Linear(n_inputs + emb_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_experts))
+        if zero_init:
+            nn.init.zeros_(self.net[2].weight)
+            nn.init.zeros_(self.net[2].bias)
+        self.prior = nn.Parameter(torch.zeros(n_experts))
 
     def forward(self, x: torch.Tensor, asset_ids: torch.Tensor) -> torch.Tensor:
         emb = self.embedding(asset_ids.clamp(min=0))
         mean = self.embedding.weight.mean(dim=0, keepdim=True).expand_as(emb)
         emb = torch.where((asset_ids >= 0)[:, None], emb, mean)
-        return self.net(torch.cat([x, emb], dim=1))
+        return self.net(torch.cat([x, emb], dim=1)) + self.prior
 
 
-class MLPGate(PersistMixin, BaseEstimator):
+def _masked_top_k(probs: torch.Tensor, k: int) -> torch.Tensor:
+    """The renormalised top-k of (B, E) softmax probabilities, as :func:`top_k_weights` but differentiable
+    through the kept entries (the mask itself is chosen without gradient)."""
+    if k >= probs.shape[1]:
+        return probs
+    idx = torch.topk(probs.detach(), k, dim=1).indices
+    mask = torch.zeros_like(probs).scatter_(1, idx, 1.0)
+    kept = probs * mask
+    return kept / kept.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+class MLPGate(_ConvexGate, PersistMixin, BaseEstimator):
     """Trainable gate (see module docstring).
 
     Args:
-        top_k: experts per row (default 2).
-        balance: 'switch' or 'entropy' load-balancing term.
-        balance_coef: its coefficient (0 disables it).
-        epochs, lr, batch_size, weight_decay: full/mini-batch Adam training.
-        emb_dim: asset embedding width.
+        top_k: experts per row (default 2); training uses the same renormalised top-k as inference.
+        objective: 'likelihood' (mixture BCE, default) or 'oracle' (seed 003).
+        balance: 'switch' or 'entropy' load-balancing term; balance_coef: its coefficient (0 disables it).
+        expert_inputs: also feed the experts' standardised logit P(up) to the network.
+        epochs: most epochs; patience: epochs without improvement of the validation loss before
+            stopping (the best epoch's parameters are kept); val_fraction: time-ordered tail of the
+            rows' timestamps used for that (0: no early stopping, all epochs);
+            purge_bars: timestamps dropped before that tail (the label horizon).
+        lr, batch_size, weight_decay: Adam mini-batch training; weight decay on the network and
+            embedding, not on the per-expert prior bias.
+        hidden, emb_dim: hidden units and asset embedding width.
         random_state: seed.
 
     fit(X, expert_probs (n, E) out-of-fold P(up), y (n,), expert_names) -> self.
-    Fitted: module_, columns_ (gate inputs), mean_, std_, asset_codes_, expert_names_, oracle_share_
-    (share of rows each expert was most right on), history_.
+    Fitted: module_, columns_ (fingerprint / factor inputs), mean_, std_, asset_codes_, expert_names_,
+    oracle_share_ (share of rows each expert was most right on; a diagnostic), history_ (per epoch:
+    train loss, validation loss), best_epoch_.
     """
 
-    def __init__(self, top_k: int = 2, balance: str = "switch", balance_coef: float = 0.1, epochs: int = 100,
-                 lr: float = 1e-2, batch_size: int = 4096, weight_decay: float = 1e-4, emb_dim: int = 4,
-                 random_state: int = 0):
+    def __init__(self, top_k: int = 2, objective: str = "likelihood", balance: str = "switch",
+                 balance_coef: float = 0.001, expert_inputs: bool = True, epochs: int = 60, patience: int = 5,
+                 val_fraction: float = 0.2, purge_bars: int = 0, lr: float = 1e-2, batch_size: int = 2048,
+                 weight_decay: float = 1e-3, hidden: int = 16, emb_dim: int = 4, random_state: int = 0):
         self.top_k = top_k
+        self.objective = objective
         self.balance = balance
         self.balance_coef = balance_coef
+        self.expert_inputs = expert_inputs
         self.epochs = epochs
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.purge_bars = purge_bars
         self.lr = lr
         self.batch_size = batch_size
         self.weight_decay = weight_decay
+        self.hidden = hidden
         self.emb_dim = emb_dim
         self.random_state = random_state
 
-    def _inputs(self, X: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
-        Z = (X[self.columns_].to_numpy(np.float64) - self.mean_) / self.std_
+    def _raw(self, X: pd.DataFrame, P: np.ndarray | None) -> np.ndarray:
+        parts = [X[self.columns_].to_numpy(np.float64)] if self.columns_ else []
+        if self.expert_inputs:
+            if P is None:
+                raise ValueError("MLPGate: this gate reads the experts' P(up); pass expert_probs")
+            parts.append(expert_logits(P))
+        return np.column_stack(parts) if parts else np.zeros((len(X), 0))
+
+    def _inputs(self, X: pd.DataFrame, P: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+        Z = (self._raw(X, P) - self.mean_) / self.std_
         Z = np.nan_to_num(Z, nan=0.0, posinf=0.0, neginf=0.0)
         codes = np.array([self.asset_codes_.get(int(a), -1) for a in X[ASSET_ID].to_numpy()], dtype=np.int64)
         return torch.as_tensor(Z, dtype=torch.float32), torch.as_tensor(codes)
@@ -175,63 +379,105 @@ class MLPGate(PersistMixin, BaseEstimator):
         mean = probs.mean(dim=0)
         return (mean * torch.log(mean + 1e-9)).sum()  # = -entropy of the mean routing
 
+    def _loss(self, logits, Pt, yt, target) -> tuple[torch.Tensor, torch.Tensor]:
+        """(objective term, objective + balance term) of a batch."""
+        probs = torch.softmax(logits, dim=1)
+        if self.objective == "likelihood":
+            w = _masked_top_k(probs, self.top_k)
+            p = (w * Pt).sum(dim=1).clamp(_EPS, 1 - _EPS)
+            fit = nn.functional.binary_cross_entropy(p, yt)
+        else:
+            fit = nn.functional.cross_entropy(logits, target)
+        return fit, fit + self.balance_coef * self.balance_loss(probs)
+
+    def _split(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Row positions (train, validation): validation = last ``val_fraction`` of the timestamps, with
+        ``purge_bars`` timestamps dropped before it."""
+        n = len(X)
+        times = X[BAR_TIME].to_numpy(np.int64) if BAR_TIME in X.columns else np.arange(n)
+        uniq = np.unique(times)
+        cut = int(len(uniq) * (1.0 - self.val_fraction))
+        if self.val_fraction <= 0 or cut - self.purge_bars < 1 or cut >= len(uniq):
+            return np.arange(n), np.empty(0, dtype=np.int64)
+        return np.flatnonzero(times < uniq[cut - self.purge_bars]), np.flatnonzero(times >= uniq[cut])
+
     def fit(self, X: pd.DataFrame, expert_probs: np.ndarray, y, expert_names) -> "MLPGate":
         """Train on rows X (n, ...), out-of-fold expert probabilities (n, E) and labels y (n,).
 
         Raises:
-            ValueError: shapes disagree, bad top_k / balance, or X has no fingerprint column.
+            ValueError: shapes disagree, bad top_k / objective / balance, or no input at all (no
+                fingerprint column and expert_inputs=False).
         """
         require_context(X, "MLPGate", (ASSET_ID,))
-        P = np.asarray(expert_probs, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
-        if P.ndim != 2 or len(P) != len(X) or len(y) != len(X) or P.shape[1] != len(expert_names):
-            raise ValueError(f"MLPGate.fit: expert_probs {P.shape}, y {y.shape}, X {X.shape}, "
-                             f"{len(expert_names)} experts: expected (n, E), (n,), n rows")
+        P, y = _check_fit_args("MLPGate", X, expert_probs, y, expert_names)
         if self.balance not in ("switch", "entropy"):
             raise ValueError(f"MLPGate: balance={self.balance!r}; expected 'switch' or 'entropy'")
+        if self.objective not in ("likelihood", "oracle"):
+            raise ValueError(f"MLPGate: objective={self.objective!r}; expected 'likelihood' or 'oracle'")
         top_k_weights(np.ones((1, P.shape[1])), self.top_k)
         self.expert_names_ = list(expert_names)
         self.columns_ = [c for c in X.columns if c.startswith(FINGERPRINT_PREFIX) or c == FACTOR]
-        if not self.columns_:
-            raise ValueError(f"MLPGate: X has no fingerprint ('{FINGERPRINT_PREFIX}*') column; columns {list(X.columns)}")
-        raw = X[self.columns_].to_numpy(np.float64)
-        self.mean_ = np.nanmean(raw, axis=0)
+        if not self.columns_ and not self.expert_inputs:
+            raise ValueError(f"MLPGate: X has no fingerprint ('{FINGERPRINT_PREFIX}*') column and expert_inputs is "
+                             f"off; columns {list(X.columns)}")
+        raw = self._raw(X, P)
+        self.mean_ = np.nan_to_num(np.nanmean(raw, axis=0))
         self.std_ = np.nanstd(raw, axis=0)
-        self.std_[~(self.std_ > 0)] = 1.0
-        self.mean_ = np.nan_to_num(self.mean_)
+        self.std_[~(self.std_ > 1e-12)] = 1.0
         self.asset_codes_ = {int(a): i for i, a in enumerate(np.unique(X[ASSET_ID].to_numpy()))}
         target = np.argmin(np.abs(P - y[:, None]), axis=1)  # the oracle: expert most right per row
         self.oracle_share_ = dict(zip(self.expert_names_, np.bincount(target, minlength=P.shape[1]) / len(target)))
         torch.manual_seed(self.random_state)
         gen = torch.Generator().manual_seed(self.random_state)
-        Z, codes = self._inputs(X)
+        Z, codes = self._inputs(X, P)
+        Pt = torch.as_tensor(P, dtype=torch.float32)
+        yt = torch.as_tensor(y, dtype=torch.float32)
         t = torch.as_tensor(target)
-        self.module_ = GateMLP(Z.shape[1], P.shape[1], len(self.asset_codes_), self.emb_dim)
-        opt = torch.optim.Adam(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        self.history_ = []
-        self.module_.train()
-        for _ in range(self.epochs):
-            perm = torch.randperm(len(Z), generator=gen)
-            for i in range(0, len(Z), self.batch_size):
+        tr, va = self._split(X)
+        tr_t, va_t = torch.as_tensor(tr), torch.as_tensor(va)
+        self.module_ = GateMLP(Z.shape[1], P.shape[1], len(self.asset_codes_), self.emb_dim, self.hidden,
+                               zero_init=self.objective == "likelihood")
+        decayed = [p for n, p in self.module_.named_parameters() if n != "prior"]
+        opt = torch.optim.Adam([{"params": decayed, "weight_decay": self.weight_decay},
+                                {"params": [self.module_.prior], "weight_decay": 0.0}], lr=self.lr)
+        self.history_, best, best_state, bad = [], np.inf, None, 0
+        self.best_epoch_ = self.epochs - 1
+        for epoch in range(self.epochs):
+            self.module_.train()
+            perm = tr_t[torch.randperm(len(tr_t), generator=gen)]
+            total = 0.0
+            for i in range(0, len(perm), self.batch_size):
                 b = perm[i:i + self.batch_size]
-                logits = self.module_(Z[b], codes[b])
-                probs = torch.softmax(logits, dim=1)
-                ce = nn.functional.cross_entropy(logits, t[b])
-                loss = ce + self.balance_coef * self.balance_loss(probs)
+                _, loss = self._loss(self.module_(Z[b], codes[b]), Pt[b], yt[b], t[b])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            self.history_.append(float(loss.detach()))
+                total += float(loss.detach()) * len(b)
+            val = np.nan
+            if len(va):
+                self.module_.eval()
+                with torch.no_grad():
+                    val = float(self._loss(self.module_(Z[va_t], codes[va_t]), Pt[va_t], yt[va_t], t[va_t])[0])
+            self.history_.append((total / max(len(perm), 1), val))
+            if len(va):
+                if val < best - 1e-7:
+                    best, bad, self.best_epoch_ = val, 0, epoch
+                    best_state = {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
+                else:
+                    bad += 1
+                    if bad > self.patience:
+                        break
+        if best_state is not None:
+            self.module_.load_state_dict(best_state)
         self.module_.eval()
         return self
 
-    def predict_gate_probs(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_gate_probs(self, X: pd.DataFrame, expert_probs=None) -> np.ndarray:
         """Dense softmax gate probabilities (n, E) before top-k."""
-        Z, codes = self._inputs(X)
+        Z, codes = self._inputs(X, expert_probs)
         with torch.no_grad():
             return torch.softmax(self.module_(Z, codes), dim=1).numpy().astype(np.float64)
 
-    def predict_weights(self, X: pd.DataFrame) -> np.ndarray:
-        """Top-k weights (n, E), rows sum to 1."""
-        return top_k_weights(self.predict_gate_probs(X), self.top_k)
-
+    def predict_weights(self, X: pd.DataFrame, expert_probs=None) -> np.ndarray:
+        """Top-k weights (n, E), rows sum to 1 (``expert_probs`` (n, E) required with expert_inputs)."""
+        return top_k_weights(self.predict_gate_probs(X, expert_probs), self.top_k)

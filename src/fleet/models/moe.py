@@ -1,23 +1,42 @@
-"""MixtureOfExpertsEnsemble: experts + gate, with the gate trained only on out-of-fold expert outputs.
+"""MixtureOfExpertsEnsemble: experts + gate, the gate trained only on out-of-fold expert outputs.
 
 fit(X, y) on one unit's training window (rows of several assets, context columns ``asset_id`` and
 ``bar_time``, see :mod:`fleet.models._context`):
 
-1. Inner time split of the training window: the first ``1 - oof_fraction`` of its timestamps
-   (minus ``purge_bars`` timestamps, the label horizon, so no inner-training label overlaps the
-   inner validation block) fit a clone of every expert; those clones predict the last
-   ``oof_fraction`` of timestamps. This (n_oof, E) matrix of out-of-fold P(up) is the only expert
-   output the gate ever sees — never a prediction an expert made on its own training rows.
-2. The gate is fitted on those rows (their fingerprint / asset / factor, the OOF matrix, labels).
-3. Every expert is refitted on the full training window (``experts_``); at predict time
-   P(up) = sum over the top-k experts of gate weight x expert P(up).
+1. **Inner out-of-fold predictions (blocked stacking, Wolpert 1992).** The window's unique
+   timestamps are cut into ``inner_folds + 1`` equal, time-ordered blocks B_0 .. B_K. For
+   k = 1..K a clone of every expert is fitted on the timestamps before B_k, less the last
+   ``purge_bars + embargo_bars`` of them (the label horizon and the embargo, as in the outer
+   folds, so no inner-training label reaches into B_k), and predicts B_k. An asset with no row in
+   that inner fit (a longer warm-up, a later listing) gets no out-of-fold row in B_k; an inner fold
+   whose fit has fewer than ``min_inner_rows`` rows or one class is skipped; with none left the first
+   expert answers alone. The result is the
+   (n_oof, E) matrix of out-of-fold P(up) over K/(K+1) of the window (3/4 by default): the only
+   expert output the gate ever sees — never a prediction an expert made on its own training rows.
+2. **Gate.** The gate is fitted on those rows (their fingerprint / asset / factor, the OOF matrix,
+   labels); see :mod:`fleet.models.gate` (rule, mlp, stack, best).
+3. **Guard.** The gate is cross-fitted forward over the inner blocks: for j = 2..K a clone fitted
+   on the OOF rows of blocks < j (purged by ``purge_bars + embargo_bars`` timestamps before B_j)
+   predicts B_j, so every loss counted is out of sample for the gate as well as for the experts.
+   If its loss on those rows (``criterion``, default 1 - AUC pooled over the rows, the figure the
+   fleet is judged by; or the log-loss after a 2-parameter Platt recalibration, or the raw log-loss;
+   see :func:`fleet.models.gate.score_forecast`) is above that of the best single expert (best over
+   all OOF rows, the expert ``--gate best`` picks) on the same rows, the unit falls back to that
+   expert: the gate becomes a :class:`~fleet.models.gate.BestExpertGate` (``fallback_`` names the
+   expert). With fewer than 2 inner blocks holding rows there is no guard (``guard_`` says so).
+4. Every expert is refitted on the full training window (``experts_``); at predict time
+   ``gate_.predict_mixture`` combines their P(up) (sum of top-k weight x P(up), or the stacker's
+   output for ``stack``).
 
 With one expert (or ``enabled=False`` in the config, see :func:`fleet.models.factory.build_model`)
 there is no gate: weight 1.
 
 Fitted attributes: expert_names_, experts_ (name -> fitted expert), gate_, oof_index_ (positions of X
-used to fit the gate), oof_probs_ (n_oof, E), active_experts_ (experts with non-zero mean gate weight
-on the OOF rows), classes_.
+with an out-of-fold row), oof_probs_ (n_oof, E), oof_block_ (n_oof,) inner block 1..K of each row,
+inner_folds_ (per inner fold: rows fitted / predicted, assets left out, or why skipped), oof_scores_
+(expert -> {"log_loss", "auc"} over the OOF rows), guard_ (dict: the gate's and the best expert's
+cross-fitted log-loss, rows, decision), fallback_ (expert name or None), active_experts_ (experts with
+non-zero mean gate weight on the OOF rows), classes_.
 """
 
 from __future__ import annotations
@@ -25,9 +44,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.metrics import roc_auc_score
 
-from fleet.models._context import BAR_TIME, require_context
+from fleet.models._context import ASSET_ID, BAR_TIME, require_context
 from fleet.models._io import PersistMixin
+from fleet.models.gate import BestExpertGate, mixture_log_loss, score_forecast
+
+
+def _auc(y, p) -> float:
+    return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
 
 
 class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
@@ -35,20 +60,136 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
 
     Args:
         experts: list of (name, unfitted estimator) pairs; names unique.
-        gate: unfitted gate (RuleGate / MLPGate), or None when there is a single expert.
-        oof_fraction: share of the training window's timestamps used as the inner validation block.
-        purge_bars: timestamps dropped between the inner training and validation blocks (label horizon).
+        gate: unfitted gate (RuleGate / MLPGate / StackGate / BestExpertGate), or None with a single expert.
+        inner_folds: K, the number of inner out-of-fold blocks (the window is cut into K + 1 blocks).
+        purge_bars: timestamps dropped before each inner block (the label horizon, bars).
+        embargo_bars: further timestamps dropped there (the outer folds' embargo, bars).
+        guard: fall back to the best single expert when the cross-fitted gate loses to it.
+        criterion: the loss that picks the best expert and that the guard compares
+            (:func:`fleet.models.gate.score_forecast`: 'auc' (default: 1 - AUC pooled over the rows),
+            'calibrated' log-loss or raw 'log_loss').
+        min_inner_rows: an inner fold whose fit has fewer rows is skipped (and so is a guard step whose gate
+            fit would have fewer). An expert fitted on a few hundred rows says little about the same expert
+            fitted on the whole window (a TrendExpert with 1,000-row leaves cannot split at all), and judging
+            experts by such fits picked the weak ones on short windows. When no inner fold qualifies, the first
+            expert of ``experts`` answers alone (``fallback_``).
 
     Raises:
-        ValueError: in fit, on duplicate names, no experts, a missing gate with several experts, or an
-            inner split that leaves either side empty.
+        ValueError: in fit, on duplicate names, no experts, a missing gate with several experts, or inner_folds < 1.
     """
 
-    def __init__(self, experts, gate=None, oof_fraction: float = 0.3, purge_bars: int = 0):
+    def __init__(self, experts, gate=None, inner_folds: int = 3, purge_bars: int = 0, embargo_bars: int = 0,
+                 guard: bool = True, criterion: str = "auc", min_inner_rows: int = 500):
         self.experts = experts
         self.gate = gate
-        self.oof_fraction = oof_fraction
+        self.inner_folds = inner_folds
         self.purge_bars = purge_bars
+        self.embargo_bars = embargo_bars
+        self.guard = guard
+        self.criterion = criterion
+        self.min_inner_rows = min_inner_rows
+
+    # ----------------------------------------------------------------------------------------- fit
+    def inner_oof(self, X: pd.DataFrame, y, sample_weight=None):
+        """Inner out-of-fold predictions (step 1 of the module docstring).
+
+        Returns:
+            (index (n_oof,) row positions of X, P (n_oof, E) out-of-fold P(up), block (n_oof,) in 1..K,
+            starts {k: first timestamp of B_k (int64 ns)}, folds: list of per-fold dicts).
+
+        Raises:
+            ValueError: inner_folds < 1, or no inner fold could be fitted.
+        """
+        if int(self.inner_folds) < 1:
+            raise ValueError(f"MixtureOfExpertsEnsemble: inner_folds={self.inner_folds}: expected >= 1")
+        y = np.asarray(y, dtype=np.int64)
+        sw = None if sample_weight is None else np.asarray(sample_weight)
+        times = X[BAR_TIME].to_numpy(np.int64)
+        ids = X[ASSET_ID].to_numpy(np.int64)
+        uniq = np.unique(times)
+        K = int(self.inner_folds)
+        edges = np.linspace(0, len(uniq), K + 2).astype(int)
+        gap = int(self.purge_bars) + int(self.embargo_bars)
+        index, probs, block, starts, folds = [], [], [], {}, []
+        for k in range(1, K + 1):
+            s, e = edges[k], edges[k + 1]
+            info = {"block": k, "n_fit": 0, "n_oof": 0, "assets_left_out": []}
+            folds.append(info)
+            if s >= e or s - gap < 1:
+                info["skipped"] = "too few timestamps before the block"
+                continue
+            fit_rows = np.flatnonzero(times < uniq[s - gap])
+            in_block = (times >= uniq[s]) & ((times < uniq[e]) if e < len(uniq) else True)
+            known = np.unique(ids[fit_rows])
+            info["assets_left_out"] = sorted(int(a) for a in np.setdiff1d(np.unique(ids[in_block]), known))
+            val_rows = np.flatnonzero(in_block & np.isin(ids, known))
+            info["n_fit"], info["n_oof"] = len(fit_rows), len(val_rows)
+            if len(fit_rows) < self.min_inner_rows or len(np.unique(y[fit_rows])) < 2 or not len(val_rows):
+                info["skipped"] = (f"{len(fit_rows)} fitting rows, {len(np.unique(y[fit_rows]))} classes, "
+                                   f"{len(val_rows)} rows to predict")
+                info["n_oof"] = 0
+                continue
+            X_fit, X_val = X.iloc[fit_rows], X.iloc[val_rows]
+            P = np.column_stack([
+                clone(est).fit(X_fit, y[fit_rows], None if sw is None else sw[fit_rows]).predict_proba(X_val)[:, 1]
+                for _, est in self.experts])
+            index.append(val_rows)
+            probs.append(P)
+            block.append(np.full(len(val_rows), k))
+            starts[k] = int(uniq[s])
+        if not index:
+            E = len(self.experts)
+            return np.empty(0, dtype=np.int64), np.empty((0, E)), np.empty(0, dtype=np.int64), {}, folds
+        return (np.concatenate(index), np.vstack(probs), np.concatenate(block), starts, folds)
+
+    def fit_gate(self, X_oof: pd.DataFrame, P: np.ndarray, y, block: np.ndarray, starts: dict[int, int]):
+        """Steps 2 and 3: fit the gate on the out-of-fold rows and apply the guard; returns self.
+
+        Args:
+            X_oof: the OOF rows (n_oof, features + context); P: their expert P(up) (n_oof, E);
+            y: labels (n_oof,); block: inner block of each row (n_oof,); starts: block -> first timestamp.
+        """
+        names = [n for n, _ in self.experts]
+        y = np.asarray(y, dtype=np.int64)
+        P = np.asarray(P, dtype=np.float64)
+        self.oof_scores_ = {n: {"log_loss": mixture_log_loss(y, P[:, j]), "auc": _auc(y, P[:, j]),
+                                "calibrated_log_loss": score_forecast(y, P[:, j], "calibrated")}
+                            for j, n in enumerate(names)}
+        best = BestExpertGate(criterion=self.criterion).fit(X_oof, P, y, expert_names=names)
+        self.gate_ = clone(self.gate).fit(X_oof, P, y, expert_names=names)
+        self.fallback_ = None
+        self.guard_ = {"checked": False, "best_expert": best.chosen_}
+        if not self.guard or isinstance(self.gate, BestExpertGate):
+            self.guard_["reason"] = "guard off" if not self.guard else "the gate is the best expert"
+            return self
+        times = X_oof[BAR_TIME].to_numpy(np.int64)
+        gap = int(self.purge_bars) + int(self.embargo_bars)
+        p_cf = np.full(len(y), np.nan)
+        for j in sorted(starts)[1:]:
+            before = np.flatnonzero(block < j)
+            if gap and len(before):  # purge: drop rows whose label window reaches B_j
+                t_before = np.unique(times[before])
+                cut = np.searchsorted(t_before, starts[j])  # timestamps strictly before B_j
+                before = before[times[before] < t_before[max(cut - gap, 0)]] if cut - gap > 0 else before[:0]
+            rows = np.flatnonzero(block == j)
+            if len(before) < self.min_inner_rows or len(np.unique(y[before])) < 2:
+                continue
+            g = clone(self.gate).fit(X_oof.iloc[before], P[before], y[before], expert_names=names)
+            p_cf[rows] = g.predict_mixture(X_oof.iloc[rows], P[rows])[0]
+        ok = np.isfinite(p_cf)
+        if not ok.any():
+            self.guard_["reason"] = "fewer than 2 inner blocks with rows: nothing to cross-fit"
+            return self
+        b = names.index(best.chosen_)
+        gate_loss, best_loss = score_forecast(y[ok], p_cf[ok], self.criterion), score_forecast(y[ok], P[ok, b],
+                                                                                               self.criterion)
+        self.guard_.update(checked=True, criterion=self.criterion, rows=int(ok.sum()), gate_loss=gate_loss,
+                           best_loss=best_loss, gate_auc=_auc(y[ok], p_cf[ok]), best_auc=_auc(y[ok], P[ok, b]))
+        if gate_loss > best_loss:
+            self.fallback_ = best.chosen_
+            self.gate_ = BestExpertGate(expert=best.chosen_, criterion=self.criterion).fit(X_oof, P, y,
+                                                                                           expert_names=names)
+        return self
 
     def fit(self, X: pd.DataFrame, y, sample_weight=None) -> "MixtureOfExpertsEnsemble":
         require_context(X, "MixtureOfExpertsEnsemble")
@@ -57,66 +198,70 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(f"MixtureOfExpertsEnsemble: experts={names}: expected unique names, at least one")
         if len(names) > 1 and self.gate is None:
             raise ValueError("MixtureOfExpertsEnsemble: a gate is required with more than one expert")
-        if not 0.0 < self.oof_fraction < 1.0:
-            raise ValueError(f"MixtureOfExpertsEnsemble: oof_fraction={self.oof_fraction}: expected 0 < f < 1")
         y = np.asarray(y, dtype=np.int64)
         self.expert_names_ = names
-        self.gate_ = None
+        self.gate_, self.fallback_, self.guard_ = None, None, None
         self.oof_index_ = np.empty(0, dtype=np.int64)
         self.oof_probs_ = np.empty((0, len(names)))
+        self.oof_block_ = np.empty(0, dtype=np.int64)
+        self.inner_folds_, self.oof_scores_ = [], {}
         if len(names) > 1:
-            times = X[BAR_TIME].to_numpy(np.int64)
-            uniq = np.unique(times)
-            cut = int(len(uniq) * (1.0 - self.oof_fraction))
-            if cut - self.purge_bars < 1 or cut >= len(uniq):
-                raise ValueError(f"MixtureOfExpertsEnsemble: {len(uniq)} timestamps are too few for an inner split "
-                                 f"with oof_fraction={self.oof_fraction} and purge_bars={self.purge_bars}")
-            inner_fit = np.flatnonzero(times < uniq[cut - self.purge_bars])
-            inner_val = np.flatnonzero(times >= uniq[cut])
-            sw = None if sample_weight is None else np.asarray(sample_weight)
-            X_fit, X_val = X.iloc[inner_fit], X.iloc[inner_val]
-            P = np.column_stack([
-                clone(est).fit(X_fit, y[inner_fit], None if sw is None else sw[inner_fit]).predict_proba(X_val)[:, 1]
-                for _, est in self.experts])
-            self.oof_index_, self.oof_probs_ = inner_val, P
-            self.gate_ = clone(self.gate).fit(X_val, P, y[inner_val], expert_names=names)
+            idx, P, block, starts, self.inner_folds_ = self.inner_oof(X, y, sample_weight)
+            self.oof_index_, self.oof_probs_, self.oof_block_ = idx, P, block
+            if len(idx):
+                self.fit_gate(X.iloc[idx], P, y[idx], block, starts)
+            else:  # no inner fold had enough rows: nothing to judge the experts by, the first expert answers
+                self.fallback_ = names[0]
+                self.gate_ = BestExpertGate(expert=names[0]).fit(X.iloc[:0], P, y[:0], expert_names=names)
+                self.guard_ = {"checked": False, "best_expert": names[0],
+                               "reason": f"no inner fold had {self.min_inner_rows} fitting rows: the first expert "
+                                         f"({names[0]}) answers"}
         self.experts_ = {n: clone(est).fit(X, y, sample_weight) for n, est in self.experts}
         if self.gate_ is not None:
-            w = self.gate_.predict_weights(X.iloc[self.oof_index_])
+            w = self.gate_.predict_weights(X.iloc[self.oof_index_], self.oof_probs_)
             self.active_experts_ = [n for n, m in zip(names, w.mean(axis=0)) if m > 0]
         else:
             self.active_experts_ = list(names)
         self.classes_ = np.array([0, 1])
         return self
 
+    # ------------------------------------------------------------------------------------- predict
     def history_bars(self) -> int:
         """Longest per-asset history (bars) an expert reads for one prediction: a CNN's window, else 1."""
         return max([e.history_bars() for e in self.experts_.values() if hasattr(e, "history_bars")] + [1])
+
+    def gate_summary(self) -> dict:
+        """What the unit records about its gate: kind, fallback, guard losses, inner folds, OOF scores."""
+        kind = type(self.gate).__name__ if self.gate is not None else None
+        return {"gate": kind, "fallback": self.fallback_, "guard": self.guard_, "oof_scores": self.oof_scores_,
+                "oof_rows": int(len(self.oof_index_)), "inner_folds": self.inner_folds_}
 
     def expert_probs(self, X: pd.DataFrame) -> np.ndarray:
         """Each expert's P(up), shape (n, E), columns in ``expert_names_`` order."""
         return np.column_stack([self.experts_[n].predict_proba(X)[:, 1] for n in self.expert_names_])
 
-    def _weights(self, X: pd.DataFrame) -> np.ndarray:
-        if self.gate_ is None:
-            return np.ones((len(X), len(self.expert_names_)))
-        return self.gate_.predict_weights(X)
-
     def gate_weights(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per-row gate weights, (n, E) DataFrame with columns ``expert_names_`` (top-k non-zero, rows sum to 1)."""
-        return pd.DataFrame(self._weights(X), columns=self.expert_names_, index=X.index)
+        """Per-row gate weights, (n, E) DataFrame with columns ``expert_names_`` (rows sum to 1; see
+        :mod:`fleet.models.gate` for what they mean for the stacker)."""
+        if self.gate_ is None:
+            W = np.ones((len(X), len(self.expert_names_)))
+        else:
+            P = self.expert_probs(X) if getattr(self.gate_, "expert_inputs", False) else None
+            W = self.gate_.predict_weights(X, P)
+        return pd.DataFrame(W, columns=self.expert_names_, index=X.index)
 
     def predict_details(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(p_up (n,), expert P(up) (n, E), gate weights (n, E)) — one pass for telemetry."""
         P = self.expert_probs(X)
-        W = self._weights(X)
-        return np.clip((P * W).sum(axis=1), 0.0, 1.0), P, W
+        if self.gate_ is None:
+            return np.clip(P[:, 0], 0.0, 1.0), P, np.ones_like(P)
+        p, W = self.gate_.predict_mixture(X, P)
+        return np.clip(p, 0.0, 1.0), P, W
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """(n, 2) probabilities; column 1 is P(up) = sum_e w_e(x) P_e(up | x)."""
+        """(n, 2) probabilities; column 1 is P(up) (the gate's mixture of the experts' P(up))."""
         p = self.predict_details(X)[0]
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-

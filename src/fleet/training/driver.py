@@ -372,7 +372,8 @@ def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
         (expert_auc, expert_weights): long tables with columns ``level`` ("fleet" | "cluster" |
         "asset"), ``name`` (all / cluster id / symbol), ``expert`` and ``auc`` (each expert alone, from its
         ``p_<expert>`` column, and ``ensemble`` from ``p_up``) or ``mean_weight`` (mean gate weight,
-        ``w_<expert>``; rows of one group sum to 1), plus ``n`` rows.
+        ``w_<expert>``; rows of one group sum to 1), plus ``n`` rows and ``fallback_share``: the share of
+        the group's rows predicted by units whose guard replaced the gate by their best single expert.
     """
     preds = predictions
     if "cluster" not in preds:
@@ -383,13 +384,16 @@ def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
     groups += [("asset", str(s), g) for s, g in preds.groupby("symbol", sort=True)]
     for level, name, g in groups:
         y = g["y"].to_numpy()
+        fb = float(g["gate_fallback"].mean()) if "gate_fallback" in g and len(g) else 0.0
         auc_rows.append({"level": level, "name": name, "expert": "ensemble", "auc": _auc(y, g["p_up"].to_numpy()),
-                         "n": len(g)})
+                         "n": len(g), "fallback_share": fb})
         for e in experts:
             col = f"p_{e}" if f"p_{e}" in g else "p_up"
-            auc_rows.append({"level": level, "name": name, "expert": e, "auc": _auc(y, g[col].to_numpy()), "n": len(g)})
+            auc_rows.append({"level": level, "name": name, "expert": e, "auc": _auc(y, g[col].to_numpy()), "n": len(g),
+                             "fallback_share": fb})
             w = g[f"w_{e}"].mean() if f"w_{e}" in g else 1.0 / len(experts)
-            w_rows.append({"level": level, "name": name, "expert": e, "mean_weight": float(w), "n": len(g)})
+            w_rows.append({"level": level, "name": name, "expert": e, "mean_weight": float(w), "n": len(g),
+                           "fallback_share": fb})
     return pd.DataFrame(auc_rows), pd.DataFrame(w_rows)
 
 
@@ -592,8 +596,10 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
     backend_desc = backend.describe()
     experts = config.model.active_experts()
     gate = config.model.moe.gate if len(experts) > 1 else "none"
-    echo(f"Experts: {', '.join(experts)}; gate: {gate}" + (f", top-{min(config.model.moe.top_k, len(experts))}"
-                                                          if len(experts) > 1 else ""))
+    echo(f"Experts: {', '.join(experts)}; gate: {gate}" + (f", top-{min(config.model.moe.top_k or (2 if gate == 'rule' else len(experts)), len(experts))}"
+                                                          if gate in ("rule", "mlp") else "")
+         + (f"; {config.model.moe.inner_folds} inner out-of-fold blocks"
+            + (", guarded" if config.model.moe.guard and gate != "best" else "") if len(experts) > 1 else ""))
     if config.model.uses_cnn():
         import torch
 
@@ -700,6 +706,12 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
     """Tables, predictions, models and manifest from every unit's result; renames the run into place."""
     final = markets[-1]
     results.sort(key=lambda r: (r.fold, r.group))
+    fell_back = [f"{r.unit_id} -> {r.gate['fallback']}" for r in results if r.gate and r.gate.get("fallback")]
+    if fell_back:
+        notes.append(f"gate guard: {len(fell_back)} of {len(results)} units answer with one expert (the cross-fitted "
+                     f"gate lost to their best single expert on the inner out-of-fold rows, or the window was too "
+                     f"short for any inner fold; manifest units[].gate says which): {', '.join(fell_back)}")
+        echo("  " + notes[-1])
 
     predictions = pd.concat([r.predictions for r in results], ignore_index=True)
     # The policy needs whole UTC days per asset, which may straddle units and folds: applied here.

@@ -175,6 +175,8 @@ class UnitResult:
         model: the fitted :class:`UnitModel` for final-fold units, else None.
         skipped_assets: assets left out of this fold, with the reason.
         skipped_features: features left out for lack of input columns.
+        gate: a mixture's gate record (``MixtureOfExpertsEnsemble.gate_summary``: gate, fallback expert
+            or None, guard losses, inner folds, experts' inner out-of-fold scores); None for one expert.
     """
 
     unit_id: str
@@ -195,6 +197,7 @@ class UnitResult:
     skipped_assets: dict[str, str] = field(default_factory=dict)
     skipped_features: tuple[str, ...] = ()
     started_unix: float | None = None
+    gate: dict | None = None
 
     def timing(self) -> dict:
         """One manifest row: unit id, seconds, rows and the node that trained it."""
@@ -202,7 +205,8 @@ class UnitResult:
                 "wall_seconds": round(self.wall_seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
                 "started_unix": self.started_unix, "n_train": self.n_train, "n_test": self.n_test,
                 "host": self.host, "pid": self.pid,
-                "node_id": self.node_id, "resources": self.resources, "skipped_assets": self.skipped_assets}
+                "node_id": self.node_id, "resources": self.resources, "skipped_assets": self.skipped_assets,
+                "gate": self.gate}
 
 
 @dataclass
@@ -280,7 +284,7 @@ def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResul
     ds = build_unit_dataset(assets=unit.assets, frames=frames, fold=unit.fold, timeline_end=unit.timeline_end,
                             factor=unit.factor, features=cfg.features, horizon=cfg.labels.horizon,
                             groups=cfg.model.feature_groups(), sde_window=cfg.model.sde.window)
-    model = build_model(cfg.model, seed=unit.seed, horizon=cfg.labels.horizon,
+    model = build_model(cfg.model, seed=unit.seed, horizon=cfg.labels.horizon, embargo=cfg.validation.embargo_bars,
                         num_threads=max(1, int(cfg.resources.num_cpus)))
     model.fit(ds.X_train, ds.y_train)
     names = cfg.model.active_experts()
@@ -301,6 +305,9 @@ def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResul
     for j, name in enumerate(names):
         preds[f"p_{name}"] = expert_p[:, j]
         preds[f"w_{name}"] = weights[:, j]
+    gate = model.gate_summary() if hasattr(model, "gate_summary") else None
+    # 1 when the unit's guard replaced the gate by its best single expert (see fleet.models.moe).
+    preds["gate_fallback"] = np.int8(bool(gate and gate.get("fallback")))
     kept = None
     if unit.is_final:
         kept = UnitModel(group=unit.group, assets={s: unit.assets[s] for s in ds.preprocessors}, estimator=model,
@@ -311,4 +318,4 @@ def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResul
         d_by_asset={s: p.d for s, p in ds.preprocessors.items()}, n_train=len(ds.X_train), n_test=len(ds.X_test),
         wall_seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0, host=socket.gethostname(),
         pid=os.getpid(), model=kept, skipped_assets=ds.skipped_assets, skipped_features=ds.skipped_features,
-        started_unix=started)
+        started_unix=started, gate=gate)

@@ -1,0 +1,180 @@
+"""Gate comparison on cached expert predictions: train the experts once, iterate on gates cheaply.
+
+Usage (from the repository root):
+
+    python benchmarks/gates.py --data ../shared/data/crypto_1h --days 365 --folds 3 \
+        --experts trend,stress,sde --cache /tmp/gates_cache.pkl
+
+Step 1 (skipped when ``--cache`` exists): one ``fleet`` run (local backend, ``--gate best``, guard
+off) through :func:`fleet.training.driver.run_fleet`, whose units are trained by the real
+:func:`fleet.training.unit.train_unit`; for every unit the inner out-of-fold rows (gate inputs,
+experts' OOF P(up), labels, inner blocks) and the test rows (gate inputs, the full-window experts'
+P(up), labels) are kept. Step 2: for every gate variant, :meth:`MixtureOfExpertsEnsemble.fit_gate`
+(the code a unit runs) is fitted on each unit's OOF rows and applied to its test rows.
+
+Metric (issue 12): AUC pooled over all assets of a fold, then averaged over the folds. Also:
+routing = share of units in which the expert with the best inner OOF AUC gets the largest mean
+gate weight on the unit's test rows; fallback = share of units whose guard fell back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pickle
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from fleet.config import FleetConfig
+from fleet.features.fingerprint import FINGERPRINT_PREFIX
+from fleet.models import BestExpertGate, MLPGate, MixtureOfExpertsEnsemble, RuleGate, StackGate
+from fleet.training.dataset import build_unit_dataset
+from fleet.training.driver import run_fleet
+from fleet.training.unit import train_unit
+
+
+def _gate_columns(X: pd.DataFrame) -> list[str]:
+    return [c for c in X.columns if c.startswith(FINGERPRINT_PREFIX) or c in ("market_factor", "asset_id", "bar_time")]
+
+
+def build_cache(cfg: FleetConfig) -> dict:
+    """Run fleet once and keep every unit's OOF and test rows (see module docstring)."""
+    cache: dict = {}
+
+    def capture(unit, frames):
+        res = train_unit(dataclasses.replace(unit, is_final=True), frames)
+        ens = res.model.estimator
+        c = unit.config
+        ds = build_unit_dataset(assets=unit.assets, frames=frames, fold=unit.fold, timeline_end=unit.timeline_end,
+                                factor=unit.factor, features=c.features, horizon=c.labels.horizon,
+                                groups=c.model.feature_groups(), sde_window=c.model.sde.window)
+        cols = _gate_columns(ds.X_train)
+        names = ens.expert_names_
+        times = ds.X_train["bar_time"].to_numpy(np.int64)[ens.oof_index_]
+        starts = {int(b): int(times[ens.oof_block_ == b].min()) for b in np.unique(ens.oof_block_)}
+        cache[unit.unit_id] = {
+            "fold": unit.fold.index, "names": names, "wall": res.wall_seconds,
+            "X_oof": ds.X_train.iloc[ens.oof_index_][cols].reset_index(drop=True), "P_oof": ens.oof_probs_,
+            "y_oof": np.asarray(ds.y_train)[ens.oof_index_], "block": ens.oof_block_, "starts": starts,
+            "X_test": ds.X_test[cols].reset_index(drop=True),
+            "P_test": res.predictions[[f"p_{n}" for n in names]].to_numpy(),
+            "y_test": res.predictions["y"].to_numpy(), "symbol": res.predictions["symbol"].to_numpy()}
+        if not unit.is_final:
+            res.model = None
+        return res
+
+    t0 = time.perf_counter()
+    run_fleet(cfg, echo=lambda s: None, train_fn=capture)
+    return {"units": cache, "seconds": time.perf_counter() - t0, "config": cfg.to_dict()}
+
+
+def gate_variants(horizon: int, seed: int) -> dict:
+    """name -> unfitted gate (and whether the guard is on)."""
+    mlp = dict(purge_bars=horizon, random_state=seed)
+    return {
+        "best": (BestExpertGate(), False),
+        "best raw": (BestExpertGate(criterion="log_loss"), False),
+        "best calibrated": (BestExpertGate(criterion="calibrated"), False),
+        "stack": (StackGate(), False),
+        "stack guarded": (StackGate(), True),
+        "stack asset": (StackGate(asset_intercepts=True), False),
+        "mlp": (MLPGate(**mlp), False),
+        "mlp guarded": (MLPGate(**mlp), True),
+        "mlp top-E": (MLPGate(top_k=99, **mlp), False),
+        "mlp top-E guarded": (MLPGate(top_k=99, **mlp), True),
+        "mlp fp only": (MLPGate(expert_inputs=False, **mlp), False),
+        "mlp oracle": (MLPGate(objective="oracle", balance_coef=0.1, val_fraction=0.0, **mlp), False),
+        "rule": (RuleGate(), False),
+        "rule guarded": (RuleGate(), True),
+    }
+
+
+def pooled_auc(rows: pd.DataFrame, col: str) -> float:
+    """AUC pooled over the assets of each fold, averaged over folds."""
+    return float(np.mean([roc_auc_score(g["y"], g[col]) for _, g in rows.groupby("fold")]))
+
+
+def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner_folds: int, seed: int,
+             criterion: str = "auc"):
+    units = cache["units"]
+    names = next(iter(units.values()))["names"]
+    table, routing = [], {}
+    base = None
+    for v in variants:
+        gate, guard = gate_variants(horizon, seed)[v]
+        if "top-E" in v:
+            gate.set_params(top_k=len(names))
+        elif hasattr(gate, "top_k"):
+            gate.set_params(top_k=min(2, len(names)))
+        parts, hits, falls, t0 = [], [], [], time.perf_counter()
+        for uid, u in units.items():
+            if isinstance(gate, BestExpertGate) and v == "best":
+                gate.set_params(criterion=criterion)
+            ens = MixtureOfExpertsEnsemble([(n, None) for n in names], gate=gate, purge_bars=horizon,
+                                           embargo_bars=embargo, guard=guard, inner_folds=inner_folds,
+                                           criterion=criterion)
+            ens.fit_gate(u["X_oof"], u["P_oof"], u["y_oof"], u["block"], u["starts"])
+            p, W = ens.gate_.predict_mixture(u["X_test"], u["P_test"])
+            df = pd.DataFrame({"fold": u["fold"], "y": u["y_test"], "p_up": p,
+                               **{f"p_{n}": u["P_test"][:, j] for j, n in enumerate(names)},
+                               **{f"w_{n}": W[:, j] for j, n in enumerate(names)}})
+            parts.append(df)
+            best_auc = max(names, key=lambda n: ens.oof_scores_[n]["auc"])
+            hits.append(names[int(np.argmax(W.mean(axis=0)))] == best_auc)
+            falls.append(ens.fallback_ is not None)
+        rows = pd.concat(parts, ignore_index=True)
+        if base is None:
+            base = {n: pooled_auc(rows, f"p_{n}") for n in names}
+        table.append({"gate": v, "auc": pooled_auc(rows, "p_up"),
+                      **{f"w_{n}": rows[f"w_{n}"].mean() for n in names},
+                      "routing": np.mean(hits), "fallback": np.mean(falls), "gate_s": time.perf_counter() - t0})
+    return base, pd.DataFrame(table)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="../shared/data/crypto_1h")
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--strategy", default="hierarchical")
+    ap.add_argument("--experts", default="trend,stress,sde")
+    ap.add_argument("--inner-folds", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache", default=None, help="pickle of the cached expert predictions (built when missing)")
+    ap.add_argument("--gates", default="best,best raw,best calibrated,stack,stack guarded,stack asset,mlp,"
+                    "mlp guarded,mlp top-E,mlp top-E guarded,mlp fp only,mlp oracle,rule,rule guarded")
+    ap.add_argument("--criterion", default="auc", help="what picks the best expert and what the guard compares")
+    args = ap.parse_args(argv)
+    cfg_raw = {"seed": args.seed, "strategy": args.strategy, "data": {"path": args.data, "days": args.days},
+               "validation": {"folds": args.folds}, "policy": {"forced_entry": False},
+               "model": {"experts": args.experts.split(","), "moe": {"gate": "best", "guard": False,
+                                                                     "inner_folds": args.inner_folds},
+                         "pattern": {"epochs": 2, "max_train_windows": 2048}}}
+    cache_path = Path(args.cache) if args.cache else None
+    if cache_path is not None and cache_path.is_file():
+        cache = pickle.loads(cache_path.read_bytes())
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            cache = build_cache(FleetConfig.model_validate({**cfg_raw, "out": str(Path(tmp) / "run")}))
+        if cache_path is not None:
+            cache_path.write_bytes(pickle.dumps(cache))
+    cfg = FleetConfig.model_validate(cache["config"])
+    base, table = evaluate(cache, [g.strip() for g in args.gates.split(",")], cfg.labels.horizon,
+                           cfg.validation.embargo_bars, cfg.model.moe.inner_folds, args.seed, args.criterion)
+    print(f"{cfg.data.path} {cfg.strategy.value} {cfg.data.days} d {cfg.validation.folds} folds, experts "
+          f"{','.join(cfg.model.experts)}, seed {cfg.seed}, {len(cache['units'])} units; experts trained once in "
+          f"{cache['seconds']:.0f} s; criterion {args.criterion}")
+    print("experts alone (AUC pooled per fold, mean over folds): "
+          + ", ".join(f"{n} {a:.4f}" for n, a in base.items()))
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4f}".format):
+        print(table.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
