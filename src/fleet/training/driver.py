@@ -28,7 +28,7 @@ from fleet.data.fetch import sha256_file
 from fleet.data.load import load_panel
 from fleet.errors import ConfigError, DataError, UnitsFailedError
 from fleet.data.panel import Panel
-from fleet.data.registry import AssetRegistry
+from fleet.data.registry import AssetRegistry, sync_registry
 from fleet.data.synthetic import synthetic_market
 from fleet.evaluation.metrics import RANK_COLUMNS, TRADING_COLUMNS, summarise
 from fleet.evaluation.policy import apply_policy, forced_entry_report
@@ -104,8 +104,12 @@ def required_bars(config: FleetConfig) -> int:
     return (config.validation.folds + 1) * per_block
 
 
-def load_inputs(config: FleetConfig, echo: Echo) -> tuple[Panel, str]:
-    """The validated panel and a one-line description of where it came from."""
+def load_inputs(config: FleetConfig, echo: Echo, frame: pd.DataFrame | None = None) -> tuple[Panel, str]:
+    """The validated panel and a one-line description of where it came from (``frame``: a long DataFrame
+    given to :func:`fleet.train`, validated like a long-format file; it replaces ``data.path``)."""
+    if frame is not None:
+        panel = load_panel(frame, symbols=config.data.symbols, days=config.data.days, min_bars=required_bars(config))
+        return panel, f"in-memory DataFrame (last {config.data.days} days per asset)"
     if config.data.path:
         panel = load_panel(config.data.path, symbols=config.data.symbols, days=config.data.days,
                            min_bars=required_bars(config))
@@ -364,8 +368,27 @@ def predict_holdout(results: list[UnitResult], panel: Panel, final: FoldMarket, 
     return out.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
 
 
+def run_registry(config: FleetConfig, symbols: list[str], source: str, notes: list[str], echo: Echo) -> AssetRegistry:
+    """The asset registry of a run: the shared file ``config.registry`` read and extended under its lock
+    (:func:`~fleet.data.registry.sync_registry`), or, without one, this run's own ids (said once, in the notes).
+
+    Raises:
+        DataError: the registry file is corrupted or renumbered. ConfigError: it cannot be locked or written.
+    """
+    if not config.registry:
+        notes.append("no --registry: asset ids are this run's own (sorted symbols) and are not stable across "
+                     "runs; pass --registry PATH (or registry: in the fleet spec) to keep them")
+        echo("  " + notes[-1])
+        return AssetRegistry.from_symbols(symbols, source=source)
+    registry, before = sync_registry(config.registry, symbols, source=source)
+    change = ("created" if before is None else f"extended from version {before}" if before != registry.version
+              else "unchanged")
+    echo(f"Asset registry: {config.registry} version {registry.version} ({len(registry)} symbols, {change})")
+    return registry
+
+
 def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None = None,
-              train_fn: TrainFn | None = None) -> RunSummary:
+              train_fn: TrainFn | None = None, frame: pd.DataFrame | None = None) -> RunSummary:
     """Train the whole fleet as configured and write the run directory.
 
     Each unit's result is saved in the run's staging directory as it finishes, so an
@@ -380,6 +403,8 @@ def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
         echo: where progress lines go (the CLI passes ``click.echo``).
         argv: the command line, recorded in the manifest.
         train_fn: function trained per unit; None means :func:`train_unit` (tests pass a stand-in).
+        frame: bars as a long DataFrame instead of ``config.data.path`` (:func:`fleet.train`); such a
+            run cannot be resumed (its data is not on disk).
 
     Returns:
         A :class:`RunSummary` with the tables and the final run directory.
@@ -394,7 +419,7 @@ def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
     rundir = RunDirectory(config.out or default_out())
     if rundir.remote:  # the configuration is recorded (run.json, manifest, models): no credentials in it
         config = config.model_copy(update={"out": rundir.shown})
-    return _run(config, rundir, echo=echo, argv=argv, train_fn=train_fn)
+    return _run(config, rundir, echo=echo, argv=argv, train_fn=train_fn, frame=frame)
 
 
 def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None = None,
@@ -413,6 +438,9 @@ def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None
     """
     rundir = RunDirectory.resume(path)
     state = rundir.state
+    if state.get("in_memory_data"):
+        raise ConfigError(f"--resume {rundir.staging}: the run was trained on an in-memory DataFrame "
+                          "(fleet.train), which is not on disk; start a new run instead")
     raw = dict(state["config"])
     data_path = raw.get("data", {}).get("path")
     if data_path and not Path(data_path).is_absolute() and state.get("cwd"):
@@ -428,12 +456,12 @@ def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None
 
 
 def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[str] | None,
-         train_fn: TrainFn | None) -> RunSummary:
+         train_fn: TrainFn | None, frame: pd.DataFrame | None = None) -> RunSummary:
     started = pd.Timestamp.now(tz="UTC")
     t0 = time.perf_counter()
-    panel, source = load_inputs(config, echo)
-    registry = AssetRegistry.from_symbols(panel.symbols, source=source)
+    panel, source = load_inputs(config, echo, frame)
     notes: list[str] = []
+    registry = run_registry(config, panel.symbols, source, notes, echo)
     echo(f"Data: {source}: {len(panel.symbols)} assets, bar {panel.bar}, columns {', '.join(panel.columns)}")
     if panel.missing_columns():
         notes.append(f"no {'/'.join(panel.missing_columns())} column(s): features needing them are left out")
@@ -455,7 +483,7 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
     echo(f"Walk-forward: {len(folds)} folds, purge {config.labels.horizon} + embargo "
          f"{config.validation.embargo_bars} bars; clustering and {config.market.factor_method.value} factor "
          "refitted on each fold's training window")
-    asset_ids = {s: registry.id_of(s) for s in registry.symbols}
+    asset_ids = {s: registry.id_of(s) for s in panel.symbols}
     markets: list[FoldMarket] = []
     units: list[TrainingUnit] = []
     for fold in folds:
@@ -505,7 +533,7 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
     else:
         rundir.open({"fleet_version": __version__, "command": _redacted(argv if argv is not None else sys.argv),
                      "cwd": str(Path.cwd()), "started": started.isoformat(), "config": config.to_dict(),
-                     "units": unit_ids, "data_files": data_files})
+                     "units": unit_ids, "data_files": data_files, "in_memory_data": frame is not None})
         where = "Writing to" if rundir.remote else "Staging in"
         echo(f"{where} {rundir.staging} (if interrupted: fleet train --resume {rundir.staging})")
     saved_now = 0
@@ -681,6 +709,7 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
                  "first": {s: f.index[0].isoformat() for s, f in panel.frames.items()},
                  "last": {s: f.index[-1].isoformat() for s, f in panel.frames.items()},
                  "files": data_files},
+        "registry": {"path": config.registry, "version": registry.version, "symbols": len(registry)},
         "folds": [f.to_dict() for f in folds],
         "holdout": {"days": config.validation.holdout_days, "after": timeline_end.isoformat(),
                     "rows": 0 if holdout_rows is None else len(holdout_rows)},
