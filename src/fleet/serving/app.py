@@ -13,7 +13,10 @@ symbol -> 404; a body over ``max_body_bytes`` -> 413. Every error body is an
 :class:`~fleet.serving.schema.ErrorResponse`: ``{"detail": [{"loc", "msg", "type"}]}`` with a
 snake_case ``type`` (pydantic's error types, or unknown_symbol, insufficient_history, invalid_value,
 body_too_large, not_found, method_not_allowed). The OpenAPI document carries the served run's
-symbols (an enum) and the fewest candles any of them needs (``minItems``).
+symbols (an enum), the candle fields its models use (required) and a number of candles that suffices for
+every symbol (``minItems``: the largest ``required_bars``; GET /v1/models gives each symbol's own,
+which the server accepts). Rules JSON Schema cannot state remain the server's: timestamps strictly
+increasing, high >= low, the columns layout's arrays of equal length.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the real types of the route signatures.
@@ -62,7 +65,8 @@ class _BodyTooLarge(HTTPException):
 class BodyLimitMiddleware:
     """Pure ASGI middleware: 413 when Content-Length, or the bytes actually received, exceed the limit.
 
-    The limit is read from ``app.state.max_body_bytes`` (set by the deployment's constructor).
+    The limit is the replica's ``max_body_bytes`` (:func:`configure_replica`, called by the deployment's
+    constructor).
     """
 
     def __init__(self, app):
@@ -71,7 +75,7 @@ class BodyLimitMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = getattr(scope["app"].state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+        limit = _REPLICA.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
         detail = f"request body larger than max_body_bytes={limit}; send fewer candles or split the batch"
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
@@ -88,6 +92,19 @@ class BodyLimitMiddleware:
             return message
 
         return await self.app(scope, limited, send)
+
+
+#: Settings of the replica running in this process, set by :func:`configure_replica`. Module state, not
+#: ``api.state``: Serve pickles the ingress class by value, so inside the deployment's methods ``api`` is a
+#: copy of the app, and the app Serve serves is another; this module is imported once per replica.
+_REPLICA: dict[str, Any] = {}
+
+
+def configure_replica(*, max_body_bytes: int, symbols: list[str], bars: int, columns: list[str]) -> None:
+    """Settings of this replica: the body limit, and for the OpenAPI document (rebuilt) the served symbols,
+    the candles that suffice for every one of them and the candle fields the served models use."""
+    _REPLICA.update(max_body_bytes=int(max_body_bytes), served=(sorted(symbols), int(bars), list(columns)))
+    api.openapi_schema = None
 
 
 def _error(status: int, loc: list, msg: str, kind: str, headers: dict | None = None) -> JSONResponse:
@@ -120,6 +137,16 @@ def _body_schema(model: type[BaseModel]) -> dict:
         "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
 
 
+def _non_null(prop: dict) -> dict:
+    """A property schema without its ``null`` alternative (a field the served models need)."""
+    alts = prop.get("anyOf")
+    if not alts:
+        return prop
+    kept = [a for a in alts if a.get("type") != "null"]
+    out = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+    return {**out, **kept[0]} if len(kept) == 1 else {**out, "anyOf": kept}
+
+
 def _openapi() -> dict:
     """The OpenAPI document, with the request models the routes parse themselves added to its components."""
     if api.openapi_schema is None:
@@ -129,15 +156,21 @@ def _openapi() -> dict:
             schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(schema.pop("$defs", {}))
             schemas[model.__name__] = schema
-        served = getattr(api.state, "served", None)
-        if served is not None:  # what the served run accepts, where it is the same for every request
-            symbols, fewest = served
-            schemas["PredictRequest"]["properties"]["symbol"]["enum"] = sorted(symbols)
+        served = _REPLICA.get("served")
+        if served is not None:  # what the served run needs, where it is the same for every request
+            symbols, bars, columns = served
+            schemas["PredictRequest"]["properties"]["symbol"]["enum"] = symbols
             for layout in schemas["PredictRequest"]["properties"]["candles"]["oneOf"]:
                 if layout.get("type") == "array":
-                    layout["minItems"] = max(layout.get("minItems", 1), fewest)
-            for name in ("timestamp", "close"):
-                schemas["CandleColumns"]["properties"][name]["minItems"] = fewest
+                    layout["minItems"] = max(layout.get("minItems", 1), bars)
+            candle, cols = schemas["Candle"], schemas["CandleColumns"]
+            candle["required"] = [c for c in candle["properties"] if c == "timestamp" or c in columns]
+            cols["required"] = list(candle["required"])
+            for name in cols["required"]:
+                cols["properties"][name] = _non_null(cols["properties"][name])
+                cols["properties"][name]["minItems"] = bars
+            for name in candle["required"]:
+                candle["properties"][name] = _non_null(candle["properties"][name])
         api.openapi_schema = doc
     return api.openapi_schema
 
@@ -226,11 +259,12 @@ class FleetIngress:
         # thread but spike to tens of ms when OpenMP threads contend with the replica's event loop.
         threadpool_limits(limits=1)
         self.predictor = FleetPredictor(run_dir)
-        api.state.served = (list(self.predictor.assets),
-                            min(a.required_bars for a in self.predictor.assets.values()))
-        api.openapi_schema = None  # rebuilt with the served symbols and history need
+        assets = self.predictor.assets.values()
+        configure_replica(max_body_bytes=max_body_bytes, symbols=[a.symbol for a in assets],
+                          bars=max(a.required_bars for a in assets),
+                          columns=sorted({c for a in assets for c in a.columns}))
         self.batching = batching
-        api.state.max_body_bytes = int(max_body_bytes)
+
         self._batched.set_max_batch_size(max_batch_size)
         self._batched.set_batch_wait_timeout_s(batch_wait_timeout_s)
 
