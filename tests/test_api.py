@@ -83,6 +83,9 @@ def test_train_from_dataframe_and_load_run(frame_run):
     assert again.config.validation.folds == 2 and again.config.data.days == 90
     assert again.manifest["registry"]["version"] == 1 and again.manifest["data"]["source"].startswith("in-memory")
     assert set(again.models) == {"global"}
+    assets = again.assets
+    assert list(assets["symbol"]) == sorted(frames) and (assets["required_bars"] > 0).all()
+    assert list(assets["asset_id"]) == [again.registry.id_of(s) for s in assets["symbol"]]
     assert again.registry.symbols == sorted(frames)
 
 

@@ -119,7 +119,7 @@ def live(tmp_path_factory):
     ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
     try:
         url, _ = runner.start(run.path, port=free_port(), num_cpus=0.5)
-        yield url
+        yield url, run
     finally:
         runner.stop(True)
 
@@ -136,7 +136,8 @@ def _schemathesis(url: str, phases: str, examples: int) -> tuple[int, str]:
 
 @pytest.mark.slow
 def test_schemathesis_finds_no_server_error_and_no_mismatch(live):
-    code, out = _schemathesis(live, "examples,fuzzing", 25)
+    url, _ = live
+    code, out = _schemathesis(url, "examples,fuzzing", 25)
     assert code == 0, out
     assert "No issues found" in out, out
     assert "mostly rejected generated data" not in out and "Schema validation mismatch" not in out, out
@@ -145,6 +146,31 @@ def test_schemathesis_finds_no_server_error_and_no_mismatch(live):
     # The coverage phase (schema boundary values) as well: no 5xx, every response as documented. Its
     # positive cases are built from boundaries, not drawn, and the hooks do not apply to them, so they
     # cannot keep rules JSON Schema cannot state (strictly increasing timestamps); they are refused with 422.
-    code, out = _schemathesis(live, "coverage", 25)
+    code, out = _schemathesis(url, "coverage", 25)
     assert code == 0, out
     assert "Server error" not in out, out
+
+
+@pytest.mark.slow
+def test_run_predict_matches_the_live_endpoint(live):
+    import pandas as pd
+    import requests
+
+    from fleet.data.synthetic import synthetic_market
+
+    url, run = live
+    frames = synthetic_market(days=90, seed=0).panel.frames
+    models = requests.get(f"{url}/v1/models", timeout=30).json()
+    assert models["registry_version"] == run.registry.version == run.manifest["registry"]["version"]
+    for symbol in sorted(frames)[::3]:
+        bars = frames[symbol].iloc[:-100]  # any cut: the answer is for its last bar
+        candles = {"timestamp": [t.isoformat() for t in bars.index],
+                   **{c: bars[c].astype(float).tolist() for c in bars.columns}}
+        r = requests.post(f"{url}/v1/predict", json={"symbol": symbol, "candles": candles}, timeout=60)
+        assert r.status_code == 200, r.text
+        http = r.json()
+        assert http["registry_version"] == run.registry.version and http["horizon_bars"] == 4
+        assert pd.Timestamp(http["trained_until"]) == run.models["global"].trained_until
+        local = run.predict(bars.rename_axis("timestamp").reset_index().assign(symbol=symbol))
+        assert len(local) == 1 and abs(local["p_up"].iloc[0] - http["p_up"]) <= 1e-6
+        assert local["signal"].iloc[0] == http["signal"] and local["asset_id"].iloc[0] == http["asset_id"]

@@ -184,6 +184,16 @@ class Run:
         return self._predictor.units
 
     @cached_property
+    def assets(self) -> pd.DataFrame:
+        """What :meth:`predict` (and ``GET /v1/models``) needs per served asset: one row per symbol with
+        asset_id, unit, required_bars (fewest bars accepted), recommended_bars (bars that reproduce training
+        to 1e-6), columns (the bar columns the model uses) and ffd_d."""
+        rows = [{"symbol": a.symbol, "asset_id": a.asset_id, "unit": a.unit, "required_bars": a.required_bars,
+                 "recommended_bars": a.recommended_bars, "columns": list(a.columns), "ffd_d": a.d}
+                for a in self._predictor.assets.values()]
+        return pd.DataFrame(rows).sort_values("symbol").reset_index(drop=True)
+
+    @cached_property
     def registry(self):
         """The :class:`~fleet.data.registry.AssetRegistry` the run trained with."""
         from fleet.data.registry import AssetRegistry
@@ -208,8 +218,8 @@ class Run:
 
         Args:
             frame: bars as a long DataFrame (timestamp, symbol, close and the columns the model uses,
-                see ``GET /v1/models`` or ``Run.models``), oldest first or not (it is sorted), at least
-                ``required_bars`` per symbol; validated like training data (DataError).
+                see :attr:`assets`), oldest first or not (it is sorted), at least ``required_bars`` per
+                symbol; validated like training data (DataError).
             all_bars: False: one row per symbol, for its last bar (the same numbers as the HTTP endpoint
                 given the same candles). True: one row per bar with defined features (each row's features
                 use only that bar and the bars before it in ``frame``: the endpoint's answer for the
