@@ -285,6 +285,11 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
             state["module_"] = state["module_"].to("cpu")
         return state
 
+    def __setstate__(self, state):
+        # Pickled before the registry-sized embedding: its asset_codes_ (id -> 0..n-1) still index its table.
+        state.setdefault("num_assets", None)
+        super().__setstate__(state)
+
 
 class PatternExpert(ConvExpert):
     """The plain asset-aware TCN expert (seed 000's CNNExpert, finished). Same parameters as ConvExpert."""
