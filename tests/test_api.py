@@ -83,6 +83,12 @@ def test_train_from_dataframe_and_load_run(frame_run):
     assert again.config.validation.folds == 2 and again.config.data.days == 90
     assert again.manifest["registry"]["version"] == 1 and again.manifest["data"]["source"].startswith("in-memory")
     assert set(again.models) == {"global"}
+    from fleet.serving.predictor import FleetPredictor
+    from fleet.serving.schema import ModelsResponse
+
+    served = ModelsResponse.model_validate(FleetPredictor(run.path).describe())  # what GET /v1/models answers
+    assert served.registry_version == 1 and [u.registry_version for u in served.units] == [1]
+    assert served.horizon_bars == again.config.labels.horizon
     assets = again.assets
     assert list(assets["symbol"]) == sorted(frames) and (assets["required_bars"] > 0).all()
     assert list(assets["asset_id"]) == [again.registry.id_of(s) for s in assets["symbol"]]

@@ -162,6 +162,7 @@ def test_run_predict_matches_the_live_endpoint(live):
     frames = synthetic_market(days=90, seed=0).panel.frames
     models = requests.get(f"{url}/v1/models", timeout=30).json()
     assert models["registry_version"] == run.registry.version == run.manifest["registry"]["version"]
+    assert [u["registry_version"] for u in models["units"]] == [run.registry.version]
     for symbol in sorted(frames)[::3]:
         bars = frames[symbol].iloc[:-100]  # any cut: the answer is for its last bar
         candles = {"timestamp": [t.isoformat() for t in bars.index],

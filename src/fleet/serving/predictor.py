@@ -215,6 +215,7 @@ class FleetPredictor:
                                "required_bars": a.required_bars, "recommended_bars": a.recommended_bars,
                                "columns": list(a.columns), "metrics": self.metrics.get(symbol, {})})
             units.append({"unit": group, "trained_until": model.trained_until.isoformat(),
+                          "registry_version": self.registry_version,
                           "features": list(model.feature_names), "experts": self.experts, "assets": assets})
         return {"model_version": self.model_version, "threshold": self.threshold,
                 "strategy": self.config.get("strategy"), "horizon_bars": self.horizon,

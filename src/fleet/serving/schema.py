@@ -246,6 +246,8 @@ class UnitModelInfo(BaseModel):
 
     unit: str
     trained_until: datetime = Field(description="end of the training window (exclusive), UTC")
+    registry_version: int = Field(ge=1, description="version of the asset registry this model's asset ids "
+                                                    "come from (the run's)")
     features: list[str]
     experts: list[str]
     assets: list[AssetModel]
