@@ -96,7 +96,7 @@ class BodyLimitMiddleware:
 
 #: Settings of the replica running in this process, set by :func:`configure_replica`. Module state, not
 #: ``api.state``: Serve pickles the ingress class by value, so inside the deployment's methods ``api`` is a
-#: copy of the app, and the app Serve serves is another; this module is imported once per replica.
+#: copy of the app, not this module's (which ``_openapi`` reads); this module is imported once per replica.
 _REPLICA: dict[str, Any] = {}
 
 
