@@ -128,6 +128,12 @@ def test_save_load_round_trip(tmp_path):
                     {"version": 2, "added": ["ADA"], "created": reg.created}],
     }
     assert sorted(p.name for p in path.parent.iterdir()) == ["asset_ids.json"]  # no temp left
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600: a shared file
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):

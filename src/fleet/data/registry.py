@@ -346,7 +346,10 @@ class AssetRegistry:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        umask = os.umask(0)
+        os.umask(umask)
         try:
+            os.fchmod(fd, 0o666 & ~umask)  # as open() would create it (mkstemp makes it 0600): runs of others read it
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(self.to_dict(), fh, indent=2)
                 fh.write("\n")
