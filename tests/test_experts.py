@@ -113,11 +113,11 @@ def test_unknown_asset_policy():
     new["asset_id"] = 99
     p = m.predict_proba(new)[:, 1]
     assert np.isfinite(p).all()
-    # 'mean' policy = the mean of the learned embeddings
+    # 'mean' policy = the mean of the learned embeddings (the rows of the ids trained on; rows are registry ids)
     net = m.module_.eval()
     W = m._windows(m.store_.__class__(m.features_).add(new), new)
     with torch.no_grad():
-        mean_emb = net.asset_embedding.weight.mean(0)
+        mean_emb = net.asset_embedding.weight[sorted(set(X["asset_id"]))].mean(0)
         h = net.input_proj(torch.cat([torch.as_tensor(W), mean_emb[None, :, None].expand(len(W), 8, W.shape[-1])], 1))
         expected = torch.sigmoid(net.head(net.blocks(h)[:, :, -1]).squeeze(-1)).numpy()
     np.testing.assert_allclose(p, expected, atol=1e-5)

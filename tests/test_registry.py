@@ -124,8 +124,16 @@ def test_save_load_round_trip(tmp_path):
                      "source": "data/crypto_1h"},
         "symbol_to_id": {"BTC": 0, "ETH": 1, "ADA": 2},
         "id_to_symbol": {"0": "BTC", "1": "ETH", "2": "ADA"},
+        "history": [{"version": 1, "added": ["BTC", "ETH"], "created": reg.history[0]["created"]},
+                    {"version": 2, "added": ["ADA"], "created": reg.created}],
     }
     assert sorted(p.name for p in path.parent.iterdir()) == ["asset_ids.json"]  # no temp left
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600: a shared file
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):
@@ -175,3 +183,82 @@ def test_load_missing_file(tmp_path):
 def test_from_dict_accepts_minimal_layout():
     reg = AssetRegistry.from_dict({"symbol_to_id": {"B": 1, "A": 0}})
     assert reg.symbols == ["A", "B"] and reg.version == 1
+
+
+# ------------------------------------------------------------------ a registry shared by runs
+
+def test_renumbered_file_is_refused(tmp_path):
+    path = AssetRegistry.from_symbols(["A", "B"]).extend(["C"]).save(tmp_path / "ids.json")
+    d = json.loads(path.read_text())
+    # Swap two ids consistently in both maps, as a hand edit would: only the history can tell.
+    d["symbol_to_id"] = {"A": 1, "B": 0, "C": 2}
+    d["id_to_symbol"] = {"0": "B", "1": "A", "2": "C"}
+    path.write_text(json.dumps(d))
+    with pytest.raises(DataError, match=re.escape(str(path)) + r": asset ids were renumbered: id 0 is 'B' but .*'A'"):
+        AssetRegistry.load(path)
+
+
+def test_history_that_skips_a_version_is_refused(tmp_path):
+    path = AssetRegistry.from_symbols(["A"]).extend(["B"]).save(tmp_path / "ids.json")
+    d = json.loads(path.read_text())
+    d["history"][1]["version"] = 3
+    path.write_text(json.dumps(d))
+    with pytest.raises(DataError, match=re.escape(str(path)) + r": 'history' versions \[1, 3\]"):
+        AssetRegistry.load(path)
+
+
+def test_sync_creates_extends_and_never_renumbers(tmp_path):
+    from fleet.data.registry import sync_registry
+
+    path = tmp_path / "reg" / "ids.json"
+    a, before = sync_registry(path, ["ETH", "BTC", "SOL"], source="run A")
+    assert before is None and a.version == 1 and a.symbols == ["BTC", "ETH", "SOL"]
+    b, before = sync_registry(path, ["XRP", "BTC", "ADA", "ETH", "SOL"], source="run B")
+    assert before == 1 and b.version == 2
+    assert {s: b.id_of(s) for s in a.symbols} == {s: a.id_of(s) for s in a.symbols}
+    assert b.symbols[3:] == ["ADA", "XRP"]
+    same, before = sync_registry(path, ["BTC"], source="run C")
+    assert before == 2 and same.version == 2 and AssetRegistry.load(path).source == "run B"  # not rewritten
+    assert sorted(p.name for p in path.parent.iterdir()) == ["ids.json", "ids.json.lock"]
+
+
+def test_sync_refuses_a_corrupted_file(tmp_path):
+    from fleet.data.registry import sync_registry
+
+    path = tmp_path / "ids.json"
+    path.write_text('{"symbol_to_id": {"A": 0, ')
+    with pytest.raises(DataError, match=re.escape(str(path)) + ": asset registry is not valid JSON"):
+        sync_registry(path, ["A"])
+    assert path.read_text() == '{"symbol_to_id": {"A": 0, '  # left as it was
+
+
+_WORKER = """
+import sys, time
+from fleet.data.registry import sync_registry
+path, prefix, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+while time.time() < start:
+    time.sleep(0.001)
+for k in range(25):
+    sync_registry(path, [f"{prefix}{k:02d}", "COMMON"], source=prefix)
+"""
+
+
+def test_two_processes_extending_at_once_lose_no_id(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "ids.json"
+    script = tmp_path / "worker.py"
+    script.write_text(_WORKER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    start = time.time() + 2.0  # both start extending at the same moment
+    procs = [subprocess.Popen([sys.executable, str(script), str(path), p, str(start)], env=env)
+             for p in ("A", "B")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    reg = AssetRegistry.load(path)
+    expected = {f"{p}{k:02d}" for p in "AB" for k in range(25)} | {"COMMON"}
+    assert set(reg.symbols) == expected and len(reg) == 51  # nothing lost, nothing twice
+    # 50 single-symbol extensions after the creation (which added 2): every one a separate version.
+    assert reg.version == 50 and [h["version"] for h in reg.history] == list(range(1, 51))

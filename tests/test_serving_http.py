@@ -195,14 +195,16 @@ def test_too_few_bars_says_how_many(server, served_runs, good):
 def test_unknown_symbol_is_404(server, good):
     _, candles = good
     r = post(f"{server['islands']}/v1/predict", {"symbol": "DOGEUSDT", "candles": candles})
-    assert r.status_code == 404 and "GET /v1/models" in r.json()["detail"]
+    assert r.status_code == 404 and "GET /v1/models" in r.json()["detail"][0]["msg"]
+    assert r.json()["detail"][0]["type"] == "unknown_symbol" and r.json()["detail"][0]["loc"] == ["body", "symbol"]
 
 
 def test_batch_errors_name_the_item(server, good):
     symbol, candles = good
     url = f"{server['hierarchical']}/v1/predict/batch"
     r = post(url, {"requests": [{"symbol": symbol, "candles": candles}, {"symbol": "NOPE", "candles": candles}]})
-    assert r.status_code == 404 and "requests[1]" in r.json()["detail"]
+    assert r.status_code == 404 and "requests[1]" in r.json()["detail"][0]["msg"]
+    assert r.json()["detail"][0]["loc"] == ["body", "requests", 1, "symbol"]
     r = post(url, {"requests": [{"symbol": symbol, "candles": candles}, {"symbol": symbol, "candles": candles[:5]}]})
     _field_named(r, "requests[1].candles", "needed")
 
@@ -213,7 +215,7 @@ def test_oversized_body_is_413(server, good):
     big = {"symbol": symbol, "candles": candles * 8}  # > MAX_BODY bytes
     assert len(json.dumps(big)) > MAX_BODY
     r = post(url, big)
-    assert r.status_code == 413 and "max_body_bytes" in r.json()["detail"]
+    assert r.status_code == 413 and "max_body_bytes" in r.json()["detail"][0]["msg"]
 
     def chunks():  # no Content-Length: the limit is enforced on the bytes received
         for _ in range(20):

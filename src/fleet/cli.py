@@ -12,7 +12,7 @@ import warnings
 import click
 import pandas as pd
 
-from fleet.config import Backend, FactorMethod, Strategy, load_config
+from fleet.config import OVERRIDES, Backend, FactorMethod, Strategy, dotted_overrides, load_config
 from fleet.errors import ConfigError, FleetError, FleetWarning
 
 
@@ -91,11 +91,12 @@ def _choice(enum) -> click.Choice:
 @click.option("--seed", type=int, help="Random seed (same seed -> same results on every backend).  [default: 0]")
 @click.option("--seeds", type=int, help="Repeat the run with seeds seed..seed+N-1; --out then holds seed<k>/ runs and results_seeds.csv (mean, std).  [default: 1]")
 @click.option("--out", help="Run directory (must not exist), or an object-store URI s3://BUCKET/PREFIX or gs://BUCKET/PREFIX (must be empty; S3-compatible server: add ?endpoint_override=HOST:PORT&scheme=http).  [default: runs/<UTC timestamp>]")
+@click.option("--registry", help="Asset registry JSON shared by runs: created if missing, extended with new symbols (version + 1), never renumbered; relative to the current directory (in a spec: to the spec).  [default: none: per-run ids]")
 @click.option("--resume", "resume", help="Finish an interrupted or failed run: its staging directory (printed at start), its --out path or its --out URI. Trains only units without a complete saved result; every other option is taken from the saved run.")
 def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, folds, horizon,
           embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
           forced_entry, forced_entry_cutoff, bars_per_year, experts, gate, top_k, balance_coef, inner_folds, guard,
-          learner, early_stopping, asset_aware, moe_enabled, report, seed, seeds, out, resume) -> None:
+          learner, early_stopping, asset_aware, moe_enabled, report, seed, seeds, out, registry, resume) -> None:
     """Train the fleet under purged walk-forward validation and write a run directory.
 
     The driver clusters assets and extracts the market factor on each fold's training
@@ -108,43 +109,8 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
     """
     from fleet.training.driver import resume_fleet, run_fleet, run_seeds
 
-    overrides = {
-        "data.path": data,
-        "data.symbols": [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None,
-        "data.days": days,
-        "strategy": strategy,
-        "resources.backend": backend,
-        "resources.address": address,
-        "resources.num_cpus": num_cpus,
-        "resources.num_gpus": num_gpus,
-        "validation.folds": folds,
-        "labels.horizon": horizon,
-        "validation.embargo_bars": embargo_bars,
-        "validation.holdout_days": holdout_days,
-        "market.clusters": clusters,
-        "market.distance_threshold": distance_threshold,
-        "market.factor_method": factor_method,
-        "features.max_d": max_d,
-        "policy.threshold": threshold,
-        "policy.cost_bps": cost_bps,
-        "policy.forced_entry": forced_entry,
-        "policy.forced_entry_cutoff": forced_entry_cutoff,
-        "evaluation.bars_per_year": bars_per_year,
-        "evaluation.seeds": seeds,
-        "evaluation.report": report,
-        "model.experts": [e.strip() for e in experts.split(",") if e.strip()] if experts else None,
-        "model.moe.gate": gate,
-        "model.moe.top_k": top_k,
-        "model.moe.balance_coef": balance_coef,
-        "model.moe.inner_folds": inner_folds,
-        "model.moe.guard": guard,
-        "model.moe.enabled": moe_enabled,
-        "model.trend.learner": learner,
-        "model.trend.early_stopping": early_stopping,
-        "model.asset_aware": asset_aware,
-        "seed": seed,
-        "out": out,
-    }
+    options = {k: v for k, v in locals().items() if k in OVERRIDES}  # the options share their names
+    overrides = dotted_overrides(options)
     argv = ["fleet", *sys.argv[1:]]
     if resume is not None:
         given = [k for k, v in {"--config": config_path, **overrides}.items() if v is not None]

@@ -309,6 +309,8 @@ class FleetConfig(_Section):
     strategy: Strategy = Strategy.hierarchical
     seed: int = 0
     out: str | None = Field(None, description="run directory (default runs/<timestamp>)")
+    registry: str | None = Field(None, description="asset registry JSON shared by runs (created if missing, "
+                                 "extended with new symbols, never renumbered); None: per-run ids")
     data: DataConfig = Field(default_factory=DataConfig)
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
@@ -323,6 +325,49 @@ class FleetConfig(_Section):
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration as plain JSON-ready data (enums as strings)."""
         return self.model_dump(mode="json")
+
+
+#: Keyword overrides shared by ``fleet train`` options and :func:`fleet.train`: keyword -> dotted field.
+#: The keyword is the option's name with ``-`` -> ``_`` (``--num-cpus`` -> ``num_cpus``).
+OVERRIDES: dict[str, str] = {
+    "data": "data.path", "symbols": "data.symbols", "days": "data.days", "strategy": "strategy",
+    "backend": "resources.backend", "address": "resources.address", "num_cpus": "resources.num_cpus",
+    "num_gpus": "resources.num_gpus", "folds": "validation.folds", "horizon": "labels.horizon",
+    "embargo_bars": "validation.embargo_bars", "holdout_days": "validation.holdout_days",
+    "clusters": "market.clusters", "distance_threshold": "market.distance_threshold",
+    "factor_method": "market.factor_method", "max_d": "features.max_d", "threshold": "policy.threshold",
+    "cost_bps": "policy.cost_bps", "forced_entry": "policy.forced_entry",
+    "forced_entry_cutoff": "policy.forced_entry_cutoff", "bars_per_year": "evaluation.bars_per_year",
+    "seeds": "evaluation.seeds", "report": "evaluation.report", "experts": "model.experts",
+    "gate": "model.moe.gate", "top_k": "model.moe.top_k", "balance_coef": "model.moe.balance_coef",
+    "inner_folds": "model.moe.inner_folds", "guard": "model.moe.guard", "learner": "model.trend.learner",
+    "early_stopping": "model.trend.early_stopping", "asset_aware": "model.asset_aware",
+    "moe_enabled": "model.moe.enabled", "seed": "seed", "out": "out", "registry": "registry",
+}
+_LIST_OVERRIDES = ("symbols", "experts")  # "A,B" or ["A", "B"]
+
+
+def dotted_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword overrides (see :data:`OVERRIDES`) as the dotted overrides of :func:`build_config`.
+
+    ``symbols`` and ``experts`` take a comma-separated string or a list; ``None`` values are kept
+    (and skipped by :func:`build_config`), so unset options keep the spec's / default value.
+
+    Raises:
+        ConfigError: an unknown keyword (names the close matches).
+    """
+    import difflib
+
+    out = {}
+    for key, value in values.items():
+        if key not in OVERRIDES:
+            close = difflib.get_close_matches(key, list(OVERRIDES), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown override {key}={value!r}{hint} (known: {', '.join(OVERRIDES)})")
+        if key in _LIST_OVERRIDES and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()] or None
+        out[OVERRIDES[key]] = value
+    return out
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -375,7 +420,9 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     Args:
         path: YAML file whose top-level keys mirror :class:`FleetConfig` (``name``, ``strategy``,
             ``data``, ``validation`` ...). Relative ``data.path`` values are taken relative to the
-            current working directory, like command-line paths.
+            current working directory, like command-line paths; a relative ``registry`` is taken
+            relative to the spec's own directory (the spec and its registry belong together, from
+            wherever the run starts). An override (``--registry``) is taken as given.
         overrides: dotted-key overrides, see :func:`build_config`.
 
     Raises:
@@ -397,4 +444,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping of sections at the top level, got {type(loaded).__name__}")
         raw = loaded
+        registry = raw.get("registry")
+        if isinstance(registry, str) and registry and not Path(registry).expanduser().is_absolute():
+            raw = {**raw, "registry": str(p.resolve().parent / registry)}
     return build_config(raw, overrides, source=source)

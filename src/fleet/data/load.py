@@ -50,9 +50,14 @@ class _RawAsset:
 
 
 def load_panel(path, *, symbols=None, days=None, min_bars: int = 0) -> Panel:
-    """Load and validate bar files into a :class:`Panel`.
+    """Load and validate bar files (or a long DataFrame) into a :class:`Panel`.
 
     Layouts:
+      * a pandas DataFrame in long format: columns ``timestamp``, ``symbol``, ``close`` and
+        optionally ``open``, ``high``, ``low``, ``volume`` (``timestamp`` / ``symbol`` may also be
+        index levels, e.g. a Qlib-style (datetime, instrument) MultiIndex named timestamp/symbol);
+        it is validated by the same rules as a long-format file and named ``<DataFrame>`` in
+        messages;
       * a directory: every ``*.parquet``, ``*.pq`` and ``*.csv`` file in it (not recursive;
         other files and hidden files are ignored) holds one symbol. The symbol is the single
         value of the file's ``symbol`` column if it has one, else the file stem upper-cased
@@ -107,8 +112,12 @@ def load_panel(path, *, symbols=None, days=None, min_bars: int = 0) -> Panel:
     if wanted is not None and not wanted:
         raise ConfigError("symbols is empty; pass None to load every symbol or name at least one")
 
-    path = Path(path)
-    assets = _read_assets(path)
+    if isinstance(path, pd.DataFrame):
+        assets = _frame_assets(path)
+        path = Path(FRAME_NAME)
+    else:
+        path = Path(path)
+        assets = _read_assets(path)
     available = sorted(assets)
     if wanted is not None:
         unknown = [s for s in wanted if s not in assets]
@@ -133,6 +142,27 @@ def load_panel(path, *, symbols=None, days=None, min_bars: int = 0) -> Panel:
         panel = panel.last_days(days)
     _check_min_bars(panel, min_bars, days)
     return panel
+
+
+#: How an in-memory DataFrame is named in messages and in ``Panel.sources``.
+FRAME_NAME = "<DataFrame>"
+
+
+def _frame_assets(frame: pd.DataFrame) -> dict[str, _RawAsset]:
+    """Split a long DataFrame into its symbols, with the column rules of a long-format file."""
+    label = Path(FRAME_NAME)
+    index_names = [n for n in frame.index.names if n is not None and _key(n) in ("timestamp", "symbol")]
+    if index_names:
+        frame = frame.reset_index(level=index_names)
+    names = [str(c) for c in frame.columns]
+    mapping = _match_columns(names, label)
+    if "symbol" not in mapping:
+        raise DataError(f"{FRAME_NAME}: missing column 'symbol' (found: {', '.join(names)}); expected a long "
+                        "DataFrame with one row per symbol and bar: timestamp, symbol, open, high, low, close, "
+                        "volume (open/high/low/volume optional)")
+    table = frame[list(mapping.values())].reset_index(drop=True)
+    table.columns = [_key(c) for c in table.columns]
+    return _split_long(label, table)
 
 
 def _read_assets(path: Path) -> dict[str, _RawAsset]:

@@ -4,6 +4,14 @@ Design: /work/shared/seeds/004 ("Asset ID Embedding Strategy"): ids 0..n-1 assig
 sorted symbol order, stored as JSON with ``metadata``, ``symbol_to_id`` and
 ``id_to_symbol``; new symbols get new ids and a version bump, existing ids never change,
 so a trained ``nn.Embedding(len(registry), dim)`` keeps meaning the same assets.
+
+The file also keeps a ``history``: which symbols each version added, in id order. Ids are only
+ever appended, so the symbols in id order must be exactly the versions' additions one after the
+other; a file whose ids were changed by hand (renumbered) breaks that and is refused on load.
+
+A registry shared by runs (``fleet train --registry PATH``) is read and extended through
+:func:`sync_registry`, under a file lock (``PATH.lock``), so two runs extending it at once cannot
+lose or reuse an id.
 """
 
 from __future__ import annotations
@@ -72,6 +80,7 @@ class AssetRegistry:
         version: int = 1,
         created: str | None = None,
         source: str = "",
+        history: list[dict] | None = None,
     ) -> None:
         if not isinstance(symbol_to_id, Mapping):
             raise ConfigError(
@@ -106,6 +115,9 @@ class AssetRegistry:
         self._version = int(version)
         self._created = _now() if created is None else str(created)
         self._source = str(source)
+        if history is None:  # a registry without a recorded history: all of it counts as its current version
+            history = [{"version": self._version, "added": list(self._symbols), "created": self._created}]
+        self._history = [dict(h) for h in history]
 
     @classmethod
     def from_symbols(cls, symbols, *, source: str = "") -> AssetRegistry:
@@ -136,11 +148,14 @@ class AssetRegistry:
         source = self._source if source is None else source
         if not new:
             return AssetRegistry(
-                self._symbol_to_id, version=self._version, created=self._created, source=source
+                self._symbol_to_id, version=self._version, created=self._created, source=source,
+                history=self._history,
             )
         mapping = dict(self._symbol_to_id)
         mapping.update({s: len(self) + k for k, s in enumerate(new)})
-        return AssetRegistry(mapping, version=self._version + 1, source=source)
+        created = _now()
+        history = [*self._history, {"version": self._version + 1, "added": new, "created": created}]
+        return AssetRegistry(mapping, version=self._version + 1, created=created, source=source, history=history)
 
     def _unknown(self, symbols: list[str]) -> UnknownSymbolError:
         known = self._symbols[:_LIST_LIMIT]
@@ -226,6 +241,11 @@ class AssetRegistry:
     def source(self) -> str:
         return self._source
 
+    @property
+    def history(self) -> list[dict]:
+        """One entry per version: ``{"version", "added": [symbols, in id order], "created"}``."""
+        return [dict(h, added=list(h.get("added", []))) for h in self._history]
+
     def __len__(self) -> int:
         return len(self._symbols)
 
@@ -263,6 +283,7 @@ class AssetRegistry:
             },
             "symbol_to_id": dict(self._symbol_to_id),
             "id_to_symbol": {str(i): s for i, s in enumerate(self._symbols)},
+            "history": self.history,
         }
 
     @classmethod
@@ -288,15 +309,19 @@ class AssetRegistry:
         meta = d.get("metadata", {})
         if not isinstance(meta, Mapping):
             raise DataError(f"{where}: 'metadata' must be an object, got {type(meta).__name__}")
+        history = d.get("history")
         try:
             registry = cls(
                 mapping,
                 version=meta.get("version", 1),
                 created=meta.get("created"),
                 source=meta.get("source", "") or "",
+                history=None if history is None else _checked_history(history, where),
             )
         except ConfigError as exc:
             raise DataError(f"{where}: {exc}") from None
+        if history is not None:
+            _check_not_renumbered(registry, where)
         total = meta.get("total_symbols")
         if total is not None and total != len(registry):
             raise DataError(
@@ -321,7 +346,10 @@ class AssetRegistry:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        umask = os.umask(0)
+        os.umask(umask)
         try:
+            os.fchmod(fd, 0o666 & ~umask)  # as open() would create it (mkstemp makes it 0600): runs of others read it
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(self.to_dict(), fh, indent=2)
                 fh.write("\n")
@@ -354,3 +382,80 @@ class AssetRegistry:
                 f"{exc.msg})"
             ) from None
         return cls.from_dict(d, where=str(path))
+
+
+def _checked_history(history, where: str) -> list[dict]:
+    if not isinstance(history, list) or not all(
+        isinstance(h, Mapping) and _int_id(h.get("version")) is not None and isinstance(h.get("added"), list)
+        for h in history
+    ):
+        raise DataError(f"{where}: 'history' must be a list of {{version, added: [symbols]}} objects")
+    return [dict(h) for h in history]
+
+
+def _check_not_renumbered(registry: AssetRegistry, where: str) -> None:
+    """Refuse a registry whose ids are not the versions' additions in order (edited by hand)."""
+    history = registry.history
+    versions = [int(h["version"]) for h in history]
+    if not versions or versions != list(range(versions[0], versions[0] + len(versions))) \
+            or versions[-1] != registry.version:
+        raise DataError(
+            f"{where}: 'history' versions {versions} do not count up to metadata.version={registry.version}; "
+            "the file was edited by hand: restore it (every run directory keeps a copy, asset_registry.json)"
+        )
+    appended = [s for h in history for s in h["added"]]
+    if appended != registry.symbols:
+        first = next((i for i, (a, b) in enumerate(zip(appended, registry.symbols)) if a != b),
+                     min(len(appended), len(registry)))
+        has = registry.symbols[first] if first < len(registry) else "nothing"
+        wanted = appended[first] if first < len(appended) else "nothing"
+        raise DataError(
+            f"{where}: asset ids were renumbered: id {first} is {has!r} but the registry's history assigned it "
+            f"to {wanted!r}; ids are never changed once given (models trained with them would mean other "
+            "assets): restore the file (every run directory keeps a copy, asset_registry.json)"
+        )
+
+
+def sync_registry(path, symbols, *, source: str = "", timeout: float = 600.0) -> tuple[AssetRegistry, int | None]:
+    """Read the shared registry at ``path``, extend it with ``symbols`` and write it back, under a lock.
+
+    The file is created (version 1, ids in sorted symbol order) when it does not exist; symbols it
+    does not know get appended ids and the version goes up by one; known ids never change. The
+    write is atomic (:meth:`AssetRegistry.save`) and the read-extend-write happens while holding
+    ``PATH.lock`` (``filelock.FileLock``), so two runs extending the same file at once both keep
+    their ids.
+
+    Args:
+        path: the registry JSON file.
+        symbols: the symbols of this run.
+        source: provenance recorded when the registry is created or extended.
+        timeout: seconds to wait for the lock.
+
+    Returns:
+        (registry, previous_version): the registry after extension, and the version the file had
+        (None when it was created now).
+
+    Raises:
+        DataError: the file is not valid JSON, not a registry, or renumbered (names the file).
+        ConfigError: the lock is not obtained within ``timeout`` seconds, or the file's directory
+            cannot be written (names the path).
+    """
+    from filelock import FileLock, Timeout
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path) + ".lock", timeout=timeout)
+        with lock:
+            previous = AssetRegistry.load(path) if path.exists() else None
+            registry = (AssetRegistry.from_symbols(symbols, source=source) if previous is None
+                        else previous.extend(symbols, source=source))
+            if previous is None or registry.version != previous.version:
+                registry.save(path)
+    except Timeout:
+        raise ConfigError(f"{path}: asset registry is locked by another run ({path}.lock) for more than "
+                          f"{timeout:g} s") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the asset registry ({exc.strerror or exc}); --registry must "
+                          "be a file in a writable directory") from None
+    return registry, None if previous is None else previous.version

@@ -18,8 +18,11 @@ of which the last ``val_fraction`` of timestamps is the validation tail for earl
 epoch's weights are kept. Seeds: ``torch.manual_seed(random_state)`` and a seeded shuffling
 generator. Device: CUDA with bf16 autocast when ``device='auto'`` finds a GPU, else CPU float32.
 
-Unknown-asset policy (``unknown_asset``): 'mean' (default) gives an asset not seen in fit the mean
-of the learned embeddings; 'error' raises UnknownSymbolError.
+Asset embedding: indexed by the registry id itself (``asset_id``), with ``num_assets`` rows (default:
+the largest id in the training rows + 1), so a row means the same asset in every unit and every run
+that shares the asset registry (``fleet train --registry``). Unknown-asset policy (``unknown_asset``):
+'mean' (default) gives an asset not seen in fit the mean of the embeddings of the assets that were
+(rows of ids never trained are left out of that mean); 'error' raises UnknownSymbolError.
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
         num_threads: torch CPU threads during fit/predict (None = torch's default).
         random_state: seed.
 
-    Fitted attributes: module_ (TemporalConvNet, on CPU after fit), features_, asset_codes_,
+    Fitted attributes: module_ (TemporalConvNet, on CPU after fit), features_, asset_codes_ (registry id ->
+    embedding row: the id itself), num_assets_ (embedding rows),
     store_ (last ``window`` bars per asset), device_, history_ (per-epoch losses), best_epoch_,
     n_train_windows_, samples_per_second_, classes_.
     """
@@ -70,7 +74,7 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
                  lr: float = 3e-3, weight_decay: float = 1e-4, patience: int = 2,
                  max_train_windows: int | None = 4096, val_fraction: float = 0.2, purge_bars: int = 0,
                  unknown_asset: str = "mean", asset_aware: bool = True, device: str = "auto",
-                 num_threads: int | None = None, random_state: int = 0):
+                 num_threads: int | None = None, random_state: int = 0, num_assets: int | None = None):
         self.window = window
         self.hidden = hidden
         self.levels = levels
@@ -91,6 +95,7 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
         self.device = device
         self.num_threads = num_threads
         self.random_state = random_state
+        self.num_assets = num_assets
 
     # ------------------------------------------------------------------ data
     def _codes(self, X: pd.DataFrame) -> np.ndarray:
@@ -193,7 +198,14 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
             w = np.ones(len(y), np.float32) if sample_weight is None else np.asarray(sample_weight, np.float32)
             self.features_ = [c for c in X.columns if c not in (ASSET_ID, BAR_TIME)
                               and not c.startswith(FINGERPRINT_PREFIX)]
-            self.asset_codes_ = {int(a): i for i, a in enumerate(np.unique(X[ASSET_ID].to_numpy()))}
+            ids = np.unique(X[ASSET_ID].to_numpy(np.int64))
+            size = int(ids.max()) + 1 if self.num_assets is None else int(self.num_assets)
+            if ids.min() < 0 or ids.max() >= size:
+                raise ValueError(f"ConvExpert: asset ids {ids.min()}..{ids.max()} outside the embedding's 0..{size - 1} "
+                                 "(num_assets: the registry's size)")
+            # The embedding row of an asset is its registry id: the same row in every unit and run.
+            self.asset_codes_ = {int(a): int(a) for a in ids}
+            self.num_assets_ = size
             store = WindowStore(self.features_).add(X)
             self.store_ = store.tail(self.window)
             times = X[BAR_TIME].to_numpy(np.int64)
@@ -209,7 +221,10 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
             Xs = X.iloc[fit_rows]
             W, codes = self._windows(store, Xs), self._codes(Xs)
             Wv, cv = self._windows(store, X.iloc[val_rows]), self._codes(X.iloc[val_rows])
-            self.initialize(W.shape[1], len(self.asset_codes_))
+            self.initialize(W.shape[1], self.num_assets_)
+            known = torch.zeros(self.num_assets_, dtype=torch.bool)
+            known[torch.as_tensor(ids)] = True
+            self.module_.known_assets = known.to(self.device_)  # buffer: the mean embedding uses these rows only
             self.n_train_windows_ = len(W)
             self.history_, best, best_state, bad = [], np.inf, None, 0
             t0, seen = time.perf_counter(), 0
@@ -275,6 +290,11 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
             warnings.warn("ConvExpert: moving CUDA weights to CPU for pickling", stacklevel=2)
             state["module_"] = state["module_"].to("cpu")
         return state
+
+    def __setstate__(self, state):
+        # Pickled before the registry-sized embedding: its asset_codes_ (id -> 0..n-1) still index its table.
+        state.setdefault("num_assets", None)
+        super().__setstate__(state)
 
 
     def __setstate__(self, state):

@@ -53,7 +53,8 @@ class TemporalConvNet(nn.Module):
         stem_channel: input channel the templates read (a price-level-like channel).
         dropout: dropout inside the blocks.
 
-    Asset codes < 0 mean "unknown asset": they get the mean of the known embeddings.
+    Asset codes < 0 mean "unknown asset": they get the mean of the embeddings of ``known_assets`` (a bool
+    (num_assets,) buffer, all True by default; a registry-sized table marks the rows actually trained).
     """
 
     def __init__(self, n_channels: int, num_assets: int = 0, asset_emb_dim: int = 8, hidden: int = 16,
@@ -62,6 +63,8 @@ class TemporalConvNet(nn.Module):
         super().__init__()
         self.asset_emb_dim = asset_emb_dim if num_assets > 0 else 0
         self.asset_embedding = nn.Embedding(num_assets, asset_emb_dim) if num_assets > 0 else None
+        # Rows whose mean an unknown asset gets (the assets trained on); all rows unless the owner narrows it.
+        self.register_buffer("known_assets", torch.ones(max(num_assets, 0), dtype=torch.bool), persistent=False)
         extra = 0
         self.stem = None
         if stem_kernels is not None:
@@ -86,7 +89,11 @@ class TemporalConvNet(nn.Module):
         known = asset_ids >= 0
         emb = self.asset_embedding(asset_ids.clamp(min=0))
         if not bool(known.all()):
-            mean = self.asset_embedding.weight.mean(dim=0, keepdim=True).expand_as(emb)
+            weight = self.asset_embedding.weight
+            rows = getattr(self, "known_assets", None)  # absent on modules pickled before it existed
+            if rows is not None and rows.shape[0] == weight.shape[0] and bool(rows.any()):
+                weight = weight[rows]
+            mean = weight.mean(dim=0, keepdim=True).expand_as(emb)
             emb = torch.where(known[:, None], emb, mean)
         return torch.cat([x, emb.unsqueeze(-1).expand(x.shape[0], self.asset_emb_dim, x.shape[-1])], dim=1)
 

@@ -9,7 +9,14 @@ gathered by ``@serve.batch`` and each unit's model runs once per batch.
 Routes: ``POST /v1/predict``, ``POST /v1/predict/batch``, ``GET /v1/models``, ``GET /healthz``,
 OpenAPI at ``/docs``. Bad input never gives a 5xx: schema violations, non-finite or non-positive
 prices, unsorted or duplicate timestamps and too few bars -> 422 naming the field; an unknown
-symbol -> 404; a body over ``max_body_bytes`` -> 413.
+symbol -> 404; a body over ``max_body_bytes`` -> 413. Every error body is an
+:class:`~fleet.serving.schema.ErrorResponse`: ``{"detail": [{"loc", "msg", "type"}]}`` with a
+snake_case ``type`` (pydantic's error types, or unknown_symbol, insufficient_history, invalid_value,
+body_too_large, not_found, method_not_allowed). The OpenAPI document carries the served run's
+symbols (an enum), the candle fields its models use (required) and a number of candles that suffices for
+every symbol (``minItems``: the largest ``required_bars``; GET /v1/models gives each symbol's own,
+which the server accepts). Rules JSON Schema cannot state remain the server's: timestamps strictly
+increasing, high >= low, the columns layout's arrays of equal length.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the real types of the route signatures.
@@ -25,9 +32,10 @@ from ray import serve
 from starlette.exceptions import HTTPException
 from threadpoolctl import threadpool_limits
 
-from fleet.errors import ConfigError, FleetError, RequestError, UnknownSymbolError
+from fleet.errors import ConfigError, FleetError, InsufficientHistoryError, RequestError, UnknownSymbolError
 from fleet.serving.predictor import FleetPredictor
-from fleet.serving.schema import CANDLE_LAYOUTS, BatchRequest, BatchResponse, PredictRequest, PredictResponse
+from fleet.serving.schema import (CANDLE_LAYOUTS, BatchRequest, BatchResponse, ErrorResponse, HealthResponse,
+                                  ModelsResponse, PredictRequest, PredictResponse)
 
 #: Default cap on a request body, bytes (a 2,049-candle request is about 0.3 MB of JSON).
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -57,7 +65,8 @@ class _BodyTooLarge(HTTPException):
 class BodyLimitMiddleware:
     """Pure ASGI middleware: 413 when Content-Length, or the bytes actually received, exceed the limit.
 
-    The limit is read from ``app.state.max_body_bytes`` (set by the deployment's constructor).
+    The limit is the replica's ``max_body_bytes`` (:func:`configure_replica`, called by the deployment's
+    constructor).
     """
 
     def __init__(self, app):
@@ -66,11 +75,11 @@ class BodyLimitMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = getattr(scope["app"].state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+        limit = _REPLICA.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
         detail = f"request body larger than max_body_bytes={limit}; send fewer candles or split the batch"
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            return await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+            return await _error(413, [], detail, "body_too_large")(scope, receive, send)
         received = 0
 
         async def limited():
@@ -85,6 +94,37 @@ class BodyLimitMiddleware:
         return await self.app(scope, limited, send)
 
 
+#: Settings of the replica running in this process, set by :func:`configure_replica`. Module state, not
+#: ``api.state``: Serve pickles the ingress class by value, so inside the deployment's methods ``api`` is a
+#: copy of the app, not this module's (which ``_openapi`` reads); this module is imported once per replica.
+_REPLICA: dict[str, Any] = {}
+
+
+def configure_replica(*, max_body_bytes: int, symbols: list[str], bars: int, columns: list[str]) -> None:
+    """Settings of this replica: the body limit, and for the OpenAPI document (rebuilt) the served symbols,
+    the candles that suffice for every one of them and the candle fields the served models use."""
+    _REPLICA.update(max_body_bytes=int(max_body_bytes), served=(sorted(symbols), int(bars), list(columns)))
+    api.openapi_schema = None
+
+
+def _error(status: int, loc: list, msg: str, kind: str, headers: dict | None = None) -> JSONResponse:
+    """An error response in the one shape every error has (:class:`ErrorResponse`)."""
+    return JSONResponse({"detail": [{"loc": list(loc), "msg": msg, "type": kind}]}, status_code=status,
+                        headers=headers)
+
+
+#: Errors every route may answer with, one model for all (declared in the OpenAPI document).
+_ERRORS = {
+    404: {"model": ErrorResponse, "description": "unknown symbol (not served by this run), or no such route"},
+    413: {"model": ErrorResponse, "description": "request body larger than max_body_bytes"},
+    422: {"model": ErrorResponse, "description": "invalid request: the field, the value and what was expected"},
+    503: {"model": ErrorResponse, "description": "overloaded: more requests queued than max_queued_requests"},
+}
+_READ_ERRORS = {503: _ERRORS[503]}
+#: ``type`` of an HTTP-level error by status code.
+_HTTP_KINDS = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 503: "unavailable"}
+
+
 api = FastAPI(title="fleet", version="1",
               description="Predictions of a fleet of trading models trained by `fleet train`. "
                           "GET /v1/models lists the symbols and how many candles each needs.")
@@ -97,6 +137,16 @@ def _body_schema(model: type[BaseModel]) -> dict:
         "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
 
 
+def _non_null(prop: dict) -> dict:
+    """A property schema without its ``null`` alternative (a field the served models need)."""
+    alts = prop.get("anyOf")
+    if not alts:
+        return prop
+    kept = [a for a in alts if a.get("type") != "null"]
+    out = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+    return {**out, **kept[0]} if len(kept) == 1 else {**out, "anyOf": kept}
+
+
 def _openapi() -> dict:
     """The OpenAPI document, with the request models the routes parse themselves added to its components."""
     if api.openapi_schema is None:
@@ -106,6 +156,21 @@ def _openapi() -> dict:
             schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(schema.pop("$defs", {}))
             schemas[model.__name__] = schema
+        served = _REPLICA.get("served")
+        if served is not None:  # what the served run needs, where it is the same for every request
+            symbols, bars, columns = served
+            schemas["PredictRequest"]["properties"]["symbol"]["enum"] = symbols
+            for layout in schemas["PredictRequest"]["properties"]["candles"]["oneOf"]:
+                if layout.get("type") == "array":
+                    layout["minItems"] = max(layout.get("minItems", 1), bars)
+            candle, cols = schemas["Candle"], schemas["CandleColumns"]
+            candle["required"] = [c for c in candle["properties"] if c == "timestamp" or c in columns]
+            cols["required"] = list(candle["required"])
+            for name in cols["required"]:
+                cols["properties"][name] = _non_null(cols["properties"][name])
+                cols["properties"][name]["minItems"] = bars
+            for name in candle["required"]:
+                candle["properties"][name] = _non_null(candle["properties"][name])
         api.openapi_schema = doc
     return api.openapi_schema
 
@@ -134,8 +199,9 @@ async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
         raise RequestValidationError(errors) from None
 
 
-def _loc(field: str) -> list[str]:
-    return ["body", *field.replace("[", ".").replace("]", "").split(".")]
+def _loc(field: str) -> list[str | int]:
+    parts = field.replace("[", ".").replace("]", "").split(".")
+    return ["body", *(int(p) if p.isdigit() else p for p in parts if p)]
 
 
 @api.exception_handler(RequestValidationError)
@@ -145,20 +211,26 @@ async def _invalid(request: Request, err: RequestValidationError):
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+@api.exception_handler(HTTPException)
+async def _http_error(request: Request, err: HTTPException):
+    return _error(err.status_code, [], str(err.detail), _HTTP_KINDS.get(err.status_code, "http_error"),
+                  headers=getattr(err, "headers", None))
+
+
 @api.exception_handler(UnknownSymbolError)
 async def _unknown_symbol(request: Request, err: UnknownSymbolError):
-    return JSONResponse({"detail": str(err)}, status_code=404)
+    return _error(404, _loc(getattr(err, "field", "symbol")), str(err), "unknown_symbol")
 
 
 @api.exception_handler(RequestError)
 async def _bad_request(request: Request, err: RequestError):
-    return JSONResponse({"detail": [{"loc": _loc(err.field), "msg": str(err), "type": type(err).__name__}]},
-                        status_code=422)
+    kind = "insufficient_history" if isinstance(err, InsufficientHistoryError) else "invalid_value"
+    return _error(422, _loc(err.field), str(err), kind)
 
 
 @api.exception_handler(FleetError)
 async def _fleet_error(request: Request, err: FleetError):
-    return JSONResponse({"detail": str(err)}, status_code=422)
+    return _error(422, ["body"], str(err), "invalid_request")
 
 
 @serve.deployment(name=DEPLOYMENT_NAME, ray_actor_options={"num_cpus": DEFAULT_NUM_CPUS},
@@ -187,8 +259,12 @@ class FleetIngress:
         # thread but spike to tens of ms when OpenMP threads contend with the replica's event loop.
         threadpool_limits(limits=1)
         self.predictor = FleetPredictor(run_dir)
+        assets = self.predictor.assets.values()
+        configure_replica(max_body_bytes=max_body_bytes, symbols=[a.symbol for a in assets],
+                          bars=max(a.required_bars for a in assets),
+                          columns=sorted({c for a in assets for c in a.columns}))
         self.batching = batching
-        api.state.max_body_bytes = int(max_body_bytes)
+
         self._batched.set_max_batch_size(max_batch_size)
         self._batched.set_batch_wait_timeout_s(batch_wait_timeout_s)
 
@@ -201,7 +277,8 @@ class FleetIngress:
     async def _batched(self, requests: list[PredictRequest]) -> list:
         return self.predictor.predict_each(requests)
 
-    @api.post("/v1/predict", response_model=PredictResponse, openapi_extra=_body_schema(PredictRequest))
+    @api.post("/v1/predict", response_model=PredictResponse, responses=_ERRORS,
+              openapi_extra=_body_schema(PredictRequest))
     async def predict(self, request: Request) -> PredictResponse:
         """P(up) after the last candle of one asset (candles oldest first; body: ``PredictRequest``)."""
         body = await parse_body(request, PredictRequest)
@@ -210,22 +287,25 @@ class FleetIngress:
             raise result
         return result
 
-    @api.post("/v1/predict/batch", response_model=BatchResponse, openapi_extra=_body_schema(BatchRequest))
+    @api.post("/v1/predict/batch", response_model=BatchResponse, responses=_ERRORS,
+              openapi_extra=_body_schema(BatchRequest))
     async def predict_batch(self, request: Request) -> BatchResponse:
         """Several predictions in one call, all-or-nothing: the first bad item decides the error
         (body: ``BatchRequest``)."""
         body = await parse_body(request, BatchRequest)
         return BatchResponse(results=self.predictor.predict_many(body.requests, prefix_index=True))
 
-    @api.get("/v1/models")
-    async def models(self) -> dict[str, Any]:
-        """Run id, policy threshold, units with their assets, candles needed and validation metrics."""
-        return self.predictor.describe()
+    @api.get("/v1/models", response_model=ModelsResponse, responses=_READ_ERRORS)
+    async def models(self) -> ModelsResponse:
+        """Run id, policy threshold, label horizon, registry version, units with their assets, candles needed
+        and validation metrics."""
+        return ModelsResponse.model_validate(self.predictor.describe())
 
-    @api.get("/healthz")
-    async def healthz(self) -> dict[str, Any]:
+    @api.get("/healthz", response_model=HealthResponse, responses=_READ_ERRORS)
+    async def healthz(self) -> HealthResponse:
         """Liveness: the run served and how many unit models are loaded."""
-        return {"status": "ok", "model_version": self.predictor.model_version, "units": len(self.predictor.units)}
+        return HealthResponse(status="ok", model_version=self.predictor.model_version,
+                              units=len(self.predictor.units))
 
 
 def build_app(run_dir: str | Path, *, replicas: int = 1, num_cpus: float = DEFAULT_NUM_CPUS,

@@ -123,6 +123,20 @@ class FleetPredictor:
                                                 recommended_bars=need + self._rsi_memory() + extra_full,
                                                 d=float(prep.d))
         self.metrics = self._read_metrics(run)
+        self.horizon = int(self.config.get("labels", {}).get("horizon", 1))
+        self.registry_version = self._registry_version(run)
+
+    @staticmethod
+    def _registry_version(run: Path) -> int:
+        """Version of the asset registry the run trained with (``asset_registry.json``)."""
+        from fleet.data.registry import AssetRegistry
+        from fleet.errors import DataError
+
+        try:
+            return AssetRegistry.from_dict(_read_json(run, "asset_registry.json"),
+                                           where=str(run / "asset_registry.json")).version
+        except DataError as err:
+            raise RunDirectoryError(str(err)) from None
 
     # ----------------------------------------------------------------------------- facts
     @staticmethod
@@ -201,9 +215,11 @@ class FleetPredictor:
                                "required_bars": a.required_bars, "recommended_bars": a.recommended_bars,
                                "columns": list(a.columns), "metrics": self.metrics.get(symbol, {})})
             units.append({"unit": group, "trained_until": model.trained_until.isoformat(),
+                          "registry_version": self.registry_version,
                           "features": list(model.feature_names), "experts": self.experts, "assets": assets})
         return {"model_version": self.model_version, "threshold": self.threshold,
-                "strategy": self.config.get("strategy"), "units": units}
+                "strategy": self.config.get("strategy"), "horizon_bars": self.horizon,
+                "registry_version": self.registry_version, "units": units}
 
     # ----------------------------------------------------------------------------- requests
     def bars(self, request: PredictRequest, info: AssetInfo,
@@ -304,6 +320,7 @@ class FleetPredictor:
                 rows[i] = self.design_row(req, where)
             except UnknownSymbolError as err:
                 out[i] = UnknownSymbolError(f"{where}{err}")
+                out[i].field = f"{where}symbol"
             except FleetError as err:
                 out[i] = err
         by_unit: dict[str, list[int]] = {}
@@ -323,7 +340,8 @@ class FleetPredictor:
                     symbol=info.symbol, asset_id=info.asset_id, unit=info.unit, p_up=float(p),
                     signal=int(p > self.threshold), threshold=self.threshold, gate_weights=gate,
                     active_experts=[k for k, v in gate.items() if v > 0.0], model_version=self.model_version,
-                    as_of=requests[i].as_of)
+                    as_of=requests[i].as_of, horizon_bars=self.horizon, trained_until=model.trained_until,
+                    registry_version=self.registry_version)
         return out
 
     def predict_many(self, requests: list[PredictRequest], *, prefix_index: bool = False) -> list[PredictResponse]:

@@ -199,7 +199,74 @@ class PredictResponse(BaseModel):
     active_experts: list[str] = Field(description="experts with a non-zero gate weight")
     model_version: str = Field(description="run id (name of the run directory)")
     as_of: datetime = Field(description="timestamp of the last candle, UTC")
+    horizon_bars: int = Field(ge=1, description="label horizon: p_up is about the log return from the last "
+                                                "candle's close to the close horizon_bars bars later")
+    trained_until: datetime = Field(description="end of the answering model's training window (exclusive), UTC")
+    registry_version: int = Field(ge=1, description="version of the asset registry the run trained with "
+                                                    "(asset_id is stable across runs sharing the registry)")
 
 
 class BatchResponse(BaseModel):
+    """One :class:`PredictResponse` per request, in order."""
+
     results: list[PredictResponse]
+
+
+class ErrorItem(BaseModel):
+    """One problem with a request."""
+
+    loc: list[str | int] = Field(description="where: e.g. [\"body\", \"candles\", 3, \"close\"]; [] for the "
+                                             "request as a whole")
+    msg: str = Field(description="what was wrong and what was expected")
+    type: str = Field(description="machine-readable kind, snake_case: e.g. greater_than, missing, "
+                                  "unknown_symbol, insufficient_history, body_too_large")
+
+
+class ErrorResponse(BaseModel):
+    """Body of every error response (404, 405, 413, 422, 503): always a list of problems."""
+
+    detail: list[ErrorItem]
+
+
+class AssetModel(BaseModel):
+    """One served asset (GET /v1/models)."""
+
+    symbol: str
+    asset_id: int = Field(ge=0, description="registry id")
+    ffd_d: float = Field(description="fitted fractional-differencing order d")
+    required_bars: int = Field(ge=1, description="fewest candles a request needs")
+    recommended_bars: int = Field(ge=1, description="candles that reproduce training to 1e-6")
+    columns: list[str] = Field(description="candle fields the model uses (close always)")
+    metrics: dict[str, float | int | str | None] = Field(description="out-of-sample metrics of the run "
+                                                                     "(results_per_asset.csv)")
+
+
+class UnitModelInfo(BaseModel):
+    """One training unit's served model (GET /v1/models)."""
+
+    unit: str
+    trained_until: datetime = Field(description="end of the training window (exclusive), UTC")
+    registry_version: int = Field(ge=1, description="version of the asset registry this model's asset ids "
+                                                    "come from (the run's)")
+    features: list[str]
+    experts: list[str]
+    assets: list[AssetModel]
+
+
+class ModelsResponse(BaseModel):
+    """What the service serves (GET /v1/models)."""
+
+    model_version: str = Field(description="run id (name of the run directory)")
+    threshold: float = Field(description="policy threshold: signal 1 when p_up > threshold")
+    strategy: str | None = Field(description="islands, hierarchical or global")
+    horizon_bars: int = Field(ge=1, description="label horizon, bars")
+    registry_version: int = Field(ge=1, description="version of the asset registry the run trained with")
+    units: list[UnitModelInfo]
+
+
+class HealthResponse(BaseModel):
+    """Liveness (GET /healthz)."""
+
+    status: str = Field(description="ok")
+    model_version: str
+    units: int = Field(ge=1, description="unit models loaded")

@@ -28,7 +28,7 @@ from fleet.data.fetch import sha256_file
 from fleet.data.load import load_panel
 from fleet.errors import ConfigError, DataError, UnitsFailedError
 from fleet.data.panel import Panel
-from fleet.data.registry import AssetRegistry
+from fleet.data.registry import AssetRegistry, sync_registry
 from fleet.data.synthetic import synthetic_market
 from fleet.evaluation.metrics import RANK_COLUMNS, TRADING_COLUMNS, summarise
 from fleet.evaluation.policy import apply_policy, forced_entry_report
@@ -105,23 +105,27 @@ def required_bars(config: FleetConfig) -> int:
     return (config.validation.folds + 1) * per_block
 
 
-def load_inputs(config: FleetConfig, echo: Echo) -> tuple[Panel, str]:
+def load_inputs(config: FleetConfig, echo: Echo, frame: pd.DataFrame | None = None) -> tuple[Panel, str]:
     """The validated panel and a one-line description of where it came from.
+
+    ``frame``: a long DataFrame given to :func:`fleet.train`, validated like a long-format file; it
+    replaces ``data.path``.
 
     Raises:
         DataError: bad input, or an asset with fewer bars than :func:`required_bars` (the message
             names the smallest ``--days`` that passes this and :func:`check_history`).
     """
     need = required_bars(config)
-    if config.data.path:
-        full = load_panel(config.data.path, symbols=config.data.symbols, days=None)
+    if frame is not None or config.data.path:
+        full = load_panel(frame if frame is not None else config.data.path, symbols=config.data.symbols, days=None)
         panel = full.last_days(config.data.days)  # what load_panel(days=...) returns
+        where = "in-memory DataFrame" if frame is not None else config.data.path
         short = [s for s in panel.symbols if len(panel.frames[s]) < need]
         if short:
             details = "; ".join(f"{s} ({panel.sources.get(s, '?')}) has {len(panel.frames[s])} bars" for s in short)
             raise DataError(f"{details} in the last {config.data.days} days, but at least {need} bars are needed "
                             f"per asset; {_days_hint(config, _data_panels(full), full_span(full), need)}")
-        return panel, f"{config.data.path} (last {config.data.days} days per asset)"
+        return panel, f"{where} (last {config.data.days} days per asset)"
     market = synthetic_market(n_clusters=config.synthetic.n_clusters,
                               assets_per_cluster=config.synthetic.assets_per_cluster,
                               days=config.data.days, seed=config.seed,
@@ -479,8 +483,27 @@ def predict_holdout(results: list[UnitResult], panel: Panel, final: FoldMarket, 
     return out.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
 
 
+def run_registry(config: FleetConfig, symbols: list[str], source: str, notes: list[str], echo: Echo) -> AssetRegistry:
+    """The asset registry of a run: the shared file ``config.registry`` read and extended under its lock
+    (:func:`~fleet.data.registry.sync_registry`), or, without one, this run's own ids (said once, in the notes).
+
+    Raises:
+        DataError: the registry file is corrupted or renumbered. ConfigError: it cannot be locked or written.
+    """
+    if not config.registry:
+        notes.append("no --registry: asset ids are this run's own (sorted symbols) and are not stable across "
+                     "runs; pass --registry PATH (or registry: in the fleet spec) to keep them")
+        echo("  " + notes[-1])
+        return AssetRegistry.from_symbols(symbols, source=source)
+    registry, before = sync_registry(config.registry, symbols, source=source)
+    change = ("created" if before is None else f"extended from version {before}" if before != registry.version
+              else "unchanged")
+    echo(f"Asset registry: {config.registry} version {registry.version} ({len(registry)} symbols, {change})")
+    return registry
+
+
 def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None = None,
-              train_fn: TrainFn | None = None) -> RunSummary:
+              train_fn: TrainFn | None = None, frame: pd.DataFrame | None = None) -> RunSummary:
     """Train the whole fleet as configured and write the run directory.
 
     Each unit's result is saved in the run's staging directory as it finishes, so an
@@ -495,6 +518,8 @@ def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
         echo: where progress lines go (the CLI passes ``click.echo``).
         argv: the command line, recorded in the manifest.
         train_fn: function trained per unit; None means :func:`train_unit` (tests pass a stand-in).
+        frame: bars as a long DataFrame instead of ``config.data.path`` (:func:`fleet.train`); such a
+            run cannot be resumed (its data is not on disk).
 
     Returns:
         A :class:`RunSummary` with the tables and the final run directory.
@@ -509,7 +534,7 @@ def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
     rundir = RunDirectory(config.out or default_out())
     if rundir.remote:  # the configuration is recorded (run.json, manifest, models): no credentials in it
         config = config.model_copy(update={"out": rundir.shown})
-    return _run(config, rundir, echo=echo, argv=argv, train_fn=train_fn)
+    return _run(config, rundir, echo=echo, argv=argv, train_fn=train_fn, frame=frame)
 
 
 def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None = None,
@@ -528,6 +553,9 @@ def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None
     """
     rundir = RunDirectory.resume(path)
     state = rundir.state
+    if state.get("in_memory_data"):
+        raise ConfigError(f"--resume {rundir.staging}: the run was trained on an in-memory DataFrame "
+                          "(fleet.train), which is not on disk; start a new run instead")
     raw = dict(state["config"])
     data_path = raw.get("data", {}).get("path")
     if data_path and not Path(data_path).is_absolute() and state.get("cwd"):
@@ -543,12 +571,12 @@ def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None
 
 
 def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[str] | None,
-         train_fn: TrainFn | None) -> RunSummary:
+         train_fn: TrainFn | None, frame: pd.DataFrame | None = None) -> RunSummary:
     started = pd.Timestamp.now(tz="UTC")
     t0 = time.perf_counter()
-    panel, source = load_inputs(config, echo)
-    registry = AssetRegistry.from_symbols(panel.symbols, source=source)
+    panel, source = load_inputs(config, echo, frame)
     notes: list[str] = []
+    registry = run_registry(config, panel.symbols, source, notes, echo)
     echo(f"Data: {source}: {len(panel.symbols)} assets, bar {panel.bar}, columns {', '.join(panel.columns)}")
     if panel.missing_columns():
         notes.append(f"no {'/'.join(panel.missing_columns())} column(s): features needing them are left out")
@@ -571,7 +599,7 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
     echo(f"Walk-forward: {len(folds)} folds, purge {config.labels.horizon} + embargo "
          f"{config.validation.embargo_bars} bars; clustering and {config.market.factor_method.value} factor "
          "refitted on each fold's training window")
-    asset_ids = {s: registry.id_of(s) for s in registry.symbols}
+    asset_ids = {s: registry.id_of(s) for s in panel.symbols}
     markets: list[FoldMarket] = []
     units: list[TrainingUnit] = []
     for fold in folds:
@@ -623,7 +651,7 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
     else:
         rundir.open({"fleet_version": __version__, "command": _redacted(argv if argv is not None else sys.argv),
                      "cwd": str(Path.cwd()), "started": started.isoformat(), "config": config.to_dict(),
-                     "units": unit_ids, "data_files": data_files})
+                     "units": unit_ids, "data_files": data_files, "in_memory_data": frame is not None})
         where = "Writing to" if rundir.remote else "Staging in"
         echo(f"{where} {rundir.staging} (if interrupted: fleet train --resume {rundir.staging})")
     saved_now = 0
@@ -805,6 +833,7 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
                  "first": {s: f.index[0].isoformat() for s, f in panel.frames.items()},
                  "last": {s: f.index[-1].isoformat() for s, f in panel.frames.items()},
                  "files": data_files},
+        "registry": {"path": config.registry, "version": registry.version, "symbols": len(registry)},
         "folds": [f.to_dict() for f in folds],
         "holdout": {"days": config.validation.holdout_days, "after": timeline_end.isoformat(),
                     "rows": 0 if holdout_rows is None else len(holdout_rows)},

@@ -1,0 +1,293 @@
+"""The Python API: :func:`train`, :func:`load_run` and :class:`Run` (re-exported as ``fleet.train`` ...).
+
+The CLI (``fleet train``, ``fleet report``) is a shell over the same functions; everything here
+raises :mod:`fleet.errors` exceptions (never ``sys.exit``). Documented in docs/python-api.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fleet.config import FleetConfig, build_config, dotted_overrides, load_config
+from fleet.errors import ConfigError, RunDirectoryError
+
+#: Tables of a run directory, by the key of :attr:`Run.results`.
+RESULT_FILES = {
+    "asset": "results_per_asset.csv",
+    "cluster": "results_per_cluster.csv",
+    "fold": "results_per_fold.csv",
+    "holdout": "results_holdout.csv",
+    "forced_entry": "forced_entry.csv",
+    "expert_auc": "expert_auc.csv",
+    "expert_weights": "expert_weights.csv",
+}
+
+
+def resolve_config(config: FleetConfig | Mapping | str | Path | None = None, **overrides) -> FleetConfig:
+    """A :class:`FleetConfig` from a config object, a nested dict, a YAML fleet spec path or None
+    (defaults), with keyword overrides (``days=180, folds=2``; the names of ``fleet train``'s options,
+    see :data:`fleet.config.OVERRIDES`).
+
+    Raises:
+        ConfigError: unknown override, invalid field, or a spec file that is missing / not YAML.
+    """
+    dotted = dotted_overrides(overrides)
+    if config is None or isinstance(config, (str, Path)):
+        return load_config(config, dotted)
+    if isinstance(config, FleetConfig):
+        return build_config(config.to_dict(), dotted, source="config")
+    if isinstance(config, Mapping):
+        return build_config(config, dotted, source="config")
+    raise ConfigError(f"config: expected a FleetConfig, a dict, a YAML path or None, got {type(config).__name__}")
+
+
+def train(data: pd.DataFrame | str | Path | None = None,
+          config: FleetConfig | Mapping | str | Path | None = None, *,
+          echo: Callable[[str], None] | None = print, **overrides: Any) -> Run:
+    """Train the fleet under purged walk-forward validation and write a run directory (``fleet train``).
+
+    Args:
+        data: bars: a long DataFrame with one row per (timestamp, symbol) and columns ``timestamp``
+            (datetimes; naive = UTC), ``symbol``, ``close`` (> 0) and optionally ``open``, ``high``,
+            ``low`` (> 0) and ``volume`` (>= 0), validated by the same rules as a file (duplicates,
+            non-finite prices, high < low ... raise DataError); or a path (directory of per-symbol files
+            or one long file, as ``--data``); or None: the spec's ``data.path``, else the synthetic market.
+        config: a :class:`FleetConfig`, a nested dict of its fields, a YAML fleet spec path, or None.
+        echo: where progress lines go (None: nowhere).
+        **overrides: ``fleet train`` options by name, e.g. ``days=180, folds=2, strategy="islands",
+            symbols=["BTCUSDT", "ETHUSDT"], registry="ids.json", out="runs/x"``.
+
+    Returns:
+        The finished :class:`Run` (its directory is ``config.out``, default ``runs/<UTC timestamp>``).
+
+    Raises:
+        ConfigError: bad configuration or override, ``out`` exists, ``seeds`` > 1 (use the CLI's
+            ``--seeds``). DataError: unusable data (names the file / DataFrame, column and rows), too
+            little history for the folds. UnitsFailedError: some units failed (resumable with
+            ``fleet train --resume``, except for DataFrame input).
+    """
+    from fleet.training.driver import run_fleet
+
+    frame = None
+    if isinstance(data, pd.DataFrame):
+        frame = data
+        overrides = {**overrides, "data": None}
+    elif data is not None:
+        if not isinstance(data, (str, Path)):
+            raise ConfigError(f"data: expected a long DataFrame, a path or None, got {type(data).__name__}")
+        overrides = {**overrides, "data": str(data)}
+    cfg = resolve_config(config, **overrides)
+    if frame is not None and cfg.data.path:
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": None})})
+    if cfg.evaluation.seeds > 1:
+        raise ConfigError(f"seeds={cfg.evaluation.seeds}: fleet.train runs one seed; call it once per seed "
+                          "(seed=...) or use `fleet train --seeds N`")
+    quiet = echo if echo is not None else (lambda line: None)
+    summary = run_fleet(cfg, echo=quiet, argv=["fleet.train"], frame=frame)
+    return Run(summary.out)
+
+
+def load_run(path: str | Path) -> Run:
+    """Open a finished run directory (written by ``fleet train`` or :func:`train`).
+
+    Raises:
+        RunDirectoryError: no such directory, or it has no ``manifest.json`` (not a finished run).
+    """
+    return Run(path)
+
+
+class Run:
+    """A finished run directory, read lazily.
+
+    Attributes:
+        path: the run directory.
+        manifest: ``manifest.json`` as a dict (configuration, data, folds, versions, registry, timings).
+        config: the run's :class:`FleetConfig`.
+
+    Raises:
+        RunDirectoryError: ``path`` is not a finished run directory.
+    """
+
+    def __init__(self, path: str | Path):
+        from fleet.training.rundir import is_uri
+
+        if is_uri(str(path)):
+            raise RunDirectoryError(f"{path}: fleet.load_run reads a local run directory; download the run first "
+                                    "(e.g. `aws s3 sync`)")
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise RunDirectoryError(f"{self.path}: no such run directory (expected the output of `fleet train`)")
+        if not (self.path / "manifest.json").is_file():
+            raise RunDirectoryError(f"{self.path}: missing manifest.json; not a finished `fleet train` run")
+        try:
+            self.manifest: dict = json.loads((self.path / "manifest.json").read_text())
+        except (OSError, ValueError) as err:
+            raise RunDirectoryError(f"{self.path / 'manifest.json'}: unreadable ({err})") from None
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @cached_property
+    def config(self) -> FleetConfig:
+        try:
+            return FleetConfig.model_validate(self.manifest["config"])
+        except (KeyError, ValueError) as err:
+            raise RunDirectoryError(f"{self.path / 'manifest.json'}: its config is not valid for this version of "
+                                    f"fleet ({err})") from None
+
+    @cached_property
+    def results(self) -> dict[str, pd.DataFrame]:
+        """The run's tables by name: ``asset`` (one row per asset, out-of-sample over all folds),
+        ``cluster``, ``fold`` (one row per fold and asset, plus ``ALL``), ``expert_auc``,
+        ``expert_weights``, and when the run has them ``holdout`` and ``forced_entry``. Columns and units
+        as in README "Metrics" (returns are simple returns, 0.1 = 10 %; expectancy a mean log return)."""
+        out = {}
+        for key, name in RESULT_FILES.items():
+            if (self.path / name).is_file():
+                out[key] = pd.read_csv(self.path / name)
+        return out
+
+    def _read_predictions(self, folder: str) -> pd.DataFrame:
+        files = sorted((self.path / folder).glob("*.parquet"))
+        if not files:
+            return pd.DataFrame()
+        parts = [pd.read_parquet(f).assign(symbol=f.stem) for f in files]
+        out = pd.concat(parts, ignore_index=True)
+        front = ["timestamp", "symbol"]
+        out = out[front + [c for c in out.columns if c not in front]]
+        return out.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
+
+    @cached_property
+    def predictions(self) -> pd.DataFrame:
+        """Every out-of-sample prediction, long: one row per (timestamp, symbol) of each fold's test block,
+        columns timestamp (UTC), symbol, fold, p_up, signal (0/1 after the policy), forward_return (log
+        return over the horizon), y, forced_entry, return_1, bar_number, cluster, and with several experts
+        p_<expert> / w_<expert>."""
+        return self._read_predictions("predictions")
+
+    @cached_property
+    def holdout_predictions(self) -> pd.DataFrame:
+        """The hold-out rows (same columns as :attr:`predictions`); empty without a hold-out."""
+        return self._read_predictions("holdout_predictions")
+
+    @cached_property
+    def models(self) -> dict[str, Any]:
+        """The last fold's fitted unit models by unit (``cluster0``, a symbol, or ``global``):
+        :class:`fleet.training.unit.UnitModel` (``.estimator`` follows the scikit-learn contract)."""
+        return self._predictor.units
+
+    @cached_property
+    def assets(self) -> pd.DataFrame:
+        """What :meth:`predict` (and ``GET /v1/models``) needs per served asset: one row per symbol with
+        asset_id, unit, required_bars (fewest bars accepted), recommended_bars (bars that reproduce training
+        to 1e-6), columns (the bar columns the model uses) and ffd_d."""
+        rows = [{"symbol": a.symbol, "asset_id": a.asset_id, "unit": a.unit, "required_bars": a.required_bars,
+                 "recommended_bars": a.recommended_bars, "columns": list(a.columns), "ffd_d": a.d}
+                for a in self._predictor.assets.values()]
+        return pd.DataFrame(rows).sort_values("symbol").reset_index(drop=True)
+
+    @cached_property
+    def registry(self):
+        """The :class:`~fleet.data.registry.AssetRegistry` the run trained with."""
+        from fleet.data.registry import AssetRegistry
+
+        return AssetRegistry.load(self.path / "asset_registry.json")
+
+    @cached_property
+    def _predictor(self):
+        from fleet.serving.predictor import FleetPredictor
+
+        return FleetPredictor(self.path)
+
+    def report(self, path: str | Path | None = None) -> Path:
+        """Write the HTML report (``fleet report``) into ``path`` (default ``RUN_DIR/report``); returns
+        the report.html path."""
+        from fleet.evaluation.report import write_report
+
+        return write_report(self.path, path)
+
+    def predict(self, frame: pd.DataFrame, all_bars: bool = False) -> pd.DataFrame:
+        """P(up) from the run's last-fold models, as ``POST /v1/predict`` answers it.
+
+        Args:
+            frame: bars as a long DataFrame (timestamp, symbol, close and the columns the model uses,
+                see :attr:`assets`), oldest first or not (it is sorted), at least ``required_bars`` per
+                symbol; validated like training data (DataError).
+            all_bars: False: one row per symbol, for its last bar (the same numbers as the HTTP endpoint
+                given the same candles). True: one row per bar with defined features (each row's features
+                use only that bar and the bars before it in ``frame``: the endpoint's answer for the
+                candles up to that bar).
+
+        Returns:
+            Long DataFrame: timestamp (UTC), symbol, asset_id, unit, p_up (in [0, 1]), signal (1 when
+            p_up > threshold), and per expert p_<expert> (its own P(up)) and w_<expert> (its gate weight;
+            rows sum to 1).
+
+        Raises:
+            UnknownSymbolError: a symbol this run does not serve. InsufficientHistoryError: too few bars.
+            DataError: the frame breaks a data rule.
+        """
+        from fleet.data.load import load_panel
+        from fleet.errors import InsufficientHistoryError
+        from fleet.serving.schema import CandleColumns, PredictRequest
+
+        predictor = self._predictor
+        experts = self.config.model.active_experts()
+        panel = load_panel(frame)
+        rows = []
+        for symbol, bars in panel.frames.items():
+            info = predictor.asset(symbol)
+            model = predictor.units[info.unit]
+            if len(bars) < info.required_bars:
+                raise InsufficientHistoryError(f"{symbol}: {len(bars)} bars given, {info.required_bars} needed "
+                                               f"(FFD window at d={info.d:g} plus feature warm-up)",
+                                               field=f"frame[{symbol}]")
+            missing = [c for c in info.columns if c not in bars.columns]
+            if missing:
+                raise InsufficientHistoryError(f"{symbol}: the model of unit {info.unit!r} uses {missing}, "
+                                               "not in the frame", field=f"frame[{symbol}]")
+            if all_bars:
+                factor = predictor.factor if "market_factor" in model.feature_names else None
+                X = model.design_matrix(symbol, bars[list(info.columns)], factor)
+                X = X[X.notna().all(axis=1)]
+            else:
+                request = PredictRequest(symbol=symbol, candles=CandleColumns(
+                    timestamp=list(bars.index.to_pydatetime()),
+                    **{c: bars[c].astype(float).tolist() for c in info.columns}))
+                _, cols = predictor.design_row(request)
+                times = cols.pop("__time")
+                X = pd.DataFrame(cols, index=pd.DatetimeIndex(times, tz="UTC"))
+            p_up, expert_p, weights = _details(model.estimator, X, experts)
+            if not all_bars:
+                # The endpoint's own numbers (same code path as HTTP), for the last bar.
+                answer = predictor.predict(request)
+                X, expert_p, weights = X.iloc[-1:], expert_p[-1:], weights[-1:]
+                p_up = np.array([answer.p_up])
+                gate = answer.gate_weights
+                weights = np.array([[gate.get(e, 0.0) for e in experts]])
+            out = pd.DataFrame({"timestamp": X.index, "symbol": symbol, "asset_id": info.asset_id,
+                                "unit": info.unit, "p_up": p_up,
+                                "signal": (p_up > predictor.threshold).astype(np.int8)})
+            for j, name in enumerate(experts):
+                out[f"p_{name}"] = expert_p[:, j]
+                out[f"w_{name}"] = weights[:, j]
+            rows.append(out)
+        result = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+        return result.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
+
+
+def _details(estimator, X: pd.DataFrame, experts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(p_up (n,), expert P(up) (n, E), gate weights (n, E)) of ``X``; a single expert has weight 1."""
+    if hasattr(estimator, "predict_details"):
+        p_up, expert_p, weights = estimator.predict_details(X)
+        return np.asarray(p_up, float), np.asarray(expert_p, float), np.asarray(weights, float)
+    p_up = estimator.predict_proba(X)[:, 1]
+    k = len(experts)
+    return p_up, np.repeat(p_up[:, None], k, axis=1), np.full((len(p_up), k), 1.0 / k)
