@@ -81,7 +81,7 @@ def test_cnn_mixture_serving_reads_the_window_and_matches_training(tmp_path):
     from fleet.training.driver import load_inputs, run_fleet
 
     cfg = FleetConfig.model_validate({
-        "out": str(tmp_path / "cnn"), "data": {"days": 90}, "validation": {"folds": 2}, "strategy": "global",
+        "out": str(tmp_path / "cnn"), "data": {"days": 100}, "validation": {"folds": 2}, "strategy": "global",
         "synthetic": {"n_clusters": 1, "assets_per_cluster": 2},
         "model": {"experts": ["trend", "pattern"],
                   "pattern": {"epochs": 1, "max_train_windows": 512, "hidden": 4, "levels": 1}}})
