@@ -248,3 +248,38 @@ def test_a_window_too_short_for_any_inner_fold_answers_with_the_first_expert():
     assert ens.fallback_ == "good" and len(ens.oof_index_) == 0 and "no inner fold" in ens.guard_["reason"]
     assert all("skipped" in f for f in ens.inner_folds_)
     np.testing.assert_allclose(ens.predict_proba(X)[:, 1], X["good"].to_numpy())
+
+
+def test_auc_standard_error_matches_the_spread_of_auc_on_noise():
+    """Hanley & McNeil's SE at A = 0.5 against the empirical std of the AUC of random scores (independent)."""
+    from sklearn.metrics import roc_auc_score
+
+    from fleet.models.gate import auc_standard_error
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    aucs = [roc_auc_score(y, rng.random(len(y))) for _ in range(400)]
+    assert abs(np.std(aucs) / auc_standard_error(y) - 1.0) < 0.15
+
+
+def test_best_gate_keeps_the_first_expert_unless_another_is_clearly_better():
+    """A challenger better by noise (< 1 SE) does not replace the first expert; a planted one (>> 1 SE) does."""
+    from fleet.models.gate import BestExpertGate, auc_standard_error
+
+    rng = np.random.default_rng(1)
+    n = 4000
+    y = rng.integers(0, 2, n)
+    X = pd.DataFrame({"asset_id": np.zeros(n, dtype=np.int64)})
+    first = np.clip(0.5 + 0.05 * (y - 0.5) + rng.normal(0, 0.2, n), 0.01, 0.99)
+    se = auc_standard_error(y)
+    # a challenger equal to the first plus a small nudge toward the label: better, but by less than one SE
+    nudged = np.clip(first + 0.004 * (y - 0.5), 0.01, 0.99)
+    from sklearn.metrics import roc_auc_score
+
+    gain = roc_auc_score(y, nudged) - roc_auc_score(y, first)
+    assert 0 < gain < se
+    P = np.column_stack([first, nudged])
+    assert BestExpertGate(switch_z=1.0).fit(X, P, y, ["a", "b"]).chosen_ == "a"
+    assert BestExpertGate(switch_z=0.0).fit(X, P, y, ["a", "b"]).chosen_ == "b"
+    strong = np.clip(0.5 + 0.4 * (y - 0.5) + rng.normal(0, 0.2, n), 0.01, 0.99)
+    assert BestExpertGate(switch_z=1.0).fit(X, np.column_stack([first, strong]), y, ["a", "b"]).chosen_ == "b"

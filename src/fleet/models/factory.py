@@ -55,7 +55,7 @@ def build_gate(config: ModelConfig, n_experts: int, *, seed: int, horizon: int =
     if m.gate == "stack":
         return StackGate(C=m.stack_C)
     if m.gate == "best":
-        return BestExpertGate(criterion=m.criterion)
+        return BestExpertGate(criterion=m.criterion, switch_z=m.switch_z)
     return MLPGate(top_k=k, objective=m.gate_objective, balance=m.balance, balance_coef=m.balance_coef,
                    epochs=m.gate_epochs, weight_decay=m.gate_weight_decay, purge_bars=horizon, random_state=seed)
 
@@ -77,4 +77,5 @@ def build_model(config: ModelConfig, *, seed: int, horizon: int = 1, embargo: in
     m = config.moe
     return MixtureOfExpertsEnsemble(experts, gate=build_gate(config, len(experts), seed=seed, horizon=horizon),
                                     inner_folds=m.inner_folds, purge_bars=horizon, embargo_bars=embargo, guard=m.guard,
-                                    criterion=m.criterion, min_inner_rows=m.min_inner_rows)
+                                    criterion=m.criterion, min_inner_rows=m.min_inner_rows,
+                                    switch_z=m.switch_z)

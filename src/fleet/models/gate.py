@@ -114,6 +114,22 @@ def score_forecast(y, p, criterion: str) -> float:
     raise ValueError(f"criterion={criterion!r}: expected 'calibrated', 'log_loss' or 'auc'")
 
 
+def auc_standard_error(y) -> float:
+    """Standard error of a ROC AUC near 0.5 on labels ``y`` (n,), Hanley & McNeil (1982), eq. 2 at A = 0.5:
+    sqrt((n1 + n0 + 1) / (12 n1 n0)). The noise scale of an AUC difference between two forecasts of the same
+    rows (an upper bound: correlated forecasts differ by less). inf when a class is missing."""
+    y = np.asarray(y)
+    n1 = float((y == 1).sum())
+    n0 = float(len(y) - n1)
+    return float(np.sqrt((n1 + n0 + 1.0) / (12.0 * n1 * n0))) if n1 > 0 and n0 > 0 else float("inf")
+
+
+def switch_margin(y, criterion: str, z: float) -> float:
+    """How much lower a challenger's loss must be to replace the incumbent: ``z`` AUC standard errors
+    (:func:`auc_standard_error`) under criterion 'auc', 0 under the others."""
+    return float(z) * auc_standard_error(y) if criterion == "auc" and z > 0 else 0.0
+
+
 def _check_fit_args(who: str, X, P, y, expert_names) -> tuple[np.ndarray, np.ndarray]:
     P = np.asarray(P, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -199,13 +215,16 @@ class BestExpertGate(_ConvexGate, PersistMixin, BaseEstimator):
     Args:
         expert: force this expert (a name) instead of choosing one; None chooses.
         criterion: the loss, see :func:`score_forecast` (default 'auc': 1 - ROC AUC pooled over the rows).
+        switch_z: the first expert listed is kept unless another's loss is lower by more than this many AUC
+            standard errors (:func:`switch_margin`; 0: the plain argmin).
 
     Fitted: expert_names_, chosen_ (name), losses_ (name -> loss on the fitting rows).
     """
 
-    def __init__(self, expert: str | None = None, criterion: str = "auc"):
+    def __init__(self, expert: str | None = None, criterion: str = "auc", switch_z: float = 0.0):
         self.expert = expert
         self.criterion = criterion
+        self.switch_z = switch_z
 
     def fit(self, X, expert_probs, y, expert_names) -> "BestExpertGate":
         """Choose the expert; raises ValueError on bad shapes or an unknown forced expert."""
@@ -217,7 +236,16 @@ class BestExpertGate(_ConvexGate, PersistMixin, BaseEstimator):
             raise ValueError(f"BestExpertGate: expert={self.expert!r} is not one of {self.expert_names_}")
         if self.expert is None and not self.losses_:
             raise ValueError("BestExpertGate.fit: no rows to choose an expert by")
-        self.chosen_ = self.expert or min(self.expert_names_, key=self.losses_.__getitem__)
+        if self.expert is not None:
+            self.chosen_ = self.expert
+            return self
+        # The first expert listed is the incumbent; another replaces it only when its loss is lower by more
+        # than switch_z standard errors: with ~0.005 AUC of noise on an inner window, a plain argmin picks a
+        # weaker expert in a fair share of units (issue 12: `best` scored 0.5421 against trend's 0.5459).
+        first = self.expert_names_[0]
+        challenger = min(self.expert_names_, key=self.losses_.__getitem__)
+        margin = switch_margin(y, self.criterion, self.switch_z)
+        self.chosen_ = challenger if self.losses_[challenger] < self.losses_[first] - margin else first
         return self
 
     def predict_weights(self, X: pd.DataFrame, expert_probs=None) -> np.ndarray:

@@ -48,7 +48,7 @@ from sklearn.metrics import roc_auc_score
 
 from fleet.models._context import ASSET_ID, BAR_TIME, require_context
 from fleet.models._io import PersistMixin
-from fleet.models.gate import BestExpertGate, mixture_log_loss, score_forecast
+from fleet.models.gate import BestExpertGate, mixture_log_loss, score_forecast, switch_margin
 
 
 def _auc(y, p) -> float:
@@ -73,13 +73,16 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
             fitted on the whole window (a TrendExpert with 1,000-row leaves cannot split at all), and judging
             experts by such fits picked the weak ones on short windows. When no inner fold qualifies, the first
             expert of ``experts`` answers alone (``fallback_``).
+        switch_z: the best expert is the first one listed unless another beats it by more than ``switch_z`` AUC
+            standard errors on the OOF rows, and the guard keeps the gate only when it beats the best expert by
+            that margin (:func:`fleet.models.gate.switch_margin`; 0: plain comparisons).
 
     Raises:
         ValueError: in fit, on duplicate names, no experts, a missing gate with several experts, or inner_folds < 1.
     """
 
     def __init__(self, experts, gate=None, inner_folds: int = 3, purge_bars: int = 0, embargo_bars: int = 0,
-                 guard: bool = True, criterion: str = "auc", min_inner_rows: int = 500):
+                 guard: bool = True, criterion: str = "auc", min_inner_rows: int = 500, switch_z: float = 0.0):
         self.experts = experts
         self.gate = gate
         self.inner_folds = inner_folds
@@ -88,6 +91,7 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         self.guard = guard
         self.criterion = criterion
         self.min_inner_rows = min_inner_rows
+        self.switch_z = switch_z
 
     # ----------------------------------------------------------------------------------------- fit
     def inner_oof(self, X: pd.DataFrame, y, sample_weight=None):
@@ -155,7 +159,7 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         self.oof_scores_ = {n: {"log_loss": mixture_log_loss(y, P[:, j]), "auc": _auc(y, P[:, j]),
                                 "calibrated_log_loss": score_forecast(y, P[:, j], "calibrated")}
                             for j, n in enumerate(names)}
-        best = BestExpertGate(criterion=self.criterion).fit(X_oof, P, y, expert_names=names)
+        best = BestExpertGate(criterion=self.criterion, switch_z=self.switch_z).fit(X_oof, P, y, expert_names=names)
         self.gate_ = clone(self.gate).fit(X_oof, P, y, expert_names=names)
         self.fallback_ = None
         self.guard_ = {"checked": False, "best_expert": best.chosen_}
@@ -185,7 +189,9 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
                                                                                                self.criterion)
         self.guard_.update(checked=True, criterion=self.criterion, rows=int(ok.sum()), gate_loss=gate_loss,
                            best_loss=best_loss, gate_auc=_auc(y[ok], p_cf[ok]), best_auc=_auc(y[ok], P[ok, b]))
-        if gate_loss > best_loss:
+        # The gate must beat the best expert by switch_z AUC standard errors to be kept (0: by anything).
+        self.guard_["margin"] = switch_margin(y[ok], self.criterion, self.switch_z)
+        if gate_loss > best_loss - self.guard_["margin"]:
             self.fallback_ = best.chosen_
             self.gate_ = BestExpertGate(expert=best.chosen_, criterion=self.criterion).fit(X_oof, P, y,
                                                                                            expert_names=names)
