@@ -125,6 +125,8 @@ class TrendExpert(PersistMixin, ClassifierMixin, BaseEstimator):
         asset_aware: pass the asset id as a categorical feature (False: no asset information).
         num_threads: LightGBM threads (None: its default, all cores; HGB uses OpenMP's default).
         random_state: seed of the booster (tie-breaking only with these settings).
+        exclude_prefixes: columns starting with these are not features (in a mixture the factory leaves out the
+            other experts' and the gate's families, so the trend expert is the same model as when trained alone).
 
     Input ``X``: DataFrame (n_samples, n_features + context): numeric feature columns plus an
     integer ``asset_id`` column (registry ids) and, for early stopping, ``bar_time`` (int64 ns);
@@ -149,7 +151,7 @@ class TrendExpert(PersistMixin, ClassifierMixin, BaseEstimator):
                  max_leaf_nodes: int = 8, min_samples_leaf: int = 1000, l2_regularization: float = 1.0,
                  early_stopping: bool = False, validation_fraction: float = 0.2, n_iter_no_change: int = 10,
                  purge_bars: int = 0, asset_aware: bool = True, num_threads: int | None = None,
-                 random_state: int = 0):
+                 random_state: int = 0, exclude_prefixes: tuple[str, ...] = ()):
         self.learner = learner
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -163,6 +165,7 @@ class TrendExpert(PersistMixin, ClassifierMixin, BaseEstimator):
         self.asset_aware = asset_aware
         self.num_threads = num_threads
         self.random_state = random_state
+        self.exclude_prefixes = exclude_prefixes
 
     # ------------------------------------------------------------------ design matrix
     def _matrix(self, X: pd.DataFrame, *, fitting: bool) -> np.ndarray:
@@ -173,7 +176,9 @@ class TrendExpert(PersistMixin, ClassifierMixin, BaseEstimator):
         if fitting:
             cap = HGB_MAX_CATEGORIES if self.learner == "hgb" else None
             self.asset_codes_ = encode_assets(ids, cap)
-            self.feature_names_ = [c for c in X.columns if c not in (ASSET_ID, BAR_TIME)]
+            skip = tuple(self.exclude_prefixes)
+            self.feature_names_ = [c for c in X.columns
+                                   if c not in (ASSET_ID, BAR_TIME) and not (skip and c.startswith(skip))]
         else:
             missing = [c for c in self.feature_names_ if c not in X.columns]
             if missing:
