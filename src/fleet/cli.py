@@ -78,7 +78,7 @@ def _choice(enum) -> click.Choice:
 @click.option("--forced-entry-cutoff", help="UTC time HH:MM of the forced-entry decision bar.  [default: the day's last bar]")
 @click.option("--bars-per-year", type=float, help="Bars per year for annualising.  [default: inferred: 8760 hourly 24/7, 252 daily equities]")
 @click.option("--experts", help="Comma-separated experts: trend, pattern, stress, sde, crypto_hft, equity_intraday, equity_daily, futures_trend, low_vol_etf (several -> mixture of experts).  [default: trend]")
-@click.option("--gate", type=click.Choice(["rule", "mlp", "stack", "best"]), help="Gate of the mixture: seed-003 static rules, the trained MLP, logistic stacking of the experts' logit P(up), or the single expert with the best inner out-of-fold score (pooled AUC).  [default: mlp]")
+@click.option("--gate", type=click.Choice(["rule", "mlp", "stack", "best"]), help="Gate of the mixture: seed-003 static rules, the trained MLP, logistic stacking of the experts' logit P(up), or the single expert with the best inner out-of-fold score (pooled AUC).  [default: best]")
 @click.option("--top-k", type=int, help="Experts each row is routed to by the rule / mlp gate (renormalised weights).  [default: 2 for rule, all for mlp]")
 @click.option("--balance-coef", type=float, help="Coefficient of the MLP gate's load-balancing term.  [default: 0.001]")
 @click.option("--inner-folds", type=int, help="Inner out-of-fold blocks of each training window that the gate learns from.  [default: 3]")

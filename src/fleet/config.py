@@ -192,11 +192,11 @@ class MoEConfig(_Section):
     """The gate, its training and the guard (seed 003; issue 12)."""
 
     enabled: bool = Field(True, description="false: only the first expert of `experts`, no gate (seed 003 compatibility)")
-    gate: str = Field("mlp", pattern="^(rule|mlp|stack|best)$",
-                      description="mlp (trained gate, mixture likelihood, guarded; the default: it tied or beat best "
-                      "and stack on crypto_1h, see README), best (the unit's single expert with the best inner "
-                      "out-of-fold score), stack (logistic regression on the experts' logit P(up)) or rule (seed-003 "
-                      "static rules)")
+    gate: str = Field("best", pattern="^(rule|mlp|stack|best)$",
+                      description="best (the default: the unit's single expert with the best inner out-of-fold "
+                      "score, the first expert unless another is clearly better; it beat mlp and the GBM alone on "
+                      "crypto_1h, see README), mlp (trained gate, mixture likelihood, guarded), stack (logistic "
+                      "regression on the experts' logit P(up)) or rule (seed-003 static rules)")
     top_k: int | None = Field(None, ge=1, description="experts per row of the rule / mlp gate (capped at the number "
                               "of experts); None: 2 for rule, all experts (dense) for mlp")
     gate_objective: str = Field("likelihood", pattern="^(likelihood|oracle)$",
