@@ -11,6 +11,16 @@ from fleet.models._context import ASSET_ID, feature_columns, require_context
 from fleet.models._io import PersistMixin
 
 
+
+def asset_onehot(X: pd.DataFrame, codes: dict[int, int]) -> np.ndarray:
+    """One-hot (n, len(codes)) of the rows' ``asset_id`` by ``codes`` (registry id -> column); an id not in
+    ``codes`` gets an all-zero row (the pooled intercept)."""
+    ids = X[ASSET_ID].to_numpy(dtype=np.int64)
+    onehot = np.zeros((len(X), len(codes)))
+    for a, j in codes.items():
+        onehot[ids == a, j] = 1.0
+    return onehot
+
 class _PrefixLogit(PersistMixin, ClassifierMixin, BaseEstimator):
     """Logistic regression on the columns of X whose names start with ``_prefixes``.
 
@@ -39,11 +49,7 @@ class _PrefixLogit(PersistMixin, ClassifierMixin, BaseEstimator):
         num = X[self.columns_].to_numpy(dtype=np.float64)
         if not getattr(self, "asset_aware", True):
             return num
-        ids = X[ASSET_ID].to_numpy(dtype=np.int64)
-        onehot = np.zeros((len(X), len(self.asset_codes_)))
-        for a, j in self.asset_codes_.items():
-            onehot[ids == a, j] = 1.0
-        return np.column_stack([num, onehot])
+        return np.column_stack([num, asset_onehot(X, self.asset_codes_)])
 
     def fit(self, X: pd.DataFrame, y, sample_weight=None):
         """Fit on rows X (n, features + context) and labels y (n,) in {0, 1}; returns self."""

@@ -47,6 +47,7 @@ from torch import nn
 from fleet.features.fingerprint import FINGERPRINT_PREFIX
 from fleet.models._context import ASSET_ID, BAR_TIME, require_context
 from fleet.models._io import PersistMixin
+from fleet.models._tabular import asset_onehot
 
 FACTOR = "market_factor"
 _EPS = 1e-6
@@ -275,11 +276,7 @@ class StackGate(PersistMixin, BaseEstimator):
         Z = (expert_logits(P) - self.mean_) / self.std_
         if not self.asset_intercepts:
             return Z
-        ids = X[ASSET_ID].to_numpy(dtype=np.int64)
-        onehot = np.zeros((len(X), len(self.asset_codes_)))
-        for a, j in self.asset_codes_.items():
-            onehot[ids == a, j] = 1.0
-        return np.column_stack([Z, onehot])
+        return np.column_stack([Z, asset_onehot(X, self.asset_codes_)])
 
     def fit(self, X: pd.DataFrame, expert_probs, y, expert_names) -> "StackGate":
         """Fit the stacker on out-of-fold P (n, E) and labels y (n,); ValueError on bad shapes."""
