@@ -54,7 +54,7 @@ class DataConfig(_Section):
 
     path: str | None = Field(None, description="directory of per-symbol parquet/CSV files, or one long-format file")
     symbols: list[str] | None = Field(None, description="train only these symbols (default: all in the data)")
-    days: int = Field(730, gt=0, description="keep the last N calendar days of each asset")
+    days: int = Field(730, gt=0, description="keep the last N calendar days of the data: one window, ending at the latest bar of any asset, for every asset")
 
 
 class SyntheticConfig(_Section):
