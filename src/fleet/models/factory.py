@@ -63,7 +63,7 @@ def build_gate(config: ModelConfig, n_experts: int, *, seed: int, horizon: int =
     if m.gate == "stack":
         return StackGate(C=m.stack_C)
     if m.gate == "best":
-        return BestExpertGate(criterion=m.criterion, switch_z=m.switch_z)
+        return BestExpertGate(criterion=m.criterion, switch_z=m.switch_z, horizon=horizon)
     return MLPGate(top_k=k, objective=m.gate_objective, balance=m.balance, balance_coef=m.balance_coef,
                    epochs=m.gate_epochs, weight_decay=m.gate_weight_decay, purge_bars=horizon, random_state=seed)
 
