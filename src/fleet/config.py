@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fleet.errors import ConfigError
+from fleet.models import specs as _specs
 
 
 class Strategy(str, Enum):
@@ -149,9 +150,10 @@ class TrendConfig(_Section):
         return self
 
 
-CNN_EXPERTS = ("pattern", "crypto_hft", "equity_intraday", "equity_daily", "futures_trend", "low_vol_etf")
-KNOWN_EXPERTS = ("trend", "stress", "sde", *CNN_EXPERTS)
-NOT_POSSIBLE_EXPERTS = {"options_skew": "needs implied-volatility surfaces; the data has no implied vols (seed 003)"}
+# Expert names come from the table of expert specs (fleet.models.specs.EXPERTS), the one place that lists them.
+CNN_EXPERTS = tuple(s.name for s in _specs.EXPERTS if s.resource == _specs.GPU)
+KNOWN_EXPERTS = _specs.EXPERT_NAMES
+NOT_POSSIBLE_EXPERTS = _specs.NOT_POSSIBLE
 
 
 class PatternConfig(_Section):
@@ -256,20 +258,13 @@ class ModelConfig(_Section):
         return list(self.experts) if self.moe.enabled else list(self.experts[:1])
 
     def uses_cnn(self) -> bool:
-        """True when a convolutional expert is trained (the unit then wants a GPU when there is one)."""
-        return any(e in CNN_EXPERTS for e in self.active_experts())
+        """True when a ``gpu``-kind expert (a CNN) is trained: the unit then wants a GPU when there is one."""
+        return any(_specs.expert_spec(e).resource == _specs.GPU for e in self.active_experts())
 
     def feature_groups(self) -> tuple[str, ...]:
-        """Extra per-bar feature families the experts and gate need: 'stress', 'sde', 'fingerprint'."""
-        active = self.active_experts()
-        groups = []
-        if "stress" in active:
-            groups.append("stress")
-        if "sde" in active:
-            groups.append("sde")
-        if len(active) > 1:
-            groups.append("fingerprint")
-        return tuple(groups)
+        """Extra per-bar feature families the experts and gate need (from their specs): 'stress', 'sde',
+        'fingerprint' (the gate's, with several experts)."""
+        return _specs.feature_groups(self.active_experts())
 
 
 class PolicyConfig(_Section):
