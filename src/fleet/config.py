@@ -244,13 +244,13 @@ class ModelConfig(_Section):
 
     @model_validator(mode="after")
     def _known_experts(self) -> "ModelConfig":
-        impossible = [f"{e} ({NOT_POSSIBLE_EXPERTS[e]})" for e in self.experts if e in NOT_POSSIBLE_EXPERTS]
+        impossible = [f"{e} ({_specs.NOT_POSSIBLE[e]})" for e in self.experts if e in _specs.NOT_POSSIBLE]
         if impossible:
             raise ValueError(f"experts={self.experts}: not possible: {'; '.join(impossible)}")
-        unknown = [e for e in self.experts if e not in KNOWN_EXPERTS]
+        known = [s.name for s in _specs.EXPERTS]  # the table of expert specs, read when validating
+        unknown = [e for e in self.experts if e not in known]
         if unknown or not self.experts or len(set(self.experts)) != len(self.experts):
-            raise ValueError(f"experts={self.experts}: expected a non-empty list of distinct names from "
-                             f"{list(KNOWN_EXPERTS)}")
+            raise ValueError(f"experts={self.experts}: expected a non-empty list of distinct names from {known}")
         return self
 
     def active_experts(self) -> list[str]:

@@ -46,7 +46,7 @@ from fleet.models._context import ASSET_ID, require_context
 from fleet.models._gate_base import _EPS, _check_fit_args, _ConvexGate, expert_logits, top_k_weights
 from fleet.models._io import PersistMixin
 from fleet.models._tabular import asset_onehot
-from fleet.models.specs import EXPERTS
+from fleet.models import specs
 
 __all__ = ["REGIMES", "BestExpertGate", "RuleGate", "StackGate", "auc_standard_error", "calibrated_log_loss",
            "expert_logits", "mixture_log_loss", "score_forecast", "switch_margin", "top_k_weights"]
@@ -158,7 +158,7 @@ class RuleGate(_ConvexGate, PersistMixin, BaseEstimator):
         vol, r2, h = get("fp_vol30"), get("fp_trend_r2"), get("fp_hurst")
         with np.errstate(invalid="ignore"):
             masks = {regime: rule(vol, r2, h) for regime, rule in REGIMES.items()}
-        for spec in EXPERTS:
+        for spec in specs.EXPERTS:
             if spec.name in col:
                 for regime, bonus in spec.rule_hints.items():
                     s[masks[regime], col[spec.name]] += bonus

@@ -11,7 +11,7 @@ Each :class:`ExpertSpec` gives
 * ``resource``        ``"cpu"`` or ``"gpu"``: a ``gpu`` expert is a torch network that asks for a GPU
   when the cluster has one (``resources.cnn_num_gpus``) and needs torch's OpenMP runtime loaded
   before scikit-learn's (:func:`fleet.models._openmp.torch_first`);
-* ``rule_hints``      rule-gate regime -> score bonus (:data:`fleet.models.gate.REGIMES`; seed 003's rules);
+* ``rule_hints``      rule-gate regime -> score bonus (:data:`fleet.models.gate.REGIMES`);
 * ``summary``         one line for ``fleet train --help``.
 
 ``fleet.config`` (expert names, feature groups, GPU use), ``models/factory.py`` (building),
@@ -91,19 +91,19 @@ def _build_cnn(name, section, *, asset_aware, seed, horizon, num_threads):
 
 def _archetype(name: str, hints: Mapping[str, int], market: str) -> ExpertSpec:
     return ExpertSpec(name, _build_cnn, "pattern", resource=GPU, rule_hints=hints,
-                      summary=f"archetype CNN for {market} (seed 003): the pattern network with its own kernel bank")
+                      summary=f"the temporal CNN with the kernel bank of {market}")
 
 
 EXPERTS: tuple[ExpertSpec, ...] = (
     ExpertSpec("trend", _build_trend, "trend", rule_hints={"strong_trend": 2, "steady_trend": 1},
-               summary="gradient boosting on the technical features (seed 001)"),
-    ExpertSpec("pattern", _build_cnn, "pattern", resource=GPU, rule_hints={"high_vol": 1},
-               summary="temporal CNN with an asset embedding on windows of bars (seed 000)"),
+               summary="gradient boosting (HistGradientBoosting or LightGBM) on the technical features"),
     ExpertSpec("stress", _build_stress, "stress", feature_groups=("stress",), rule_hints={"high_vol": 2},
-               summary="logistic regression on drawdown / vol-of-vol / downside features (seed 002)"),
+               summary="logistic regression on drawdown, vol-of-vol, downside share and skew"),
     ExpertSpec("sde", _build_sde, "sde", feature_groups=("sde",),
                rule_hints={"low_vol": 2, "moderate_vol": 1, "mean_reverting": 2},
-               summary="logistic regression on a rolling Ornstein-Uhlenbeck fit of log prices (seed 002)"),
+               summary="logistic regression on a rolling Ornstein-Uhlenbeck fit of log prices"),
+    ExpertSpec("pattern", _build_cnn, "pattern", resource=GPU, rule_hints={"high_vol": 1},
+               summary="temporal convolutional network (Bai, Kolter & Koltun 2018) with an asset embedding"),
     _archetype("crypto_hft", {"high_vol": 3}, "high-volatility crypto"),
     _archetype("equity_intraday", {"steady_trend": 3}, "intraday equities"),
     _archetype("equity_daily", {"moderate_vol": 2}, "daily equities"),
