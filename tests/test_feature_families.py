@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fleet.features.families import FAMILIES, FAMILY_NAMES, FamilyParams, family, full_warmup, selected
+from fleet.features.families import (FAMILIES, FAMILY_NAMES, FamilyParams, family, full_warmup, input_columns,
+                                     selected)
 from fleet.features.pipeline import feature_group_warmup
 
 
@@ -50,11 +51,22 @@ def test_hand_computed_warmups():
 
 
 def test_families_need_only_their_columns():
-    frame = _bars(600, "1h")[["close"]]
+    # On close-only bars each family computes without its optional columns; with all columns it computes
+    # exactly those optional outputs more.
+    params = FamilyParams(horizon=4, sde_window=100, bar=pd.Timedelta("1h"))
+    bars = _bars(600, "1h")
     for fam in FAMILIES:
         assert set(fam.columns) <= {"close"}
-        out = fam.compute(frame, FamilyParams(horizon=4, sde_window=100, bar=pd.Timedelta("1h")))
-        assert len(out) == len(frame) and all(c.startswith(fam.prefix) for c in out.columns)
+        lean = fam.compute(bars[["close"]], params)
+        full = fam.compute(bars, params)
+        assert len(lean) == len(bars) and all(c.startswith(fam.prefix) for c in full.columns)
+        assert set(full.columns) - set(lean.columns) == set(fam.optional)
+
+
+def test_input_columns_of_served_features():
+    assert input_columns(["ret_1", "asset_id"]) == set()
+    assert input_columns(["sde_p_up", "fp_vol30"]) == {"close"}
+    assert input_columns(["fp_spread", "stress_volume_shock"]) == {"close", "high", "low", "volume"}
 
 
 def test_selected_keeps_registry_order_and_refuses_unknown_names():

@@ -6,8 +6,9 @@ families it needs on top; each family here says:
 
 * ``name``      what specs and ``ModelConfig.feature_groups()`` call it;
 * ``compute``   ``(frame, params) -> (n_bars, k) DataFrame``, causal, NaN during its warm-up;
-* ``columns``   input columns it needs (``close``); ``optional``: columns it uses when present
-  (close-only data gets fewer features, never invented ones);
+* ``columns``   input columns it needs (``close``); ``optional``: output column -> the further input
+  columns it needs, computed only when they are present (close-only data gets fewer features, never
+  invented ones; serving asks a request for them when the model has that column);
 * ``warmup``    ``params -> bars`` a value needs to equal the value computed on a long history
   (full windows): what serving asks a request for and what the history check adds;
 * ``prefix``    of its output columns (the trend expert leaves these columns out, see
@@ -20,7 +21,7 @@ Adding a family: a function in a module of ``features/`` plus one :class:`Featur
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +54,7 @@ class FeatureFamily:
     name: str
     compute: Callable[[pd.DataFrame, FamilyParams], pd.DataFrame]
     columns: tuple[str, ...]
-    optional: tuple[str, ...]
+    optional: Mapping[str, tuple[str, ...]]
     warmup: Callable[[FamilyParams], int]
     prefix: str
     scaled: bool = True
@@ -67,12 +68,12 @@ def _fingerprint_warmup(p: FamilyParams) -> int:
 
 FAMILIES: tuple[FeatureFamily, ...] = (
     FeatureFamily("stress", compute=lambda frame, p: stress_features(frame), columns=("close",),
-                  optional=("volume",), warmup=lambda p: stress_warmup(), prefix=STRESS_PREFIX),
+                  optional={"stress_volume_shock": ("volume",)}, warmup=lambda p: stress_warmup(), prefix=STRESS_PREFIX),
     FeatureFamily("sde", compute=lambda frame, p: rolling_ou(np.log(frame["close"]), window=p.sde_window,
                                                             horizon=p.horizon),
-                  columns=("close",), optional=(), warmup=lambda p: ou_warmup(p.sde_window), prefix=SDE_PREFIX),
+                  columns=("close",), optional={}, warmup=lambda p: ou_warmup(p.sde_window), prefix=SDE_PREFIX),
     FeatureFamily("fingerprint", compute=lambda frame, p: fingerprint(frame), columns=("close",),
-                  optional=("high", "low", "volume"), warmup=_fingerprint_warmup, prefix=FINGERPRINT_PREFIX,
+                  optional={"fp_spread": ("high", "low"), "fp_volume_z": ("volume",)}, warmup=_fingerprint_warmup, prefix=FINGERPRINT_PREFIX,
                   scaled=False),
 )
 FAMILY_NAMES: tuple[str, ...] = tuple(f.name for f in FAMILIES)
@@ -101,6 +102,20 @@ def extra_prefixes() -> tuple[str, ...]:
 def unscaled_prefixes() -> tuple[str, ...]:
     """Column prefixes the per-asset preprocessor leaves unscaled (mean 0, std 1)."""
     return tuple(f.prefix for f in FAMILIES if not f.scaled)
+
+
+def input_columns(feature_names) -> set[str]:
+    """Input columns the extra-family features among ``feature_names`` need (``close`` plus the optional
+    columns of those present, e.g. ``fp_spread`` -> high, low)."""
+    names = set(feature_names)
+    out = set()
+    for f in FAMILIES:
+        if any(n.startswith(f.prefix) for n in names):
+            out.update(f.columns)
+        for column, needs in f.optional.items():
+            if column in names:
+                out.update(needs)
+    return out
 
 
 def compute_families(frame: pd.DataFrame, groups: tuple[str, ...], params: FamilyParams) -> list[pd.DataFrame]:

@@ -33,6 +33,7 @@ from fleet.config import FeatureConfig
 from fleet.errors import FleetError, InsufficientHistoryError, RequestError, RunDirectoryError, UnknownSymbolError
 from fleet.features.fracdiff import ffd_weights
 from fleet.features.technical import FEATURE_REQUIREMENTS, warmup_bars
+from fleet.features.families import input_columns
 from fleet.features.pipeline import FACTOR, feature_group_warmup
 from fleet.models.artifact import UnitModel, load_unit_model
 from fleet.serving.schema import CandleColumns, PredictRequest, PredictResponse
@@ -143,11 +144,7 @@ class FleetPredictor:
         for feature, needs in FEATURE_REQUIREMENTS.items():
             if feature in model.feature_names:
                 cols.update(needs)
-        names = set(model.feature_names)
-        if "fp_spread" in names:
-            cols.update(("high", "low"))
-        if names & {"fp_volume_z", "stress_volume_shock"}:
-            cols.add("volume")
+        cols.update(input_columns(model.feature_names))  # the extra families' (fleet.features.families)
         return tuple(c for c in PRICE_COLUMNS if c in cols)
 
     def _required(self, d: float, columns: tuple[str, ...]) -> int:
