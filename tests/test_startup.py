@@ -104,3 +104,10 @@ def test_lower_layers_do_not_import_higher_ones():
                     layer == "training" and other == "serving"):
                 bad.append((m, d))
     assert not bad, bad
+
+
+def test_a_ray_actor_worker_can_load_torch_before_scikit_learn():
+    # A Ray actor's worker imports the actor's module first and loads torch in the actor's __init__ when its
+    # units train a CNN or the MLP gate: nothing before that may import scikit-learn.
+    assert _run("import sys, fleet.training.backends.ray_backend; print('sklearn' in sys.modules)") == "False"
+    assert _run("import sys, fleet.serving.predictor; print('sklearn' in sys.modules)") == "False"
