@@ -16,7 +16,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fleet.errors import ConfigError
@@ -47,7 +46,8 @@ class FactorMethod(str, Enum):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_enum_values=False, validate_assignment=True)
+    # defer_build: the validators are built on first use, not at import (`fleet --help` builds none).
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, validate_assignment=True, defer_build=True)
 
 
 class DataConfig(_Section):
@@ -427,6 +427,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     Raises:
         ConfigError: the file is missing, is not YAML, is not a mapping, or holds invalid fields.
     """
+    import yaml  # here, not at import: `fleet --help` reads no YAML
     raw: dict[str, Any] = {}
     source = "command line"
     if path is not None:
