@@ -15,7 +15,7 @@ from fleet.config import FeatureConfig
 from fleet.errors import ConfigError
 from fleet.features.fracdiff import frac_diff_ffd
 from fleet.features.technical import technical_features
-from fleet.training.dataset import asset_feature_arrays, asset_features, factor_at
+from fleet.features.pipeline import asset_feature_arrays, asset_features, factor_at
 
 RTOL, ATOL = 1e-10, 1e-12
 

@@ -73,8 +73,6 @@ def train(data: pd.DataFrame | str | Path | None = None,
             little history for the folds. UnitsFailedError: some units failed (resumable with
             ``fleet train --resume``, except for DataFrame input).
     """
-    from fleet.training.driver import run_fleet
-
     frame = None
     if isinstance(data, pd.DataFrame):
         frame = data
@@ -89,6 +87,14 @@ def train(data: pd.DataFrame | str | Path | None = None,
     if cfg.evaluation.seeds > 1:
         raise ConfigError(f"seeds={cfg.evaluation.seeds}: fleet.train runs one seed; call it once per seed "
                           "(seed=...) or use `fleet train --seeds N`")
+    from fleet.models.factory import needs_torch
+
+    if needs_torch(cfg.model):  # torch's OpenMP before the driver's scikit-learn (fleet.models._openmp)
+        from fleet.models._openmp import torch_first
+
+        torch_first()
+    from fleet.training.driver import run_fleet
+
     quiet = echo if echo is not None else (lambda line: None)
     summary = run_fleet(cfg, echo=quiet, argv=["fleet.train"], frame=frame)
     return Run(summary.out)
@@ -180,7 +186,7 @@ class Run:
     @cached_property
     def models(self) -> dict[str, Any]:
         """The last fold's fitted unit models by unit (``cluster0``, a symbol, or ``global``):
-        :class:`fleet.training.unit.UnitModel` (``.estimator`` follows the scikit-learn contract)."""
+        :class:`fleet.models.artifact.UnitModel` (``.estimator`` follows the scikit-learn contract)."""
         return self._predictor.units
 
     @cached_property

@@ -10,10 +10,13 @@ import sys
 import warnings
 
 import click
-import pandas as pd
 
 from fleet.config import OVERRIDES, Backend, FactorMethod, Strategy, dotted_overrides, load_config
 from fleet.errors import ConfigError, FleetError, FleetWarning
+from fleet.models.specs import EXPERT_NAMES
+
+# pandas, torch, Ray and the training code are imported inside the commands that use them, so that
+# `fleet --help` and `fleet <command> --help` stay fast (issue 15).
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -77,7 +80,7 @@ def _choice(enum) -> click.Choice:
 @click.option("--forced-entry/--no-forced-entry", default=None, help="Forced daily entry: per asset and UTC day with no signal up to the cut-off bar, go long at the cut-off bar.  [default: off]")
 @click.option("--forced-entry-cutoff", help="UTC time HH:MM of the forced-entry decision bar.  [default: the day's last bar]")
 @click.option("--bars-per-year", type=float, help="Bars per year for annualising.  [default: inferred: 8760 hourly 24/7, 252 daily equities]")
-@click.option("--experts", help="Comma-separated experts: trend, pattern, stress, sde, crypto_hft, equity_intraday, equity_daily, futures_trend, low_vol_etf (several -> mixture of experts).  [default: trend]")
+@click.option("--experts", help=f"Comma-separated experts: {', '.join(EXPERT_NAMES)} (several -> mixture of experts).  [default: trend]")
 @click.option("--gate", type=click.Choice(["rule", "mlp", "stack", "best"]), help="Gate of the mixture: seed-003 static rules, the trained MLP, logistic stacking of the experts' logit P(up), or the single expert with the best inner out-of-fold score (pooled AUC).  [default: best]")
 @click.option("--top-k", type=int, help="Experts each row is routed to by the rule / mlp gate (renormalised weights).  [default: 2 for rule, all for mlp]")
 @click.option("--balance-coef", type=float, help="Coefficient of the MLP gate's load-balancing term.  [default: 0.001]")
@@ -107,8 +110,6 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
     Exit codes: 0 done; 2 bad input or configuration (nothing written); 3 some units failed
     (the others are kept in the staging directory: fix, then --resume); 1 interrupted.
     """
-    from fleet.training.driver import resume_fleet, run_fleet, run_seeds
-
     options = {k: v for k, v in locals().items() if k in OVERRIDES}  # the options share their names
     overrides = dotted_overrides(options)
     argv = ["fleet", *sys.argv[1:]]
@@ -117,10 +118,17 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
         if given:
             raise ConfigError(f"--resume takes no other options (got {', '.join(given)} set): a resumed run keeps "
                               "the configuration it started with")
+        from fleet.training.driver import resume_fleet
+
         summary = resume_fleet(resume, echo=click.echo, argv=argv)
         _print_summary(summary, summary.config)
         return
     config = load_config(config_path, overrides)
+    _torch_first_if_needed(config)
+    import pandas as pd
+
+    from fleet.training.driver import run_fleet, run_seeds
+
     if config.evaluation.seeds > 1:
         seeds_summary = run_seeds(config, echo=click.echo, argv=argv)
         wide = seeds_summary.table[seeds_summary.table["metric"].isin(["auc", "rank_ic", "expectancy", "sharpe_net"])]
@@ -134,6 +142,17 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
         return
     summary = run_fleet(config, echo=click.echo, argv=argv)
     _print_summary(summary, config)
+
+
+def _torch_first_if_needed(config) -> None:
+    """Load torch before the driver imports scikit-learn when this process may train a CNN or the MLP gate
+    (OpenMP load order, see :mod:`fleet.models._openmp`)."""
+    from fleet.models.factory import needs_torch
+
+    if needs_torch(config.model):
+        from fleet.models._openmp import torch_first
+
+        torch_first()
 
 
 @main.command("report")
@@ -186,6 +205,8 @@ def data_fetch(source, symbols, interval, start, end, out, base_url, cache) -> N
 @click.argument("path", type=click.Path())
 def data_inspect(path) -> None:
     """Per-symbol coverage, first/last timestamp, bars, gaps and bad rows of a data directory."""
+    import pandas as pd
+
     from fleet.data.inspect import inspect_data
 
     table = inspect_data(path)
@@ -199,10 +220,14 @@ def data_inspect(path) -> None:
 
 
 def _fmt_ts(value) -> str:
+    import pandas as pd
+
     return "" if pd.isna(value) else f"{value:%Y-%m-%d %H:%M}"
 
 
 def _print_summary(summary, config) -> None:
+    import pandas as pd
+
     from fleet.evaluation.policy import DISABLE_DELTA
 
     shown = ["precision", "recall", "auc", "expectancy", "trades", "folds", "ic", "rank_ic", "icir",

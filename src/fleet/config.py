@@ -16,10 +16,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fleet.errors import ConfigError
+from fleet.models import specs as _specs
 
 
 class Strategy(str, Enum):
@@ -46,7 +46,8 @@ class FactorMethod(str, Enum):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_enum_values=False, validate_assignment=True)
+    # defer_build: the validators are built on first use, not at import (`fleet --help` builds none).
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, validate_assignment=True, defer_build=True)
 
 
 class DataConfig(_Section):
@@ -149,9 +150,10 @@ class TrendConfig(_Section):
         return self
 
 
-CNN_EXPERTS = ("pattern", "crypto_hft", "equity_intraday", "equity_daily", "futures_trend", "low_vol_etf")
-KNOWN_EXPERTS = ("trend", "stress", "sde", *CNN_EXPERTS)
-NOT_POSSIBLE_EXPERTS = {"options_skew": "needs implied-volatility surfaces; the data has no implied vols (seed 003)"}
+# Expert names come from the table of expert specs (fleet.models.specs.EXPERTS), the one place that lists them.
+CNN_EXPERTS = tuple(s.name for s in _specs.EXPERTS if s.resource == _specs.GPU)
+KNOWN_EXPERTS = _specs.EXPERT_NAMES
+NOT_POSSIBLE_EXPERTS = _specs.NOT_POSSIBLE
 
 
 class PatternConfig(_Section):
@@ -242,13 +244,13 @@ class ModelConfig(_Section):
 
     @model_validator(mode="after")
     def _known_experts(self) -> "ModelConfig":
-        impossible = [f"{e} ({NOT_POSSIBLE_EXPERTS[e]})" for e in self.experts if e in NOT_POSSIBLE_EXPERTS]
+        impossible = [f"{e} ({_specs.NOT_POSSIBLE[e]})" for e in self.experts if e in _specs.NOT_POSSIBLE]
         if impossible:
             raise ValueError(f"experts={self.experts}: not possible: {'; '.join(impossible)}")
-        unknown = [e for e in self.experts if e not in KNOWN_EXPERTS]
+        known = [s.name for s in _specs.EXPERTS]  # the table of expert specs, read when validating
+        unknown = [e for e in self.experts if e not in known]
         if unknown or not self.experts or len(set(self.experts)) != len(self.experts):
-            raise ValueError(f"experts={self.experts}: expected a non-empty list of distinct names from "
-                             f"{list(KNOWN_EXPERTS)}")
+            raise ValueError(f"experts={self.experts}: expected a non-empty list of distinct names from {known}")
         return self
 
     def active_experts(self) -> list[str]:
@@ -256,20 +258,13 @@ class ModelConfig(_Section):
         return list(self.experts) if self.moe.enabled else list(self.experts[:1])
 
     def uses_cnn(self) -> bool:
-        """True when a convolutional expert is trained (the unit then wants a GPU when there is one)."""
-        return any(e in CNN_EXPERTS for e in self.active_experts())
+        """True when a ``gpu``-kind expert (a CNN) is trained: the unit then wants a GPU when there is one."""
+        return any(_specs.expert_spec(e).resource == _specs.GPU for e in self.active_experts())
 
     def feature_groups(self) -> tuple[str, ...]:
-        """Extra per-bar feature families the experts and gate need: 'stress', 'sde', 'fingerprint'."""
-        active = self.active_experts()
-        groups = []
-        if "stress" in active:
-            groups.append("stress")
-        if "sde" in active:
-            groups.append("sde")
-        if len(active) > 1:
-            groups.append("fingerprint")
-        return tuple(groups)
+        """Extra per-bar feature families the experts and gate need (from their specs): 'stress', 'sde',
+        'fingerprint' (the gate's, with several experts)."""
+        return _specs.feature_groups(self.active_experts())
 
 
 class PolicyConfig(_Section):
@@ -432,6 +427,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     Raises:
         ConfigError: the file is missing, is not YAML, is not a mapping, or holds invalid fields.
     """
+    import yaml  # here, not at import: `fleet --help` reads no YAML
     raw: dict[str, Any] = {}
     source = "command line"
     if path is not None:

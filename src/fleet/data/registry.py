@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fleet.data.registry_checks import _check_not_renumbered, _checked_history, _int_id
 from fleet.errors import ConfigError, DataError, UnknownSymbolError
 
 # How many known symbols an error message lists before eliding.
@@ -47,12 +48,6 @@ def _symbol_list(symbols, what: str) -> list[str]:
     if bad:
         raise ConfigError(f"{what}: symbols must be non-empty strings, got {bad[:5]!r}")
     return out
-
-
-def _int_id(value) -> int | None:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        return None
-    return int(value)
 
 
 class AssetRegistry:
@@ -382,38 +377,6 @@ class AssetRegistry:
                 f"{exc.msg})"
             ) from None
         return cls.from_dict(d, where=str(path))
-
-
-def _checked_history(history, where: str) -> list[dict]:
-    if not isinstance(history, list) or not all(
-        isinstance(h, Mapping) and _int_id(h.get("version")) is not None and isinstance(h.get("added"), list)
-        for h in history
-    ):
-        raise DataError(f"{where}: 'history' must be a list of {{version, added: [symbols]}} objects")
-    return [dict(h) for h in history]
-
-
-def _check_not_renumbered(registry: AssetRegistry, where: str) -> None:
-    """Refuse a registry whose ids are not the versions' additions in order (edited by hand)."""
-    history = registry.history
-    versions = [int(h["version"]) for h in history]
-    if not versions or versions != list(range(versions[0], versions[0] + len(versions))) \
-            or versions[-1] != registry.version:
-        raise DataError(
-            f"{where}: 'history' versions {versions} do not count up to metadata.version={registry.version}; "
-            "the file was edited by hand: restore it (every run directory keeps a copy, asset_registry.json)"
-        )
-    appended = [s for h in history for s in h["added"]]
-    if appended != registry.symbols:
-        first = next((i for i, (a, b) in enumerate(zip(appended, registry.symbols)) if a != b),
-                     min(len(appended), len(registry)))
-        has = registry.symbols[first] if first < len(registry) else "nothing"
-        wanted = appended[first] if first < len(appended) else "nothing"
-        raise DataError(
-            f"{where}: asset ids were renumbered: id {first} is {has!r} but the registry's history assigned it "
-            f"to {wanted!r}; ids are never changed once given (models trained with them would mean other "
-            "assets): restore the file (every run directory keeps a copy, asset_registry.json)"
-        )
 
 
 def sync_registry(path, symbols, *, source: str = "", timeout: float = 600.0) -> tuple[AssetRegistry, int | None]:

@@ -103,6 +103,51 @@ def _garch_t(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
     return eps
 
 
+def _check_signal(signal_strength) -> float:
+    """The AR(1) coefficient as a float in (-1, 1); ConfigError otherwise."""
+    if isinstance(signal_strength, bool) or not isinstance(signal_strength, (int, float, np.number)):
+        raise ConfigError(f"signal_strength={signal_strength!r} must be a number in (-1, 1)")
+    s = float(signal_strength)
+    if not -1.0 < s < 1.0:
+        raise ConfigError(
+            f"signal_strength={s} must be in (-1, 1): an AR(1) coefficient of 1 or more explodes"
+        )
+    return s
+
+
+def _utc_start(start) -> pd.Timestamp:
+    """``start`` as a UTC Timestamp (naive read as UTC); ConfigError when it is not a timestamp."""
+    try:
+        start_ts = pd.Timestamp(start)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"start={start!r} is not a timestamp (e.g. '2022-01-01'): {exc}") from None
+    return start_ts.tz_localize("UTC") if start_ts.tz is None else start_ts.tz_convert("UTC")
+
+
+def _bars(r: np.ndarray, *, dominant: bool, rng: np.random.Generator, index: pd.DatetimeIndex) -> pd.DataFrame:
+    """OHLCV bars (n, 5) of one asset from its hourly log returns ``r`` (n,): close from ``START_PRICE``,
+    open = previous close, wicks and dollar volume drawn from ``rng``."""
+    n = len(r)
+    close = START_PRICE * np.exp(np.cumsum(r))
+    open_ = np.concatenate(([START_PRICE], close[:-1]))
+    vol = float(np.std(r))
+    wick_up = np.exp(np.abs(rng.normal(0.0, WICK_SCALE * vol, n)))
+    wick_down = np.exp(-np.abs(rng.normal(0.0, WICK_SCALE * vol, n)))
+    high = np.maximum(open_, close) * wick_up
+    low = np.minimum(open_, close) * wick_down
+    base = DOMINANT_DOLLAR_VOLUME if dominant else FOLLOWER_DOLLAR_VOLUME
+    base *= math.exp(rng.uniform(-0.3, 0.3))
+    # Busy hours trade more: log traded value rises with the size of the move (capped so a
+    # t(4) outlier does not create an absurd spike).
+    activity = np.minimum(np.abs(r) / vol, 10.0)
+    dollar_volume = base * np.exp(rng.normal(0.0, 0.4, n) + 0.3 * activity)
+    volume = dollar_volume / close
+    return pd.DataFrame(
+        {"open": open_, "high": high, "low": low, "close": close, "volume": volume},
+        index=index,
+    )[list(CANONICAL_COLUMNS)]
+
+
 def synthetic_market(
     *,
     n_clusters: int = 3,
@@ -136,18 +181,8 @@ def synthetic_market(
     per_cluster = _check_int("assets_per_cluster", assets_per_cluster, 1)
     days = _check_int("days", days, 1)
     seed = _check_int("seed", seed, 0)
-    if isinstance(signal_strength, bool) or not isinstance(signal_strength, (int, float, np.number)):
-        raise ConfigError(f"signal_strength={signal_strength!r} must be a number in (-1, 1)")
-    s = float(signal_strength)
-    if not -1.0 < s < 1.0:
-        raise ConfigError(
-            f"signal_strength={s} must be in (-1, 1): an AR(1) coefficient of 1 or more explodes"
-        )
-    try:
-        start_ts = pd.Timestamp(start)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"start={start!r} is not a timestamp (e.g. '2022-01-01'): {exc}") from None
-    start_ts = start_ts.tz_localize("UTC") if start_ts.tz is None else start_ts.tz_convert("UTC")
+    s = _check_signal(signal_strength)
+    start_ts = _utc_start(start)
 
     n = days * 24
     rng = np.random.default_rng(seed)
@@ -174,27 +209,8 @@ def synthetic_market(
     returns = lfilter([1.0], [1.0, -s], np.column_stack(raw), axis=0)
     factor = lfilter([1.0], [1.0, -s], market)
 
-    frames = {}
-    for j, symbol in enumerate(symbols):
-        r = returns[:, j]
-        close = START_PRICE * np.exp(np.cumsum(r))
-        open_ = np.concatenate(([START_PRICE], close[:-1]))
-        vol = float(np.std(r))
-        wick_up = np.exp(np.abs(rng.normal(0.0, WICK_SCALE * vol, n)))
-        wick_down = np.exp(-np.abs(rng.normal(0.0, WICK_SCALE * vol, n)))
-        high = np.maximum(open_, close) * wick_up
-        low = np.minimum(open_, close) * wick_down
-        base = DOMINANT_DOLLAR_VOLUME if clusters[symbol] == 0 else FOLLOWER_DOLLAR_VOLUME
-        base *= math.exp(rng.uniform(-0.3, 0.3))
-        # Busy hours trade more: log traded value rises with the size of the move (capped so a
-        # t(4) outlier does not create an absurd spike).
-        activity = np.minimum(np.abs(r) / vol, 10.0)
-        dollar_volume = base * np.exp(rng.normal(0.0, 0.4, n) + 0.3 * activity)
-        volume = dollar_volume / close
-        frames[symbol] = pd.DataFrame(
-            {"open": open_, "high": high, "low": low, "close": close, "volume": volume},
-            index=index,
-        )[list(CANONICAL_COLUMNS)]
+    frames = {symbol: _bars(returns[:, j], dominant=clusters[symbol] == 0, rng=rng, index=index)
+              for j, symbol in enumerate(symbols)}  # in order: the draws of rng follow the symbols
 
     panel = Panel(
         frames=frames,

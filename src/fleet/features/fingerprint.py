@@ -103,8 +103,21 @@ def corwin_schultz_spread(high: pd.Series, low: pd.Series, window: int) -> pd.Se
     return spread.rolling(window, min_periods=_min_periods(window)).mean()
 
 
-def fingerprint(frame: pd.DataFrame, *, vol_days: int = 30, trend_window: int = 168, hurst_window: int = 720,
-                spread_window: int = 24, volume_window: int = 168) -> pd.DataFrame:
+VOL_DAYS, TREND_WINDOW, HURST_WINDOW, HURST_K, SPREAD_WINDOW, VOLUME_WINDOW = 30, 168, 720, 8, 24, 168
+
+
+def fingerprint_warmup(bar: pd.Timedelta, *, vol_days: int = VOL_DAYS, hurst_window: int = HURST_WINDOW,
+                       k: int = HURST_K) -> int:
+    """Bars a fingerprint value needs to equal its value on a long history, for bars of length ``bar``:
+    the longest window, the ``vol_days`` realised volatility (+ 1 bar for the first return) or the Hurst
+    estimator's ``hurst_window`` variance of ``k``-bar sums (+ ``k``); the other windows are shorter."""
+    bpd = max(1.0, pd.Timedelta(days=1) / bar)
+    return max(int(round(vol_days * bpd)) + 1, hurst_window + k)
+
+
+def fingerprint(frame: pd.DataFrame, *, vol_days: int = VOL_DAYS, trend_window: int = TREND_WINDOW,
+                hurst_window: int = HURST_WINDOW, spread_window: int = SPREAD_WINDOW,
+                volume_window: int = VOLUME_WINDOW) -> pd.DataFrame:
     """Fingerprint of one asset's bars, shape (n_bars, 3..5), columns from :data:`FINGERPRINT_COLUMNS`.
 
     Args:
@@ -125,7 +138,7 @@ def fingerprint(frame: pd.DataFrame, *, vol_days: int = 30, trend_window: int = 
     out = pd.DataFrame(index=frame.index)
     out["fp_vol30"] = r.rolling(vw, min_periods=_min_periods(vw)).std() * np.sqrt(bpd)
     out["fp_trend_r2"] = rolling_trend_r2(logc, trend_window)
-    out["fp_hurst"] = rolling_hurst(r, hurst_window)
+    out["fp_hurst"] = rolling_hurst(r, hurst_window, HURST_K)
     if {"high", "low"} <= set(frame.columns):
         out["fp_spread"] = corwin_schultz_spread(frame["high"].astype(float), frame["low"].astype(float), spread_window)
     if "volume" in frame.columns:

@@ -183,6 +183,43 @@ def _adf_p_value(values: np.ndarray) -> float:
     return float(stat[1])
 
 
+def _check_search(max_d, step, p_value) -> None:
+    """ConfigError naming the first invalid parameter of :func:`choose_d`'s grid search."""
+    if not (isinstance(max_d, (int, float, np.integer, np.floating)) and 0.0 <= max_d <= 2.0):
+        raise ConfigError(f"choose_d: max_d={max_d!r} is out of range; expected a number in [0, 2]")
+    if not (isinstance(step, (int, float, np.integer, np.floating)) and step > 0):
+        raise ConfigError(f"choose_d: step={step!r} is invalid; expected a grid spacing > 0")
+    if not (isinstance(p_value, (int, float, np.integer, np.floating)) and 0.0 < p_value < 1.0):
+        raise ConfigError(
+            f"choose_d: p_value={p_value!r} is invalid; expected a significance level in (0, 1)"
+        )
+
+
+def _finite_log_prices(log_price) -> tuple[str, np.ndarray]:
+    """(label for messages, the non-NaN values as float64 (m,)) of :func:`choose_d`'s input.
+
+    Raises:
+        DataError: non-numeric or infinite values.
+    """
+    if not isinstance(log_price, pd.Series):
+        log_price = pd.Series(log_price)
+    label = "log_price" if log_price.name is None else f"log_price {log_price.name!r}"
+    try:
+        x = log_price.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise DataError(
+            f"choose_d: {label} has non-numeric values (dtype {log_price.dtype}); "
+            "expected float log prices"
+        ) from err
+    inf_rows = np.flatnonzero(np.isinf(x))
+    if inf_rows.size:
+        raise DataError(
+            f"choose_d: {label} has infinite values at {describe_rows(inf_rows.tolist())}; "
+            "expected finite log prices (is a price zero or negative?)"
+        )
+    return label, x[~np.isnan(x)]
+
+
 def choose_d(
     log_price: pd.Series,
     *,
@@ -224,34 +261,10 @@ def choose_d(
         DataError: infinite or non-numeric values, a constant series, or fewer than
             (widest FFD window on the grid + 30) non-NaN bars.
     """
-    if not (isinstance(max_d, (int, float, np.integer, np.floating)) and 0.0 <= max_d <= 2.0):
-        raise ConfigError(f"choose_d: max_d={max_d!r} is out of range; expected a number in [0, 2]")
-    if not (isinstance(step, (int, float, np.integer, np.floating)) and step > 0):
-        raise ConfigError(f"choose_d: step={step!r} is invalid; expected a grid spacing > 0")
-    if not (isinstance(p_value, (int, float, np.integer, np.floating)) and 0.0 < p_value < 1.0):
-        raise ConfigError(
-            f"choose_d: p_value={p_value!r} is invalid; expected a significance level in (0, 1)"
-        )
+    _check_search(max_d, step, p_value)
     grid = _d_grid(float(max_d), float(step))
     weights = [ffd_weights(d, threshold=threshold, max_width=max_width) for d in grid]
-
-    if not isinstance(log_price, pd.Series):
-        log_price = pd.Series(log_price)
-    label = "log_price" if log_price.name is None else f"log_price {log_price.name!r}"
-    try:
-        x = log_price.to_numpy(dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise DataError(
-            f"choose_d: {label} has non-numeric values (dtype {log_price.dtype}); "
-            "expected float log prices"
-        ) from err
-    inf_rows = np.flatnonzero(np.isinf(x))
-    if inf_rows.size:
-        raise DataError(
-            f"choose_d: {label} has infinite values at {describe_rows(inf_rows.tolist())}; "
-            "expected finite log prices (is a price zero or negative?)"
-        )
-    x = x[~np.isnan(x)]
+    label, x = _finite_log_prices(log_price)
     widest = max(range(len(grid)), key=lambda i: weights[i].shape[0])
     needed = weights[widest].shape[0] + MIN_ADF_POINTS
     if x.shape[0] < needed:

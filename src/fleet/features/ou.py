@@ -20,7 +20,14 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+SDE_PREFIX = "sde_"
 SDE_COLUMNS = ("sde_p_up", "sde_theta", "sde_z")
+
+
+def ou_warmup(window: int) -> int:
+    """Bars a rolling OU value needs to equal its value on a long history: ``window`` regressions
+    of X[t] on X[t-1], so ``window + 1`` log closes."""
+    return window + 1
 
 
 def rolling_ou(log_close: pd.Series, *, window: int = 168, horizon: int = 4) -> pd.DataFrame:

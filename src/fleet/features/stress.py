@@ -14,16 +14,24 @@ import numpy as np
 import pandas as pd
 
 STRESS_PREFIX = "stress_"
+STRESS_WINDOW = 168  # bars of every stress statistic (one week of hourly bars)
+STRESS_VOL_WINDOW = 24  # bars of the rolling volatility whose dispersion is stress_volofvol
 
 
-def stress_features(frame: pd.DataFrame, *, window: int = 168) -> pd.DataFrame:
+def stress_warmup(window: int = STRESS_WINDOW) -> int:
+    """Bars a stress value needs to equal its value on a long history: the ``window`` of the
+    vol-of-vol statistic over a ``STRESS_VOL_WINDOW``-bar rolling volatility."""
+    return window + STRESS_VOL_WINDOW
+
+
+def stress_features(frame: pd.DataFrame, *, window: int = STRESS_WINDOW) -> pd.DataFrame:
     """Stress features, shape (n_bars, 4 or 5), NaN during the warm-up (``window`` bars)."""
     logc = np.log(frame["close"].astype(np.float64))
     r = logc.diff()
     mp = max(24, window // 4)
     out = pd.DataFrame(index=frame.index)
     out["stress_drawdown"] = logc - logc.rolling(window, min_periods=mp).max()
-    vol = r.rolling(24, min_periods=24).std()
+    vol = r.rolling(STRESS_VOL_WINDOW, min_periods=STRESS_VOL_WINDOW).std()
     out["stress_volofvol"] = vol.rolling(window, min_periods=mp).std() / vol.rolling(window, min_periods=mp).mean()
     down = (r.clip(upper=0.0) ** 2).rolling(window, min_periods=mp).mean()
     total = (r ** 2).rolling(window, min_periods=mp).mean()

@@ -183,6 +183,20 @@ def technical_features(
     return pd.DataFrame(out, index=frame.index[start:], dtype=np.float64), left_out
 
 
+def _checked(data: Mapping[str, np.ndarray], column: str, *, allow_zero: bool = False) -> np.ndarray:
+    """``data[column]`` as float64; DataError naming the rows that are not finite and > 0 (>= 0 with
+    ``allow_zero``)."""
+    x = np.asarray(data[column], dtype=np.float64)
+    bad = ~np.isfinite(x) | ((x < 0.0) if allow_zero else (x <= 0.0))
+    if bad.any():
+        expected = "finite and >= 0" if allow_zero else "finite and > 0"
+        raise DataError(
+            f"technical_features: column '{column}' has invalid values at "
+            f"{describe_rows(np.flatnonzero(bad).tolist())}; expected {expected}"
+        )
+    return x
+
+
 def technical_arrays(
     columns: Mapping[str, np.ndarray],
     *,
@@ -218,15 +232,7 @@ def technical_arrays(
         )
 
     def values(column: str, *, allow_zero: bool = False) -> np.ndarray:
-        x = np.asarray(data[column], dtype=np.float64)
-        bad = ~np.isfinite(x) | ((x < 0.0) if allow_zero else (x <= 0.0))
-        if bad.any():
-            expected = "finite and >= 0" if allow_zero else "finite and > 0"
-            raise DataError(
-                f"technical_features: column '{column}' has invalid values at "
-                f"{describe_rows(np.flatnonzero(bad).tolist())}; expected {expected}"
-            )
-        return x
+        return _checked(data, column, allow_zero=allow_zero)
 
     close = values("close")
     n = close.shape[0]

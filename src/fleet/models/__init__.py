@@ -1,14 +1,26 @@
-"""fleet.models: experts, gates and the mixture of experts (scikit-learn contract)."""
+"""fleet.models: experts, gates, the mixture of experts (scikit-learn contract), the table of expert
+specs (:mod:`fleet.models.specs`) and the served artifact (:mod:`fleet.models.artifact`).
 
-from fleet.models._context import ASSET_ID, BAR_TIME
-from fleet.models.factory import build_expert, build_model
-from fleet.models.gate import BestExpertGate, MLPGate, RuleGate, StackGate, top_k_weights
-from fleet.models.moe import MixtureOfExpertsEnsemble
-from fleet.models.pattern import ArchetypeExpert, ConvExpert, PatternExpert
-from fleet.models.sde import SDEExpert
-from fleet.models.stress import StressExpert
-from fleet.models.trend import TrendExpert
+Names are loaded on first use (``from fleet.models import TrendExpert`` imports only the trend
+module), so that reading the expert table loads neither scikit-learn nor torch.
+"""
 
-__all__ = ["ASSET_ID", "BAR_TIME", "ArchetypeExpert", "BestExpertGate", "ConvExpert", "MLPGate", "MixtureOfExpertsEnsemble",
-           "PatternExpert", "RuleGate", "SDEExpert", "StackGate", "StressExpert", "TrendExpert", "build_expert", "build_model",
-           "top_k_weights"]
+from __future__ import annotations
+
+import importlib
+
+_HOME = {
+    "ASSET_ID": "_context", "BAR_TIME": "_context", "build_expert": "factory", "build_model": "factory",
+    "BestExpertGate": "gate", "RuleGate": "gate", "StackGate": "gate", "top_k_weights": "gate", "MLPGate": "gate_mlp",
+    "MixtureOfExpertsEnsemble": "moe", "ArchetypeExpert": "pattern", "ConvExpert": "pattern",
+    "PatternExpert": "pattern", "SDEExpert": "sde", "StressExpert": "stress", "TrendExpert": "trend",
+    "UnitModel": "artifact", "EXPERTS": "specs", "ExpertSpec": "specs",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name):
+    if name in _HOME:
+        return getattr(importlib.import_module(f"fleet.models.{_HOME[name]}"), name)
+    raise AttributeError(f"module 'fleet.models' has no attribute {name!r}")

@@ -8,7 +8,7 @@ At predict time ``predict_mixture(X, expert_probs) -> (p_up (n,), weights (n, E)
 
 * :class:`RuleGate` — seed 003's static rules on the fingerprint: nothing is learned.
   p_up = sum_e w_e P_e with top-k weights.
-* :class:`MLPGate` — a small network: fingerprint + market factor + the experts' logit P(up)
+* :class:`~fleet.models.gate_mlp.MLPGate` (in :mod:`fleet.models.gate_mlp`, the one gate that needs torch) — a small network: fingerprint + market factor + the experts' logit P(up)
   (standardised) + a learned asset embedding -> hidden layer -> E logits, plus a free per-expert
   bias (the constant mixing weights, not weight-decayed) -> softmax -> top-k, renormalised.
   Default objective ``likelihood``: the binary cross-entropy of the mixture
@@ -38,43 +38,30 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
-from torch import nn
 
-from fleet.features.fingerprint import FINGERPRINT_PREFIX
-from fleet.models._context import ASSET_ID, BAR_TIME, require_context
+from fleet.models._context import ASSET_ID, require_context
+from fleet.models._gate_base import _EPS, _check_fit_args, _ConvexGate, expert_logits, top_k_weights
 from fleet.models._io import PersistMixin
 from fleet.models._tabular import asset_onehot
+from fleet.models import specs
 
-FACTOR = "market_factor"
-_EPS = 1e-6
+__all__ = ["REGIMES", "BestExpertGate", "RuleGate", "StackGate", "auc_standard_error", "calibrated_log_loss",
+           "expert_logits", "mixture_log_loss", "score_forecast", "switch_margin", "top_k_weights"]
 
-
-def top_k_weights(probs: np.ndarray, k: int) -> np.ndarray:
-    """Keep each row's k largest entries of ``probs`` (n, E), zero the rest, renormalise to sum 1.
-
-    Raises:
-        ValueError: k outside 1..E.
-    """
-    probs = np.asarray(probs, dtype=np.float64)
-    n, e = probs.shape
-    if not 1 <= k <= e:
-        raise ValueError(f"top_k={k}: expected 1 <= top_k <= {e} (number of experts)")
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    out = np.zeros_like(probs)
-    rows = np.arange(n)[:, None]
-    kept = np.maximum(probs[rows, order], 1e-12)
-    out[rows, order] = kept / kept.sum(axis=1, keepdims=True)
-    return out
-
-
-def expert_logits(P: np.ndarray) -> np.ndarray:
-    """logit of P(up) (n, E), probabilities clipped to [1e-6, 1 - 1e-6]."""
-    P = np.clip(np.asarray(P, dtype=np.float64), _EPS, 1.0 - _EPS)
-    return np.log(P) - np.log1p(-P)
+#: The rule gate's regimes on the fingerprint (seed 003): name -> condition on (vol30 daily volatility,
+#: trend R^2, Hurst exponent), each (n,) -> (n,) bool. Which expert gains what in each regime is the
+#: experts' ``rule_hints`` in :data:`fleet.models.specs.EXPERTS`.
+REGIMES = {
+    "high_vol": lambda vol, r2, h: vol > 0.06,
+    "low_vol": lambda vol, r2, h: vol < 0.005,
+    "strong_trend": lambda vol, r2, h: (r2 >= 0.8) & (h > 0.55),
+    "steady_trend": lambda vol, r2, h: (vol >= 0.01) & (vol < 0.03) & (r2 >= 0.6),
+    "moderate_vol": lambda vol, r2, h: (vol >= 0.005) & (vol < 0.02),
+    "mean_reverting": lambda vol, r2, h: h < 0.45,
+}
 
 
 def mixture_log_loss(y, p) -> float:
@@ -139,37 +126,17 @@ def switch_margin(y, criterion: str, z: float, horizon: int = 1) -> float:
     return float(z) * auc_standard_error(y, horizon) if criterion == "auc" and z > 0 else 0.0
 
 
-def _check_fit_args(who: str, X, P, y, expert_names) -> tuple[np.ndarray, np.ndarray]:
-    P = np.asarray(P, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if not expert_names:
-        raise ValueError(f"{who}.fit: expert_names (the ensemble's experts) is required")
-    if P.ndim != 2 or len(P) != len(X) or len(y) != len(X) or P.shape[1] != len(expert_names):
-        raise ValueError(f"{who}.fit: expert_probs {P.shape}, y {y.shape}, X {getattr(X, 'shape', None)}, "
-                         f"{len(expert_names)} experts: expected (n, E), (n,), n rows")
-    return P, y
-
-
-class _ConvexGate:
-    """Shared by gates whose output is the convex mixture sum_e w_e P_e."""
-
-    def predict_mixture(self, X: pd.DataFrame, expert_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(p_up (n,) = sum_e w_e P_e clipped to [0, 1], weights (n, E))."""
-        P = np.asarray(expert_probs, dtype=np.float64)
-        W = self.predict_weights(X, P)
-        return np.clip((P * W).sum(axis=1), 0.0, 1.0), W
-
-
 class RuleGate(_ConvexGate, PersistMixin, BaseEstimator):
     """Seed 003's static fingerprint rules mapped onto the experts at hand.
 
-    Scores (before top-k): every expert starts at 1; then, per row,
-      vol30 > 6 %/day                -> crypto_hft +3, stress +2, pattern +1
-      vol30 < 0.5 %/day              -> low_vol_etf +3, sde +2
-      trend R^2 >= 0.8 and Hurst > 0.55 -> futures_trend +3, trend +2
-      1 % <= vol30 < 3 % and R^2 >= 0.6 -> equity_intraday +3, trend +1
-      0.5 % <= vol30 < 2 %           -> equity_daily +2, sde +1
-      Hurst < 0.45 (mean-reverting)  -> sde +2
+    Scores (before top-k): every expert starts at 1; then, per row, each regime of :data:`REGIMES` that
+    holds adds the bonus the experts' specs give it (``rule_hints`` in :data:`fleet.models.specs.EXPERTS`):
+      vol30 > 6 %/day (high_vol)                        -> crypto_hft +3, stress +2, pattern +1
+      vol30 < 0.5 %/day (low_vol)                       -> low_vol_etf +3, sde +2
+      trend R^2 >= 0.8 and Hurst > 0.55 (strong_trend)  -> futures_trend +3, trend +2
+      1 % <= vol30 < 3 % and R^2 >= 0.6 (steady_trend)  -> equity_intraday +3, trend +1
+      0.5 % <= vol30 < 2 % (moderate_vol)               -> equity_daily +2, sde +1
+      Hurst < 0.45, mean-reverting (mean_reverting)     -> sde +2
     Missing fingerprint columns make their rules inactive. Weights = top_k of scores / sum.
 
     Args:
@@ -198,18 +165,11 @@ class RuleGate(_ConvexGate, PersistMixin, BaseEstimator):
 
         vol, r2, h = get("fp_vol30"), get("fp_trend_r2"), get("fp_hurst")
         with np.errstate(invalid="ignore"):
-            rules = [
-                (vol > 0.06, {"crypto_hft": 3, "stress": 2, "pattern": 1}),
-                (vol < 0.005, {"low_vol_etf": 3, "sde": 2}),
-                ((r2 >= 0.8) & (h > 0.55), {"futures_trend": 3, "trend": 2}),
-                ((vol >= 0.01) & (vol < 0.03) & (r2 >= 0.6), {"equity_intraday": 3, "trend": 1}),
-                ((vol >= 0.005) & (vol < 0.02), {"equity_daily": 2, "sde": 1}),
-                (h < 0.45, {"sde": 2}),
-            ]
-        for mask, bonus in rules:
-            for name, b in bonus.items():
-                if name in col:
-                    s[mask, col[name]] += b
+            masks = {regime: rule(vol, r2, h) for regime, rule in REGIMES.items()}
+        for spec in specs.EXPERTS:
+            if spec.name in col:
+                for regime, bonus in spec.rule_hints.items():
+                    s[masks[regime], col[spec.name]] += bonus
         return s
 
     def predict_weights(self, X: pd.DataFrame, expert_probs=None) -> np.ndarray:
@@ -314,205 +274,11 @@ class StackGate(PersistMixin, BaseEstimator):
         return self.estimator_.predict_proba(self._design(X, P))[:, 1], self.predict_weights(X)
 
 
-class GateMLP(nn.Module):
-    """(B, F) inputs + (B,) asset codes -> (B, E) gate logits: Linear(F + emb, hidden) -> ReLU ->
-    Linear(hidden, E), plus a free per-expert ``prior`` bias. With ``zero_init`` (the likelihood objective)
-    the output layer starts at zero, so an untrained gate is the constant softmax(prior) (uniform). Asset codes < 0 (unknown asset) get the
-    mean embedding."""
+def __getattr__(name):
+    # The MLP gate moved to fleet.models.gate_mlp (torch is imported only where it is used); models pickled
+    # before that name fleet.models.gate.MLPGate / GateMLP, and unpickling looks them up here.
+    if name in ("MLPGate", "GateMLP"):
+        from fleet.models import gate_mlp
 
-    def __init__(self, n_inputs: int, n_experts: int, num_assets: int, emb_dim: int = 4, hidden: int = 16,
-                 zero_init: bool = True):
-        super().__init__()
-        self.embedding = nn.Embedding(max(num_assets, 1), emb_dim)
-        self.net = nn.Sequential(nn.Linear(n_inputs + emb_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_experts))
-        if zero_init:
-            nn.init.zeros_(self.net[2].weight)
-            nn.init.zeros_(self.net[2].bias)
-        self.prior = nn.Parameter(torch.zeros(n_experts))
-
-    def forward(self, x: torch.Tensor, asset_ids: torch.Tensor) -> torch.Tensor:
-        emb = self.embedding(asset_ids.clamp(min=0))
-        mean = self.embedding.weight.mean(dim=0, keepdim=True).expand_as(emb)
-        emb = torch.where((asset_ids >= 0)[:, None], emb, mean)
-        return self.net(torch.cat([x, emb], dim=1)) + self.prior
-
-
-def _masked_top_k(probs: torch.Tensor, k: int) -> torch.Tensor:
-    """The renormalised top-k of (B, E) softmax probabilities, as :func:`top_k_weights` but differentiable
-    through the kept entries (the mask itself is chosen without gradient)."""
-    if k >= probs.shape[1]:
-        return probs
-    idx = torch.topk(probs.detach(), k, dim=1).indices
-    mask = torch.zeros_like(probs).scatter_(1, idx, 1.0)
-    kept = probs * mask
-    return kept / kept.sum(dim=1, keepdim=True).clamp_min(1e-12)
-
-
-class MLPGate(_ConvexGate, PersistMixin, BaseEstimator):
-    """Trainable gate (see module docstring).
-
-    Args:
-        top_k: experts per row (default 2); training uses the same renormalised top-k as inference.
-        objective: 'likelihood' (mixture BCE, default) or 'oracle' (seed 003).
-        balance: 'switch' or 'entropy' load-balancing term; balance_coef: its coefficient (0 disables it).
-        expert_inputs: also feed the experts' standardised logit P(up) to the network.
-        epochs: most epochs; patience: epochs without improvement of the validation loss before
-            stopping (the best epoch's parameters are kept); val_fraction: time-ordered tail of the
-            rows' timestamps used for that (0: no early stopping, all epochs);
-            purge_bars: timestamps dropped before that tail (the label horizon).
-        lr, batch_size, weight_decay: Adam mini-batch training; weight decay on the network and
-            embedding, not on the per-expert prior bias.
-        hidden, emb_dim: hidden units and asset embedding width.
-        random_state: seed.
-
-    fit(X, expert_probs (n, E) out-of-fold P(up), y (n,), expert_names) -> self.
-    Fitted: module_, columns_ (fingerprint / factor inputs), mean_, std_, asset_codes_, expert_names_,
-    oracle_share_ (share of rows each expert was most right on; a diagnostic), history_ (per epoch:
-    train loss, validation loss), best_epoch_.
-    """
-
-    def __init__(self, top_k: int = 2, objective: str = "likelihood", balance: str = "switch",
-                 balance_coef: float = 0.001, expert_inputs: bool = True, epochs: int = 60, patience: int = 5,
-                 val_fraction: float = 0.2, purge_bars: int = 0, lr: float = 1e-2, batch_size: int = 2048,
-                 weight_decay: float = 1e-3, hidden: int = 16, emb_dim: int = 4, random_state: int = 0):
-        self.top_k = top_k
-        self.objective = objective
-        self.balance = balance
-        self.balance_coef = balance_coef
-        self.expert_inputs = expert_inputs
-        self.epochs = epochs
-        self.patience = patience
-        self.val_fraction = val_fraction
-        self.purge_bars = purge_bars
-        self.lr = lr
-        self.batch_size = batch_size
-        self.weight_decay = weight_decay
-        self.hidden = hidden
-        self.emb_dim = emb_dim
-        self.random_state = random_state
-
-    def _raw(self, X: pd.DataFrame, P: np.ndarray | None) -> np.ndarray:
-        parts = [X[self.columns_].to_numpy(np.float64)] if self.columns_ else []
-        if self.expert_inputs:
-            if P is None:
-                raise ValueError("MLPGate: this gate reads the experts' P(up); pass expert_probs")
-            parts.append(expert_logits(P))
-        return np.column_stack(parts) if parts else np.zeros((len(X), 0))
-
-    def _inputs(self, X: pd.DataFrame, P: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
-        Z = (self._raw(X, P) - self.mean_) / self.std_
-        Z = np.nan_to_num(Z, nan=0.0, posinf=0.0, neginf=0.0)
-        codes = np.array([self.asset_codes_.get(int(a), -1) for a in X[ASSET_ID].to_numpy()], dtype=np.int64)
-        return torch.as_tensor(Z, dtype=torch.float32), torch.as_tensor(codes)
-
-    def balance_loss(self, probs: torch.Tensor) -> torch.Tensor:
-        """Load-balancing term of a batch of gate probabilities (B, E)."""
-        e = probs.shape[1]
-        if self.balance == "switch":
-            f = torch.nn.functional.one_hot(probs.argmax(dim=1), e).float().mean(dim=0)
-            return e * (f * probs.mean(dim=0)).sum()
-        mean = probs.mean(dim=0)
-        return (mean * torch.log(mean + 1e-9)).sum()  # = -entropy of the mean routing
-
-    def _loss(self, logits, Pt, yt, target) -> tuple[torch.Tensor, torch.Tensor]:
-        """(objective term, objective + balance term) of a batch."""
-        probs = torch.softmax(logits, dim=1)
-        if self.objective == "likelihood":
-            w = _masked_top_k(probs, self.top_k)
-            p = (w * Pt).sum(dim=1).clamp(_EPS, 1 - _EPS)
-            fit = nn.functional.binary_cross_entropy(p, yt)
-        else:
-            fit = nn.functional.cross_entropy(logits, target)
-        return fit, fit + self.balance_coef * self.balance_loss(probs)
-
-    def _split(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Row positions (train, validation): validation = last ``val_fraction`` of the timestamps, with
-        ``purge_bars`` timestamps dropped before it."""
-        n = len(X)
-        times = X[BAR_TIME].to_numpy(np.int64) if BAR_TIME in X.columns else np.arange(n)
-        uniq = np.unique(times)
-        cut = int(len(uniq) * (1.0 - self.val_fraction))
-        if self.val_fraction <= 0 or cut - self.purge_bars < 1 or cut >= len(uniq):
-            return np.arange(n), np.empty(0, dtype=np.int64)
-        return np.flatnonzero(times < uniq[cut - self.purge_bars]), np.flatnonzero(times >= uniq[cut])
-
-    def fit(self, X: pd.DataFrame, expert_probs: np.ndarray, y, expert_names) -> "MLPGate":
-        """Train on rows X (n, ...), out-of-fold expert probabilities (n, E) and labels y (n,).
-
-        Raises:
-            ValueError: shapes disagree, bad top_k / objective / balance, or no input at all (no
-                fingerprint column and expert_inputs=False).
-        """
-        require_context(X, "MLPGate", (ASSET_ID,))
-        P, y = _check_fit_args("MLPGate", X, expert_probs, y, expert_names)
-        if self.balance not in ("switch", "entropy"):
-            raise ValueError(f"MLPGate: balance={self.balance!r}; expected 'switch' or 'entropy'")
-        if self.objective not in ("likelihood", "oracle"):
-            raise ValueError(f"MLPGate: objective={self.objective!r}; expected 'likelihood' or 'oracle'")
-        top_k_weights(np.ones((1, P.shape[1])), self.top_k)
-        self.expert_names_ = list(expert_names)
-        self.columns_ = [c for c in X.columns if c.startswith(FINGERPRINT_PREFIX) or c == FACTOR]
-        if not self.columns_ and not self.expert_inputs:
-            raise ValueError(f"MLPGate: X has no fingerprint ('{FINGERPRINT_PREFIX}*') column and expert_inputs is "
-                             f"off; columns {list(X.columns)}")
-        raw = self._raw(X, P)
-        self.mean_ = np.nan_to_num(np.nanmean(raw, axis=0))
-        self.std_ = np.nanstd(raw, axis=0)
-        self.std_[~(self.std_ > 1e-12)] = 1.0
-        self.asset_codes_ = {int(a): i for i, a in enumerate(np.unique(X[ASSET_ID].to_numpy()))}
-        target = np.argmin(np.abs(P - y[:, None]), axis=1)  # the oracle: expert most right per row
-        self.oracle_share_ = dict(zip(self.expert_names_, np.bincount(target, minlength=P.shape[1]) / len(target)))
-        torch.manual_seed(self.random_state)
-        gen = torch.Generator().manual_seed(self.random_state)
-        Z, codes = self._inputs(X, P)
-        Pt = torch.as_tensor(P, dtype=torch.float32)
-        yt = torch.as_tensor(y, dtype=torch.float32)
-        t = torch.as_tensor(target)
-        tr, va = self._split(X)
-        tr_t, va_t = torch.as_tensor(tr), torch.as_tensor(va)
-        self.module_ = GateMLP(Z.shape[1], P.shape[1], len(self.asset_codes_), self.emb_dim, self.hidden,
-                               zero_init=self.objective == "likelihood")
-        decayed = [p for n, p in self.module_.named_parameters() if n != "prior"]
-        opt = torch.optim.Adam([{"params": decayed, "weight_decay": self.weight_decay},
-                                {"params": [self.module_.prior], "weight_decay": 0.0}], lr=self.lr)
-        self.history_, best, best_state, bad = [], np.inf, None, 0
-        self.best_epoch_ = self.epochs - 1
-        for epoch in range(self.epochs):
-            self.module_.train()
-            perm = tr_t[torch.randperm(len(tr_t), generator=gen)]
-            total = 0.0
-            for i in range(0, len(perm), self.batch_size):
-                b = perm[i:i + self.batch_size]
-                _, loss = self._loss(self.module_(Z[b], codes[b]), Pt[b], yt[b], t[b])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(b)
-            val = np.nan
-            if len(va):
-                self.module_.eval()
-                with torch.no_grad():
-                    val = float(self._loss(self.module_(Z[va_t], codes[va_t]), Pt[va_t], yt[va_t], t[va_t])[0])
-            self.history_.append((total / max(len(perm), 1), val))
-            if len(va):
-                if val < best - 1e-7:
-                    best, bad, self.best_epoch_ = val, 0, epoch
-                    best_state = {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
-                else:
-                    bad += 1
-                    if bad > self.patience:
-                        break
-        if best_state is not None:
-            self.module_.load_state_dict(best_state)
-        self.module_.eval()
-        return self
-
-    def predict_gate_probs(self, X: pd.DataFrame, expert_probs=None) -> np.ndarray:
-        """Dense softmax gate probabilities (n, E) before top-k."""
-        Z, codes = self._inputs(X, expert_probs)
-        with torch.no_grad():
-            return torch.softmax(self.module_(Z, codes), dim=1).numpy().astype(np.float64)
-
-    def predict_weights(self, X: pd.DataFrame, expert_probs=None) -> np.ndarray:
-        """Top-k weights (n, E), rows sum to 1 (``expert_probs`` (n, E) required with expert_inputs)."""
-        return top_k_weights(self.predict_gate_probs(X, expert_probs), self.top_k)
+        return getattr(gate_mlp, name)
+    raise AttributeError(f"module 'fleet.models.gate' has no attribute {name!r}")

@@ -173,6 +173,21 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
         return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
     # ------------------------------------------------------------------ estimator API
+    def _time_split(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Row positions (fit, validation): the most recent ``max_train_windows`` rows by ``bar_time``; the
+        last ``val_fraction`` of their timestamps validate, ``purge_bars`` timestamps before them are dropped."""
+        times = X[BAR_TIME].to_numpy(np.int64)
+        order = np.argsort(times, kind="stable")
+        if self.max_train_windows is not None:
+            order = order[-int(self.max_train_windows):]
+        uniq = np.unique(times[order])
+        fit_rows, val_rows = order, order[:0]
+        if self.val_fraction > 0 and len(uniq) >= 10:
+            cut = int(len(uniq) * (1 - self.val_fraction))
+            val_rows = order[times[order] >= uniq[cut]]
+            fit_rows = order[times[order] < uniq[max(cut - self.purge_bars, 1)]]
+        return fit_rows, val_rows
+
     def fit(self, X: pd.DataFrame, y, sample_weight=None) -> "ConvExpert":
         """Fit on rows X (n, features + context), labels y (n,) in {0, 1}; returns self.
 
@@ -208,16 +223,7 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
             self.num_assets_ = size
             store = WindowStore(self.features_).add(X)
             self.store_ = store.tail(self.window)
-            times = X[BAR_TIME].to_numpy(np.int64)
-            order = np.argsort(times, kind="stable")
-            if self.max_train_windows is not None:
-                order = order[-int(self.max_train_windows):]
-            uniq = np.unique(times[order])
-            fit_rows, val_rows = order, order[:0]
-            if self.val_fraction > 0 and len(uniq) >= 10:
-                cut = int(len(uniq) * (1 - self.val_fraction))
-                val_rows = order[times[order] >= uniq[cut]]
-                fit_rows = order[times[order] < uniq[max(cut - self.purge_bars, 1)]]
+            fit_rows, val_rows = self._time_split(X)
             Xs = X.iloc[fit_rows]
             W, codes = self._windows(store, Xs), self._codes(Xs)
             Wv, cv = self._windows(store, X.iloc[val_rows]), self._codes(X.iloc[val_rows])

@@ -13,11 +13,10 @@ Learners (``learner``):
   histogram GBDT (Ke et al. 2017, "LightGBM: A Highly Efficient Gradient Boosting Decision Tree")
   with the same hyper-parameters mapped one to one (num_leaves, min_child_samples, reg_lambda).
   OpenMP: ``lib_lightgbm.so`` links the system ``libgomp.so.1``; torch's wheel ships a library
-  with the same soname, and ``import fleet`` loads torch first (see ``fleet/__init__.py``), so
-  one OpenMP runtime serves torch and LightGBM in every fleet process whatever the import order of
-  the model modules. Importing lightgbm before torch in a process of your own also works (the
-  soname is then taken from the system library); what must not happen is scikit-learn's
-  vendored ``libgomp-*.so`` loading before torch (the 3-4x HGB slow-down of ``fleet/__init__.py``).
+  with the same soname, so one OpenMP runtime serves torch and LightGBM whichever loads first (torch
+  first where a CNN or the MLP gate is trained, see :mod:`fleet.models._openmp`; lightgbm first
+  takes the soname from the system library). What must not happen is scikit-learn's vendored
+  ``libgomp-*.so`` loading before torch (the 3-4x HGB slow-down of :mod:`fleet.models._openmp`).
 
 Many assets: HistGradientBoosting takes a categorical feature with at most 255 levels (its
 ``max_bins``). With more assets in a unit, the 254 assets with the most training rows keep a level

@@ -1,8 +1,8 @@
 """Ray-free prediction from a run directory: load, validate a request, answer P(up) for its last bar.
 
 The run directory written by ``fleet train`` is the only hand-off (ARCHITECTURE.md). Features
-are computed here with the training code itself (:meth:`UnitModel.design_matrix` ->
-``asset_features`` + the fitted per-asset scaling), so a request made of bars from the training
+are computed here with the pipeline training uses (:meth:`fleet.models.artifact.UnitModel.design_matrix` ->
+:mod:`fleet.features.pipeline` + the fitted per-asset scaling), so a request made of bars from the training
 data gets the same p_up as training to floating-point precision.
 
 Market factor: the model's ``market_factor`` input is looked up in the run's stored factor
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,9 +33,10 @@ from fleet.config import FeatureConfig
 from fleet.errors import FleetError, InsufficientHistoryError, RequestError, RunDirectoryError, UnknownSymbolError
 from fleet.features.fracdiff import ffd_weights
 from fleet.features.technical import FEATURE_REQUIREMENTS, warmup_bars
+from fleet.features.families import input_columns
+from fleet.features.pipeline import FACTOR, feature_group_warmup
+from fleet.models.artifact import UnitModel, load_unit_model
 from fleet.serving.schema import CandleColumns, PredictRequest, PredictResponse
-from fleet.training.dataset import FACTOR
-from fleet.training.unit import UnitModel
 
 #: Files a servable run directory must hold (relative paths).
 REQUIRED_FILES = ("manifest.json", "models/index.json", "market_factor.parquet", "asset_registry.json")
@@ -99,8 +99,7 @@ class FleetPredictor:
             if not path.is_file():
                 raise RunDirectoryError(f"{run}: missing {entry['file']} (listed in models/index.json for unit {group!r})")
             try:
-                with path.open("rb") as fh:
-                    self.units[group] = pickle.load(fh)
+                self.units[group] = load_unit_model(path.read_bytes(), source=str(path))
             except Exception as err:  # unpickling can raise almost anything; report the file
                 raise RunDirectoryError(f"{path}: cannot load the unit model ({type(err).__name__}: {err})") from None
             self.unit_meta[group] = entry
@@ -145,11 +144,7 @@ class FleetPredictor:
         for feature, needs in FEATURE_REQUIREMENTS.items():
             if feature in model.feature_names:
                 cols.update(needs)
-        names = set(model.feature_names)
-        if "fp_spread" in names:
-            cols.update(("high", "low"))
-        if names & {"fp_volume_z", "stress_volume_shock"}:
-            cols.add("volume")
+        cols.update(input_columns(model.feature_names))  # the extra families' (fleet.features.families)
         return tuple(c for c in PRICE_COLUMNS if c in cols)
 
     def _required(self, d: float, columns: tuple[str, ...]) -> int:
@@ -169,7 +164,6 @@ class FleetPredictor:
         """Warm-up of the mixture's extra feature families (stress, sde, fingerprint): (first valid row,
         longest window); (0, 0) for a single-GBM model."""
         from fleet.config import ModelConfig
-        from fleet.training.dataset import feature_group_warmup
 
         cfg = model.config
         if "model" not in cfg:

@@ -33,7 +33,7 @@ from fleet.data.panel import Panel
 from fleet.evaluation.splits import PurgedWalkForward
 from fleet.features.fracdiff import MIN_ADF_POINTS, choose_d, ffd_weights
 from fleet.features.technical import warmup_bars
-from fleet.training.dataset import feature_group_warmup
+from fleet.features.pipeline import feature_group_warmup
 
 #: Training rows an asset needs in a fold (``build_unit_dataset``'s ``min_train_rows``).
 MIN_TRAIN_ROWS = 200

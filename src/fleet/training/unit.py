@@ -22,8 +22,13 @@ import pandas as pd
 
 from fleet.config import FleetConfig
 from fleet.evaluation.splits import Fold
+from fleet.models.artifact import UnitModel
 from fleet.models.factory import build_model
-from fleet.training.dataset import AssetPreprocessor, asset_feature_arrays, bar_times, build_unit_dataset
+from fleet.training.dataset import build_unit_dataset
+
+__all__ = ["TrainingUnit", "UnitFailure", "UnitModel", "UnitResult", "bar_columns", "train_unit"]
+# UnitModel (the served artifact) lives in fleet.models.artifact; the name stays importable here because
+# runs pickled before issue 15 name fleet.training.unit.UnitModel (fleet.models.artifact.MOVED).
 
 
 @dataclass(frozen=True)
@@ -58,100 +63,6 @@ class TrainingUnit:
     @property
     def seed(self) -> int:
         return int(self.config.seed)
-
-
-@dataclass
-class UnitModel:
-    """The fitted model of a unit plus what is needed to compute its inputs again.
-
-    Attributes:
-        group: unit group name; assets: symbol -> registry id.
-        estimator: fitted estimator (scikit-learn contract, ``predict_proba`` -> (n, 2)).
-        preprocessors: per-asset FFD order and feature scaling fitted on the training window.
-        feature_names: input columns in order (``asset_id`` last).
-        trained_until: end of the training window (exclusive), UTC.
-        config: the resolved run configuration as a dict.
-    """
-
-    group: str
-    assets: dict[str, int]
-    estimator: object
-    preprocessors: dict[str, AssetPreprocessor]
-    feature_names: list[str]
-    trained_until: pd.Timestamp
-    config: dict
-
-    def design_matrix(self, symbol: str, frame: pd.DataFrame, factor: pd.Series | None, *,
-                      last: int | None = None) -> pd.DataFrame:
-        """Scaled model inputs for every bar of ``frame``, exactly as in training.
-
-        Args:
-            symbol: one of the unit's assets.
-            frame: (n_bars, k) bars of that asset, UTC index, ``close`` (+ open/high/low/volume).
-            factor: market factor on a UTC grid (gaps -> 0, see ``asset_features``), or None.
-            last: only the last ``last`` bars (serving's fast path, see ``asset_features``); None: all.
-
-        Returns:
-            (n_bars, n_features) frame with columns ``feature_names`` (``asset_id`` last); warm-up rows hold NaN.
-            With ``last``: its last min(last, n_bars) rows.
-
-        Raises:
-            UnknownSymbolError: the unit does not serve ``symbol``.
-        """
-        columns = self.design_columns(symbol, {str(c): frame[c].to_numpy() for c in frame.columns}, frame.index,
-                                      factor, last=last)
-        k = len(columns[self.feature_names[0]])
-        return pd.DataFrame(columns, index=frame.index[len(frame) - k:])
-
-    def design_columns(self, symbol: str, columns: dict[str, np.ndarray], index: pd.DatetimeIndex,
-                       factor: pd.Series | None, *, last: int | None = None) -> dict[str, np.ndarray]:
-        """:meth:`design_matrix` as plain arrays (what serving stacks across a batch, no DataFrame per request).
-
-        Args:
-            columns: column name -> (n_bars,) values of the asset's bars, oldest first; index: their UTC times.
-            symbol, factor, last: as for :meth:`design_matrix`.
-
-        Returns:
-            feature name -> (min(last, n_bars),) array, in ``feature_names`` order: float64 features,
-            int64 ``asset_id`` and (if used) int64 ``bar_time`` (ns since the epoch, UTC).
-
-        Raises:
-            UnknownSymbolError: the unit does not serve ``symbol``.
-        """
-        from fleet.config import FeatureConfig, ModelConfig
-        from fleet.errors import UnknownSymbolError
-
-        if symbol not in self.preprocessors:
-            raise UnknownSymbolError(f"symbol {symbol!r} is not served by unit {self.group!r}; "
-                                     f"it serves {sorted(self.preprocessors)}")
-        prep = self.preprocessors[symbol]
-        settings = self.__dict__.get("_settings")
-        if settings is None:  # parsed once per model (not a dataclass field: pickles stay as they were)
-            model_cfg = ModelConfig(**self.config["model"])
-            settings = self.__dict__["_settings"] = dict(
-                config=FeatureConfig(**self.config["features"]), groups=model_cfg.feature_groups(),
-                horizon=int(self.config["labels"]["horizon"]), sde_window=model_cfg.sde.window)
-        raw, _ = asset_feature_arrays(columns, index, d=prep.d, factor=factor, last=last, **settings)
-        X = prep.scale_arrays(raw)
-        k = len(next(iter(X.values())))
-        X["asset_id"] = np.full(k, prep.asset_id, dtype=np.int64)
-        if "bar_time" in self.feature_names:
-            X["bar_time"] = bar_times(index[len(index) - k:])
-        return {name: X[name] for name in self.feature_names}
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state.pop("_settings", None)  # the parsed-config cache of design_columns is not saved
-        return state
-
-    def predict_proba_bars(self, symbol: str, frame: pd.DataFrame, factor: pd.Series | None) -> pd.Series:
-        """P(up) for every bar of ``frame`` (n_bars,) of one asset; NaN during feature warm-up."""
-        X = self.design_matrix(symbol, frame, factor)
-        ok = X.notna().all(axis=1).to_numpy()
-        out = pd.Series(np.nan, index=frame.index, name="p_up")
-        if ok.any():
-            out[ok] = self.estimator.predict_proba(X.loc[ok])[:, 1]
-        return out
 
 
 @dataclass

@@ -13,21 +13,24 @@ trained a unit also saves its result there before reporting it; the driver then 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Union
 
 import pandas as pd
 
 from fleet.config import Backend as BackendName
 from fleet.config import ResourcesConfig
-from fleet.training.unit import TrainingUnit, UnitFailure, UnitResult, train_unit
 
-Outcome = UnitResult | UnitFailure
+if TYPE_CHECKING:  # not imported at run time: a Ray actor's worker imports this package before it may
+    # load torch, and fleet.training.unit brings scikit-learn (OpenMP load order, fleet.models._openmp)
+    from fleet.training.unit import TrainingUnit, UnitFailure, UnitResult
+
+Outcome = Union["UnitResult", "UnitFailure"]
 OnResult = Callable[[Outcome], None]
 #: Saves a unit's result where the run is written (:class:`fleet.training.rundir.UnitStore`): given to a
 #: backend, the worker that trained a unit saves it before reporting it, and a failed save is that unit's failure.
 UnitSink = Any
 #: ``train_unit`` or a stand-in with its signature (tests inject failing units this way).
-TrainFn = Callable[[TrainingUnit, dict[str, pd.DataFrame]], UnitResult]
+TrainFn = Callable[["TrainingUnit", dict[str, pd.DataFrame]], "UnitResult"]
 
 
 class Backend(Protocol):
@@ -35,19 +38,21 @@ class Backend(Protocol):
 
     def describe(self) -> str: ...
 
-    def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result: OnResult, *,
+    def run(self, units: list["TrainingUnit"], frames: dict[str, pd.DataFrame], on_result: OnResult, *,
             sink: UnitSink | None = None) -> list[Outcome]: ...
 
     def close(self) -> None: ...
 
 
-def make_backend(resources: ResourcesConfig, *, train_fn: TrainFn = train_unit) -> Backend:
+def make_backend(resources: ResourcesConfig, *, train_fn: TrainFn | None = None) -> Backend:
     """The backend named by ``resources.backend`` (``local`` or ``ray``).
 
     Args:
         resources: backend, Ray address and per-unit CPUs / GPUs.
-        train_fn: the function trained per unit; :func:`train_unit` except in tests.
+        train_fn: the function trained per unit; None (:func:`~fleet.training.unit.train_unit`) except in tests.
     """
+    if train_fn is None:
+        from fleet.training.unit import train_unit as train_fn
     if BackendName(resources.backend) is BackendName.ray:
         from fleet.training.backends.ray_backend import RayBackend
 

@@ -26,7 +26,10 @@ import pandas as pd
 import ray
 
 from fleet.errors import ConfigError, FleetWarning
-from fleet.training.unit import TrainingUnit, UnitFailure, UnitResult, train_unit
+
+# fleet.training.unit (and through it scikit-learn) is imported by the functions that use it, not here:
+# this module is what an actor's worker process imports first, and an actor that trains a CNN or the MLP
+# gate must load torch before scikit-learn (fleet.models._openmp).
 
 #: Times Ray restarts a unit's actor after its process dies, per actor.
 MAX_RESTARTS = 3
@@ -39,15 +42,23 @@ class UnitTrainer:
     """Actor shell: trains one unit per call and notes the Ray node it ran on.
 
     Args:
-        train_fn: :func:`train_unit` (tests pass a stand-in with the same signature).
+        train_fn: None for :func:`~fleet.training.unit.train_unit` (tests pass a stand-in with its signature).
+        torch_first: import torch before anything else of fleet loads scikit-learn in this worker (the
+            run's units train a CNN or the MLP gate; :mod:`fleet.models._openmp`).
     """
 
-    def __init__(self, train_fn=train_unit):
+    def __init__(self, train_fn=None, torch_first: bool = False):
+        if torch_first:
+            from fleet.models._openmp import torch_first as load_torch_first
+
+            load_torch_first()
+        if train_fn is None:
+            from fleet.training.unit import train_unit as train_fn
         self.train_fn = train_fn
         self._frames_ref = None
         self._frames: dict[str, pd.DataFrame] | None = None
 
-    def train(self, unit: TrainingUnit, frames_box: list, sink=None) -> UnitResult:
+    def train(self, unit: "TrainingUnit", frames_box: list, sink=None) -> "UnitResult":
         """Train ``unit``; ``frames_box`` is ``[ObjectRef]`` of the run's bars (symbol -> frame).
 
         With ``sink`` (a run on shared storage such as ``s3://``), the actor saves the result there
@@ -80,11 +91,12 @@ class RayBackend:
         num_gpus: default GPUs per actor (fractions allowed); ignored with a warning when the
             cluster has no GPU. Per unit, the request is ``TrainingUnit.num_gpus`` (planning raises
             it for units with a CNN expert), used only when the cluster has GPUs.
-        train_fn: function trained per unit (:func:`train_unit`; tests pass a stand-in).
+        train_fn: function trained per unit (None: :func:`~fleet.training.unit.train_unit`; tests pass a
+            stand-in).
     """
 
     def __init__(self, address: str | None = None, num_cpus: float = 1.0, num_gpus: float = 0.0,
-                 train_fn=train_unit):
+                 train_fn=None):
         self.address = address
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
@@ -123,11 +135,11 @@ class RayBackend:
         return max(1, slots)
 
     @staticmethod
-    def unit_gpus(unit: TrainingUnit, cluster_gpus: float) -> float:
+    def unit_gpus(unit: "TrainingUnit", cluster_gpus: float) -> float:
         """GPUs to reserve for ``unit``: its planned request, or 0 when the cluster has no GPU."""
         return float(unit.num_gpus) if cluster_gpus > 0 else 0.0
 
-    def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result, *, sink=None) -> list:
+    def run(self, units: list["TrainingUnit"], frames: dict[str, pd.DataFrame], on_result, *, sink=None) -> list:
         """Train every unit; returns (and reports through ``on_result``) a result or a failure per unit.
 
         ``sink``: when given, each actor saves its unit's result through it (the sink is pickled to the
@@ -141,9 +153,14 @@ class RayBackend:
         Raises:
             ConfigError: the cluster has fewer CPUs than one actor asks for.
         """
+        from fleet.models.factory import needs_torch
+        from fleet.training.unit import UnitFailure, train_unit
+
         self._connect()
         res = ray.cluster_resources()
         cluster_gpus = float(res.get("GPU", 0))
+        torch_first = any(needs_torch(u.config.model) for u in units)
+        train_fn = None if self.train_fn in (None, train_unit) else self.train_fn
         if (self.num_gpus > 0 or any(u.num_gpus > 0 for u in units)) and cluster_gpus == 0:
             warnings.warn("GPUs asked for but the Ray cluster has no GPU: units train on CPU",
                           FleetWarning, stacklevel=2)
@@ -160,7 +177,7 @@ class RayBackend:
         idle: dict[float, list] = {}
         alive: dict[float, list] = {}
         running: dict = {}
-        outcomes: list[UnitResult | UnitFailure] = []
+        outcomes: list = []
 
         def actor_for(gpus: float):
             """An idle actor of this shape, a new one if there is room, else None."""
@@ -179,7 +196,7 @@ class RayBackend:
             if n_alive >= cpu_slots or len(alive.get(gpus, [])) >= capacity(gpus):
                 return None
             actor = UnitTrainer.options(num_cpus=self.num_cpus, num_gpus=gpus, max_restarts=MAX_RESTARTS,
-                                        max_task_retries=MAX_TASK_RETRIES).remote(self.train_fn)
+                                        max_task_retries=MAX_TASK_RETRIES).remote(train_fn, torch_first)
             alive.setdefault(gpus, []).append(actor)
             return actor
 

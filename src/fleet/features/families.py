@@ -1,0 +1,128 @@
+"""The registry of extra feature families: what an expert (or the gate) can ask the pipeline for.
+
+Every unit computes the base features (technical features of :mod:`fleet.features.technical`, the
+FFD log close, the market factor). An expert spec (:mod:`fleet.models.specs`) names the *extra*
+families it needs on top; each family here says:
+
+* ``name``      what specs and ``ModelConfig.feature_groups()`` call it;
+* ``compute``   ``(frame, params) -> (n_bars, k) DataFrame``, causal, NaN during its warm-up;
+* ``columns``   input columns it needs (``close``); ``optional``: output column -> the further input
+  columns it needs, computed only when they are present (close-only data gets fewer features, never
+  invented ones; serving asks a request for them when the model has that column);
+* ``warmup``    ``params -> bars`` a value needs to equal the value computed on a long history
+  (full windows): what serving asks a request for and what the history check adds;
+* ``prefix``    of its output columns (the trend expert leaves these columns out, see
+  :func:`extra_prefixes`); ``scaled``: False leaves the family unscaled by the per-asset
+  preprocessor (the fingerprint, so the rule gate's thresholds keep their units).
+
+Adding a family: a function in a module of ``features/`` plus one :class:`FeatureFamily` row in
+:data:`FAMILIES`. The order of :data:`FAMILIES` is the column order of the design matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fleet.features.fingerprint import FINGERPRINT_PREFIX, fingerprint, fingerprint_warmup
+from fleet.features.ou import SDE_PREFIX, ou_warmup, rolling_ou
+from fleet.features.stress import STRESS_PREFIX, stress_features, stress_warmup
+
+
+@dataclass(frozen=True)
+class FamilyParams:
+    """Run-level parameters a family may read.
+
+    Attributes:
+        horizon: label horizon, bars (the OU forecast horizon).
+        sde_window: rolling OU fit window, bars (``model.sde.window``).
+        bar: bar length (daily-volatility scaling of the fingerprint's warm-up); None when unknown.
+    """
+
+    horizon: int = 1
+    sde_window: int = 168
+    bar: pd.Timedelta | None = None
+
+
+@dataclass(frozen=True)
+class FeatureFamily:
+    """One extra feature family (see the module docstring for the fields)."""
+
+    name: str
+    compute: Callable[[pd.DataFrame, FamilyParams], pd.DataFrame]
+    columns: tuple[str, ...]
+    optional: Mapping[str, tuple[str, ...]]
+    warmup: Callable[[FamilyParams], int]
+    prefix: str
+    scaled: bool = True
+
+
+def _fingerprint_warmup(p: FamilyParams) -> int:
+    if p.bar is None:
+        raise ValueError("fingerprint warm-up: the bar length is needed (FamilyParams.bar)")
+    return fingerprint_warmup(p.bar)
+
+
+FAMILIES: tuple[FeatureFamily, ...] = (
+    FeatureFamily("stress", compute=lambda frame, p: stress_features(frame), columns=("close",),
+                  optional={"stress_volume_shock": ("volume",)}, warmup=lambda p: stress_warmup(), prefix=STRESS_PREFIX),
+    FeatureFamily("sde", compute=lambda frame, p: rolling_ou(np.log(frame["close"]), window=p.sde_window,
+                                                            horizon=p.horizon),
+                  columns=("close",), optional={}, warmup=lambda p: ou_warmup(p.sde_window), prefix=SDE_PREFIX),
+    FeatureFamily("fingerprint", compute=lambda frame, p: fingerprint(frame), columns=("close",),
+                  optional={"fp_spread": ("high", "low"), "fp_volume_z": ("volume",)}, warmup=_fingerprint_warmup, prefix=FINGERPRINT_PREFIX,
+                  scaled=False),
+)
+FAMILY_NAMES: tuple[str, ...] = tuple(f.name for f in FAMILIES)
+
+
+def family(name: str) -> FeatureFamily:
+    """The registered family ``name``; ValueError naming the known ones otherwise."""
+    for f in FAMILIES:
+        if f.name == name:
+            return f
+    raise ValueError(f"feature family {name!r}: unknown; expected one of {list(FAMILY_NAMES)}")
+
+
+def selected(groups: tuple[str, ...]) -> list[FeatureFamily]:
+    """The families named in ``groups``, in registry order (ValueError on an unknown name)."""
+    for g in groups:
+        family(g)
+    return [f for f in FAMILIES if f.name in groups]
+
+
+def extra_prefixes() -> tuple[str, ...]:
+    """Column prefixes of every extra family (``stress_``, ``sde_``, ``fp_``)."""
+    return tuple(f.prefix for f in FAMILIES)
+
+
+def unscaled_prefixes() -> tuple[str, ...]:
+    """Column prefixes the per-asset preprocessor leaves unscaled (mean 0, std 1)."""
+    return tuple(f.prefix for f in FAMILIES if not f.scaled)
+
+
+def input_columns(feature_names) -> set[str]:
+    """Input columns the extra-family features among ``feature_names`` need (``close`` plus the optional
+    columns of those present, e.g. ``fp_spread`` -> high, low)."""
+    names = set(feature_names)
+    out = set()
+    for f in FAMILIES:
+        if any(n.startswith(f.prefix) for n in names):
+            out.update(f.columns)
+        for column, needs in f.optional.items():
+            if column in names:
+                out.update(needs)
+    return out
+
+
+def compute_families(frame: pd.DataFrame, groups: tuple[str, ...], params: FamilyParams) -> list[pd.DataFrame]:
+    """The families of ``groups`` on one asset's bars, each (n_bars, n_family_features), in registry order."""
+    return [f.compute(frame, params) for f in selected(groups)]
+
+
+def full_warmup(groups: tuple[str, ...], params: FamilyParams) -> int:
+    """Longest full-window warm-up of the families of ``groups``, in bars (0 for none)."""
+    return max((f.warmup(params) for f in selected(groups)), default=0)

@@ -1,0 +1,113 @@
+"""Start-up and layering: `import fleet` / `fleet --help` load neither torch nor Ray, serving never imports
+training, and the package's imports form no cycle (read from the source with ast, no import needed)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _run(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_import_fleet_and_cli_load_neither_torch_nor_ray():
+    heavy = "print([m for m in ('torch', 'ray', 'sklearn', 'pandas') if m in sys.modules])"
+    assert _run(f"import fleet, sys; {heavy}") == "[]"
+    assert _run(f"import fleet.cli, sys; {heavy}") == "[]"
+    assert _run("import fleet.cli, sys; print('torch' in sys.modules, 'ray' in sys.modules)") == "False False"
+
+
+def test_help_loads_neither_torch_nor_ray():
+    code = ("import sys; from click.testing import CliRunner; from fleet.cli import main; "
+            "r = CliRunner().invoke(main, ['train', '--help']); assert r.exit_code == 0, r.output; "
+            "print('torch' in sys.modules, 'ray' in sys.modules)")
+    assert _run(code) == "False False"
+
+
+def test_torch_loads_before_scikit_learn_where_a_torch_model_is_built():
+    # OpenMP load order (fleet/models/_openmp.py): building a mixture with a CNN imports torch before the
+    # trend expert's scikit-learn; a GBM-only model never imports torch.
+    order = ("import sys; from fleet.config import ModelConfig; from fleet.models.factory import build_model; "
+             "build_model(ModelConfig(experts={experts}, moe={{'gate': '{gate}'}}), seed=0); m = list(sys.modules); "
+             "print(m.index('torch') < m.index('sklearn') if 'torch' in m else None)")
+    assert _run(order.format(experts=["trend", "pattern"], gate="best")) == "True"
+    assert _run(order.format(experts=["trend", "stress"], gate="mlp")) == "True"
+    assert _run(order.format(experts=["trend", "stress"], gate="best")) == "None"
+
+
+def _imports() -> dict[str, set[str]]:
+    """fleet module -> fleet modules it imports (anywhere in the file, function bodies included)."""
+    graph: dict[str, set[str]] = {}
+    for path in (SRC / "fleet").rglob("*.py"):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        package = name if parts[-1] == "__init__" else name.rpartition(".")[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                found.add(base)
+                found.update(f"{base}.{a.name}" for a in node.names)
+        graph[name] = {m for m in found if m.startswith("fleet")}
+    return {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
+
+
+def test_serving_imports_nothing_from_training():
+    graph = _imports()
+    bad = {m: sorted(d for d in deps if d.startswith("fleet.training"))
+           for m, deps in graph.items() if m.startswith("fleet.serving")}
+    assert not {m: d for m, d in bad.items() if d}
+
+
+def test_no_import_cycles_between_modules():
+    graph = _imports()
+    seen, stack, cycles = set(), [], []
+
+    def visit(m, path):
+        if m in path:
+            cycles.append(path[path.index(m):] + [m])
+            return
+        if m in seen:
+            return
+        path.append(m)
+        for d in sorted(graph[m]):
+            if not m.startswith(d + "."):  # importing an enclosing package (its __init__) is not a cycle
+                visit(d, path)
+        path.pop()
+        seen.add(m)
+
+    for m in sorted(graph):
+        visit(m, stack)
+    assert not cycles, cycles[:3]
+
+
+def test_lower_layers_do_not_import_higher_ones():
+    order = ["data", "features", "market", "models", "evaluation", "training", "serving"]
+    graph = _imports()
+    bad = []
+    for m, deps in graph.items():
+        layer = m.split(".")[1] if m.count(".") >= 1 else None
+        if layer not in order:
+            continue
+        for d in deps:
+            other = d.split(".")[1] if d.count(".") >= 1 else None
+            if other in order and order.index(other) > order.index(layer) and not (
+                    layer == "training" and other == "serving"):
+                bad.append((m, d))
+    assert not bad, bad
+
+
+def test_a_ray_actor_worker_can_load_torch_before_scikit_learn():
+    # A Ray actor's worker imports the actor's module first and loads torch in the actor's __init__ when its
+    # units train a CNN or the MLP gate: nothing before that may import scikit-learn.
+    assert _run("import sys, fleet.training.backends.ray_backend; print('sklearn' in sys.modules)") == "False"
+    assert _run("import sys, fleet.serving.predictor; print('sklearn' in sys.modules)") == "False"
