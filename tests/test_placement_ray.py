@@ -10,7 +10,8 @@ import pytest
 
 from fleet.config import FleetConfig
 from fleet.training.backends.ray_backend import RayBackend
-from fleet.training.driver import fit_fold_market, load_inputs
+from fleet.market.fold import fit_fold_market
+from fleet.training.driver import load_inputs
 from fleet.evaluation.splits import PurgedWalkForward
 from fleet.market.align import align_log_returns
 from fleet.training.plan import plan_fold

@@ -21,8 +21,8 @@ from fleet.cli import main
 from fleet.config import FleetConfig
 from fleet.errors import ConfigError, RunDirectoryError, UnitsFailedError
 from fleet.training.driver import resume_fleet, run_fleet
-from fleet.training.rundir import (RunDirectory, display_location, is_uri, join_location, location_name,
-                                   require_local)
+from fleet.store import (RunDirectory, display_location, is_uri, join_location, location_name,
+                         require_local)
 from fleet.training.unit import train_unit
 
 from conftest import free_port

@@ -116,7 +116,7 @@ class Run:
     """
 
     def __init__(self, path: str | Path):
-        from fleet.training.rundir import is_uri
+        from fleet.store import is_uri
 
         if is_uri(str(path)):
             raise RunDirectoryError(f"{path}: fleet.load_run reads a local run directory; download the run first "

@@ -144,7 +144,7 @@ def report_cmd(run_dir, out_dir) -> None:
     """Write one self-contained HTML report (plots embedded, PNGs beside it) of a finished run:
     clusters, market factor, equity curves, experts and gate, forced entries, results tables."""
     from fleet.evaluation.report import write_report
-    from fleet.training.rundir import require_local
+    from fleet.store import require_local
 
     require_local(run_dir, "fleet report")
     path = write_report(run_dir, out_dir)
@@ -283,7 +283,7 @@ def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes, 
 
     from fleet.serving import runner
     from fleet.serving.predictor import FleetPredictor
-    from fleet.training.rundir import require_local
+    from fleet.store import require_local
 
     require_local(run_dir, "fleet serve")
     predictor = FleetPredictor(run_dir)  # clear one-line error before any Ray start-up
@@ -324,7 +324,7 @@ def serve_build(run_dir, output, host, port, replicas, num_cpus) -> None:
     import yaml
 
     from fleet.serving.runner import serve_config
-    from fleet.training.rundir import require_local
+    from fleet.store import require_local
 
     require_local(run_dir, "fleet serve build")
     config = serve_config(run_dir, host=host, port=port, replicas=replicas, num_cpus=num_cpus)
