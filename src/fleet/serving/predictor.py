@@ -21,9 +21,7 @@ This module imports no Ray; :mod:`fleet.serving.app` wraps it in a Ray Serve dep
 
 from __future__ import annotations
 
-import json
 import math
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,19 +33,21 @@ from fleet.errors import FleetError, InsufficientHistoryError, RequestError, Run
 from fleet.features.fracdiff import ffd_weights
 from fleet.features.technical import FEATURE_REQUIREMENTS, warmup_bars
 from fleet.serving.schema import CandleColumns, PredictRequest, PredictResponse
+from fleet.store.layout import (ASSET_REGISTRY, MANIFEST, MARKET_FACTOR, MODELS_INDEX, REQUIRED_FILES,
+                                RESULTS_PER_ASSET, RunLayout)
 from fleet.training.dataset import FACTOR
 from fleet.training.unit import UnitModel
 
-#: Files a servable run directory must hold (relative paths).
-REQUIRED_FILES = ("manifest.json", "models/index.json", "market_factor.parquet", "asset_registry.json")
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 
-def _read_json(run: Path, relative: str):
+def _read(layout: RunLayout, relative: str, read):
+    """``read(relative)`` through the run's layout; RunDirectoryError naming the file when it fails."""
     try:
-        return json.loads((run / relative).read_text())
-    except (OSError, ValueError) as err:
-        raise RunDirectoryError(f"{run / relative}: cannot read the run directory's {relative} ({err})") from None
+        return read(relative)
+    except Exception as err:  # parse errors, unpickling (can raise almost anything), I/O
+        raise RunDirectoryError(f"{layout.describe(relative)}: cannot read the run directory's {relative} "
+                                f"({type(err).__name__}: {err})") from None
 
 
 @dataclass(frozen=True)
@@ -76,40 +76,25 @@ class FleetPredictor:
 
     def __init__(self, run_dir: str | Path):
         run = Path(run_dir)
-        if not run.is_dir():
+        layout = RunLayout(run)
+        if not layout.exists():
             raise RunDirectoryError(f"{run}: no such run directory (expected the output of `fleet train --out DIR`)")
-        for rel in REQUIRED_FILES:
-            if not (run / rel).is_file():
-                raise RunDirectoryError(f"{run}: missing {rel}; not a complete `fleet train` run directory")
+        missing = layout.missing(REQUIRED_FILES)
+        if missing:
+            raise RunDirectoryError(f"{run}: missing {missing[0]}; not a complete `fleet train` run directory")
         self.run_dir = run.resolve()
         self.model_version = run.resolve().name
-        manifest = _read_json(run, "manifest.json")
+        manifest = _read(layout, MANIFEST, layout.read_json)
         self.config = manifest.get("config", {})
         self.bar = pd.Timedelta(manifest.get("data", {}).get("bar", "1h"))
         self.threshold = float(self.config["policy"]["threshold"])
         self.features = FeatureConfig(**self.config["features"])
         self.experts = list(self.config.get("model", {}).get("experts", ["trend"]))
-        index = _read_json(run, "models/index.json")
-        if not index:
-            raise RunDirectoryError(f"{run / 'models/index.json'}: lists no unit model")
-        self.units: dict[str, UnitModel] = {}
-        self.unit_meta: dict[str, dict] = {}
-        for group, entry in sorted(index.items()):
-            path = run / entry["file"]
-            if not path.is_file():
-                raise RunDirectoryError(f"{run}: missing {entry['file']} (listed in models/index.json for unit {group!r})")
-            try:
-                with path.open("rb") as fh:
-                    self.units[group] = pickle.load(fh)
-            except Exception as err:  # unpickling can raise almost anything; report the file
-                raise RunDirectoryError(f"{path}: cannot load the unit model ({type(err).__name__}: {err})") from None
-            self.unit_meta[group] = entry
+        self._load_units(layout)
         try:
-            stored = pd.read_parquet(run / "market_factor.parquet")
-            ts = pd.DatetimeIndex(pd.to_datetime(stored["timestamp"], utc=True))
-            self.factor = pd.Series(stored["market_factor"].to_numpy(dtype=np.float64), index=ts, name=FACTOR)
+            self.factor = layout.read_market_factor().rename(FACTOR)
         except (OSError, KeyError, ValueError) as err:
-            raise RunDirectoryError(f"{run / 'market_factor.parquet'}: unreadable ({err}); expected columns "
+            raise RunDirectoryError(f"{layout.describe(MARKET_FACTOR)}: unreadable ({err}); expected columns "
                                     "timestamp, market_factor") from None
         self.assets: dict[str, AssetInfo] = {}
         for group, model in self.units.items():
@@ -122,19 +107,37 @@ class FleetPredictor:
                                                 columns=columns, required_bars=need,
                                                 recommended_bars=need + self._rsi_memory() + extra_full,
                                                 d=float(prep.d))
-        self.metrics = self._read_metrics(run)
+        self.metrics = self._read_metrics(layout)
         self.horizon = int(self.config.get("labels", {}).get("horizon", 1))
-        self.registry_version = self._registry_version(run)
+        self.registry_version = self._registry_version(layout)
+
+    def _load_units(self, layout: RunLayout) -> None:
+        """Every unit model listed in ``models/index.json`` (unpickled: serve only runs you trust)."""
+        index = _read(layout, MODELS_INDEX, layout.read_json)
+        if not index:
+            raise RunDirectoryError(f"{layout.describe(MODELS_INDEX)}: lists no unit model")
+        self.units: dict[str, UnitModel] = {}
+        self.unit_meta: dict[str, dict] = {}
+        for group, entry in sorted(index.items()):
+            if not layout.has(entry["file"]):
+                raise RunDirectoryError(f"{layout.describe()}: missing {entry['file']} (listed in {MODELS_INDEX} "
+                                        f"for unit {group!r})")
+            try:
+                self.units[group] = layout.read_pickle(entry["file"])
+            except Exception as err:  # unpickling can raise almost anything; report the file
+                raise RunDirectoryError(f"{layout.describe(entry['file'])}: cannot load the unit model "
+                                        f"({type(err).__name__}: {err})") from None
+            self.unit_meta[group] = entry
 
     @staticmethod
-    def _registry_version(run: Path) -> int:
+    def _registry_version(layout: RunLayout) -> int:
         """Version of the asset registry the run trained with (``asset_registry.json``)."""
         from fleet.data.registry import AssetRegistry
         from fleet.errors import DataError
 
         try:
-            return AssetRegistry.from_dict(_read_json(run, "asset_registry.json"),
-                                           where=str(run / "asset_registry.json")).version
+            return AssetRegistry.from_dict(_read(layout, ASSET_REGISTRY, layout.read_json),
+                                           where=layout.describe(ASSET_REGISTRY)).version
         except DataError as err:
             raise RunDirectoryError(str(err)) from None
 
@@ -184,11 +187,8 @@ class FleetPredictor:
         return 0 if n <= 1 else int(math.ceil(math.log(1e-6) / math.log(1.0 - 1.0 / n)))
 
     @staticmethod
-    def _read_metrics(run: Path) -> dict[str, dict]:
-        path = run / "results_per_asset.csv"
-        if not path.is_file():
-            return {}
-        table = pd.read_csv(path)
+    def _read_metrics(layout: RunLayout) -> dict[str, dict]:
+        table = _read(layout, RESULTS_PER_ASSET, layout.read_csv)
         return {str(r["asset"]): {k: (None if pd.isna(v) else v) for k, v in r.items() if k != "asset"}
                 for r in table.to_dict("records")}
 

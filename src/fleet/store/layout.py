@@ -175,6 +175,11 @@ class RunLayout:
         """The files of ``required`` that are not there (in that order)."""
         return [name for name in required if not self.storage.is_file(name)]
 
+    def prediction_symbols(self, holdout: bool = False) -> list[str]:
+        """Symbols with a file under predictions/ (or holdout_predictions/), sorted; empty when none."""
+        folder = HOLDOUT_PREDICTIONS_DIR if holdout else PREDICTIONS_DIR
+        return [n[: -len(".parquet")] for n in self.storage.list_names(folder) if n.endswith(".parquet")]
+
     def read_json(self, relative: str) -> Any:
         return json.loads(self.storage.read_bytes(relative))
 
