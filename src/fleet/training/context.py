@@ -84,3 +84,22 @@ class RunSummary:
     expert_weights: pd.DataFrame | None = None
     report: Path | None = None
     holdout: pd.DataFrame | None = None
+
+    def to_dict(self) -> dict:
+        """A JSON-ready summary (``fleet train --json``): where the run is, what ran and the tables.
+
+        Tables are lists of row records (NaN -> null); returns are simple returns, as in the CSVs.
+        """
+        return {"out": str(self.out), "units": self.units, "trained": self.trained, "loaded": self.loaded,
+                "backend": self.backend, "wall_seconds": round(self.wall_seconds, 3),
+                "train_seconds": round(self.train_seconds, 3), "bars_per_year": self.bars_per_year,
+                "report": None if self.report is None else str(self.report), "notes": list(self.notes),
+                "per_cluster": records(self.per_cluster), "per_asset": records(self.per_asset),
+                "holdout": None if self.holdout is None else records(self.holdout)}
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """Rows of ``frame`` as JSON-ready dicts (NaN -> None, numpy scalars -> Python numbers)."""
+    import json
+
+    return json.loads(frame.to_json(orient="records", double_precision=15))

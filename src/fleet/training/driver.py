@@ -32,7 +32,7 @@ from fleet.store.layout import FAILURES, RESULTS_SEEDS
 from fleet.store.location import default_out
 from fleet.training.artifacts import redacted, write_run
 from fleet.training.backends import TrainFn, make_backend
-from fleet.training.context import Echo, RunContext, RunSummary
+from fleet.training.context import Echo, RunContext, RunSummary, records
 from fleet.training.inputs import check_history, load_inputs, run_registry
 from fleet.training.plan import plan_fold
 from fleet.training.unit import UnitFailure, UnitResult, train_unit
@@ -306,6 +306,11 @@ class SeedsSummary:
     runs: list[RunSummary]
     table: pd.DataFrame
     wall_seconds: float
+
+    def to_dict(self) -> dict:
+        """A JSON-ready summary (``fleet train --seeds N --json``): the runs and the mean / std table."""
+        return {"out": str(self.out), "runs": [r.to_dict() for r in self.runs], "seeds": records(self.table),
+                "wall_seconds": round(self.wall_seconds, 3)}
 
 
 def run_seeds(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None = None) -> SeedsSummary:
