@@ -21,9 +21,10 @@ run directory. A complete run directory holds (``*``: in :data:`REQUIRED_FILES`)
     models/<group>.pkl        the served unit models (pickles)
     report/                   the HTML report (``fleet report``)
 
-While a run is being written it also holds ``run.json`` (the saved plan, for ``--resume``),
+Every run also keeps ``run.json`` (the plan saved when it started: configuration, unit ids,
+data files' SHA-256; what ``--resume`` reads). While a run is being written it also holds
 ``units/`` (each unit's result and its ``.done.json`` marker) and, after failed units,
-``failures.json``. ``fleet train --seeds N`` writes ``seed<k>/`` runs and ``results_seeds.csv``.
+``failures.json``; both are gone from a complete run. ``fleet train --seeds N`` writes ``seed<k>/`` runs and ``results_seeds.csv``.
 """
 
 from __future__ import annotations
