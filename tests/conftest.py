@@ -36,15 +36,32 @@ def crypto_dir(shared_data) -> Path:
     return d
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    """A small local Ray (2 logical CPUs) shared by a test module, shut down afterwards."""
+#: The tests' local Ray: 2 logical CPUs, and 1 logical GPU so GPU placement can be checked on a CPU machine
+#: (Ray only counts it; nothing runs on a GPU unless one is there).
+RAY_INIT = dict(num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="warning", log_to_driver=False)
+
+
+def start_ray():
+    """(Re)start the tests' local Ray with :data:`RAY_INIT`; the only ``ray.init`` of the test suite.
+
+    A module calls it directly only when its workers must see something set after Ray started
+    (e.g. credentials in the environment); every other module uses :func:`ray_session`.
+    """
     ray = pytest.importorskip("ray")
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
+    ray.init(**RAY_INIT)
+    return ray
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """The session's local Ray (:data:`RAY_INIT`), started on first use, shared by every module that
+    needs Ray (training backends and Serve alike) and shut down when the session ends."""
+    ray = start_ray()
     yield ray
-    ray.shutdown()
+    if ray.is_initialized():
+        ray.shutdown()
 
 
 @pytest.fixture(scope="session")

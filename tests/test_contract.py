@@ -124,21 +124,17 @@ def test_every_error_has_one_shape_without_class_names():
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    ray = pytest.importorskip("ray")
+def live(tmp_path_factory, ray_session):
     import fleet
     from fleet.serving import runner
 
     run = fleet.train(None, days=90, folds=2, strategy="global", out=str(tmp_path_factory.mktemp("c") / "run"),
                       echo=None)
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
     try:
         url, _ = runner.start(run.path, port=free_port(), num_cpus=0.5)
         yield url, run
     finally:
-        runner.stop(True)
+        runner.stop(False)  # Serve only: Ray is the session's
 
 
 def _schemathesis(url: str, phases: str, examples: int) -> tuple[int, str]:

@@ -27,7 +27,7 @@ from fleet.config import FleetConfig
 from fleet.errors import ConfigError, UnitsFailedError
 from fleet.training import driver
 from fleet.training.driver import resume_fleet, run_fleet
-from fleet.training.rundir import RunDirectory
+from fleet.store import RunDirectory
 from fleet.training.unit import train_unit
 
 BASE = dict(data={"days": 90}, synthetic={"n_clusters": 2, "assets_per_cluster": 2},

@@ -16,7 +16,7 @@ from fleet.data.synthetic import synthetic_market
 from fleet.evaluation.splits import PurgedWalkForward
 from fleet.market.align import align_log_returns
 from fleet.training.dataset import build_unit_dataset
-from fleet.training.driver import fit_fold_market
+from fleet.market.fold import fit_fold_market
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,18 @@ import pytest
 
 from fleet.config import FleetConfig
 from fleet.training.backends.ray_backend import RayBackend
-from fleet.training.driver import fit_fold_market, load_inputs
+from fleet.market.fold import fit_fold_market
+from fleet.training.driver import load_inputs
 from fleet.evaluation.splits import PurgedWalkForward
 from fleet.market.align import align_log_returns
 from fleet.training.plan import plan_fold
 
 
 @pytest.fixture(scope="module")
-def ray_gpu():
-    ray = pytest.importorskip("ray")
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="warning", log_to_driver=False)
-    yield ray
-    ray.shutdown()
+def ray_gpu(ray_session):
+    """The session's Ray, which counts one logical GPU (conftest.RAY_INIT)."""
+    assert ray_session.cluster_resources().get("GPU", 0) >= 1
+    return ray_session
 
 
 def _units(experts):

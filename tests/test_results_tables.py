@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from fleet.config import FleetConfig
-from fleet.training.driver import results_tables
+from fleet.evaluation.tables import results_tables
 
 
 def test_each_fold_is_grouped_by_its_own_clusters():

@@ -21,11 +21,11 @@ from fleet.cli import main
 from fleet.config import FleetConfig
 from fleet.errors import ConfigError, RunDirectoryError, UnitsFailedError
 from fleet.training.driver import resume_fleet, run_fleet
-from fleet.training.rundir import (RunDirectory, display_location, is_uri, join_location, location_name,
-                                   require_local)
+from fleet.store import (RunDirectory, display_location, is_uri, join_location, location_name,
+                         require_local)
 from fleet.training.unit import train_unit
 
-from conftest import free_port
+from conftest import free_port, start_ray
 
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the dev extra")
 boto3 = pytest.importorskip("boto3")
@@ -276,19 +276,15 @@ def test_local_backend_resume_from_s3_trains_only_missing_units(s3, local_run, m
 
 
 @pytest.fixture(scope="module")
-def ray_s3(s3):
-    """Local Ray (2 CPUs) started after the S3 credentials are in the environment; this module's
-    train_fn stand-ins are pickled by value into the actors."""
-    ray = pytest.importorskip("ray")
+def ray_s3(s3, ray_session):
+    """The session's Ray, restarted after the S3 credentials are in the environment (its workers inherit
+    the environment Ray starts with); this module's train_fn stand-ins are pickled by value into the actors."""
     from ray import cloudpickle
 
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
+    ray = start_ray()
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield ray
     cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-    ray.shutdown()
 
 
 @pytest.mark.slow

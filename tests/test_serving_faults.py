@@ -39,7 +39,7 @@ KILL_RATE = float(os.environ.get("FLEET_KILL_RATE", "100"))
 
 
 @pytest.fixture(scope="module")
-def server(served_runs):
+def server(served_runs, ray_session):
     from ray import serve
 
     from fleet.serving.app import build_app
@@ -49,9 +49,6 @@ def server(served_runs):
     predictor = FleetPredictor(run_dir)
     bodies = [json.dumps({"symbol": s, "candles": columns_of(frames[s], n=info.required_bars)}).encode()
               for s, info in sorted(predictor.assets.items())]
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
@@ -61,7 +58,6 @@ def server(served_runs):
         yield {"base": f"http://127.0.0.1:{port}", "bodies": bodies}
     finally:
         serve.shutdown()
-        ray.shutdown()
 
 
 _local = threading.local()

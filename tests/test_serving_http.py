@@ -19,14 +19,11 @@ MAX_BODY = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def server(served_runs):
+def server(served_runs, ray_session):
     from ray import serve
 
     from fleet.serving.app import build_app
 
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
@@ -36,7 +33,6 @@ def server(served_runs):
         yield {s: f"http://127.0.0.1:{port}/{s}" for s in served_runs}
     finally:
         serve.shutdown()
-        ray.shutdown()
 
 
 def post(url, payload, **kw):

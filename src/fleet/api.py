@@ -6,7 +6,6 @@ raises :mod:`fleet.errors` exceptions (never ``sys.exit``). Documented in docs/p
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -17,17 +16,10 @@ import pandas as pd
 
 from fleet.config import FleetConfig, build_config, dotted_overrides, load_config
 from fleet.errors import ConfigError, RunDirectoryError
+from fleet.store import layout as L
 
-#: Tables of a run directory, by the key of :attr:`Run.results`.
-RESULT_FILES = {
-    "asset": "results_per_asset.csv",
-    "cluster": "results_per_cluster.csv",
-    "fold": "results_per_fold.csv",
-    "holdout": "results_holdout.csv",
-    "forced_entry": "forced_entry.csv",
-    "expert_auc": "expert_auc.csv",
-    "expert_weights": "expert_weights.csv",
-}
+#: Tables of a run directory, by the key of :attr:`Run.results` (the file names are the store's).
+RESULT_FILES = L.TABLES
 
 
 def resolve_config(config: FleetConfig | Mapping | str | Path | None = None, **overrides) -> FleetConfig:
@@ -122,20 +114,21 @@ class Run:
     """
 
     def __init__(self, path: str | Path):
-        from fleet.training.rundir import is_uri
+        from fleet.store import is_uri
 
         if is_uri(str(path)):
             raise RunDirectoryError(f"{path}: fleet.load_run reads a local run directory; download the run first "
                                     "(e.g. `aws s3 sync`)")
         self.path = Path(path)
-        if not self.path.is_dir():
+        self._layout = L.RunLayout(self.path)
+        if not self._layout.exists():
             raise RunDirectoryError(f"{self.path}: no such run directory (expected the output of `fleet train`)")
-        if not (self.path / "manifest.json").is_file():
-            raise RunDirectoryError(f"{self.path}: missing manifest.json; not a finished `fleet train` run")
+        if not self._layout.has(L.MANIFEST):
+            raise RunDirectoryError(f"{self.path}: missing {L.MANIFEST}; not a finished `fleet train` run")
         try:
-            self.manifest: dict = json.loads((self.path / "manifest.json").read_text())
+            self.manifest: dict = self._layout.read_manifest()
         except (OSError, ValueError) as err:
-            raise RunDirectoryError(f"{self.path / 'manifest.json'}: unreadable ({err})") from None
+            raise RunDirectoryError(f"{self._layout.describe(L.MANIFEST)}: unreadable ({err})") from None
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
@@ -145,7 +138,7 @@ class Run:
         try:
             return FleetConfig.model_validate(self.manifest["config"])
         except (KeyError, ValueError) as err:
-            raise RunDirectoryError(f"{self.path / 'manifest.json'}: its config is not valid for this version of "
+            raise RunDirectoryError(f"{self._layout.describe(L.MANIFEST)}: its config is not valid for this version of "
                                     f"fleet ({err})") from None
 
     @cached_property
@@ -154,17 +147,13 @@ class Run:
         ``cluster``, ``fold`` (one row per fold and asset, plus ``ALL``), ``expert_auc``,
         ``expert_weights``, and when the run has them ``holdout`` and ``forced_entry``. Columns and units
         as in README "Metrics" (returns are simple returns, 0.1 = 10 %; expectancy a mean log return)."""
-        out = {}
-        for key, name in RESULT_FILES.items():
-            if (self.path / name).is_file():
-                out[key] = pd.read_csv(self.path / name)
-        return out
+        return {key: self._layout.read_csv(name) for key, name in RESULT_FILES.items() if self._layout.has(name)}
 
-    def _read_predictions(self, folder: str) -> pd.DataFrame:
-        files = sorted((self.path / folder).glob("*.parquet"))
-        if not files:
+    def _read_predictions(self, holdout: bool) -> pd.DataFrame:
+        symbols = self._layout.prediction_symbols(holdout)
+        if not symbols:
             return pd.DataFrame()
-        parts = [pd.read_parquet(f).assign(symbol=f.stem) for f in files]
+        parts = [self._layout.read_parquet(L.prediction_file(s, holdout)).assign(symbol=s) for s in symbols]
         out = pd.concat(parts, ignore_index=True)
         front = ["timestamp", "symbol"]
         out = out[front + [c for c in out.columns if c not in front]]
@@ -176,12 +165,12 @@ class Run:
         columns timestamp (UTC), symbol, fold, p_up, signal (0/1 after the policy), forward_return (log
         return over the horizon), y, forced_entry, return_1, bar_number, cluster, and with several experts
         p_<expert> / w_<expert>."""
-        return self._read_predictions("predictions")
+        return self._read_predictions(holdout=False)
 
     @cached_property
     def holdout_predictions(self) -> pd.DataFrame:
         """The hold-out rows (same columns as :attr:`predictions`); empty without a hold-out."""
-        return self._read_predictions("holdout_predictions")
+        return self._read_predictions(holdout=True)
 
     @cached_property
     def models(self) -> dict[str, Any]:
@@ -204,7 +193,7 @@ class Run:
         """The :class:`~fleet.data.registry.AssetRegistry` the run trained with."""
         from fleet.data.registry import AssetRegistry
 
-        return AssetRegistry.load(self.path / "asset_registry.json")
+        return AssetRegistry.load(self.path / L.ASSET_REGISTRY)
 
     @cached_property
     def _predictor(self):

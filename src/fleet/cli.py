@@ -1,7 +1,12 @@
 """Command line: parse, load the configuration, delegate to the library.
 
 Options left unset keep the value of the fleet spec (``--config``) or the default in
-:mod:`fleet.config`; the CLI holds no defaults of its own.
+:mod:`fleet.config`; the CLI holds no defaults of its own (``--help`` reads them from
+:class:`~fleet.config.FleetConfig`, :mod:`fleet.cli_options`). Every command takes ``-q``, ``-v``
+and ``--json`` (:mod:`fleet.cli_output`); ``-o/--out`` names what a command writes.
+
+Exit codes: 0 done; 2 bad input or configuration; 3 training units failed (the run is
+resumable); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import warnings
 
 import click
 
+from fleet.cli_options import config_option
+from fleet.cli_output import FleetCommand, current, print_run, print_seeds
 from fleet.config import OVERRIDES, Backend, FactorMethod, Strategy, dotted_overrides, load_config
 from fleet.errors import ConfigError, FleetError, FleetWarning
 from fleet.models.specs import EXPERT_NAMES
@@ -31,15 +38,30 @@ _default_showwarning = warnings.showwarning
 
 
 class FleetGroup(click.Group):
-    """Reports :class:`FleetError` as one line on stderr (no traceback) with its exit code:
-    2 for bad input or configuration, 3 when training units failed (the run is left resumable)."""
+    """Reports :class:`FleetError` as one line on stderr (the traceback too with ``-v``; with ``--json``
+    also ``{"error": ..., "exit_code": ...}`` on stdout) with its exit code: 2 for bad input or
+    configuration, 3 when training units failed (the run is left resumable). Ctrl-C exits with 130
+    (128 + SIGINT, the shell's convention)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except FleetError as err:
-            click.echo(f"error: {err}", err=True)
+            _report_error(str(err), err.exit_code)
             ctx.exit(err.exit_code)
+        except KeyboardInterrupt:
+            _report_error("interrupted", 130)
+            ctx.exit(130)
+
+
+def _report_error(message: str, code: int) -> None:
+    out = current()
+    if out.verbose:
+        import traceback
+
+        traceback.print_exc()
+    click.echo(f"error: {message}" if code != 130 else message, err=True)
+    out.emit({"error": message, "exit_code": code})
 
 
 @click.group(cls=FleetGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -57,44 +79,44 @@ def _choice(enum) -> click.Choice:
     return click.Choice([e.value for e in enum])
 
 
-@main.command()
+@main.command(cls=FleetCommand)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML fleet spec, e.g. fleet/crypto10.yaml.")
 @click.option("--data", help="Directory of per-symbol parquet/CSV files, or one long-format file. Default: built-in synthetic market.")
 @click.option("--symbols", help="Comma-separated symbols to train (default: all in the data).")
-@click.option("--days", type=int, help="Keep the last N calendar days of the data (one window for all assets).  [default: 730]")
-@click.option("--strategy", type=_choice(Strategy), help="Units: one per asset, per correlation cluster, or one for the fleet.  [default: hierarchical]")
-@click.option("--backend", type=_choice(Backend), help="Run units in-process, or on a pool of Ray actors (one unit per actor call).  [default: local]")
+@config_option("--days", type=int, key="days", help="Keep the last N calendar days of the data (one window for all assets).")
+@config_option("--strategy", type=_choice(Strategy), key="strategy", help="Units: one per asset, per correlation cluster, or one for the fleet.")
+@config_option("--backend", type=_choice(Backend), key="backend", help="Run units in-process, or on a pool of Ray actors (one unit per actor call).")
 @click.option("--address", help="Ray cluster address, HOST:PORT of its head (default: RAY_ADDRESS, set inside `ray job submit`; else the latest `ray start` cluster on this machine; else a new local Ray).")
-@click.option("--num-cpus", type=float, help="CPUs each unit's Ray actor asks for.  [default: 1]")
-@click.option("--num-gpus", type=float, help="GPUs (fractions allowed) each unit's Ray actor asks for.  [default: 0]")
-@click.option("--folds", type=int, help="Purged walk-forward folds.  [default: 5]")
-@click.option("--horizon", type=int, help="Label horizon in bars: y = 1 when the forward log return is > 0.  [default: 4]")
-@click.option("--embargo", "embargo_bars", type=int, help="Bars dropped between the purged training window and each test block.  [default: 8]")
-@click.option("--holdout-days", type=float, help="Final days kept out of every fold.  [default: 0]")
-@click.option("--clusters", type=int, help="Number of Ward clusters on 1-|corr|.  [default: 3]")
+@config_option("--num-cpus", type=float, key="num_cpus", help="CPUs each unit's Ray actor asks for.")
+@config_option("--num-gpus", type=float, key="num_gpus", help="GPUs (fractions allowed) each unit's Ray actor asks for.")
+@config_option("--folds", type=int, key="folds", help="Purged walk-forward folds.")
+@config_option("--horizon", type=int, key="horizon", help="Label horizon in bars: y = 1 when the forward log return is > 0.")
+@config_option("--embargo", "embargo_bars", type=int, key="embargo_bars", help="Bars dropped between the purged training window and each test block.")
+@config_option("--holdout-days", type=float, key="holdout_days", help="Final days kept out of every fold.")
+@config_option("--clusters", type=int, key="clusters", help="Number of Ward clusters on 1-|corr|.")
 @click.option("--distance-threshold", type=float, help="Cut the dendrogram at this distance instead of --clusters.")
-@click.option("--factor-method", type=_choice(FactorMethod), help="Market factor of the dominant cluster.  [default: pca]")
-@click.option("--max-d", type=float, help="Cap on the FFD order d (smallest d with ADF p < 0.05).  [default: 0.65]")
-@click.option("--threshold", type=float, help="Signal long when p_up > threshold.  [default: 0.55]")
-@click.option("--cost-bps", type=float, help="Trading cost per side in basis points.  [default: 10]")
-@click.option("--forced-entry/--no-forced-entry", default=None, help="Forced daily entry: per asset and UTC day with no signal up to the cut-off bar, go long at the cut-off bar.  [default: off]")
-@click.option("--forced-entry-cutoff", help="UTC time HH:MM of the forced-entry decision bar.  [default: the day's last bar]")
-@click.option("--bars-per-year", type=float, help="Bars per year for annualising.  [default: inferred: 8760 hourly 24/7, 252 daily equities]")
-@click.option("--experts", help=f"Comma-separated experts: {', '.join(EXPERT_NAMES)} (several -> mixture of experts).  [default: trend]")
-@click.option("--gate", type=click.Choice(["rule", "mlp", "stack", "best"]), help="Gate of the mixture: seed-003 static rules, the trained MLP, logistic stacking of the experts' logit P(up), or the single expert with the best inner out-of-fold score (pooled AUC).  [default: best]")
-@click.option("--top-k", type=int, help="Experts each row is routed to by the rule / mlp gate (renormalised weights).  [default: 2 for rule, all for mlp]")
-@click.option("--balance-coef", type=float, help="Coefficient of the MLP gate's load-balancing term.  [default: 0.001]")
-@click.option("--inner-folds", type=int, help="Inner out-of-fold blocks of each training window that the gate learns from.  [default: 3]")
-@click.option("--guard/--no-guard", "guard", default=None, help="Fall back to the best single expert when the cross-fitted gate loses to it.  [default: --guard]")
-@click.option("--learner", type=click.Choice(["hgb", "lightgbm"]), help="TrendExpert's booster: scikit-learn HistGradientBoosting, or LightGBM (pip install 'fleet[lightgbm]').  [default: hgb]")
-@click.option("--early-stopping/--no-early-stopping", "early_stopping", default=None, help="TrendExpert: choose the boosting iterations on a purged time-ordered tail of the training window, then refit.  [default: off]")
-@click.option("--asset-aware/--no-asset-aware", "asset_aware", default=None, help="Experts see the asset (id categorical, CNN embedding, per-asset intercepts); --no-asset-aware is the asset-agnostic ablation.  [default: on]")
-@click.option("--moe/--no-moe", "moe_enabled", default=None, help="--no-moe: only the first of --experts, no gate.  [default: --moe]")
-@click.option("--report/--no-report", "report", default=None, help="Write the HTML report (as `fleet report`) into RUN_DIR/report/ at the end of the run.  [default: off]")
-@click.option("--seed", type=int, help="Random seed (same seed -> same results on every backend).  [default: 0]")
-@click.option("--seeds", type=int, help="Repeat the run with seeds seed..seed+N-1; --out then holds seed<k>/ runs and results_seeds.csv (mean, std).  [default: 1]")
-@click.option("--out", help="Run directory (must not exist), or an object-store URI s3://BUCKET/PREFIX or gs://BUCKET/PREFIX (must be empty; S3-compatible server: add ?endpoint_override=HOST:PORT&scheme=http).  [default: runs/<UTC timestamp>]")
-@click.option("--registry", help="Asset registry JSON shared by runs: created if missing, extended with new symbols (version + 1), never renumbered; relative to the current directory (in a spec: to the spec).  [default: none: per-run ids]")
+@config_option("--factor-method", type=_choice(FactorMethod), key="factor_method", help="Market factor of the dominant cluster.")
+@config_option("--max-d", type=float, key="max_d", help="Cap on the FFD order d (smallest d with ADF p < 0.05).")
+@config_option("--threshold", type=float, key="threshold", help="Signal long when p_up > threshold.")
+@config_option("--cost-bps", type=float, key="cost_bps", help="Trading cost per side in basis points.")
+@config_option("--forced-entry/--no-forced-entry", default=None, key="forced_entry", help="Forced daily entry: per asset and UTC day with no signal up to the cut-off bar, go long at the cut-off bar.")
+@config_option("--forced-entry-cutoff", key="forced_entry_cutoff", help="UTC time HH:MM of the forced-entry decision bar.", none="the day's last bar")
+@config_option("--bars-per-year", type=float, key="bars_per_year", help="Bars per year for annualising.", none="inferred: 8760 hourly 24/7, 252 daily equities")
+@config_option("--experts", key="experts", help=f"Comma-separated experts: {', '.join(EXPERT_NAMES)} (several -> mixture of experts).")
+@config_option("--gate", type=click.Choice(["rule", "mlp", "stack", "best"]), key="gate", help="Gate of the mixture: static rules on the market-regime fingerprint (volatility, trend and liquidity regime -> expert), the trained MLP, logistic stacking of the experts' logit P(up), or the single expert with the best inner out-of-fold score (pooled AUC).")
+@config_option("--top-k", type=int, key="top_k", help="Experts each row is routed to by the rule / mlp gate (renormalised weights).", none="2 for rule, all for mlp")
+@config_option("--balance-coef", type=float, key="balance_coef", help="Coefficient of the MLP gate's load-balancing term.")
+@config_option("--inner-folds", type=int, key="inner_folds", help="Inner out-of-fold blocks of each training window that the gate learns from.")
+@config_option("--guard/--no-guard", "guard", default=None, key="guard", help="Fall back to the best single expert when the cross-fitted gate loses to it.")
+@config_option("--learner", type=click.Choice(["hgb", "lightgbm"]), key="learner", help="TrendExpert's booster: scikit-learn HistGradientBoosting, or LightGBM (pip install 'fleet[lightgbm]').")
+@config_option("--early-stopping/--no-early-stopping", "early_stopping", default=None, key="early_stopping", help="TrendExpert: choose the boosting iterations on a purged time-ordered tail of the training window, then refit.")
+@config_option("--asset-aware/--no-asset-aware", "asset_aware", default=None, key="asset_aware", help="Experts see the asset (id categorical, CNN embedding, per-asset intercepts); --no-asset-aware is the asset-agnostic ablation.")
+@config_option("--moe/--no-moe", "moe_enabled", default=None, key="moe_enabled", help="--no-moe: only the first of --experts, no gate.")
+@config_option("--report/--no-report", "report", default=None, key="report", help="Write the HTML report (as `fleet report`) into RUN_DIR/report/ at the end of the run.")
+@config_option("--seed", type=int, key="seed", help="Random seed (same seed -> same results on every backend).")
+@config_option("--seeds", type=int, key="seeds", help="Repeat the run with seeds seed..seed+N-1; --out then holds seed<k>/ runs and results_seeds.csv (mean, std).")
+@config_option("-o", "--out", key="out", help="Run directory (must not exist), or an object-store URI s3://BUCKET/PREFIX or gs://BUCKET/PREFIX (must be empty; S3-compatible server: add ?endpoint_override=HOST:PORT&scheme=http).", none="runs/<UTC timestamp>")
+@config_option("--registry", key="registry", help="Asset registry JSON shared by runs: created if missing, extended with new symbols (version + 1), never renumbered; relative to the current directory (in a spec: to the spec).", none="none: per-run ids")
 @click.option("--resume", "resume", help="Finish an interrupted or failed run: its staging directory (printed at start), its --out path or its --out URI. Trains only units without a complete saved result; every other option is taken from the saved run.")
 def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, folds, horizon,
           embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
@@ -108,11 +130,12 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
 
     \b
     Exit codes: 0 done; 2 bad input or configuration (nothing written); 3 some units failed
-    (the others are kept in the staging directory: fix, then --resume); 1 interrupted.
+    (the others are kept in the staging directory: fix, then --resume); 130 interrupted (Ctrl-C).
     """
     options = {k: v for k, v in locals().items() if k in OVERRIDES}  # the options share their names
     overrides = dotted_overrides(options)
     argv = ["fleet", *sys.argv[1:]]
+    echo = current().progress
     if resume is not None:
         given = [k for k, v in {"--config": config_path, **overrides}.items() if v is not None]
         if given:
@@ -120,28 +143,17 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
                               "the configuration it started with")
         from fleet.training.driver import resume_fleet
 
-        summary = resume_fleet(resume, echo=click.echo, argv=argv)
-        _print_summary(summary, summary.config)
+        summary = resume_fleet(resume, echo=echo, argv=argv)
+        print_run(summary, summary.config)
         return
     config = load_config(config_path, overrides)
     _torch_first_if_needed(config)
-    import pandas as pd
-
     from fleet.training.driver import run_fleet, run_seeds
 
     if config.evaluation.seeds > 1:
-        seeds_summary = run_seeds(config, echo=click.echo, argv=argv)
-        wide = seeds_summary.table[seeds_summary.table["metric"].isin(["auc", "rank_ic", "expectancy", "sharpe_net"])]
-        wide = wide.assign(value=[f"{m:.4f} ± {s:.4f}" for m, s in zip(wide["mean"], wide["std"])])
-        wide = wide.pivot_table(index=["level", "name"], columns="metric", values="value", aggfunc="first", sort=True)
-        with pd.option_context("display.width", 160, "display.max_columns", 20):
-            click.echo(f"\nMean ± std over {config.evaluation.seeds} seeds "
-                       f"({config.seed}..{config.seed + config.evaluation.seeds - 1}); every metric in results_seeds.csv:")
-            click.echo(wide.reset_index().to_string(index=False))
-        click.echo(f"\nRuns directory: {seeds_summary.out}  ({seeds_summary.wall_seconds:.1f} s)")
+        print_seeds(run_seeds(config, echo=echo, argv=argv), config)
         return
-    summary = run_fleet(config, echo=click.echo, argv=argv)
-    _print_summary(summary, config)
+    print_run(run_fleet(config, echo=echo, argv=argv), config)
 
 
 def _torch_first_if_needed(config) -> None:
@@ -155,19 +167,20 @@ def _torch_first_if_needed(config) -> None:
         torch_first()
 
 
-@main.command("report")
+@main.command("report", cls=FleetCommand)
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False),
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False),
               help="Directory for report.html and its PNGs.  [default: RUN_DIR/report]")
 def report_cmd(run_dir, out_dir) -> None:
     """Write one self-contained HTML report (plots embedded, PNGs beside it) of a finished run:
     clusters, market factor, equity curves, experts and gate, forced entries, results tables."""
     from fleet.evaluation.report import write_report
-    from fleet.training.rundir import require_local
+    from fleet.store import require_local
 
     require_local(run_dir, "fleet report")
     path = write_report(run_dir, out_dir)
-    click.echo(f"Wrote {path} (and its PNGs in {path.parent})")
+    current().show(f"Wrote {path} (and its PNGs in {path.parent})")
+    current().emit({"report": str(path), "pngs": sorted(str(p) for p in path.parent.glob("*.png"))})
 
 
 @main.group()
@@ -175,13 +188,13 @@ def data() -> None:
     """Download market data and look at it before training."""
 
 
-@data.command("fetch")
+@data.command("fetch", cls=FleetCommand)
 @click.argument("source", type=click.Choice(["binance"]))
 @click.option("--symbols", required=True, help="Comma-separated spot symbols, e.g. BTCUSDT,ETHUSDT.")
 @click.option("--interval", default="1h", show_default=True, help="Kline interval (1m, 5m, 15m, 1h, 4h, 1d, ...).")
 @click.option("--start", required=True, help="First month, YYYY-MM (included).")
 @click.option("--end", required=True, help="Last month, YYYY-MM (included).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for <SYMBOL>.parquet (what `fleet train --data` reads).")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Directory for <SYMBOL>.parquet (what `fleet train --data` reads).")
 @click.option("--base-url", default=None, help="Archive server.  [default: https://data.binance.vision]")
 @click.option("--cache", type=click.Path(file_okay=False), help="Where verified zips are kept for resuming.  [default: OUT/.cache]")
 def data_fetch(source, symbols, interval, start, end, out, base_url, cache) -> None:
@@ -190,18 +203,21 @@ def data_fetch(source, symbols, interval, start, end, out, base_url, cache) -> N
     from fleet.data.fetch import BINANCE_BASE_URL, fetch_binance
 
     base = base_url or BINANCE_BASE_URL
-    click.echo(f"Fetching {symbols} {interval} klines {start} .. {end} from {base}")
+    echo = current().progress
+    echo(f"Fetching {symbols} {interval} klines {start} .. {end} from {base}")
     summary = fetch_binance(symbols.split(","), interval=interval, start=start, end=end, out=out, base_url=base,
-                            cache=cache, echo=click.echo)
-    click.echo(f"{summary.downloaded} archive(s) downloaded, {summary.cached} already in the cache (verified), "
+                            cache=cache, echo=echo)
+    current().emit({"files": [str(f) for f in summary.files], "downloaded": summary.downloaded,
+                    "cached": summary.cached, "missing": list(summary.missing)})
+    echo(f"{summary.downloaded} archive(s) downloaded, {summary.cached} already in the cache (verified), "
                f"{len(summary.missing)} not published")
     if summary.missing:
         shown = ", ".join(summary.missing[:6]) + (", ..." if len(summary.missing) > 6 else "")
-        click.echo(f"not published (HTTP 404): {shown}")
-    click.echo(f"Wrote {len(summary.files)} file(s) to {out}; train with: fleet train --data {out}")
+        echo(f"not published (HTTP 404): {shown}")
+    echo(f"Wrote {len(summary.files)} file(s) to {out}; train with: fleet train --data {out}")
 
 
-@data.command("inspect")
+@data.command("inspect", cls=FleetCommand)
 @click.argument("path", type=click.Path())
 def data_inspect(path) -> None:
     """Per-symbol coverage, first/last timestamp, bars, gaps and bad rows of a data directory."""
@@ -210,6 +226,11 @@ def data_inspect(path) -> None:
     from fleet.data.inspect import inspect_data
 
     table = inspect_data(path)
+    if current().json:
+        from fleet.training.context import records
+
+        current().emit(records(table.assign(first=table["first"].astype(str), last=table["last"].astype(str))))
+        return
     shown = table.assign(first=table["first"].map(_fmt_ts), last=table["last"].map(_fmt_ts),
                          coverage=table["coverage"].map(lambda v: "" if pd.isna(v) else f"{v:.1%}"))
     with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 120):
@@ -223,45 +244,6 @@ def _fmt_ts(value) -> str:
     import pandas as pd
 
     return "" if pd.isna(value) else f"{value:%Y-%m-%d %H:%M}"
-
-
-def _print_summary(summary, config) -> None:
-    import pandas as pd
-
-    from fleet.evaluation.policy import DISABLE_DELTA
-
-    shown = ["precision", "recall", "auc", "expectancy", "trades", "folds", "ic", "rank_ic", "icir",
-             "sharpe_net", "ann_return_net", "max_dd_net"]
-    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4f}".format):
-        click.echo("\nPer cluster (out-of-sample, all folds; expectancy = mean forward log return of "
-                   f"signalled bars net of {config.policy.cost_bps:g} bps per side; *_net: marked-to-market curve "
-                   f"net of costs on turnover; sharpe against cash, annualised with {summary.bars_per_year:g} "
-                   "bars/year; ann_return, max_dd: simple returns (0.1 = 10 %); all columns in the CSVs):")
-        click.echo(summary.per_cluster[["cluster", "dominant", "assets", *shown]].to_string(index=False))
-        click.echo("\nPer asset:")
-        click.echo(summary.per_asset[["asset", "cluster", *shown]].to_string(index=False))
-        if summary.holdout is not None:
-            click.echo(f"\nHold-out ({config.validation.holdout_days:g} final days, predicted by the last fold's "
-                       "models; results_holdout.csv):")
-            click.echo(summary.holdout[["asset", *[c for c in shown if c != "folds"]]].to_string(index=False))
-        if summary.forced_entry is not None:
-            click.echo("\nForced daily entry: natural vs forced trades (mean forward log return, win rate):")
-            click.echo(summary.forced_entry.to_string(index=False))
-            bad = summary.forced_entry[summary.forced_entry["advice"] != ""]["asset"].tolist()
-            if bad:
-                click.echo(f"advice: forced trades' mean return is worse than the natural ones' by more than "
-                           f"{-DISABLE_DELTA:g} for {', '.join(bad)}: consider --no-forced-entry")
-        if summary.expert_auc is not None and summary.expert_auc["expert"].nunique() > 2:
-            auc = summary.expert_auc[summary.expert_auc["level"] != "asset"]
-            w = summary.expert_weights[summary.expert_weights["level"] != "asset"]
-            click.echo("\nExperts (AUC alone and of the ensemble; mean gate weight), fleet and per cluster; "
-                       "per asset in expert_auc.csv / expert_weights.csv:")
-            table = auc.pivot_table(index=["level", "name"], columns="expert", values="auc", sort=False)
-            weights = w.pivot_table(index=["level", "name"], columns="expert", values="mean_weight", sort=False)
-            click.echo(table.join(weights.add_prefix("w_")).reset_index().to_string(index=False))
-    resumed = f", {summary.loaded} loaded from the interrupted run" if summary.loaded else ""
-    click.echo(f"\nRun directory: {summary.out}  ({summary.units} units: {summary.trained} trained{resumed}; "
-               f"{summary.wall_seconds:.1f} s)")
 
 
 class DefaultCommandGroup(click.Group):
@@ -290,7 +272,7 @@ def serve() -> None:
     """
 
 
-@serve.command("run")
+@serve.command("run", cls=FleetCommand)
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--address", help="Ray address of a running cluster (default: RAY_ADDRESS or a new local Ray).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface the HTTP proxy listens on.")
@@ -302,13 +284,14 @@ def serve() -> None:
 @click.option("--max-queued-requests", default=-1, show_default=True, type=int,
               help="Requests allowed to wait for a busy replica; more get 503 at once (-1: no limit).")
 def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes, max_queued_requests) -> None:
-    """Start serving RUN_DIR; prints the base URL and blocks until Ctrl-C (or SIGTERM)."""
+    """Start serving RUN_DIR; prints the base URL and blocks until Ctrl-C (or SIGTERM), then stops
+    Serve cleanly and exits with 0 (stopping is this command's normal end)."""
     import signal
     import time
 
     from fleet.serving import runner
     from fleet.serving.predictor import FleetPredictor
-    from fleet.training.rundir import require_local
+    from fleet.store import require_local
 
     require_local(run_dir, "fleet serve")
     predictor = FleetPredictor(run_dir)  # clear one-line error before any Ray start-up
@@ -325,21 +308,24 @@ def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes, 
         url, started = runner.start(run_dir, address=address, host=host, port=port, replicas=replicas,
                                     num_cpus=num_cpus, max_body_bytes=max_body_bytes,
                                     max_queued_requests=max_queued_requests)
-        click.echo(f"Serving run {predictor.model_version} ({len(predictor.units)} units, "
-                   f"{len(predictor.assets)} assets) at {url}")
-        click.echo(f"  POST {url}/v1/predict   GET {url}/v1/models   docs {url}/docs   (Ctrl-C to stop)")
+        out = current()
+        out.emit({"url": url, "model_version": predictor.model_version, "units": len(predictor.units),
+                  "assets": len(predictor.assets)})
+        out.progress(f"Serving run {predictor.model_version} ({len(predictor.units)} units, "
+                     f"{len(predictor.assets)} assets) at {url}")
+        out.progress(f"  POST {url}/v1/predict   GET {url}/v1/models   docs {url}/docs   (Ctrl-C to stop)")
         while True:
             time.sleep(1.0)
     except KeyboardInterrupt:
-        click.echo("Shutting down Serve.")
+        current().progress("Shutting down Serve.")
     finally:
         if started is not None:
             runner.stop(started)
 
 
-@serve.command("build")
+@serve.command("build", cls=FleetCommand)
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="YAML file to write.")
+@click.option("-o", "--out", "output", required=True, type=click.Path(dir_okay=False), help="YAML file to write.")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Interface the HTTP proxy listens on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="HTTP port.")
 @click.option("--replicas", default=1, show_default=True, type=int, help="Replicas of the prediction deployment.")
@@ -349,13 +335,14 @@ def serve_build(run_dir, output, host, port, replicas, num_cpus) -> None:
     import yaml
 
     from fleet.serving.runner import serve_config
-    from fleet.training.rundir import require_local
+    from fleet.store import require_local
 
     require_local(run_dir, "fleet serve build")
     config = serve_config(run_dir, host=host, port=port, replicas=replicas, num_cpus=num_cpus)
     with open(output, "w") as fh:
         yaml.safe_dump(config, fh, sort_keys=False)
-    click.echo(f"Wrote {output}: deploy with `serve deploy {output}` (RUN_DIR must exist at "
+    current().emit({"config": str(output), "run_dir": config["applications"][0]["args"]["run_dir"]})
+    current().show(f"Wrote {output}: deploy with `serve deploy {output}` (RUN_DIR must exist at "
                f"{config['applications'][0]['args']['run_dir']} on every node)")
 
 

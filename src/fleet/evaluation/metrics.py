@@ -17,7 +17,8 @@ tranches, the bar's P&L is exposure x the bar's 1-bar log return, and costs are 
 turnover (|change of exposure|), so back-to-back signals that keep the position pay nothing
 extra. The Sharpe ratio (against cash), the annualised return and the maximum drawdown are
 read from that curve (:func:`trading_metrics`); return and drawdown are reported as simple
-returns (0.10 = +10 %, a drawdown of 0.30 = a 30 % loss from the peak).
+returns (0.10 = +10 %, a drawdown of 0.30 = a 30 % loss from the peak). The trading functions
+live in :mod:`fleet.evaluation.trading` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
 from fleet.errors import ConfigError, DataError, describe_rows
+from fleet.evaluation.trading import (_check_horizon, exposure, mark_to_market, portfolio_returns, segments_of,
+                                     trading_metrics)
 
 __all__ = ["METRIC_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "exposure", "icir", "information_coefficients",
            "mark_to_market", "portfolio_returns", "segments_of", "signal_metrics", "summarise", "trading_metrics"]
@@ -177,188 +180,6 @@ def icir(ics) -> float:
         return float("nan")
     sd = float(v.std(ddof=1))
     return float(v.mean() / sd) if sd > 0 else float("nan")
-
-
-def _check_horizon(horizon) -> int:
-    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
-        raise ConfigError(f"horizon={horizon!r}: expected an integer number of bars >= 1")
-    return int(horizon)
-
-
-def segments_of(bar_number) -> np.ndarray:
-    """Segment id per row: rows whose ``bar_number`` follows the previous row's by exactly 1 are
-    in the same segment (consecutive bars of the asset's data), any other step starts a new one.
-
-    Args:
-        bar_number: shape (n,), position of each row's bar in the asset's data, in time order.
-
-    Returns:
-        int64 array of shape (n,), 0 for the first segment, increasing by one at each break.
-    """
-    b = np.asarray(bar_number, dtype=np.int64)
-    if b.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.concatenate(([0], np.cumsum(np.diff(b) != 1))).astype(np.int64)
-
-
-def exposure(signal, *, horizon: int, segment=None) -> np.ndarray:
-    """Long exposure over each bar of the 1/h-tranche book.
-
-    A signal at row t opens a tranche of 1/h of the capital held over the next h bars, (t, t+h];
-    the exposure over the bar (t, t+1] is ``x[t] = sum_{j=0..h-1} signal[t-j] / h``, counting only
-    rows t-j of the same segment as t. So tranches never overlap to more than full capital
-    (x <= 1), and a position is never carried across a gap between segments: a tranche opened
-    in the last h-1 rows of a segment is closed at the segment's end.
-
-    Args:
-        signal: shape (n,), 0/1 (or bool) signal per row, in time order (one asset).
-        horizon: h, the holding period in bars (>= 1).
-        segment: shape (n,), segment id per row (:func:`segments_of`); None: one segment.
-
-    Returns:
-        float64 array of shape (n,), the exposure in [0, 1] (fraction of capital).
-
-    Raises:
-        ConfigError: horizon not an integer >= 1.
-    """
-    h = _check_horizon(horizon)
-    s = np.asarray(signal, dtype=np.float64)
-    n = s.size
-    seg = np.zeros(n, dtype=np.int64) if segment is None else np.asarray(segment, dtype=np.int64)
-    if seg.shape != (n,):
-        raise DataError(f"segment: expected shape ({n},) like signal, got {seg.shape}")
-    idx = np.arange(n)
-    new = np.ones(n, dtype=bool)
-    new[1:] = seg[1:] != seg[:-1]
-    seg_start = np.maximum.accumulate(np.where(new, idx, 0))
-    cum = np.concatenate(([0.0], np.cumsum(s)))
-    lo = np.maximum(seg_start, idx - h + 1)
-    return (cum[idx + 1] - cum[lo]) / h
-
-
-def mark_to_market(return_1, signal, *, horizon: int, cost_bps: float,
-                   segment=None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-bar P&L of the 1/h-tranche book, marked to market, gross and net of costs.
-
-    With the exposure ``x`` of :func:`exposure` (tranches of 1/h opened at every signal and held h
-    bars) and the 1-bar log return ``r[t] = log(close[t+1] / close[t])`` of the bar (t, t+1]:
-
-        gross[t] = x[t] * r[t]
-        net[t]   = gross[t] - c * (|x[t] - x[t-1]| + end[t] * |x[t]|),   c = cost_bps / 1e4
-
-    Costs are charged on **turnover**, the change of exposure (netting): a signal on the bar a
-    tranche expires keeps the position and pays nothing, so back-to-back signals never pay a
-    round trip per tranche. ``x[t-1] = 0`` at the first row of a segment (the position is opened
-    there) and ``end[t] = 1`` on its last row (what is still open is closed there and pays its
-    exit). ``x * r`` is the usual small-return approximation of the log return of a book that
-    holds a fraction x in the asset and the rest in cash (earning 0).
-
-    On a contiguous series the gross P&L telescopes: ``sum(gross) = sum(signal * fwd) / h`` with
-    ``fwd[t] = r[t] + ... + r[t+h-1]``, for signals at least h-1 rows before the end. Unlike
-    booking each trade's h-bar return at its entry bar, the series has the variance of a held
-    position, so the Sharpe ratio read from it is not inflated by up to sqrt(h).
-
-    Args:
-        return_1: shape (n,), 1-bar forward log returns of one asset, in time order.
-        signal: shape (n,), 0/1 (or bool) signal per row.
-        horizon: h, the holding period in bars (>= 1).
-        cost_bps: cost per side, basis points, charged on each unit of turnover.
-        segment: shape (n,), segment id per row (:func:`segments_of`); None: one contiguous segment.
-
-    Returns:
-        ``(gross, net)``, each float64 of shape (n,), per-bar P&L in log-return units.
-
-    Raises:
-        ConfigError: horizon < 1. DataError: shapes differ.
-    """
-    r = np.asarray(return_1, dtype=np.float64)
-    s = np.asarray(signal, dtype=np.float64)
-    if r.shape != s.shape or r.ndim != 1:
-        raise DataError(f"mark_to_market: return_1 and signal must both have shape (n,), got {r.shape} and {s.shape}")
-    x = exposure(s, horizon=horizon, segment=segment)
-    n = x.size
-    seg = np.zeros(n, dtype=np.int64) if segment is None else np.asarray(segment, dtype=np.int64)
-    first = np.ones(n, dtype=bool)
-    first[1:] = seg[1:] != seg[:-1]
-    last = np.ones(n, dtype=bool)
-    last[:-1] = seg[1:] != seg[:-1]
-    prev = np.where(first, 0.0, np.concatenate(([0.0], x[:-1])))
-    turnover = np.abs(x - prev) + np.where(last, np.abs(x), 0.0)
-    gross = x * r
-    net = gross - float(cost_bps) / 1e4 * turnover
-    return gross, net
-
-
-def trading_metrics(bar_returns, *, bars_per_year: float | None) -> dict:
-    """Sharpe ratio, annualised return and max drawdown of a per-bar P&L series.
-
-    Args:
-        bar_returns: shape (n,), per-bar log P&L of the curve (:func:`mark_to_market`), in time order.
-        bars_per_year: bars in a year (8760 for hourly 24/7 crypto, 252 for daily equities;
-            ``Panel.bars_per_year``). None leaves the annualised figures NaN.
-
-    Returns:
-        dict with
-        * "sharpe": mean / sample std (ddof=1) of the per-bar P&L * sqrt(bars_per_year), against
-          cash (risk-free rate 0; as ``empyrical.sharpe_ratio``); NaN with < 2 bars or zero std;
-        * "ann_return": ``exp(mean per-bar log P&L * bars_per_year) - 1``, the compound annual
-          growth of the curve as a simple return (0.10 = +10 % a year);
-        * "max_dd": largest fall of the equity ``exp(cumsum(P&L))`` from its running peak, as a
-          simple return in [0, 1) (0.30 = a 30 % loss from the peak; the curve starts at 1, which
-          counts as a peak): ``1 - exp(-dd_log)`` of the log drawdown.
-        NaN everywhere for an empty curve.
-
-    Raises:
-        ConfigError: bars_per_year not > 0.
-    """
-    x = np.asarray(bar_returns, dtype=np.float64)
-    if bars_per_year is not None and not (np.isfinite(bars_per_year) and bars_per_year > 0):
-        raise ConfigError(f"bars_per_year={bars_per_year!r}: expected a number of bars per year > 0")
-    nan = float("nan")
-    if x.size == 0:
-        return {"sharpe": nan, "ann_return": nan, "max_dd": nan}
-    equity = np.concatenate(([0.0], np.cumsum(x)))
-    dd_log = float((np.maximum.accumulate(equity) - equity).max())
-    max_dd = float(-np.expm1(-dd_log))
-    if bars_per_year is None:
-        return {"sharpe": nan, "ann_return": nan, "max_dd": max_dd}
-    ann = float(np.expm1(x.mean() * bars_per_year))
-    sd = float(x.std(ddof=1)) if x.size > 1 else 0.0
-    sharpe = float(x.mean() / sd * np.sqrt(bars_per_year)) if sd > 0 else nan
-    return {"sharpe": sharpe, "ann_return": ann, "max_dd": max_dd}
-
-
-def portfolio_returns(g: pd.DataFrame, signal: np.ndarray, *, horizon: int,
-                      cost_bps: float) -> pd.DataFrame:
-    """Per-timestamp P&L of the equal-weight portfolio of the assets in ``g``.
-
-    Each asset trades its own 1/h-tranche book (:func:`mark_to_market`, its rows in time order,
-    segments from ``bar_number`` when present, else one segment per asset); the portfolio's P&L at
-    a timestamp is the mean over the assets with a row then (one asset -> its own curve).
-
-    Args:
-        g: rows of one or several assets: symbol, timestamp, return_1, optionally bar_number.
-        signal: shape (len(g),), 0/1 signal per row of ``g``.
-
-    Returns:
-        DataFrame indexed by timestamp (sorted) with float columns gross, net and exposure (mean
-        exposure of the assets with a row).
-    """
-    frame = pd.DataFrame({"symbol": g["symbol"].to_numpy(), "t": g["timestamp"].to_numpy(),
-                          "r": g["return_1"].to_numpy(dtype=np.float64), "s": np.asarray(signal, dtype=np.float64)})
-    if "bar_number" in g.columns:
-        frame["b"] = g["bar_number"].to_numpy(dtype=np.int64)
-    frame = frame.sort_values(["symbol", "t"], kind="mergesort")
-    parts = []
-    for _, a in frame.groupby("symbol", sort=False):
-        seg = segments_of(a["b"].to_numpy()) if "b" in a else None
-        gross, net = mark_to_market(a["r"].to_numpy(), a["s"].to_numpy(), horizon=horizon, cost_bps=cost_bps,
-                                    segment=seg)
-        parts.append(pd.DataFrame({"t": a["t"].to_numpy(), "gross": gross, "net": net,
-                                   "exposure": exposure(a["s"].to_numpy(), horizon=horizon, segment=seg)}))
-    if not parts:
-        return pd.DataFrame({"gross": [], "net": [], "exposure": []}, index=pd.Index([], name="t"))
-    return pd.concat(parts, ignore_index=True).groupby("t", sort=True).mean()
 
 
 def _group_row(g: pd.DataFrame, signal: np.ndarray, *, threshold: float, cost_bps: float, horizon: int,

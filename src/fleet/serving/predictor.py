@@ -21,7 +21,6 @@ This module imports no Ray; :mod:`fleet.serving.app` wraps it in a Ray Serve dep
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,17 +36,19 @@ from fleet.features.families import input_columns
 from fleet.features.pipeline import FACTOR, feature_group_warmup
 from fleet.models.artifact import UnitModel, load_unit_model
 from fleet.serving.schema import CandleColumns, PredictRequest, PredictResponse
+from fleet.store.layout import (ASSET_REGISTRY, MANIFEST, MARKET_FACTOR, MODELS_INDEX, REQUIRED_FILES,
+                                RESULTS_PER_ASSET, RunLayout)
 
-#: Files a servable run directory must hold (relative paths).
-REQUIRED_FILES = ("manifest.json", "models/index.json", "market_factor.parquet", "asset_registry.json")
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 
-def _read_json(run: Path, relative: str):
+def _read(layout: RunLayout, relative: str, read):
+    """``read(relative)`` through the run's layout; RunDirectoryError naming the file when it fails."""
     try:
-        return json.loads((run / relative).read_text())
-    except (OSError, ValueError) as err:
-        raise RunDirectoryError(f"{run / relative}: cannot read the run directory's {relative} ({err})") from None
+        return read(relative)
+    except Exception as err:  # parse errors, unpickling (can raise almost anything), I/O
+        raise RunDirectoryError(f"{layout.describe(relative)}: cannot read the run directory's {relative} "
+                                f"({type(err).__name__}: {err})") from None
 
 
 @dataclass(frozen=True)
@@ -76,39 +77,25 @@ class FleetPredictor:
 
     def __init__(self, run_dir: str | Path):
         run = Path(run_dir)
-        if not run.is_dir():
+        layout = RunLayout(run)
+        if not layout.exists():
             raise RunDirectoryError(f"{run}: no such run directory (expected the output of `fleet train --out DIR`)")
-        for rel in REQUIRED_FILES:
-            if not (run / rel).is_file():
-                raise RunDirectoryError(f"{run}: missing {rel}; not a complete `fleet train` run directory")
+        missing = layout.missing(REQUIRED_FILES)
+        if missing:
+            raise RunDirectoryError(f"{run}: missing {missing[0]}; not a complete `fleet train` run directory")
         self.run_dir = run.resolve()
         self.model_version = run.resolve().name
-        manifest = _read_json(run, "manifest.json")
+        manifest = _read(layout, MANIFEST, layout.read_json)
         self.config = manifest.get("config", {})
         self.bar = pd.Timedelta(manifest.get("data", {}).get("bar", "1h"))
         self.threshold = float(self.config["policy"]["threshold"])
         self.features = FeatureConfig(**self.config["features"])
         self.experts = list(self.config.get("model", {}).get("experts", ["trend"]))
-        index = _read_json(run, "models/index.json")
-        if not index:
-            raise RunDirectoryError(f"{run / 'models/index.json'}: lists no unit model")
-        self.units: dict[str, UnitModel] = {}
-        self.unit_meta: dict[str, dict] = {}
-        for group, entry in sorted(index.items()):
-            path = run / entry["file"]
-            if not path.is_file():
-                raise RunDirectoryError(f"{run}: missing {entry['file']} (listed in models/index.json for unit {group!r})")
-            try:
-                self.units[group] = load_unit_model(path.read_bytes(), source=str(path))
-            except Exception as err:  # unpickling can raise almost anything; report the file
-                raise RunDirectoryError(f"{path}: cannot load the unit model ({type(err).__name__}: {err})") from None
-            self.unit_meta[group] = entry
+        self._load_units(layout)
         try:
-            stored = pd.read_parquet(run / "market_factor.parquet")
-            ts = pd.DatetimeIndex(pd.to_datetime(stored["timestamp"], utc=True))
-            self.factor = pd.Series(stored["market_factor"].to_numpy(dtype=np.float64), index=ts, name=FACTOR)
+            self.factor = layout.read_market_factor().rename(FACTOR)
         except (OSError, KeyError, ValueError) as err:
-            raise RunDirectoryError(f"{run / 'market_factor.parquet'}: unreadable ({err}); expected columns "
+            raise RunDirectoryError(f"{layout.describe(MARKET_FACTOR)}: unreadable ({err}); expected columns "
                                     "timestamp, market_factor") from None
         self.assets: dict[str, AssetInfo] = {}
         for group, model in self.units.items():
@@ -121,19 +108,38 @@ class FleetPredictor:
                                                 columns=columns, required_bars=need,
                                                 recommended_bars=need + self._rsi_memory() + extra_full,
                                                 d=float(prep.d))
-        self.metrics = self._read_metrics(run)
+        self.metrics = self._read_metrics(layout)
         self.horizon = int(self.config.get("labels", {}).get("horizon", 1))
-        self.registry_version = self._registry_version(run)
+        self.registry_version = self._registry_version(layout)
+
+    def _load_units(self, layout: RunLayout) -> None:
+        """Every unit model listed in ``models/index.json`` (unpickled: serve only runs you trust)."""
+        index = _read(layout, MODELS_INDEX, layout.read_json)
+        if not index:
+            raise RunDirectoryError(f"{layout.describe(MODELS_INDEX)}: lists no unit model")
+        self.units: dict[str, UnitModel] = {}
+        self.unit_meta: dict[str, dict] = {}
+        for group, entry in sorted(index.items()):
+            if not layout.has(entry["file"]):
+                raise RunDirectoryError(f"{layout.describe()}: missing {entry['file']} (listed in {MODELS_INDEX} "
+                                        f"for unit {group!r})")
+            try:
+                self.units[group] = load_unit_model(layout.storage.read_bytes(entry["file"]),
+                                                    source=layout.describe(entry["file"]))
+            except Exception as err:  # unpickling can raise almost anything; report the file
+                raise RunDirectoryError(f"{layout.describe(entry['file'])}: cannot load the unit model "
+                                        f"({type(err).__name__}: {err})") from None
+            self.unit_meta[group] = entry
 
     @staticmethod
-    def _registry_version(run: Path) -> int:
+    def _registry_version(layout: RunLayout) -> int:
         """Version of the asset registry the run trained with (``asset_registry.json``)."""
         from fleet.data.registry import AssetRegistry
         from fleet.errors import DataError
 
         try:
-            return AssetRegistry.from_dict(_read_json(run, "asset_registry.json"),
-                                           where=str(run / "asset_registry.json")).version
+            return AssetRegistry.from_dict(_read(layout, ASSET_REGISTRY, layout.read_json),
+                                           where=layout.describe(ASSET_REGISTRY)).version
         except DataError as err:
             raise RunDirectoryError(str(err)) from None
 
@@ -178,11 +184,8 @@ class FleetPredictor:
         return 0 if n <= 1 else int(math.ceil(math.log(1e-6) / math.log(1.0 - 1.0 / n)))
 
     @staticmethod
-    def _read_metrics(run: Path) -> dict[str, dict]:
-        path = run / "results_per_asset.csv"
-        if not path.is_file():
-            return {}
-        table = pd.read_csv(path)
+    def _read_metrics(layout: RunLayout) -> dict[str, dict]:
+        table = _read(layout, RESULTS_PER_ASSET, layout.read_csv)
         return {str(r["asset"]): {k: (None if pd.isna(v) else v) for k, v in r.items() if k != "asset"}
                 for r in table.to_dict("records")}
 

@@ -34,11 +34,10 @@ from fleet.evaluation.splits import PurgedWalkForward
 from fleet.features.fracdiff import MIN_ADF_POINTS, choose_d, ffd_weights
 from fleet.features.technical import warmup_bars
 from fleet.features.pipeline import feature_group_warmup
+from fleet.market.fold import MIN_CLUSTER_BARS  # bars an asset needs before a fold's training end to be clustered
 
 #: Training rows an asset needs in a fold (``build_unit_dataset``'s ``min_train_rows``).
 MIN_TRAIN_ROWS = 200
-#: Bars an asset needs before a fold's training end to be clustered in that fold.
-MIN_CLUSTER_BARS = 200
 
 
 @dataclass(frozen=True)
@@ -154,7 +153,7 @@ def smallest_days(panel_for_days: Callable[[int], tuple[Panel, list[str]]], conf
 
     ``panel_for_days(d)`` gives the panel the run would load with ``--days d`` and the assets whose
     shortfall would refuse the run (those cut by ``--days``); every asset also needs ``min_bars``
-    bars in all (the loader's coarse check, ``driver.required_bars``). The bars an asset
+    bars in all (the loader's coarse check, ``inputs.required_bars``). The bars an asset
     has before fold 0's training end grow with ``days`` (the first block is a fixed share of a
     timeline that grows with it), so two binary searches on that count alone find the first
     ``days`` clearing ``need.floor`` (below it nothing passes) and ``need.sure`` (from it everything

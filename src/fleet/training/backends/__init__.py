@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # not imported at run time: a Ray actor's worker imports this
 
 Outcome = Union["UnitResult", "UnitFailure"]
 OnResult = Callable[[Outcome], None]
-#: Saves a unit's result where the run is written (:class:`fleet.training.rundir.UnitStore`): given to a
+#: Saves a unit's result where the run is written (:class:`fleet.store.UnitStore`): given to a
 #: backend, the worker that trained a unit saves it before reporting it, and a failed save is that unit's failure.
 UnitSink = Any
 #: ``train_unit`` or a stand-in with its signature (tests inject failing units this way).

@@ -1,0 +1,165 @@
+"""The results tables of a run: per asset, per cluster, per fold, hold-out, expert telemetry and seeds.
+
+Every figure comes from :func:`fleet.evaluation.metrics.summarise` over the out-of-sample
+prediction rows; this module only chooses the groupings and the column order. The files these
+tables are written to are named in :mod:`fleet.store.layout`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from fleet.config import FleetConfig
+from fleet.evaluation.metrics import RANK_COLUMNS, TRADING_COLUMNS, summarise
+
+#: Metric columns of the per-asset and per-cluster tables (the fold and hold-out tables drop ``folds``).
+METRIC_COLUMNS = ["precision", "recall", "auc", "expectancy", "trades", "folds", *RANK_COLUMNS, *TRADING_COLUMNS]
+#: Metrics compared over repeated runs (:func:`seeds_table`).
+SEED_METRICS = [c for c in METRIC_COLUMNS if c != "folds"]
+
+
+def results_tables(predictions: pd.DataFrame, cluster_of: dict[str, int], dominant: int,
+                   config: FleetConfig, *, bars_per_year: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-asset and per-cluster out-of-sample metrics (:func:`fleet.evaluation.metrics.summarise`).
+
+    Args:
+        predictions: all units' test predictions (timestamp, symbol, fold, p_up, signal, forward_return,
+            return_1, y, and cluster: the asset's cluster in *its own fold's* clustering); ``signal`` is the
+            signal after the trading policy.
+        cluster_of: symbol -> cluster of the final fold's clustering (the deployed grouping): the per-asset
+            table's ``cluster`` column, and the rows' cluster when ``predictions`` has no cluster column.
+        dominant: id of the dominant cluster (0: canonical ids make the dominant cluster 0 in every fold).
+        bars_per_year: for annualising; None leaves sharpe / ann_return NaN.
+
+    Returns:
+        (per_asset, per_cluster). A per-cluster row pools every fold's rows labelled with that cluster id
+        in that fold; ``assets`` lists its members, ``SYM(k/n)`` when an asset was in it in k of the n folds
+        the cluster's rows come from.
+    """
+    kw = dict(threshold=config.policy.threshold, cost_bps=config.policy.cost_bps, horizon=config.labels.horizon,
+              bars_per_year=bars_per_year)
+    preds = predictions
+    if "cluster" not in preds:
+        preds = preds.assign(cluster=preds["symbol"].map(cluster_of))
+    per_asset = summarise(preds, "symbol", **kw).rename(columns={"symbol": "asset"})
+    per_asset.insert(1, "cluster", per_asset["asset"].map(cluster_of))
+    per_asset = per_asset[["asset", "cluster", *METRIC_COLUMNS, "n"]]
+    per_cluster = summarise(preds, "cluster", **kw)
+
+    def members(c) -> str:
+        rows = preds[preds["cluster"] == c]
+        n = rows["fold"].nunique()
+        k = rows.groupby("symbol")["fold"].nunique()
+        return " ".join(s if k[s] == n else f"{s}({k[s]}/{n})" for s in sorted(k.index))
+
+    per_cluster.insert(1, "dominant", per_cluster["cluster"] == dominant)
+    per_cluster.insert(2, "assets", per_cluster["cluster"].map(members))
+    per_cluster = per_cluster[["cluster", "dominant", "assets", *METRIC_COLUMNS, "n"]]
+    return per_asset, per_cluster
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    ok = np.isfinite(p)
+    y, p = y[ok], p[ok]
+    return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
+                  experts: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Expert telemetry over all out-of-sample rows (clusters: the rows' own fold's clustering when
+    ``predictions`` has a cluster column, else ``cluster_of``).
+
+    Returns:
+        (expert_auc, expert_weights): long tables with columns ``level`` ("fleet" | "cluster" |
+        "asset"), ``name`` (all / cluster id / symbol), ``expert`` and ``auc`` (each expert alone, from its
+        ``p_<expert>`` column, and ``ensemble`` from ``p_up``) or ``mean_weight`` (mean gate weight,
+        ``w_<expert>``; rows of one group sum to 1), plus ``n`` rows and ``fallback_share``: the share of
+        the group's rows predicted by units whose guard replaced the gate by their best single expert.
+    """
+    preds = predictions
+    if "cluster" not in preds:
+        preds = preds.assign(cluster=preds["symbol"].map(cluster_of))
+    auc_rows, w_rows = [], []
+    groups = [("fleet", "all", preds)]
+    groups += [("cluster", str(c), g) for c, g in preds.groupby("cluster", sort=True)]
+    groups += [("asset", str(s), g) for s, g in preds.groupby("symbol", sort=True)]
+    for level, name, g in groups:
+        y = g["y"].to_numpy()
+        fb = float(g["gate_fallback"].mean()) if "gate_fallback" in g and len(g) else 0.0
+        auc_rows.append({"level": level, "name": name, "expert": "ensemble", "auc": _auc(y, g["p_up"].to_numpy()),
+                         "n": len(g), "fallback_share": fb})
+        for e in experts:
+            col = f"p_{e}" if f"p_{e}" in g else "p_up"
+            auc_rows.append({"level": level, "name": name, "expert": e, "auc": _auc(y, g[col].to_numpy()), "n": len(g),
+                             "fallback_share": fb})
+            w = g[f"w_{e}"].mean() if f"w_{e}" in g else 1.0 / len(experts)
+            w_rows.append({"level": level, "name": name, "expert": e, "mean_weight": float(w), "n": len(g),
+                           "fallback_share": fb})
+    return pd.DataFrame(auc_rows), pd.DataFrame(w_rows)
+
+
+def fold_table(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year: float | None = None) -> pd.DataFrame:
+    """Per-fold metrics: one row per (fold, asset), plus one ``asset = "ALL"`` row per fold (the
+    equal-weight portfolio of every asset in that fold's test block). ``icir`` is NaN here (one fold).
+    Each fold's curve starts flat and closes what is open at the fold's end."""
+    kw = dict(threshold=config.policy.threshold, cost_bps=config.policy.cost_bps, horizon=config.labels.horizon,
+              bars_per_year=bars_per_year)
+    each = summarise(predictions, ["fold", "symbol"], **kw).rename(columns={"symbol": "asset"})
+    pooled = summarise(predictions, "fold", **kw)
+    pooled.insert(1, "asset", "ALL")
+    out = pd.concat([pooled, each], ignore_index=True)
+    out["_all"] = out["asset"] != "ALL"
+    out = out.sort_values(["fold", "_all", "asset"], kind="stable").drop(columns="_all").reset_index(drop=True)
+    return out[["fold", "asset", *[c for c in METRIC_COLUMNS if c != "folds"], "n"]]
+
+
+def holdout_table(predictions: pd.DataFrame, config: FleetConfig, *,
+                  bars_per_year: float | None = None) -> pd.DataFrame:
+    """Hold-out metrics: one row per asset plus an ``asset = "ALL"`` row first (the equal-weight
+    portfolio of all assets), the same columns as ``results_per_asset.csv`` less cluster and folds."""
+    kw = dict(threshold=config.policy.threshold, cost_bps=config.policy.cost_bps, horizon=config.labels.horizon,
+              bars_per_year=bars_per_year)
+    each = summarise(predictions, "symbol", **kw).rename(columns={"symbol": "asset"})
+    pooled = summarise(predictions, [], **kw)
+    pooled.insert(0, "asset", "ALL")
+    out = pd.concat([pooled, each], ignore_index=True)
+    return out[["asset", *[c for c in METRIC_COLUMNS if c != "folds"], "n"]]
+
+
+
+
+class _Tables(Protocol):
+    per_asset: pd.DataFrame
+    per_cluster: pd.DataFrame
+
+
+def seeds_table(runs: list[_Tables]) -> pd.DataFrame:
+    """Mean and sample std (ddof=1) of every metric over repeated runs, per asset and per cluster.
+
+    Returns:
+        A long table with columns level ("asset" | "cluster"), name (symbol or cluster id), metric,
+        mean, std, runs (number of runs that had the row; std is NaN with one). Cluster ids are
+        compared as they are, so per-cluster rows are meaningful only where the seeds give the
+        same clustering (always on real data: clustering does not depend on the seed).
+    """
+    parts = []
+    for level, attr, key in (("asset", "per_asset", "asset"), ("cluster", "per_cluster", "cluster")):
+        tables = [getattr(r, attr).assign(_run=i) for i, r in enumerate(runs)]
+        long = (pd.concat(tables, ignore_index=True)
+                .melt(id_vars=[key, "_run"], value_vars=SEED_METRICS, var_name="metric")
+                .astype({"value": "float64"}))
+        g = long.groupby([key, "metric"], sort=False)["value"]
+        stats = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "runs": g.count()}).reset_index()
+        stats.insert(0, "level", level)
+        parts.append(stats.rename(columns={key: "name"}).astype({"name": str}))
+    out = pd.concat(parts, ignore_index=True)
+    order = {m: i for i, m in enumerate(SEED_METRICS)}
+    out["_m"] = out["metric"].map(order)
+    out = out.sort_values(["level", "name", "_m"], kind="stable").drop(columns="_m").reset_index(drop=True)
+    return out[["level", "name", "metric", "mean", "std", "runs"]]
+

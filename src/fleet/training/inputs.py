@@ -1,0 +1,189 @@
+"""A run's inputs, checked before anything is written: the panel, its history and the asset registry."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from fleet.config import FleetConfig
+from fleet.data.load import load_panel
+from fleet.data.panel import Panel
+from fleet.data.registry import AssetRegistry, sync_registry
+from fleet.data.synthetic import synthetic_market
+from fleet.errors import DataError
+from fleet.features.fracdiff import MIN_ADF_POINTS, ffd_weights
+
+Echo = Callable[[str], None]
+
+
+def required_bars(config: FleetConfig) -> int:
+    """Fewest bars per asset the configuration can work with.
+
+    Fold 0 trains on the first of ``folds + 1`` equal blocks, and that block must hold the FFD
+    order search (the widest FFD window on the d grid + 30 bars for the ADF test, AFML ch. 5) or
+    the feature warm-up, whichever is longer (they overlap), plus the purge + embargo gap;
+    every block needs at least 200 bars.
+    """
+    f = config.features
+    warmup = max(max(f.return_horizons), f.vol_window + 1, f.rsi_window + 1, f.volume_window)
+    gap = config.labels.horizon + config.validation.embargo_bars
+    grid = np.arange(f.d_step, f.max_d + 1e-12, f.d_step)
+    widest = max(ffd_weights(float(d), threshold=f.ffd_threshold, max_width=f.ffd_max_width).size for d in grid)
+    per_block = max(200, max(widest + MIN_ADF_POINTS, warmup) + gap)
+    return (config.validation.folds + 1) * per_block
+
+
+def load_inputs(config: FleetConfig, echo: Echo, frame: pd.DataFrame | None = None) -> tuple[Panel, str]:
+    """The validated panel and a one-line description of where it came from.
+
+    ``frame``: a long DataFrame given to :func:`fleet.train`, validated like a long-format file; it
+    replaces ``data.path``.
+
+    Raises:
+        DataError: bad input, or an asset with fewer bars than :func:`required_bars` (the message
+            names the smallest ``--days`` that passes this and :func:`check_history`).
+    """
+    need = required_bars(config)
+    if frame is not None or config.data.path:
+        full = load_panel(frame if frame is not None else config.data.path, symbols=config.data.symbols, days=None)
+        panel = full.last_days(config.data.days)  # what load_panel(days=...) returns
+        where = "in-memory DataFrame" if frame is not None else config.data.path
+        short = [s for s in panel.symbols if len(panel.frames[s]) < need]
+        if short:
+            details = "; ".join(f"{s} ({panel.sources.get(s, '?')}) has {len(panel.frames[s])} bars" for s in short)
+            raise DataError(f"{details} in the last {config.data.days} days, but at least {need} bars are needed "
+                            f"per asset; {_days_hint(config, _data_panels(full), full_span(full), need)}")
+        return panel, f"{where} (last {config.data.days} days per asset)"
+    market = synthetic_market(n_clusters=config.synthetic.n_clusters,
+                              assets_per_cluster=config.synthetic.assets_per_cluster,
+                              days=config.data.days, seed=config.seed,
+                              signal_strength=config.synthetic.signal_strength)
+    echo("No --data given: running on the built-in synthetic market.")
+    echo("  " + market.description)
+    panel = market.panel
+    if config.data.symbols:
+        panel = panel.subset(config.data.symbols)
+    have = min(len(f) for f in panel.frames.values())
+    if have < need:
+        raise DataError(f"synthetic market: --days {config.data.days} gives {have} bars per asset, but "
+                        f"{config.validation.folds} folds need at least {need} (FFD window, warm-up and "
+                        f"purge in every block); {_days_hint(config, _synthetic_panels(config), None, need)}")
+    return panel, f"synthetic market (seed={config.seed}, {config.data.days} days)"
+
+
+def _synthetic_panels(config: FleetConfig):
+    """``--days`` -> (the synthetic panel a run would get, the assets a shortfall refuses: all)."""
+    def panel_for_days(days: int) -> tuple[Panel, list[str]]:
+        s = config.synthetic
+        panel = synthetic_market(n_clusters=s.n_clusters, assets_per_cluster=s.assets_per_cluster, days=days,
+                                 seed=config.seed, signal_strength=s.signal_strength).panel
+        panel = panel.subset(config.data.symbols) if config.data.symbols else panel
+        return panel, panel.symbols
+    return panel_for_days
+
+
+def _cut_by_days(full: Panel, panel: Panel) -> list[str]:
+    """Assets of ``panel`` whose data hold earlier bars in ``full`` (their history was cut by --days)."""
+    return [s for s in panel.symbols if len(panel.frames[s]) and full.frames[s].index[0] < panel.frames[s].index[0]]
+
+
+def _data_panels(full: Panel):
+    """``--days`` -> (the panel a run would load, the assets cut by --days)."""
+    def panel_for_days(days: int) -> tuple[Panel, list[str]]:
+        p = full.last_days(days)
+        return p, _cut_by_days(full, p)
+    return panel_for_days
+
+
+def full_span(full: Panel) -> int:
+    from fleet.training.history import span_days
+
+    return span_days(full)
+
+
+def _days_hint(config: FleetConfig, panel_for_days, hi: int | None, min_bars: int) -> str:
+    """'use --days N or more (...)' with the smallest N that passes, or what else to do."""
+    from fleet.training.history import smallest_days
+
+    folds = config.validation.folds
+    if hi is None:  # synthetic (hourly, one timeline): folds + 1 blocks that each clear need.sure always pass
+        from fleet.training.history import history_need
+
+        need = history_need(config, ("open", "high", "low", "close", "volume"), pd.Timedelta(hours=1))
+        block = max(need.sure, min_bars) + config.labels.horizon + config.validation.embargo_bars + 2
+        hi = max(config.data.days + 1, int(np.ceil(((folds + 1) * block) / 24 + config.validation.holdout_days)) + 1)
+        source = f"{hi} days"
+    else:
+        source = f"the data's {hi} days"
+    days = smallest_days(panel_for_days, config, lo=config.data.days, hi=hi, min_bars=min_bars)
+    if days is None:
+        return f"no --days value up to {source} is enough for {folds} folds: use fewer --folds"
+    # Not "or more": between need.floor and need.sure the outcome follows the FFD order each window's
+    # ADF search picks, so a slightly larger value can fail again (crypto_1h, 2 folds: 209 and 212 pass,
+    # 210 and 211 do not); from need.sure on, every value passes.
+    return f"use --days {days} (the smallest value that works with {folds} folds), or fewer --folds"
+
+
+def check_history(config: FleetConfig, panel: Panel) -> dict[int, dict[str, str]]:
+    """The up-front history check (:mod:`fleet.training.history`), before anything is written.
+
+    Every asset must be trainable (FFD order search, feature warm-ups, 200 training rows) in
+    every fold it takes part in. An asset that falls short because ``--days`` cut its history
+    (the data hold earlier bars; on the synthetic market, always) makes the window too short: the
+    run is refused, naming the smallest ``--days`` that passes (searched with the same splitter)
+    or saying that none does. An asset that is short because its data start late (a late
+    listing) is left out of the folds where it is short, as before.
+
+    Returns:
+        fold index -> {symbol: reason} of the late-listed assets to leave out of that fold.
+
+    Raises:
+        DataError: the window is too short (one line naming the assets, the bars and the --days to use).
+    """
+    from fleet.training.history import history_shortfalls
+
+    short = history_shortfalls(panel, config)
+    if not short:
+        return {}
+    symbols = sorted({s for _, s in short})
+    if config.data.path:
+        full = load_panel(config.data.path, symbols=config.data.symbols, days=None)
+        cut = [s for s in symbols if s in _cut_by_days(full, panel)]
+        panel_for_days, hi = _data_panels(full), full_span(full)
+    else:
+        cut, panel_for_days, hi = symbols, _synthetic_panels(config), None
+    if not cut:
+        late: dict[int, dict[str, str]] = {}
+        for (k, s), why in short.items():
+            late.setdefault(k, {})[s] = why
+        return late
+    first = {}
+    for (k, s), why in sorted(short.items()):
+        if s in cut and s not in first:
+            first[s] = f"{s} in fold {k} ({why})"
+    shown = "; ".join(list(first.values())[:3]) + (f"; and {len(first) - 3} more" if len(first) > 3 else "")
+    raise DataError(f"--days {config.data.days} is too short for the FFD order search and feature warm-ups of "
+                    f"{config.validation.folds} folds: {shown}; "
+                    f"{_days_hint(config, panel_for_days, hi, required_bars(config))}")
+
+
+def run_registry(config: FleetConfig, symbols: list[str], source: str, notes: list[str], echo: Echo) -> AssetRegistry:
+    """The asset registry of a run: the shared file ``config.registry`` read and extended under its lock
+    (:func:`~fleet.data.registry.sync_registry`), or, without one, this run's own ids (said once, in the notes).
+
+    Raises:
+        DataError: the registry file is corrupted or renumbered. ConfigError: it cannot be locked or written.
+    """
+    if not config.registry:
+        notes.append("no --registry: asset ids are this run's own (sorted symbols) and are not stable across "
+                     "runs; pass --registry PATH (or registry: in the fleet spec) to keep them")
+        echo("  " + notes[-1])
+        return AssetRegistry.from_symbols(symbols, source=source)
+    registry, before = sync_registry(config.registry, symbols, source=source)
+    change = ("created" if before is None else f"extended from version {before}" if before != registry.version
+              else "unchanged")
+    echo(f"Asset registry: {config.registry} version {registry.version} ({len(registry)} symbols, {change})")
+    return registry
+
