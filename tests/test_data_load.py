@@ -207,19 +207,25 @@ def test_symbols_filter_skips_value_checks_of_other_symbols(tmp_path):
         load_panel(tmp_path)
 
 
-def test_days_keeps_last_days_of_each_asset(tmp_path):
+def test_days_keeps_one_calendar_window_for_every_asset(tmp_path):
     write(bars(24 * 10, start="2024-01-01"), tmp_path / "late.parquet")  # ends 2024-01-10 23:00
     write(bars(24 * 5, start="2024-01-01"), tmp_path / "early.parquet")  # ends 2024-01-05 23:00
 
-    panel = load_panel(tmp_path, days=2)
+    panel = load_panel(tmp_path, days=7)
 
     late, early = panel.frames["LATE"], panel.frames["EARLY"]
-    # rows with ts > last - 2 days: 48 hourly rows each, ending at each asset's own end.
-    assert len(late) == 48 and len(early) == 48
-    assert late.index[0] == pd.Timestamp("2024-01-09 00:00", tz=UTC)
+    # rows with ts > panel end (2024-01-10 23:00) - 7 days = 2024-01-03 23:00, for both assets.
+    assert late.index[0] == early.index[0] == pd.Timestamp("2024-01-04 00:00", tz=UTC)
     assert late.index[-1] == pd.Timestamp("2024-01-10 23:00", tz=UTC)
-    assert early.index[0] == pd.Timestamp("2024-01-04 00:00", tz=UTC)
     assert early.index[-1] == pd.Timestamp("2024-01-05 23:00", tz=UTC)
+    assert len(late) == 7 * 24 and len(early) == 2 * 24
+
+
+def test_days_refuses_an_asset_with_no_bar_in_the_window(tmp_path):
+    write(bars(24 * 10, start="2024-01-01"), tmp_path / "late.parquet")
+    write(bars(24 * 5, start="2024-01-01"), tmp_path / "early.parquet")
+    with pytest.raises(DataError, match=r"EARLY \(last bar 2024-01-05 23:00\) has no bar in the last 2 days"):
+        load_panel(tmp_path, days=2)
 
 
 def test_days_must_be_positive(tmp_path):
@@ -237,7 +243,7 @@ def test_min_bars_error_names_symbol_counts_and_fix(tmp_path):
     ):
         load_panel(tmp_path, min_bars=31)
     with pytest.raises(DataError, match=r"LONG .* has 24 bars in the last 1 days.*at least 25"):
-        load_panel(tmp_path, days=1, min_bars=25)
+        load_panel(tmp_path, symbols=["LONG"], days=1, min_bars=25)
     with pytest.raises(ConfigError, match="min_bars"):
         load_panel(tmp_path, min_bars=-1)
 
@@ -547,9 +553,11 @@ def test_real_crypto_hourly(crypto_dir):
     assert avax_end == pd.Timestamp("2024-04-18 03:00", tz=UTC)
     assert panel.dollar_volume().idxmax() == "BTCUSDT"
 
-    recent = panel.last_days(30)
-    assert {len(f) for f in recent.frames.values()} == {30 * 24}
+    recent = panel.last_days(180)  # one calendar window: AVAXUSDT keeps only its bars inside it
+    assert len(recent.frames["BTCUSDT"]) == 180 * 24
+    assert recent.frames["AVAXUSDT"].index[0] == recent.frames["BTCUSDT"].index[0]
     assert recent.frames["AVAXUSDT"].index[-1] == avax_end
+    assert len(recent.frames["AVAXUSDT"]) == 180 * 24 - int((btc_end - avax_end) / pd.Timedelta(hours=1))
 
 
 def test_real_crypto_loads_fast(crypto_dir):

@@ -262,6 +262,27 @@ def test_auc_standard_error_matches_the_spread_of_auc_on_noise():
     assert abs(np.std(aucs) / auc_standard_error(y) - 1.0) < 0.15
 
 
+@pytest.mark.parametrize("h", [4, 8])
+def test_auc_standard_error_counts_overlapping_labels_once_per_horizon(h):
+    """Labels over h bars on every bar, scored by a persistent forecast (a 48-bar moving average of noise, like
+    a trend feature): the plain Hanley-McNeil SE understates the AUC's spread, the horizon-adjusted one does not
+    (simulated directly, no fleet code in the loop)."""
+    from sklearn.metrics import roc_auc_score
+
+    from fleet.models.gate import auc_standard_error
+
+    rng = np.random.default_rng(h)
+    n, aucs = 3000, []
+    for _ in range(250):
+        r = rng.standard_normal(n + h)
+        y = (np.convolve(r, np.ones(h), "valid")[1:n + 1] > 0).astype(int)  # sign of the next h returns
+        p = np.convolve(rng.standard_normal(n + 48), np.ones(48), "valid")[:n]
+        aucs.append(roc_auc_score(y, p))
+    spread = float(np.std(aucs))
+    assert spread / auc_standard_error(y) > 1.6  # the plain SE is too small ...
+    assert 0.7 < spread / auc_standard_error(y, horizon=h) < 1.15  # ... the adjusted one is about right
+
+
 def test_best_gate_keeps_the_first_expert_unless_another_is_clearly_better():
     """A challenger better by noise (< 1 SE) does not replace the first expert; a planted one (>> 1 SE) does."""
     from fleet.models.gate import BestExpertGate, auc_standard_error

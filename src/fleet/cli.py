@@ -61,7 +61,7 @@ def _choice(enum) -> click.Choice:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML fleet spec, e.g. fleet/crypto10.yaml.")
 @click.option("--data", help="Directory of per-symbol parquet/CSV files, or one long-format file. Default: built-in synthetic market.")
 @click.option("--symbols", help="Comma-separated symbols to train (default: all in the data).")
-@click.option("--days", type=int, help="Keep the last N days of each asset.  [default: 730]")
+@click.option("--days", type=int, help="Keep the last N calendar days of the data (one window for all assets).  [default: 730]")
 @click.option("--strategy", type=_choice(Strategy), help="Units: one per asset, per correlation cluster, or one for the fleet.  [default: hierarchical]")
 @click.option("--backend", type=_choice(Backend), help="Run units in-process, or on a pool of Ray actors (one unit per actor call).  [default: local]")
 @click.option("--address", help="Ray cluster address, HOST:PORT of its head (default: RAY_ADDRESS, set inside `ray job submit`; else the latest `ray start` cluster on this machine; else a new local Ray).")

@@ -55,7 +55,7 @@ class DataConfig(_Section):
 
     path: str | None = Field(None, description="directory of per-symbol parquet/CSV files, or one long-format file")
     symbols: list[str] | None = Field(None, description="train only these symbols (default: all in the data)")
-    days: int = Field(730, gt=0, description="keep the last N calendar days of each asset")
+    days: int = Field(730, gt=0, description="keep the last N calendar days of the data: one window, ending at the latest bar of any asset, for every asset")
 
 
 class SyntheticConfig(_Section):
@@ -218,7 +218,7 @@ class MoEConfig(_Section):
     guard: bool = Field(True, description="fall back to the best single expert when the cross-fitted gate loses to it")
     switch_z: float = Field(1.0, ge=0.0, description="--gate best keeps the first expert listed unless another beats "
                             "it on the inner out-of-fold rows by more than this many AUC standard errors (Hanley & "
-                            "McNeil 1982, at AUC 0.5), and the guard keeps a gate only when it beats the best expert by "
+                            "McNeil 1982, at AUC 0.5, counting n / horizon rows for overlapping labels, AFML ch. 4.4), and the guard keeps a gate only when it beats the best expert by "
                             "as much; 0 = plain argmin (measured: 0 picked weaker experts on noise)")
     min_inner_rows: int = Field(500, ge=1, description="an inner fold whose experts would be fitted on fewer rows is "
                                 "skipped; with none left the first expert answers alone")

@@ -192,30 +192,42 @@ class Panel:
         )
 
     def last_days(self, days: float) -> Panel:
-        """Keep the last ``days`` days of EACH asset: rows with ``ts > asset_last_ts - days``.
+        """Keep the last ``days`` days of the fleet's calendar: rows with ``ts > panel_end - days``,
+        where ``panel_end`` is the latest bar of any asset.
 
-        Assets that end at different times keep the same length of history each, which is
-        what a per-asset look-back window means (AVAXUSDT ends two months before BTCUSDT).
+        One calendar window for every asset, so the walk-forward folds cut on the union timeline
+        span ``days`` and every asset's training window grows with them. An asset whose data end
+        earlier (AVAXUSDT ends two months before BTCUSDT in the shared data) keeps only the bars it
+        has inside the window.
 
         Args:
             days: look-back in calendar days (int or float), must be > 0.
 
         Raises:
             ConfigError: ``days`` is not a number > 0.
+            DataError: an asset has no bar inside the window (its name, its last bar and the
+                panel's end are in the message).
         """
         if isinstance(days, bool) or not isinstance(days, (int, float, np.integer, np.floating)):
             raise ConfigError(f"days={days!r} is not a number; expected a number of days > 0")
         if not days > 0:
             raise ConfigError(f"days={days} must be > 0 (the number of most recent days to keep)")
         span = pd.Timedelta(days=float(days))
-        frames = {}
+        ends = [f.index[-1] for f in self.frames.values() if len(f)]
+        cut = max(ends) - span if ends else None
+        frames, empty = {}, []
         for symbol, frame in self.frames.items():
             if len(frame):
-                cut = frame.index[-1] - span
                 # Frames are sorted, so the kept rows are a suffix: slice instead of masking.
                 start = int(frame.index.searchsorted(cut, side="right"))
+                if start == len(frame):
+                    empty.append(f"{symbol} (last bar {frame.index[-1]:%Y-%m-%d %H:%M})")
                 frame = frame.iloc[start:]
             frames[symbol] = frame
+        if empty:
+            raise DataError(
+                f"--days {days:g}: {', '.join(empty)} has no bar in the last {days:g} days of the data "
+                f"(which end {max(ends):%Y-%m-%d %H:%M}); use a larger --days or leave it out with --symbols")
         return Panel(
             frames=frames,
             sources=dict(self.sources),

@@ -43,7 +43,7 @@ def build_gate(config, n_experts: int, *, seed: int, horizon: int = 1):
     if m.gate == "stack":
         return StackGate(C=m.stack_C)
     if m.gate == "best":
-        return BestExpertGate(criterion=m.criterion, switch_z=m.switch_z)
+        return BestExpertGate(criterion=m.criterion, switch_z=m.switch_z, horizon=horizon)
     torch_first()
     from fleet.models.gate_mlp import MLPGate
 

@@ -102,20 +102,28 @@ def score_forecast(y, p, criterion: str) -> float:
     raise ValueError(f"criterion={criterion!r}: expected 'calibrated', 'log_loss' or 'auc'")
 
 
-def auc_standard_error(y) -> float:
+def auc_standard_error(y, horizon: int = 1) -> float:
     """Standard error of a ROC AUC near 0.5 on labels ``y`` (n,), Hanley & McNeil (1982), eq. 2 at A = 0.5:
-    sqrt((n1 + n0 + 1) / (12 n1 n0)). The noise scale of an AUC difference between two forecasts of the same
-    rows (an upper bound: correlated forecasts differ by less). inf when a class is missing."""
+    sqrt((n1 + n0 + 1) / (12 n1 n0)), with the class counts divided by ``horizon``.
+
+    Labels over ``horizon`` bars taken on every bar overlap: their average uniqueness is 1/horizon
+    (López de Prado, AFML ch. 4.4), so the rows carry about n / horizon independent outcomes, and with
+    forecasts as persistent as ours the plain formula understates the spread of the AUC by about
+    sqrt(horizon) (tests/test_gate_mixture.py measures it on simulated overlapping labels). The noise scale
+    of an AUC difference between two forecasts of the same rows (an upper bound: correlated forecasts
+    differ by less). inf when a class is missing.
+    """
     y = np.asarray(y)
-    n1 = float((y == 1).sum())
-    n0 = float(len(y) - n1)
+    h = max(int(horizon), 1)
+    n1 = float((y == 1).sum()) / h
+    n0 = float(len(y)) / h - n1
     return float(np.sqrt((n1 + n0 + 1.0) / (12.0 * n1 * n0))) if n1 > 0 and n0 > 0 else float("inf")
 
 
-def switch_margin(y, criterion: str, z: float) -> float:
+def switch_margin(y, criterion: str, z: float, horizon: int = 1) -> float:
     """How much lower a challenger's loss must be to replace the incumbent: ``z`` AUC standard errors
-    (:func:`auc_standard_error`) under criterion 'auc', 0 under the others."""
-    return float(z) * auc_standard_error(y) if criterion == "auc" and z > 0 else 0.0
+    (:func:`auc_standard_error` for labels over ``horizon`` bars) under criterion 'auc', 0 under the others."""
+    return float(z) * auc_standard_error(y, horizon) if criterion == "auc" and z > 0 else 0.0
 
 
 class RuleGate(_ConvexGate, PersistMixin, BaseEstimator):
@@ -178,14 +186,16 @@ class BestExpertGate(_ConvexGate, PersistMixin, BaseEstimator):
         criterion: the loss, see :func:`score_forecast` (default 'auc': 1 - ROC AUC pooled over the rows).
         switch_z: the first expert listed is kept unless another's loss is lower by more than this many AUC
             standard errors (:func:`switch_margin`; 0: the plain argmin).
+        horizon: the labels' horizon, bars (overlapping labels: the standard error counts n / horizon rows).
 
     Fitted: expert_names_, chosen_ (name), losses_ (name -> loss on the fitting rows).
     """
 
-    def __init__(self, expert: str | None = None, criterion: str = "auc", switch_z: float = 0.0):
+    def __init__(self, expert: str | None = None, criterion: str = "auc", switch_z: float = 0.0, horizon: int = 1):
         self.expert = expert
         self.criterion = criterion
         self.switch_z = switch_z
+        self.horizon = horizon
 
     def fit(self, X, expert_probs, y, expert_names) -> "BestExpertGate":
         """Choose the expert; raises ValueError on bad shapes or an unknown forced expert."""
@@ -205,7 +215,7 @@ class BestExpertGate(_ConvexGate, PersistMixin, BaseEstimator):
         # weaker expert in a fair share of units (issue 12: `best` scored 0.5421 against trend's 0.5459).
         first = self.expert_names_[0]
         challenger = min(self.expert_names_, key=self.losses_.__getitem__)
-        margin = switch_margin(y, self.criterion, self.switch_z)
+        margin = switch_margin(y, self.criterion, self.switch_z, self.horizon)
         self.chosen_ = challenger if self.losses_[challenger] < self.losses_[first] - margin else first
         return self
 

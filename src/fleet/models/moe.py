@@ -159,7 +159,7 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         self.oof_scores_ = {n: {"log_loss": mixture_log_loss(y, P[:, j]), "auc": _auc(y, P[:, j]),
                                 "calibrated_log_loss": score_forecast(y, P[:, j], "calibrated")}
                             for j, n in enumerate(names)}
-        best = BestExpertGate(criterion=self.criterion, switch_z=self.switch_z).fit(X_oof, P, y, expert_names=names)
+        best = BestExpertGate(criterion=self.criterion, switch_z=self.switch_z, horizon=self.purge_bars).fit(X_oof, P, y, expert_names=names)
         self.gate_ = clone(self.gate).fit(X_oof, P, y, expert_names=names)
         self.fallback_ = None
         self.guard_ = {"checked": False, "best_expert": best.chosen_}
@@ -190,7 +190,7 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         self.guard_.update(checked=True, criterion=self.criterion, rows=int(ok.sum()), gate_loss=gate_loss,
                            best_loss=best_loss, gate_auc=_auc(y[ok], p_cf[ok]), best_auc=_auc(y[ok], P[ok, b]))
         # The gate must beat the best expert by switch_z AUC standard errors to be kept (0: by anything).
-        self.guard_["margin"] = switch_margin(y[ok], self.criterion, self.switch_z)
+        self.guard_["margin"] = switch_margin(y[ok], self.criterion, self.switch_z, self.purge_bars)
         if gate_loss > best_loss - self.guard_["margin"]:
             self.fallback_ = best.chosen_
             self.gate_ = BestExpertGate(expert=best.chosen_, criterion=self.criterion).fit(X_oof, P, y,

@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 from fleet.errors import ConfigError, FleetError, InsufficientHistoryError, RequestError, UnknownSymbolError
 from fleet.serving.predictor import FleetPredictor
 from fleet.serving.schema import (CANDLE_LAYOUTS, BatchRequest, BatchResponse, ErrorResponse, HealthResponse,
-                                  ModelsResponse, PredictRequest, PredictResponse)
+                                  ModelsResponse, PredictRequest, PredictResponse, example_request)
 
 #: Default cap on a request body, bytes (a 2,049-candle request is about 0.3 MB of JSON).
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -100,10 +100,13 @@ class BodyLimitMiddleware:
 _REPLICA: dict[str, Any] = {}
 
 
-def configure_replica(*, max_body_bytes: int, symbols: list[str], bars: int, columns: list[str]) -> None:
+def configure_replica(*, max_body_bytes: int, symbols: list[str], bars: int, columns: list[str],
+                      bar_seconds: float = 3600.0) -> None:
     """Settings of this replica: the body limit, and for the OpenAPI document (rebuilt) the served symbols,
-    the candles that suffice for every one of them and the candle fields the served models use."""
-    _REPLICA.update(max_body_bytes=int(max_body_bytes), served=(sorted(symbols), int(bars), list(columns)))
+    the candles that suffice for every one of them, the candle fields the served models use and the bar
+    length in seconds (for the request example)."""
+    _REPLICA.update(max_body_bytes=int(max_body_bytes), served=(sorted(symbols), int(bars), list(columns)),
+                    bar_seconds=float(bar_seconds))
     api.openapi_schema = None
 
 
@@ -147,6 +150,15 @@ def _non_null(prop: dict) -> dict:
     return {**out, **kept[0]} if len(kept) == 1 else {**out, "anyOf": kept}
 
 
+def _add_served_examples(doc: dict, example: dict) -> None:
+    """One request the served run accepts, as the request-body example of both predict routes. A client
+    sees a working request, and schemathesis' coverage phase (boundary values built from the schema) gets
+    a positive case that keeps the rules JSON Schema cannot state (strictly increasing timestamps)."""
+    for route, value in (("/v1/predict", example), ("/v1/predict/batch", {"requests": [example]})):
+        media = doc["paths"][route]["post"]["requestBody"]["content"]["application/json"]
+        media["examples"] = {"served": {"summary": "a request this run accepts (made-up prices)", "value": value}}
+
+
 def _openapi() -> dict:
     """The OpenAPI document, with the request models the routes parse themselves added to its components."""
     if api.openapi_schema is None:
@@ -171,6 +183,11 @@ def _openapi() -> dict:
                 cols["properties"][name]["minItems"] = bars
             for name in candle["required"]:
                 candle["properties"][name] = _non_null(candle["properties"][name])
+            example = example_request(symbols[0], bars, columns, _REPLICA.get("bar_seconds", 3600.0))
+            # The models' own examples (a candle or two) are shorter than minItems here: the served one replaces them.
+            schemas["PredictRequest"]["examples"] = [example]
+            schemas["CandleColumns"]["examples"] = [example["candles"]]
+            _add_served_examples(doc, example)
         api.openapi_schema = doc
     return api.openapi_schema
 
@@ -262,7 +279,8 @@ class FleetIngress:
         assets = self.predictor.assets.values()
         configure_replica(max_body_bytes=max_body_bytes, symbols=[a.symbol for a in assets],
                           bars=max(a.required_bars for a in assets),
-                          columns=sorted({c for a in assets for c in a.columns}))
+                          columns=sorted({c for a in assets for c in a.columns}),
+                          bar_seconds=self.predictor.bar.total_seconds())
         self.batching = batching
 
         self._batched.set_max_batch_size(max_batch_size)

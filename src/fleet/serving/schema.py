@@ -113,6 +113,29 @@ class CandleColumns(BaseModel):
         return self
 
 
+def example_request(symbol: str, bars: int, columns: list[str], bar_seconds: float = 3600.0) -> dict:
+    """A valid ``PredictRequest`` body for a served run: ``bars`` candles (columns layout) of ``symbol``.
+
+    Put in the OpenAPI document as the request example, so a client (or a schema-driven fuzzer) sees one
+    request the server accepts: timestamps ``bar_seconds`` apart from 2024-01-01 UTC, strictly
+    increasing; a smooth made-up price path around 100 (close; open = previous close; high/low 0.2%
+    around the larger/smaller of the two) and volume around 1,000, only for the ``columns`` the served
+    models use. The numbers carry no market meaning.
+    """
+    k = np.arange(int(bars), dtype=float)
+    close = 100.0 * np.exp(0.02 * np.sin(k / 9.0) + 0.01 * np.sin(k / 2.3) + 1e-4 * k)
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    values = {"open": open_, "close": close, "high": np.maximum(open_, close) * 1.002,
+              "low": np.minimum(open_, close) * 0.998, "volume": 1000.0 + 200.0 * np.sin(k / 5.0)}
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    candles = {"timestamp": [(start + timedelta(seconds=bar_seconds * i)).isoformat().replace("+00:00", "Z")
+                             for i in range(int(bars))]}
+    for name in ("open", "high", "low", "close", "volume"):
+        if name in columns or name == "close":
+            candles[name] = [round(float(v), 6) for v in values[name]]
+    return {"symbol": symbol, "candles": candles}
+
+
 def _candles_layout(value: Any) -> str:
     return "columns" if isinstance(value, (dict, CandleColumns)) else "rows"
 
