@@ -197,7 +197,7 @@ class MoEConfig(_Section):
     gate: str = Field("best", pattern="^(rule|mlp|stack|best)$",
                       description="best (the default: the unit's single expert with the best inner out-of-fold "
                       "score, the first expert unless another is clearly better; it beat mlp and the GBM alone on "
-                      "crypto_1h, see README), mlp (trained gate, mixture likelihood, guarded), stack (logistic "
+                      "crypto_1h, see docs/mixture.md), mlp (trained gate, mixture likelihood, guarded), stack (logistic "
                       "regression on the experts' logit P(up)) or rule (seed-003 static rules)")
     top_k: int | None = Field(None, ge=1, description="experts per row of the rule / mlp gate (capped at the number "
                               "of experts); None: 2 for rule, all experts (dense) for mlp")

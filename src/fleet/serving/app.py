@@ -2,7 +2,7 @@
 
 One deployment (``FleetIngress``) whose replicas each hold every unit model of the run (they
 are small: a fitted gradient-boosting model per unit plus per-asset scaling), so any replica
-answers any symbol with no second hop and no cold load; README "Serve the fleet" gives the
+answers any symbol with no second hop and no cold load; docs/serving.md gives the
 reasons and when to switch to ``@serve.multiplexed``. Concurrent ``/v1/predict`` requests are
 gathered by ``@serve.batch`` and each unit's model runs once per batch.
 
