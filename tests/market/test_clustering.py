@@ -170,7 +170,7 @@ def test_to_dict_is_json_ready_and_round_trips():
 # ----------------------------------------------------------------------------- real data
 def _data_dir() -> Path:
     env = os.environ.get("FLEET_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def test_real_crypto_btc_in_dominant_cluster():

@@ -16,7 +16,7 @@ from statsmodels.tsa.stattools import adfuller
 from fleet.errors import ConfigError, DataError
 from fleet.features import FFDChoice, choose_d, ffd_weights, frac_diff_ffd
 
-DATA_DIR = Path(os.environ.get("FLEET_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+DATA_DIR = Path(os.environ.get("FLEET_DATA_DIR", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 
 
 def closed_form_weights(d: float, threshold: float, max_width: int = 10_000) -> np.ndarray:
