@@ -159,7 +159,7 @@ NOT_POSSIBLE_EXPERTS = _specs.NOT_POSSIBLE
 class PatternConfig(_Section):
     """Convolutional experts (PatternExpert and the archetype experts).
 
-    Reduced for CPU by default (the full seed-000 network would take hours per fold on 2 cores):
+    Reduced for CPU by default (the full-size network would take hours per fold on 2 cores):
     16 hidden channels, 3 residual levels, at most 4096 most-recent training windows per fit,
     3 epochs with early stopping (patience 1) on a 20 % time-ordered validation tail.
     """
@@ -167,7 +167,7 @@ class PatternConfig(_Section):
     window: int = Field(64, ge=2, description="bars per input window")
     hidden: int = Field(16, ge=1, description="channels of the residual blocks")
     levels: int = Field(3, ge=1, description="residual blocks (dilations 1, 2, 4, ...)")
-    emb_dim: int = Field(8, ge=1, description="asset embedding width (seed 000)")
+    emb_dim: int = Field(8, ge=1, description="asset embedding width (learned per-asset vector, Guo & Berkhahn 2016 entity embeddings)")
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(256, ge=1)
     lr: float = Field(3e-3, gt=0.0)
@@ -193,16 +193,16 @@ class SDEConfig(TabularExpertConfig):
 class MoEConfig(_Section):
     """The gate, its training and the guard (seed 003; issue 12)."""
 
-    enabled: bool = Field(True, description="false: only the first expert of `experts`, no gate (seed 003 compatibility)")
+    enabled: bool = Field(True, description="false: only the first expert of `experts`, no gate")
     gate: str = Field("best", pattern="^(rule|mlp|stack|best)$",
                       description="best (the default: the unit's single expert with the best inner out-of-fold "
                       "score, the first expert unless another is clearly better; it beat mlp and the GBM alone on "
                       "crypto_1h, see docs/mixture.md), mlp (trained gate, mixture likelihood, guarded), stack (logistic "
-                      "regression on the experts' logit P(up)) or rule (seed-003 static rules)")
+                      "regression on the experts' logit P(up)) or rule (static rules on the market-regime fingerprint)")
     top_k: int | None = Field(None, ge=1, description="experts per row of the rule / mlp gate (capped at the number "
                               "of experts); None: 2 for rule, all experts (dense) for mlp")
     gate_objective: str = Field("likelihood", pattern="^(likelihood|oracle)$",
-                                description="mlp gate: mixture log-likelihood, or seed 003's per-row oracle target")
+                                description="mlp gate: mixture log-likelihood (Jacobs et al. 1991), or the per-row oracle target (the expert closest to the label)")
     balance: str = Field("switch", pattern="^(switch|entropy)$", description="load-balancing term of the MLP gate")
     balance_coef: float = Field(0.001, ge=0.0, description="coefficient of the load-balancing term (the mixture's "
                                 "log-loss differences are ~0.001 nats: a large term forces uniform weights)")
@@ -235,7 +235,7 @@ class ModelConfig(_Section):
     experts: list[str] = Field(default_factory=lambda: ["trend"])
     asset_aware: bool = Field(True, description="experts see which asset a row belongs to (TrendExpert: asset id "
                               "as a categorical; CNN experts: asset embedding; stress/SDE: per-asset intercepts); "
-                              "false: the asset-agnostic ablation (seed 000)")
+                              "false: the asset-agnostic ablation")
     trend: TrendConfig = Field(default_factory=TrendConfig)
     pattern: PatternConfig = Field(default_factory=PatternConfig)
     stress: TabularExpertConfig = Field(default_factory=TabularExpertConfig)
@@ -272,7 +272,7 @@ class PolicyConfig(_Section):
 
     threshold: float = Field(0.55, gt=0.0, lt=1.0, description="go long when p_up > threshold")
     cost_bps: float = Field(10.0, ge=0.0, description="cost per side, basis points")
-    forced_entry: bool = Field(False, description="forced daily entry (seed 002): per asset and UTC day with no "
+    forced_entry: bool = Field(False, description="forced daily entry: per asset and UTC day with no "
                                "natural signal up to the cut-off bar, go long at the cut-off bar")
     forced_entry_cutoff: str | None = Field(None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
                                             description="UTC time of day HH:MM of the forced-entry decision bar "
