@@ -77,6 +77,32 @@ def _fill_on_grid(obs_ns: np.ndarray, close: np.ndarray, grid_ns: np.ndarray, ba
     return filled, long_before
 
 
+def _checked_args(bar, max_ffill, min_overlap, start, end):
+    """(bar as a Timedelta, start, end as UTC Timestamps or None) of :func:`align_log_returns`; ConfigError
+    naming the argument when one is out of range."""
+    bar = pd.Timedelta(bar)
+    if not bar > pd.Timedelta(0):
+        raise ConfigError(f"bar={bar}: expected a positive bar length (e.g. pd.Timedelta(hours=1))")
+    if isinstance(max_ffill, bool) or not isinstance(max_ffill, (int, np.integer)) or max_ffill < 0:
+        raise ConfigError(f"max_ffill={max_ffill!r}: expected an integer number of bars >= 0")
+    if not 0.0 <= float(min_overlap) <= 1.0:
+        raise ConfigError(f"min_overlap={min_overlap!r}: expected a fraction in [0, 1]")
+    start_ts, end_ts = _as_utc(start, "start"), _as_utc(end, "end")
+    if start_ts is not None and end_ts is not None and end_ts <= start_ts:
+        raise ConfigError(f"start={start_ts}, end={end_ts}: end must be after start (the window is [start, end))")
+    return bar, start_ts, end_ts
+
+
+def _in_window(s: pd.Series, start_ts, end_ts) -> pd.Series:
+    """The rows of ``s`` inside ``[start_ts, end_ts)`` (None: that side open)."""
+    keep = np.ones(len(s), dtype=bool)
+    if start_ts is not None:
+        keep &= s.index >= start_ts
+    if end_ts is not None:
+        keep &= s.index < end_ts
+    return s[keep]
+
+
 def align_log_returns(closes: Mapping[str, pd.Series], *, bar: pd.Timedelta, max_ffill: int = 3,
                       start=None, end=None, min_overlap: float = 0.5) -> pd.DataFrame:
     """1-bar log returns of many assets on one common UTC timeline.
@@ -115,29 +141,11 @@ def align_log_returns(closes: Mapping[str, pd.Series], *, bar: pd.Timedelta, max
             duplicate timestamps or non-finite / non-positive closes; an empty window; an asset
             covering less than ``min_overlap`` of the grid (named with its overlap).
     """
-    bar = pd.Timedelta(bar)
-    if not bar > pd.Timedelta(0):
-        raise ConfigError(f"bar={bar}: expected a positive bar length (e.g. pd.Timedelta(hours=1))")
-    if isinstance(max_ffill, bool) or not isinstance(max_ffill, (int, np.integer)) or max_ffill < 0:
-        raise ConfigError(f"max_ffill={max_ffill!r}: expected an integer number of bars >= 0")
-    if not 0.0 <= float(min_overlap) <= 1.0:
-        raise ConfigError(f"min_overlap={min_overlap!r}: expected a fraction in [0, 1]")
-    start_ts, end_ts = _as_utc(start, "start"), _as_utc(end, "end")
-    if start_ts is not None and end_ts is not None and end_ts <= start_ts:
-        raise ConfigError(f"start={start_ts}, end={end_ts}: end must be after start (the window is [start, end))")
+    bar, start_ts, end_ts = _checked_args(bar, max_ffill, min_overlap, start, end)
     if len(closes) == 0:
         raise DataError("align_log_returns: no assets given; expected at least one close series")
-
     symbols = sorted(closes)
-    series = {}
-    for symbol in symbols:
-        s = _validated_close(symbol, closes[symbol])
-        keep = np.ones(len(s), dtype=bool)
-        if start_ts is not None:
-            keep &= s.index >= start_ts
-        if end_ts is not None:
-            keep &= s.index < end_ts
-        series[symbol] = s[keep]
+    series = {symbol: _in_window(_validated_close(symbol, closes[symbol]), start_ts, end_ts) for symbol in symbols}
 
     grid = pd.DatetimeIndex([], tz="UTC").as_unit("ns")
     for s in series.values():

@@ -139,6 +139,19 @@ class RayBackend:
         """GPUs to reserve for ``unit``: its planned request, or 0 when the cluster has no GPU."""
         return float(unit.num_gpus) if cluster_gpus > 0 else 0.0
 
+    def _slots(self, units) -> tuple[float, int]:
+        """(the cluster's GPUs, how many actors its CPUs hold); warns when GPUs are asked for and there are
+        none, ConfigError when one actor asks for more CPUs than the cluster has."""
+        res = ray.cluster_resources()
+        cluster_gpus = float(res.get("GPU", 0))
+        if (self.num_gpus > 0 or any(u.num_gpus > 0 for u in units)) and cluster_gpus == 0:
+            warnings.warn("GPUs asked for but the Ray cluster has no GPU: units train on CPU",
+                          FleetWarning, stacklevel=3)
+        if res.get("CPU", 0) < self.num_cpus:
+            raise ConfigError(f"num_cpus={self.num_cpus:g} per unit but the Ray cluster has only "
+                              f"{res.get('CPU', 0):g} CPU: lower --num-cpus")
+        return cluster_gpus, max(1, int(res.get("CPU", 1) // self.num_cpus))
+
     def run(self, units: list["TrainingUnit"], frames: dict[str, pd.DataFrame], on_result, *, sink=None) -> list:
         """Train every unit; returns (and reports through ``on_result``) a result or a failure per unit.
 
@@ -157,17 +170,9 @@ class RayBackend:
         from fleet.training.unit import UnitFailure, train_unit
 
         self._connect()
-        res = ray.cluster_resources()
-        cluster_gpus = float(res.get("GPU", 0))
+        cluster_gpus, cpu_slots = self._slots(units)
         torch_first = any(needs_torch(u.config.model) for u in units)
         train_fn = None if self.train_fn in (None, train_unit) else self.train_fn
-        if (self.num_gpus > 0 or any(u.num_gpus > 0 for u in units)) and cluster_gpus == 0:
-            warnings.warn("GPUs asked for but the Ray cluster has no GPU: units train on CPU",
-                          FleetWarning, stacklevel=2)
-        if res.get("CPU", 0) < self.num_cpus:
-            raise ConfigError(f"num_cpus={self.num_cpus:g} per unit but the Ray cluster has only "
-                              f"{res.get('CPU', 0):g} CPU: lower --num-cpus")
-        cpu_slots = max(1, int(res.get("CPU", 1) // self.num_cpus))
 
         def capacity(gpus: float) -> int:
             return cpu_slots if gpus == 0 else max(1, min(cpu_slots, int(cluster_gpus // gpus)))
@@ -212,17 +217,10 @@ class RayBackend:
                 done, _ = ray.wait(list(running), num_returns=1)
                 for ref in done:
                     unit, actor, gpus = running.pop(ref)
-                    try:
-                        outcome = ray.get(ref)
+                    outcome, reusable = _outcome(ref, unit, UnitFailure)
+                    if reusable:
                         idle.setdefault(gpus, []).append(actor)
-                    except ray.exceptions.RayTaskError as err:
-                        # An exception raised by the unit's own code: not retried, reported as a value.
-                        cause = err.cause if err.cause is not None else err
-                        outcome = UnitFailure.of(unit, f"{type(cause).__name__}: {cause}", str(err))
-                        idle.setdefault(gpus, []).append(actor)
-                    except ray.exceptions.RayError as err:
-                        # The worker died more often than max_restarts / max_task_retries allow.
-                        outcome = UnitFailure.of(unit, f"{type(err).__name__}: {str(err).splitlines()[0]}", str(err))
+                    else:
                         alive[gpus].remove(actor)
                         ray.kill(actor, no_restart=True)
                     on_result(outcome)
@@ -237,3 +235,16 @@ class RayBackend:
         if self._started and ray.is_initialized():
             ray.shutdown()
         self._started = False
+
+
+def _outcome(ref, unit, failure_cls) -> tuple:
+    """(the unit's result or failure, whether its actor can take another unit) of a finished call."""
+    try:
+        return ray.get(ref), True
+    except ray.exceptions.RayTaskError as err:
+        # An exception raised by the unit's own code: not retried, reported as a value.
+        cause = err.cause if err.cause is not None else err
+        return failure_cls.of(unit, f"{type(cause).__name__}: {cause}", str(err)), True
+    except ray.exceptions.RayError as err:
+        # The worker died more often than max_restarts / max_task_retries allow.
+        return failure_cls.of(unit, f"{type(err).__name__}: {str(err).splitlines()[0]}", str(err)), False
