@@ -74,6 +74,11 @@ def _choice(enum) -> click.Choice:
 @click.option("--max-d", type=float, help="Cap on the FFD order d (smallest d with ADF p < 0.05).  [default: 0.65]")
 @click.option("--threshold", type=float, help="Signal long when p_up > threshold.  [default: 0.55]")
 @click.option("--cost-bps", type=float, help="Trading cost per side in basis points.  [default: 10]")
+@click.option("--policy", type=click.Choice(["fixed", "tuned"]), help="fixed: p_up > threshold on every bar (1/h tranches); tuned: hysteresis / expected-return threshold chosen per unit on the training window's inner out-of-fold predictions.  [default: fixed]")
+@click.option("--sides", type=click.Choice(["long", "both"]), help="Long only, or long and short (short when p_up < 1 - threshold).  [default: long]")
+@click.option("--labels", type=click.Choice(["fixed_horizon", "triple_barrier"]), help="Label: sign of the h-bar return, or the triple-barrier label (AFML ch. 3).  [default: fixed_horizon]")
+@click.option("--cluster-on", type=click.Choice(["returns", "residual", "ffd"]), help="Cluster on raw returns, residual returns after the market factor, or FFD log prices.  [default: returns]")
+@click.option("--min-cluster-size", type=int, help="A cluster with fewer assets joins its nearest cluster.  [default: 1]")
 @click.option("--forced-entry/--no-forced-entry", default=None, help="Forced daily entry: per asset and UTC day with no signal up to the cut-off bar, go long at the cut-off bar.  [default: off]")
 @click.option("--forced-entry-cutoff", help="UTC time HH:MM of the forced-entry decision bar.  [default: the day's last bar]")
 @click.option("--bars-per-year", type=float, help="Bars per year for annualising.  [default: inferred: 8760 hourly 24/7, 252 daily equities]")
@@ -95,7 +100,7 @@ def _choice(enum) -> click.Choice:
 @click.option("--resume", "resume", help="Finish an interrupted or failed run: its staging directory (printed at start), its --out path or its --out URI. Trains only units without a complete saved result; every other option is taken from the saved run.")
 def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, folds, horizon,
           embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
-          forced_entry, forced_entry_cutoff, bars_per_year, experts, gate, top_k, balance_coef, inner_folds, guard,
+          policy, sides, labels, cluster_on, min_cluster_size, forced_entry, forced_entry_cutoff, bars_per_year, experts, gate, top_k, balance_coef, inner_folds, guard,
           learner, early_stopping, asset_aware, moe_enabled, report, seed, seeds, out, registry, resume) -> None:
     """Train the fleet under purged walk-forward validation and write a run directory.
 

@@ -29,13 +29,15 @@ from sklearn.metrics import roc_auc_score
 
 from fleet.errors import ConfigError, DataError, describe_rows
 
-__all__ = ["METRIC_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "exposure", "icir", "information_coefficients",
+__all__ = ["METRIC_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "book_pnl", "exposure", "icir", "information_coefficients",
            "mark_to_market", "portfolio_returns", "segments_of", "signal_metrics", "summarise", "trading_metrics"]
 
 METRIC_COLUMNS = ("precision", "recall", "auc", "expectancy", "trades", "n")
 RANK_COLUMNS = ("ic", "rank_ic", "icir")
 # sharpe: against cash; ann_return, max_dd: simple returns (not log); exposure: mean fraction of capital held.
-TRADING_COLUMNS = ("sharpe", "sharpe_net", "ann_return", "ann_return_net", "max_dd", "max_dd_net", "exposure")
+# turnover: mean |change of exposure| per bar (the closing of what is open at a segment's end included).
+TRADING_COLUMNS = ("sharpe", "sharpe_net", "ann_return", "ann_return_net", "max_dd", "max_dd_net", "exposure",
+                   "turnover")
 # Columns of summarise() after the group keys (and before "folds").
 SUMMARY_COLUMNS = ("precision", "recall", "auc", "expectancy", *RANK_COLUMNS, *TRADING_COLUMNS, "trades", "n")
 _REQUIRED = ("p_up", "y", "forward_return", "return_1", "fold")
@@ -276,6 +278,30 @@ def mark_to_market(return_1, signal, *, horizon: int, cost_bps: float,
     if r.shape != s.shape or r.ndim != 1:
         raise DataError(f"mark_to_market: return_1 and signal must both have shape (n,), got {r.shape} and {s.shape}")
     x = exposure(s, horizon=horizon, segment=segment)
+    gross, net, _ = book_pnl(r, x, cost_bps=cost_bps, segment=segment)
+    return gross, net
+
+
+def book_pnl(return_1, position, *, cost_bps: float, segment=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-bar P&L of any position path, gross and net of costs on turnover, and the turnover itself.
+
+    ``gross[t] = x[t] r[t]``; ``turnover[t] = |x[t] - x[t-1]| + end[t] |x[t]|`` (``x[t-1] = 0`` at a segment's
+    first row, ``end[t] = 1`` at its last: the book opens flat and closes what is open);
+    ``net[t] = gross[t] - cost_bps / 1e4 * turnover[t]``. :func:`mark_to_market` is this with the 1/h tranche
+    book's exposure; a cost-aware policy (:mod:`fleet.evaluation.costaware`) passes its own positions.
+
+    Args:
+        return_1: shape (n,), 1-bar forward log returns, in time order (one asset).
+        position: shape (n,), signed fraction of capital held over each bar, in [-1, 1].
+        cost_bps: cost per side, basis points. segment: shape (n,) segment ids, or None (one segment).
+
+    Returns:
+        ``(gross, net, turnover)``, each float64 (n,).
+    """
+    r = np.asarray(return_1, dtype=np.float64)
+    x = np.asarray(position, dtype=np.float64)
+    if r.shape != x.shape or r.ndim != 1:
+        raise DataError(f"book_pnl: return_1 and position must both have shape (n,), got {r.shape} and {x.shape}")
     n = x.size
     seg = np.zeros(n, dtype=np.int64) if segment is None else np.asarray(segment, dtype=np.int64)
     first = np.ones(n, dtype=bool)
@@ -286,7 +312,7 @@ def mark_to_market(return_1, signal, *, horizon: int, cost_bps: float,
     turnover = np.abs(x - prev) + np.where(last, np.abs(x), 0.0)
     gross = x * r
     net = gross - float(cost_bps) / 1e4 * turnover
-    return gross, net
+    return gross, net, turnover
 
 
 def trading_metrics(bar_returns, *, bars_per_year: float | None) -> dict:
@@ -329,7 +355,7 @@ def trading_metrics(bar_returns, *, bars_per_year: float | None) -> dict:
 
 
 def portfolio_returns(g: pd.DataFrame, signal: np.ndarray, *, horizon: int,
-                      cost_bps: float) -> pd.DataFrame:
+                      cost_bps: float, position: np.ndarray | None = None) -> pd.DataFrame:
     """Per-timestamp P&L of the equal-weight portfolio of the assets in ``g``.
 
     Each asset trades its own 1/h-tranche book (:func:`mark_to_market`, its rows in time order,
@@ -339,26 +365,34 @@ def portfolio_returns(g: pd.DataFrame, signal: np.ndarray, *, horizon: int,
     Args:
         g: rows of one or several assets: symbol, timestamp, return_1, optionally bar_number.
         signal: shape (len(g),), 0/1 signal per row of ``g``.
+        position: shape (len(g),), signed position per row (a cost-aware policy's book, see
+            :func:`book_pnl`); None: the 1/h tranche book of ``signal``.
 
     Returns:
-        DataFrame indexed by timestamp (sorted) with float columns gross, net and exposure (mean
-        exposure of the assets with a row).
+        DataFrame indexed by timestamp (sorted) with float columns gross, net, exposure (mean |exposure|
+        of the assets with a row), turnover (mean |change of exposure| of those assets) and net_total (the
+        sum of their net P&L).
     """
     frame = pd.DataFrame({"symbol": g["symbol"].to_numpy(), "t": g["timestamp"].to_numpy(),
                           "r": g["return_1"].to_numpy(dtype=np.float64), "s": np.asarray(signal, dtype=np.float64)})
+    if position is not None:
+        frame["x"] = np.asarray(position, dtype=np.float64)
     if "bar_number" in g.columns:
         frame["b"] = g["bar_number"].to_numpy(dtype=np.int64)
     frame = frame.sort_values(["symbol", "t"], kind="mergesort")
     parts = []
     for _, a in frame.groupby("symbol", sort=False):
         seg = segments_of(a["b"].to_numpy()) if "b" in a else None
-        gross, net = mark_to_market(a["r"].to_numpy(), a["s"].to_numpy(), horizon=horizon, cost_bps=cost_bps,
-                                    segment=seg)
-        parts.append(pd.DataFrame({"t": a["t"].to_numpy(), "gross": gross, "net": net,
-                                   "exposure": exposure(a["s"].to_numpy(), horizon=horizon, segment=seg)}))
+        x = a["x"].to_numpy() if "x" in a else exposure(a["s"].to_numpy(), horizon=horizon, segment=seg)
+        gross, net, turnover = book_pnl(a["r"].to_numpy(), x, cost_bps=cost_bps, segment=seg)
+        parts.append(pd.DataFrame({"t": a["t"].to_numpy(), "gross": gross, "net": net, "exposure": np.abs(x),
+                                   "turnover": turnover}))
     if not parts:
-        return pd.DataFrame({"gross": [], "net": [], "exposure": []}, index=pd.Index([], name="t"))
-    return pd.concat(parts, ignore_index=True).groupby("t", sort=True).mean()
+        return pd.DataFrame({"gross": [], "net": [], "exposure": [], "turnover": [], "net_total": []},
+                            index=pd.Index([], name="t"))
+    return pd.concat(parts, ignore_index=True).groupby("t", sort=True).agg(
+        gross=("gross", "mean"), net=("net", "mean"), exposure=("exposure", "mean"), turnover=("turnover", "mean"),
+        net_total=("net", "sum"))
 
 
 def _group_row(g: pd.DataFrame, signal: np.ndarray, *, threshold: float, cost_bps: float, horizon: int,
@@ -370,12 +404,16 @@ def _group_row(g: pd.DataFrame, signal: np.ndarray, *, threshold: float, cost_bp
     fold_ics = [information_coefficients(f["p_up"].to_numpy(), f["forward_return"].to_numpy())[0]
                 for _, f in g.groupby("fold", sort=True)]
     m["icir"] = icir(fold_ics)
-    bars = portfolio_returns(g, signal, horizon=horizon, cost_bps=cost_bps)
+    position = g["position"].to_numpy(dtype=np.float64) if "position" in g.columns else None
+    bars = portfolio_returns(g, signal, horizon=horizon, cost_bps=cost_bps, position=position)
     for suffix, col in (("", "gross"), ("_net", "net")):
         tm = trading_metrics(bars[col].to_numpy(), bars_per_year=bars_per_year)
         for k, v in tm.items():
             m[k + suffix] = v
     m["exposure"] = float(bars["exposure"].mean()) if len(bars) else float("nan")
+    m["turnover"] = float(bars["turnover"].mean()) if len(bars) else float("nan")
+    if position is not None:  # a held position is one trade: its net P&L from the curve, per trade opened
+        m["expectancy"] = float(bars["net_total"].sum() / m["trades"]) if m["trades"] else float("nan")
     return m
 
 
@@ -384,7 +422,11 @@ def summarise(predictions: pd.DataFrame, by: str | list[str], *, threshold: floa
     """All metrics per group of out-of-fold predictions (e.g. per asset, per cluster, per fold).
 
     The signal is the ``signal`` column when there is one (the signal after the trading policy,
-    e.g. forced daily entry), else ``p_up > threshold``.
+    e.g. forced daily entry), else ``p_up > threshold``. With a ``position`` column (a cost-aware
+    policy's book, :mod:`fleet.evaluation.costaware`) the curve is that position marked to market
+    (:func:`book_pnl`), ``signal`` marks the bars where a position is opened, ``trades`` counts
+    them, and ``expectancy`` is the curve's net P&L per trade opened (a held position pays one round
+    trip, not one per bar).
 
     Args:
         predictions: one row per (symbol, timestamp) prediction with columns symbol, timestamp,
@@ -404,7 +446,8 @@ def summarise(predictions: pd.DataFrame, by: str | list[str], *, threshold: floa
         ann_return_net, max_dd, max_dd_net (:func:`trading_metrics` of the equal-weight portfolio
         of the group's assets, :func:`portfolio_returns`, each asset marked to market bar by bar,
         without and with costs on turnover; returns and drawdowns as simple returns); exposure
-        (mean exposure of that portfolio, fraction of capital); trades, n -- and folds (number of
+        (mean |exposure| of that portfolio, fraction of capital); turnover (mean |change of exposure| per
+        bar); trades, n -- and folds (number of
         distinct folds in the group). A flat table (group keys are columns, RangeIndex), ready for CSV.
 
     Raises:
@@ -430,6 +473,12 @@ def summarise(predictions: pd.DataFrame, by: str | list[str], *, threshold: floa
         if not np.isfinite(r1).all():
             raise DataError(f"return_1: expected a finite log return, not so at "
                             f"{describe_rows(np.flatnonzero(~np.isfinite(r1)))}")
+        if "position" in predictions.columns:
+            x = predictions["position"].to_numpy(dtype=np.float64)
+            bad = ~(np.isfinite(x) & (np.abs(x) <= 1.0))
+            if bad.any():
+                raise DataError(f"position: expected a signed fraction of capital in [-1, 1], not so at "
+                                f"{describe_rows(np.flatnonzero(bad))}")
         if "signal" in predictions.columns:
             signal = _check_signal(predictions["signal"].to_numpy(), len(predictions))
         else:

@@ -31,6 +31,7 @@ from fleet.data.panel import Panel
 from fleet.data.registry import AssetRegistry, sync_registry
 from fleet.data.synthetic import synthetic_market
 from fleet.evaluation.metrics import RANK_COLUMNS, TRADING_COLUMNS, summarise
+from fleet.evaluation.costaware import policy_comparison
 from fleet.evaluation.policy import apply_policy, forced_entry_report
 from fleet.features.fracdiff import MIN_ADF_POINTS, ffd_weights
 from fleet.evaluation.splits import Fold, PurgedWalkForward
@@ -444,6 +445,7 @@ def predict_holdout(results: list[UnitResult], panel: Panel, final: FoldMarket, 
         p_<expert>, w_<expert>); empty when the hold-out holds no labelled bar.
     """
     from fleet.features.labels import binary_label, forward_log_return
+    from fleet.evaluation.costaware import apply_positions
     from fleet.training.unit import bar_columns
 
     h = config.labels.horizon
@@ -475,7 +477,7 @@ def predict_holdout(results: list[UnitResult], panel: Panel, final: FoldMarket, 
             for j, name in enumerate(names):
                 rows[f"p_{name}"] = expert_p[:, j]
                 rows[f"w_{name}"] = weights[:, j]
-            parts.append(rows)
+            parts.append(apply_positions(rows, getattr(r.model, "policy", None)))
     if not parts:
         return pd.DataFrame(columns=["timestamp", "symbol", "fold", "p_up", "signal", "y", "forward_return",
                                      "return_1", "bar_number", "cluster"])
@@ -745,7 +747,8 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
     # The policy needs whole UTC days per asset, which may straddle units and folds: applied here.
     policy = dict(threshold=config.policy.threshold, forced_entry=config.policy.forced_entry,
                   cutoff=config.policy.forced_entry_cutoff, bar=panel.bar)
-    predictions = apply_policy(predictions, **policy)
+    if "position" not in predictions:  # else each unit's own policy set signal and position (costaware)
+        predictions = apply_policy(predictions, **policy)
     if config.evaluation.bars_per_year is not None:
         bars_per_year = float(config.evaluation.bars_per_year)
         echo(f"Annualising with {bars_per_year:g} bars per year (--bars-per-year)")
@@ -759,8 +762,9 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
     holdout = holdout_rows = None
     if config.validation.holdout_days > 0:
         holdout_rows = predict_holdout(results, panel, final, timeline_end=timeline_end, config=config)
-        if len(holdout_rows):
+        if len(holdout_rows) and "position" not in holdout_rows:
             holdout_rows = apply_policy(holdout_rows, **policy)
+        if len(holdout_rows):
             holdout = holdout_table(holdout_rows, config, bars_per_year=bars_per_year)
             echo(f"Hold-out: {len(holdout_rows)} rows after {timeline_end:%Y-%m-%d %H:%M} predicted by the last "
                  f"fold's models -> results_holdout.csv, holdout_predictions/")
@@ -778,6 +782,11 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
     rundir.write_csv("results_per_fold.csv", per_fold, float_format=RESULTS_FORMAT)
     if forced is not None:
         rundir.write_csv("forced_entry.csv", forced)
+    if "position" in predictions:  # natural (fixed threshold) vs each unit's own policy, same p_up
+        rundir.write_csv("policy_comparison.csv", policy_comparison(
+            predictions, threshold=config.policy.threshold, cost_bps=config.policy.cost_bps,
+            horizon=config.labels.horizon, sides=config.policy.sides.value, bars_per_year=bars_per_year),
+                         float_format=RESULTS_FORMAT)
     if holdout is not None:
         rundir.write_csv("results_holdout.csv", holdout, float_format=RESULTS_FORMAT)
     experts = config.model.active_experts()
@@ -787,7 +796,7 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
     # With several experts the files also hold each expert's P(up) and gate weight per row.
     expert_cols = [f"{k}_{e}" for e in experts for k in ("p", "w")] if len(experts) > 1 else []
     columns = ["timestamp", "fold", "p_up", "signal", "forward_return", "y", "forced_entry", "return_1", "bar_number",
-               "cluster", *expert_cols]
+               "cluster", *expert_cols, *(["position"] if "position" in predictions else [])]
     for symbol, rows in predictions.groupby("symbol", sort=True):
         rundir.write_parquet(f"predictions/{symbol}.parquet",
                              rows[columns].sort_values("timestamp").reset_index(drop=True))

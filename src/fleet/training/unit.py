@@ -23,6 +23,8 @@ import pandas as pd
 from fleet.config import FleetConfig
 from fleet.evaluation.splits import Fold
 from fleet.models.factory import build_model
+from fleet.evaluation.costaware import apply_positions
+from fleet.training.policy_unit import unit_policy
 from fleet.training.dataset import AssetPreprocessor, asset_feature_arrays, bar_times, build_unit_dataset
 
 
@@ -71,6 +73,8 @@ class UnitModel:
         feature_names: input columns in order (``asset_id`` last).
         trained_until: end of the training window (exclusive), UTC.
         config: the resolved run configuration as a dict.
+        policy: the unit's trading policy (:meth:`fleet.evaluation.costaware.TradingPolicy.to_dict`), chosen on
+            the training window; None: the run's fixed long rule ``p_up > policy.threshold``.
     """
 
     group: str
@@ -80,6 +84,7 @@ class UnitModel:
     feature_names: list[str]
     trained_until: pd.Timestamp
     config: dict
+    policy: dict | None = None
 
     def design_matrix(self, symbol: str, frame: pd.DataFrame, factor: pd.Series | None, *,
                       last: int | None = None) -> pd.DataFrame:
@@ -198,6 +203,7 @@ class UnitResult:
     skipped_features: tuple[str, ...] = ()
     started_unix: float | None = None
     gate: dict | None = None
+    policy: dict | None = None
 
     def timing(self) -> dict:
         """One manifest row: unit id, seconds, rows and the node that trained it."""
@@ -206,7 +212,7 @@ class UnitResult:
                 "started_unix": self.started_unix, "n_train": self.n_train, "n_test": self.n_test,
                 "host": self.host, "pid": self.pid,
                 "node_id": self.node_id, "resources": self.resources, "skipped_assets": self.skipped_assets,
-                "gate": self.gate}
+                "gate": self.gate, "policy": self.policy}
 
 
 @dataclass
@@ -305,6 +311,9 @@ def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResul
     for j, name in enumerate(names):
         preds[f"p_{name}"] = expert_p[:, j]
         preds[f"w_{name}"] = weights[:, j]
+    policy = unit_policy(cfg, model, ds.X_train, ds.y_train, ds.train_meta, frames)  # training window only
+    preds = apply_positions(preds, policy)
+    policy = None if policy is None else policy.to_dict()
     gate = model.gate_summary() if hasattr(model, "gate_summary") else None
     # 1 when the unit's guard replaced the gate by its best single expert (see fleet.models.moe).
     preds["gate_fallback"] = np.int8(bool(gate and gate.get("fallback")))
@@ -312,10 +321,10 @@ def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResul
     if unit.is_final:
         kept = UnitModel(group=unit.group, assets={s: unit.assets[s] for s in ds.preprocessors}, estimator=model,
                          preprocessors=ds.preprocessors, feature_names=ds.feature_names,
-                         trained_until=unit.fold.train_end, config=cfg.to_dict())
+                         trained_until=unit.fold.train_end, config=cfg.to_dict(), policy=policy)
     return UnitResult(
         unit_id=unit.unit_id, group=unit.group, fold=unit.fold.index, assets=sorted(unit.assets), predictions=preds,
         d_by_asset={s: p.d for s, p in ds.preprocessors.items()}, n_train=len(ds.X_train), n_test=len(ds.X_test),
         wall_seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0, host=socket.gethostname(),
         pid=os.getpid(), model=kept, skipped_assets=ds.skipped_assets, skipped_features=ds.skipped_features,
-        started_unix=started, gate=gate)
+        started_unix=started, gate=gate, policy=policy)
