@@ -211,14 +211,16 @@ def _candidates(p: np.ndarray, move: float, *, horizon: int, sides: str, cost_bp
     """The grid :func:`fit_policy` searches (hysteresis levels from quantiles of the scores)."""
     holds = sorted({max(1, int(round(m * horizon))) for m in HOLD_MULTIPLES})
     base = dict(sides=sides, horizon=horizon, cost_bps=cost_bps)
-    score = np.abs(p - 0.5) if sides == "both" else p
+    score = np.abs(p - 0.5) if sides == "both" else p  # both sides: levels are 1/2 + a quantile of |p - 1/2|
     shift = 0.5 if sides == "both" else 0.0
     out = []
+    exits = [float(np.quantile(score, qo)) for qo in EXIT_QUANTILES]
+    if sides == "both":  # the exit may lie on either side of 1/2 (below: a long is kept until p < 1/2 - d)
+        exits = sorted({0.5 + sign * d for d in exits for sign in (1.0, -1.0)})
     for qi in ENTRY_QUANTILES:
         t_in = float(np.quantile(score, qi)) + shift
-        for qo in EXIT_QUANTILES:
-            t_out = float(np.quantile(score, qo)) + shift
-            if t_out > t_in or (sides == "both" and t_out < 0.5):
+        for t_out in exits:
+            if t_out > t_in or t_out < 1.0 - t_in - 1e-12 and sides == "both":
                 continue
             out += [TradingPolicy(kind="hysteresis", theta_in=t_in, theta_out=t_out, min_hold=h, **base)
                     for h in holds]

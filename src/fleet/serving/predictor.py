@@ -34,7 +34,7 @@ from fleet.config import FeatureConfig
 from fleet.errors import FleetError, InsufficientHistoryError, RequestError, RunDirectoryError, UnknownSymbolError
 from fleet.features.fracdiff import ffd_weights
 from fleet.features.technical import FEATURE_REQUIREMENTS, warmup_bars
-from fleet.serving.schema import CandleColumns, PredictRequest, PredictResponse
+from fleet.serving.schema import CandleColumns, PredictRequest, PredictResponse, ServedPolicy
 from fleet.training.dataset import FACTOR
 from fleet.training.unit import UnitModel
 
@@ -48,6 +48,24 @@ def _read_json(run: Path, relative: str):
         return json.loads((run / relative).read_text())
     except (OSError, ValueError) as err:
         raise RunDirectoryError(f"{run / relative}: cannot read the run directory's {relative} ({err})") from None
+
+
+def served_policy(model: UnitModel, config: dict):
+    """``p_up -> (signal, ServedPolicy)`` for one unit: its stored policy, else the run's fixed long rule."""
+    from fleet.evaluation.costaware import TradingPolicy
+
+    pc = config.get("policy", {})
+    stored = getattr(model, "policy", None)
+    pol = (TradingPolicy.from_dict(stored) if stored else
+           TradingPolicy.fixed(float(pc.get("threshold", 0.55)), horizon=int(config.get("labels", {}).get("horizon", 1)),
+                               cost_bps=float(pc.get("cost_bps", 10.0))))
+
+    def answer(p: float) -> tuple[int, ServedPolicy]:
+        q = float(pol.calibrated([p])[0]) if pol.calibration else None
+        return int(pol.entry_signal([p])[0]), ServedPolicy(
+            kind=pol.kind, sides=pol.sides, theta_in=pol.theta_in, theta_out=pol.theta_out, min_hold=pol.min_hold,
+            cost_bps=pol.cost_bps, calibrated_p_up=q)
+    return answer
 
 
 @dataclass(frozen=True)
@@ -334,11 +352,13 @@ class FleetPredictor:
             times = pd.DatetimeIndex(np.concatenate([b["__time"] for b in blocks]), tz="UTC")
             X = pd.DataFrame({c: np.concatenate([b[c] for b in blocks]) for c in model.feature_names}, index=times)
             p_up = model.estimator.predict_proba(X)[last, 1]
+            policy = served_policy(model, self.config)
             for i, p, gate in zip(idx, p_up, self._gate(model, X.iloc[last])):
                 info = rows[i][0]
+                signal, stated = policy(float(p))
                 out[i] = PredictResponse(
                     symbol=info.symbol, asset_id=info.asset_id, unit=info.unit, p_up=float(p),
-                    signal=int(p > self.threshold), threshold=self.threshold, gate_weights=gate,
+                    signal=signal, threshold=self.threshold, policy=stated, gate_weights=gate,
                     active_experts=[k for k, v in gate.items() if v > 0.0], model_version=self.model_version,
                     as_of=requests[i].as_of, horizon_bars=self.horizon, trained_until=model.trained_until,
                     registry_version=self.registry_version)
