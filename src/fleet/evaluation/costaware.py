@@ -267,7 +267,7 @@ def fit_policy(rows: pd.DataFrame, *, cost_bps: float, horizon: int, sides: str 
     if len(rows) < 2 or len(np.unique(rows["y"])) < 2:
         return TradingPolicy(**{**flat.to_dict(), "fit": {"rows": int(len(rows)), "reason": "too few rows / one class"}})
     cal = _calibration(p, rows["y"].to_numpy(dtype=np.float64), calibration)
-    move = float(np.mean(np.abs(rows["forward_return"].to_numpy(dtype=np.float64))))
+    move = float(np.nanmean(np.abs(rows["forward_return"].to_numpy(dtype=np.float64))))  # NaN: window not inside
     cands = _candidates(p, move, horizon=horizon,
                         sides=sides, cost_bps=cost_bps, calibration=cal)
     best, best_mean, best_info = flat, 0.0, {}

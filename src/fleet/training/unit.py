@@ -289,7 +289,7 @@ def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResul
     cfg = unit.config
     ds = build_unit_dataset(assets=unit.assets, frames=frames, fold=unit.fold, timeline_end=unit.timeline_end,
                             factor=unit.factor, features=cfg.features, horizon=cfg.labels.horizon,
-                            groups=cfg.model.feature_groups(), sde_window=cfg.model.sde.window)
+                            groups=cfg.model.feature_groups(), sde_window=cfg.model.sde.window, labels=cfg.labels)
     model = build_model(cfg.model, seed=unit.seed, horizon=cfg.labels.horizon, embargo=cfg.validation.embargo_bars,
                         num_threads=max(1, int(cfg.resources.num_cpus)))
     model.fit(ds.X_train, ds.y_train)
