@@ -36,6 +36,7 @@ from fleet.evaluation.policy import apply_policy, forced_entry_report
 from fleet.features.fracdiff import MIN_ADF_POINTS, ffd_weights
 from fleet.evaluation.splits import Fold, PurgedWalkForward
 from fleet.market.align import align_log_returns
+from fleet.market.cluster_inputs import clustering_input
 from fleet.market.clustering import ClusterResult, cluster_assets
 from fleet.market.factor import MarketFactor
 from fleet.training.backends import TrainFn, make_backend
@@ -284,8 +285,11 @@ def fit_fold_market(panel: Panel, fold: Fold, all_returns: pd.DataFrame, config:
     dollar_volume = _dollar_volume(panel, fold.train_end)
     if dollar_volume is not None:
         dollar_volume = dollar_volume[eligible]
-    clusters = cluster_assets(train_returns, n_clusters=n_clusters, distance_threshold=m.distance_threshold,
-                              dollar_volume=dollar_volume)
+    clustered = clustering_input(m.cluster_on, train_returns, closes={s: panel.frames[s]["close"] for s in eligible},
+                                 end=fold.train_end, features=config.features)  # residual / FFD variants (issue 17)
+    clusters = cluster_assets(clustered, n_clusters=n_clusters, distance_threshold=m.distance_threshold,
+                              dollar_volume=dollar_volume, min_cluster_size=m.min_cluster_size,
+                              signed=m.cluster_on == "residual")
     dominant = clusters.members[clusters.dominant_cluster]
     weights = None
     if m.factor_method is FactorMethod.weighted_mean:
