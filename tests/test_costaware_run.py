@@ -58,3 +58,22 @@ def test_served_response_states_the_policy(tuned_run):
     assert got.policy.kind == stored.kind and got.policy.sides == "both"
     assert got.policy.theta_in == stored.theta_in and got.policy.min_hold == stored.min_hold
     assert got.signal == int(stored.entry_signal(np.array([got.p_up]))[0])
+
+
+def test_triple_barrier_and_meta_label_run_end_to_end(tmp_path):
+    config = FleetConfig.model_validate({"strategy": "global", "out": str(tmp_path / "run"), "data": {"days": 90},
+                                         "validation": {"folds": 2}, "labels": {"method": "triple_barrier"},
+                                         "policy": {"meta_label": True}})
+    summary = run_fleet(config, echo=lambda s: None)
+    preds = pd.concat([pd.read_parquet(p) for p in (summary.out / "predictions").glob("*.parquet")])
+    assert {"meta_keep", "position"} <= set(preds.columns)
+    fixed_bets = preds["p_up"] > config.policy.threshold
+    assert (preds["signal"] <= fixed_bets).all()  # the secondary model only ever drops bets
+    assert (preds["signal"] == (fixed_bets & preds["meta_keep"])).all()
+    panel, _ = load_inputs(config, echo=lambda s: None)
+    predictor = FleetPredictor(summary.out)
+    symbol = sorted(panel.frames)[0]
+    model = predictor.units[predictor.asset(symbol).unit]
+    assert model.meta is not None and model.meta.n_bets_ > 0
+    got = predictor.predict(PredictRequest(symbol=symbol, candles=candles_of(panel.frames[symbol])))
+    assert got.signal in (0, 1) and got.policy.kind == "fixed"

@@ -98,3 +98,22 @@ def test_purging_uses_each_labels_actual_end():
     assert tb.train_meta["timestamp"].max() > fixed.train_meta["timestamp"].max()
     late = tb.train_meta["timestamp"] > fixed.train_meta["timestamp"].max()
     assert tb.train_meta.loc[late, "forward_return"].isna().all()  # their h-bar return is not inside the window
+
+
+def test_meta_labeler_keeps_the_bets_that_pay():
+    """Planted: the primary's long bets pay only where the feature z > 0; the secondary model learns to keep them."""
+    from fleet.models.meta import MetaLabeler, primary_side
+
+    rng = np.random.default_rng(0)
+    n = 6000
+    z = rng.standard_normal(n)
+    p = rng.uniform(0.3, 0.8, n)
+    ret = np.where(z > 0, 0.01, -0.01) * np.where(rng.random(n) < 0.8, 1, -1)  # bets pay 80 % of the time when z > 0
+    X = pd.DataFrame({"z": z, "noise": rng.standard_normal(n), "asset_id": 0})
+    meta = MetaLabeler(threshold=0.55).fit(X.iloc[:4000], p[:4000], ret[:4000])
+    assert meta.features_ == ["z", "noise", "p_primary"]
+    bets = primary_side(p[4000:], 0.55) == 1
+    kept = meta.allow(X.iloc[4000:], p[4000:]) & bets
+    paid = ret[4000:] > 0
+    assert paid[kept].mean() > 0.75 > 0.55 > paid[bets].mean()  # ~0.8 kept vs ~0.5 for all bets
+    assert (z[4000:][kept] > 0).mean() > 0.95

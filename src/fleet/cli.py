@@ -76,6 +76,7 @@ def _choice(enum) -> click.Choice:
 @click.option("--cost-bps", type=float, help="Trading cost per side in basis points.  [default: 10]")
 @click.option("--policy", type=click.Choice(["fixed", "tuned"]), help="fixed: p_up > threshold on every bar (1/h tranches); tuned: hysteresis / expected-return threshold chosen per unit on the training window's inner out-of-fold predictions.  [default: fixed]")
 @click.option("--sides", type=click.Choice(["long", "both"]), help="Long only, or long and short (short when p_up < 1 - threshold).  [default: long]")
+@click.option("--meta-label/--no-meta-label", "meta_label", default=None, help="Meta-labelling (AFML 3.6): a secondary model fitted on the training window's out-of-fold bets keeps only the fixed rule's bets it expects to pay.  [default: off]")
 @click.option("--labels", type=click.Choice(["fixed_horizon", "triple_barrier"]), help="Label: sign of the h-bar return, or the triple-barrier label (AFML ch. 3).  [default: fixed_horizon]")
 @click.option("--cluster-on", type=click.Choice(["returns", "residual", "ffd"]), help="Cluster on raw returns, residual returns after the market factor, or FFD log prices.  [default: returns]")
 @click.option("--min-cluster-size", type=int, help="A cluster with fewer assets joins its nearest cluster.  [default: 1]")
@@ -100,7 +101,7 @@ def _choice(enum) -> click.Choice:
 @click.option("--resume", "resume", help="Finish an interrupted or failed run: its staging directory (printed at start), its --out path or its --out URI. Trains only units without a complete saved result; every other option is taken from the saved run.")
 def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, folds, horizon,
           embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
-          policy, sides, labels, cluster_on, min_cluster_size, forced_entry, forced_entry_cutoff, bars_per_year, experts, gate, top_k, balance_coef, inner_folds, guard,
+          policy, sides, meta_label, labels, cluster_on, min_cluster_size, forced_entry, forced_entry_cutoff, bars_per_year, experts, gate, top_k, balance_coef, inner_folds, guard,
           learner, early_stopping, asset_aware, moe_enabled, report, seed, seeds, out, registry, resume) -> None:
     """Train the fleet under purged walk-forward validation and write a run directory.
 

@@ -306,6 +306,8 @@ class PolicyConfig(_Section):
                              description="calibration of P(up) for the expected-return rule (tuned policy)")
     min_t: float = Field(2.0, ge=0.0, description="tuned policy: the chosen rule's out-of-fold net P&L per bar "
                          "must have t >= min_t, else the unit stays flat")
+    meta_label: bool = Field(False, description="meta-labelling (AFML 3.6): a secondary model, fitted on the inner "
+                             "out-of-fold bets of the fixed rule, keeps only the bets it expects to pay")
     threshold: float = Field(0.55, gt=0.0, lt=1.0, description="go long when p_up > threshold")
     cost_bps: float = Field(10.0, ge=0.0, description="cost per side, basis points")
     forced_entry: bool = Field(False, description="forced daily entry (seed 002): per asset and UTC day with no "
@@ -319,6 +321,8 @@ class PolicyConfig(_Section):
         if self.forced_entry and (self.kind is not PolicyKind.fixed or self.sides is not Sides.long):
             raise ValueError(f"forced_entry=True works with kind=fixed, sides=long only (got kind={self.kind.value}, "
                              f"sides={self.sides.value}); use --no-forced-entry")
+        if self.meta_label and (self.kind is not PolicyKind.fixed or self.forced_entry):
+            raise ValueError("meta_label=True filters the fixed rule's bets: use it with kind=fixed and no forced entry")
         return self
 
 
@@ -379,7 +383,7 @@ OVERRIDES: dict[str, str] = {
     "clusters": "market.clusters", "distance_threshold": "market.distance_threshold",
     "factor_method": "market.factor_method", "max_d": "features.max_d", "threshold": "policy.threshold",
     "cost_bps": "policy.cost_bps", "forced_entry": "policy.forced_entry", "policy": "policy.kind",
-    "sides": "policy.sides", "labels": "labels.method", "cluster_on": "market.cluster_on",
+    "sides": "policy.sides", "meta_label": "policy.meta_label", "labels": "labels.method", "cluster_on": "market.cluster_on",
     "min_cluster_size": "market.min_cluster_size",
     "forced_entry_cutoff": "policy.forced_entry_cutoff", "bars_per_year": "evaluation.bars_per_year",
     "seeds": "evaluation.seeds", "report": "evaluation.report", "experts": "model.experts",

@@ -164,17 +164,19 @@ class TradingPolicy:
             out[q < 1.0 - self.theta_in] = -1
         return out
 
-    def positions(self, p, segment=None) -> np.ndarray:
+    def positions(self, p, segment=None, allow=None) -> np.ndarray:
         """Position (fraction of capital, signed) over each bar of one asset, in time order, shape (n,).
 
         Fixed: the 1/h tranche book of the signed entry signals (:func:`fleet.evaluation.metrics.exposure`);
         hysteresis / expected_return: :func:`hysteresis_positions` of the (calibrated) score; flat: zeros.
+        ``allow``: bool (n,), the fixed rule's bets a meta-labelling model keeps (:mod:`fleet.models.meta`).
         """
         p = np.asarray(p, dtype=np.float64)
         if self.kind == "flat":
             return np.zeros(p.size)
         if self.kind == "fixed":
-            return exposure(self.entry_signal(p), horizon=self.horizon, segment=segment)
+            entry = self.entry_signal(p) * (1 if allow is None else np.asarray(allow, dtype=np.int8))
+            return exposure(entry, horizon=self.horizon, segment=segment)
         return hysteresis_positions(self.calibrated(p), theta_in=self.theta_in, theta_out=self.theta_out,
                                     min_hold=self.min_hold, sides=self.sides, segment=segment)
 
@@ -290,7 +292,8 @@ def apply_positions(preds: pd.DataFrame, policy: TradingPolicy | dict | None) ->
     """Positions of ``policy`` on prediction rows (any order), per asset in time order.
 
     Args:
-        preds: rows with symbol, timestamp, p_up, bar_number (gaps start flat).
+        preds: rows with symbol, timestamp, p_up, bar_number (gaps start flat), optionally ``meta_keep`` (bool:
+            the bets a meta-labelling model keeps; the fixed rule only).
         policy: a :class:`TradingPolicy` or its dict; None returns ``preds`` unchanged.
 
     Returns:
@@ -308,10 +311,11 @@ def apply_positions(preds: pd.DataFrame, policy: TradingPolicy | dict | None) ->
     for _, g in out.loc[order].groupby("symbol", sort=False):
         pos = out.index.get_indexer(g.index)
         seg = segments_of(g["bar_number"].to_numpy())
-        x = pol.positions(g["p_up"].to_numpy(), seg)
+        allow = g["meta_keep"].to_numpy(dtype=bool) if "meta_keep" in g else None
+        x = pol.positions(g["p_up"].to_numpy(), seg, allow)
         prev = np.where(np.r_[True, seg[1:] != seg[:-1]], 0.0, np.r_[0.0, x[:-1]])
         if pol.kind == "fixed":
-            opened = pol.entry_signal(g["p_up"].to_numpy()) != 0
+            opened = (pol.entry_signal(g["p_up"].to_numpy()) != 0) & (True if allow is None else allow)
         else:
             opened = (x != 0) & (np.sign(x) != np.sign(prev))
         position[pos], signal[pos] = x, opened.astype(np.int8)
@@ -336,7 +340,7 @@ def policy_comparison(predictions: pd.DataFrame, *, threshold: float, cost_bps: 
     """
     from fleet.evaluation.metrics import summarise
 
-    natural = apply_positions(predictions.drop(columns=["position", "signal"], errors="ignore"),
+    natural = apply_positions(predictions.drop(columns=["position", "signal", "meta_keep"], errors="ignore"),
                               TradingPolicy.fixed(threshold, horizon=horizon, sides=sides, cost_bps=cost_bps))
     kw = dict(threshold=threshold, cost_bps=cost_bps, horizon=horizon, bars_per_year=bars_per_year)
     cols = ["trades", "turnover", "exposure", "expectancy", "sharpe", "sharpe_net", "ann_return_net", "max_dd_net"]

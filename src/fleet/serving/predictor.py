@@ -353,9 +353,12 @@ class FleetPredictor:
             X = pd.DataFrame({c: np.concatenate([b[c] for b in blocks]) for c in model.feature_names}, index=times)
             p_up = model.estimator.predict_proba(X)[last, 1]
             policy = served_policy(model, self.config)
-            for i, p, gate in zip(idx, p_up, self._gate(model, X.iloc[last])):
+            meta = getattr(model, "meta", None)
+            keep = meta.allow(X.iloc[last], p_up) if meta is not None else np.ones(len(idx), dtype=bool)
+            for i, p, gate, kept in zip(idx, p_up, self._gate(model, X.iloc[last]), keep):
                 info = rows[i][0]
                 signal, stated = policy(float(p))
+                signal = signal if kept else 0  # meta-labelling: the secondary model drops this bet
                 out[i] = PredictResponse(
                     symbol=info.symbol, asset_id=info.asset_id, unit=info.unit, p_up=float(p),
                     signal=signal, threshold=self.threshold, policy=stated, gate_weights=gate,

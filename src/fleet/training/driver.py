@@ -481,6 +481,8 @@ def predict_holdout(results: list[UnitResult], panel: Panel, final: FoldMarket, 
             for j, name in enumerate(names):
                 rows[f"p_{name}"] = expert_p[:, j]
                 rows[f"w_{name}"] = weights[:, j]
+            if getattr(r.model, "meta", None) is not None:
+                rows["meta_keep"] = r.model.meta.allow(Xh, p_up)
             parts.append(apply_positions(rows, getattr(r.model, "policy", None)))
     if not parts:
         return pd.DataFrame(columns=["timestamp", "symbol", "fold", "p_up", "signal", "y", "forward_return",
@@ -800,7 +802,7 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
     # With several experts the files also hold each expert's P(up) and gate weight per row.
     expert_cols = [f"{k}_{e}" for e in experts for k in ("p", "w")] if len(experts) > 1 else []
     columns = ["timestamp", "fold", "p_up", "signal", "forward_return", "y", "forced_entry", "return_1", "bar_number",
-               "cluster", *expert_cols, *(["position"] if "position" in predictions else [])]
+               "cluster", *expert_cols, *[c for c in ("position", "meta_keep") if c in predictions]]
     for symbol, rows in predictions.groupby("symbol", sort=True):
         rundir.write_parquet(f"predictions/{symbol}.parquet",
                              rows[columns].sort_values("timestamp").reset_index(drop=True))

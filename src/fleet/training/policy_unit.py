@@ -23,7 +23,7 @@ from sklearn.base import clone
 from fleet.config import FleetConfig, PolicyKind
 from fleet.evaluation.costaware import TradingPolicy, fit_policy
 
-__all__ = ["oof_predictions", "unit_policy"]
+__all__ = ["oof_predictions", "unit_meta", "unit_policy"]
 
 
 def oof_predictions(model, X: pd.DataFrame, y: np.ndarray, config: FleetConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +57,7 @@ def unit_policy(config: FleetConfig, model, X_train: pd.DataFrame, y_train: np.n
 
     pc, h = config.policy, config.labels.horizon
     if pc.kind is PolicyKind.fixed:
-        if pc.sides.value == "long":
+        if pc.sides.value == "long" and not pc.meta_label:
             return None
         return TradingPolicy.fixed(pc.threshold, horizon=h, sides=pc.sides.value, cost_bps=pc.cost_bps)
     idx, p = oof_predictions(model, X_train, y_train, config)
@@ -66,3 +66,31 @@ def unit_policy(config: FleetConfig, model, X_train: pd.DataFrame, y_train: np.n
     rows = rows[np.isfinite(rows["return_1"].to_numpy())]
     return fit_policy(rows, cost_bps=pc.cost_bps, horizon=h, sides=pc.sides.value, calibration=pc.calibration,
                       min_t=pc.min_t)
+
+
+def unit_meta(config: FleetConfig, model, X_train: pd.DataFrame, y_train: np.ndarray, train_meta: pd.DataFrame,
+              frames: dict[str, pd.DataFrame]):
+    """The unit's meta-labelling model (:class:`fleet.models.meta.MetaLabeler`) or None (``policy.meta_label`` off).
+
+    Fitted on :func:`oof_predictions`: the primary's out-of-fold P(up) and, as the bet's outcome, the triple-barrier
+    return when ``labels.method`` is ``triple_barrier`` (the label the primary learnt), else the h-bar forward return
+    (rows whose window is not inside the training window are left out).
+    """
+    from fleet.features.labels import triple_barrier
+    from fleet.models.meta import MetaLabeler
+
+    pc, lab = config.policy, config.labels
+    if not pc.meta_label:
+        return None
+    idx, p = oof_predictions(model, X_train, y_train, config)
+    meta = train_meta.iloc[idx].reset_index(drop=True)
+    ret = meta["forward_return"].to_numpy(dtype=np.float64, copy=True)
+    if lab.method == "triple_barrier":
+        for s in meta["symbol"].unique():
+            tb = triple_barrier(frames[s]["close"], horizon=lab.horizon, profit_take=lab.profit_take,
+                                stop_loss=lab.stop_loss, vol_span=lab.vol_window)
+            mask = (meta["symbol"] == s).to_numpy()
+            ret[mask] = tb["ret"].reindex(pd.DatetimeIndex(meta.loc[mask, "timestamp"])).to_numpy()
+    ok = np.isfinite(ret)
+    X = X_train.iloc[idx].reset_index(drop=True)
+    return MetaLabeler(threshold=pc.threshold, sides=pc.sides.value).fit(X.loc[ok], p[ok], ret[ok])

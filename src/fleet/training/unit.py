@@ -24,7 +24,7 @@ from fleet.config import FleetConfig
 from fleet.evaluation.splits import Fold
 from fleet.models.factory import build_model
 from fleet.evaluation.costaware import apply_positions
-from fleet.training.policy_unit import unit_policy
+from fleet.training.policy_unit import unit_meta, unit_policy
 from fleet.training.dataset import AssetPreprocessor, asset_feature_arrays, bar_times, build_unit_dataset
 
 
@@ -75,6 +75,8 @@ class UnitModel:
         config: the resolved run configuration as a dict.
         policy: the unit's trading policy (:meth:`fleet.evaluation.costaware.TradingPolicy.to_dict`), chosen on
             the training window; None: the run's fixed long rule ``p_up > policy.threshold``.
+        meta: the meta-labelling model (:class:`fleet.models.meta.MetaLabeler`) that filters the fixed rule's
+            bets, or None.
     """
 
     group: str
@@ -85,6 +87,7 @@ class UnitModel:
     trained_until: pd.Timestamp
     config: dict
     policy: dict | None = None
+    meta: object | None = None
 
     def design_matrix(self, symbol: str, frame: pd.DataFrame, factor: pd.Series | None, *,
                       last: int | None = None) -> pd.DataFrame:
@@ -312,6 +315,9 @@ def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResul
         preds[f"p_{name}"] = expert_p[:, j]
         preds[f"w_{name}"] = weights[:, j]
     policy = unit_policy(cfg, model, ds.X_train, ds.y_train, ds.train_meta, frames)  # training window only
+    meta = unit_meta(cfg, model, ds.X_train, ds.y_train, ds.train_meta, frames)
+    if meta is not None:
+        preds["meta_keep"] = meta.allow(ds.X_test, p_up) if len(ds.X_test) else np.zeros(0, dtype=bool)
     preds = apply_positions(preds, policy)
     policy = None if policy is None else policy.to_dict()
     gate = model.gate_summary() if hasattr(model, "gate_summary") else None
@@ -321,7 +327,7 @@ def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResul
     if unit.is_final:
         kept = UnitModel(group=unit.group, assets={s: unit.assets[s] for s in ds.preprocessors}, estimator=model,
                          preprocessors=ds.preprocessors, feature_names=ds.feature_names,
-                         trained_until=unit.fold.train_end, config=cfg.to_dict(), policy=policy)
+                         trained_until=unit.fold.train_end, config=cfg.to_dict(), policy=policy, meta=meta)
     return UnitResult(
         unit_id=unit.unit_id, group=unit.group, fold=unit.fold.index, assets=sorted(unit.assets), predictions=preds,
         d_by_asset={s: p.d for s, p in ds.preprocessors.items()}, n_train=len(ds.X_train), n_test=len(ds.X_test),
