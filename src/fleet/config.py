@@ -86,9 +86,17 @@ class FeatureConfig(_Section):
 
 
 class LabelConfig(_Section):
-    """Labels: y = 1 when the forward log return over ``horizon`` bars is above zero."""
+    """Labels: y = 1 when the forward log return over ``horizon`` bars is above zero (``fixed_horizon``), or
+    when the profit-take barrier is touched first / the vertical barrier closes up (``triple_barrier``,
+    AFML ch. 3; :mod:`fleet.features.labels`)."""
 
-    horizon: int = Field(4, ge=1, description="forward-return horizon, bars")
+    horizon: int = Field(4, ge=1, description="forward-return horizon, bars (the vertical barrier)")
+    method: str = Field("fixed_horizon", pattern="^(fixed_horizon|triple_barrier)$",
+                        description="fixed_horizon sign label, or the triple-barrier label")
+    profit_take: float = Field(1.0, gt=0.0, description="triple barrier: profit-take at this multiple of the "
+                               "rolling volatility of h-bar returns")
+    stop_loss: float = Field(1.0, gt=0.0, description="triple barrier: stop-loss at this multiple of it")
+    vol_window: int = Field(100, ge=2, description="triple barrier: EWM span (bars) of the volatility estimate")
 
 
 class ValidationConfig(_Section):
@@ -105,6 +113,10 @@ class MarketConfig(_Section):
     clusters: int | None = Field(3, ge=1, description="number of clusters (Ward linkage on 1-|corr|)")
     distance_threshold: float | None = Field(None, gt=0.0, description="cut the dendrogram at this distance instead")
     factor_method: FactorMethod = FactorMethod.pca
+    cluster_on: str = Field("returns", pattern="^(returns|residual|ffd)$",
+                            description="what is correlated: raw returns, residual returns after the market "
+                            "factor (fitted on the same window), or FFD log prices (seed 001)")
+    min_cluster_size: int = Field(1, ge=1, description="a cluster with fewer assets joins its nearest cluster")
     max_ffill: int = Field(3, ge=0, description="longest gap forward-filled when aligning, bars")
     min_overlap: float = Field(0.5, gt=0.0, le=1.0, description="fraction of the grid each asset must cover")
 
@@ -267,9 +279,30 @@ class ModelConfig(_Section):
         return _specs.feature_groups(self.active_experts())
 
 
+class PolicyKind(str, Enum):
+    """How P(up) becomes a position (:mod:`fleet.evaluation.costaware`)."""
+
+    fixed = "fixed"  # p_up > threshold on every bar, a 1/h tranche held h bars
+    tuned = "tuned"  # hysteresis / expected-return threshold chosen per unit on inner out-of-fold rows
+
+
+class Sides(str, Enum):
+    long = "long"
+    both = "both"
+
+
 class PolicyConfig(_Section):
     """Trading policy applied to P(up)."""
 
+    kind: PolicyKind = Field(PolicyKind.fixed, description="fixed threshold, or tuned per unit on the training "
+                             "window's inner out-of-fold predictions (hysteresis / expected-return threshold)")
+    sides: Sides = Field(Sides.long, description="long only, or both (short when p_up < 1 - threshold)")
+    calibration: str = Field("isotonic", pattern="^(isotonic|sigmoid)$",
+                             description="calibration of P(up) for the expected-return rule (tuned policy)")
+    min_t: float = Field(2.0, ge=0.0, description="tuned policy: the chosen rule's out-of-fold net P&L per bar "
+                         "must have t >= min_t, else the unit stays flat")
+    meta_label: bool = Field(False, description="meta-labelling (AFML 3.6): a secondary model, fitted on the inner "
+                             "out-of-fold bets of the fixed rule, keeps only the bets it expects to pay")
     threshold: float = Field(0.55, gt=0.0, lt=1.0, description="go long when p_up > threshold")
     cost_bps: float = Field(10.0, ge=0.0, description="cost per side, basis points")
     forced_entry: bool = Field(False, description="forced daily entry (seed 002): per asset and UTC day with no "
@@ -277,6 +310,15 @@ class PolicyConfig(_Section):
     forced_entry_cutoff: str | None = Field(None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
                                             description="UTC time of day HH:MM of the forced-entry decision bar "
                                             "(default: the day's last bar, 23:00 on hourly bars)")
+
+    @model_validator(mode="after")
+    def _forced_needs_fixed_long(self) -> "PolicyConfig":
+        if self.forced_entry and (self.kind is not PolicyKind.fixed or self.sides is not Sides.long):
+            raise ValueError(f"forced_entry=True works with kind=fixed, sides=long only (got kind={self.kind.value}, "
+                             f"sides={self.sides.value}); use --no-forced-entry")
+        if self.meta_label and (self.kind is not PolicyKind.fixed or self.forced_entry):
+            raise ValueError("meta_label=True filters the fixed rule's bets: use it with kind=fixed and no forced entry")
+        return self
 
 
 class EvaluationConfig(_Section):
@@ -335,7 +377,9 @@ OVERRIDES: dict[str, str] = {
     "embargo_bars": "validation.embargo_bars", "holdout_days": "validation.holdout_days",
     "clusters": "market.clusters", "distance_threshold": "market.distance_threshold",
     "factor_method": "market.factor_method", "max_d": "features.max_d", "threshold": "policy.threshold",
-    "cost_bps": "policy.cost_bps", "forced_entry": "policy.forced_entry",
+    "cost_bps": "policy.cost_bps", "forced_entry": "policy.forced_entry", "policy": "policy.kind",
+    "sides": "policy.sides", "meta_label": "policy.meta_label", "labels": "labels.method", "cluster_on": "market.cluster_on",
+    "min_cluster_size": "market.min_cluster_size",
     "forced_entry_cutoff": "policy.forced_entry_cutoff", "bars_per_year": "evaluation.bars_per_year",
     "seeds": "evaluation.seeds", "report": "evaluation.report", "experts": "model.experts",
     "gate": "model.moe.gate", "top_k": "model.moe.top_k", "balance_coef": "model.moe.balance_coef",
