@@ -24,7 +24,14 @@ Models (``model.experts`` of the run; ``--moe-experts`` changes the mixture's ex
     MoE best   the same experts, the unit's single best expert by inner out-of-fold loss (the gate axis of
                issue 12: mlp / stack / best / rule)
 Strategies: global (one unit for all assets), hierarchical (one unit per correlation cluster,
-refitted per fold), islands (one unit per asset).
+refitted per fold), islands (one unit per asset); the hierarchical variants of issue 17 cluster on residual
+returns (``hierarchical residual``), on FFD log prices (``hierarchical ffd``) or merge clusters below 2 assets
+(``hierarchical min2``).
+
+Policies (``--policies fixed,tuned``): ``fixed`` is p_up > threshold on every bar (1/h tranches); ``tuned`` the
+units' cost-aware policies (:mod:`fleet.evaluation.costaware`), chosen on their training windows. A tuned cell
+is trained once and its predictions scored under both (the policy does not change P(up)); ``turnover`` is the
+mean |change of exposure| per bar.
 
 ``auc_fold``: issue 12's figure, AUC pooled over all assets of a fold, then averaged over the folds;
 for mixtures also each expert's own ``auc_fold`` (``auc_<expert>``, from the ``p_<expert>`` columns:
@@ -76,7 +83,15 @@ MODELS = {
     "MoE stack": {"model.experts": MOE_EXPERTS, "model.moe.gate": "stack"},
     "MoE best": {"model.experts": MOE_EXPERTS, "model.moe.gate": "best"},
 }
+# Strategy variants: the strategy is the first word; the rest sets how hierarchical clusters (issue 17).
+STRATEGY_VARIANTS = {
+    "global": {}, "hierarchical": {}, "hierarchical residual": {"market.cluster_on": "residual"},
+    "hierarchical ffd": {"market.cluster_on": "ffd"}, "hierarchical min2": {"market.min_cluster_size": 2},
+    "islands": {},
+}
 STRATEGIES = ["global", "hierarchical", "islands"]
+#: Policy axis: the tuned run's predictions are also scored under the fixed rule (same P(up), one training).
+POLICIES = ["fixed", "tuned"]
 SPECS = {"crypto_1h": "fleet/crypto10.yaml", "equities_1d": "fleet/equities20.yaml"}
 
 
@@ -84,7 +99,8 @@ def cell_config(dataset: str, data_path: str, strategy: str, model: str, seed: i
                 args: argparse.Namespace):
     """The fleet configuration of one cell: the dataset's spec + the reduced setting + the model."""
     overrides = {
-        "out": str(out), "seed": seed, "strategy": strategy, "data.path": data_path,
+        "out": str(out), "seed": seed, "strategy": strategy.split()[0], **STRATEGY_VARIANTS.get(strategy, {}),
+        "data.path": data_path, "policy.kind": "tuned" if "tuned" in getattr(args, "policies", "fixed") else "fixed",
         "data.days": args.crypto_days if dataset == "crypto_1h" else args.equities_days,
         "validation.folds": args.folds, "policy.forced_entry": False, "resources.backend": "local",
         "evaluation.seeds": 1, "model.pattern.epochs": args.cnn_epochs,
@@ -97,14 +113,24 @@ def cell_config(dataset: str, data_path: str, strategy: str, model: str, seed: i
     return load_config(SPECS[dataset], overrides)
 
 
-def run_cell(cfg) -> dict:
-    """Train one configuration and return its pooled out-of-sample metrics."""
+def run_cell(cfg, policies=("fixed",)) -> list[dict]:
+    """Train one configuration and return its pooled out-of-sample metrics, one dict per policy in ``policies``
+    (``fixed``: p_up > threshold on the same predictions; ``tuned``: the units' own policies, when the run has them)."""
     summary = run_fleet(cfg, echo=lambda s: None)
     preds = pd.concat([pd.read_parquet(p).assign(symbol=p.stem)
                        for p in sorted((summary.out / "predictions").glob("*.parquet"))], ignore_index=True)
-    m = summarise(preds.drop(columns=["signal"], errors="ignore"), [], threshold=cfg.policy.threshold,
-                  cost_bps=cfg.policy.cost_bps, horizon=cfg.labels.horizon,
-                  bars_per_year=summary.bars_per_year).iloc[0]
+    kw = dict(threshold=cfg.policy.threshold, cost_bps=cfg.policy.cost_bps, horizon=cfg.labels.horizon,
+              bars_per_year=summary.bars_per_year)
+    out = []
+    for policy in policies:
+        rows = preds if policy == "tuned" else preds.drop(columns=["signal", "position"], errors="ignore")
+        if policy == "tuned" and "position" not in preds:
+            continue
+        out.append({"policy": policy, **_cell_metrics(summary, preds, summarise(rows, [], **kw).iloc[0])})
+    return out
+
+
+def _cell_metrics(summary, preds: pd.DataFrame, m: pd.Series) -> dict:
     fold_auc = {c: float(np.mean([roc_auc_score(g["y"], g[c]) for _, g in preds.groupby("fold")]))
                 for c in ["p_up", *[c for c in preds.columns if c.startswith("p_") and c != "p_up"]]}
     manifest = json.loads((summary.out / "manifest.json").read_text())
@@ -114,7 +140,7 @@ def run_cell(cfg) -> dict:
         extra["fallback"] = float(np.mean([bool(g.get("fallback")) for g in gates]))
     return {"units": summary.units, "auc_fold": fold_auc["p_up"], **extra, "auc": m["auc"], "rank_ic": m["rank_ic"],
             "expectancy_bps": m["expectancy"] * 1e4, "max_dd_net": m["max_dd_net"], "trades": int(m["trades"]),
-            "sharpe_net": m["sharpe_net"], "n": int(m["n"]), "seconds": summary.wall_seconds}
+            "turnover": m["turnover"], "sharpe_net": m["sharpe_net"], "n": int(m["n"]), "seconds": summary.wall_seconds}
 
 
 def mean_std(values) -> str:
@@ -131,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--data-dir", default="../shared/data", help="holds crypto_1h/ and equities_1d/")
     ap.add_argument("--datasets", default="crypto_1h,equities_1d")
-    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--strategies", default=",".join(STRATEGIES),
+                    help=f"comma-separated, of: {', '.join(STRATEGY_VARIANTS)}")
+    ap.add_argument("--policies", default="fixed", help="fixed and/or tuned (tuned trains with --policy tuned and "
+                    "scores the same predictions under both)")
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--crypto-symbols", default="BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT,DOGEUSDT",
                     help="comma-separated subset of crypto_1h ('' = all ten)")
@@ -156,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
         if m not in MODELS:
             ap.error(f"--models: unknown {m!r} (known: {', '.join(MODELS)})")
     strategies = args.strategies.split(",")
+    for st in strategies:
+        if st not in STRATEGY_VARIANTS:
+            ap.error(f"--strategies: unknown {st!r} (known: {', '.join(STRATEGY_VARIANTS)})")
+    policies = args.policies.split(",")
+    for p in policies:
+        if p not in POLICIES:
+            ap.error(f"--policies: unknown {p!r} (known: {', '.join(POLICIES)})")
     seeds = list(range(args.seeds))
     cells = [(d, s, m) for d in datasets for s in strategies for m in models]
     started = datetime.now(timezone.utc)
@@ -164,23 +200,24 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for i, (dataset, strategy, model) in enumerate(cells, 1):
             for seed in seeds:
-                out = Path(tmp) / f"{dataset}-{strategy}-{''.join(c if c.isalnum() else '_' for c in model)}-{seed}"
+                out = Path(tmp) / f"{dataset}-{strategy.replace(' ', '_')}-{''.join(c if c.isalnum() else '_' for c in model)}-{seed}"
                 cfg = cell_config(dataset, paths[dataset], strategy, model, seed, out, args)
-                r = run_cell(cfg)
-                rows.append({"dataset": dataset, "strategy": strategy, "model": model, "seed": seed, **r})
-                print(f"[{i}/{len(cells)}] {dataset} {strategy:12s} {model:18s} seed {seed}: AUC/fold {r['auc_fold']:.4f} "
-                      f"Rank IC {r['rank_ic']:+.4f}, {r['units']} units, {r['seconds']:.0f} s "
-                      f"(elapsed {time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+                for r in run_cell(cfg, policies):
+                    rows.append({"dataset": dataset, "strategy": strategy, "model": model, "seed": seed, **r})
+                    print(f"[{i}/{len(cells)}] {dataset} {strategy:12s} {model:18s} {r['policy']:5s} seed {seed}: "
+                          f"AUC/fold {r['auc_fold']:.4f} Rank IC {r['rank_ic']:+.4f}, Sharpe net {r['sharpe_net']:+.3f}, "
+                          f"{r['units']} units, {r['seconds']:.0f} s (elapsed {time.perf_counter() - t0:.0f} s)",
+                          file=sys.stderr, flush=True)
     per_seed = pd.DataFrame(rows)
     if args.csv:
         per_seed.to_csv(args.csv, index=False)
-    table = (per_seed.groupby(["dataset", "strategy", "model"], sort=False)
+    table = (per_seed.groupby(["dataset", "strategy", "model", "policy"], sort=False)
              .agg(units=("units", "first"), auc_fold=("auc_fold", mean_std),
                   **{c: (c, mean_std) for c in per_seed.columns if c.startswith("auc_") and c != "auc_fold"},
                   **({"fallback": ("fallback", "mean")} if "fallback" in per_seed else {}),
                   auc=("auc", mean_std), rank_ic=("rank_ic", mean_std),
                   expectancy_bps=("expectancy_bps", mean_std), max_dd_net=("max_dd_net", mean_std),
-                  trades=("trades", "mean"), sharpe_net=("sharpe_net", mean_std))
+                  trades=("trades", "mean"), turnover=("turnover", mean_std), sharpe_net=("sharpe_net", mean_std))
              .reset_index())
     table["trades"] = table["trades"].round().astype(int)
     setting = (f"setting: crypto_1h: {args.crypto_symbols or 'all ten symbols'}, last {args.crypto_days} days; "

@@ -60,6 +60,14 @@ def test_small_cell_runs_and_prints_table(shared_data, monkeypatch, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     row = [line for line in out.splitlines() if line.strip().startswith("crypto_1h")]
-    assert len(row) == 1 and "global" in row[0] and "GBM" in row[0]
-    auc = float(row[0].split()[4])
+    assert len(row) == 1 and "global" in row[0] and "GBM" in row[0] and row[0].split()[3] == "fixed"
+    auc = float(row[0].split()[5])  # dataset strategy model policy units auc_fold
     assert 0.3 < auc < 0.7  # a real AUC was computed (hourly crypto direction is near coin-flip)
+
+
+def test_unknown_policy_or_strategy_variant_is_refused():
+    q = _load()
+    for flag, value in (("--policies", "magic"), ("--strategies", "hierarchical bogus")):
+        with pytest.raises(SystemExit):
+            q.main(["--datasets", "crypto_1h", flag, value])
+    assert set(q.STRATEGIES) <= set(q.STRATEGY_VARIANTS) and q.POLICIES == ["fixed", "tuned"]

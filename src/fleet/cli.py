@@ -99,6 +99,12 @@ def _choice(enum) -> click.Choice:
 @config_option("--max-d", type=float, key="max_d", help="Cap on the FFD order d (smallest d with ADF p < 0.05).")
 @config_option("--threshold", type=float, key="threshold", help="Signal long when p_up > threshold.")
 @config_option("--cost-bps", type=float, key="cost_bps", help="Trading cost per side in basis points.")
+@config_option("--policy", type=click.Choice(["fixed", "tuned"]), key="policy", help="fixed: p_up > threshold on every bar (1/h tranches); tuned: hysteresis / expected-return threshold chosen per unit on the training window's inner out-of-fold predictions.")
+@config_option("--sides", type=click.Choice(["long", "both"]), key="sides", help="Long only, or long and short (short when p_up < 1 - threshold).")
+@config_option("--meta-label/--no-meta-label", "meta_label", default=None, key="meta_label", help="Meta-labelling (AFML 3.6): a secondary model fitted on the training window's out-of-fold bets keeps only the fixed rule's bets it expects to pay.")
+@config_option("--labels", type=click.Choice(["fixed_horizon", "triple_barrier"]), key="labels", help="Label: sign of the h-bar return, or the triple-barrier label (AFML ch. 3).")
+@config_option("--cluster-on", type=click.Choice(["returns", "residual", "ffd"]), key="cluster_on", help="Cluster on raw returns, residual returns after the market factor, or FFD log prices.")
+@config_option("--min-cluster-size", type=int, key="min_cluster_size", help="A cluster with fewer assets joins its nearest cluster.")
 @config_option("--forced-entry/--no-forced-entry", default=None, key="forced_entry", help="Forced daily entry: per asset and UTC day with no signal up to the cut-off bar, go long at the cut-off bar.")
 @config_option("--forced-entry-cutoff", key="forced_entry_cutoff", help="UTC time HH:MM of the forced-entry decision bar.", none="the day's last bar")
 @config_option("--bars-per-year", type=float, key="bars_per_year", help="Bars per year for annualising.", none="inferred: 8760 hourly 24/7, 252 daily equities")
@@ -120,7 +126,8 @@ def _choice(enum) -> click.Choice:
 @click.option("--resume", "resume", help="Finish an interrupted or failed run: its staging directory (printed at start), its --out path or its --out URI. Trains only units without a complete saved result; every other option is taken from the saved run.")
 def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, folds, horizon,
           embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
-          forced_entry, forced_entry_cutoff, bars_per_year, experts, gate, top_k, balance_coef, inner_folds, guard,
+          policy, sides, meta_label, labels, cluster_on, min_cluster_size, forced_entry, forced_entry_cutoff,
+          bars_per_year, experts, gate, top_k, balance_coef, inner_folds, guard,
           learner, early_stopping, asset_aware, moe_enabled, report, seed, seeds, out, registry, resume) -> None:
     """Train the fleet under purged walk-forward validation and write a run directory.
 

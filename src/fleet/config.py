@@ -18,6 +18,8 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from fleet.config_experts import (MoEConfig, PatternConfig, SDEConfig, TabularExpertConfig, TrendConfig,  # noqa: F401
+                                  _Section)
 from fleet.errors import ConfigError
 from fleet.models import specs as _specs
 
@@ -44,10 +46,6 @@ class FactorMethod(str, Enum):
     mean = "mean"
     weighted_mean = "weighted_mean"
 
-
-class _Section(BaseModel):
-    # defer_build: the validators are built on first use, not at import (`fleet --help` builds none).
-    model_config = ConfigDict(extra="forbid", use_enum_values=False, validate_assignment=True, defer_build=True)
 
 
 class DataConfig(_Section):
@@ -86,9 +84,17 @@ class FeatureConfig(_Section):
 
 
 class LabelConfig(_Section):
-    """Labels: y = 1 when the forward log return over ``horizon`` bars is above zero."""
+    """Labels: y = 1 when the forward log return over ``horizon`` bars is above zero (``fixed_horizon``), or
+    when the profit-take barrier is touched first / the vertical barrier closes up (``triple_barrier``,
+    AFML ch. 3; :mod:`fleet.features.labels`)."""
 
-    horizon: int = Field(4, ge=1, description="forward-return horizon, bars")
+    horizon: int = Field(4, ge=1, description="forward-return horizon, bars (the vertical barrier)")
+    method: str = Field("fixed_horizon", pattern="^(fixed_horizon|triple_barrier)$",
+                        description="fixed_horizon sign label, or the triple-barrier label")
+    profit_take: float = Field(1.0, gt=0.0, description="triple barrier: profit-take at this multiple of the "
+                               "rolling volatility of h-bar returns")
+    stop_loss: float = Field(1.0, gt=0.0, description="triple barrier: stop-loss at this multiple of it")
+    vol_window: int = Field(100, ge=2, description="triple barrier: EWM span (bars) of the volatility estimate")
 
 
 class ValidationConfig(_Section):
@@ -105,6 +111,10 @@ class MarketConfig(_Section):
     clusters: int | None = Field(3, ge=1, description="number of clusters (Ward linkage on 1-|corr|)")
     distance_threshold: float | None = Field(None, gt=0.0, description="cut the dendrogram at this distance instead")
     factor_method: FactorMethod = FactorMethod.pca
+    cluster_on: str = Field("returns", pattern="^(returns|residual|ffd)$",
+                            description="what is correlated: raw returns, residual returns after the market "
+                            "factor (fitted on the same window), or FFD log prices (seed 001)")
+    min_cluster_size: int = Field(1, ge=1, description="a cluster with fewer assets joins its nearest cluster")
     max_ffill: int = Field(3, ge=0, description="longest gap forward-filled when aligning, bars")
     min_overlap: float = Field(0.5, gt=0.0, le=1.0, description="fraction of the grid each asset must cover")
 
@@ -118,37 +128,6 @@ class MarketConfig(_Section):
         return self
 
 
-class TrendConfig(_Section):
-    """TrendExpert: gradient-boosting hyper-parameters (:mod:`fleet.models.trend`).
-
-    Heavily regularised by default (small trees, large leaves): next-hours direction labels are
-    mostly noise, and looser settings overfit (in-sample AUC ~0.75 vs ~0.52 out of sample on the
-    synthetic market; 100/8/1000 gave the best out-of-sample AUC on synthetic and real crypto folds).
-    """
-
-    learner: str = Field("hgb", pattern="^(hgb|lightgbm)$", description="hgb (scikit-learn "
-                         "HistGradientBoosting) or lightgbm (optional extra: pip install 'fleet[lightgbm]')")
-    max_iter: int = Field(100, ge=1, description="boosting iterations (the ceiling with early_stopping)")
-    learning_rate: float = Field(0.05, gt=0.0, le=1.0)
-    max_leaf_nodes: int = Field(8, ge=2)
-    min_samples_leaf: int = Field(1000, ge=1)
-    l2_regularization: float = Field(1.0, ge=0.0)
-    early_stopping: bool = Field(False, description="choose the iteration count on a purged time-ordered "
-                                 "validation tail of the training window, then refit on the whole window")
-    validation_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of the training window's "
-                                       "timestamps in the early-stopping tail")
-    n_iter_no_change: int = Field(10, ge=1, description="early-stopping patience, iterations")
-
-    @model_validator(mode="after")
-    def _lightgbm_installed(self) -> "TrendConfig":
-        if self.learner == "lightgbm":
-            import importlib.util
-
-            if importlib.util.find_spec("lightgbm") is None:
-                raise ValueError("learner='lightgbm' needs the lightgbm package: pip install 'fleet[lightgbm]' "
-                                 "(or use learner hgb)")
-        return self
-
 
 # Expert names come from the table of expert specs (fleet.models.specs.EXPERTS), the one place that lists them.
 CNN_EXPERTS = tuple(s.name for s in _specs.EXPERTS if s.resource == _specs.GPU)
@@ -156,72 +135,6 @@ KNOWN_EXPERTS = _specs.EXPERT_NAMES
 NOT_POSSIBLE_EXPERTS = _specs.NOT_POSSIBLE
 
 
-class PatternConfig(_Section):
-    """Convolutional experts (PatternExpert and the archetype experts).
-
-    Reduced for CPU by default (the full-size network would take hours per fold on 2 cores):
-    16 hidden channels, 3 residual levels, at most 4096 most-recent training windows per fit,
-    3 epochs with early stopping (patience 1) on a 20 % time-ordered validation tail.
-    """
-
-    window: int = Field(64, ge=2, description="bars per input window")
-    hidden: int = Field(16, ge=1, description="channels of the residual blocks")
-    levels: int = Field(3, ge=1, description="residual blocks (dilations 1, 2, 4, ...)")
-    emb_dim: int = Field(8, ge=1, description="asset embedding width (learned per-asset vector, Guo & Berkhahn 2016 entity embeddings)")
-    epochs: int = Field(3, ge=1)
-    batch_size: int = Field(256, ge=1)
-    lr: float = Field(3e-3, gt=0.0)
-    patience: int = Field(1, ge=0, description="epochs without validation improvement before stopping")
-    max_train_windows: int | None = Field(4096, ge=1, description="most recent training windows per fit (None = all)")
-    val_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="time-ordered validation tail for early stopping")
-    unknown_asset: str = Field("mean", pattern="^(mean|error)$", description="unseen asset: mean embedding or error")
-
-
-class TabularExpertConfig(_Section):
-    """Stress / SDE experts: logistic regressions on their feature family."""
-
-    C: float = Field(0.1, gt=0.0, description="inverse L2 regularisation")
-
-
-class SDEConfig(TabularExpertConfig):
-    """SDE expert: rolling OU maximum-likelihood window and its calibration."""
-
-    C: float = Field(1.0, gt=0.0)
-    window: int = Field(168, ge=10, description="rolling OU fit window, bars")
-
-
-class MoEConfig(_Section):
-    """The gate, its training and the guard (seed 003; issue 12)."""
-
-    enabled: bool = Field(True, description="false: only the first expert of `experts`, no gate")
-    gate: str = Field("best", pattern="^(rule|mlp|stack|best)$",
-                      description="best (the default: the unit's single expert with the best inner out-of-fold "
-                      "score, the first expert unless another is clearly better; it beat mlp and the GBM alone on "
-                      "crypto_1h, see docs/mixture.md), mlp (trained gate, mixture likelihood, guarded), stack (logistic "
-                      "regression on the experts' logit P(up)) or rule (static rules on the market-regime fingerprint)")
-    top_k: int | None = Field(None, ge=1, description="experts per row of the rule / mlp gate (capped at the number "
-                              "of experts); None: 2 for rule, all experts (dense) for mlp")
-    gate_objective: str = Field("likelihood", pattern="^(likelihood|oracle)$",
-                                description="mlp gate: mixture log-likelihood (Jacobs et al. 1991), or the per-row oracle target (the expert closest to the label)")
-    balance: str = Field("switch", pattern="^(switch|entropy)$", description="load-balancing term of the MLP gate")
-    balance_coef: float = Field(0.001, ge=0.0, description="coefficient of the load-balancing term (the mixture's "
-                                "log-loss differences are ~0.001 nats: a large term forces uniform weights)")
-    gate_weight_decay: float = Field(1e-3, ge=0.0, description="MLP gate: Adam weight decay (not on the per-expert bias)")
-    gate_epochs: int = Field(60, ge=1, description="MLP gate: most epochs (early stopping on a time-ordered 20 % tail)")
-    stack_C: float = Field(1.0, gt=0.0, description="stack gate: inverse L2 regularisation of the logistic regression")
-    criterion: str = Field("auc", pattern="^(auc|calibrated|log_loss)$",
-                           description="how --gate best and the guard score a forecast on the inner out-of-fold rows: "
-                           "auc (pooled over the unit's assets), calibrated (log-loss after Platt recalibration) or "
-                           "log_loss (raw; prefers weak, well-calibrated experts)")
-    inner_folds: int = Field(3, ge=1, description="inner out-of-fold blocks of the training window (K; the window is "
-                             "cut into K + 1 time blocks, block k predicted by experts fitted on blocks < k)")
-    guard: bool = Field(True, description="fall back to the best single expert when the cross-fitted gate loses to it")
-    switch_z: float = Field(1.0, ge=0.0, description="--gate best keeps the first expert listed unless another beats "
-                            "it on the inner out-of-fold rows by more than this many AUC standard errors (Hanley & "
-                            "McNeil 1982, at AUC 0.5, counting n / horizon rows for overlapping labels, AFML ch. 4.4), and the guard keeps a gate only when it beats the best expert by "
-                            "as much; 0 = plain argmin (measured: 0 picked weaker experts on noise)")
-    min_inner_rows: int = Field(500, ge=1, description="an inner fold whose experts would be fitted on fewer rows is "
-                                "skipped; with none left the first expert answers alone")
 
 
 class ModelConfig(_Section):
@@ -267,9 +180,30 @@ class ModelConfig(_Section):
         return _specs.feature_groups(self.active_experts())
 
 
+class PolicyKind(str, Enum):
+    """How P(up) becomes a position (:mod:`fleet.evaluation.costaware`)."""
+
+    fixed = "fixed"  # p_up > threshold on every bar, a 1/h tranche held h bars
+    tuned = "tuned"  # hysteresis / expected-return threshold chosen per unit on inner out-of-fold rows
+
+
+class Sides(str, Enum):
+    long = "long"
+    both = "both"
+
+
 class PolicyConfig(_Section):
     """Trading policy applied to P(up)."""
 
+    kind: PolicyKind = Field(PolicyKind.fixed, description="fixed threshold, or tuned per unit on the training "
+                             "window's inner out-of-fold predictions (hysteresis / expected-return threshold)")
+    sides: Sides = Field(Sides.long, description="long only, or both (short when p_up < 1 - threshold)")
+    calibration: str = Field("isotonic", pattern="^(isotonic|sigmoid)$",
+                             description="calibration of P(up) for the expected-return rule (tuned policy)")
+    min_t: float = Field(2.0, ge=0.0, description="tuned policy: the chosen rule's out-of-fold net P&L per bar "
+                         "must have t >= min_t, else the unit stays flat")
+    meta_label: bool = Field(False, description="meta-labelling (AFML 3.6): a secondary model, fitted on the inner "
+                             "out-of-fold bets of the fixed rule, keeps only the bets it expects to pay")
     threshold: float = Field(0.55, gt=0.0, lt=1.0, description="go long when p_up > threshold")
     cost_bps: float = Field(10.0, ge=0.0, description="cost per side, basis points")
     forced_entry: bool = Field(False, description="forced daily entry: per asset and UTC day with no "
@@ -277,6 +211,15 @@ class PolicyConfig(_Section):
     forced_entry_cutoff: str | None = Field(None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
                                             description="UTC time of day HH:MM of the forced-entry decision bar "
                                             "(default: the day's last bar, 23:00 on hourly bars)")
+
+    @model_validator(mode="after")
+    def _forced_needs_fixed_long(self) -> "PolicyConfig":
+        if self.forced_entry and (self.kind is not PolicyKind.fixed or self.sides is not Sides.long):
+            raise ValueError(f"forced_entry=True works with kind=fixed, sides=long only (got kind={self.kind.value}, "
+                             f"sides={self.sides.value}); use --no-forced-entry")
+        if self.meta_label and (self.kind is not PolicyKind.fixed or self.forced_entry):
+            raise ValueError("meta_label=True filters the fixed rule's bets: use it with kind=fixed and no forced entry")
+        return self
 
 
 class EvaluationConfig(_Section):
@@ -335,7 +278,9 @@ OVERRIDES: dict[str, str] = {
     "embargo_bars": "validation.embargo_bars", "holdout_days": "validation.holdout_days",
     "clusters": "market.clusters", "distance_threshold": "market.distance_threshold",
     "factor_method": "market.factor_method", "max_d": "features.max_d", "threshold": "policy.threshold",
-    "cost_bps": "policy.cost_bps", "forced_entry": "policy.forced_entry",
+    "cost_bps": "policy.cost_bps", "forced_entry": "policy.forced_entry", "policy": "policy.kind",
+    "sides": "policy.sides", "meta_label": "policy.meta_label", "labels": "labels.method", "cluster_on": "market.cluster_on",
+    "min_cluster_size": "market.min_cluster_size",
     "forced_entry_cutoff": "policy.forced_entry_cutoff", "bars_per_year": "evaluation.bars_per_year",
     "seeds": "evaluation.seeds", "report": "evaluation.report", "experts": "model.experts",
     "gate": "model.moe.gate", "top_k": "model.moe.top_k", "balance_coef": "model.moe.balance_coef",

@@ -85,7 +85,7 @@ def test_summarise_by_symbol_hand_computed():
     out = summarise(predictions(), "symbol", threshold=0.55, cost_bps=0.0)
     assert list(out.columns) == ["symbol", "precision", "recall", "auc", "expectancy", "ic", "rank_ic", "icir",
                                  "sharpe", "sharpe_net", "ann_return", "ann_return_net", "max_dd", "max_dd_net",
-                                 "exposure", "trades", "n", "folds"]
+                                 "exposure", "turnover", "trades", "n", "folds"]
     assert out["symbol"].tolist() == ["BTC", "ETH"]
     btc, eth = out.iloc[0], out.iloc[1]
     # BTC rows: p 0.7, 0.6, 0.1; y 0, 1, 0; r -0.01, 0.03, -0.02 -> trades 0.7, 0.6

@@ -29,16 +29,18 @@ from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
 from fleet.errors import ConfigError, DataError, describe_rows
-from fleet.evaluation.trading import (_check_horizon, exposure, mark_to_market, portfolio_returns, segments_of,
-                                     trading_metrics)
+from fleet.evaluation.trading import (_check_horizon, book_pnl, exposure, mark_to_market, portfolio_returns,
+                                     segments_of, trading_metrics)
 
-__all__ = ["METRIC_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "exposure", "icir", "information_coefficients",
+__all__ = ["METRIC_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "book_pnl", "exposure", "icir", "information_coefficients",
            "mark_to_market", "portfolio_returns", "segments_of", "signal_metrics", "summarise", "trading_metrics"]
 
 METRIC_COLUMNS = ("precision", "recall", "auc", "expectancy", "trades", "n")
 RANK_COLUMNS = ("ic", "rank_ic", "icir")
 # sharpe: against cash; ann_return, max_dd: simple returns (not log); exposure: mean fraction of capital held.
-TRADING_COLUMNS = ("sharpe", "sharpe_net", "ann_return", "ann_return_net", "max_dd", "max_dd_net", "exposure")
+# turnover: mean |change of exposure| per bar (the closing of what is open at a segment's end included).
+TRADING_COLUMNS = ("sharpe", "sharpe_net", "ann_return", "ann_return_net", "max_dd", "max_dd_net", "exposure",
+                   "turnover")
 # Columns of summarise() after the group keys (and before "folds").
 SUMMARY_COLUMNS = ("precision", "recall", "auc", "expectancy", *RANK_COLUMNS, *TRADING_COLUMNS, "trades", "n")
 _REQUIRED = ("p_up", "y", "forward_return", "return_1", "fold")
@@ -88,6 +90,14 @@ def _check_signal(signal, n: int) -> np.ndarray:
     if bad.any():
         raise DataError(f"signal: expected 0 or 1, not so at {describe_rows(np.flatnonzero(bad))}")
     return s == 1.0
+
+
+def _check_position(x: np.ndarray) -> None:
+    """DataError naming the rows where a policy's position is not a signed fraction of capital in [-1, 1]."""
+    bad = ~(np.isfinite(x) & (np.abs(x) <= 1.0))
+    if bad.any():
+        raise DataError(f"position: expected a signed fraction of capital in [-1, 1], not so at "
+                        f"{describe_rows(np.flatnonzero(bad))}")
 
 
 def signal_metrics(y_true, p_up, forward_return, *, threshold: float = 0.55, cost_bps: float = 10.0,
@@ -191,12 +201,16 @@ def _group_row(g: pd.DataFrame, signal: np.ndarray, *, threshold: float, cost_bp
     fold_ics = [information_coefficients(f["p_up"].to_numpy(), f["forward_return"].to_numpy())[0]
                 for _, f in g.groupby("fold", sort=True)]
     m["icir"] = icir(fold_ics)
-    bars = portfolio_returns(g, signal, horizon=horizon, cost_bps=cost_bps)
+    position = g["position"].to_numpy(dtype=np.float64) if "position" in g.columns else None
+    bars = portfolio_returns(g, signal, horizon=horizon, cost_bps=cost_bps, position=position)
     for suffix, col in (("", "gross"), ("_net", "net")):
         tm = trading_metrics(bars[col].to_numpy(), bars_per_year=bars_per_year)
         for k, v in tm.items():
             m[k + suffix] = v
     m["exposure"] = float(bars["exposure"].mean()) if len(bars) else float("nan")
+    m["turnover"] = float(bars["turnover"].mean()) if len(bars) else float("nan")
+    if position is not None:  # a held position is one trade: its net P&L from the curve, per trade opened
+        m["expectancy"] = float(bars["net_total"].sum() / m["trades"]) if m["trades"] else float("nan")
     return m
 
 
@@ -205,7 +219,11 @@ def summarise(predictions: pd.DataFrame, by: str | list[str], *, threshold: floa
     """All metrics per group of out-of-fold predictions (e.g. per asset, per cluster, per fold).
 
     The signal is the ``signal`` column when there is one (the signal after the trading policy,
-    e.g. forced daily entry), else ``p_up > threshold``.
+    e.g. forced daily entry), else ``p_up > threshold``. With a ``position`` column (a cost-aware
+    policy's book, :mod:`fleet.evaluation.costaware`) the curve is that position marked to market
+    (:func:`book_pnl`), ``signal`` marks the bars where a position is opened, ``trades`` counts
+    them, and ``expectancy`` is the curve's net P&L per trade opened (a held position pays one round
+    trip, not one per bar).
 
     Args:
         predictions: one row per (symbol, timestamp) prediction with columns symbol, timestamp,
@@ -225,7 +243,8 @@ def summarise(predictions: pd.DataFrame, by: str | list[str], *, threshold: floa
         ann_return_net, max_dd, max_dd_net (:func:`trading_metrics` of the equal-weight portfolio
         of the group's assets, :func:`portfolio_returns`, each asset marked to market bar by bar,
         without and with costs on turnover; returns and drawdowns as simple returns); exposure
-        (mean exposure of that portfolio, fraction of capital); trades, n -- and folds (number of
+        (mean |exposure| of that portfolio, fraction of capital); turnover (mean |change of exposure| per
+        bar); trades, n -- and folds (number of
         distinct folds in the group). A flat table (group keys are columns, RangeIndex), ready for CSV.
 
     Raises:
@@ -251,6 +270,8 @@ def summarise(predictions: pd.DataFrame, by: str | list[str], *, threshold: floa
         if not np.isfinite(r1).all():
             raise DataError(f"return_1: expected a finite log return, not so at "
                             f"{describe_rows(np.flatnonzero(~np.isfinite(r1)))}")
+        if "position" in predictions.columns:
+            _check_position(predictions["position"].to_numpy(dtype=np.float64))
         if "signal" in predictions.columns:
             signal = _check_signal(predictions["signal"].to_numpy(), len(predictions))
         else:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from fleet.errors import ConfigError, DataError
 
-__all__ = ["exposure", "mark_to_market", "portfolio_returns", "segments_of", "trading_metrics"]
+__all__ = ["book_pnl", "exposure", "mark_to_market", "portfolio_returns", "segments_of", "trading_metrics"]
 
 
 def _check_horizon(horizon) -> int:
@@ -115,6 +115,30 @@ def mark_to_market(return_1, signal, *, horizon: int, cost_bps: float,
     if r.shape != s.shape or r.ndim != 1:
         raise DataError(f"mark_to_market: return_1 and signal must both have shape (n,), got {r.shape} and {s.shape}")
     x = exposure(s, horizon=horizon, segment=segment)
+    gross, net, _ = book_pnl(r, x, cost_bps=cost_bps, segment=segment)
+    return gross, net
+
+
+def book_pnl(return_1, position, *, cost_bps: float, segment=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-bar P&L of any position path, gross and net of costs on turnover, and the turnover itself.
+
+    ``gross[t] = x[t] r[t]``; ``turnover[t] = |x[t] - x[t-1]| + end[t] |x[t]|`` (``x[t-1] = 0`` at a segment's
+    first row, ``end[t] = 1`` at its last: the book opens flat and closes what is open);
+    ``net[t] = gross[t] - cost_bps / 1e4 * turnover[t]``. :func:`mark_to_market` is this with the 1/h tranche
+    book's exposure; a cost-aware policy (:mod:`fleet.evaluation.costaware`) passes its own positions.
+
+    Args:
+        return_1: shape (n,), 1-bar forward log returns, in time order (one asset).
+        position: shape (n,), signed fraction of capital held over each bar, in [-1, 1].
+        cost_bps: cost per side, basis points. segment: shape (n,) segment ids, or None (one segment).
+
+    Returns:
+        ``(gross, net, turnover)``, each float64 (n,).
+    """
+    r = np.asarray(return_1, dtype=np.float64)
+    x = np.asarray(position, dtype=np.float64)
+    if r.shape != x.shape or r.ndim != 1:
+        raise DataError(f"book_pnl: return_1 and position must both have shape (n,), got {r.shape} and {x.shape}")
     n = x.size
     seg = np.zeros(n, dtype=np.int64) if segment is None else np.asarray(segment, dtype=np.int64)
     first = np.ones(n, dtype=bool)
@@ -125,7 +149,7 @@ def mark_to_market(return_1, signal, *, horizon: int, cost_bps: float,
     turnover = np.abs(x - prev) + np.where(last, np.abs(x), 0.0)
     gross = x * r
     net = gross - float(cost_bps) / 1e4 * turnover
-    return gross, net
+    return gross, net, turnover
 
 
 def trading_metrics(bar_returns, *, bars_per_year: float | None) -> dict:
@@ -168,7 +192,7 @@ def trading_metrics(bar_returns, *, bars_per_year: float | None) -> dict:
 
 
 def portfolio_returns(g: pd.DataFrame, signal: np.ndarray, *, horizon: int,
-                      cost_bps: float) -> pd.DataFrame:
+                      cost_bps: float, position: np.ndarray | None = None) -> pd.DataFrame:
     """Per-timestamp P&L of the equal-weight portfolio of the assets in ``g``.
 
     Each asset trades its own 1/h-tranche book (:func:`mark_to_market`, its rows in time order,
@@ -178,24 +202,31 @@ def portfolio_returns(g: pd.DataFrame, signal: np.ndarray, *, horizon: int,
     Args:
         g: rows of one or several assets: symbol, timestamp, return_1, optionally bar_number.
         signal: shape (len(g),), 0/1 signal per row of ``g``.
+        position: shape (len(g),), signed position per row (a cost-aware policy's book, see
+            :func:`book_pnl`); None: the 1/h tranche book of ``signal``.
 
     Returns:
-        DataFrame indexed by timestamp (sorted) with float columns gross, net and exposure (mean
-        exposure of the assets with a row).
+        DataFrame indexed by timestamp (sorted) with float columns gross, net, exposure (mean |exposure|
+        of the assets with a row), turnover (mean |change of exposure| of those assets) and net_total (the
+        sum of their net P&L).
     """
     frame = pd.DataFrame({"symbol": g["symbol"].to_numpy(), "t": g["timestamp"].to_numpy(),
                           "r": g["return_1"].to_numpy(dtype=np.float64), "s": np.asarray(signal, dtype=np.float64)})
+    if position is not None:
+        frame["x"] = np.asarray(position, dtype=np.float64)
     if "bar_number" in g.columns:
         frame["b"] = g["bar_number"].to_numpy(dtype=np.int64)
     frame = frame.sort_values(["symbol", "t"], kind="mergesort")
     parts = []
     for _, a in frame.groupby("symbol", sort=False):
         seg = segments_of(a["b"].to_numpy()) if "b" in a else None
-        gross, net = mark_to_market(a["r"].to_numpy(), a["s"].to_numpy(), horizon=horizon, cost_bps=cost_bps,
-                                    segment=seg)
-        parts.append(pd.DataFrame({"t": a["t"].to_numpy(), "gross": gross, "net": net,
-                                   "exposure": exposure(a["s"].to_numpy(), horizon=horizon, segment=seg)}))
+        x = a["x"].to_numpy() if "x" in a else exposure(a["s"].to_numpy(), horizon=horizon, segment=seg)
+        gross, net, turnover = book_pnl(a["r"].to_numpy(), x, cost_bps=cost_bps, segment=seg)
+        parts.append(pd.DataFrame({"t": a["t"].to_numpy(), "gross": gross, "net": net, "exposure": np.abs(x),
+                                   "turnover": turnover}))
     if not parts:
-        return pd.DataFrame({"gross": [], "net": [], "exposure": []}, index=pd.Index([], name="t"))
-    return pd.concat(parts, ignore_index=True).groupby("t", sort=True).mean()
-
+        return pd.DataFrame({"gross": [], "net": [], "exposure": [], "turnover": [], "net_total": []},
+                            index=pd.Index([], name="t"))
+    return pd.concat(parts, ignore_index=True).groupby("t", sort=True).agg(
+        gross=("gross", "mean"), net=("net", "mean"), exposure=("exposure", "mean"), turnover=("turnover", "mean"),
+        net_total=("net", "sum"))

@@ -18,10 +18,11 @@ from sklearn.base import BaseEstimator
 
 from fleet.errors import ConfigError, DataError
 
-__all__ = ["ClusterResult", "WardClusterer", "cluster_assets", "correlation_distance"]
+__all__ = ["ClusterResult", "WardClusterer", "cluster_assets", "correlation_distance", "merge_small_clusters"]
 
 
-def correlation_distance(returns: pd.DataFrame, *, min_periods: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
+def correlation_distance(returns: pd.DataFrame, *, min_periods: int = 2,
+                         signed: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pairwise-complete Pearson correlation of returns and the distance ``1 - |corr|``.
 
     Each pair uses the rows where both assets have a value (pairwise-complete, as
@@ -32,6 +33,9 @@ def correlation_distance(returns: pd.DataFrame, *, min_periods: int = 2) -> tupl
     Args:
         returns: (n_timestamps, n_assets) log returns, e.g. from ``align_log_returns``; NaN allowed.
         min_periods: fewest overlapping rows a pair needs (>= 2).
+        signed: use ``(1 - corr) / 2`` instead (0 for corr = 1, 1 for corr = -1): for residual returns,
+            where removing a common factor makes the groups *negatively* correlated with one another, so
+            ``1 - |corr|`` would call opposite groups similar.
 
     Returns:
         ``(correlation, distance)``: two (n_assets, n_assets) float64 DataFrames indexed and
@@ -57,7 +61,7 @@ def correlation_distance(returns: pd.DataFrame, *, min_periods: int = 2) -> tupl
         raise DataError(f"correlation_distance: correlation undefined for {', '.join(names)}{more}: each pair "
                         f"needs at least {max(int(min_periods), 2)} common rows of non-constant returns")
     c = np.clip((c + c.T) / 2.0, -1.0, 1.0)
-    d = 1.0 - np.abs(c)
+    d = (1.0 - c) / 2.0 if signed else 1.0 - np.abs(c)
     np.fill_diagonal(d, 0.0)
     cols = list(returns.columns)
     return (pd.DataFrame(c, index=cols, columns=cols), pd.DataFrame(d, index=cols, columns=cols))
@@ -214,6 +218,38 @@ class ClusterResult:
                             "ClusterResult.to_dict") from err
 
 
+def merge_small_clusters(labels: pd.Series, distance: pd.DataFrame, min_size: int) -> pd.Series:
+    """Fold clusters smaller than ``min_size`` into their nearest cluster until none is left (or one remains).
+
+    The smallest cluster (ties: the one whose alphabetically first member comes first) joins the cluster
+    at the smallest average distance from its members (average linkage, Sokal & Michener 1958); repeated.
+
+    Args:
+        labels: symbol -> cluster label. distance: (n_assets, n_assets) distances labelled by symbol.
+        min_size: fewest assets a cluster may hold (>= 1; 1 changes nothing).
+
+    Returns:
+        symbol -> label, labels renumbered 0..K'-1 in the order of their first appearance in ``labels``.
+
+    Raises:
+        ConfigError: min_size < 1.
+    """
+    if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 1:
+        raise ConfigError(f"min_cluster_size={min_size!r}: expected an integer >= 1")
+    lab = labels.copy()
+    while lab.nunique() > 1:
+        sizes = lab.value_counts()
+        small = [c for c in sizes.index if sizes[c] < min_size]
+        if not small:
+            break
+        c = min(small, key=lambda k: (sizes[k], min(str(s) for s in lab.index[lab == k])))
+        members = lab.index[lab == c]
+        others = {k: float(distance.loc[members, lab.index[lab == k]].to_numpy().mean())
+                  for k in sizes.index if k != c}
+        lab[members] = min(others, key=lambda k: (others[k], k))
+    return pd.Series(pd.factorize(lab)[0].astype(np.int64), index=lab.index, name=labels.name)
+
+
 def _pick_dominant(labels: pd.Series, corr: pd.DataFrame, dollar_volume: pd.Series | None,
                    prefix: str | None) -> tuple[int, str]:
     """Raw label of the dominant cluster and the reason (rules in ``cluster_assets``)."""
@@ -244,7 +280,8 @@ def _pick_dominant(labels: pd.Series, corr: pd.DataFrame, dollar_volume: pd.Seri
 
 
 def cluster_assets(returns: pd.DataFrame, *, n_clusters: int | None = 3, distance_threshold: float | None = None,
-                   dollar_volume: pd.Series | None = None, dominant_symbol_prefix: str | None = "BTC") -> ClusterResult:
+                   dollar_volume: pd.Series | None = None, dominant_symbol_prefix: str | None = "BTC",
+                   min_cluster_size: int = 1, signed: bool = False) -> ClusterResult:
     """Cluster assets by return correlation and find the dominant cluster (seed 001).
 
     Steps: ``correlation_distance`` (pairwise-complete Pearson, distance 1 - |corr|) ->
@@ -273,6 +310,9 @@ def cluster_assets(returns: pd.DataFrame, *, n_clusters: int | None = 3, distanc
         dollar_volume: optional symbol -> mean(close * volume) in quote currency
             (``Panel.dollar_volume()``); must cover every asset if given.
         dominant_symbol_prefix: prefix that marks the market leader ("BTC"); None/"" disables rule 1.
+        min_cluster_size: clusters with fewer assets join their nearest cluster (:func:`merge_small_clusters`);
+            1: the Ward cut as it is.
+        signed: cluster on ``(1 - corr) / 2`` rather than ``1 - |corr|`` (see ``correlation_distance``).
 
     Returns:
         ClusterResult.
@@ -282,7 +322,7 @@ def cluster_assets(returns: pd.DataFrame, *, n_clusters: int | None = 3, distanc
         DataError: bad returns (see ``correlation_distance``); dollar_volume missing a symbol or
             holding negative / non-finite values.
     """
-    corr, dist = correlation_distance(returns)
+    corr, dist = correlation_distance(returns, signed=signed)
     symbols = list(corr.index)
     if len(symbols) < 2:
         raw = pd.Series(np.zeros(len(symbols), dtype=np.int64), index=symbols)
@@ -291,6 +331,7 @@ def cluster_assets(returns: pd.DataFrame, *, n_clusters: int | None = 3, distanc
         k = None if distance_threshold is not None else n_clusters
         model = WardClusterer(n_clusters=k, distance_threshold=distance_threshold).fit(dist)
         raw, link = model.labels_, model.linkage_matrix_
+        raw = merge_small_clusters(raw, dist, min_cluster_size)
     dominant_raw, reason = _pick_dominant(raw, corr, dollar_volume, dominant_symbol_prefix)
 
     first_member = {int(lab): min(str(s) for s in raw.index[raw.to_numpy() == lab]) for lab in np.unique(raw)}

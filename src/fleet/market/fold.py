@@ -17,6 +17,7 @@ from fleet.config import FactorMethod, FleetConfig
 from fleet.data.panel import Panel
 from fleet.errors import ConfigError, DataError
 from fleet.market.align import align_log_returns
+from fleet.market.cluster_inputs import clustering_input
 from fleet.market.clustering import ClusterResult, cluster_assets
 from fleet.market.factor import MarketFactor
 
@@ -93,8 +94,11 @@ def fit_fold_market(panel: Panel, fold: FoldWindow, all_returns: pd.DataFrame, c
     volume = dollar_volume(panel, fold.train_end)
     if volume is not None:
         volume = volume[eligible]
-    clusters = cluster_assets(train_returns, n_clusters=n_clusters, distance_threshold=m.distance_threshold,
-                              dollar_volume=volume)
+    clustered = clustering_input(m.cluster_on, train_returns, closes={s: panel.frames[s]["close"] for s in eligible},
+                                 end=fold.train_end, features=config.features)  # residual / FFD variants (issue 17)
+    clusters = cluster_assets(clustered, n_clusters=n_clusters, distance_threshold=m.distance_threshold,
+                              dollar_volume=volume, min_cluster_size=m.min_cluster_size,
+                              signed=m.cluster_on == "residual")
     dominant = clusters.members[clusters.dominant_cluster]
     weights = None
     if m.factor_method is FactorMethod.weighted_mean:

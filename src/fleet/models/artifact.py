@@ -42,6 +42,10 @@ class UnitModel:
         feature_names: input columns in order (``asset_id`` last).
         trained_until: end of the training window (exclusive), UTC.
         config: the resolved run configuration as a dict.
+        policy: the unit's trading policy (:meth:`fleet.evaluation.costaware.TradingPolicy.to_dict`), chosen on
+            the training window; None: the run's fixed long rule ``p_up > policy.threshold``.
+        meta: the meta-labelling model (:class:`fleet.models.meta.MetaLabeler`) that filters the fixed rule's
+            bets, or None.
     """
 
     group: str
@@ -51,6 +55,8 @@ class UnitModel:
     feature_names: list[str]
     trained_until: pd.Timestamp
     config: dict
+    policy: dict | None = None
+    meta: object | None = None
 
     def design_matrix(self, symbol: str, frame: pd.DataFrame, factor: pd.Series | None, *,
                       last: int | None = None) -> pd.DataFrame:

@@ -35,7 +35,7 @@ from fleet.features.technical import FEATURE_REQUIREMENTS, warmup_bars
 from fleet.features.families import input_columns
 from fleet.features.pipeline import FACTOR, feature_group_warmup
 from fleet.models.artifact import UnitModel, load_unit_model
-from fleet.serving.schema import CandleColumns, PredictRequest, PredictResponse
+from fleet.serving.schema import CandleColumns, PredictRequest, PredictResponse, ServedPolicy
 from fleet.store.layout import (ASSET_REGISTRY, MANIFEST, MARKET_FACTOR, MODELS_INDEX, REQUIRED_FILES,
                                 RESULTS_PER_ASSET, RunLayout)
 
@@ -49,6 +49,24 @@ def _read(layout: RunLayout, relative: str, read):
     except Exception as err:  # parse errors, unpickling (can raise almost anything), I/O
         raise RunDirectoryError(f"{layout.describe(relative)}: cannot read the run directory's {relative} "
                                 f"({type(err).__name__}: {err})") from None
+
+
+def served_policy(model: UnitModel, config: dict):
+    """``p_up -> (signal, ServedPolicy)`` for one unit: its stored policy, else the run's fixed long rule."""
+    from fleet.evaluation.costaware import TradingPolicy
+
+    pc = config.get("policy", {})
+    stored = getattr(model, "policy", None)
+    pol = (TradingPolicy.from_dict(stored) if stored else
+           TradingPolicy.fixed(float(pc.get("threshold", 0.55)), horizon=int(config.get("labels", {}).get("horizon", 1)),
+                               cost_bps=float(pc.get("cost_bps", 10.0))))
+
+    def answer(p: float) -> tuple[int, ServedPolicy]:
+        q = float(pol.calibrated([p])[0]) if pol.calibration else None
+        return int(pol.entry_signal([p])[0]), ServedPolicy(
+            kind=pol.kind, sides=pol.sides, theta_in=pol.theta_in, theta_out=pol.theta_out, min_hold=pol.min_hold,
+            cost_bps=pol.cost_bps, calibrated_p_up=q)
+    return answer
 
 
 @dataclass(frozen=True)
@@ -331,11 +349,16 @@ class FleetPredictor:
             times = pd.DatetimeIndex(np.concatenate([b["__time"] for b in blocks]), tz="UTC")
             X = pd.DataFrame({c: np.concatenate([b[c] for b in blocks]) for c in model.feature_names}, index=times)
             p_up = model.estimator.predict_proba(X)[last, 1]
-            for i, p, gate in zip(idx, p_up, self._gate(model, X.iloc[last])):
+            policy = served_policy(model, self.config)
+            meta = getattr(model, "meta", None)
+            keep = meta.allow(X.iloc[last], p_up) if meta is not None else np.ones(len(idx), dtype=bool)
+            for i, p, gate, kept in zip(idx, p_up, self._gate(model, X.iloc[last]), keep):
                 info = rows[i][0]
+                signal, stated = policy(float(p))
+                signal = signal if kept else 0  # meta-labelling: the secondary model drops this bet
                 out[i] = PredictResponse(
                     symbol=info.symbol, asset_id=info.asset_id, unit=info.unit, p_up=float(p),
-                    signal=int(p > self.threshold), threshold=self.threshold, gate_weights=gate,
+                    signal=signal, threshold=self.threshold, policy=stated, gate_weights=gate,
                     active_experts=[k for k, v in gate.items() if v > 0.0], model_version=self.model_version,
                     as_of=requests[i].as_of, horizon_bars=self.horizon, trained_until=model.trained_until,
                     registry_version=self.registry_version)

@@ -209,6 +209,24 @@ class BatchRequest(BaseModel):
     requests: list[PredictRequest] = Field(min_length=1, max_length=MAX_BATCH)
 
 
+class ServedPolicy(BaseModel):
+    """The trading policy the answering unit was trained with (chosen on its training window, stored in its model).
+
+    ``fixed``: a 1/h tranche on every bar with p_up > theta_in (held ``min_hold`` = h bars); ``hysteresis``: open
+    above ``theta_in``, close below ``theta_out`` after ``min_hold`` bars; ``expected_return``: the same on the
+    calibrated P(up) (levels from the cost and the typical move); ``flat``: the unit does not trade. With
+    ``sides = both`` the rule is mirrored (short below 1 - theta_in, cover above 1 - theta_out).
+    """
+
+    kind: str = Field(description="fixed | hysteresis | expected_return | flat")
+    sides: str = Field(description="long | both")
+    theta_in: float = Field(description="entry level on p_up (expected_return: on the calibrated P(up))")
+    theta_out: float = Field(description="exit level (<= theta_in)")
+    min_hold: int = Field(ge=1, description="bars a position is held at least")
+    cost_bps: float = Field(ge=0.0, description="cost per side the policy was chosen with, basis points")
+    calibrated_p_up: float | None = Field(None, description="the calibrated P(up) the expected-return rule reads")
+
+
 class PredictResponse(BaseModel):
     """Prediction for the bar after the last candle."""
 
@@ -216,8 +234,11 @@ class PredictResponse(BaseModel):
     asset_id: int = Field(description="registry id of the asset")
     unit: str = Field(description="training unit (cluster, symbol or 'global') whose model answered")
     p_up: float = Field(description="P(forward log return over the label horizon > 0), in [0, 1]")
-    signal: int = Field(description="1 (long) when p_up > threshold, else 0 (flat)")
-    threshold: float = Field(description="policy threshold of the run")
+    signal: int = Field(description="entry decision of the unit's policy for a book that is flat: 1 long, -1 short "
+                                     "(sides = both), 0 none (the fixed rule: 1 when p_up > threshold); an open "
+                                     "position is closed by the policy's exit rule (see policy)")
+    threshold: float = Field(description="policy threshold of the run (the fixed rule's level)")
+    policy: ServedPolicy | None = Field(None, description="the answering unit's trading policy")
     gate_weights: dict[str, float] = Field(description="weight of each expert in p_up (sums to 1)")
     active_experts: list[str] = Field(description="experts with a non-zero gate weight")
     model_version: str = Field(description="run id (name of the run directory)")

@@ -11,6 +11,8 @@ run directory. A complete run directory holds (``*``: in :data:`REQUIRED_FILES`)
     results_per_fold.csv*
     results_holdout.csv       only with --holdout-days
     forced_entry.csv          only with --forced-entry
+    policy_comparison.csv     only when the units set positions (--policy tuned, --sides both, --meta-label):
+                              the fixed rule beside the units' policies (15 significant digits)
     expert_auc.csv            expert telemetry (6 significant digits)
     expert_weights.csv*
     predictions/<SYM>.parquet walk-forward predictions per asset; holdout_predictions/ likewise
@@ -49,6 +51,7 @@ RESULTS_PER_FOLD = "results_per_fold.csv"
 RESULTS_HOLDOUT = "results_holdout.csv"
 RESULTS_SEEDS = "results_seeds.csv"
 FORCED_ENTRY = "forced_entry.csv"
+POLICY_COMPARISON = "policy_comparison.csv"
 EXPERT_AUC = "expert_auc.csv"
 EXPERT_WEIGHTS = "expert_weights.csv"
 CLUSTERS = "clusters.json"
@@ -66,14 +69,15 @@ REQUIRED_FILES = (MANIFEST, MODELS_INDEX, MARKET_FACTOR, ASSET_REGISTRY, CLUSTER
 
 #: Result tables by short name (``fleet.Run.table``) -> file; the optional ones exist only when configured.
 TABLES = {"asset": RESULTS_PER_ASSET, "cluster": RESULTS_PER_CLUSTER, "fold": RESULTS_PER_FOLD,
-          "holdout": RESULTS_HOLDOUT, "forced_entry": FORCED_ENTRY, "expert_auc": EXPERT_AUC,
+          "holdout": RESULTS_HOLDOUT, "forced_entry": FORCED_ENTRY, "policy": POLICY_COMPARISON,
+          "expert_auc": EXPERT_AUC,
           "expert_weights": EXPERT_WEIGHTS}
 
 #: Results tables keep 15 significant digits, so a figure can be recomputed from predictions/ and
 #: compared to ~1e-12; the other CSVs keep 6.
 RESULTS_FORMAT = "%.15g"
 OTHER_FORMAT = "%.6g"
-_PRECISE = {RESULTS_PER_ASSET, RESULTS_PER_CLUSTER, RESULTS_PER_FOLD, RESULTS_HOLDOUT}
+_PRECISE = {RESULTS_PER_ASSET, RESULTS_PER_CLUSTER, RESULTS_PER_FOLD, RESULTS_HOLDOUT, POLICY_COMPARISON}
 
 
 def prediction_file(symbol: str, holdout: bool = False) -> str:

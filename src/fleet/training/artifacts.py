@@ -16,6 +16,7 @@ from importlib import metadata
 import pandas as pd
 
 from fleet import __version__
+from fleet.evaluation.costaware import policy_comparison
 from fleet.evaluation.policy import apply_policy, forced_entry_report
 from fleet.evaluation.tables import expert_tables, fold_table, holdout_table, results_tables
 from fleet.store import display_location, is_uri
@@ -43,6 +44,7 @@ class Evaluated:
     expert_weights: pd.DataFrame
     holdout_rows: pd.DataFrame | None = None
     holdout: pd.DataFrame | None = None
+    policy_comparison: pd.DataFrame | None = None
 
 
 def redacted(command: list[str]) -> list[str]:
@@ -102,7 +104,9 @@ def evaluate(ctx: RunContext, results: list[UnitResult]) -> Evaluated:
     # The policy needs whole UTC days per asset, which may straddle units and folds: applied here.
     policy = dict(threshold=config.policy.threshold, forced_entry=config.policy.forced_entry,
                   cutoff=config.policy.forced_entry_cutoff, bar=ctx.panel.bar)
-    predictions = apply_policy(pd.concat([r.predictions for r in results], ignore_index=True), **policy)
+    predictions = pd.concat([r.predictions for r in results], ignore_index=True)
+    if "position" not in predictions:  # else each unit's own policy set signal and position (costaware)
+        predictions = apply_policy(predictions, **policy)
     bars_per_year = _bars_per_year(ctx)
     per_asset, per_cluster = results_tables(predictions, final.clusters.cluster_map,
                                             final.clusters.dominant_cluster, config, bars_per_year=bars_per_year)
@@ -112,6 +116,10 @@ def evaluate(ctx: RunContext, results: list[UnitResult]) -> Evaluated:
                    per_fold=fold_table(predictions, config, bars_per_year=bars_per_year),
                    forced=forced_entry_report(predictions) if config.policy.forced_entry else None,
                    expert_auc=expert_auc, expert_weights=expert_weights)
+    if "position" in predictions:  # natural (fixed threshold) vs each unit's own policy, same p_up
+        ev.policy_comparison = policy_comparison(
+            predictions, threshold=config.policy.threshold, cost_bps=config.policy.cost_bps,
+            horizon=config.labels.horizon, sides=config.policy.sides.value, bars_per_year=bars_per_year)
     if config.validation.holdout_days > 0:
         _evaluate_holdout(ctx, results, ev, policy)
     if ev.forced is not None and ctx.panel.bar >= pd.Timedelta(days=1):
@@ -125,7 +133,8 @@ def _evaluate_holdout(ctx: RunContext, results: list[UnitResult], ev: Evaluated,
     rows = predict_holdout(results, ctx.panel, ctx.markets[-1], timeline_end=ctx.timeline_end, config=config)
     ev.holdout_rows = rows
     if len(rows):
-        ev.holdout_rows = apply_policy(rows, **policy)
+        if "position" not in rows:  # else the units' stored policies set signal and position
+            ev.holdout_rows = apply_policy(rows, **policy)
         ev.holdout = holdout_table(ev.holdout_rows, config, bars_per_year=ev.bars_per_year)
         ctx.echo(f"Hold-out: {len(ev.holdout_rows)} rows after {ctx.timeline_end:%Y-%m-%d %H:%M} predicted by the last "
                  f"fold's models -> {L.RESULTS_HOLDOUT}, {L.HOLDOUT_PREDICTIONS_DIR}/")
@@ -139,13 +148,16 @@ def write_files(ctx: RunContext, results: list[UnitResult], ev: Evaluated) -> No
     layout, config, final = ctx.rundir.layout, ctx.config, ctx.markets[-1]
     layout.write_tables({L.RESULTS_PER_ASSET: ev.per_asset, L.RESULTS_PER_CLUSTER: ev.per_cluster,
                          L.RESULTS_PER_FOLD: ev.per_fold, L.FORCED_ENTRY: ev.forced, L.RESULTS_HOLDOUT: ev.holdout,
+                         L.POLICY_COMPARISON: ev.policy_comparison,
                          L.EXPERT_AUC: ev.expert_auc, L.EXPERT_WEIGHTS: ev.expert_weights})
     experts = config.model.active_experts()
     # With several experts the files also hold each expert's P(up) and gate weight per row.
     expert_cols = [f"{k}_{e}" for e in experts for k in ("p", "w")] if len(experts) > 1 else []
-    layout.write_predictions(ev.predictions, [*PREDICTION_COLUMNS, *expert_cols])
+    policy_cols = [c for c in ("position", "meta_keep") if c in ev.predictions]  # set by the units' policies
+    layout.write_predictions(ev.predictions, [*PREDICTION_COLUMNS, *expert_cols, *policy_cols])
     if ev.holdout is not None:
-        layout.write_predictions(ev.holdout_rows, [*PREDICTION_COLUMNS, *expert_cols], holdout=True)
+        held = [c for c in ("position", "meta_keep") if c in ev.holdout_rows]
+        layout.write_predictions(ev.holdout_rows, [*PREDICTION_COLUMNS, *expert_cols, *held], holdout=True)
     layout.write_json(L.CLUSTERS, {
         **final.clusters.to_dict(),
         "fitted_on": f"training window of fold {final.fold.index} (timestamps < {final.fold.train_end.isoformat()})",

@@ -27,7 +27,7 @@ from fleet.errors import DataError
 from fleet.evaluation.splits import Fold
 from fleet.features.families import unscaled_prefixes
 from fleet.features.fracdiff import choose_d
-from fleet.features.labels import binary_label, forward_log_return
+from fleet.features.labels import binary_label, forward_log_return, make_labels
 from fleet.features.pipeline import AssetPreprocessor, asset_features, bar_times
 from fleet.models._context import ASSET_ID, BAR_TIME
 
@@ -66,10 +66,19 @@ def _label_end(index: pd.DatetimeIndex, horizon: int) -> pd.Series:
     return ends
 
 
+def _training_label(close: pd.Series, horizon: int, labels, fwd: pd.Series,
+                    label_end: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(y, end of each label): the sign of ``fwd`` ending h bars later, or the configured method's."""
+    if labels is None or labels.method == "fixed_horizon":
+        return binary_label(fwd), label_end
+    return make_labels(close, horizon, labels.method, profit_take=labels.profit_take, stop_loss=labels.stop_loss,
+                       vol_span=labels.vol_window)
+
+
 def build_unit_dataset(*, assets: dict[str, int], frames: dict[str, pd.DataFrame], fold: Fold,
                        timeline_end: pd.Timestamp, factor: pd.Series | None, features: FeatureConfig,
                        horizon: int, min_train_rows: int = 200, groups: tuple[str, ...] = (),
-                       sde_window: int = 168) -> UnitDataset:
+                       sde_window: int = 168, labels=None) -> UnitDataset:
     """Assemble the fold's design matrix for the unit's assets.
 
     Args:
@@ -83,6 +92,12 @@ def build_unit_dataset(*, assets: dict[str, int], frames: dict[str, pd.DataFrame
         min_train_rows: an asset with fewer usable training rows in this fold is left out of the
             fold (recorded in ``skipped_assets`` with the reason) rather than failing the unit.
         groups, sde_window: extra feature families, see :func:`asset_features`.
+        labels: the ``labels`` section (:class:`fleet.config.LabelConfig`); None: the fixed-horizon sign label.
+            With ``method = triple_barrier`` the training label is :func:`fleet.features.labels.triple_barrier`
+            and a training row is kept when its label's *actual* end (the first barrier touched) is before
+            ``fold.train_end`` (AFML ch. 7 purging on each label's end time); its ``forward_return`` in
+            ``train_meta`` is NaN when the h-bar window is not inside the training window. Test rows keep
+            the h-bar filter (their forward return is what the curve earns).
 
     Every row also carries the context column ``bar_time`` (int64 ns, UTC): with ``asset_id`` it lets
     the convolutional experts cut each row's trailing window of that asset's bars (see
@@ -95,7 +110,7 @@ def build_unit_dataset(*, assets: dict[str, int], frames: dict[str, pd.DataFrame
     for symbol in sorted(assets):
         out = _asset_rows(symbol, int(assets[symbol]), frames[symbol], fold=fold, timeline_end=timeline_end,
                           factor=factor, features=features, horizon=horizon, min_train_rows=min_train_rows,
-                          groups=groups, sde_window=sde_window)
+                          groups=groups, sde_window=sde_window, labels=labels)
         skipped_features = out.skipped_features if out.skipped_features is not None else skipped_features
         if out.reason is not None:
             skipped_assets[symbol] = out.reason
@@ -134,7 +149,7 @@ class _AssetRows:
 
 def _asset_rows(symbol: str, asset_id: int, frame: pd.DataFrame, *, fold: Fold, timeline_end: pd.Timestamp,
                 factor: pd.Series | None, features: FeatureConfig, horizon: int, min_train_rows: int,
-                groups: tuple[str, ...], sde_window: int) -> _AssetRows:
+                groups: tuple[str, ...], sde_window: int, labels=None) -> _AssetRows:
     """Fit one asset's preprocessor on the fold's training window and cut its scaled training and test rows
     (columns: features, ``asset_id``, ``bar_time``, ``__symbol``, ``__y``, ``__fwd``; UTC index)."""
     index = frame.index
@@ -152,7 +167,9 @@ def _asset_rows(symbol: str, asset_id: int, frame: pd.DataFrame, *, fold: Fold, 
                                            horizon=horizon, sde_window=sde_window)
     valid = raw.notna().all(axis=1).to_numpy() & fwd.notna().to_numpy()
     ends = label_end.to_numpy()
-    train_rows = valid & in_train_window & (ends < fold.train_end)
+    y, train_ends = _training_label(frame["close"], horizon, labels, fwd, label_end)
+    valid &= y.notna().to_numpy()
+    train_rows = valid & in_train_window & (train_ends.to_numpy() < fold.train_end)
     test_rows = (valid & (index >= fold.test_start) & (index < fold.test_end) & (ends <= timeline_end))
     if train_rows.sum() < min_train_rows:
         return _AssetRows(f"{int(train_rows.sum())} usable training rows (< {min_train_rows})", skipped_features)
@@ -168,13 +185,13 @@ def _asset_rows(symbol: str, asset_id: int, frame: pd.DataFrame, *, fold: Fold, 
     scaled = p.scale(raw)
     scaled[ASSET_ID] = p.asset_id
     scaled[BAR_TIME] = bar_times(index)
-    y = binary_label(fwd)
+    fwd_train = fwd.where(pd.Series(ends < fold.train_end, index=index))  # h-bar window inside the window
     blocks = []
-    for rows in (train_rows, test_rows):
+    for rows, label, f in ((train_rows, y, fwd_train), (test_rows, binary_label(fwd), fwd)):
         block = scaled[rows].copy()
         block["__symbol"] = symbol
-        block["__y"] = y[rows].to_numpy()
-        block["__fwd"] = fwd[rows].to_numpy()
+        block["__y"] = label[rows].to_numpy()
+        block["__fwd"] = f[rows].to_numpy()
         blocks.append(block)
     return _AssetRows(None, skipped_features, p, *blocks)
 

@@ -25,8 +25,9 @@ def predict_holdout(results: list[UnitResult], panel: Panel, final: FoldMarket, 
         p_up, signal = p_up > threshold, y, forward_return, return_1, bar_number, cluster, and per expert
         p_<expert>, w_<expert>); empty when the hold-out holds no labelled bar.
     """
+    from fleet.evaluation.costaware import apply_positions
     from fleet.features.labels import binary_label, forward_log_return
-    from fleet.training.unit import bar_columns
+    from fleet.training.bars import bar_columns
 
     h = config.labels.horizon
     names = config.model.active_experts()
@@ -57,7 +58,9 @@ def predict_holdout(results: list[UnitResult], panel: Panel, final: FoldMarket, 
             for j, name in enumerate(names):
                 rows[f"p_{name}"] = expert_p[:, j]
                 rows[f"w_{name}"] = weights[:, j]
-            parts.append(rows)
+            if getattr(r.model, "meta", None) is not None:
+                rows["meta_keep"] = r.model.meta.allow(Xh, p_up)
+            parts.append(apply_positions(rows, getattr(r.model, "policy", None)))
     if not parts:
         return pd.DataFrame(columns=["timestamp", "symbol", "fold", "p_up", "signal", "y", "forward_return",
                                      "return_1", "bar_number", "cluster"])

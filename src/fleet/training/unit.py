@@ -23,8 +23,11 @@ import pandas as pd
 from fleet.config import FleetConfig
 from fleet.evaluation.splits import Fold
 from fleet.models.artifact import UnitModel
+from fleet.evaluation.costaware import apply_positions
 from fleet.models.factory import build_model
 from fleet.training.dataset import build_unit_dataset
+from fleet.training.bars import bar_columns
+from fleet.training.policy_unit import unit_meta, unit_policy
 
 __all__ = ["TrainingUnit", "UnitFailure", "UnitModel", "UnitResult", "bar_columns", "train_unit"]
 # UnitModel (the served artifact) lives in fleet.models.artifact; the name stays importable here because
@@ -109,6 +112,7 @@ class UnitResult:
     skipped_features: tuple[str, ...] = ()
     started_unix: float | None = None
     gate: dict | None = None
+    policy: dict | None = None
 
     def timing(self) -> dict:
         """One manifest row: unit id, seconds, rows and the node that trained it."""
@@ -117,7 +121,7 @@ class UnitResult:
                 "started_unix": self.started_unix, "n_train": self.n_train, "n_test": self.n_test,
                 "host": self.host, "pid": self.pid,
                 "node_id": self.node_id, "resources": self.resources, "skipped_assets": self.skipped_assets,
-                "gate": self.gate}
+                "gate": self.gate, "policy": self.policy}
 
 
 @dataclass
@@ -147,36 +151,6 @@ class UnitFailure:
                 "traceback": self.traceback}
 
 
-def bar_columns(rows: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
-    """The 1-bar forward log return and the bar number of prediction rows, from the asset's bars.
-
-    Args:
-        rows: (n, ...) with ``timestamp`` and ``symbol``; every timestamp is a bar of its asset that
-            has a next bar (true of test rows: their h-bar label needs h next bars).
-        frames: symbol -> bars (UTC index, ``close``).
-
-    Returns:
-        ``(return_1, bar_number)``, each shape (n,): ``log(close[next bar] / close[bar])`` (float64,
-        the return over the bar after the row's timestamp: what the position held over that bar
-        earns) and the position of the row's bar in the asset's bars (int64; consecutive rows of an
-        asset with consecutive bar numbers are consecutive bars, whatever the clock says).
-    """
-    r1 = np.full(len(rows), np.nan)
-    pos = np.full(len(rows), -1, dtype=np.int64)
-    symbols = rows["symbol"].to_numpy()
-    times = pd.DatetimeIndex(rows["timestamp"])
-    for symbol in pd.unique(symbols):
-        mask = symbols == symbol
-        frame = frames[symbol]
-        i = frame.index.get_indexer(times[mask])
-        log_close = np.log(frame["close"].to_numpy(dtype=np.float64))
-        nxt = np.minimum(i + 1, len(log_close) - 1)
-        r = log_close[nxt] - log_close[i]
-        r[(i < 0) | (i + 1 >= len(log_close))] = np.nan
-        r1[mask], pos[mask] = r, i
-    return r1, pos
-
-
 def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResult:
     """Train one unit on its fold's training window and predict its test block.
 
@@ -194,7 +168,7 @@ def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResul
     cfg = unit.config
     ds = build_unit_dataset(assets=unit.assets, frames=frames, fold=unit.fold, timeline_end=unit.timeline_end,
                             factor=unit.factor, features=cfg.features, horizon=cfg.labels.horizon,
-                            groups=cfg.model.feature_groups(), sde_window=cfg.model.sde.window)
+                            groups=cfg.model.feature_groups(), sde_window=cfg.model.sde.window, labels=cfg.labels)
     model = build_model(cfg.model, seed=unit.seed, horizon=cfg.labels.horizon, embargo=cfg.validation.embargo_bars,
                         num_threads=max(1, int(cfg.resources.num_cpus)))
     model.fit(ds.X_train, ds.y_train)
@@ -216,6 +190,12 @@ def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResul
     for j, name in enumerate(names):
         preds[f"p_{name}"] = expert_p[:, j]
         preds[f"w_{name}"] = weights[:, j]
+    policy = unit_policy(cfg, model, ds.X_train, ds.y_train, ds.train_meta, frames)  # training window only
+    meta = unit_meta(cfg, model, ds.X_train, ds.y_train, ds.train_meta, frames)
+    if meta is not None:
+        preds["meta_keep"] = meta.allow(ds.X_test, p_up) if len(ds.X_test) else np.zeros(0, dtype=bool)
+    preds = apply_positions(preds, policy)
+    policy = None if policy is None else policy.to_dict()
     gate = model.gate_summary() if hasattr(model, "gate_summary") else None
     # 1 when the unit's guard replaced the gate by its best single expert (see fleet.models.moe).
     preds["gate_fallback"] = np.int8(bool(gate and gate.get("fallback")))
@@ -223,10 +203,10 @@ def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResul
     if unit.is_final:
         kept = UnitModel(group=unit.group, assets={s: unit.assets[s] for s in ds.preprocessors}, estimator=model,
                          preprocessors=ds.preprocessors, feature_names=ds.feature_names,
-                         trained_until=unit.fold.train_end, config=cfg.to_dict())
+                         trained_until=unit.fold.train_end, config=cfg.to_dict(), policy=policy, meta=meta)
     return UnitResult(
         unit_id=unit.unit_id, group=unit.group, fold=unit.fold.index, assets=sorted(unit.assets), predictions=preds,
         d_by_asset={s: p.d for s, p in ds.preprocessors.items()}, n_train=len(ds.X_train), n_test=len(ds.X_test),
         wall_seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0, host=socket.gethostname(),
         pid=os.getpid(), model=kept, skipped_assets=ds.skipped_assets, skipped_features=ds.skipped_features,
-        started_unix=started, gate=gate)
+        started_unix=started, gate=gate, policy=policy)

@@ -1,0 +1,355 @@
+"""Cost-aware trading policies: hysteresis and an expected-return threshold, tuned on out-of-fold rows.
+
+The fixed policy (``p_up > threshold`` on every bar, a 1/h tranche per signal held h bars) spends a
+small edge on turnover. The policies here trade a full position that is held until an exit rule
+fires, so a position costs one round trip however long it is held:
+
+* **Hysteresis** (a Schmitt trigger; in trading, the "no-trade band" of Garleanu & Pedersen 2013,
+  "Dynamic trading with predictable returns and transaction costs", J. Finance 68(6)): enter long
+  when ``p > theta_in``, exit when ``p < theta_out`` (``theta_out <= theta_in``) once the position
+  has been held ``min_hold`` bars. ``sides="both"`` mirrors the rule: short when ``p < 1 - theta_in``,
+  cover when ``p > 1 - theta_out``; a position flips when the other side's entry fires.
+* **Expected-return threshold**: trade when the expected log return over the label horizon,
+  ``(2 q - 1) * m`` with ``q`` the calibrated P(up) and ``m`` the typical |h-bar move| (mean absolute
+  forward return of the rows the policy was fitted on; the edge of a bet that wins or loses ``m``
+  with probability ``q``), clears ``k`` x the round-trip cost ``2 c``; exit when the expected
+  return is no longer positive (``q < 1/2``). That is hysteresis on ``q`` with ``theta_in = 1/2 +
+  k c / m`` and ``theta_out = 1/2``. Calibration: isotonic regression (Zadrozny & Elkan 2002) or
+  Platt scaling (Platt 1999) fitted on the same out-of-fold rows (``sklearn.isotonic`` /
+  ``sklearn.linear_model``); the rows are already out of fold and purged, which is what
+  ``CalibratedClassifierCV(cv="prefit")`` would need and cannot purge by itself.
+
+:func:`fit_policy` chooses among a grid of both kinds on the unit's inner out-of-fold predictions
+(never on the test block): the candidate with the largest net P&L per bar whose t-statistic
+(mean / standard error of the per-bar net P&L) is at least ``min_t``; none -> the ``flat`` policy
+(never trade). The t requirement is what keeps the search from trading noise: the best of ~60
+candidates on pure noise reaches t ~ 2 by chance (and loses out of sample).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fleet.errors import ConfigError, DataError
+from fleet.evaluation.trading import book_pnl, exposure, segments_of
+
+__all__ = ["KINDS", "TradingPolicy", "apply_positions", "fit_policy", "hysteresis_positions", "policy_comparison"]
+
+KINDS = ("fixed", "hysteresis", "expected_return", "flat")
+#: Quantiles of the out-of-fold P(up) (long only) or of |P(up) - 1/2| (both sides) tried as entry levels.
+ENTRY_QUANTILES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+#: Exit levels: these quantiles, kept when below the entry level.
+EXIT_QUANTILES = (0.3, 0.5, 0.7, 0.9)
+#: Minimum holds in multiples of the label horizon (rounded, at least 1 bar).
+HOLD_MULTIPLES = (0.25, 1, 4)
+#: Multiples k of the round-trip cost the expected return must clear.
+COST_MULTIPLES = (1.0, 2.0, 4.0)
+
+
+def hysteresis_positions(p, *, theta_in: float, theta_out: float, min_hold: int, sides: str = "long",
+                         segment=None) -> np.ndarray:
+    """Positions of the hysteresis rule over one asset's bars, in time order.
+
+    Args:
+        p: shape (n,), the score the rule reads (P(up), or a calibrated P(up)), in time order.
+        theta_in, theta_out: entry and exit levels, ``theta_out <= theta_in`` (both in [0, 1]).
+        min_hold: bars a position is held at least before the exit rule may close it (>= 1); a flip to
+            the other side is an exit too.
+        sides: ``"long"`` or ``"both"`` (short below ``1 - theta_in``, cover above ``1 - theta_out``).
+        segment: shape (n,), segment ids (:func:`fleet.evaluation.metrics.segments_of`); every segment
+            starts flat (no position is carried across a gap). None: one segment.
+
+    Returns:
+        float64 array (n,) in {-1, 0, 1}: the position held over the bar (t, t+1], decided from p[t].
+
+    Raises:
+        ConfigError: levels out of order or out of [0, 1], min_hold < 1, unknown sides.
+    """
+    if sides not in ("long", "both"):
+        raise ConfigError(f"sides={sides!r}: expected 'long' or 'both'")
+    if not (0.0 <= theta_out <= theta_in <= 1.0):
+        raise ConfigError(f"theta_in={theta_in}, theta_out={theta_out}: expected 0 <= theta_out <= theta_in <= 1")
+    if int(min_hold) < 1:
+        raise ConfigError(f"min_hold={min_hold}: expected an integer number of bars >= 1")
+    p = np.asarray(p, dtype=np.float64)
+    n = p.size
+    seg = np.zeros(n, dtype=np.int64) if segment is None else np.asarray(segment, dtype=np.int64)
+    both = sides == "both"
+    long_in, long_out = (p > theta_in).tolist(), (p < theta_out).tolist()
+    short_in = (p < 1.0 - theta_in).tolist() if both else [False] * n
+    short_out = (p > 1.0 - theta_out).tolist() if both else [False] * n
+    seg_l = seg.tolist()
+    out = [0.0] * n
+    pos, held, prev_seg, hold = 0, 0, None, int(min_hold)
+    for t in range(n):
+        if seg_l[t] != prev_seg:
+            pos, held, prev_seg = 0, 0, seg_l[t]
+        if pos == 0:
+            pos = 1 if long_in[t] else (-1 if short_in[t] else 0)
+            held = 0
+        elif held >= hold:
+            if pos == 1 and (long_out[t] or short_in[t]):
+                pos, held = (-1 if short_in[t] else 0), 0
+            elif pos == -1 and (short_out[t] or long_in[t]):
+                pos, held = (1 if long_in[t] else 0), 0
+        held += 1
+        out[t] = float(pos)
+    return np.asarray(out, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class TradingPolicy:
+    """A fitted (or fixed) trading policy: what a unit's model is served with.
+
+    Attributes:
+        kind: ``fixed`` (``p > theta_in``: a 1/h tranche per signal, held ``horizon`` bars), ``hysteresis``,
+            ``expected_return`` (hysteresis on the calibrated P(up), levels from the cost, see the module
+            docstring) or ``flat`` (never trade: no candidate cleared ``min_t`` on the rows it was fitted on).
+        sides: ``long`` or ``both``.
+        theta_in, theta_out: entry / exit levels on the score (for ``expected_return``: on the calibrated P(up)).
+        min_hold: bars a position is held at least. horizon: label horizon, bars (the fixed rule's hold).
+        cost_bps: cost per side the policy was chosen with, basis points.
+        calibration: ``{"method": "isotonic", "x": [...], "y": [...]}`` (piecewise-linear map of P(up)),
+            ``{"method": "sigmoid", "a": ., "b": .}`` (q = 1 / (1 + exp(-(a logit(p) + b)))) or None.
+        move: typical |h-bar log return| m (expected_return only). cost_multiple: k.
+        fit: what the choice was based on (rows, candidates, chosen candidate's out-of-fold net P&L per bar,
+            its t, turnover); empty for a fixed policy.
+    """
+
+    kind: str
+    sides: str = "long"
+    theta_in: float = 0.55
+    theta_out: float = 0.55
+    min_hold: int = 1
+    horizon: int = 1
+    cost_bps: float = 10.0
+    calibration: dict | None = None
+    move: float | None = None
+    cost_multiple: float | None = None
+    fit: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ConfigError(f"policy kind={self.kind!r}: expected one of {', '.join(KINDS)}")
+        if self.sides not in ("long", "both"):
+            raise ConfigError(f"policy sides={self.sides!r}: expected 'long' or 'both'")
+
+    @classmethod
+    def fixed(cls, threshold: float, *, horizon: int, sides: str = "long", cost_bps: float = 10.0) -> "TradingPolicy":
+        """Today's rule: a tranche of 1/h on every bar with ``p > threshold`` (and short below 1 - threshold)."""
+        return cls(kind="fixed", sides=sides, theta_in=float(threshold), theta_out=float(threshold),
+                   min_hold=int(horizon), horizon=int(horizon), cost_bps=float(cost_bps))
+
+    def calibrated(self, p) -> np.ndarray:
+        """The calibrated P(up) of ``p`` (shape (n,)); ``p`` itself without a calibration."""
+        p = np.asarray(p, dtype=np.float64)
+        c = self.calibration
+        if not c:
+            return p
+        if c["method"] == "isotonic":
+            return np.interp(p, np.asarray(c["x"], dtype=np.float64), np.asarray(c["y"], dtype=np.float64))
+        z = np.log(np.clip(p, 1e-9, 1 - 1e-9) / np.clip(1 - p, 1e-9, 1))
+        return 1.0 / (1.0 + np.exp(-(c["a"] * z + c["b"])))
+
+    def entry_signal(self, p) -> np.ndarray:
+        """The entry decision of each bar from flat: int8 (n,), 1 long / -1 short / 0 none (what serving states)."""
+        q = self.calibrated(p)
+        if self.kind == "flat":
+            return np.zeros(q.shape, dtype=np.int8)
+        out = (q > self.theta_in).astype(np.int8)
+        if self.sides == "both":
+            out[q < 1.0 - self.theta_in] = -1
+        return out
+
+    def positions(self, p, segment=None, allow=None) -> np.ndarray:
+        """Position (fraction of capital, signed) over each bar of one asset, in time order, shape (n,).
+
+        Fixed: the 1/h tranche book of the signed entry signals (:func:`fleet.evaluation.metrics.exposure`);
+        hysteresis / expected_return: :func:`hysteresis_positions` of the (calibrated) score; flat: zeros.
+        ``allow``: bool (n,), the fixed rule's bets a meta-labelling model keeps (:mod:`fleet.models.meta`).
+        """
+        p = np.asarray(p, dtype=np.float64)
+        if self.kind == "flat":
+            return np.zeros(p.size)
+        if self.kind == "fixed":
+            entry = self.entry_signal(p) * (1 if allow is None else np.asarray(allow, dtype=np.int8))
+            return exposure(entry, horizon=self.horizon, segment=segment)
+        return hysteresis_positions(self.calibrated(p), theta_in=self.theta_in, theta_out=self.theta_out,
+                                    min_hold=self.min_hold, sides=self.sides, segment=segment)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (stored in the model artifact, stated in the HTTP response)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TradingPolicy":
+        """Inverse of :meth:`to_dict`. Raises DataError on unknown keys."""
+        try:
+            return cls(**d)
+        except TypeError as err:
+            raise DataError(f"trading policy: malformed dict ({err}); expected the keys of TradingPolicy.to_dict") from err
+
+
+def _calibration(p: np.ndarray, y: np.ndarray, method: str) -> dict:
+    if method == "isotonic":
+        from sklearn.isotonic import IsotonicRegression
+
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
+        return {"method": "isotonic", "x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
+    if method == "sigmoid":
+        from sklearn.linear_model import LogisticRegression
+
+        z = np.log(np.clip(p, 1e-9, 1 - 1e-9) / np.clip(1 - p, 1e-9, 1))
+        lr = LogisticRegression(C=1e6).fit(z[:, None], y)
+        return {"method": "sigmoid", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
+    raise ConfigError(f"calibration={method!r}: expected 'isotonic' or 'sigmoid'")
+
+
+def _candidates(p: np.ndarray, move: float, *, horizon: int, sides: str, cost_bps: float,
+                calibration: dict) -> list[TradingPolicy]:
+    """The grid :func:`fit_policy` searches (hysteresis levels from quantiles of the scores)."""
+    holds = sorted({max(1, int(round(m * horizon))) for m in HOLD_MULTIPLES})
+    base = dict(sides=sides, horizon=horizon, cost_bps=cost_bps)
+    score = np.abs(p - 0.5) if sides == "both" else p  # both sides: levels are 1/2 + a quantile of |p - 1/2|
+    shift = 0.5 if sides == "both" else 0.0
+    out = []
+    exits = [float(np.quantile(score, qo)) for qo in EXIT_QUANTILES]
+    if sides == "both":  # the exit may lie on either side of 1/2 (below: a long is kept until p < 1/2 - d)
+        exits = sorted({0.5 + sign * d for d in exits for sign in (1.0, -1.0)})
+    for qi in ENTRY_QUANTILES:
+        t_in = float(np.quantile(score, qi)) + shift
+        for t_out in exits:
+            if t_out > t_in or t_out < 1.0 - t_in - 1e-12 and sides == "both":
+                continue
+            out += [TradingPolicy(kind="hysteresis", theta_in=t_in, theta_out=t_out, min_hold=h, **base)
+                    for h in holds]
+    c = cost_bps / 1e4
+    if move > 0:
+        for k in COST_MULTIPLES:
+            t_in = 0.5 + k * c / move
+            if t_in < 1.0:
+                out += [TradingPolicy(kind="expected_return", theta_in=t_in, theta_out=0.5, min_hold=h,
+                                      calibration=calibration, move=move, cost_multiple=k, **base) for h in holds]
+    return out
+
+
+def fit_policy(rows: pd.DataFrame, *, cost_bps: float, horizon: int, sides: str = "long",
+               calibration: str = "isotonic", min_t: float = 2.0) -> TradingPolicy:
+    """Choose a cost-aware policy on out-of-fold predictions of the training window.
+
+    Args:
+        rows: (n, ...) out-of-fold rows with columns symbol, timestamp, p_up (out-of-fold P(up)), y (0/1),
+            forward_return (h-bar log return), return_1 (1-bar log return of the bar after), bar_number
+            (position of the bar in the asset's data; consecutive numbers = consecutive bars).
+        cost_bps: cost per side, basis points. horizon: label horizon h, bars.
+        sides: ``long`` or ``both``. calibration: ``isotonic`` or ``sigmoid`` (Platt).
+        min_t: the chosen candidate's per-bar net P&L must have t >= min_t, else the policy is ``flat``.
+
+    Returns:
+        The chosen :class:`TradingPolicy`; ``fit`` records rows, candidates, net P&L per bar, t and turnover.
+
+    Raises:
+        DataError: missing columns or non-finite values.
+    """
+    need = ("symbol", "timestamp", "p_up", "y", "forward_return", "return_1", "bar_number")
+    missing = [c for c in need if c not in rows.columns]
+    if missing:
+        raise DataError(f"fit_policy: rows lack column(s) {missing} (found {list(rows.columns)})")
+    rows = rows.sort_values(["symbol", "timestamp"], kind="mergesort")
+    p = rows["p_up"].to_numpy(dtype=np.float64)
+    r1 = rows["return_1"].to_numpy(dtype=np.float64)
+    if not (np.isfinite(p).all() and np.isfinite(r1).all()):
+        raise DataError("fit_policy: p_up and return_1 must be finite on every out-of-fold row")
+    sym = rows["symbol"].to_numpy()
+    seg = segments_of(rows["bar_number"].to_numpy()) + np.cumsum(np.r_[0, sym[1:] != sym[:-1]]) * 10 ** 9
+    flat = TradingPolicy(kind="flat", sides=sides, horizon=horizon, cost_bps=cost_bps)
+    if len(rows) < 2 or len(np.unique(rows["y"])) < 2:
+        return TradingPolicy(**{**flat.to_dict(), "fit": {"rows": int(len(rows)), "reason": "too few rows / one class"}})
+    cal = _calibration(p, rows["y"].to_numpy(dtype=np.float64), calibration)
+    move = float(np.nanmean(np.abs(rows["forward_return"].to_numpy(dtype=np.float64))))  # NaN: window not inside
+    cands = _candidates(p, move, horizon=horizon,
+                        sides=sides, cost_bps=cost_bps, calibration=cal)
+    best, best_mean, best_info = flat, 0.0, {}
+    for cand in cands:
+        x = cand.positions(p, seg)
+        net = book_pnl(r1, x, cost_bps=cost_bps, segment=seg)[1]
+        sd = float(net.std(ddof=1))
+        t = float(net.mean() / sd * np.sqrt(net.size)) if sd > 0 else 0.0
+        if t >= min_t and net.mean() > best_mean:
+            dx = np.abs(np.diff(np.r_[0.0, x]))
+            best, best_mean = cand, float(net.mean())
+            best_info = {"net_per_bar": best_mean, "t": t, "turnover": float(dx.mean()), "exposure": float(np.abs(x).mean())}
+    info = {"rows": int(len(rows)), "candidates": len(cands), "min_t": float(min_t), **best_info}
+    if best.kind == "flat":
+        info["reason"] = f"no candidate's out-of-fold net P&L per bar reached t >= {min_t:g}"
+    return TradingPolicy(**{**best.to_dict(), "fit": info})
+
+
+def apply_positions(preds: pd.DataFrame, policy: TradingPolicy | dict | None) -> pd.DataFrame:
+    """Positions of ``policy`` on prediction rows (any order), per asset in time order.
+
+    Args:
+        preds: rows with symbol, timestamp, p_up, bar_number (gaps start flat), optionally ``meta_keep`` (bool:
+            the bets a meta-labelling model keeps; the fixed rule only).
+        policy: a :class:`TradingPolicy` or its dict; None returns ``preds`` unchanged.
+
+    Returns:
+        A copy with ``position`` (float, signed fraction of capital over the bar after the row), ``signal``
+        (int8: 1 on the bars where a position is opened or flipped, i.e. a trade, else 0; for the fixed rule the
+        bars that open a tranche) and ``forced_entry`` (False: forced entry is for the fixed long rule only).
+    """
+    if policy is None:
+        return preds
+    pol = policy if isinstance(policy, TradingPolicy) else TradingPolicy.from_dict(policy)
+    out = preds.copy()
+    position = np.zeros(len(out))
+    signal = np.zeros(len(out), dtype=np.int8)
+    order = out.sort_values(["symbol", "timestamp"], kind="mergesort").index
+    for _, g in out.loc[order].groupby("symbol", sort=False):
+        pos = out.index.get_indexer(g.index)
+        seg = segments_of(g["bar_number"].to_numpy())
+        allow = g["meta_keep"].to_numpy(dtype=bool) if "meta_keep" in g else None
+        x = pol.positions(g["p_up"].to_numpy(), seg, allow)
+        prev = np.where(np.r_[True, seg[1:] != seg[:-1]], 0.0, np.r_[0.0, x[:-1]])
+        if pol.kind == "fixed":
+            opened = (pol.entry_signal(g["p_up"].to_numpy()) != 0) & (True if allow is None else allow)
+        else:
+            opened = (x != 0) & (np.sign(x) != np.sign(prev))
+        position[pos], signal[pos] = x, opened.astype(np.int8)
+    out["position"], out["signal"], out["forced_entry"] = position, signal, False
+    return out
+
+
+def policy_comparison(predictions: pd.DataFrame, *, threshold: float, cost_bps: float, horizon: int,
+                      sides: str = "long", bars_per_year: float | None = None) -> pd.DataFrame:
+    """Natural (the fixed threshold rule) and the units' own policies side by side, on the same P(up).
+
+    Args:
+        predictions: out-of-sample rows with the units' policy applied (``position``, ``signal``) and symbol,
+            timestamp, fold, p_up, y, forward_return, return_1, bar_number.
+        threshold, cost_bps, horizon, sides: the fixed rule (``p_up > threshold``, 1/h tranches held h bars).
+
+    Returns:
+        Rows (asset, policy) for every asset and ``ALL`` (the equal-weight fleet), policy ``fixed`` then
+        ``tuned``, columns trades, turnover (mean |change of exposure| per bar), exposure, expectancy_net (the
+        curve's net log P&L per trade opened: a tranche for the fixed rule, a position for the tuned one),
+        sharpe, sharpe_net, ann_return_net, max_dd_net.
+    """
+    from fleet.evaluation.metrics import summarise
+
+    natural = apply_positions(predictions.drop(columns=["position", "signal", "meta_keep"], errors="ignore"),
+                              TradingPolicy.fixed(threshold, horizon=horizon, sides=sides, cost_bps=cost_bps))
+    kw = dict(threshold=threshold, cost_bps=cost_bps, horizon=horizon, bars_per_year=bars_per_year)
+    cols = ["trades", "turnover", "exposure", "expectancy", "sharpe", "sharpe_net", "ann_return_net", "max_dd_net"]
+    parts = []
+    for name, rows in (("fixed", natural), ("tuned", predictions)):
+        each = summarise(rows, "symbol", **kw).rename(columns={"symbol": "asset"})
+        pooled = summarise(rows, [], **kw).assign(asset="ALL")
+        parts.append(pd.concat([pooled, each], ignore_index=True)[["asset", *cols]].assign(policy=name))
+    out = pd.concat(parts, ignore_index=True).rename(columns={"expectancy": "expectancy_net"})
+    out["_all"] = out["asset"] != "ALL"
+    out = out.sort_values(["_all", "asset", "policy"], kind="stable").drop(columns="_all").reset_index(drop=True)
+    return out[["asset", "policy", *[c if c != "expectancy" else "expectancy_net" for c in cols]]]
