@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--crypto-symbols", default="BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT,DOGEUSDT",
                     help="comma-separated subset of crypto_1h ('' = all ten)")
-    ap.add_argument("--crypto-days", type=int, default=365, help="last N days of each crypto asset")
-    ap.add_argument("--equities-days", type=int, default=5480, help="last N days of each equity (15 years)")
+    ap.add_argument("--crypto-days", type=int, default=365, help="last N calendar days of the crypto data")
+    ap.add_argument("--equities-days", type=int, default=5480, help="last N calendar days of the equity data (15 years)")
     ap.add_argument("--folds", type=int, default=3, help="purged walk-forward folds")
     ap.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1")
     ap.add_argument("--cnn-epochs", type=int, default=2)
