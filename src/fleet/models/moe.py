@@ -335,9 +335,14 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
             W = self.gate_.predict_weights(X, P)
         return pd.DataFrame(W, columns=self.expert_names_, index=X.index)
 
-    def predict_details(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(p_up (n,), expert P(up) (n, E), gate weights (n, E)) — one pass for telemetry."""
-        P = self.expert_probs(X)
+    def predict_details(self, X: pd.DataFrame, expert_probs: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(p_up (n,), expert P(up) (n, E), gate weights (n, E)) — one pass for telemetry.
+
+        ``expert_probs``: the experts' P(up) on X (n, E) when already computed (a task graph predicts each expert in
+        the task that fitted it); None: computed here.
+        """
+        P = self.expert_probs(X) if expert_probs is None else np.asarray(expert_probs, dtype=np.float64)
         if self.gate_ is None:
             return np.clip(P[:, 0], 0.0, 1.0), P, np.ones_like(P)
         p, W = self.gate_.predict_mixture(X, P)
