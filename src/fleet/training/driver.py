@@ -840,6 +840,8 @@ def _finish(config: FleetConfig, rundir: RunDirectory, *, panel: Panel, registry
         "bars_per_year": bars_per_year,
         "ffd_d": {r.unit_id: r.d_by_asset for r in results},
         "units": [r.timing() for r in results],
+        # One record per step of every unit's task graph (fleet.training.graph.task_record).
+        "tasks": [t for r in results for t in (getattr(r, "tasks", None) or [])],
         "training": training,
         "notes": notes,
     })
