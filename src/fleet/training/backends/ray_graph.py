@@ -120,6 +120,17 @@ class GraphRun:
         self.alive.setdefault(shape, []).append(actor)
         return actor
 
+    def _warm(self) -> None:
+        """Start every pool's actors now (GPU shapes first), so they start side by side, while the first steps
+        run, and not one at a time when a step of their shape is first ready (a start costs seconds)."""
+        for shape in sorted(self.quota, key=lambda s: -s[1]):
+            for _ in range(self.quota[shape]):
+                if sum(len(v) for v in self.alive.values()) >= self.cpu_slots:
+                    return
+                actor = self._actor(shape)
+                if actor is not None:
+                    self.idle.setdefault(shape, []).append(actor)
+
     def run(self) -> list:
         """Run every graph; returns the outcomes (results or failures) in the order they finished."""
         order = {u.unit_id: i for i, u in enumerate(self.units)}
@@ -129,6 +140,7 @@ class GraphRun:
         running: dict = {}  # record ref -> (task, actor, shape, value ref)
         cap = max(2, 2 * self.cpu_slots)
         try:
+            self._warm()
             while waiting or running or ready:
                 while waiting and len(active) < cap:
                     u = waiting.pop(0)
