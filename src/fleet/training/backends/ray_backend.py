@@ -16,6 +16,7 @@ tasks on system failures only): they come back as ``RayTaskError`` and are repor
 from __future__ import annotations
 
 import logging
+import os
 
 import pandas as pd
 import ray
@@ -52,6 +53,9 @@ class RayBackend:
     def _connect(self) -> None:
         if ray.is_initialized():
             return
+        from fleet.training.backends.ray_auth import check_cluster_token
+
+        check_cluster_token(self.address or os.environ.get("RAY_ADDRESS"))  # one line if it wants a token
         try:
             ray.init(address=self.address, include_dashboard=False, logging_level=logging.WARNING,
                      log_to_driver=True)
