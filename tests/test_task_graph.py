@@ -177,3 +177,22 @@ def test_sigkilled_step_worker_mid_graph_gives_identical_results(tmp_path, ray_s
     for f in sorted((clean.out / "predictions").glob("*.parquet")):
         a, b = pd.read_parquet(f), pd.read_parquet(run.out / "predictions" / f.name)
         pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=0, atol=1e-9)
+
+
+def test_cnn_num_gpus_flag_sets_the_cnn_steps_request():
+    from click.testing import CliRunner
+
+    from fleet.cli import main
+    from fleet.config import dotted_overrides, load_config
+    from fleet.training.backends.ray_backend import RayBackend
+
+    assert "--cnn-num-gpus" in CliRunner().invoke(main, ["train", "--help"]).output
+    cfg = load_config(None, dotted_overrides({"cnn_num_gpus": 0.25, "experts": "trend,pattern"}))
+    assert cfg.resources.cnn_num_gpus == 0.25
+    small = _config(["trend", "pattern"])
+    units, _ = _units(small.model_copy(update={"resources": small.resources.model_copy(update={"cnn_num_gpus": 0.25})}))
+    tasks = {t.phase + str(t.expert): t for t in unit_graph(units[0])}
+    backend = RayBackend(num_cpus=1)
+    assert backend.task_shape(tasks["fullpattern"], cluster_gpus=1) == (1, 0.25)
+    assert backend.task_shape(tasks["fulltrend"], cluster_gpus=1) == (1, 0.0)
+    assert backend.task_shape(tasks["fullpattern"], cluster_gpus=0) == (1, 0.0)

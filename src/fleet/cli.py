@@ -64,6 +64,7 @@ def _choice(enum) -> click.Choice:
 @click.option("--address", help="Ray cluster address, HOST:PORT of its head (default: RAY_ADDRESS, set inside `ray job submit`; else the latest `ray start` cluster on this machine; else a new local Ray).")
 @click.option("--num-cpus", type=float, help="CPUs each unit's Ray actor asks for.  [default: 1]")
 @click.option("--num-gpus", type=float, help="GPUs (fractions allowed) each unit's Ray actor asks for.  [default: 0]")
+@click.option("--cnn-num-gpus", type=float, help="GPUs (fractions allowed) each CNN expert's Ray task asks for when the cluster has GPUs: 1/f CNN tasks share a GPU.  [default: 0.5]")
 @click.option("--folds", type=int, help="Purged walk-forward folds.  [default: 5]")
 @click.option("--horizon", type=int, help="Label horizon in bars: y = 1 when the forward log return is > 0.  [default: 4]")
 @click.option("--embargo", "embargo_bars", type=int, help="Bars dropped between the purged training window and each test block.  [default: 8]")
@@ -93,7 +94,7 @@ def _choice(enum) -> click.Choice:
 @click.option("--out", help="Run directory (must not exist), or an object-store URI s3://BUCKET/PREFIX or gs://BUCKET/PREFIX (must be empty; S3-compatible server: add ?endpoint_override=HOST:PORT&scheme=http).  [default: runs/<UTC timestamp>]")
 @click.option("--registry", help="Asset registry JSON shared by runs: created if missing, extended with new symbols (version + 1), never renumbered; relative to the current directory (in a spec: to the spec).  [default: none: per-run ids]")
 @click.option("--resume", "resume", help="Finish an interrupted or failed run: its staging directory (printed at start), its --out path or its --out URI. Trains only units without a complete saved result; every other option is taken from the saved run.")
-def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, folds, horizon,
+def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, cnn_num_gpus, folds, horizon,
           embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
           forced_entry, forced_entry_cutoff, bars_per_year, experts, gate, top_k, balance_coef, inner_folds, guard,
           learner, early_stopping, asset_aware, moe_enabled, report, seed, seeds, out, registry, resume) -> None:
