@@ -344,7 +344,9 @@ def portfolio_returns(g: pd.DataFrame, signal: np.ndarray, *, horizon: int,
         DataFrame indexed by timestamp (sorted) with float columns gross, net and exposure (mean
         exposure of the assets with a row).
     """
-    frame = pd.DataFrame({"symbol": g["symbol"].to_numpy(), "t": g["timestamp"].to_numpy(),
+    # The timestamps stay a datetime column: to_numpy() on a tz-aware column builds one Timestamp object per row
+    # (37 s of a 100-asset run's 183 s in issue 13), and grouping on objects is slow too.
+    frame = pd.DataFrame({"symbol": g["symbol"].to_numpy(), "t": g["timestamp"].array,
                           "r": g["return_1"].to_numpy(dtype=np.float64), "s": np.asarray(signal, dtype=np.float64)})
     if "bar_number" in g.columns:
         frame["b"] = g["bar_number"].to_numpy(dtype=np.int64)
@@ -354,7 +356,7 @@ def portfolio_returns(g: pd.DataFrame, signal: np.ndarray, *, horizon: int,
         seg = segments_of(a["b"].to_numpy()) if "b" in a else None
         gross, net = mark_to_market(a["r"].to_numpy(), a["s"].to_numpy(), horizon=horizon, cost_bps=cost_bps,
                                     segment=seg)
-        parts.append(pd.DataFrame({"t": a["t"].to_numpy(), "gross": gross, "net": net,
+        parts.append(pd.DataFrame({"t": a["t"].array, "gross": gross, "net": net,
                                    "exposure": exposure(a["s"].to_numpy(), horizon=horizon, segment=seg)}))
     if not parts:
         return pd.DataFrame({"gross": [], "net": [], "exposure": []}, index=pd.Index([], name="t"))

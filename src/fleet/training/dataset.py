@@ -288,7 +288,7 @@ def build_unit_dataset(*, assets: dict[str, int], frames: dict[str, pd.DataFrame
         raw, skipped_features = asset_features(frame, d=choice.d, factor=factor, config=features, groups=groups,
                                                horizon=horizon, sde_window=sde_window)
         valid = raw.notna().all(axis=1).to_numpy() & fwd.notna().to_numpy()
-        ends = label_end.to_numpy()
+        ends = pd.DatetimeIndex(label_end)  # vectorised comparisons (NaT: False); to_numpy() would box Timestamps
         train_rows = valid & in_train_window & (ends < fold.train_end)
         test_rows = (valid & (index >= fold.test_start) & (index < fold.test_end) & (ends <= timeline_end))
         if train_rows.sum() < min_train_rows:
