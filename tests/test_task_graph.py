@@ -196,3 +196,32 @@ def test_cnn_num_gpus_flag_sets_the_cnn_steps_request():
     assert backend.task_shape(tasks["fullpattern"], cluster_gpus=1) == (1, 0.25)
     assert backend.task_shape(tasks["fulltrend"], cluster_gpus=1) == (1, 0.0)
     assert backend.task_shape(tasks["fullpattern"], cluster_gpus=0) == (1, 0.0)
+
+
+def test_a_unit_that_cannot_train_is_refused_before_any_preparation(tmp_path, monkeypatch):
+    from fleet.errors import ConfigError
+    from fleet.models import trend
+    from fleet.training import graph
+
+    monkeypatch.setattr(trend, "lightgbm_available", lambda: False)
+
+    def never(**kw):
+        raise AssertionError("a unit was prepared")
+
+    monkeypatch.setattr(graph, "build_unit_dataset", never)
+    cfg = _config(["trend", "stress"], tmp_path / "run")
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={
+        "trend": cfg.model.trend.model_copy(update={"learner": "lightgbm"})})})
+    with pytest.raises(ConfigError, match="expert 'trend' cannot train .*lightgbm.*refused before preparing 4 units"):
+        run_fleet(cfg, echo=lambda s: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_console_cluster_summary_shows_sizes_and_first_members():
+    from fleet.training.driver import _fmt_cluster_map
+
+    members = {c: [f"S{c}_{i:02d}" for i in range(30)] for c in range(10)}
+    clusters = type("C", (), {"members": members, "dominant_cluster": 2})()
+    line = _fmt_cluster_map(clusters)
+    assert line.startswith("0: 30 (S0_00, S0_01, S0_02, ... +27)") and "2*: 30" in line
+    assert "S0_03" not in line and line.endswith("... +2 clusters (clusters.json)")

@@ -173,6 +173,15 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
         return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
     # ------------------------------------------------------------------ estimator API
+    def check_params(self) -> None:
+        """The checks that need no data and no device (window, epochs, unknown_asset); ValueError otherwise. Run by
+        ``fit`` and, before any unit is prepared, by :func:`fleet.training.graph.preflight` (in the driver, which
+        may have no GPU: the device is checked where the expert fits)."""
+        if self.window < 2 or self.epochs < 1:
+            raise ValueError(f"ConvExpert: window={self.window} (>= 2) and epochs={self.epochs} (>= 1) expected")
+        if self.unknown_asset not in ("mean", "error"):
+            raise ValueError(f"ConvExpert: unknown_asset={self.unknown_asset!r}; expected 'mean' or 'error'")
+
     def fit(self, X: pd.DataFrame, y, sample_weight=None) -> "ConvExpert":
         """Fit on rows X (n, features + context), labels y (n,) in {0, 1}; returns self.
 
@@ -181,10 +190,7 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
                 without CUDA.
         """
         require_context(X, type(self).__name__)
-        if self.window < 2 or self.epochs < 1:
-            raise ValueError(f"ConvExpert: window={self.window} (>= 2) and epochs={self.epochs} (>= 1) expected")
-        if self.unknown_asset not in ("mean", "error"):
-            raise ValueError(f"ConvExpert: unknown_asset={self.unknown_asset!r}; expected 'mean' or 'error'")
+        self.check_params()
         import time
 
         torch.manual_seed(self.random_state)

@@ -38,6 +38,7 @@ from fleet.market.align import align_log_returns
 from fleet.market.clustering import ClusterResult, cluster_assets
 from fleet.market.factor import MarketFactor
 from fleet.training.backends import TrainFn, make_backend
+from fleet.training.graph import preflight
 from fleet.training.history import MIN_CLUSTER_BARS
 from fleet.training.plan import plan_fold
 from fleet.training.rundir import RunDirectory, default_out, display_location, is_uri, join_location
@@ -314,9 +315,22 @@ def _versions() -> dict[str, str]:
     return out
 
 
+#: Members shown per cluster, and clusters shown per fold, on the console (clusters.json holds the full lists).
+SHOWN_MEMBERS, SHOWN_CLUSTERS = 3, 8
+
+
+def _fmt_members(members: list[str]) -> str:
+    more = f", ... +{len(members) - SHOWN_MEMBERS}" if len(members) > SHOWN_MEMBERS else ""
+    return ", ".join(members[:SHOWN_MEMBERS]) + more
+
+
 def _fmt_cluster_map(clusters: ClusterResult) -> str:
-    return "; ".join(f"{c}{'*' if c == clusters.dominant_cluster else ''}: {', '.join(m)}"
-                     for c, m in sorted(clusters.members.items()))
+    """``c: size (first members, ... +more)`` per cluster, the dominant one starred, at most SHOWN_CLUSTERS."""
+    items = sorted(clusters.members.items())
+    text = "; ".join(f"{c}{'*' if c == clusters.dominant_cluster else ''}: {len(m)} ({_fmt_members(m)})"
+                     for c, m in items[:SHOWN_CLUSTERS])
+    return text + (f"; ... +{len(items) - SHOWN_CLUSTERS} clusters (clusters.json)" if len(items) > SHOWN_CLUSTERS
+                   else "")
 
 
 def results_tables(predictions: pd.DataFrame, cluster_of: dict[str, int], dominant: int,
@@ -617,9 +631,10 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
     final = markets[-1]
     method = "PCA" if config.market.factor_method is FactorMethod.pca else config.market.factor_method.value
     echo(f"Dominant cluster {final.clusters.dominant_cluster} ({final.clusters.dominant_reason}): "
-         f"{', '.join(final.clusters.members[final.clusters.dominant_cluster])}; "
+         f"{_fmt_members(final.clusters.members[final.clusters.dominant_cluster])}; "
          f"{method} explained variance {final.explained_variance:.1%} (last fold's training window)")
 
+    preflight(units)  # a unit that cannot train is refused now, before any preparation
     backend = make_backend(config.resources, train_fn=train_fn or train_unit)
     backend_desc = backend.describe()
     experts = config.model.active_experts()
