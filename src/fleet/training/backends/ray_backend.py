@@ -67,7 +67,8 @@ class RayBackend:
         self._connect()
         res = ray.cluster_resources()
         return (f"ray ({len(ray.nodes())} node(s), {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU; "
-                f"each actor asks for num_cpus={self.num_cpus:g}, num_gpus={self._gpus():g}; "
+                f"task graphs; each step asks for num_cpus={self.num_cpus:g}, num_gpus={self._gpus():g}, a CNN step "
+                f"for resources.cnn_num_gpus when there are GPUs; "
                 f"max_restarts={MAX_RESTARTS}, max_task_retries={MAX_TASK_RETRIES})")
 
     def _gpus(self) -> float:
