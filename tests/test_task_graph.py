@@ -225,3 +225,17 @@ def test_console_cluster_summary_shows_sizes_and_first_members():
     line = _fmt_cluster_map(clusters)
     assert line.startswith("0: 30 (S0_00, S0_01, S0_02, ... +27)") and "2*: 30" in line
     assert "S0_03" not in line and line.endswith("... +2 clusters (clusters.json)")
+
+
+def test_gantt_has_one_lane_per_worker_gpu_lanes_first():
+    from fleet.evaluation.gantt import plot_tasks
+
+    rec = lambda pid, gpu, kind, s, e: {"unit": "u", "phase": "inner", "expert": "x", "kind": kind, "pid": pid,  # noqa
+                                        "node_id": "n", "resources": {"CPU": 1.0, **({"GPU": gpu} if gpu else {})},
+                                        "start_unix": s, "end_unix": e}
+    fig = plot_tasks([rec(1, 0, "cpu", 0, 1), rec(2, 0.5, "gpu", 0.5, 2), rec(1, 0, "cpu", 1, 3)])
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["GPU 0.5 pid 2", "CPU pid 1"]
+    assert len(fig.axes[0].patches) >= 3
+    with pytest.raises(ValueError, match="no task records"):
+        plot_tasks([])

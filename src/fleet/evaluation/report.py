@@ -679,6 +679,12 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
                f"Natural trades (p_up above the threshold) against forced ones (a day with no natural signal up to "
                f"the cut-off bar, {cutoff} UTC, is entered at that bar), per asset, from forced_entry.csv.")
         forced = {"advice": advice, "table": _table(run.forced_entry)}
+    if run.manifest.get("tasks"):
+        from fleet.evaluation.gantt import plot_tasks
+
+        figure("tasks.png", plot_tasks(run.manifest["tasks"]),
+               "Training steps per worker (manifest.json tasks): each unit's prepare, inner-fold and full-window fits "
+               "per expert, gate and assemble, one lane per worker process, GPU-holding lanes first. CNN steps in red.")
     metric_cols = ["precision", "recall", "auc", "expectancy", "ic", "rank_ic", "icir", "sharpe_net", "sharpe",
                    "ann_return_net", "max_dd_net", "exposure", "trades", "folds", "n"]
     page = _environment().get_template("report.html.j2").render(
