@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -80,7 +80,6 @@ class UnitData:
 
     ds: UnitDataset
     plan: list[dict] | None = None
-    prepared_unix: float = field(default_factory=time.time)
 
 
 def unit_model(unit):
