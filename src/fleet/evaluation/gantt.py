@@ -26,7 +26,7 @@ def plot_tasks(tasks: list[dict]):
     t0 = min(t["start_unix"] for t in tasks)
     lanes = sorted({_lane(t) for t in tasks})
     row = {lane: i for i, lane in enumerate(lanes)}
-    fig, ax = plt.subplots(figsize=(11, 0.45 * len(lanes) + 1.6))
+    fig, ax = plt.subplots(figsize=(11, max(3.5, 0.45 * len(lanes) + 1.6)))
     span = max(t["end_unix"] for t in tasks) - t0
     for t in tasks:
         start, width = t["start_unix"] - t0, max(t["end_unix"] - t["start_unix"], 1e-3)
@@ -42,6 +42,6 @@ def plot_tasks(tasks: list[dict]):
     ax.set_xlabel("seconds since the first step started")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in (COLOURS["gpu"], COLOURS["cpu"])]
     ax.legend(handles, ["CNN expert steps", "other steps (tabular experts, prepare, gate, assemble)"],
-              loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(lanes) < 4 else -0.12), ncol=2, fontsize=8)
+              loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8)
     fig.tight_layout()
     return fig
