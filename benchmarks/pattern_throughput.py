@@ -35,13 +35,16 @@ def main() -> None:
     print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}")
     for device in devices:
         for threads in [int(t) for t in args.threads.split(",")]:
+            if device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
             m = PatternExpert(epochs=2, patience=5, max_train_windows=None, val_fraction=0.0, device=device,
                               num_threads=threads).fit(X, y)
             t0 = time.perf_counter()
             m.predict_proba(X)
             infer = n / (time.perf_counter() - t0)
             print(f"{device:4s} threads={threads}: train {m.samples_per_second_:8.0f} samples/s, "
-                  f"inference {infer:8.0f} samples/s ({n} windows of 18 x 64)")
+                  f"inference {infer:8.0f} samples/s ({n} windows of 18 x 64)"
+                  + (f", peak CUDA memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if device == "cuda" else ""))
 
 
 if __name__ == "__main__":

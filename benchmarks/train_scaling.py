@@ -14,7 +14,7 @@ Prints four tables (bounded: every phase is a fixed small fleet; ~5 minutes on 2
    ``backend.run`` and inside these).
 2. **Fleet size** — islands fleets of 10 ... 120 synthetic assets (short units): wall and
    milliseconds per unit on both backends.
-3. **Actor start-up** — a cold ``UnitTrainer`` actor until ready (a fresh Python importing
+3. **Actor start-up** — a cold ``StepWorker`` actor (the task graph's worker) until ready (a fresh Python importing
    numpy/pandas/scikit-learn/statsmodels), and a warm call on it.
 4. **Memory** (``--data``, default ``../shared/data/crypto_1h``) — peak RSS of the driver and of
    one actor for 2, 5 and 10 assets x 730 days (hierarchical, Ray), each in a fresh driver
@@ -108,7 +108,7 @@ def sizes_table(sizes, cores) -> None:
 def startup_table(cores) -> None:
     import ray
 
-    from fleet.training.backends.ray_backend import UnitTrainer
+    from fleet.training.backends.ray_graph import StepWorker
 
     ray.init(num_cpus=cores, include_dashboard=False, logging_level="warning", log_to_driver=False)
     print("\n## 3. Actor start-up\n")
@@ -117,7 +117,7 @@ def startup_table(cores) -> None:
     try:
         for i in range(3):
             t0 = time.perf_counter()
-            actor = UnitTrainer.options(num_cpus=1).remote()
+            actor = StepWorker.options(num_cpus=1).remote()
             ray.get(actor.__ray_ready__.remote())
             cold = time.perf_counter() - t0
             t0 = time.perf_counter()

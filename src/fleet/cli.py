@@ -89,6 +89,7 @@ def _choice(enum) -> click.Choice:
 @click.option("--address", help="Ray cluster address, HOST:PORT of its head (default: RAY_ADDRESS, set inside `ray job submit`; else the latest `ray start` cluster on this machine; else a new local Ray).")
 @config_option("--num-cpus", type=float, key="num_cpus", help="CPUs each unit's Ray actor asks for.")
 @config_option("--num-gpus", type=float, key="num_gpus", help="GPUs (fractions allowed) each unit's Ray actor asks for.")
+@config_option("--cnn-num-gpus", type=float, key="cnn_num_gpus", help="GPUs (fractions allowed) each CNN expert's Ray task asks for when the cluster has GPUs: 1/f CNN tasks share a GPU.")
 @config_option("--folds", type=int, key="folds", help="Purged walk-forward folds.")
 @config_option("--horizon", type=int, key="horizon", help="Label horizon in bars: y = 1 when the forward log return is > 0.")
 @config_option("--embargo", "embargo_bars", type=int, key="embargo_bars", help="Bars dropped between the purged training window and each test block.")
@@ -124,8 +125,8 @@ def _choice(enum) -> click.Choice:
 @config_option("-o", "--out", key="out", help="Run directory (must not exist), or an object-store URI s3://BUCKET/PREFIX or gs://BUCKET/PREFIX (must be empty; S3-compatible server: add ?endpoint_override=HOST:PORT&scheme=http).", none="runs/<UTC timestamp>")
 @config_option("--registry", key="registry", help="Asset registry JSON shared by runs: created if missing, extended with new symbols (version + 1), never renumbered; relative to the current directory (in a spec: to the spec).", none="none: per-run ids")
 @click.option("--resume", "resume", help="Finish an interrupted or failed run: its staging directory (printed at start), its --out path or its --out URI. Trains only units without a complete saved result; every other option is taken from the saved run.")
-def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, folds, horizon,
-          embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
+def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, cnn_num_gpus, folds,
+          horizon, embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
           policy, sides, meta_label, labels, cluster_on, min_cluster_size, forced_entry, forced_entry_cutoff,
           bars_per_year, experts, gate, top_k, balance_coef, inner_folds, guard,
           learner, early_stopping, asset_aware, moe_enabled, report, seed, seeds, out, registry, resume) -> None:

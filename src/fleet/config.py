@@ -240,8 +240,9 @@ class ResourcesConfig(_Section):
                                 "latest `ray start` cluster on this machine, else a new local Ray)")
     num_cpus: float = Field(1.0, gt=0.0, description="CPUs each unit's actor asks Ray for")
     num_gpus: float = Field(0.0, ge=0.0, description="GPUs (fractions allowed) each unit's actor asks Ray for")
-    cnn_num_gpus: float = Field(0.5, ge=0.0, description="GPUs (fractions allowed) a unit whose experts include a "
-                                "CNN asks Ray for when the cluster has GPUs (the larger of this and num_gpus)")
+    cnn_num_gpus: float = Field(0.5, ge=0.0, description="GPUs (fractions allowed) each step of a CNN expert (its "
+                                "inner-fold and full-window fits) asks Ray for when the cluster has GPUs (the larger "
+                                "of this and num_gpus); 1/cnn_num_gpus such steps share a GPU")
 
 
 class FleetConfig(_Section):
@@ -274,7 +275,7 @@ class FleetConfig(_Section):
 OVERRIDES: dict[str, str] = {
     "data": "data.path", "symbols": "data.symbols", "days": "data.days", "strategy": "strategy",
     "backend": "resources.backend", "address": "resources.address", "num_cpus": "resources.num_cpus",
-    "num_gpus": "resources.num_gpus", "folds": "validation.folds", "horizon": "labels.horizon",
+    "num_gpus": "resources.num_gpus", "cnn_num_gpus": "resources.cnn_num_gpus", "folds": "validation.folds", "horizon": "labels.horizon",
     "embargo_bars": "validation.embargo_bars", "holdout_days": "validation.holdout_days",
     "clusters": "market.clusters", "distance_threshold": "market.distance_threshold",
     "factor_method": "market.factor_method", "max_d": "features.max_d", "threshold": "policy.threshold",

@@ -21,7 +21,7 @@ from fleet.evaluation.report import write_report
 SYMBOLS = "C0S0,C0S1,C1S0,C2S0"
 COMMON = ["train", "--days", "90", "--folds", "2", "--symbols", SYMBOLS, "--clusters", "2"]
 BASE_PNGS = ("clusters.png", "market_factor.png", "equity.png", "portfolio.png", "fold_metrics.png", "p_up_hist.png",
-             "calibration.png")
+             "calibration.png", "tasks.png")
 
 
 @pytest.fixture(scope="module")

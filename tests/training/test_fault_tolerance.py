@@ -208,7 +208,7 @@ def test_sigkilled_worker_is_retried_by_ray_and_results_equal_a_clean_run(tmp_pa
     finally:
         stop.set()
         thread.join(timeout=30)
-    assert killed, "no UnitTrainer worker was seen training"
+    assert killed, "no Ray step worker was seen training"
     manifest = json.loads((summary.out / "manifest.json").read_text())
     assert len(manifest["units"]) == 8 and killed[0] not in {u["pid"] for u in manifest["units"]}
     _same_results(summary.out, clean_run)

@@ -189,6 +189,12 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         active_table, guard_info = _mixture_figures(run, figure)
     if run.forced_entry is not None:
         forced = _forced_figure(run, figure)
+    if run.manifest.get("tasks"):
+        from fleet.evaluation.gantt import plot_tasks
+
+        figure("tasks.png", plot_tasks(run.manifest["tasks"]),
+               "Training steps per worker (manifest.json tasks): each unit's prepare, inner-fold and full-window fits "
+               "per expert, gate and assemble, one lane per worker process, GPU-holding lanes first. CNN steps in red.")
     cfg = run.manifest["config"]
     metric_cols = ["precision", "recall", "auc", "expectancy", "ic", "rank_ic", "icir", "sharpe_net", "sharpe",
                    "ann_return_net", "max_dd_net", "exposure", "trades", "folds", "n"]

@@ -210,7 +210,9 @@ def portfolio_returns(g: pd.DataFrame, signal: np.ndarray, *, horizon: int,
         of the assets with a row), turnover (mean |change of exposure| of those assets) and net_total (the
         sum of their net P&L).
     """
-    frame = pd.DataFrame({"symbol": g["symbol"].to_numpy(), "t": g["timestamp"].to_numpy(),
+    # The timestamps stay a datetime column: to_numpy() on a tz-aware column builds one Timestamp object per row
+    # (37 s of a 100-asset run's 183 s in issue 13), and grouping on objects is slow too.
+    frame = pd.DataFrame({"symbol": g["symbol"].to_numpy(), "t": g["timestamp"].array,
                           "r": g["return_1"].to_numpy(dtype=np.float64), "s": np.asarray(signal, dtype=np.float64)})
     if position is not None:
         frame["x"] = np.asarray(position, dtype=np.float64)
@@ -222,7 +224,7 @@ def portfolio_returns(g: pd.DataFrame, signal: np.ndarray, *, horizon: int,
         seg = segments_of(a["b"].to_numpy()) if "b" in a else None
         x = a["x"].to_numpy() if "x" in a else exposure(a["s"].to_numpy(), horizon=horizon, segment=seg)
         gross, net, turnover = book_pnl(a["r"].to_numpy(), x, cost_bps=cost_bps, segment=seg)
-        parts.append(pd.DataFrame({"t": a["t"].to_numpy(), "gross": gross, "net": net, "exposure": np.abs(x),
+        parts.append(pd.DataFrame({"t": a["t"].array, "gross": gross, "net": net, "exposure": np.abs(x),
                                    "turnover": turnover}))
     if not parts:
         return pd.DataFrame({"gross": [], "net": [], "exposure": [], "turnover": [], "net_total": []},

@@ -50,10 +50,24 @@ def dollar_volume(panel: Panel, end: pd.Timestamp) -> pd.Series | None:
     return pd.Series({s: float((f["close"] * f["volume"])[f.index < end].mean()) for s, f in panel.frames.items()})
 
 
+#: Members shown per cluster, and clusters shown per fold, on the console (clusters.json holds the full lists).
+SHOWN_MEMBERS, SHOWN_CLUSTERS = 3, 8
+
+
+def fmt_members(members: list[str]) -> str:
+    """The first :data:`SHOWN_MEMBERS` symbols, then ``... +N`` for the rest."""
+    more = f", ... +{len(members) - SHOWN_MEMBERS}" if len(members) > SHOWN_MEMBERS else ""
+    return ", ".join(members[:SHOWN_MEMBERS]) + more
+
+
 def fmt_cluster_map(clusters: ClusterResult) -> str:
-    """``0*: A, B; 1: C`` (``*``: the dominant cluster), for progress lines."""
-    return "; ".join(f"{c}{'*' if c == clusters.dominant_cluster else ''}: {', '.join(m)}"
-                     for c, m in sorted(clusters.members.items()))
+    """``0*: 2 (A, B); 1: 5 (C, D, E, ... +2)`` for progress lines: per cluster (``*``: the dominant one) its size and
+    first members, at most :data:`SHOWN_CLUSTERS` clusters (a 300-asset fleet would otherwise print a wall)."""
+    items = sorted(clusters.members.items())
+    text = "; ".join(f"{c}{'*' if c == clusters.dominant_cluster else ''}: {len(m)} ({fmt_members(m)})"
+                     for c, m in items[:SHOWN_CLUSTERS])
+    more = len(items) - SHOWN_CLUSTERS
+    return text + (f"; ... +{more} clusters (clusters.json)" if more > 0 else "")
 
 
 def fit_fold_market(panel: Panel, fold: FoldWindow, all_returns: pd.DataFrame, config: FleetConfig,

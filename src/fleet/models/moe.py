@@ -55,6 +55,54 @@ def _auc(y, p) -> float:
     return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
 
 
+def fit_inner(expert, X: pd.DataFrame, y, sample_weight, fold: dict) -> np.ndarray | None:
+    """One expert's out-of-fold P(up) on one inner fold (a pure step, run in-process or as a Ray task).
+
+    Args:
+        expert: the unfitted expert (cloned here); X (n, features + context), y (n,), sample_weight (n,) or None:
+            the unit's training window; fold: one entry of :meth:`MixtureOfExpertsEnsemble.inner_plan`.
+
+    Returns:
+        (len(fold["val_rows"]),) P(up) of a clone fitted on ``fold["fit_rows"]``; None for a skipped fold.
+    """
+    if not len(fold["val_rows"]):
+        return None
+    fit_rows, val_rows = fold["fit_rows"], fold["val_rows"]
+    y = np.asarray(y, dtype=np.int64)
+    sw = None if sample_weight is None else np.asarray(sample_weight)[fit_rows]
+    return clone(expert).fit(X.iloc[fit_rows], y[fit_rows], sw).predict_proba(X.iloc[val_rows])[:, 1]
+
+
+def fit_full(expert, X: pd.DataFrame, y, sample_weight=None):
+    """A clone of ``expert`` fitted on the whole window (step 4; a pure step like :func:`fit_inner`)."""
+    return clone(expert).fit(X, np.asarray(y, dtype=np.int64), sample_weight)
+
+
+def collect_oof(plan: list[dict], names: list[str], columns: dict):
+    """Stack :func:`fit_inner` outputs into the out-of-fold matrix.
+
+    Args:
+        plan: :meth:`MixtureOfExpertsEnsemble.inner_plan`; names: the experts (E,) in order;
+        columns: (expert name, block k) -> :func:`fit_inner` output for that fold.
+
+    Returns:
+        (index (n_oof,), P (n_oof, E), block (n_oof,), starts {k: int64 ns}, folds: the plan's ``info`` dicts).
+    """
+    index, probs, block, starts = [], [], [], {}
+    for f in plan:
+        if not len(f["val_rows"]):
+            continue
+        k = f["block"]
+        index.append(f["val_rows"])
+        probs.append(np.column_stack([columns[(n, k)] for n in names]))
+        block.append(np.full(len(f["val_rows"]), k))
+        starts[k] = f["start"]
+    folds = [f["info"] for f in plan]
+    if not index:
+        return np.empty(0, dtype=np.int64), np.empty((0, len(names))), np.empty(0, dtype=np.int64), {}, folds
+    return np.concatenate(index), np.vstack(probs), np.concatenate(block), starts, folds
+
+
 class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
     """Gated mixture of experts (see module docstring).
 
@@ -94,31 +142,33 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         self.switch_z = switch_z
 
     # ----------------------------------------------------------------------------------------- fit
-    def inner_oof(self, X: pd.DataFrame, y, sample_weight=None):
-        """Inner out-of-fold predictions (step 1 of the module docstring).
+    def inner_plan(self, X: pd.DataFrame, y) -> list[dict]:
+        """The inner folds of step 1 (module docstring), without fitting anything.
 
         Returns:
-            (index (n_oof,) row positions of X, P (n_oof, E) out-of-fold P(up), block (n_oof,) in 1..K,
-            starts {k: first timestamp of B_k (int64 ns)}, folds: list of per-fold dicts).
+            One dict per inner block k = 1..K: ``block`` (k), ``fit_rows`` / ``val_rows`` (row positions of X,
+            int64), ``start`` (first timestamp of B_k, int64 ns, or None) and ``info`` (the record kept in
+            ``inner_folds_``: rows fitted / predicted, assets left out, and ``skipped`` with the reason when the
+            fold is not fitted, in which case ``fit_rows`` / ``val_rows`` are empty).
 
         Raises:
-            ValueError: inner_folds < 1, or no inner fold could be fitted.
+            ValueError: inner_folds < 1.
         """
         if int(self.inner_folds) < 1:
             raise ValueError(f"MixtureOfExpertsEnsemble: inner_folds={self.inner_folds}: expected >= 1")
         y = np.asarray(y, dtype=np.int64)
-        sw = None if sample_weight is None else np.asarray(sample_weight)
         times = X[BAR_TIME].to_numpy(np.int64)
         ids = X[ASSET_ID].to_numpy(np.int64)
         uniq = np.unique(times)
         K = int(self.inner_folds)
         edges = np.linspace(0, len(uniq), K + 2).astype(int)
         gap = int(self.purge_bars) + int(self.embargo_bars)
-        index, probs, block, starts, folds = [], [], [], {}, []
+        none = np.empty(0, dtype=np.int64)
+        plan = []
         for k in range(1, K + 1):
             s, e = edges[k], edges[k + 1]
             info = {"block": k, "n_fit": 0, "n_oof": 0, "assets_left_out": []}
-            folds.append(info)
+            plan.append({"block": k, "fit_rows": none, "val_rows": none, "start": None, "info": info})
             if s >= e or s - gap < 1:
                 info["skipped"] = "too few timestamps before the block"
                 continue
@@ -133,18 +183,26 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
                                    f"{len(val_rows)} rows to predict")
                 info["n_oof"] = 0
                 continue
-            X_fit, X_val = X.iloc[fit_rows], X.iloc[val_rows]
-            P = np.column_stack([
-                clone(est).fit(X_fit, y[fit_rows], None if sw is None else sw[fit_rows]).predict_proba(X_val)[:, 1]
-                for _, est in self.experts])
-            index.append(val_rows)
-            probs.append(P)
-            block.append(np.full(len(val_rows), k))
-            starts[k] = int(uniq[s])
-        if not index:
-            E = len(self.experts)
-            return np.empty(0, dtype=np.int64), np.empty((0, E)), np.empty(0, dtype=np.int64), {}, folds
-        return (np.concatenate(index), np.vstack(probs), np.concatenate(block), starts, folds)
+            plan[-1].update(fit_rows=fit_rows, val_rows=val_rows, start=int(uniq[s]))
+        return plan
+
+    def inner_oof(self, X: pd.DataFrame, y, sample_weight=None):
+        """Inner out-of-fold predictions (step 1 of the module docstring), in this process.
+
+        :meth:`inner_plan`, then :func:`fit_inner` for every (expert, fitted fold), then :func:`collect_oof` —
+        the same steps a task graph runs as separate tasks (:mod:`fleet.training.graph`).
+
+        Returns:
+            (index (n_oof,) row positions of X, P (n_oof, E) out-of-fold P(up), block (n_oof,) in 1..K,
+            starts {k: first timestamp of B_k (int64 ns)}, folds: list of per-fold dicts).
+
+        Raises:
+            ValueError: inner_folds < 1.
+        """
+        plan = self.inner_plan(X, y)
+        columns = {(name, f["block"]): fit_inner(est, X, y, sample_weight, f) for name, est in self.experts
+                   for f in plan}
+        return collect_oof(plan, [n for n, _ in self.experts], columns)
 
     def fit_gate(self, X_oof: pd.DataFrame, P: np.ndarray, y, block: np.ndarray, starts: dict[int, int]):
         """Steps 2 and 3: fit the gate on the out-of-fold rows and apply the guard; returns self.
@@ -197,39 +255,60 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
                                                                                            expert_names=names)
         return self
 
-    def fit(self, X: pd.DataFrame, y, sample_weight=None) -> "MixtureOfExpertsEnsemble":
-        require_context(X, "MixtureOfExpertsEnsemble")
+    def start_fit(self) -> list[str]:
+        """Check the experts and gate and reset the fitted attributes; returns the expert names (E,).
+
+        Raises:
+            ValueError: duplicate names, no experts, or a missing gate with several experts.
+        """
         names = [n for n, _ in self.experts]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"MixtureOfExpertsEnsemble: experts={names}: expected unique names, at least one")
         if len(names) > 1 and self.gate is None:
             raise ValueError("MixtureOfExpertsEnsemble: a gate is required with more than one expert")
-        y = np.asarray(y, dtype=np.int64)
         self.expert_names_ = names
         self.gate_, self.fallback_, self.guard_ = None, None, None
         self.oof_index_ = np.empty(0, dtype=np.int64)
         self.oof_probs_ = np.empty((0, len(names)))
         self.oof_block_ = np.empty(0, dtype=np.int64)
         self.inner_folds_, self.oof_scores_ = [], {}
-        if len(names) > 1:
-            idx, P, block, starts, self.inner_folds_ = self.inner_oof(X, y, sample_weight)
-            self.oof_index_, self.oof_probs_, self.oof_block_ = idx, P, block
-            if len(idx):
-                self.fit_gate(X.iloc[idx], P, y[idx], block, starts)
-            else:  # no inner fold had enough rows: nothing to judge the experts by, the first expert answers
-                self.fallback_ = names[0]
-                self.gate_ = BestExpertGate(expert=names[0]).fit(X.iloc[:0], P, y[:0], expert_names=names)
-                self.guard_ = {"checked": False, "best_expert": names[0],
-                               "reason": f"no inner fold had {self.min_inner_rows} fitting rows: the first expert "
-                                         f"({names[0]}) answers"}
-        self.experts_ = {n: clone(est).fit(X, y, sample_weight) for n, est in self.experts}
-        if self.gate_ is not None:
-            w = self.gate_.predict_weights(X.iloc[self.oof_index_], self.oof_probs_)
-            self.active_experts_ = [n for n, m in zip(names, w.mean(axis=0)) if m > 0]
-        else:
-            self.active_experts_ = list(names)
+        self.active_experts_ = list(names)
+        return names
+
+    def fit_gate_stage(self, X: pd.DataFrame, y, oof) -> "MixtureOfExpertsEnsemble":
+        """Steps 2-3 from the inner out-of-fold result ``oof`` (what :meth:`inner_oof` returns); returns self.
+
+        With no out-of-fold row the first expert answers alone (``fallback_``). Sets the gate attributes and
+        ``active_experts_`` (experts with non-zero mean gate weight on the OOF rows).
+        """
+        names = self.start_fit()
+        y = np.asarray(y, dtype=np.int64)
+        idx, P, block, starts, self.inner_folds_ = oof
+        self.oof_index_, self.oof_probs_, self.oof_block_ = idx, P, block
+        if len(idx):
+            self.fit_gate(X.iloc[idx], P, y[idx], block, starts)
+        else:  # no inner fold had enough rows: nothing to judge the experts by, the first expert answers
+            self.fallback_ = names[0]
+            self.gate_ = BestExpertGate(expert=names[0]).fit(X.iloc[:0], P, y[:0], expert_names=names)
+            self.guard_ = {"checked": False, "best_expert": names[0],
+                           "reason": f"no inner fold had {self.min_inner_rows} fitting rows: the first expert "
+                                     f"({names[0]}) answers"}
+        w = self.gate_.predict_weights(X.iloc[self.oof_index_], self.oof_probs_)
+        self.active_experts_ = [n for n, m in zip(names, w.mean(axis=0)) if m > 0]
+        return self
+
+    def set_experts(self, fitted: dict) -> "MixtureOfExpertsEnsemble":
+        """Step 4's outcome: ``fitted`` maps every expert name to its expert fitted on the full window."""
+        self.experts_ = {n: fitted[n] for n, _ in self.experts}
         self.classes_ = np.array([0, 1])
         return self
+
+    def fit(self, X: pd.DataFrame, y, sample_weight=None) -> "MixtureOfExpertsEnsemble":
+        require_context(X, "MixtureOfExpertsEnsemble")
+        names = self.start_fit()
+        if len(names) > 1:
+            self.fit_gate_stage(X, y, self.inner_oof(X, y, sample_weight))
+        return self.set_experts({n: fit_full(est, X, y, sample_weight) for n, est in self.experts})
 
     # ------------------------------------------------------------------------------------- predict
     def history_bars(self) -> int:
@@ -256,9 +335,14 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
             W = self.gate_.predict_weights(X, P)
         return pd.DataFrame(W, columns=self.expert_names_, index=X.index)
 
-    def predict_details(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(p_up (n,), expert P(up) (n, E), gate weights (n, E)) — one pass for telemetry."""
-        P = self.expert_probs(X)
+    def predict_details(self, X: pd.DataFrame, expert_probs: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(p_up (n,), expert P(up) (n, E), gate weights (n, E)) — one pass for telemetry.
+
+        ``expert_probs``: the experts' P(up) on X (n, E) when already computed (a task graph predicts each expert in
+        the task that fitted it); None: computed here.
+        """
+        P = self.expert_probs(X) if expert_probs is None else np.asarray(expert_probs, dtype=np.float64)
         if self.gate_ is None:
             return np.clip(P[:, 0], 0.0, 1.0), P, np.ones_like(P)
         p, W = self.gate_.predict_mixture(X, P)

@@ -173,6 +173,15 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
         return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
     # ------------------------------------------------------------------ estimator API
+    def check_params(self) -> None:
+        """The checks that need no data and no device (window, epochs, unknown_asset); ValueError otherwise. Run by
+        ``fit`` and, before any unit is prepared, by :func:`fleet.training.graph.preflight` (in the driver, which
+        may have no GPU: the device is checked where the expert fits)."""
+        if self.window < 2 or self.epochs < 1:
+            raise ValueError(f"ConvExpert: window={self.window} (>= 2) and epochs={self.epochs} (>= 1) expected")
+        if self.unknown_asset not in ("mean", "error"):
+            raise ValueError(f"ConvExpert: unknown_asset={self.unknown_asset!r}; expected 'mean' or 'error'")
+
     def _time_split(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Row positions (fit, validation): the most recent ``max_train_windows`` rows by ``bar_time``; the
         last ``val_fraction`` of their timestamps validate, ``purge_bars`` timestamps before them are dropped."""
@@ -196,10 +205,7 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
                 without CUDA.
         """
         require_context(X, type(self).__name__)
-        if self.window < 2 or self.epochs < 1:
-            raise ValueError(f"ConvExpert: window={self.window} (>= 2) and epochs={self.epochs} (>= 1) expected")
-        if self.unknown_asset not in ("mean", "error"):
-            raise ValueError(f"ConvExpert: unknown_asset={self.unknown_asset!r}; expected 'mean' or 'error'")
+        self.check_params()
         import time
 
         torch.manual_seed(self.random_state)

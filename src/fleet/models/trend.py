@@ -237,12 +237,17 @@ class TrendExpert(PersistMixin, ClassifierMixin, BaseEstimator):
                     callbacks=[lightgbm.early_stopping(self.n_iter_no_change, first_metric_only=True, verbose=False)])
         return np.asarray(booster.evals_result_["valid_0"]["binary_logloss"], dtype=np.float64)
 
-    def _check_params(self, X) -> None:
+    def check_params(self) -> None:
+        """The checks that need no data (learner known and importable); ValueError otherwise. Run by ``fit`` and,
+        before any unit is prepared, by :func:`fleet.training.graph.preflight`."""
         if self.learner not in LEARNERS:
             raise ValueError(f"TrendExpert: learner={self.learner!r}; expected one of {list(LEARNERS)}")
         if self.learner == "lightgbm" and not lightgbm_available():
             raise ValueError("TrendExpert: learner='lightgbm' needs the lightgbm package "
                              "(pip install 'fleet[lightgbm]'); or use learner='hgb'")
+
+    def _check_params(self, X) -> None:
+        self.check_params()
         if self.early_stopping:
             if not 0.0 < self.validation_fraction < 1.0:
                 raise ValueError(f"TrendExpert: validation_fraction={self.validation_fraction}; expected (0, 1)")

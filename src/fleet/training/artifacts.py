@@ -199,6 +199,8 @@ def manifest(ctx: RunContext, results: list[UnitResult], ev: Evaluated) -> dict:
         "bars_per_year": ev.bars_per_year,
         "ffd_d": {r.unit_id: r.d_by_asset for r in results},
         "units": [r.timing() for r in results],
+        # One record per step of every unit's task graph (fleet.training.graph.task_record).
+        "tasks": [t for r in results for t in (getattr(r, "tasks", None) or [])],
         "training": training,
         "notes": ctx.notes,
     }

@@ -166,10 +166,10 @@ def _asset_rows(symbol: str, asset_id: int, frame: pd.DataFrame, *, fold: Fold, 
     raw, skipped_features = asset_features(frame, d=choice.d, factor=factor, config=features, groups=groups,
                                            horizon=horizon, sde_window=sde_window)
     valid = raw.notna().all(axis=1).to_numpy() & fwd.notna().to_numpy()
-    ends = label_end.to_numpy()
+    ends = pd.DatetimeIndex(label_end)  # vectorised comparisons (NaT: False); to_numpy() would box Timestamps
     y, train_ends = _training_label(frame["close"], horizon, labels, fwd, label_end)
     valid &= y.notna().to_numpy()
-    train_rows = valid & in_train_window & (train_ends.to_numpy() < fold.train_end)
+    train_rows = valid & in_train_window & (pd.DatetimeIndex(train_ends) < fold.train_end)
     test_rows = (valid & (index >= fold.test_start) & (index < fold.test_end) & (ends <= timeline_end))
     if train_rows.sum() < min_train_rows:
         return _AssetRows(f"{int(train_rows.sum())} usable training rows (< {min_train_rows})", skipped_features)

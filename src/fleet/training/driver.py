@@ -26,12 +26,13 @@ from fleet.errors import ConfigError, UnitsFailedError
 from fleet.evaluation.splits import PurgedWalkForward
 from fleet.evaluation.tables import seeds_table
 from fleet.market.align import align_log_returns
-from fleet.market.fold import fit_fold_market, fmt_cluster_map
+from fleet.market.fold import fit_fold_market, fmt_cluster_map, fmt_members
 from fleet.store import RunDirectory, join_location
 from fleet.store.layout import FAILURES, RESULTS_SEEDS
 from fleet.store.location import default_out
 from fleet.training.artifacts import redacted, write_run
 from fleet.training.backends import TrainFn, make_backend
+from fleet.training.graph import preflight
 from fleet.training.context import Echo, RunContext, RunSummary, records
 from fleet.training.inputs import check_history, load_inputs, run_registry
 from fleet.training.plan import plan_fold
@@ -112,6 +113,7 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
     ctx = RunContext(config=config, rundir=rundir, echo=echo, argv=argv, started=pd.Timestamp.now(tz="UTC"))
     all_returns, late = _load(ctx, frame)
     _fit_markets(ctx, all_returns, late)
+    preflight(ctx.units)  # a unit that cannot train is refused now, before any preparation
     backend = make_backend(config.resources, train_fn=train_fn or train_unit)
     ctx.backend_desc = backend.describe()
     _echo_experts(ctx)
@@ -190,7 +192,7 @@ def _fit_markets(ctx: RunContext, all_returns: pd.DataFrame, late: dict[int, dic
     final = ctx.markets[-1]
     method = "PCA" if config.market.factor_method is FactorMethod.pca else config.market.factor_method.value
     echo(f"Dominant cluster {final.clusters.dominant_cluster} ({final.clusters.dominant_reason}): "
-         f"{', '.join(final.clusters.members[final.clusters.dominant_cluster])}; "
+         f"{fmt_members(final.clusters.members[final.clusters.dominant_cluster])}; "
          f"{method} explained variance {final.explained_variance:.1%} (last fold's training window)")
 
 

@@ -6,15 +6,15 @@ per fold because clusters are fitted on each fold's training window (no look-ahe
 last fold's units are the models that are saved and served.
 
 :func:`train_unit` is a pure function of (unit, bars): same inputs, same outputs, on any
-backend. The local backend loops over it and the Ray actor only calls it, which is what the
-local/ray parity test relies on.
+backend. It runs the unit's task graph (:mod:`fleet.training.graph`) in this process; the local
+backend loops over it and the Ray backend runs the same steps as Ray tasks, which is what the
+local/ray parity tests rely on.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,8 +24,6 @@ from fleet.config import FleetConfig
 from fleet.evaluation.splits import Fold
 from fleet.models.artifact import UnitModel
 from fleet.evaluation.costaware import apply_positions
-from fleet.models.factory import build_model
-from fleet.training.dataset import build_unit_dataset
 from fleet.training.bars import bar_columns
 from fleet.training.policy_unit import unit_meta, unit_policy
 
@@ -81,14 +79,17 @@ class UnitResult:
             on the full training window) and ``w_<expert>`` (its gate weight; 1 for a single expert).
         d_by_asset: FFD order chosen per asset on this fold's training window.
         n_train, n_test: rows used.
-        wall_seconds, cpu_seconds: time spent in :func:`train_unit` (process CPU time).
-        started_unix: when :func:`train_unit` started, seconds since the epoch (wall clock of the
+        wall_seconds, cpu_seconds: from the first task's start to the last task's end, and the process CPU time
+            summed over the unit's tasks (:func:`fleet.training.graph.finish_result`).
+        started_unix: when the unit's first task started, seconds since the epoch (wall clock of the
             worker; with the driver's ``training.backend_started_unix`` in the manifest it shows how
             long a unit waited, e.g. for its actor to start).
         host, pid: where it ran; node_id is filled in by the Ray backend.
         model: the fitted :class:`UnitModel` for final-fold units, else None.
         skipped_assets: assets left out of this fold, with the reason.
         skipped_features: features left out for lack of input columns.
+        tasks: one record per step of the unit's task graph (:func:`fleet.training.graph.task_record`), in the
+            order they finished; ``manifest.json["tasks"]`` is their concatenation.
         gate: a mixture's gate record (``MixtureOfExpertsEnsemble.gate_summary``: gate, fallback expert
             or None, guard losses, inner folds, experts' inner out-of-fold scores); None for one expert.
     """
@@ -113,6 +114,7 @@ class UnitResult:
     started_unix: float | None = None
     gate: dict | None = None
     policy: dict | None = None
+    tasks: list[dict] | None = None
 
     def timing(self) -> dict:
         """One manifest row: unit id, seconds, rows and the node that trained it."""
@@ -154,32 +156,38 @@ class UnitFailure:
 def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResult:
     """Train one unit on its fold's training window and predict its test block.
 
+    Runs the unit's task graph in this process (:func:`fleet.training.graph.run_unit`: prepare, inner-fold fits,
+    gate, full-window fits, assemble); the Ray backend runs the same steps as tasks.
+
     Args:
         unit: the unit description.
         frames: symbol -> bars of (at least) the unit's assets.
 
     Returns:
-        A :class:`UnitResult`; its predictions cover the unit's assets over the fold's test block.
+        A :class:`UnitResult`; its predictions cover the unit's assets over the fold's test block, and its
+        ``tasks`` hold one record per step.
 
     Raises:
         DataError: when none of the unit's assets has enough training data in this fold.
     """
-    t0, c0, started = time.perf_counter(), time.process_time(), time.time()
+    from fleet.training.graph import run_unit
+
+    return run_unit(unit, frames)
+
+
+def assemble_result(unit: TrainingUnit, frames: dict[str, pd.DataFrame], ds, model, details) -> UnitResult:
+    """The :class:`UnitResult` of a fitted unit (the graph's last step): predictions with each expert's P(up)
+    and gate weight, the policy and meta-labeller chosen on the training window, and the served model.
+
+    Args:
+        ds: the unit's :class:`~fleet.training.dataset.UnitDataset`; model: the fitted estimator;
+        details: (p_up (n_test,), expert P(up) (n_test, E), gate weights (n_test, E)), or None with no test row.
+    """
     cfg = unit.config
-    ds = build_unit_dataset(assets=unit.assets, frames=frames, fold=unit.fold, timeline_end=unit.timeline_end,
-                            factor=unit.factor, features=cfg.features, horizon=cfg.labels.horizon,
-                            groups=cfg.model.feature_groups(), sde_window=cfg.model.sde.window, labels=cfg.labels)
-    model = build_model(cfg.model, seed=unit.seed, horizon=cfg.labels.horizon, embargo=cfg.validation.embargo_bars,
-                        num_threads=max(1, int(cfg.resources.num_cpus)))
-    model.fit(ds.X_train, ds.y_train)
     names = cfg.model.active_experts()
-    if len(ds.X_test) and hasattr(model, "predict_details"):
-        p_up, expert_p, weights = model.predict_details(ds.X_test)
-    elif len(ds.X_test):
-        p_up = model.predict_proba(ds.X_test)[:, 1]
-        expert_p, weights = p_up[:, None], np.ones((len(p_up), 1))
-    else:
-        p_up, expert_p, weights = np.empty(0), np.empty((0, len(names))), np.empty((0, len(names)))
+    if details is None:
+        details = np.empty(0), np.empty((0, len(names))), np.empty((0, len(names)))
+    p_up, expert_p, weights = details
     preds = ds.test_meta.copy()
     preds.insert(2, "fold", unit.fold.index)
     preds.insert(3, "p_up", p_up)
@@ -207,6 +215,6 @@ def train_unit(unit: TrainingUnit, frames: dict[str, pd.DataFrame]) -> UnitResul
     return UnitResult(
         unit_id=unit.unit_id, group=unit.group, fold=unit.fold.index, assets=sorted(unit.assets), predictions=preds,
         d_by_asset={s: p.d for s, p in ds.preprocessors.items()}, n_train=len(ds.X_train), n_test=len(ds.X_test),
-        wall_seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0, host=socket.gethostname(),
+        wall_seconds=0.0, cpu_seconds=0.0, host=socket.gethostname(),
         pid=os.getpid(), model=kept, skipped_assets=ds.skipped_assets, skipped_features=ds.skipped_features,
-        started_unix=started, gate=gate, policy=policy)
+        gate=gate, policy=policy)

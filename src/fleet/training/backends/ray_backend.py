@@ -1,98 +1,47 @@
-"""Ray backend: a pool of Ray actors, one unit per actor call, the bars shared once through the object store.
+"""Ray backend: connects to (or starts) Ray and runs the units' task graphs on warm actor pools.
 
-Ray patterns followed (Ray docs, ``ray-core/patterns``): the actor is a thin shell around the
-plain :func:`~fleet.training.unit.train_unit`; the bars are ``ray.put`` once and passed by
-reference (zero-copy reads of numpy buffers on each node); results are gathered with
-``ray.wait`` as they finish; every actor asks for explicit ``num_cpus`` / ``num_gpus``.
+Each unit is a graph of pure steps (:mod:`fleet.training.graph`: prepare, inner-fold fits per expert, gate,
+full-window fits per expert, assemble) run as calls of pooled Ray actors by :mod:`.ray_graph`; CNN experts'
+steps ask for a GPU fraction when the cluster has GPUs, every other step for CPUs only. The bars are
+``ray.put`` once and passed by reference; results are gathered with ``ray.wait``.
 
 Fault tolerance is Ray's own (``ray-core/fault_tolerance/actors``): actors are created with
 ``max_restarts`` and ``max_task_retries``, so when a worker process dies (SIGKILL, OOM killer,
-node loss) Ray restarts the actor and re-runs the unit it was training; ``train_unit`` is a
-pure function, so the retried unit gives the same result. Application errors are not retried
-(Ray retries actor tasks on system failures only): they come back as ``RayTaskError`` and are
-reported as :class:`~fleet.training.unit.UnitFailure` values while the other units go on.
-
-Actors are reused across units of a run (as many actors as can run at once, each trained
-unit one actor call): starting an actor costs ~2 s here (a fresh Python importing pandas,
-scikit-learn, statsmodels), which would dominate sub-second units if every unit had its own.
+node loss) Ray restarts the actor and re-runs the step it was running; steps are pure functions,
+so the retried step gives the same value. Application errors are not retried (Ray retries actor
+tasks on system failures only): they come back as ``RayTaskError`` and are reported as
+:class:`~fleet.training.unit.UnitFailure` values while the other units go on.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
+import os
 
 import pandas as pd
 import ray
 
-from fleet.errors import ConfigError, FleetWarning
+from fleet.errors import ConfigError
 
-# fleet.training.unit (and through it scikit-learn) is imported by the functions that use it, not here:
-# this module is what an actor's worker process imports first, and an actor that trains a CNN or the MLP
-# gate must load torch before scikit-learn (fleet.models._openmp).
-
-#: Times Ray restarts a unit's actor after its process dies, per actor.
-MAX_RESTARTS = 3
-#: Times Ray re-submits the unit an actor was training when its process died (system failures only).
-MAX_TASK_RETRIES = 3
-
-
-@ray.remote
-class UnitTrainer:
-    """Actor shell: trains one unit per call and notes the Ray node it ran on.
-
-    Args:
-        train_fn: None for :func:`~fleet.training.unit.train_unit` (tests pass a stand-in with its signature).
-        torch_first: import torch before anything else of fleet loads scikit-learn in this worker (the
-            run's units train a CNN or the MLP gate; :mod:`fleet.models._openmp`).
-    """
-
-    def __init__(self, train_fn=None, torch_first: bool = False):
-        if torch_first:
-            from fleet.models._openmp import torch_first as load_torch_first
-
-            load_torch_first()
-        if train_fn is None:
-            from fleet.training.unit import train_unit as train_fn
-        self.train_fn = train_fn
-        self._frames_ref = None
-        self._frames: dict[str, pd.DataFrame] | None = None
-
-    def train(self, unit: "TrainingUnit", frames_box: list, sink=None) -> "UnitResult":
-        """Train ``unit``; ``frames_box`` is ``[ObjectRef]`` of the run's bars (symbol -> frame).
-
-        With ``sink`` (a run on shared storage such as ``s3://``), the actor saves the result there
-        itself, after noting its node, before returning it; an error while saving fails the unit.
-
-        The reference is passed inside a list so Ray does not resolve it for every call: the actor
-        fetches the bars once (zero-copy numpy buffers from the object store) and keeps them for
-        the next units of the run, instead of rebuilding every asset's DataFrame per unit.
-        """
-        ref = frames_box[0]
-        if self._frames is None or ref != self._frames_ref:
-            self._frames, self._frames_ref = ray.get(ref), ref
-        result = self.train_fn(unit, self._frames)
-        ctx = ray.get_runtime_context()
-        result.node_id = ctx.get_node_id()
-        result.resources = {k: float(v) for k, v in ctx.get_assigned_resources().items()}
-        if sink is not None:
-            sink.save(result.unit_id, result)
-        return result
+# fleet.training.unit / graph (and through them scikit-learn) are imported by the functions that use them, not
+# here: an actor's worker process imports this package first, and an actor that trains a CNN or the MLP gate
+# must load torch before scikit-learn (fleet.models._openmp).
+from fleet.training.backends.ray_graph import MAX_RESTARTS, MAX_TASK_RETRIES  # noqa: E402 -- re-exported
 
 
 class RayBackend:
-    """Runs units on a pool of Ray actors (one unit per actor call).
+    """Runs units' task graphs on pools of Ray actors (one graph step per actor call).
 
     Args:
         address: Ray address of a running cluster; None follows ``ray.init``: ``RAY_ADDRESS`` when
             set (inside ``ray job submit`` it names the job's cluster), else the latest cluster
             ``ray start`` began on this machine, else a new local Ray.
         num_cpus: CPUs each actor reserves (fractions allowed).
-        num_gpus: default GPUs per actor (fractions allowed); ignored with a warning when the
-            cluster has no GPU. Per unit, the request is ``TrainingUnit.num_gpus`` (planning raises
-            it for units with a CNN expert), used only when the cluster has GPUs.
-        train_fn: function trained per unit (None: :func:`~fleet.training.unit.train_unit`; tests pass a
-            stand-in).
+        num_gpus: GPUs (fractions allowed) every step's actor asks for; ignored with a warning when the
+            cluster has no GPU. A CNN expert's steps ask for ``max(num_gpus, resources.cnn_num_gpus)``
+            (:meth:`task_shape`), used only when the cluster has GPUs.
+        train_fn: None or :func:`~fleet.training.unit.train_unit` (the step graph); tests pass a stand-in, then
+            trained as one step per unit asking for ``TrainingUnit.num_gpus``.
     """
 
     def __init__(self, address: str | None = None, num_cpus: float = 1.0, num_gpus: float = 0.0,
@@ -106,6 +55,9 @@ class RayBackend:
     def _connect(self) -> None:
         if ray.is_initialized():
             return
+        from fleet.training.backends.ray_auth import check_cluster_token
+
+        check_cluster_token(self.address or os.environ.get("RAY_ADDRESS"))  # one line if it wants a token
         try:
             ray.init(address=self.address, include_dashboard=False, logging_level=logging.WARNING,
                      log_to_driver=True)
@@ -117,7 +69,8 @@ class RayBackend:
         self._connect()
         res = ray.cluster_resources()
         return (f"ray ({len(ray.nodes())} node(s), {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU; "
-                f"each actor asks for num_cpus={self.num_cpus:g}, num_gpus={self._gpus():g}; "
+                f"task graphs; each step asks for num_cpus={self.num_cpus:g}, num_gpus={self._gpus():g}, a CNN step "
+                f"for resources.cnn_num_gpus when there are GPUs; "
                 f"max_restarts={MAX_RESTARTS}, max_task_retries={MAX_TASK_RETRIES})")
 
     def _gpus(self) -> float:
@@ -139,112 +92,47 @@ class RayBackend:
         """GPUs to reserve for ``unit``: its planned request, or 0 when the cluster has no GPU."""
         return float(unit.num_gpus) if cluster_gpus > 0 else 0.0
 
-    def _slots(self, units) -> tuple[float, int]:
-        """(the cluster's GPUs, how many actors its CPUs hold); warns when GPUs are asked for and there are
-        none, ConfigError when one actor asks for more CPUs than the cluster has."""
-        res = ray.cluster_resources()
-        cluster_gpus = float(res.get("GPU", 0))
-        if (self.num_gpus > 0 or any(u.num_gpus > 0 for u in units)) and cluster_gpus == 0:
-            warnings.warn("GPUs asked for but the Ray cluster has no GPU: units train on CPU",
-                          FleetWarning, stacklevel=3)
-        if res.get("CPU", 0) < self.num_cpus:
-            raise ConfigError(f"num_cpus={self.num_cpus:g} per unit but the Ray cluster has only "
-                              f"{res.get('CPU', 0):g} CPU: lower --num-cpus")
-        return cluster_gpus, max(1, int(res.get("CPU", 1) // self.num_cpus))
+    def task_shape(self, task, cluster_gpus: float) -> tuple[float, float]:
+        """(num_cpus, num_gpus) a graph step asks for: a CNN expert's step (kind 'gpu') the larger of ``num_gpus``
+        and the unit's ``resources.cnn_num_gpus``, a 'unit' step its unit's planned request, any other step
+        ``num_gpus``; no GPU on a cluster without one."""
+        if cluster_gpus <= 0:
+            return (self.num_cpus, 0.0)
+        if task.kind == "gpu":
+            return (self.num_cpus, max(self.num_gpus, float(task.unit.config.resources.cnn_num_gpus)))
+        if task.kind == "unit":
+            return (self.num_cpus, self.unit_gpus(task.unit, cluster_gpus))
+        return (self.num_cpus, self.num_gpus)
 
     def run(self, units: list["TrainingUnit"], frames: dict[str, pd.DataFrame], on_result, *, sink=None) -> list:
-        """Train every unit; returns (and reports through ``on_result``) a result or a failure per unit.
+        """Train every unit as a task graph (:mod:`.ray_graph`); returns (and reports through ``on_result``) a
+        result or a failure per unit, in the order they finish.
 
-        ``sink``: when given, each actor saves its unit's result through it (the sink is pickled to the
-        actor, which opens the run's filesystem itself; on a cluster every node needs the storage's
-        credentials).
-
-        Actors are pooled by their GPU request (CNN units may ask for a GPU fraction, GBM units for
-        none); at most as many actors live as the cluster's CPUs allow, and a shape's pool also
-        stops at what the cluster's GPUs allow.
+        ``sink``: when given, the actor running a unit's last step saves the unit's result through it (the sink is
+        pickled to the actor, which opens the run's filesystem itself; on a cluster every node needs the
+        storage's credentials).
 
         Raises:
             ConfigError: the cluster has fewer CPUs than one actor asks for.
         """
         from fleet.models.factory import needs_torch
-        from fleet.training.unit import UnitFailure, train_unit
+        from fleet.training.backends.ray_graph import GraphRun, warn_no_gpu
+        from fleet.training.unit import train_unit
 
         self._connect()
-        cluster_gpus, cpu_slots = self._slots(units)
-        torch_first = any(needs_torch(u.config.model) for u in units)
-        train_fn = None if self.train_fn in (None, train_unit) else self.train_fn
-
-        def capacity(gpus: float) -> int:
-            return cpu_slots if gpus == 0 else max(1, min(cpu_slots, int(cluster_gpus // gpus)))
-
-        frames_ref = ray.put(frames)  # once: every call gets the reference, not a copy
-        pending = list(units)
-        idle: dict[float, list] = {}
-        alive: dict[float, list] = {}
-        running: dict = {}
-        outcomes: list = []
-
-        def actor_for(gpus: float):
-            """An idle actor of this shape, a new one if there is room, else None."""
-            if idle.get(gpus):
-                return idle[gpus].pop()
-            n_alive = sum(len(v) for v in alive.values())
-            if n_alive >= cpu_slots:
-                # Free a slot held by an idle actor of another shape, if any.
-                for other, pool in idle.items():
-                    if other != gpus and pool:
-                        victim = pool.pop()
-                        alive[other].remove(victim)
-                        ray.kill(victim, no_restart=True)
-                        n_alive -= 1
-                        break
-            if n_alive >= cpu_slots or len(alive.get(gpus, [])) >= capacity(gpus):
-                return None
-            actor = UnitTrainer.options(num_cpus=self.num_cpus, num_gpus=gpus, max_restarts=MAX_RESTARTS,
-                                        max_task_retries=MAX_TASK_RETRIES).remote(train_fn, torch_first)
-            alive.setdefault(gpus, []).append(actor)
-            return actor
-
-        try:
-            while pending or running:
-                for unit in list(pending):
-                    gpus = self.unit_gpus(unit, cluster_gpus)
-                    actor = actor_for(gpus)
-                    if actor is None:
-                        continue
-                    pending.remove(unit)
-                    running[actor.train.remote(unit, [frames_ref], sink)] = (unit, actor, gpus)
-                done, _ = ray.wait(list(running), num_returns=1)
-                for ref in done:
-                    unit, actor, gpus = running.pop(ref)
-                    outcome, reusable = _outcome(ref, unit, UnitFailure)
-                    if reusable:
-                        idle.setdefault(gpus, []).append(actor)
-                    else:
-                        alive[gpus].remove(actor)
-                        ray.kill(actor, no_restart=True)
-                    on_result(outcome)
-                    outcomes.append(outcome)
-        finally:
-            for pool in alive.values():
-                for actor in pool:
-                    ray.kill(actor, no_restart=True)
-        return outcomes
+        res = ray.cluster_resources()
+        cluster_gpus = float(res.get("GPU", 0))
+        warn_no_gpu(self.num_gpus > 0 or any(u.num_gpus > 0 for u in units), cluster_gpus)
+        if res.get("CPU", 0) < self.num_cpus:
+            raise ConfigError(f"num_cpus={self.num_cpus:g} per unit but the Ray cluster has only "
+                              f"{res.get('CPU', 0):g} CPU: lower --num-cpus")
+        graph = GraphRun(units, frames, on_result, sink, shape_of=lambda t: self.task_shape(t, cluster_gpus),
+                         cpu_slots=max(1, int(res.get("CPU", 1) // self.num_cpus)), cluster_gpus=cluster_gpus,
+                         train_fn=None if self.train_fn in (None, train_unit) else self.train_fn,
+                         torch_first=any(needs_torch(u.config.model) for u in units))
+        return graph.run()
 
     def close(self) -> None:
         if self._started and ray.is_initialized():
             ray.shutdown()
         self._started = False
-
-
-def _outcome(ref, unit, failure_cls) -> tuple:
-    """(the unit's result or failure, whether its actor can take another unit) of a finished call."""
-    try:
-        return ray.get(ref), True
-    except ray.exceptions.RayTaskError as err:
-        # An exception raised by the unit's own code: not retried, reported as a value.
-        cause = err.cause if err.cause is not None else err
-        return failure_cls.of(unit, f"{type(cause).__name__}: {cause}", str(err)), True
-    except ray.exceptions.RayError as err:
-        # The worker died more often than max_restarts / max_task_retries allow.
-        return failure_cls.of(unit, f"{type(err).__name__}: {str(err).splitlines()[0]}", str(err)), False
