@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import fleet.training.unit as unit_mod
+import fleet.training.graph as unit_mod  # where the prepare step builds the design matrices
 from fleet.config import FleetConfig
 from fleet.data.synthetic import synthetic_market
 from fleet.features.labels import forward_log_return

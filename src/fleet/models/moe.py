@@ -293,8 +293,11 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
             self.guard_ = {"checked": False, "best_expert": names[0],
                            "reason": f"no inner fold had {self.min_inner_rows} fitting rows: the first expert "
                                      f"({names[0]}) answers"}
-        w = self.gate_.predict_weights(X.iloc[self.oof_index_], self.oof_probs_)
-        self.active_experts_ = [n for n, m in zip(names, w.mean(axis=0)) if m > 0]
+        if len(self.oof_index_):
+            w = self.gate_.predict_weights(X.iloc[self.oof_index_], self.oof_probs_)
+            self.active_experts_ = [n for n, m in zip(names, w.mean(axis=0)) if m > 0]
+        else:  # no out-of-fold row to average over: the fallback expert is the one that answers
+            self.active_experts_ = [self.fallback_]
         return self
 
     def set_experts(self, fitted: dict) -> "MixtureOfExpertsEnsemble":

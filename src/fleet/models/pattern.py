@@ -175,7 +175,7 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ estimator API
     def check_params(self) -> None:
         """The checks that need no data and no device (window, epochs, unknown_asset); ValueError otherwise. Run by
-        ``fit`` and, before any unit is prepared, by :func:`fleet.training.graph.preflight` (in the driver, which
+        ``fit`` and, before any unit is prepared, by :func:`fleet.training.graph.check_config` (in the driver, which
         may have no GPU: the device is checked where the expert fits)."""
         if self.window < 2 or self.epochs < 1:
             raise ValueError(f"ConvExpert: window={self.window} (>= 2) and epochs={self.epochs} (>= 1) expected")

@@ -239,7 +239,7 @@ class TrendExpert(PersistMixin, ClassifierMixin, BaseEstimator):
 
     def check_params(self) -> None:
         """The checks that need no data (learner known and importable); ValueError otherwise. Run by ``fit`` and,
-        before any unit is prepared, by :func:`fleet.training.graph.preflight`."""
+        before any unit is prepared, by :func:`fleet.training.graph.check_config`."""
         if self.learner not in LEARNERS:
             raise ValueError(f"TrendExpert: learner={self.learner!r}; expected one of {list(LEARNERS)}")
         if self.learner == "lightgbm" and not lightgbm_available():

@@ -32,7 +32,7 @@ from fleet.store.layout import FAILURES, RESULTS_SEEDS
 from fleet.store.location import default_out
 from fleet.training.artifacts import redacted, write_run
 from fleet.training.backends import TrainFn, make_backend
-from fleet.training.graph import preflight
+from fleet.training.graph import check_config
 from fleet.training.context import Echo, RunContext, RunSummary, records
 from fleet.training.inputs import check_history, load_inputs, run_registry
 from fleet.training.plan import plan_fold
@@ -112,10 +112,14 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
          train_fn: TrainFn | None, frame: pd.DataFrame | None = None) -> RunSummary:
     ctx = RunContext(config=config, rundir=rundir, echo=echo, argv=argv, started=pd.Timestamp.now(tz="UTC"))
     all_returns, late = _load(ctx, frame)
-    _fit_markets(ctx, all_returns, late)
-    preflight(ctx.units)  # a unit that cannot train is refused now, before any preparation
+    check_config(config)  # an expert that cannot train is refused now, before any fit or preparation
     backend = make_backend(config.resources, train_fn=train_fn or train_unit)
-    ctx.backend_desc = backend.describe()
+    try:
+        ctx.backend_desc = backend.describe()
+        _fit_markets(ctx, all_returns, late, backend)
+    except BaseException:
+        backend.close()
+        raise
     _echo_experts(ctx)
     sources = sorted(set(ctx.panel.sources.values()))
     ctx.data_files = {p: sha256_file(p) for p in sources if Path(p).is_file()}
@@ -169,15 +173,17 @@ def _load(ctx: RunContext, frame: pd.DataFrame | None) -> tuple[pd.DataFrame, di
     return all_returns, late
 
 
-def _fit_markets(ctx: RunContext, all_returns: pd.DataFrame, late: dict[int, dict[str, str]]) -> None:
-    """Each fold's market fit (:func:`fit_fold_market`) and units (:func:`plan_fold`) into ``ctx``."""
+def _fit_markets(ctx: RunContext, all_returns: pd.DataFrame, late: dict[int, dict[str, str]], backend) -> None:
+    """Each fold's market fit (:func:`fit_fold_market`, one backend task per fold) and units (:func:`plan_fold`)
+    into ``ctx``."""
     config, echo, folds = ctx.config, ctx.echo, ctx.folds
     echo(f"Walk-forward: {len(folds)} folds, purge {config.labels.horizon} + embargo "
          f"{config.validation.embargo_bars} bars; clustering and {config.market.factor_method.value} factor "
          "refitted on each fold's training window")
     asset_ids = {s: ctx.registry.id_of(s) for s in ctx.panel.symbols}
-    for fold in folds:
-        fm = fit_fold_market(ctx.panel, fold, all_returns, config, short=late.get(fold.index))
+    fits = backend.map(fit_fold_market, [{"fold": fold, "short": late.get(fold.index)} for fold in folds],
+                       {"panel": ctx.panel, "all_returns": all_returns, "config": config})
+    for fold, fm in zip(folds, fits):
         ctx.markets.append(fm)
         echo(f"  fold {fold.index}: train {fold.train_start:%Y-%m-%d} -> {fold.train_end:%Y-%m-%d %H:%M}, "
              f"test -> {fold.test_end:%Y-%m-%d %H:%M} | clusters {fmt_cluster_map(fm.clusters)} | "

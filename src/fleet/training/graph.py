@@ -32,10 +32,15 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from fleet.evaluation.costaware import apply_positions
+from fleet.models.artifact import UnitModel
 from fleet.models.factory import build_model
 from fleet.models.moe import MixtureOfExpertsEnsemble, collect_oof, fit_full, fit_inner
 from fleet.models.specs import expert_spec
+from fleet.training.bars import bar_columns
 from fleet.training.dataset import UnitDataset, build_unit_dataset
+from fleet.training.policy_unit import unit_meta, unit_policy
+from fleet.training.records import UnitResult
 
 PHASES = ("prepare", "inner", "full", "gate", "assemble", "unit")
 
@@ -135,8 +140,6 @@ def step_gate(unit, frames, data: UnitData, *columns) -> MixtureOfExpertsEnsembl
 def step_assemble(unit, frames, data: UnitData, *parts):
     """The unit's :class:`~fleet.training.unit.UnitResult`; ``parts``: the gate-stage mixture (mixtures only),
     then every expert's ``full`` output in :meth:`ModelConfig.active_experts` order."""
-    from fleet.training.unit import assemble_result
-
     names = unit.config.model.active_experts()
     fulls = parts[-len(names):]
     P = np.column_stack([p for _, p in fulls]) if fulls else np.empty((0, 0))
@@ -149,6 +152,51 @@ def step_assemble(unit, frames, data: UnitData, *parts):
     return assemble_result(unit, frames, data.ds, model, details)
 
 
+def assemble_result(unit: TrainingUnit, frames: dict[str, pd.DataFrame], ds, model, details) -> UnitResult:
+    """The :class:`UnitResult` of a fitted unit (the graph's last step): predictions with each expert's P(up)
+    and gate weight, the policy and meta-labeller chosen on the training window, and the served model.
+
+    Args:
+        ds: the unit's :class:`~fleet.training.dataset.UnitDataset`; model: the fitted estimator;
+        details: (p_up (n_test,), expert P(up) (n_test, E), gate weights (n_test, E)), or None with no test row.
+    """
+    cfg = unit.config
+    names = cfg.model.active_experts()
+    if details is None:
+        details = np.empty(0), np.empty((0, len(names))), np.empty((0, len(names)))
+    p_up, expert_p, weights = details
+    preds = ds.test_meta.copy()
+    preds.insert(2, "fold", unit.fold.index)
+    preds.insert(3, "p_up", p_up)
+    preds.insert(4, "signal", (p_up > cfg.policy.threshold).astype(np.int8))
+    preds["return_1"], preds["bar_number"] = bar_columns(preds, frames)
+    preds["cluster"] = preds["symbol"].map(unit.cluster_of).astype(np.int64)
+    # Telemetry: each expert's own P(up) (refitted on the full window) and its gate weight, per row.
+    for j, name in enumerate(names):
+        preds[f"p_{name}"] = expert_p[:, j]
+        preds[f"w_{name}"] = weights[:, j]
+    policy = unit_policy(cfg, model, ds.X_train, ds.y_train, ds.train_meta, frames)  # training window only
+    meta = unit_meta(cfg, model, ds.X_train, ds.y_train, ds.train_meta, frames)
+    if meta is not None:
+        preds["meta_keep"] = meta.allow(ds.X_test, p_up) if len(ds.X_test) else np.zeros(0, dtype=bool)
+    preds = apply_positions(preds, policy)
+    policy = None if policy is None else policy.to_dict()
+    gate = model.gate_summary() if hasattr(model, "gate_summary") else None
+    # 1 when the unit's guard replaced the gate by its best single expert (see fleet.models.moe).
+    preds["gate_fallback"] = np.int8(bool(gate and gate.get("fallback")))
+    kept = None
+    if unit.is_final:
+        kept = UnitModel(group=unit.group, assets={s: unit.assets[s] for s in ds.preprocessors}, estimator=model,
+                         preprocessors=ds.preprocessors, feature_names=ds.feature_names,
+                         trained_until=unit.fold.train_end, config=cfg.to_dict(), policy=policy, meta=meta)
+    return UnitResult(
+        unit_id=unit.unit_id, group=unit.group, fold=unit.fold.index, assets=sorted(unit.assets), predictions=preds,
+        d_by_asset={s: p.d for s, p in ds.preprocessors.items()}, n_train=len(ds.X_train), n_test=len(ds.X_test),
+        wall_seconds=0.0, cpu_seconds=0.0, host=socket.gethostname(),
+        pid=os.getpid(), model=kept, skipped_assets=ds.skipped_assets, skipped_features=ds.skipped_features,
+        gate=gate, policy=policy)
+
+
 def step_unit(unit, frames, train_fn):
     """A whole unit by ``train_fn`` (a stand-in for :func:`train_unit` in tests): the one-task graph."""
     return train_fn(unit, frames)
@@ -159,13 +207,11 @@ def unit_graph(unit, train_fn: Callable | None = None) -> list[Task]:
 
     Args:
         unit: a :class:`~fleet.training.unit.TrainingUnit`.
-        train_fn: None (or :func:`train_unit`) for the step graph; another function makes a one-task graph
-            ('unit' phase) that calls it (tests inject failures this way).
+        train_fn: None for the step graph; a function makes a one-task graph ('unit' phase) that calls it (tests
+            inject failures this way; callers pass None for :func:`~fleet.training.unit.train_unit` itself).
     """
-    from fleet.training.unit import train_unit
-
     uid = unit.unit_id
-    if train_fn is not None and train_fn is not train_unit:
+    if train_fn is not None:
         return [Task((uid, "unit", "", 0), unit, "unit", step_unit, kind="unit", args=(train_fn,), last=True)]
     names = unit.config.model.active_experts()
     prep = Task((uid, "prepare", "", 0), unit, "prepare", step_prepare)
@@ -185,33 +231,28 @@ def unit_graph(unit, train_fn: Callable | None = None) -> list[Task]:
     return tasks
 
 
-def preflight(units) -> None:
-    """Refuse, before any unit is prepared, a run whose units cannot train.
+def check_config(config) -> None:
+    """Refuse, before any fit or unit preparation, a run whose experts cannot train.
 
-    Builds each distinct unit configuration's model once and runs every expert's data-free parameter check
-    (``check_params()``, where the expert has one: e.g. a TrendExpert's learner must be importable). Without it a
-    bad learner surfaces in every unit's fit, after its design matrices were built (minutes per unit at 300 assets).
+    Builds the configuration's model once and runs every expert's data-free parameter check (``check_params()``,
+    where the expert has one: e.g. a TrendExpert's learner must be importable). Without it a bad learner surfaces
+    in every unit's fit, after its design matrices were built (minutes per unit at 300 assets).
 
     Raises:
         ConfigError: naming the expert and what is wrong.
     """
     from fleet.errors import ConfigError
 
-    seen = set()
-    for unit in units:
-        key = id(unit.config)
-        if key in seen:
-            continue
-        seen.add(key)
-        model = unit_model(unit)
-        experts = model.experts if isinstance(model, MixtureOfExpertsEnsemble) else [(unit.config.model.experts[0],
-                                                                                      model)]
-        for name, est in experts:
-            try:
-                getattr(est, "check_params", lambda: None)()
-            except ValueError as err:
-                raise ConfigError(f"expert {name!r} cannot train ({err}): refused before preparing "
-                                  f"{len(units)} units") from None
+    cfg = config
+    model = build_model(cfg.model, seed=cfg.seed, horizon=cfg.labels.horizon, embargo=cfg.validation.embargo_bars,
+                        num_threads=1)
+    experts = model.experts if isinstance(model, MixtureOfExpertsEnsemble) else [(cfg.model.active_experts()[0],
+                                                                                  model)]
+    for name, est in experts:
+        try:
+            getattr(est, "check_params", lambda: None)()
+        except ValueError as err:
+            raise ConfigError(f"expert {name!r} cannot train ({err}): refused before any unit is prepared") from None
 
 
 def task_record(task: Task, start: float, end: float, cpu: float, *, node_id: str | None = None,

@@ -3,6 +3,10 @@
 Both take the same units and call the same :func:`fleet.training.unit.train_unit`, so they
 give identical results for the same seed. Ray is imported only in :mod:`.ray_backend`.
 
+Per-fold work of the driver (each fold's market fit) goes through ``Backend.map``: ``fn(**shared, **item)``
+per item, in the driver's process (local) or as Ray tasks with ``shared`` put once in the object store (ray);
+results come back in the items' order and an error in one item is raised as itself.
+
 A unit that raises is reported as a :class:`~fleet.training.unit.UnitFailure` value through the
 same ``on_result`` callback; the backend goes on with the other units. Only an interrupt
 (``KeyboardInterrupt``) or a backend that cannot start stops a run.
@@ -40,6 +44,8 @@ class Backend(Protocol):
 
     def run(self, units: list["TrainingUnit"], frames: dict[str, pd.DataFrame], on_result: OnResult, *,
             sink: UnitSink | None = None) -> list[Outcome]: ...
+
+    def map(self, fn: Callable[..., Any], items: list[dict], shared: dict) -> list: ...
 
     def close(self) -> None: ...
 

@@ -40,5 +40,9 @@ class LocalBackend:
             outcomes.append(outcome)
         return outcomes
 
+    def map(self, fn, items: list[dict], shared: dict) -> list:
+        """``[fn(**shared, **item) for item in items]`` in this process (see :class:`~fleet.training.backends.Backend`)."""
+        return [fn(**shared, **item) for item in items]
+
     def close(self) -> None:
         pass

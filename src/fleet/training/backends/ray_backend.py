@@ -132,7 +132,28 @@ class RayBackend:
                          torch_first=any(needs_torch(u.config.model) for u in units))
         return graph.run()
 
+    def map(self, fn, items: list[dict], shared: dict) -> list:
+        """``fn(**shared, **item)`` per item as Ray tasks (``num_cpus`` each, Ray's default retries on a worker's
+        death), ``shared`` put once in the object store; results in the items' order. An error raised by ``fn``
+        is raised here as itself (a :class:`~fleet.errors.FleetError` keeps its one-line message).
+        """
+        self._connect()
+        task = ray.remote(num_cpus=self.num_cpus)(_apply)
+        shared_ref = ray.put(shared)
+        refs = [task.remote(fn, shared_ref, item) for item in items]
+        try:
+            return ray.get(refs)
+        except ray.exceptions.RayTaskError as err:
+            for ref in refs:
+                ray.cancel(ref)
+            raise (err.cause if err.cause is not None else err) from None
+
     def close(self) -> None:
         if self._started and ray.is_initialized():
             ray.shutdown()
         self._started = False
+
+
+def _apply(fn, shared: dict, item: dict):
+    """One :meth:`RayBackend.map` task (``shared`` arrives resolved from its object reference)."""
+    return fn(**shared, **item)
