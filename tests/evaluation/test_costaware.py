@@ -124,6 +124,21 @@ def test_noise_is_not_traded_more_and_earns_nothing(seed):
     assert abs(t) < 3 and not (tuned["sharpe_net"] > 0 and t > 2)
 
 
+def test_market_drift_without_timing_skill_is_not_taken_for_an_edge():
+    """A window that rose strongly (drift 3e-4 per bar, t ~ 25 over it) with noise for p_up: ranking by net P&L picks a
+    buy-and-hold look-alike; ranking by timing P&L (less a constant position of the same exposure) stays flat."""
+    rows = _regime_rows(8000, 3, 7, mu=0.0, strength=0.0, noise=0.05)
+    rng = np.random.default_rng(7)
+    rows["return_1"] = 3e-4 + 0.002 * rng.standard_normal(len(rows))
+    rows["forward_return"] = rows.groupby("symbol")["return_1"].transform(
+        lambda r: r.rolling(4).sum().shift(-3).fillna(0.0))
+    rows["y"] = (rows["forward_return"] > 0).astype(int)
+    kw = dict(cost_bps=10.0, horizon=4)
+    assert fit_policy(rows, select="net", **kw).kind != "flat"
+    pol = fit_policy(rows, **kw)
+    assert pol.kind == "flat" and pol.fit["select"] == "timing"
+
+
 def test_both_sides_planted_edge_shorts_the_down_regimes():
     kw = dict(cost_bps=10.0, horizon=4)
     pol = fit_policy(_regime_rows(8000, 3, 0, mu=1e-4), sides="both", **kw)

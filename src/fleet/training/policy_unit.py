@@ -65,7 +65,7 @@ def unit_policy(config: FleetConfig, model, X_train: pd.DataFrame, y_train: np.n
     rows["return_1"], rows["bar_number"] = bar_columns(rows, frames)
     rows = rows[np.isfinite(rows["return_1"].to_numpy())]
     return fit_policy(rows, cost_bps=pc.cost_bps, horizon=h, sides=pc.sides.value, calibration=pc.calibration,
-                      min_t=pc.min_t)
+                      min_t=pc.min_t, select=pc.select)
 
 
 def unit_meta(config: FleetConfig, model, X_train: pd.DataFrame, y_train: np.ndarray, train_meta: pd.DataFrame,
