@@ -21,7 +21,7 @@ import pytest
 
 from fleet.training.backends.ray_auth import check_cluster_token
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_plain_addresses_only_are_probed():

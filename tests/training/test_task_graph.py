@@ -29,11 +29,11 @@ from fleet.training.unit import train_unit
 SMALL_CNN = {"epochs": 1, "max_train_windows": 256, "hidden": 4, "levels": 1}
 
 
-def _config(experts, out=None, backend="local", strategy="islands", **kw) -> FleetConfig:
+def _config(experts, out=None, backend="local", strategy="islands", trend_iter=30, **kw) -> FleetConfig:
     return FleetConfig.model_validate({
         "data": {"days": 120}, "validation": {"folds": 2}, "strategy": strategy, "seed": 4,
         "synthetic": {"n_clusters": 1, "assets_per_cluster": 2}, "out": None if out is None else str(out),
-        "model": {"experts": experts, "moe": {"min_inner_rows": 50}, "trend": {"max_iter": 30}, "pattern": SMALL_CNN},
+        "model": {"experts": experts, "moe": {"min_inner_rows": 50}, "trend": {"max_iter": trend_iter}, "pattern": SMALL_CNN},
         "resources": {"backend": backend, "num_cpus": 1, "cnn_num_gpus": 0.5}, "evaluation": {"report": False}, **kw})
 
 
@@ -94,8 +94,11 @@ def test_cnn_steps_on_gpu_workers_overlap_gbm_steps_and_equal_local(tmp_path, ra
     """Logical GPUs (ray.init(num_gpus=1)): CNN steps only on GPU-requesting workers, GBM steps on CPU-only
     workers, at least one CNN interval overlapping a GBM interval, and every prediction equal to the local
     backend's to 1e-9."""
-    local = run_fleet(_config(["trend", "pattern"], tmp_path / "local"), echo=lambda s: None)
-    remote = run_fleet(_config(["trend", "pattern"], tmp_path / "ray", backend="ray"), echo=lambda s: None)
+    # Trees heavy enough that the CPU steps outlast the GPU worker's start (a GPU-shaped worker is a fresh process
+    # that loads torch first: its first step starts ~3 s after the first CPU step here).
+    local = run_fleet(_config(["trend", "pattern"], tmp_path / "local", trend_iter=1200), echo=lambda s: None)
+    remote = run_fleet(_config(["trend", "pattern"], tmp_path / "ray", backend="ray", trend_iter=1200),
+                       echo=lambda s: None)
     tasks = json.loads((remote.out / "manifest.json").read_text())["tasks"]
     assert len(tasks) == 4 * (1 + 2 * 3 + 1 + 2 + 1)
     cnn = [t for t in tasks if t["expert"] == "pattern"]
