@@ -5,7 +5,7 @@ What it does, in one run (all traffic to 127.0.0.1, every phase bounded in reque
 1. trains a small run (synthetic market, ``--days`` days, 2 folds) unless ``--run-dir`` is given;
 2. starts a local Ray and Serve on a free port with three applications, one replica each
    (``--num-cpus`` CPUs per replica):
-   ``/noop`` — a FastAPI deployment that reads the body and returns a constant (the floor:
+   ``/noop`` — :mod:`fleet.serving.floor`, reads the body and returns a constant (the floor:
    proxy + routing + HTTP, no parsing, no model); ``/batched`` — the fleet app with
    ``@serve.batch``; ``/unbatched`` — the same app answering one request at a time;
 3. sends POST /v1/predict requests (the same bodies to every target: each asset's
@@ -24,8 +24,6 @@ Usage::
 The client runs on the same machine as the server, so on a small machine the numbers include
 CPU contention between the two.
 """
-
-# No `from __future__ import annotations`: FastAPI must see the real type of the no-op route argument.
 
 import argparse
 import json
@@ -158,10 +156,10 @@ def main() -> None:
     args = ap.parse_args()
 
     import ray
-    from fastapi import FastAPI, Request
     from ray import serve
 
     from fleet.serving.app import build_app
+    from fleet.serving.floor import noop_app
 
     if args.run_dir:
         from fleet.training.driver import load_inputs
@@ -177,20 +175,10 @@ def main() -> None:
     print(f"run {run_dir}; {len(bodies)} request bodies ({args.layout} layout) of "
           f"{np.mean([len(b) for b in bodies]) / 1024:.0f} KiB")
 
-    noop_api = FastAPI()
-
-    @serve.deployment(ray_actor_options={"num_cpus": args.num_cpus}, max_ongoing_requests=64)
-    @serve.ingress(noop_api)
-    class NoOp:
-        @noop_api.post("/v1/predict")
-        async def predict(self, request: Request) -> dict:
-            await request.body()
-            return {"p_up": 0.5}
-
     ray.init(num_cpus=2, include_dashboard=False, logging_level="error", log_to_driver=False)
     port = _free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    targets = {"noop": NoOp.bind(),
+    targets = {"noop": noop_app(num_cpus=args.num_cpus),
                "batched": build_app(run_dir, num_cpus=args.num_cpus, batching=True,
                                     **({} if args.batch_wait_ms is None else
                                        {"batch_wait_timeout_s": args.batch_wait_ms / 1e3})),

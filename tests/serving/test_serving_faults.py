@@ -21,8 +21,8 @@ done/s (p50 88 ms, p99 313 ms), and with one replica SIGKILLed at 100 req/s 2,99
 ``FLEET_KILL_RATE`` set them (e.g. ``FLEET_LOAD_RATE=50`` on a machine busy with other work).
 """
 
-# No ``from __future__ import annotations``: the no-op route's ``request: Request`` must stay an object, which
-# cloudpickle carries to the replica (a string annotation would not resolve there and FastAPI would answer 422).
+from __future__ import annotations
+
 import json
 import os
 import signal
@@ -37,8 +37,6 @@ from conftest import columns_of, free_port
 
 ray = pytest.importorskip("ray")
 requests = pytest.importorskip("requests")
-fastapi = pytest.importorskip("fastapi")
-from fastapi import FastAPI, Request  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +51,7 @@ def server(served_runs, ray_session):
     from ray import serve
 
     from fleet.serving.app import build_app
+    from fleet.serving.floor import noop_app
     from fleet.serving.predictor import FleetPredictor
 
     run_dir, frames = served_runs["hierarchical"]
@@ -65,17 +64,7 @@ def server(served_runs, ray_session):
         serve.run(build_app(run_dir, replicas=2, num_cpus=0.5), name="fleet", route_prefix="/fleet")
         serve.run(build_app(run_dir, replicas=1, num_cpus=0.25, batching=False, max_ongoing_requests=1,
                             max_queued_requests=2), name="limited", route_prefix="/limited")
-        noop_api = FastAPI()
-
-        @serve.deployment(num_replicas=2, ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
-        @serve.ingress(noop_api)
-        class NoOp:
-            @noop_api.post("/v1/predict")
-            async def predict(self, request: Request) -> dict:
-                await request.body()
-                return {"p_up": 0.5}
-
-        serve.run(NoOp.bind(), name="noop", route_prefix="/noop")
+        serve.run(noop_app(replicas=2, num_cpus=0.25), name="noop", route_prefix="/noop")
         yield {"base": f"http://127.0.0.1:{port}", "bodies": bodies}
     finally:
         serve.shutdown()
