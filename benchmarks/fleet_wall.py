@@ -1,7 +1,7 @@
 """Whole-run wall and driver memory of ``fleet train``: the local loop against the Ray task graph, side by side.
 
 Each run is a fresh ``fleet train`` process (so Ray's own start counts); its driver's resident memory is sampled
-every 0.1 s with psutil (peak RSS of the driver process only: Ray's workers are separate processes). For every
+every 0.1 s from ``/proc/PID/status`` (``VmHWM``: the peak RSS of the driver process only, Linux: Ray's workers are separate processes). For every
 fleet size and backend the table gives:
 
 * ``wall s``     the process from start to exit;
@@ -26,14 +26,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psutil
 import yaml
+
+
+def _peak_rss(pid: int) -> int:
+    """Peak resident set size of process ``pid`` so far, bytes (``VmHWM`` in /proc; 0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def run_once(args, backend: str, size: str | None, root: Path) -> dict:
@@ -51,25 +62,26 @@ def run_once(args, backend: str, size: str | None, root: Path) -> dict:
     cfg.write_text(yaml.safe_dump(spec))
     cmd = [sys.executable, "-m", "fleet.cli", "train", "--config", str(cfg), "--out", str(out), "-q"]
     t0 = time.perf_counter()
-    proc = psutil.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = open(root / f"{out.name}.log", "w+")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
     peak = 0
     while proc.poll() is None:
-        try:
-            peak = max(peak, proc.memory_info().rss)
-        except psutil.Error:
-            pass
+        peak = max(peak, _peak_rss(proc.pid))
         if time.perf_counter() - t0 > args.timeout:
             proc.kill()
             break
         time.sleep(0.1)
+    proc.wait()
     wall = time.perf_counter() - t0
-    text = proc.stdout.read()
+    log.seek(0)
+    text = log.read()
+    log.close()
     if proc.returncode != 0 or not (out / "manifest.json").exists():
         return {"backend": backend, "size": size, "error": (text.strip().splitlines() or ["?"])[-1][:120],
                 "wall": wall}
     manifest = json.loads((out / "manifest.json").read_text())
     train = float(manifest["training"]["backend_seconds"])
-    assets = len(manifest.get("registry", {}).get("symbols", {})) or len(manifest.get("ffd_d", {}))
+    assets = len(list((out / "predictions").glob("*.parquet")))
     return {"backend": backend, "size": size, "assets": assets, "wall": wall, "train": train,
             "serial": 1 - train / wall, "peak_mib": peak / 2**20, "units": len(manifest["units"]),
             "tasks": len(manifest.get("tasks", []))}
@@ -98,7 +110,7 @@ def main() -> None:
                 done = r.get("error") or f"{r['wall']:.1f} s"
                 print(f"  {backend:<5} {size or args.data}: {done}", file=sys.stderr, flush=True)
     print(f"\nfleet train, {args.strategy}, experts {args.experts}, {args.days} d, {args.folds} folds, "
-          f"num_cpus {args.num_cpus:g}, {psutil.cpu_count()} cores")
+          f"num_cpus {args.num_cpus:g}, {os.cpu_count()} cores")
     print(f"{'fleet':<10} {'assets':>6} {'backend':<7} {'units':>5} {'tasks':>6} {'wall s':>8} {'train s':>8} "
           f"{'serial':>7} {'peak MiB':>9} {'ray/local':>9}")
     for r in rows:
