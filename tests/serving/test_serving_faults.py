@@ -43,7 +43,11 @@ pytestmark = pytest.mark.slow
 RATE = float(os.environ.get("FLEET_LOAD_RATE", "100"))
 SECONDS = float(os.environ.get("FLEET_LOAD_SECONDS", "60"))
 #: Offered rate while one of the two replicas is killed (the survivor carries it alone for a while).
-KILL_RATE = float(os.environ.get("FLEET_KILL_RATE", "100"))
+#: Unset: 100 req/s, or half the no-op floor's completed rate when the machine cannot carry 100. Every request
+#: queued on the killed replica is lost, so a saturated service loses more than the goal allows whatever its
+#: code: 34 of 3,000 at 100 offered against a floor of ~59 done/s in CI on 2026-12-02, and 24 of 1,770 at 80 % of
+#: the floor (the fleet itself carries ~90 % of it, so that rate still queued ~1 s of requests per replica).
+KILL_RATE = os.environ.get("FLEET_KILL_RATE")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +69,11 @@ def server(served_runs, ray_session):
         serve.run(build_app(run_dir, replicas=1, num_cpus=0.25, batching=False, max_ongoing_requests=1,
                             max_queued_requests=2), name="limited", route_prefix="/limited")
         serve.run(noop_app(replicas=2, num_cpus=0.25), name="noop", route_prefix="/noop")
-        yield {"base": f"http://127.0.0.1:{port}", "bodies": bodies}
+        base = f"http://127.0.0.1:{port}"
+        # The floor, once, at the offered rate, for a quarter of the load's time (its rate is what matters).
+        floor = open_loop(f"{base}/noop/v1/predict", bodies, RATE, max(10.0, SECONDS / 4))
+        print(f"\nno-op floor {RATE:g} req/s: {floor}")
+        yield {"base": base, "bodies": bodies, "floor": floor}
     finally:
         serve.shutdown()
 
@@ -125,10 +133,9 @@ def _running(app: str = "fleet") -> int:
 
 
 def test_sustained_load_has_no_errors(server):
-    # The floor first, at the same offered rate, for a quarter of the time (its rate is what matters).
-    floor = open_loop(f"{server['base']}/noop/v1/predict", server["bodies"], RATE, max(10.0, SECONDS / 4))
+    floor = server["floor"]
     stats = open_loop(f"{server['base']}/fleet/v1/predict", server["bodies"], RATE, SECONDS)
-    print(f"\nno-op floor {RATE:g} req/s: {floor}\nload {RATE:g} req/s x {SECONDS:g} s: {stats}")
+    print(f"\nload {RATE:g} req/s x {SECONDS:g} s: {stats}")
     assert floor["statuses"] == {200: floor["n"]} and stats["statuses"] == {200: stats["n"]}
     # Kept up with what this machine's Serve can carry at all: most of the floor's completed rate, and no
     # growing queue (a backlog would push p99 towards the run length; the client holds at most 64 in flight).
@@ -148,7 +155,9 @@ def test_killed_replica_keeps_99_percent_and_comes_back(server):
             os.kill(pid, signal.SIGKILL)  # the replica's worker process, started by this test's Ray
             killed.append(time.monotonic())
 
-    rate, seconds = KILL_RATE, 30.0
+    floor = server["floor"]["done_per_s"]
+    rate = float(KILL_RATE) if KILL_RATE else min(100.0, round(0.5 * floor))
+    seconds = 30.0
     stats = open_loop(f"{server['base']}/fleet/v1/predict", server["bodies"], rate, seconds, during=kill_once)
     print(f"\nreplica killed at 5 s of {rate:g} req/s x {seconds:g} s: {stats}")
     assert killed
