@@ -152,6 +152,15 @@ def mean_std(values) -> str:
     return f"{v.mean():.4f} ± {v.std(ddof=1):.4f}"
 
 
+def _listed(ap, option: str, value: str, known) -> list[str]:
+    """The comma-separated names of ``option``; argparse's error (exit 2) naming the first unknown one."""
+    names = value.split(",")
+    for name in names:
+        if name not in known:
+            ap.error(f"{option}: unknown {name!r} (known: {', '.join(known)})")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -176,22 +185,10 @@ def main(argv: list[str] | None = None) -> int:
 
     data_dir = Path(args.data_dir)
     paths = {"crypto_1h": str(data_dir / "crypto_1h"), "equities_1d": str(data_dir / "equities_1d" / "sp500_20.parquet")}
-    datasets = args.datasets.split(",")
-    for d in datasets:
-        if d not in SPECS:
-            ap.error(f"--datasets: unknown {d!r} (known: {', '.join(SPECS)})")
-    models = args.models.split(",")
-    for m in models:
-        if m not in MODELS:
-            ap.error(f"--models: unknown {m!r} (known: {', '.join(MODELS)})")
-    strategies = args.strategies.split(",")
-    for st in strategies:
-        if st not in STRATEGY_VARIANTS:
-            ap.error(f"--strategies: unknown {st!r} (known: {', '.join(STRATEGY_VARIANTS)})")
-    policies = args.policies.split(",")
-    for p in policies:
-        if p not in POLICIES:
-            ap.error(f"--policies: unknown {p!r} (known: {', '.join(POLICIES)})")
+    datasets = _listed(ap, "--datasets", args.datasets, SPECS)
+    models = _listed(ap, "--models", args.models, MODELS)
+    strategies = _listed(ap, "--strategies", args.strategies, STRATEGY_VARIANTS)
+    policies = _listed(ap, "--policies", args.policies, POLICIES)
     seeds = list(range(args.seeds))
     cells = [(d, s, m) for d in datasets for s in strategies for m in models]
     started = datetime.now(timezone.utc)
