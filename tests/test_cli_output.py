@@ -87,3 +87,26 @@ def test_train_json_summary(tmp_path):
     assert "Walk-forward" in res.stderr
     per_asset = __import__("pandas").read_csv(tmp_path / "run" / "results_per_asset.csv")
     assert [r["auc"] for r in doc["per_asset"]] == pytest.approx(per_asset["auc"].tolist(), abs=1e-12)
+
+
+def test_console_tables_of_a_large_fleet_are_summarised():
+    """A 300-asset cluster prints its size and first members, and only the 20 best and 20 worst assets by AUC
+    are printed; the frames behind the CSVs keep every asset."""
+    import pandas as pd
+
+    from fleet.cli_output import SHOWN_ASSETS, SHOWN_MEMBERS, short_members, shown_assets
+
+    symbols = [f"S{i:03d}" for i in range(300)]
+    line = short_members(" ".join(symbols))
+    assert line.startswith("300: S000 S001") and line.endswith(f"(+{300 - SHOWN_MEMBERS})")
+    assert "S299" not in line
+    assert short_members("A B(2/5) C") == "A B(2/5) C"
+    per_asset = pd.DataFrame({"asset": symbols, "auc": [0.5 + (i % 37) / 1000 for i in range(300)]})
+    rows, title = shown_assets(per_asset)
+    assert len(rows) == SHOWN_ASSETS and "300" in title and len(per_asset) == 300
+    top = per_asset["auc"].nlargest(SHOWN_ASSETS // 2).min()
+    bottom = per_asset["auc"].nsmallest(SHOWN_ASSETS // 2).max()
+    assert rows["auc"].iloc[: SHOWN_ASSETS // 2].min() >= top
+    assert rows["auc"].iloc[SHOWN_ASSETS // 2:].max() <= bottom
+    small = per_asset.head(10)
+    assert shown_assets(small)[0].equals(small)

@@ -95,9 +95,11 @@ def print_run(summary, config) -> None:
                    f"signalled bars net of {config.policy.cost_bps:g} bps per side; *_net: marked-to-market curve "
                    f"net of costs on turnover; sharpe against cash, annualised with {summary.bars_per_year:g} "
                    "bars/year; ann_return, max_dd: simple returns (0.1 = 10 %); all columns in the CSVs):")
-        click.echo(summary.per_cluster[["cluster", "dominant", "assets", *shown]].to_string(index=False))
-        click.echo("\nPer asset:")
-        click.echo(summary.per_asset[["asset", "cluster", *shown]].to_string(index=False))
+        per_cluster = summary.per_cluster.assign(assets=summary.per_cluster["assets"].map(short_members))
+        click.echo(per_cluster[["cluster", "dominant", "assets", *shown]].to_string(index=False))
+        per_asset, title = shown_assets(summary.per_asset)
+        click.echo(f"\n{title}:")
+        click.echo(per_asset[["asset", "cluster", *shown]].to_string(index=False))
         if summary.holdout is not None:
             click.echo(f"\nHold-out ({config.validation.holdout_days:g} final days, predicted by the last fold's "
                        "models; results_holdout.csv):")
@@ -113,6 +115,31 @@ def print_run(summary, config) -> None:
     resumed = f", {summary.loaded} loaded from the interrupted run" if summary.loaded else ""
     click.echo(f"\nRun directory: {summary.out}  ({summary.units} units: {summary.trained} trained{resumed}; "
                f"{summary.wall_seconds:.1f} s)")
+
+
+#: Members listed per cluster row, and asset rows printed, on the console (the CSVs hold every one).
+SHOWN_MEMBERS, SHOWN_ASSETS = 6, 40
+
+
+def short_members(assets: str) -> str:
+    """``"A B C ... (+N)"``: a cluster's first :data:`SHOWN_MEMBERS` members (space-separated, as in the CSV), then
+    how many more; a 300-asset cluster would otherwise print a wall of symbols."""
+    members = assets.split()
+    if len(members) <= SHOWN_MEMBERS:
+        return assets
+    return f"{len(members)}: " + " ".join(members[:SHOWN_MEMBERS]) + f" ... (+{len(members) - SHOWN_MEMBERS})"
+
+
+def shown_assets(per_asset):
+    """The per-asset rows to print and their title: all of them up to :data:`SHOWN_ASSETS`, else the best and worst
+    ``SHOWN_ASSETS / 2`` by AUC (``results_per_asset.csv`` holds every asset)."""
+    if len(per_asset) <= SHOWN_ASSETS:
+        return per_asset, "Per asset"
+    half = SHOWN_ASSETS // 2
+    ranked = per_asset.sort_values("auc", ascending=False, kind="stable")
+    return (ranked.iloc[[*range(half), *range(len(ranked) - half, len(ranked))]],
+            f"Per asset: the {half} best and {half} worst of {len(per_asset)} by AUC (every asset in "
+            "results_per_asset.csv)")
 
 
 def _print_experts(summary) -> None:
