@@ -91,11 +91,13 @@ def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
     for level, name, g in groups:
         y = g["y"].to_numpy()
         fb = float(g["gate_fallback"].mean()) if "gate_fallback" in g and len(g) else 0.0
-        auc_rows.append({"level": level, "name": name, "expert": "ensemble", "auc": _auc(y, g["p_up"].to_numpy()),
+        ensemble_auc = _auc(y, g["p_up"].to_numpy())
+        auc_rows.append({"level": level, "name": name, "expert": "ensemble", "auc": ensemble_auc,
                          "n": len(g), "fallback_share": fb})
         for e in experts:
-            col = f"p_{e}" if f"p_{e}" in g else "p_up"
-            auc_rows.append({"level": level, "name": name, "expert": e, "auc": _auc(y, g[col].to_numpy()), "n": len(g),
+            # A single expert has no p_<expert> column: its AUC is the ensemble's (not sorted twice).
+            auc = _auc(y, g[f"p_{e}"].to_numpy()) if f"p_{e}" in g else ensemble_auc
+            auc_rows.append({"level": level, "name": name, "expert": e, "auc": auc, "n": len(g),
                              "fallback_share": fb})
             w = g[f"w_{e}"].mean() if f"w_{e}" in g else 1.0 / len(experts)
             w_rows.append({"level": level, "name": name, "expert": e, "mean_weight": float(w), "n": len(g),

@@ -23,15 +23,18 @@ def bar_columns(rows: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> tuple[np
     """
     r1 = np.full(len(rows), np.nan)
     pos = np.full(len(rows), -1, dtype=np.int64)
-    symbols = rows["symbol"].to_numpy()
     times = pd.DatetimeIndex(rows["timestamp"])
-    for symbol in pd.unique(symbols):
-        mask = symbols == symbol
-        frame = frames[symbol]
-        i = frame.index.get_indexer(times[mask])
+    # Row positions per symbol from one factorize + stable sort: comparing the whole symbol column with each
+    # symbol in turn was quadratic in the fleet's size (4 s per unit on a 300-asset global unit).
+    codes, symbols = pd.factorize(rows["symbol"].to_numpy())
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    for rows_of in np.split(order, bounds) if len(order) else []:
+        frame = frames[symbols[codes[rows_of[0]]]]
+        i = frame.index.get_indexer(times[rows_of])
         log_close = np.log(frame["close"].to_numpy(dtype=np.float64))
         nxt = np.minimum(i + 1, len(log_close) - 1)
         r = log_close[nxt] - log_close[i]
         r[(i < 0) | (i + 1 >= len(log_close))] = np.nan
-        r1[mask], pos[mask] = r, i
+        r1[rows_of], pos[rows_of] = r, i
     return r1, pos
