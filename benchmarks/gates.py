@@ -78,6 +78,8 @@ def gate_variants(horizon: int, seed: int) -> dict:
     mlp = dict(purge_bars=horizon, random_state=seed)
     return {
         "best": (BestExpertGate(), False),
+        # the selection margin: switch only when the challenger's inner AUC is higher by > z standard errors
+        **{f"best z{z}": (BestExpertGate(switch_z=float(z), horizon=horizon), False) for z in (1, 2, 3)},
         "best raw": (BestExpertGate(criterion="log_loss"), False),
         "best calibrated": (BestExpertGate(criterion="calibrated"), False),
         "stack": (StackGate(), False),
@@ -148,13 +150,15 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=None, help="pickle of the cached expert predictions (built when missing)")
     ap.add_argument("--gates", default="best,best raw,best calibrated,stack,stack guarded,stack asset,mlp,"
                     "mlp guarded,mlp top-E,mlp top-E guarded,mlp fp only,mlp oracle,rule,rule guarded")
+    ap.add_argument("--cnn-epochs", type=int, default=2)
+    ap.add_argument("--cnn-windows", type=int, default=2048)
     ap.add_argument("--criterion", default="auc", help="what picks the best expert and what the guard compares")
     args = ap.parse_args(argv)
     cfg_raw = {"seed": args.seed, "strategy": args.strategy, "data": {"path": args.data, "days": args.days},
                "validation": {"folds": args.folds}, "policy": {"forced_entry": False},
                "model": {"experts": args.experts.split(","), "moe": {"gate": "best", "guard": False,
                                                                      "inner_folds": args.inner_folds},
-                         "pattern": {"epochs": 2, "max_train_windows": 2048}}}
+                         "pattern": {"epochs": args.cnn_epochs, "max_train_windows": args.cnn_windows}}}
     cache_path = Path(args.cache) if args.cache else None
     if cache_path is not None and cache_path.is_file():
         cache = pickle.loads(cache_path.read_bytes())
