@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from fleet.config import FleetConfig
+from fleet.config import FleetConfig, load_config
 from fleet.features.fingerprint import FINGERPRINT_PREFIX
 from fleet.models import BestExpertGate, MLPGate, MixtureOfExpertsEnsemble, RuleGate, StackGate
 from fleet.training.dataset import build_unit_dataset
@@ -152,6 +152,8 @@ def main(argv=None) -> int:
                     "mlp guarded,mlp top-E,mlp top-E guarded,mlp fp only,mlp oracle,rule,rule guarded")
     ap.add_argument("--cnn-epochs", type=int, default=2)
     ap.add_argument("--cnn-windows", type=int, default=2048)
+    ap.add_argument("--spec", default=None, help="a fleet spec YAML to start from (e.g. fleet/equities20.yaml for its "
+                    "horizon, embargo and clusters); the flags above override its fields")
     ap.add_argument("--criterion", default="auc", help="what picks the best expert and what the guard compares")
     args = ap.parse_args(argv)
     cfg_raw = {"seed": args.seed, "strategy": args.strategy, "data": {"path": args.data, "days": args.days},
@@ -164,7 +166,16 @@ def main(argv=None) -> int:
         cache = pickle.loads(cache_path.read_bytes())
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            cache = build_cache(FleetConfig.model_validate({**cfg_raw, "out": str(Path(tmp) / "run")}))
+            if args.spec:
+                over = {"seed": args.seed, "strategy": args.strategy, "data.path": args.data, "data.days": args.days,
+                        "validation.folds": args.folds, "policy.forced_entry": False, "resources.backend": "local",
+                        "model.experts": args.experts.split(","), "model.moe.gate": "best", "model.moe.guard": False,
+                        "model.moe.inner_folds": args.inner_folds, "model.pattern.epochs": args.cnn_epochs,
+                        "model.pattern.max_train_windows": args.cnn_windows, "out": str(Path(tmp) / "run")}
+                cfg0 = load_config(args.spec, over)
+            else:
+                cfg0 = FleetConfig.model_validate({**cfg_raw, "out": str(Path(tmp) / "run")})
+            cache = build_cache(cfg0)
         if cache_path is not None:
             cache_path.write_bytes(pickle.dumps(cache))
     cfg = FleetConfig.model_validate(cache["config"])
