@@ -33,6 +33,7 @@ from sklearn.metrics import roc_auc_score
 from fleet.config import FleetConfig, load_config
 from fleet.features.fingerprint import FINGERPRINT_PREFIX
 from fleet.models import BestExpertGate, MLPGate, MixtureOfExpertsEnsemble, RuleGate, StackGate
+from fleet.models.moe import constant_experts
 from fleet.training.dataset import build_unit_dataset
 from fleet.training.driver import run_fleet
 from fleet.training.unit import train_unit
@@ -79,7 +80,7 @@ def gate_variants(horizon: int, seed: int) -> dict:
     return {
         "best": (BestExpertGate(), False),
         # the selection margin: switch only when the challenger's inner AUC is higher by > z standard errors
-        **{f"best z{z}": (BestExpertGate(switch_z=float(z), horizon=horizon), False) for z in (1, 2, 3)},
+        **{f"best z{z}": (BestExpertGate(switch_z=float(z), horizon=horizon), False) for z in (0.5, 1, 2, 3)},
         "best raw": (BestExpertGate(criterion="log_loss"), False),
         "best calibrated": (BestExpertGate(criterion="calibrated"), False),
         "stack": (StackGate(), False),
@@ -101,9 +102,21 @@ def pooled_auc(rows: pd.DataFrame, col: str) -> float:
     return float(np.mean([roc_auc_score(g["y"], g[col]) for _, g in rows.groupby("fold")]))
 
 
+def informative(u: dict) -> dict:
+    """The unit's cached out-of-fold rows less the blocks in which an expert's P(up) is constant (what
+    :func:`fleet.models.moe.collect_oof` leaves out since 2026-12-03; caches built before keep them)."""
+    flat = {b: bool(constant_experts(u["P_oof"][u["block"] == b], u["names"])) for b in np.unique(u["block"])}
+    keep = np.ones(len(u["y_oof"]), dtype=bool)
+    for b, f in flat.items():
+        keep &= ~((u["block"] == b) & f)
+    return {**u, "X_oof": u["X_oof"][keep].reset_index(drop=True), "P_oof": u["P_oof"][keep],
+            "y_oof": u["y_oof"][keep], "block": u["block"][keep],
+            "starts": {b: t for b, t in u["starts"].items() if (u["block"][keep] == b).any()}}
+
+
 def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner_folds: int, seed: int,
-             criterion: str = "auc"):
-    units = cache["units"]
+             criterion: str = "auc", keep_constant: bool = False):
+    units = cache["units"] if keep_constant else {k: informative(u) for k, u in cache["units"].items()}
     names = next(iter(units.values()))["names"]
     table, routing = [], {}
     base = None
@@ -120,7 +133,11 @@ def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner
             ens = MixtureOfExpertsEnsemble([(n, None) for n in names], gate=gate, purge_bars=horizon,
                                            embargo_bars=embargo, guard=guard, inner_folds=inner_folds,
                                            criterion=criterion)
-            ens.fit_gate(u["X_oof"], u["P_oof"], u["y_oof"], u["block"], u["starts"])
+            if len(u["y_oof"]):
+                ens.fit_gate(u["X_oof"], u["P_oof"], u["y_oof"], u["block"], u["starts"])
+            else:  # no informative block: the first expert answers (fit_gate_stage's rule)
+                ens.fallback_, ens.oof_scores_ = names[0], {n: {"auc": 0.5} for n in names}
+                ens.gate_ = BestExpertGate(expert=names[0]).fit(u["X_oof"], u["P_oof"], u["y_oof"], names)
             p, W = ens.gate_.predict_mixture(u["X_test"], u["P_test"])
             df = pd.DataFrame({"fold": u["fold"], "y": u["y_test"], "p_up": p,
                                **{f"p_{n}": u["P_test"][:, j] for j, n in enumerate(names)},
@@ -154,6 +171,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cnn-windows", type=int, default=2048)
     ap.add_argument("--spec", default=None, help="a fleet spec YAML to start from (e.g. fleet/equities20.yaml for its "
                     "horizon, embargo and clusters); the flags above override its fields")
+    ap.add_argument("--keep-constant-blocks", action="store_true",
+                    help="keep inner blocks in which an expert's P(up) is constant (the rule before 2026-12-03)")
     ap.add_argument("--criterion", default="auc", help="what picks the best expert and what the guard compares")
     args = ap.parse_args(argv)
     cfg_raw = {"seed": args.seed, "strategy": args.strategy, "data": {"path": args.data, "days": args.days},
@@ -180,7 +199,8 @@ def main(argv=None) -> int:
             cache_path.write_bytes(pickle.dumps(cache))
     cfg = FleetConfig.model_validate(cache["config"])
     base, table = evaluate(cache, [g.strip() for g in args.gates.split(",")], cfg.labels.horizon,
-                           cfg.validation.embargo_bars, cfg.model.moe.inner_folds, args.seed, args.criterion)
+                           cfg.validation.embargo_bars, cfg.model.moe.inner_folds, args.seed, args.criterion,
+                           args.keep_constant_blocks)
     print(f"{cfg.data.path} {cfg.strategy.value} {cfg.data.days} d {cfg.validation.folds} folds, experts "
           f"{','.join(cfg.model.experts)}, seed {cfg.seed}, {len(cache['units'])} units; experts trained once in "
           f"{cache['seconds']:.0f} s; criterion {args.criterion}")

@@ -206,7 +206,7 @@ def test_unit_inner_folds_and_gate_ignore_bars_after_the_training_window():
     from fleet.data.synthetic import synthetic_market
     from fleet.models import build_model
     from fleet.training.dataset import build_unit_dataset
-    from test_no_lookahead import _fold, _perturb_after
+    from _lookahead import _fold, _perturb_after
 
     panel = synthetic_market(n_clusters=1, assets_per_cluster=2, days=80, seed=11).panel
     fold, end = _fold(panel, 2)

@@ -87,7 +87,8 @@ def test_entropy_term_flattens_the_mean_routing_but_does_not_break_top1_collapse
 
 
 class Memoriser(ClassifierMixin, BaseEstimator):
-    """Answers its training rows' labels exactly (1.0 / 0.0) and 0.5 elsewhere; logs what it trained on and predicted."""
+    """Answers its training rows' labels exactly (1.0 / 0.0) and noise around 0.5 elsewhere (a fixed draw per row,
+    so its out-of-fold blocks are not constant and stay in the gate's rows); logs what it trained on and predicted."""
 
     log: list = []
 
@@ -99,7 +100,8 @@ class Memoriser(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         keys = list(zip(X[ASSET_ID], X[BAR_TIME]))
         Memoriser.log.append((set(self.seen_), set(keys)))
-        p = np.array([float(self.seen_.get(k, 0.5)) for k in keys])
+        p = np.array([float(self.seen_[k]) if k in self.seen_
+                      else 0.45 + 0.1 * np.random.default_rng([int(k[0]), int(k[1]) % 2**32]).random() for k in keys])
         return np.column_stack([1 - p, p])
 
 
@@ -184,3 +186,54 @@ def test_planning_asks_for_gpus_only_for_cnn_units():
     cnn = FleetConfig.model_validate({"model": {"experts": ["trend", "pattern"]}, "resources": {"cnn_num_gpus": 0.25}})
     assert {u.num_gpus for u in plan_fold(config=gbm, **kw)} == {0.0}
     assert {u.num_gpus for u in plan_fold(config=cnn, **kw)} == {0.25}
+
+
+class SlowLearner(ClassifierMixin, BaseEstimator):
+    """Logistic regression on ``signal`` once fitted on at least ``min_rows`` rows; a constant base rate below
+    that (a tree that cannot split on a small window answers the same way)."""
+
+    def __init__(self, min_rows: int = 2000):
+        self.min_rows = min_rows
+
+    def fit(self, X, y, sample_weight=None):
+        self.classes_ = np.array([0, 1])
+        self.m_ = LogisticRegression().fit(X[["signal"]], y) if len(X) >= self.min_rows else None
+        self.rate_ = float(np.mean(y))
+        return self
+
+    def predict_proba(self, X):
+        p = self.m_.predict_proba(X[["signal"]])[:, 1] if self.m_ is not None else np.full(len(X), self.rate_)
+        return np.column_stack([1 - p, p])
+
+
+class Coin(ClassifierMixin, BaseEstimator):
+    """Noise P(up) around 0.5 from its own seed: no information."""
+
+    def fit(self, X, y, sample_weight=None):
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X):
+        p = 0.5 + 0.05 * np.random.default_rng(len(X)).standard_normal(len(X))
+        return np.column_stack([1 - p, p])
+
+
+@pytest.mark.parametrize("min_rows, kept_blocks", [(2000, [3]), (3000, [])])
+def test_inner_blocks_with_a_constant_expert_are_left_out(min_rows, kept_blocks):
+    # 2 assets x 1600 bars, 3 inner blocks: the inner fits have < 800, 1600 and 2400 rows, the full window 3200. The
+    # slow learner is constant on blocks 1 and 2 (on block 3 too with min_rows 3000); those blocks cannot rank it.
+    rng = np.random.default_rng(1)
+    n = 1600
+    s = rng.normal(size=2 * n)
+    y = (s + rng.normal(size=2 * n) > 0).astype(int)
+    X = panel_rows(n, signal=s)
+    ens = MixtureOfExpertsEnsemble([("slow", SlowLearner(min_rows)), ("coin", Coin())], gate=MLPGate(epochs=5),
+                                   purge_bars=4, guard=True, min_inner_rows=50).fit(X, y)
+    assert sorted(set(ens.oof_block_.tolist())) == kept_blocks
+    skipped = [f for f in ens.inner_folds_ if "constant out-of-fold P(up) from slow" in f.get("skipped", "")]
+    assert len(skipped) == 3 - len(kept_blocks)
+    if not kept_blocks:  # nothing compares the experts: the first one answers alone, as with no inner fold
+        assert ens.fallback_ == "slow" and ens.active_experts_ == ["slow"]
+    # the slow learner carries the planted signal on the full window: the unit's answer must keep it
+    p = ens.predict_proba(X)[:, 1]
+    assert np.corrcoef(p, s)[0, 1] > 0.5

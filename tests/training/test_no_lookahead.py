@@ -11,38 +11,16 @@ import pandas as pd
 import pytest
 
 from fleet.config import FleetConfig
-from fleet.data.panel import Panel
 from fleet.data.synthetic import synthetic_market
-from fleet.evaluation.splits import PurgedWalkForward
 from fleet.market.align import align_log_returns
 from fleet.training.dataset import build_unit_dataset
+from _lookahead import _fold, _perturb_after
 from fleet.market.fold import fit_fold_market
 
 
 @pytest.fixture(scope="module")
 def market():
     return synthetic_market(n_clusters=2, assets_per_cluster=2, days=120, seed=11)
-
-
-def _perturb_after(panel: Panel, when: pd.Timestamp, seed: int = 0) -> Panel:
-    rng = np.random.default_rng(seed)
-    frames = {}
-    for s, f in panel.frames.items():
-        g = f.copy()
-        late = g.index >= when
-        shock = np.exp(rng.normal(0, 0.05, size=late.sum()))
-        for col in [c for c in ("open", "high", "low", "close") if c in g.columns]:
-            g.loc[late, col] = g.loc[late, col].to_numpy() * shock
-        if "volume" in g.columns:
-            g.loc[late, "volume"] = g.loc[late, "volume"].to_numpy() * 3.0
-        frames[s] = g
-    return Panel(frames=frames, sources=panel.sources, columns=panel.columns, bar=panel.bar)
-
-
-def _fold(panel, k=1):
-    ts = pd.DatetimeIndex(sorted(set().union(*(f.index for f in panel.frames.values()))))
-    folds = PurgedWalkForward(3, horizon_bars=4, embargo_bars=8, bar=panel.bar).folds(ts)
-    return folds[k], ts.max()
 
 
 def test_ffd_order_scaler_and_training_rows_ignore_the_future(market):

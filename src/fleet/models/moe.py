@@ -9,8 +9,9 @@ fit(X, y) on one unit's training window (rows of several assets, context columns
    ``purge_bars + embargo_bars`` of them (the label horizon and the embargo, as in the outer
    folds, so no inner-training label reaches into B_k), and predicts B_k. An asset with no row in
    that inner fit (a longer warm-up, a later listing) gets no out-of-fold row in B_k; an inner fold
-   whose fit has fewer than ``min_inner_rows`` rows or one class is skipped; with none left the first
-   expert answers alone. The result is the
+   whose fit has fewer than ``min_inner_rows`` rows or one class is skipped, and so is a block in which
+   some expert's inner fit answers one constant P(up) (it could not learn on the inner rows, which says
+   nothing of its full-window skill); with no fold left the first expert answers alone. The result is the
    (n_oof, E) matrix of out-of-fold P(up) over K/(K+1) of the window (3/4 by default): the only
    expert output the gate ever sees — never a prediction an expert made on its own training rows.
 2. **Gate.** The gate is fitted on those rows (their fingerprint / asset / factor, the OOF matrix,
@@ -78,6 +79,12 @@ def fit_full(expert, X: pd.DataFrame, y, sample_weight=None):
     return clone(expert).fit(X, np.asarray(y, dtype=np.int64), sample_weight)
 
 
+def constant_experts(P: np.ndarray, names: list[str]) -> list[str]:
+    """Names of the experts whose column of ``P`` (n, E) out-of-fold P(up) of one inner block is one constant."""
+    P = np.asarray(P, dtype=np.float64)
+    return [n for j, n in enumerate(names) if len(P) and np.ptp(P[:, j]) < 1e-12]
+
+
 def collect_oof(plan: list[dict], names: list[str], columns: dict):
     """Stack :func:`fit_inner` outputs into the out-of-fold matrix.
 
@@ -85,16 +92,29 @@ def collect_oof(plan: list[dict], names: list[str], columns: dict):
         plan: :meth:`MixtureOfExpertsEnsemble.inner_plan`; names: the experts (E,) in order;
         columns: (expert name, block k) -> :func:`fit_inner` output for that fold.
 
+    A block in which some expert's P(up) is one constant (:func:`constant_experts`) is left out, and its
+    ``info`` says why: it cannot rank that expert against the others.
+
     Returns:
         (index (n_oof,), P (n_oof, E), block (n_oof,), starts {k: int64 ns}, folds: the plan's ``info`` dicts).
     """
     index, probs, block, starts = [], [], [], {}
-    for f in plan:
-        if not len(f["val_rows"]):
-            continue
+    fitted = [f for f in plan if len(f["val_rows"])]
+    mats = {f["block"]: np.column_stack([columns[(n, f["block"])] for n in names]) for f in fitted}
+    flat = {k: constant_experts(P, names) for k, P in mats.items()}
+    # An inner fit that answers one constant P(up) (a tree that could not split on the inner rows) says nothing
+    # of the expert's skill on the full window; comparing it there made `best` drop the trend expert in small
+    # units (38 of 150 inner blocks of crypto_1h islands). Such blocks are left out; with none left the first
+    # expert answers, as when no inner fold had enough rows.
+    for f in fitted:
         k = f["block"]
+        if flat[k]:
+            f["info"]["skipped"] = (f"constant out-of-fold P(up) from {', '.join(flat[k])} (an inner fit too "
+                                    "small to learn): the block cannot compare the experts")
+            f["info"]["n_oof"] = 0
+            continue
         index.append(f["val_rows"])
-        probs.append(np.column_stack([columns[(n, k)] for n in names]))
+        probs.append(mats[k])
         block.append(np.full(len(f["val_rows"]), k))
         starts[k] = f["start"]
     folds = [f["info"] for f in plan]
