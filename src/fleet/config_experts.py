@@ -108,9 +108,11 @@ class MoEConfig(_Section):
     inner_folds: int = Field(3, ge=1, description="inner out-of-fold blocks of the training window (K; the window is "
                              "cut into K + 1 time blocks, block k predicted by experts fitted on blocks < k)")
     guard: bool = Field(True, description="fall back to the best single expert when the cross-fitted gate loses to it")
-    switch_z: float = Field(1.0, ge=0.0, description="--gate best keeps the first expert listed unless another beats "
+    switch_z: float = Field(0.0, ge=0.0, description="--gate best keeps the first expert listed unless another beats "
                             "it on the inner out-of-fold rows by more than this many AUC standard errors (Hanley & "
-                            "McNeil 1982, at AUC 0.5, counting n / horizon rows for overlapping labels, AFML ch. 4.4), and the guard keeps a gate only when it beats the best expert by "
-                            "as much; 0 = plain argmin (measured: 0 picked weaker experts on noise)")
+                            "McNeil 1982, at AUC 0.5, counting n / horizon rows for overlapping labels, AFML ch. 4.4), "
+                            "and the guard keeps a gate only when it beats the best expert by as much; 0 = plain "
+                            "argmin (the default since inner blocks with a constant expert are left out: 1 cost up "
+                            "to 0.007 AUC on equities, docs/benchmarks.md 3a'')")
     min_inner_rows: int = Field(500, ge=1, description="an inner fold whose experts would be fitted on fewer rows is "
                                 "skipped; with none left the first expert answers alone")
