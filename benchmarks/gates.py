@@ -133,17 +133,15 @@ def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner
             ens = MixtureOfExpertsEnsemble([(n, None) for n in names], gate=gate, purge_bars=horizon,
                                            embargo_bars=embargo, guard=guard, inner_folds=inner_folds,
                                            criterion=criterion)
-            if len(u["y_oof"]):
-                ens.fit_gate(u["X_oof"], u["P_oof"], u["y_oof"], u["block"], u["starts"])
-            else:  # no informative block: the first expert answers (fit_gate_stage's rule)
-                ens.fallback_, ens.oof_scores_ = names[0], {n: {"auc": 0.5} for n in names}
-                ens.gate_ = BestExpertGate(expert=names[0]).fit(u["X_oof"], u["P_oof"], u["y_oof"], names)
+            # the unit's own step (with no out-of-fold row left, its first expert answers)
+            ens.fit_gate_stage(u["X_oof"], u["y_oof"],
+                               (np.arange(len(u["y_oof"])), u["P_oof"], u["block"], u["starts"], []))
             p, W = ens.gate_.predict_mixture(u["X_test"], u["P_test"])
             df = pd.DataFrame({"fold": u["fold"], "y": u["y_test"], "p_up": p,
                                **{f"p_{n}": u["P_test"][:, j] for j, n in enumerate(names)},
                                **{f"w_{n}": W[:, j] for j, n in enumerate(names)}})
             parts.append(df)
-            best_auc = max(names, key=lambda n: ens.oof_scores_[n]["auc"])
+            best_auc = max(names, key=lambda n: ens.oof_scores_.get(n, {"auc": 0.5})["auc"])
             hits.append(names[int(np.argmax(W.mean(axis=0)))] == best_auc)
             falls.append(ens.fallback_ is not None)
         rows = pd.concat(parts, ignore_index=True)
@@ -175,26 +173,17 @@ def main(argv=None) -> int:
                     help="keep inner blocks in which an expert's P(up) is constant (the rule before 2026-12-03)")
     ap.add_argument("--criterion", default="auc", help="what picks the best expert and what the guard compares")
     args = ap.parse_args(argv)
-    cfg_raw = {"seed": args.seed, "strategy": args.strategy, "data": {"path": args.data, "days": args.days},
-               "validation": {"folds": args.folds}, "policy": {"forced_entry": False},
-               "model": {"experts": args.experts.split(","), "moe": {"gate": "best", "guard": False,
-                                                                     "inner_folds": args.inner_folds},
-                         "pattern": {"epochs": args.cnn_epochs, "max_train_windows": args.cnn_windows}}}
     cache_path = Path(args.cache) if args.cache else None
     if cache_path is not None and cache_path.is_file():
         cache = pickle.loads(cache_path.read_bytes())
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            if args.spec:
-                over = {"seed": args.seed, "strategy": args.strategy, "data.path": args.data, "data.days": args.days,
-                        "validation.folds": args.folds, "policy.forced_entry": False, "resources.backend": "local",
-                        "model.experts": args.experts.split(","), "model.moe.gate": "best", "model.moe.guard": False,
-                        "model.moe.inner_folds": args.inner_folds, "model.pattern.epochs": args.cnn_epochs,
-                        "model.pattern.max_train_windows": args.cnn_windows, "out": str(Path(tmp) / "run")}
-                cfg0 = load_config(args.spec, over)
-            else:
-                cfg0 = FleetConfig.model_validate({**cfg_raw, "out": str(Path(tmp) / "run")})
-            cache = build_cache(cfg0)
+            over = {"seed": args.seed, "strategy": args.strategy, "data.path": args.data, "data.days": args.days,
+                    "validation.folds": args.folds, "policy.forced_entry": False, "resources.backend": "local",
+                    "model.experts": args.experts.split(","), "model.moe.gate": "best", "model.moe.guard": False,
+                    "model.moe.inner_folds": args.inner_folds, "model.pattern.epochs": args.cnn_epochs,
+                    "model.pattern.max_train_windows": args.cnn_windows, "out": str(Path(tmp) / "run")}
+            cache = build_cache(load_config(args.spec, over))
         if cache_path is not None:
             cache_path.write_bytes(pickle.dumps(cache))
     cfg = FleetConfig.model_validate(cache["config"])

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _lookahead import _fold, _perturb_after
 from fleet.config import FleetConfig
 from fleet.data.synthetic import synthetic_market
 from fleet.market.align import align_log_returns
-from fleet.training.dataset import build_unit_dataset
-from _lookahead import _fold, _perturb_after
 from fleet.market.fold import fit_fold_market
+from fleet.training.dataset import build_unit_dataset
 
 
 @pytest.fixture(scope="module")
