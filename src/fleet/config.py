@@ -153,6 +153,7 @@ class ModelConfig(_Section):
     pattern: PatternConfig = Field(default_factory=PatternConfig)
     stress: TabularExpertConfig = Field(default_factory=TabularExpertConfig)
     sde: SDEConfig = Field(default_factory=SDEConfig)
+    momentum: TabularExpertConfig = Field(default_factory=TabularExpertConfig)
     moe: MoEConfig = Field(default_factory=MoEConfig)
 
     @model_validator(mode="after")

@@ -14,7 +14,9 @@ from fleet.features.pipeline import feature_group_warmup
 def _bars(n: int, bar: str, seed: int = 1) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     close = np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    return pd.DataFrame({"close": close, "high": close * 1.01, "low": close * 0.99, "volume": rng.lognormal(size=n)},
+    # market_factor: the run's factor at the bars, which the pipeline adds for the 'factor' family
+    return pd.DataFrame({"close": close, "high": close * 1.01, "low": close * 0.99, "volume": rng.lognormal(size=n),
+                         "market_factor": rng.normal(size=n)},
                         index=pd.date_range("2021-01-01", periods=n, freq=bar, tz="UTC"))
 
 
@@ -46,6 +48,8 @@ def test_hand_computed_warmups():
     assert family("fingerprint").warmup(FamilyParams(bar=pd.Timedelta("1min"))) == 30 * 1440 + 1
     assert full_warmup(("sde", "stress"), hourly) == 192
     assert full_warmup((), hourly) == 0
+    assert family("factor").warmup(hourly) == 24  # the longest return horizon
+    assert family("factor").warmup(FamilyParams(return_horizons=(1,))) == 1
     assert feature_group_warmup(("stress", "sde", "fingerprint"), columns=("close",), bar=pd.Timedelta("1h"),
                                 horizon=4, sde_window=168)[1] == 728
 
@@ -57,7 +61,7 @@ def test_families_need_only_their_columns():
     bars = _bars(600, "1h")
     for fam in FAMILIES:
         assert set(fam.columns) <= {"close"}
-        lean = fam.compute(bars[["close"]], params)
+        lean = fam.compute(bars[["close", "market_factor"]], params)
         full = fam.compute(bars, params)
         assert len(lean) == len(bars) and all(c.startswith(fam.prefix) for c in full.columns)
         assert set(full.columns) - set(lean.columns) == set(fam.optional)
@@ -73,3 +77,34 @@ def test_selected_keeps_registry_order_and_refuses_unknown_names():
     assert [f.name for f in selected(("fingerprint", "stress"))] == ["stress", "fingerprint"]
     with pytest.raises(ValueError, match="feature family 'volz': unknown; expected one of"):
         selected(("volz",))
+
+
+def test_factor_returns_are_the_factor_summed_over_each_horizon():
+    # factor_ret_h at bar t is the sum of the factor over bars t-h+1..t, checked against a direct loop; h = 1 is
+    # the base market_factor feature and gets no column; without the factor the family refuses.
+    bars = _bars(60, "1h")
+    out = family("factor").compute(bars, FamilyParams(return_horizons=(1, 4, 12)))
+    assert list(out.columns) == ["factor_ret_4", "factor_ret_12"]
+    f = bars["market_factor"].to_numpy()
+    for h in (4, 12):
+        want = [np.nan] * (h - 1) + [f[t - h + 1:t + 1].sum() for t in range(h - 1, len(f))]
+        np.testing.assert_allclose(out[f"factor_ret_{h}"].to_numpy(), want, rtol=1e-12)
+    from fleet.errors import DataError
+    with pytest.raises(DataError, match="no market factor"):
+        family("factor").compute(bars[["close"]], FamilyParams())
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_no_family_value_reads_a_later_bar(name):
+    # Perturbing every input (closes, volume, the factor) after bar t leaves each family's values up to t as
+    # they were: no value uses a bar later than the one it is stamped with.
+    params = FamilyParams(horizon=4, sde_window=120, bar=pd.Timedelta("1h"))
+    bars = _bars(1200, "1h")
+    t = 1000
+    later = bars.copy()
+    rng = np.random.default_rng(9)
+    later.iloc[t + 1:] = later.iloc[t + 1:] * rng.uniform(0.5, 1.5, size=later.iloc[t + 1:].shape)
+    a, b = family(name).compute(bars, params), family(name).compute(later, params)
+    np.testing.assert_allclose(a.iloc[:t + 1].to_numpy(float), b.iloc[:t + 1].to_numpy(float), rtol=1e-12,
+                               equal_nan=True)
+    assert not np.allclose(a.iloc[t + 1:].to_numpy(float), b.iloc[t + 1:].to_numpy(float), equal_nan=True)

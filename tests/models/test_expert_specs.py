@@ -33,7 +33,8 @@ def test_every_row_is_complete():
 @pytest.mark.parametrize("name", specs.EXPERT_NAMES)
 def test_each_row_builds_its_expert(name):
     est = build_expert(name, ModelConfig(), seed=3, horizon=4, num_threads=1)
-    expected = {"trend": "TrendExpert", "stress": "StressExpert", "sde": "SDEExpert", "pattern": "PatternExpert"}
+    expected = {"trend": "TrendExpert", "stress": "StressExpert", "sde": "SDEExpert", "pattern": "PatternExpert",
+                "momentum": "MomentumExpert"}
     assert type(est).__name__ == expected.get(name, "ArchetypeExpert")
     assert hasattr(est, "fit") and hasattr(est, "predict_proba")
     if name in CNN_EXPERTS[1:]:

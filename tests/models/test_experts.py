@@ -11,7 +11,8 @@ from sklearn.metrics import roc_auc_score
 from _moe_data import panel_rows, time_split, window_signal
 from fleet.errors import UnknownSymbolError
 from fleet.features.ou import rolling_ou
-from fleet.models import (ArchetypeExpert, StackGate, MLPGate, MixtureOfExpertsEnsemble, PatternExpert, RuleGate, SDEExpert,
+from fleet.models import (ArchetypeExpert, StackGate, MLPGate, MixtureOfExpertsEnsemble, MomentumExpert, PatternExpert,
+                          RuleGate, SDEExpert,
                           StressExpert, TrendExpert)
 from fleet.models._context import WindowStore
 from fleet.models.kernels import ARCHETYPES, kernel_bank
@@ -46,6 +47,28 @@ def test_stress_expert_uses_only_stress_columns_and_refuses_hand_set_bias():
     assert m.class_weight == "balanced"
     with pytest.raises(ValueError, match="hand-set class bias"):
         StressExpert(class_weight={0: 2.0, 1: 1.0}).fit(X, y)
+
+
+def _momentum_rows(signal: bool, n=2000, seed=3):
+    # Two assets; the label follows the market factor's last 12 bars (a planted lead) or is a coin.
+    rng = np.random.default_rng(seed)
+    cols = {c: rng.normal(size=2 * n) for c in ("ret_1", "ret_4", "market_factor", "factor_ret_4", "factor_ret_12",
+                                                "rsi_14", "stress_skew")}
+    y = ((0.6 * cols["factor_ret_12"] + rng.normal(size=2 * n) > 0).astype(int) if signal
+         else rng.integers(0, 2, 2 * n))
+    return panel_rows(n, **cols), y
+
+
+def test_momentum_expert_finds_a_market_lead_and_not_noise():
+    X, y = _momentum_rows(True)
+    assert _auc(MomentumExpert(), X, y, time_split(X)) > 0.65
+    m = MomentumExpert().fit(X, y)
+    assert m.columns_ == ["ret_1", "ret_4", "market_factor", "factor_ret_4", "factor_ret_12"]  # not rsi, stress
+    assert np.argmax(np.abs(m.estimator_.coef_[0, :5])) == 4  # the planted column carries the weight
+    X, y = _momentum_rows(False)
+    assert abs(_auc(MomentumExpert(), X, y, time_split(X)) - 0.5) < 0.05
+    with pytest.raises(ValueError, match="no columns starting with"):
+        MomentumExpert().fit(X[["rsi_14", "asset_id", "bar_time"]], y)
 
 
 def _ou_rows(mean_reverting: bool, n=3000, horizon=4, seed=1):
@@ -171,13 +194,13 @@ def _all_experts_rows():
     cols, y = window_signal(800)
     rng = np.random.default_rng(2)
     n = len(y)
-    extra = {"stress_drawdown": rng.normal(size=n), "sde_p_up": rng.uniform(size=n), "sde_theta": rng.uniform(size=n),
+    extra = {"stress_drawdown": rng.normal(size=n), "factor_ret_4": rng.normal(size=n), "sde_p_up": rng.uniform(size=n), "sde_theta": rng.uniform(size=n),
              "fp_vol30": rng.uniform(0, 0.08, n), "fp_trend_r2": rng.uniform(size=n), "fp_hurst": rng.uniform(size=n)}
     return panel_rows(800, **cols, **extra), y
 
 
 @pytest.mark.parametrize("make", [
-    lambda: TrendExpert(min_samples_leaf=20, max_iter=10), StressExpert, SDEExpert,
+    lambda: TrendExpert(min_samples_leaf=20, max_iter=10), StressExpert, SDEExpert, MomentumExpert,
     lambda: PatternExpert(**FAST_CNN), lambda: ArchetypeExpert(archetype="low_vol_etf", **FAST_CNN),
     pytest.param(lambda: MixtureOfExpertsEnsemble([("trend", TrendExpert(min_samples_leaf=20, max_iter=10)),
                                                    ("stress", StressExpert()), ("pattern", PatternExpert(**FAST_CNN))],

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fleet.features.factor_returns import FACTOR_RETURN_PREFIX, factor_return_warmup, factor_returns
 from fleet.features.fingerprint import FINGERPRINT_PREFIX, fingerprint, fingerprint_warmup
 from fleet.features.ou import SDE_PREFIX, ou_warmup, rolling_ou
 from fleet.features.stress import STRESS_PREFIX, stress_features, stress_warmup
@@ -40,11 +41,13 @@ class FamilyParams:
         horizon: label horizon, bars (the OU forecast horizon).
         sde_window: rolling OU fit window, bars (``model.sde.window``).
         bar: bar length (daily-volatility scaling of the fingerprint's warm-up); None when unknown.
+        return_horizons: the base features' return horizons, bars (the factor family's sums).
     """
 
     horizon: int = 1
     sde_window: int = 168
     bar: pd.Timedelta | None = None
+    return_horizons: tuple[int, ...] = (1, 4, 12, 24)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,10 @@ FAMILIES: tuple[FeatureFamily, ...] = (
     FeatureFamily("fingerprint", compute=lambda frame, p: fingerprint(frame), columns=("close",),
                   optional={"fp_spread": ("high", "low"), "fp_volume_z": ("volume",)}, warmup=_fingerprint_warmup, prefix=FINGERPRINT_PREFIX,
                   scaled=False),
+    # the market factor summed over the return horizons; reads the frame's market_factor column, which the
+    # pipeline adds from the run's factor (not a column of the data, so not in `columns`)
+    FeatureFamily("factor", compute=lambda frame, p: factor_returns(frame, p.return_horizons), columns=("close",),
+                  optional={}, warmup=lambda p: factor_return_warmup(p.return_horizons), prefix=FACTOR_RETURN_PREFIX),
 )
 FAMILY_NAMES: tuple[str, ...] = tuple(f.name for f in FAMILIES)
 

@@ -145,14 +145,18 @@ def asset_feature_arrays(columns: Mapping[str, np.ndarray], index: pd.DatetimeIn
         out[FACTOR] = factor_at(factor, tail)
     if groups:
         frame = pd.DataFrame(dict(columns), index=index)
-        for part in compute_families(frame, groups, FamilyParams(horizon=horizon, sde_window=sde_window)):
+        if factor is not None:  # the 'factor' family sums it over the return horizons
+            frame[FACTOR] = factor_at(factor, index)
+        params = FamilyParams(horizon=horizon, sde_window=sde_window,
+                              return_horizons=tuple(int(h) for h in config.return_horizons))
+        for part in compute_families(frame, groups, params):
             for name in part.columns:
                 out[name] = part[name].to_numpy(dtype=np.float64)[len(index) - k:]
     return out, tuple(skipped)
 
 
 def feature_group_warmup(groups: tuple[str, ...], *, columns: tuple[str, ...], bar: pd.Timedelta, horizon: int,
-                         sde_window: int) -> tuple[int, int]:
+                         sde_window: int, return_horizons: tuple[int, ...] = (1, 4, 12, 24)) -> tuple[int, int]:
     """Warm-up of the extra feature families, in bars: (first row with no NaN, longest rolling window).
 
     The first number is measured on a synthetic random walk with the given columns and bar spacing
@@ -170,8 +174,10 @@ def feature_group_warmup(groups: tuple[str, ...], *, columns: tuple[str, ...], b
         data["high"], data["low"] = close * 1.01, close * 0.99
     if "volume" in columns:
         data["volume"] = rng.lognormal(size=n)
+    data[FACTOR] = rng.normal(size=n)  # the run's factor at the bars (the 'factor' family reads it)
     frame = pd.DataFrame(data, index=pd.date_range("2020-01-01", periods=n, freq=bar, tz="UTC"))
-    params = FamilyParams(horizon=horizon, sde_window=sde_window, bar=bar)
+    params = FamilyParams(horizon=horizon, sde_window=sde_window, bar=bar,
+                          return_horizons=tuple(int(h) for h in return_horizons))
     ok = pd.concat(compute_families(frame, groups, params), axis=1).notna().all(axis=1).to_numpy()
     first = int(np.argmax(ok)) if ok.any() else n
     return first, full_warmup(groups, params)

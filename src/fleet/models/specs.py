@@ -75,6 +75,12 @@ def _build_sde(name, section, *, asset_aware, seed, horizon, num_threads):
     return SDEExpert(C=section.C, asset_aware=asset_aware)
 
 
+def _build_momentum(name, section, *, asset_aware, seed, horizon, num_threads):
+    from fleet.models.momentum import MomentumExpert
+
+    return MomentumExpert(C=section.C, asset_aware=asset_aware)
+
+
 def _build_cnn(name, section, *, asset_aware, seed, horizon, num_threads):
     from fleet.models._openmp import torch_first
 
@@ -109,6 +115,9 @@ EXPERTS: tuple[ExpertSpec, ...] = (
     _archetype("equity_daily", {"moderate_vol": 2}, "daily equities"),
     _archetype("futures_trend", {"strong_trend": 3}, "trending futures"),
     _archetype("low_vol_etf", {"low_vol": 3}, "low-volatility ETFs"),
+    # no rule hint: no seed-003 regime speaks for it (the rule gate scores it 1 everywhere)
+    ExpertSpec("momentum", _build_momentum, "momentum", feature_groups=("factor",),
+               summary="logistic regression on the asset's and the market factor's returns over the return horizons"),
 )
 
 #: Experts asked for that cannot be built from the data at hand, with the reason.

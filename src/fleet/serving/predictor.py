@@ -194,7 +194,8 @@ class FleetPredictor:
             return 0, 0
         m = ModelConfig(**cfg["model"])
         return feature_group_warmup(m.feature_groups(), columns=columns, bar=self.bar,
-                                    horizon=int(cfg["labels"]["horizon"]), sde_window=m.sde.window)
+                                    horizon=int(cfg["labels"]["horizon"]), sde_window=m.sde.window,
+                                    return_horizons=tuple(self.features.return_horizons))
 
     def _rsi_memory(self) -> int:
         """Bars after which Wilder smoothing's weight on older bars, (1 - 1/n)^k, is below 1e-6."""

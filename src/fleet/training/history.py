@@ -81,7 +81,8 @@ def history_need(config: FleetConfig, columns: tuple[str, ...], bar: pd.Timedelt
     tech = warmup_bars(return_horizons=f.return_horizons, vol_window=f.vol_window, rsi_window=f.rsi_window,
                        volume_window=f.volume_window, columns=columns)
     groups, _ = feature_group_warmup(config.model.feature_groups(), columns=tuple(columns), bar=bar,
-                                     horizon=config.labels.horizon, sde_window=config.model.sde.window)
+                                     horizon=config.labels.horizon, sde_window=config.model.sde.window,
+                                     return_horizons=tuple(f.return_horizons))
     return HistoryNeed(widest=int(widest), ffd_search=int(widest) + MIN_ADF_POINTS, warmup=max(tech, groups),
                        horizon=config.labels.horizon)
 
