@@ -32,7 +32,7 @@ from sklearn.metrics import roc_auc_score
 
 from fleet.config import FleetConfig, load_config
 from fleet.features.fingerprint import FINGERPRINT_PREFIX
-from fleet.models import BestExpertGate, MLPGate, MixtureOfExpertsEnsemble, RuleGate, StackGate
+from fleet.models import BestExpertGate, MLPGate, MixtureOfExpertsEnsemble, RuleGate, SelectGate, StackGate
 from fleet.models.moe import constant_experts
 from fleet.training.dataset import build_unit_dataset
 from fleet.training.driver import run_fleet
@@ -83,6 +83,11 @@ def gate_variants(horizon: int, seed: int) -> dict:
         **{f"best z{z}": (BestExpertGate(switch_z=float(z), horizon=horizon), False) for z in (0.5, 1, 2, 3)},
         "best raw": (BestExpertGate(criterion="log_loss"), False),
         "best calibrated": (BestExpertGate(criterion="calibrated"), False),
+        "select": (SelectGate(), False),
+        "select guarded": (SelectGate(), True),
+        "select ll": (SelectGate(criterion="log_loss"), False),
+        "select 10": (SelectGate(rounds=10), False),
+        "select 50": (SelectGate(rounds=50), False),
         "stack": (StackGate(), False),
         "stack guarded": (StackGate(), True),
         "stack asset": (StackGate(asset_intercepts=True), False),

@@ -18,11 +18,13 @@ Models (``model.experts`` of the run; ``--moe-experts`` changes the mixture's ex
     GBM        ``[trend]``: the HistGradientBoosting trend expert alone
     GBM (no asset id)   the same GBM without the asset id categorical (seed 000's ablation: what
                knowing the asset is worth; on ``islands`` units hold one asset, so the pair is equal)
-    MoE rule   ``[trend, pattern, stress, sde]`` with the rule gate (regime rules, top-k), guarded
+    Momentum   ``[momentum]``: the logistic regression on own and market-factor returns alone
+    MoE rule   ``[trend, pattern, stress, sde, momentum]`` with the rule gate (regime rules, top-k), guarded
     MoE MLP    the same experts with the MLP gate (mixture likelihood), guarded
     MoE stack  the same experts with the logistic stacker, guarded
     MoE best   the same experts, the unit's single best expert by inner out-of-fold loss (the gate axis of
-               issue 12: mlp / stack / best / rule)
+               issue 12: mlp / stack / best / select / rule)
+    MoE select the same experts, ensemble selection (Caruana et al. 2004) on the inner out-of-fold rows
 Strategies: global (one unit for all assets), hierarchical (one unit per correlation cluster,
 refitted per fold), islands (one unit per asset); the hierarchical variants of issue 17 cluster on residual
 returns (``hierarchical residual``), on FFD log prices (``hierarchical ffd``) or merge clusters below 2 assets
@@ -72,16 +74,18 @@ from fleet.config import load_config
 from fleet.evaluation.metrics import summarise
 from fleet.training.driver import run_fleet
 
-MOE_EXPERTS = ["trend", "pattern", "stress", "sde"]
+MOE_EXPERTS = ["trend", "pattern", "stress", "sde", "momentum"]
 MODELS = {
     "CNN": {"model.experts": ["pattern"]},
     "CNN (no asset emb)": {"model.experts": ["pattern"], "model.asset_aware": False},
     "GBM": {"model.experts": ["trend"]},
     "GBM (no asset id)": {"model.experts": ["trend"], "model.asset_aware": False},
+    "Momentum": {"model.experts": ["momentum"]},
     "MoE rule": {"model.experts": MOE_EXPERTS, "model.moe.gate": "rule"},
     "MoE MLP": {"model.experts": MOE_EXPERTS, "model.moe.gate": "mlp"},
     "MoE stack": {"model.experts": MOE_EXPERTS, "model.moe.gate": "stack"},
     "MoE best": {"model.experts": MOE_EXPERTS, "model.moe.gate": "best"},
+    "MoE select": {"model.experts": MOE_EXPERTS, "model.moe.gate": "select"},
 }
 # Strategy variants: the strategy is the first word; the rest sets how hierarchical clusters (issue 17).
 STRATEGY_VARIANTS = {
@@ -179,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1")
     ap.add_argument("--cnn-epochs", type=int, default=2)
     ap.add_argument("--cnn-windows", type=int, default=2048, help="CNN training windows per fit (cap)")
-    ap.add_argument("--moe-experts", default=None, help="experts of the MoE rows (default: trend,pattern,stress,sde)")
+    ap.add_argument("--moe-experts", default=None, help="experts of the MoE rows (default: trend,pattern,stress,sde,momentum)")
     ap.add_argument("--csv", default=None, help="also write the per-seed rows to this CSV")
     args = ap.parse_args(argv)
 

@@ -43,10 +43,12 @@ def test_every_cell_config_names_its_model(dataset, tmp_path, monkeypatch):
                 assert experts == ["pattern"]
             elif model.startswith("GBM"):
                 assert experts == ["trend"]
+            elif model == "Momentum":
+                assert experts == ["momentum"]
             else:
                 assert experts == q.MOE_EXPERTS
                 assert cfg.model.moe.gate == {"MoE rule": "rule", "MoE MLP": "mlp", "MoE stack": "stack",
-                                              "MoE best": "best"}[model]
+                                              "MoE best": "best", "MoE select": "select"}[model]
             # the dataset's own spec survives the overrides (horizon differs: 4 h vs 5 days)
             assert cfg.labels.horizon == (4 if dataset == "crypto_1h" else 5)
 

@@ -110,7 +110,7 @@ def _choice(enum) -> click.Choice:
 @config_option("--forced-entry-cutoff", key="forced_entry_cutoff", help="UTC time HH:MM of the forced-entry decision bar.", none="the day's last bar")
 @config_option("--bars-per-year", type=float, key="bars_per_year", help="Bars per year for annualising.", none="inferred: 8760 hourly 24/7, 252 daily equities")
 @config_option("--experts", key="experts", help=f"Comma-separated experts: {', '.join(EXPERT_NAMES)} (several -> mixture of experts).")
-@config_option("--gate", type=click.Choice(["rule", "mlp", "stack", "best"]), key="gate", help="Gate of the mixture: static rules on the market-regime fingerprint (volatility, trend and liquidity regime -> expert), the trained MLP, logistic stacking of the experts' logit P(up), or the single expert with the best inner out-of-fold score (pooled AUC).")
+@config_option("--gate", type=click.Choice(["rule", "mlp", "stack", "best", "select"]), key="gate", help="Gate of the mixture: static rules on the market-regime fingerprint (volatility, trend and liquidity regime -> expert), the trained MLP, logistic stacking of the experts' logit P(up), the single expert with the best inner out-of-fold score (pooled AUC), or ensemble selection (constant weights, greedy forward selection on the inner out-of-fold rows, Caruana et al. 2004).")
 @config_option("--top-k", type=int, key="top_k", help="Experts each row is routed to by the rule / mlp gate (renormalised weights).", none="2 for rule, all for mlp")
 @config_option("--balance-coef", type=float, key="balance_coef", help="Coefficient of the MLP gate's load-balancing term.")
 @config_option("--inner-folds", type=int, key="inner_folds", help="Inner out-of-fold blocks of each training window that the gate learns from.")

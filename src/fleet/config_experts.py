@@ -86,11 +86,13 @@ class MoEConfig(_Section):
     """The gate, its training and the guard (seed 003; issue 12)."""
 
     enabled: bool = Field(True, description="false: only the first expert of `experts`, no gate")
-    gate: str = Field("best", pattern="^(rule|mlp|stack|best)$",
-                      description="best (the default: the unit's single expert with the best inner out-of-fold "
-                      "score, the first expert unless another is clearly better; it beat mlp and the GBM alone on "
-                      "crypto_1h, see docs/mixture.md), mlp (trained gate, mixture likelihood, guarded), stack (logistic "
-                      "regression on the experts' logit P(up)) or rule (static rules on the market-regime fingerprint)")
+    gate: str = Field("select", pattern="^(rule|mlp|stack|best|select)$",
+                      description="select (the default: ensemble selection, Caruana et al. 2004, constant weights by "
+                      "greedy forward selection with replacement on the inner out-of-fold rows, starting from the best "
+                      "expert; it scored at least as high as best in every cell of the benchmark, docs/benchmarks.md "
+                      "3c), best (the unit's single expert with the best inner out-of-fold score), mlp (trained gate, "
+                      "mixture likelihood, guarded), stack (logistic regression on the experts' logit P(up), guarded) "
+                      "or rule (static rules on the market-regime fingerprint, guarded)")
     top_k: int | None = Field(None, ge=1, description="experts per row of the rule / mlp gate (capped at the number "
                               "of experts); None: 2 for rule, all experts (dense) for mlp")
     gate_objective: str = Field("likelihood", pattern="^(likelihood|oracle)$",
@@ -101,8 +103,10 @@ class MoEConfig(_Section):
     gate_weight_decay: float = Field(1e-3, ge=0.0, description="MLP gate: Adam weight decay (not on the per-expert bias)")
     gate_epochs: int = Field(60, ge=1, description="MLP gate: most epochs (early stopping on a time-ordered 20 % tail)")
     stack_C: float = Field(1.0, gt=0.0, description="stack gate: inverse L2 regularisation of the logistic regression")
+    select_rounds: int = Field(20, ge=1, description="select gate: most copies in the ensemble (the weights are "
+                               "multiples of 1/rounds)")
     criterion: str = Field("auc", pattern="^(auc|calibrated|log_loss)$",
-                           description="how --gate best and the guard score a forecast on the inner out-of-fold rows: "
+                           description="how --gate best / select and the guard score a forecast on the inner out-of-fold rows: "
                            "auc (pooled over the unit's assets), calibrated (log-loss after Platt recalibration) or "
                            "log_loss (raw; prefers weak, well-calibrated experts)")
     inner_folds: int = Field(3, ge=1, description="inner out-of-fold blocks of the training window (K; the window is "

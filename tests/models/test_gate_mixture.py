@@ -14,7 +14,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 
 from _moe_data import HOUR, panel_rows
-from fleet.models import (BestExpertGate, MLPGate, MixtureOfExpertsEnsemble, RuleGate, StackGate, TrendExpert)
+from fleet.models import (BestExpertGate, MLPGate, MixtureOfExpertsEnsemble, RuleGate, SelectGate, StackGate,
+                          TrendExpert)
 from fleet.models._context import ASSET_ID, BAR_TIME
 
 
@@ -84,8 +85,8 @@ def _one_good_three_noise(n_per_asset: int, seed: int):
     return X, y
 
 
-@pytest.mark.parametrize("gate", [MLPGate(purge_bars=4), StackGate(), BestExpertGate()],
-                         ids=["mlp", "stack", "best"])
+@pytest.mark.parametrize("gate", [MLPGate(purge_bars=4), StackGate(), BestExpertGate(), SelectGate()],
+                         ids=["mlp", "stack", "best", "select"])
 def test_three_copies_of_noise_cost_the_informative_expert_nothing(gate):
     X, y = _one_good_three_noise(3000, seed=2)
     experts = [("good", ColumnExpert("good"))] + [(f"noise{i}", ColumnExpert("noise")) for i in range(3)]
@@ -114,6 +115,51 @@ def test_best_gate_selects_the_lowest_oof_log_loss_and_stack_weights_are_contrib
     share = np.abs(ref.coef_[0]) / np.abs(ref.coef_[0]).sum()
     np.testing.assert_allclose(stack.gate_weights(X).iloc[0].to_numpy(), share, rtol=1e-4)
     assert share[1] > 0.9
+
+
+def _two_signals(n_per_asset: int, seed: int, signal: bool = True):
+    """y = 1 when s1 + s2 + noise > 0; expert a sees s1 only, b sees s2 only (each with its own noise), c sees
+    nothing. Without ``signal`` y is a coin and every expert is noise."""
+    rng = np.random.default_rng(seed)
+    n = 2 * n_per_asset
+    s1, s2 = rng.normal(size=n), rng.normal(size=n)
+    y = (s1 + s2 + 2.0 * rng.normal(size=n) > 0).astype(int) if signal else rng.integers(0, 2, n)
+
+    def expert(z):
+        return 1.0 / (1.0 + np.exp(-0.4 * (z + 0.5 * rng.normal(size=n))))
+
+    X = panel_rows(n_per_asset, pa=expert(s1), pb=expert(s2), pc=expert(rng.normal(size=n)), seed=seed)
+    return X, y
+
+
+def test_select_gate_mixes_two_independent_signals_and_leaves_noise_out():
+    # Ensemble selection (Caruana et al. 2004) on the OOF rows: both informative experts get weight, the noise
+    # expert none or little, and out of sample the mixture beats each expert alone. The loss path starts at the
+    # best single expert's loss (scored independently with scikit-learn) and never rises.
+    X, y = _two_signals(3000, seed=5)
+    ens = MixtureOfExpertsEnsemble(EXPERTS, gate=SelectGate(), purge_bars=4, guard=False).fit(X, y)
+    g = ens.gate_
+    oof_y = y[ens.oof_index_]
+    best_auc = max(roc_auc_score(oof_y, ens.oof_probs_[:, j]) for j in range(3))
+    assert g.path_[0] == pytest.approx(1.0 - best_auc) and np.all(np.diff(g.path_) < 0)
+    assert g.weights_[0] >= 0.3 and g.weights_[1] >= 0.3 and g.weights_[2] <= 0.1
+    np.testing.assert_allclose(g.weights_, g.counts_ / g.counts_.sum())
+    Xt, yt = _two_signals(3000, seed=6)
+    p, P, W = ens.predict_details(Xt)
+    np.testing.assert_allclose(p, P @ g.weights_)  # the convex mixture of the experts' P(up)
+    auc = roc_auc_score(yt, p)
+    assert auc > max(roc_auc_score(yt, P[:, j]) for j in range(2)) + 0.02
+
+
+def test_select_gate_finds_no_edge_in_noise():
+    # Every expert is noise: whatever the selection keeps, the mixture has no edge out of sample.
+    X, y = _two_signals(3000, seed=7, signal=False)
+    ens = MixtureOfExpertsEnsemble(EXPERTS, gate=SelectGate(), purge_bars=4, guard=False).fit(X, y)
+    Xt, yt = _two_signals(3000, seed=8, signal=False)
+    p = ens.predict_proba(Xt)[:, 1]
+    assert abs(roc_auc_score(yt, p) - 0.5) < 0.02
+    with pytest.raises(ValueError, match="rounds=0"):
+        SelectGate(rounds=0).fit(X, X[["pa", "pb", "pc"]].to_numpy(), y, ["a", "b", "c"])
 
 
 def test_guard_falls_back_to_the_best_expert_when_the_gate_loses():

@@ -96,3 +96,24 @@ def test_cnn_mixture_serving_reads_the_window_and_matches_training(tmp_path):
         got = predictor.predict(PredictRequest(symbol=symbol, candles=candles_of(frames[symbol], row["timestamp"])))
         assert got.p_up == pytest.approx(row["p_up"], abs=1e-6)
         assert sum(got.gate_weights.values()) == pytest.approx(1.0)
+
+
+def test_momentum_select_mixture_serves_what_it_trained(tmp_path):
+    """The momentum expert reads the run's market factor summed over the return horizons (factor_ret_*), which
+    serving takes from the stored factor, not from the request: the served P(up) of the last fold's test rows
+    equals the stored one, with the select gate's constant weights."""
+    from fleet.training.driver import load_inputs, run_fleet
+
+    cfg = FleetConfig.model_validate({"out": str(tmp_path / "mom"), "data": {"days": 90}, "validation": {"folds": 2},
+                                      "model": {"experts": ["trend", "momentum"], "moe": {"gate": "select"}}})
+    summary = run_fleet(cfg, echo=lambda s: None)
+    frames = load_inputs(cfg, echo=lambda s: None)[0].frames
+    predictor = FleetPredictor(summary.out)
+    manifest = __import__("json").loads((summary.out / "manifest.json").read_text())
+    assert all(u["gate"]["gate"] == "SelectGate" for u in manifest["units"])
+    assert all(any(c.startswith("factor_ret_") for c in m.feature_names) for m in predictor.units.values())
+    for symbol in sorted(frames)[::4]:
+        for _, row in last_fold_predictions(predictor.run_dir, symbol, k=3).iterrows():
+            got = predictor.predict(PredictRequest(symbol=symbol, candles=candles_of(frames[symbol], row["timestamp"])))
+            assert got.p_up == pytest.approx(row["p_up"], abs=1e-6)
+            assert got.gate_weights["momentum"] == pytest.approx(row["w_momentum"], abs=1e-6)

@@ -33,8 +33,8 @@ def build_expert(name: str, config, *, seed: int, horizon: int = 1, num_threads:
 
 
 def build_gate(config, n_experts: int, *, seed: int, horizon: int = 1):
-    """The unfitted gate named by ``config.moe.gate`` (rule | mlp | stack | best)."""
-    from fleet.models.gate import BestExpertGate, RuleGate, StackGate
+    """The unfitted gate named by ``config.moe.gate`` (rule | mlp | stack | best | select)."""
+    from fleet.models.gate import BestExpertGate, RuleGate, SelectGate, StackGate
 
     m = config.moe
     if m.gate == "rule":
@@ -42,6 +42,8 @@ def build_gate(config, n_experts: int, *, seed: int, horizon: int = 1):
     k = min(m.top_k or n_experts, n_experts)
     if m.gate == "stack":
         return StackGate(C=m.stack_C)
+    if m.gate == "select":
+        return SelectGate(rounds=m.select_rounds, criterion=m.criterion)
     if m.gate == "best":
         return BestExpertGate(criterion=m.criterion, switch_z=m.switch_z, horizon=horizon)
     torch_first()

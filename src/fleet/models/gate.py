@@ -26,6 +26,9 @@ At predict time ``predict_mixture(X, expert_probs) -> (p_up (n,), weights (n, E)
   share of the linear predictor's spread: w_e = |c_e| * sd_e / sum_j |c_j| * sd_j (c_e the
   coefficient of expert e's logit, sd_e the std of that logit on the fitting rows), the same on
   every row.
+* :class:`SelectGate` — ensemble selection (Caruana et al. 2004): constant convex weights, multiples of
+  1/rounds, chosen by greedy forward selection with replacement on the out-of-fold rows, starting from the
+  best single expert. p_up = sum_e w_e P_e. The default gate.
 * :class:`BestExpertGate` — the single expert with the best out-of-fold score (:func:`score_forecast`;
   default the AUC pooled over the rows, the figure the fleet is judged by; 'calibrated' = log-loss after a
   2-parameter Platt recalibration, 'log_loss' = raw log-loss): weight 1 on it, 0 elsewhere (selects, does
@@ -48,7 +51,7 @@ from fleet.models._io import PersistMixin
 from fleet.models._tabular import asset_onehot
 from fleet.models import specs
 
-__all__ = ["REGIMES", "BestExpertGate", "RuleGate", "StackGate", "auc_standard_error", "calibrated_log_loss",
+__all__ = ["REGIMES", "BestExpertGate", "RuleGate", "SelectGate", "StackGate", "auc_standard_error", "calibrated_log_loss",
            "expert_logits", "mixture_log_loss", "score_forecast", "switch_margin", "top_k_weights"]
 
 #: The rule gate's regimes on the fingerprint (seed 003): name -> condition on (vol30 daily volatility,
@@ -224,6 +227,67 @@ class BestExpertGate(_ConvexGate, PersistMixin, BaseEstimator):
         W = np.zeros((len(X), len(self.expert_names_)))
         W[:, self.expert_names_.index(self.chosen_)] = 1.0
         return W
+
+
+class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
+    """Ensemble selection (Caruana, Niculescu-Mizil, Crew & Ksikes 2004, "Ensemble selection from libraries of
+    models", ICML): constant convex weights chosen by greedy forward selection *with replacement* on the
+    out-of-fold rows.
+
+    Start from the single expert with the lowest loss (:func:`score_forecast`, ``criterion``; ties go to the
+    expert listed first); then, for up to ``rounds - 1`` steps, add one more copy of whichever expert lowers the
+    loss of the running average p = sum_e (count_e / total) P_e the most, and stop at the first step that lowers
+    it by no more than ``tol``. Weights are the counts over the total, so they are multiples of 1/``rounds``:
+    few degrees of freedom (a stacker fits E free coefficients), and the result is never worse on the fitting
+    rows than the best single expert, since that is where it starts.
+
+    Args:
+        rounds: most copies in the ensemble (the weights' resolution is 1/rounds).
+        criterion: the loss (:func:`score_forecast`; default 'auc', 1 - ROC AUC pooled over the rows).
+        tol: smallest loss reduction that adds a copy.
+
+    Fitted: expert_names_, counts_ (E,) ints, weights_ (E,) = counts_ / counts_.sum(), path_ (the loss after
+    each step).
+
+    Raises:
+        ValueError: bad shapes (:func:`_check_fit_args`), no rows, or rounds < 1.
+    """
+
+    def __init__(self, rounds: int = 20, criterion: str = "auc", tol: float = 0.0):
+        self.rounds = rounds
+        self.criterion = criterion
+        self.tol = tol
+
+    def fit(self, X, expert_probs, y, expert_names) -> "SelectGate":
+        """Choose the counts on out-of-fold P (n, E) and labels y (n,)."""
+        P, y = _check_fit_args("SelectGate", X, P=expert_probs, y=y, expert_names=expert_names)
+        if int(self.rounds) < 1:
+            raise ValueError(f"SelectGate: rounds={self.rounds}: expected >= 1")
+        if not len(y):
+            raise ValueError("SelectGate.fit: no rows to select experts by")
+        self.expert_names_ = list(expert_names)
+        e = len(self.expert_names_)
+        losses = [score_forecast(y, P[:, j], self.criterion) for j in range(e)]
+        counts = np.zeros(e, dtype=np.int64)
+        counts[int(np.argmin(losses))] = 1
+        total = P[:, int(np.argmin(losses))].copy()  # the sum of the chosen copies' P(up), (n,)
+        path = [float(min(losses))]
+        for k in range(2, int(self.rounds) + 1):
+            trial = [score_forecast(y, (total + P[:, j]) / k, self.criterion) for j in range(e)]
+            j = int(np.argmin(trial))
+            if trial[j] >= path[-1] - self.tol:
+                break
+            counts[j] += 1
+            total += P[:, j]
+            path.append(float(trial[j]))
+        self.counts_ = counts
+        self.weights_ = counts / counts.sum()
+        self.path_ = path
+        return self
+
+    def predict_weights(self, X: pd.DataFrame, expert_probs=None) -> np.ndarray:
+        """(n, E): the constant weights ``weights_`` on every row."""
+        return np.tile(self.weights_, (len(X), 1))
 
 
 class StackGate(PersistMixin, BaseEstimator):

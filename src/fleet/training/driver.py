@@ -210,7 +210,7 @@ def _echo_experts(ctx: RunContext) -> None:
     top_k = min(model.moe.top_k or (2 if gate == "rule" else len(experts)), len(experts))
     ctx.echo(f"Experts: {', '.join(experts)}; gate: {gate}" + (f", top-{top_k}" if gate in ("rule", "mlp") else "")
              + (f"; {model.moe.inner_folds} inner out-of-fold blocks"
-                + (", guarded" if model.moe.guard and gate != "best" else "") if len(experts) > 1 else ""))
+                + (", guarded" if model.moe.guard and gate not in ("best", "select") else "") if len(experts) > 1 else ""))
     if model.uses_cnn():
         import torch
 
