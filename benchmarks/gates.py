@@ -85,7 +85,7 @@ def gate_variants(horizon: int, seed: int) -> dict:
         "best calibrated": (BestExpertGate(criterion="calibrated"), False),
         "select": (SelectGate(), False),
         "select guarded": (SelectGate(), True),
-        "select ll": (SelectGate(criterion="log_loss"), False),
+        "select auc": (SelectGate(criterion="auc"), False),
         "select 10": (SelectGate(rounds=10), False),
         "select 50": (SelectGate(rounds=50), False),
         "stack": (StackGate(), False),

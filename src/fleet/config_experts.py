@@ -88,8 +88,8 @@ class MoEConfig(_Section):
     enabled: bool = Field(True, description="false: only the first expert of `experts`, no gate")
     gate: str = Field("select", pattern="^(rule|mlp|stack|best|select)$",
                       description="select (the default: ensemble selection, Caruana et al. 2004, constant weights by "
-                      "greedy forward selection with replacement on the inner out-of-fold rows, starting from the best "
-                      "expert; it scored at least as high as best in every cell of the benchmark, docs/benchmarks.md "
+                      "greedy forward selection with replacement that lowers the mixture's log-loss on the inner out-of-fold "
+                      "rows, starting from the best expert; it scored at least as high as best in every cell of the benchmark, docs/benchmarks.md "
                       "3c), best (the unit's single expert with the best inner out-of-fold score), mlp (trained gate, "
                       "mixture likelihood, guarded), stack (logistic regression on the experts' logit P(up), guarded) "
                       "or rule (static rules on the market-regime fingerprint, guarded)")
@@ -105,8 +105,12 @@ class MoEConfig(_Section):
     stack_C: float = Field(1.0, gt=0.0, description="stack gate: inverse L2 regularisation of the logistic regression")
     select_rounds: int = Field(20, ge=1, description="select gate: most copies in the ensemble (the weights are "
                                "multiples of 1/rounds)")
+    select_criterion: str = Field("log_loss", pattern="^(auc|calibrated|log_loss)$",
+                                  description="select gate: the loss each copy must lower: log_loss (the mixture's "
+                                  "own likelihood, the default: at least as high an AUC as auc in 4 of the 6 "
+                                  "benchmark cells, docs/benchmarks.md 3c), auc or calibrated")
     criterion: str = Field("auc", pattern="^(auc|calibrated|log_loss)$",
-                           description="how --gate best / select and the guard score a forecast on the inner out-of-fold rows: "
+                           description="how --gate best and the guard score a forecast on the inner out-of-fold rows: "
                            "auc (pooled over the unit's assets), calibrated (log-loss after Platt recalibration) or "
                            "log_loss (raw; prefers weak, well-calibrated experts)")
     inner_folds: int = Field(3, ge=1, description="inner out-of-fold blocks of the training window (K; the window is "

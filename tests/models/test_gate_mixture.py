@@ -140,8 +140,9 @@ def test_select_gate_mixes_two_independent_signals_and_leaves_noise_out():
     ens = MixtureOfExpertsEnsemble(EXPERTS, gate=SelectGate(), purge_bars=4, guard=False).fit(X, y)
     g = ens.gate_
     oof_y = y[ens.oof_index_]
-    best_auc = max(roc_auc_score(oof_y, ens.oof_probs_[:, j]) for j in range(3))
-    assert g.path_[0] == pytest.approx(1.0 - best_auc) and np.all(np.diff(g.path_) < 0)
+    best_loss = min(log_loss(oof_y, ens.oof_probs_[:, j]) for j in range(3))
+    assert g.path_[0] == pytest.approx(best_loss) and np.all(np.diff(g.path_) < 0)
+    assert g.path_[-1] == pytest.approx(log_loss(oof_y, ens.oof_probs_ @ g.weights_))  # the mixture's likelihood
     assert g.weights_[0] >= 0.3 and g.weights_[1] >= 0.3 and g.weights_[2] <= 0.1
     np.testing.assert_allclose(g.weights_, g.counts_ / g.counts_.sum())
     Xt, yt = _two_signals(3000, seed=6)
@@ -158,6 +159,8 @@ def test_select_gate_finds_no_edge_in_noise():
     Xt, yt = _two_signals(3000, seed=8, signal=False)
     p = ens.predict_proba(Xt)[:, 1]
     assert abs(roc_auc_score(yt, p) - 0.5) < 0.02
+    by_auc = SelectGate(criterion="auc").fit(X, X[["pa", "pb", "pc"]].to_numpy(), y, ["a", "b", "c"])
+    assert by_auc.path_[0] == pytest.approx(1.0 - max(roc_auc_score(y, X[c]) for c in ("pa", "pb", "pc")))
     with pytest.raises(ValueError, match="rounds=0"):
         SelectGate(rounds=0).fit(X, X[["pa", "pb", "pc"]].to_numpy(), y, ["a", "b", "c"])
 

@@ -243,7 +243,9 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
 
     Args:
         rounds: most copies in the ensemble (the weights' resolution is 1/rounds).
-        criterion: the loss (:func:`score_forecast`; default 'auc', 1 - ROC AUC pooled over the rows).
+        criterion: the loss (:func:`score_forecast`; default 'log_loss', the mixture's own binary cross-entropy,
+            so the weights are a maximum-likelihood fit of constant mixture weights on a grid of 1/rounds;
+            'auc' = 1 - ROC AUC pooled over the rows).
         tol: smallest loss reduction that adds a copy.
 
     Fitted: expert_names_, counts_ (E,) ints, weights_ (E,) = counts_ / counts_.sum(), path_ (the loss after
@@ -253,7 +255,7 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
         ValueError: bad shapes (:func:`_check_fit_args`), no rows, or rounds < 1.
     """
 
-    def __init__(self, rounds: int = 20, criterion: str = "auc", tol: float = 0.0):
+    def __init__(self, rounds: int = 20, criterion: str = "log_loss", tol: float = 0.0):
         self.rounds = rounds
         self.criterion = criterion
         self.tol = tol
