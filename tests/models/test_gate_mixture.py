@@ -137,8 +137,11 @@ def test_select_gate_mixes_two_independent_signals_and_leaves_noise_out():
     # expert none or little, and out of sample the mixture beats each expert alone. The loss path starts at the
     # best single expert's loss (scored independently with scikit-learn) and never rises.
     X, y = _two_signals(3000, seed=5)
-    ens = MixtureOfExpertsEnsemble(EXPERTS, gate=SelectGate(), purge_bars=4, guard=False).fit(X, y)
+    ens = MixtureOfExpertsEnsemble(EXPERTS, gate=SelectGate(), purge_bars=4).fit(X, y)
     g = ens.gate_
+    # not guarded (it starts from a single expert): the guard on means no cross-fit and no fallback
+    assert ens.guard_ == {"checked": False, "best_expert": ens.guard_["best_expert"],
+                          "reason": "the gate starts from the best expert"} and ens.fallback_ is None
     oof_y = y[ens.oof_index_]
     best_loss = min(log_loss(oof_y, ens.oof_probs_[:, j]) for j in range(3))
     assert g.path_[0] == pytest.approx(best_loss) and np.all(np.diff(g.path_) < 0)
