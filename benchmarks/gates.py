@@ -84,7 +84,6 @@ def gate_variants(horizon: int, seed: int) -> dict:
         "best raw": (BestExpertGate(criterion="log_loss"), False),
         "best calibrated": (BestExpertGate(criterion="calibrated"), False),
         "select": (SelectGate(), False),
-        "select guarded": (SelectGate(), True),
         "select auc": (SelectGate(criterion="auc"), False),
         "select 10": (SelectGate(rounds=10), False),
         "select 50": (SelectGate(rounds=50), False),

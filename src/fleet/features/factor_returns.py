@@ -23,7 +23,7 @@ import pandas as pd
 from fleet.errors import DataError
 
 FACTOR_RETURN_PREFIX = "factor_ret_"
-FACTOR_COLUMN = "market_factor"
+FACTOR_COLUMN = "market_factor"  # the base feature's name too (fleet.features.pipeline.FACTOR)
 
 
 def factor_return_horizons(return_horizons) -> tuple[int, ...]:

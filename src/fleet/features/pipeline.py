@@ -14,17 +14,17 @@ Nothing here imports :mod:`fleet.config`: the ``config`` arguments are
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from fleet.features.factor_returns import FACTOR_COLUMN as FACTOR
 from fleet.features.families import FamilyParams, compute_families, full_warmup
 from fleet.features.fracdiff import frac_diff_ffd
 from fleet.features.technical import technical_arrays
-
-FACTOR = "market_factor"
 FFD = "ffd_log_close"
 
 
@@ -156,7 +156,7 @@ def asset_feature_arrays(columns: Mapping[str, np.ndarray], index: pd.DatetimeIn
 
 
 def feature_group_warmup(groups: tuple[str, ...], *, columns: tuple[str, ...], bar: pd.Timedelta, horizon: int,
-                         sde_window: int, return_horizons: tuple[int, ...] = (1, 4, 12, 24)) -> tuple[int, int]:
+                         sde_window: int, return_horizons: tuple[int, ...] | None = None) -> tuple[int, int]:
     """Warm-up of the extra feature families, in bars: (first row with no NaN, longest rolling window).
 
     The first number is measured on a synthetic random walk with the given columns and bar spacing
@@ -176,8 +176,9 @@ def feature_group_warmup(groups: tuple[str, ...], *, columns: tuple[str, ...], b
         data["volume"] = rng.lognormal(size=n)
     data[FACTOR] = rng.normal(size=n)  # the run's factor at the bars (the 'factor' family reads it)
     frame = pd.DataFrame(data, index=pd.date_range("2020-01-01", periods=n, freq=bar, tz="UTC"))
-    params = FamilyParams(horizon=horizon, sde_window=sde_window, bar=bar,
-                          return_horizons=tuple(int(h) for h in return_horizons))
+    params = FamilyParams(horizon=horizon, sde_window=sde_window, bar=bar)
+    if return_horizons is not None:  # else FamilyParams' default
+        params = dataclasses.replace(params, return_horizons=tuple(int(h) for h in return_horizons))
     ok = pd.concat(compute_families(frame, groups, params), axis=1).notna().all(axis=1).to_numpy()
     first = int(np.argmax(ok)) if ok.any() else n
     return first, full_warmup(groups, params)

@@ -270,9 +270,10 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
         self.expert_names_ = list(expert_names)
         e = len(self.expert_names_)
         losses = [score_forecast(y, P[:, j], self.criterion) for j in range(e)]
+        first = int(np.argmin(losses))
         counts = np.zeros(e, dtype=np.int64)
-        counts[int(np.argmin(losses))] = 1
-        total = P[:, int(np.argmin(losses))].copy()  # the sum of the chosen copies' P(up), (n,)
+        counts[first] = 1
+        total = P[:, first].copy()  # the sum of the chosen copies' P(up), (n,)
         path = [float(min(losses))]
         for k in range(2, int(self.rounds) + 1):
             trial = [score_forecast(y, (total + P[:, j]) / k, self.criterion) for j in range(e)]

@@ -10,7 +10,7 @@ plus one-hot asset ids (per-asset intercepts, seed 000). Its sign per horizon is
 time-series momentum (Moskowitz, Ooi & Pedersen 2012) or short-term reversal (Lehmann 1990) and how an
 asset follows or leads the market, as linear terms. Why it is in the mixture: the trend expert
 (gradient boosting on the technical features) sees neither the factor's past returns nor a smooth linear
-score; on crypto_1h this expert carries information trend lacks (docs/benchmarks.md §3b).
+score; on crypto_1h this expert carries information trend lacks (docs/benchmarks.md §3c).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from fleet.evaluation.splits import PurgedWalkForward
 from fleet.evaluation.tables import seeds_table
 from fleet.market.align import align_log_returns
 from fleet.market.fold import fit_fold_market, fmt_cluster_map, fmt_members
+from fleet.models.specs import UNGUARDED_GATES
 from fleet.store import RunDirectory, join_location
 from fleet.store.layout import FAILURES, RESULTS_SEEDS
 from fleet.store.location import default_out
@@ -210,7 +211,7 @@ def _echo_experts(ctx: RunContext) -> None:
     top_k = min(model.moe.top_k or (2 if gate == "rule" else len(experts)), len(experts))
     ctx.echo(f"Experts: {', '.join(experts)}; gate: {gate}" + (f", top-{top_k}" if gate in ("rule", "mlp") else "")
              + (f"; {model.moe.inner_folds} inner out-of-fold blocks"
-                + (", guarded" if model.moe.guard and gate not in ("best", "select") else "") if len(experts) > 1 else ""))
+                + (", guarded" if model.moe.guard and gate not in UNGUARDED_GATES else "") if len(experts) > 1 else ""))
     if model.uses_cnn():
         import torch
 
