@@ -103,12 +103,16 @@ class MoEConfig(_Section):
     gate_weight_decay: float = Field(1e-3, ge=0.0, description="MLP gate: Adam weight decay (not on the per-expert bias)")
     gate_epochs: int = Field(60, ge=1, description="MLP gate: most epochs (early stopping on a time-ordered 20 % tail)")
     stack_C: float = Field(1.0, gt=0.0, description="stack gate: inverse L2 regularisation of the logistic regression")
-    select_rounds: int = Field(20, ge=1, description="select gate: most copies in the ensemble (the weights are "
-                               "multiples of 1/rounds)")
+    select_rounds: int = Field(50, ge=1, description="select gate: most copies in the ensemble (the weights are "
+                               "multiples of 1/rounds; with the equal start every expert keeps at least 1/rounds)")
     select_criterion: str = Field("log_loss", pattern="^(auc|calibrated|log_loss)$",
                                   description="select gate: the loss each copy must lower: log_loss (the mixture's "
                                   "own likelihood, the default: at least as high an AUC as auc in 4 of the 6 "
                                   "benchmark cells, docs/benchmarks.md 3c), auc or calibrated")
+    select_start: str = Field("equal", pattern="^(equal|best)$",
+                              description="select gate: start from one copy of every expert (equal, the default: "
+                              "above the best-expert start in all six benchmark cells, docs/benchmarks.md 3c; with "
+                              "no out-of-fold row the equal weights answer) or from the best single expert (best)")
     criterion: str = Field("auc", pattern="^(auc|calibrated|log_loss)$",
                            description="how --gate best and the guard score a forecast on the inner out-of-fold rows: "
                            "auc (pooled over the unit's assets), calibrated (log-loss after Platt recalibration) or "
@@ -123,4 +127,5 @@ class MoEConfig(_Section):
                             "argmin (the default since inner blocks with a constant expert are left out: 1 cost up "
                             "to 0.007 AUC on equities, docs/benchmarks.md 3a'')")
     min_inner_rows: int = Field(500, ge=1, description="an inner fold whose experts would be fitted on fewer rows is "
-                                "skipped; with none left the first expert answers alone")
+                                "skipped; with none left the first expert answers alone (the select gate's equal start "
+                                "keeps equal weights)")

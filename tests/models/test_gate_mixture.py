@@ -134,25 +134,29 @@ def _two_signals(n_per_asset: int, seed: int, signal: bool = True):
 
 def test_select_gate_mixes_two_independent_signals_and_leaves_noise_out():
     # Ensemble selection (Caruana et al. 2004) on the OOF rows: both informative experts get weight, the noise
-    # expert none or little, and out of sample the mixture beats each expert alone. The loss path starts at the
-    # best single expert's loss (scored independently with scikit-learn) and never rises.
+    # expert little (its one starting copy), and out of sample the mixture beats each expert alone. The loss path
+    # starts at the equal mixture's loss (scored independently with scikit-learn) and never rises.
     X, y = _two_signals(3000, seed=5)
     ens = MixtureOfExpertsEnsemble(EXPERTS, gate=SelectGate(), purge_bars=4).fit(X, y)
     g = ens.gate_
-    # not guarded (it starts from a single expert): the guard on means no cross-fit and no fallback
+    # not guarded: the guard on means no cross-fit and no fallback
     assert ens.guard_ == {"checked": False, "best_expert": ens.guard_["best_expert"],
-                          "reason": "the gate starts from the best expert"} and ens.fallback_ is None
+                          "reason": "the gate keeps a copy of an expert only where it lowers the out-of-fold loss"}
+    assert ens.fallback_ is None
     oof_y = y[ens.oof_index_]
-    best_loss = min(log_loss(oof_y, ens.oof_probs_[:, j]) for j in range(3))
-    assert g.path_[0] == pytest.approx(best_loss) and np.all(np.diff(g.path_) < 0)
+    assert g.path_[0] == pytest.approx(log_loss(oof_y, ens.oof_probs_.mean(axis=1))) and np.all(np.diff(g.path_) < 0)
     assert g.path_[-1] == pytest.approx(log_loss(oof_y, ens.oof_probs_ @ g.weights_))  # the mixture's likelihood
-    assert g.weights_[0] >= 0.3 and g.weights_[1] >= 0.3 and g.weights_[2] <= 0.1
+    assert g.weights_[0] >= 0.3 and g.weights_[1] >= 0.3 and g.weights_[2] <= 0.1 and g.counts_.min() >= 1
     np.testing.assert_allclose(g.weights_, g.counts_ / g.counts_.sum())
     Xt, yt = _two_signals(3000, seed=6)
     p, P, W = ens.predict_details(Xt)
     np.testing.assert_allclose(p, P @ g.weights_)  # the convex mixture of the experts' P(up)
     auc = roc_auc_score(yt, p)
     assert auc > max(roc_auc_score(yt, P[:, j]) for j in range(2)) + 0.02
+    # the best-expert start (the rule before the equal start) begins at the best single expert's loss
+    best = SelectGate(start="best").fit(X.iloc[ens.oof_index_], ens.oof_probs_, oof_y, ["a", "b", "c"])
+    assert best.path_[0] == pytest.approx(min(log_loss(oof_y, ens.oof_probs_[:, j]) for j in range(3)))
+    assert best.weights_[2] == 0.0
 
 
 def test_select_gate_finds_no_edge_in_noise():
@@ -162,10 +166,26 @@ def test_select_gate_finds_no_edge_in_noise():
     Xt, yt = _two_signals(3000, seed=8, signal=False)
     p = ens.predict_proba(Xt)[:, 1]
     assert abs(roc_auc_score(yt, p) - 0.5) < 0.02
-    by_auc = SelectGate(criterion="auc").fit(X, X[["pa", "pb", "pc"]].to_numpy(), y, ["a", "b", "c"])
+    by_auc = SelectGate(criterion="auc", start="best").fit(X, X[["pa", "pb", "pc"]].to_numpy(), y, ["a", "b", "c"])
     assert by_auc.path_[0] == pytest.approx(1.0 - max(roc_auc_score(y, X[c]) for c in ("pa", "pb", "pc")))
     with pytest.raises(ValueError, match="rounds=0"):
         SelectGate(rounds=0).fit(X, X[["pa", "pb", "pc"]].to_numpy(), y, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="start='worst'"):
+        SelectGate(start="worst").fit(X, X[["pa", "pb", "pc"]].to_numpy(), y, ["a", "b", "c"])
+
+
+def test_select_gate_with_no_out_of_fold_row_keeps_equal_weights():
+    """A window too short for any inner fold: nothing to select by, so the equal start answers (the other
+    gates fall back to the first expert listed, which is not chosen by any evidence either)."""
+    X, y = _two_signals(300, seed=9)
+    ens = MixtureOfExpertsEnsemble(EXPERTS, gate=SelectGate(), purge_bars=4, min_inner_rows=10_000).fit(X, y)
+    assert not len(ens.oof_index_) and ens.fallback_ is None and ens.active_experts_ == ["a", "b", "c"]
+    assert "keeps its start, equal weights" in ens.guard_["reason"]
+    np.testing.assert_allclose(ens.predict_proba(X)[:, 1], X[["pa", "pb", "pc"]].mean(axis=1).to_numpy())
+    first = MixtureOfExpertsEnsemble(EXPERTS, gate=SelectGate(start="best"), purge_bars=4,
+                                     min_inner_rows=10_000).fit(X, y)
+    assert first.fallback_ == "a"
+    np.testing.assert_allclose(first.predict_proba(X)[:, 1], X["pa"].to_numpy())
 
 
 def test_guard_falls_back_to_the_best_expert_when_the_gate_loses():

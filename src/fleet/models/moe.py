@@ -11,7 +11,8 @@ fit(X, y) on one unit's training window (rows of several assets, context columns
    that inner fit (a longer warm-up, a later listing) gets no out-of-fold row in B_k; an inner fold
    whose fit has fewer than ``min_inner_rows`` rows or one class is skipped, and so is a block in which
    some expert's inner fit answers one constant P(up) (it could not learn on the inner rows, which says
-   nothing of its full-window skill); with no fold left the first expert answers alone. The result is the
+   nothing of its full-window skill); with no fold left the first expert answers alone (the ``select`` gate
+   with its default equal start keeps equal weights instead). The result is the
    (n_oof, E) matrix of out-of-fold P(up) over K/(K+1) of the window (3/4 by default): the only
    expert output the gate ever sees — never a prediction an expert made on its own training rows.
 2. **Gate.** The gate is fitted on those rows (their fingerprint / asset / factor, the OOF matrix,
@@ -25,7 +26,8 @@ fit(X, y) on one unit's training window (rows of several assets, context columns
    all OOF rows, the expert ``--gate best`` picks) on the same rows, the unit falls back to that
    expert: the gate becomes a :class:`~fleet.models.gate.BestExpertGate` (``fallback_`` names the
    expert). With fewer than 2 inner blocks holding rows there is no guard (``guard_`` says so). The ``best``
-   and ``select`` gates are not guarded: the first is the best expert, the second starts from it.
+   and ``select`` gates are not guarded: the first is the best expert, the second keeps a copy of an expert
+   only where it lowers the out-of-fold loss.
 4. Every expert is refitted on the full training window (``experts_``); at predict time
    ``gate_.predict_mixture`` combines their P(up) (sum of top-k weight x P(up), or the stacker's
    output for ``stack``).
@@ -141,7 +143,7 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
             fit would have fewer). An expert fitted on a few hundred rows says little about the same expert
             fitted on the whole window (a TrendExpert with 1,000-row leaves cannot split at all), and judging
             experts by such fits picked the weak ones on short windows. When no inner fold qualifies, the first
-            expert of ``experts`` answers alone (``fallback_``).
+            expert of ``experts`` answers alone (``fallback_``; the equal-start ``select`` gate keeps equal weights).
         switch_z: the best expert is the first one listed unless another beats it by more than ``switch_z`` AUC
             standard errors on the OOF rows, and the guard keeps the gate only when it beats the best expert by
             that margin (:func:`fleet.models.gate.switch_margin`; 0: plain comparisons).
@@ -243,7 +245,7 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         self.fallback_ = None
         self.guard_ = {"checked": False, "best_expert": best.chosen_}
         unguarded = {BestExpertGate: "the gate is the best expert",  # specs.UNGUARDED_GATES says why
-                     SelectGate: "the gate starts from the best expert"}
+                     SelectGate: "the gate keeps a copy of an expert only where it lowers the out-of-fold loss"}
         if not self.guard:
             self.guard_["reason"] = "guard off"
             return self
@@ -304,7 +306,8 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
     def fit_gate_stage(self, X: pd.DataFrame, y, oof) -> "MixtureOfExpertsEnsemble":
         """Steps 2-3 from the inner out-of-fold result ``oof`` (what :meth:`inner_oof` returns); returns self.
 
-        With no out-of-fold row the first expert answers alone (``fallback_``). Sets the gate attributes and
+        With no out-of-fold row the first expert answers alone (``fallback_``), or, for the ``select`` gate with
+        its equal start, equal weights. Sets the gate attributes and
         ``active_experts_`` (experts with non-zero mean gate weight on the OOF rows).
         """
         names = self.start_fit()
@@ -313,6 +316,12 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         self.oof_index_, self.oof_probs_, self.oof_block_ = idx, P, block
         if len(idx):
             self.fit_gate(X.iloc[idx], P, y[idx], block, starts)
+        elif isinstance(self.gate, SelectGate) and self.gate.start == "equal":
+            # nothing to judge the experts by: ensemble selection keeps its start, equal weights
+            self.gate_ = clone(self.gate).fit(X.iloc[:0], P, y[:0], expert_names=names)
+            self.guard_ = {"checked": False, "best_expert": "",
+                           "reason": f"no inner fold had {self.min_inner_rows} fitting rows: the select gate keeps "
+                                     "its start, equal weights"}
         else:  # no inner fold had enough rows: nothing to judge the experts by, the first expert answers
             self.fallback_ = names[0]
             self.gate_ = BestExpertGate(expert=names[0]).fit(X.iloc[:0], P, y[:0], expert_names=names)
@@ -322,8 +331,8 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         if len(self.oof_index_):
             w = self.gate_.predict_weights(X.iloc[self.oof_index_], self.oof_probs_)
             self.active_experts_ = [n for n, m in zip(names, w.mean(axis=0)) if m > 0]
-        else:  # no out-of-fold row to average over: the fallback expert is the one that answers
-            self.active_experts_ = [self.fallback_]
+        else:  # no out-of-fold row to average over: the fallback expert (or the equal start) answers
+            self.active_experts_ = [self.fallback_] if self.fallback_ else list(names)
         return self
 
     def set_experts(self, fitted: dict) -> "MixtureOfExpertsEnsemble":

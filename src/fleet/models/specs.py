@@ -129,8 +129,8 @@ GATE_FEATURE_GROUPS: tuple[str, ...] = ("fingerprint",)
 #: Gates that are torch networks (their training needs torch's OpenMP runtime first, like a CNN).
 TORCH_GATES: tuple[str, ...] = ("mlp",)
 
-#: Gates the guard leaves alone: ``best`` is the best single expert, ``select`` starts from one and adds a copy
-#: only where the loss falls (a cross-fitted guard on top moved its AUC by -0.0009..+0.0006, docs/benchmarks.md 3c).
+#: Gates the guard leaves alone: ``best`` is the best single expert, ``select`` adds a copy of an expert only where
+#: the out-of-fold loss falls (a cross-fitted guard on top moved its AUC by -0.0009..+0.0006, docs/benchmarks.md 3c).
 UNGUARDED_GATES: tuple[str, ...] = ("best", "select")
 
 EXPERT_NAMES: tuple[str, ...] = tuple(s.name for s in EXPERTS)
