@@ -111,7 +111,7 @@ class MoEConfig(_Section):
                                   "benchmark cells, docs/benchmarks.md 3c), auc or calibrated")
     select_start: str = Field("equal", pattern="^(equal|best)$",
                               description="select gate: start from one copy of every expert (equal, the default: "
-                              "above the best-expert start in all six benchmark cells, docs/benchmarks.md 3c; with "
+                              "above the best-expert start in all six benchmark cells, docs/benchmarks.md 3d; with "
                               "no out-of-fold row the equal weights answer) or from the best single expert (best)")
     criterion: str = Field("auc", pattern="^(auc|calibrated|log_loss)$",
                            description="how --gate best and the guard score a forecast on the inner out-of-fold rows: "

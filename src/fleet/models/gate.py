@@ -245,7 +245,7 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
     Why equal weights are the default start: a constant combination estimated on a short window rarely beats
     equal weights out of sample (the "forecast combination puzzle", Clemen 1989; Smith & Wallis 2009), and an
     expert leaves the mixture only as far as the out-of-fold rows pay for it. Measured in issue 12
-    (docs/benchmarks.md 3c): above the best-expert start in all six benchmark cells. With no out-of-fold row at
+    (docs/benchmarks.md 3d): above the best-expert start in all six benchmark cells. With no out-of-fold row at
     all the equal start is the fit (``path_`` is empty).
 
     Args:
