@@ -285,16 +285,15 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
         counts = np.zeros(e, dtype=np.int64)
         if self.start == "equal":
             counts[:] = 1
-            if not len(y):  # nothing to select by: the equal start is the fit
-                self.counts_, self.weights_, self.path_ = counts, counts / e, []
-                return self
         elif not len(y):
             raise ValueError("SelectGate.fit: no rows to select experts by")
         else:
             counts[int(np.argmin([score_forecast(y, P[:, j], self.criterion) for j in range(e)]))] = 1
         total = P @ counts.astype(np.float64)  # the sum of the chosen copies' P(up), (n,)
-        path = [score_forecast(y, total / counts.sum(), self.criterion)]
-        for k in range(int(counts.sum()) + 1, int(self.rounds) + 1):
+        # with no row there is nothing to select by: the equal start is the fit and the path is empty
+        path = [score_forecast(y, total / counts.sum(), self.criterion)] if len(y) else []
+        last = int(self.rounds) if len(y) else 0
+        for k in range(int(counts.sum()) + 1, last + 1):
             trial = [score_forecast(y, (total + P[:, j]) / k, self.criterion) for j in range(e)]
             j = int(np.argmin(trial))
             if trial[j] >= path[-1] - self.tol:
