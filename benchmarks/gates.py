@@ -12,7 +12,9 @@ experts' OOF P(up), labels, inner blocks) and the test rows (gate inputs, the fu
 P(up), labels) are kept. Step 2: for every gate variant, :meth:`MixtureOfExpertsEnsemble.fit_gate`
 (the code a unit runs) is fitted on each unit's OOF rows and applied to its test rows.
 
-Metric (issue 12): AUC pooled over all assets of a fold, then averaged over the folds. Also:
+Metric (issue 12): AUC pooled over all assets of a fold, then averaged over the folds; ``vs_best`` = that minus
+the best single expert's (the one with the highest figure, chosen after the fact), ``se`` = the paired block-bootstrap
+standard error of that difference (blocks of 10 label horizons, :func:`paired_block_se`). Also:
 routing = share of units in which the expert with the best inner OOF AUC gets the largest mean
 gate weight on the unit's test rows; fallback = share of units whose guard fell back.
 """
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from sklearn.metrics import roc_auc_score
 
 from fleet.config import FleetConfig, load_config
@@ -107,6 +110,30 @@ def pooled_auc(rows: pd.DataFrame, col: str) -> float:
     return float(np.mean([roc_auc_score(g["y"], g[col]) for _, g in rows.groupby("fold")]))
 
 
+def paired_block_se(rows: pd.DataFrame, a: str, b: str, block: int, reps: int = 200, seed: int = 0) -> float:
+    """Standard error of ``pooled_auc(rows, a) - pooled_auc(rows, b)`` by a paired non-overlapping block bootstrap
+    over time (Kuensch 1989; Lahiri 2003 ch. 2): in every fold, the distinct ``bar_time`` values are cut into
+    blocks of ``block`` consecutive timestamps, the blocks are drawn with replacement (as many as there are), and
+    both forecasts are scored on the same drawn rows, so the noise they share cancels. Blocks keep the overlap of
+    the h-bar labels and the assets' common moves inside one draw. ``rows``: one row per (asset, bar) with columns
+    fold, bar_time, y, a and b. Returns the std of the ``reps`` differences."""
+    rng = np.random.default_rng(seed)
+    folds = []
+    for _, g in rows.groupby("fold"):
+        times = np.unique(g["bar_time"].to_numpy())
+        blk = np.searchsorted(times, g["bar_time"].to_numpy()) // max(int(block), 1)
+        members = [np.flatnonzero(blk == k) for k in range(int(blk.max()) + 1)]
+        folds.append((g["y"].to_numpy(), g[a].to_numpy(), g[b].to_numpy(), members))
+    diffs = []
+    for _ in range(reps):
+        d = []
+        for y, pa, pb, members in folds:
+            idx = np.concatenate([members[k] for k in rng.integers(0, len(members), size=len(members))])
+            d.append(roc_auc_score(y[idx], pa[idx]) - roc_auc_score(y[idx], pb[idx]))
+        diffs.append(np.mean(d))
+    return float(np.std(diffs, ddof=1))
+
+
 def informative(u: dict) -> dict:
     """The unit's cached out-of-fold rows less the blocks in which an expert's P(up) is constant (what
     :func:`fleet.models.moe.collect_oof` leaves out since 2026-12-03; caches built before keep them)."""
@@ -142,7 +169,8 @@ def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner
             ens.fit_gate_stage(u["X_oof"], u["y_oof"],
                                (np.arange(len(u["y_oof"])), u["P_oof"], u["block"], u["starts"], []))
             p, W = ens.gate_.predict_mixture(u["X_test"], u["P_test"])
-            df = pd.DataFrame({"fold": u["fold"], "y": u["y_test"], "p_up": p,
+            df = pd.DataFrame({"fold": u["fold"], "bar_time": u["X_test"]["bar_time"].to_numpy(), "y": u["y_test"],
+                               "p_up": p,
                                **{f"p_{n}": u["P_test"][:, j] for j, n in enumerate(names)},
                                **{f"w_{n}": W[:, j] for j, n in enumerate(names)}})
             parts.append(df)
@@ -152,7 +180,10 @@ def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner
         rows = pd.concat(parts, ignore_index=True)
         if base is None:
             base = {n: pooled_auc(rows, f"p_{n}") for n in names}
-        table.append({"gate": v, "auc": pooled_auc(rows, "p_up"),
+        top = max(base, key=base.get)
+        auc = pooled_auc(rows, "p_up")
+        table.append({"gate": v, "auc": auc, "vs_best": auc - base[top],
+                      "se": paired_block_se(rows, "p_up", f"p_{top}", block=10 * horizon, seed=seed),
                       **{f"w_{n}": rows[f"w_{n}"].mean() for n in names},
                       "routing": np.mean(hits), "fallback": np.mean(falls), "gate_s": time.perf_counter() - t0})
     return base, pd.DataFrame(table)
@@ -177,6 +208,8 @@ def main(argv=None) -> int:
     ap.add_argument("--keep-constant-blocks", action="store_true",
                     help="keep inner blocks in which an expert's P(up) is constant (the rule before 2026-12-03)")
     ap.add_argument("--criterion", default="auc", help="what picks the best expert and what the guard compares")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for the cache build (YAML value), e.g. model.trend.min_samples_leaf=200")
     args = ap.parse_args(argv)
     cache_path = Path(args.cache) if args.cache else None
     if cache_path is not None and cache_path.is_file():
@@ -187,7 +220,8 @@ def main(argv=None) -> int:
                     "validation.folds": args.folds, "policy.forced_entry": False, "resources.backend": "local",
                     "model.experts": args.experts.split(","), "model.moe.gate": "best", "model.moe.guard": False,
                     "model.moe.inner_folds": args.inner_folds, "model.pattern.epochs": args.cnn_epochs,
-                    "model.pattern.max_train_windows": args.cnn_windows, "out": str(Path(tmp) / "run")}
+                    "model.pattern.max_train_windows": args.cnn_windows, "out": str(Path(tmp) / "run"),
+                    **{k.strip(): yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}}
             cache = build_cache(load_config(args.spec, over))
         if cache_path is not None:
             cache_path.write_bytes(pickle.dumps(cache))
