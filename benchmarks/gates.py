@@ -14,7 +14,8 @@ P(up), labels) are kept. Step 2: for every gate variant, :meth:`MixtureOfExperts
 
 Metric (issue 12): AUC pooled over all assets of a fold, then averaged over the folds; ``vs_best`` = that minus
 the best single expert's (the one with the highest figure, chosen after the fact), ``se`` = the paired block-bootstrap
-standard error of that difference (blocks of 10 label horizons, :func:`paired_block_se`). Also:
+standard error of that difference (blocks of 10 label horizons,
+:func:`fleet.evaluation.bootstrap.paired_auc_se`). Also:
 routing = share of units in which the expert with the best inner OOF AUC gets the largest mean
 gate weight on the unit's test rows; fallback = share of units whose guard fell back.
 """
@@ -31,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from sklearn.metrics import roc_auc_score
 
 from fleet.config import FleetConfig, load_config
+from fleet.evaluation.bootstrap import fold_auc, paired_auc_se
 from fleet.features.fingerprint import FINGERPRINT_PREFIX
 from fleet.models import BestExpertGate, MLPGate, MixtureOfExpertsEnsemble, RuleGate, SelectGate, StackGate
 from fleet.models.moe import constant_experts
@@ -105,35 +106,6 @@ def gate_variants(horizon: int, seed: int) -> dict:
     }
 
 
-def pooled_auc(rows: pd.DataFrame, col: str) -> float:
-    """AUC pooled over the assets of each fold, averaged over folds."""
-    return float(np.mean([roc_auc_score(g["y"], g[col]) for _, g in rows.groupby("fold")]))
-
-
-def paired_block_se(rows: pd.DataFrame, a: str, b: str, block: int, reps: int = 200, seed: int = 0) -> float:
-    """Standard error of ``pooled_auc(rows, a) - pooled_auc(rows, b)`` by a paired non-overlapping block bootstrap
-    over time (Kuensch 1989; Lahiri 2003 ch. 2): in every fold, the distinct ``bar_time`` values are cut into
-    blocks of ``block`` consecutive timestamps, the blocks are drawn with replacement (as many as there are), and
-    both forecasts are scored on the same drawn rows, so the noise they share cancels. Blocks keep the overlap of
-    the h-bar labels and the assets' common moves inside one draw. ``rows``: one row per (asset, bar) with columns
-    fold, bar_time, y, a and b. Returns the std of the ``reps`` differences."""
-    rng = np.random.default_rng(seed)
-    folds = []
-    for _, g in rows.groupby("fold"):
-        times = np.unique(g["bar_time"].to_numpy())
-        blk = np.searchsorted(times, g["bar_time"].to_numpy()) // max(int(block), 1)
-        members = [np.flatnonzero(blk == k) for k in range(int(blk.max()) + 1)]
-        folds.append((g["y"].to_numpy(), g[a].to_numpy(), g[b].to_numpy(), members))
-    diffs = []
-    for _ in range(reps):
-        d = []
-        for y, pa, pb, members in folds:
-            idx = np.concatenate([members[k] for k in rng.integers(0, len(members), size=len(members))])
-            d.append(roc_auc_score(y[idx], pa[idx]) - roc_auc_score(y[idx], pb[idx]))
-        diffs.append(np.mean(d))
-    return float(np.std(diffs, ddof=1))
-
-
 def informative(u: dict) -> dict:
     """The unit's cached out-of-fold rows less the blocks in which an expert's P(up) is constant (what
     :func:`fleet.models.moe.collect_oof` leaves out since 2026-12-03; caches built before keep them)."""
@@ -179,11 +151,11 @@ def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner
             falls.append(ens.fallback_ is not None)
         rows = pd.concat(parts, ignore_index=True)
         if base is None:
-            base = {n: pooled_auc(rows, f"p_{n}") for n in names}
+            base = {n: fold_auc(rows, f"p_{n}") for n in names}
         top = max(base, key=base.get)
-        auc = pooled_auc(rows, "p_up")
+        auc = fold_auc(rows, "p_up")
         table.append({"gate": v, "auc": auc, "vs_best": auc - base[top],
-                      "se": paired_block_se(rows, "p_up", f"p_{top}", block=10 * horizon, seed=seed),
+                      "se": paired_auc_se(rows, "p_up", f"p_{top}", block=10 * horizon, seed=seed),
                       **{f"w_{n}": rows[f"w_{n}"].mean() for n in names},
                       "routing": np.mean(hits), "fallback": np.mean(falls), "gate_s": time.perf_counter() - t0})
     return base, pd.DataFrame(table)

@@ -37,7 +37,10 @@ mean |change of exposure| per bar.
 
 ``auc_fold``: issue 12's figure, AUC pooled over all assets of a fold, then averaged over the folds;
 for mixtures also each expert's own ``auc_fold`` (``auc_<expert>``, from the ``p_<expert>`` columns:
-the same expert fits as that expert alone) and ``fallback`` (share of units whose guard fell back).
+the same expert fits as that expert alone), ``vs_best`` (the mixture's ``auc_fold`` minus its best expert's, that
+expert chosen after the fact), ``se_vs_best`` (the standard error of that difference, a paired block bootstrap over
+blocks of 10 label horizons: :func:`fleet.evaluation.bootstrap.paired_auc_se`) and ``fallback`` (share of units
+whose guard fell back).
 
 Metrics over all out-of-sample rows of the run pooled (``fleet.evaluation.metrics.summarise`` with
 no grouping): AUC of P(up) for the label; Rank IC = Spearman correlation of P(up) with the forward
@@ -71,6 +74,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from fleet.config import load_config
+from fleet.evaluation.bootstrap import paired_auc_se
 from fleet.evaluation.metrics import summarise
 from fleet.training.driver import run_fleet
 
@@ -130,16 +134,21 @@ def run_cell(cfg, policies=("fixed",)) -> list[dict]:
         rows = preds if policy == "tuned" else preds.drop(columns=["signal", "position"], errors="ignore")
         if policy == "tuned" and "position" not in preds:
             continue
-        out.append({"policy": policy, **_cell_metrics(summary, preds, summarise(rows, [], **kw).iloc[0])})
+        out.append({"policy": policy, **_cell_metrics(summary, preds, summarise(rows, [], **kw).iloc[0],
+                                                            cfg.labels.horizon)})
     return out
 
 
-def _cell_metrics(summary, preds: pd.DataFrame, m: pd.Series) -> dict:
+def _cell_metrics(summary, preds: pd.DataFrame, m: pd.Series, horizon: int) -> dict:
     fold_auc = {c: float(np.mean([roc_auc_score(g["y"], g[c]) for _, g in preds.groupby("fold")]))
                 for c in ["p_up", *[c for c in preds.columns if c.startswith("p_") and c != "p_up"]]}
     manifest = json.loads((summary.out / "manifest.json").read_text())
     gates = [u.get("gate") for u in manifest["units"] if u.get("gate")]
     extra = {f"auc_{c[2:]}": v for c, v in fold_auc.items() if c != "p_up"}
+    if extra:  # a mixture: its distance from its best expert (chosen after the fact), with a paired standard error
+        top = max((c for c in fold_auc if c != "p_up"), key=fold_auc.get)
+        extra["vs_best"] = fold_auc["p_up"] - fold_auc[top]
+        extra["se_vs_best"] = paired_auc_se(preds, "p_up", top, block=10 * horizon, time="timestamp")
     if gates:
         extra["fallback"] = float(np.mean([bool(g.get("fallback")) for g in gates]))
     return {"units": summary.units, "auc_fold": fold_auc["p_up"], **extra, "auc": m["auc"], "rank_ic": m["rank_ic"],
@@ -215,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     table = (per_seed.groupby(["dataset", "strategy", "model", "policy"], sort=False)
              .agg(units=("units", "first"), auc_fold=("auc_fold", mean_std),
                   **{c: (c, mean_std) for c in per_seed.columns if c.startswith("auc_") and c != "auc_fold"},
+                  **({"vs_best": ("vs_best", mean_std), "se_vs_best": ("se_vs_best", "mean")}
+                     if "vs_best" in per_seed else {}),
                   **({"fallback": ("fallback", "mean")} if "fallback" in per_seed else {}),
                   auc=("auc", mean_std), rank_ic=("rank_ic", mean_std),
                   expectancy_bps=("expectancy_bps", mean_std), max_dd_net=("max_dd_net", mean_std),

@@ -7,6 +7,7 @@ import argparse
 import importlib.util
 import sys
 
+import pandas as pd
 import pytest
 
 from conftest import REPO
@@ -65,6 +66,20 @@ def test_small_cell_runs_and_prints_table(shared_data, monkeypatch, capsys):
     assert len(row) == 1 and "global" in row[0] and "GBM" in row[0] and row[0].split()[3] == "fixed"
     auc = float(row[0].split()[5])  # dataset strategy model policy units auc_fold
     assert 0.3 < auc < 0.7  # a real AUC was computed (hourly crypto direction is near coin-flip)
+
+
+def test_mixture_cell_reports_its_distance_from_the_best_expert(shared_data, monkeypatch, tmp_path):
+    q = _load()
+    monkeypatch.chdir(REPO)
+    csv = tmp_path / "rows.csv"
+    rc = q.main(["--data-dir", str(shared_data), "--datasets", "crypto_1h", "--strategies", "global",
+                 "--models", "MoE select", "--moe-experts", "trend,momentum", "--crypto-symbols", "BTCUSDT,ETHUSDT",
+                 "--crypto-days", "120", "--folds", "2", "--seeds", "1", "--csv", str(csv)])
+    assert rc == 0
+    row = pd.read_csv(csv).iloc[0]
+    # against the expert columns of the same row: the best of the two, chosen after the fact
+    assert row["vs_best"] == pytest.approx(row["auc_fold"] - max(row["auc_trend"], row["auc_momentum"]), abs=1e-12)
+    assert 0.0 < row["se_vs_best"] < 0.05
 
 
 def test_unknown_policy_or_strategy_variant_is_refused():

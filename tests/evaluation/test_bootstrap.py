@@ -1,24 +1,14 @@
-"""benchmarks/gates.py: the paired block-bootstrap standard error of an AUC difference, checked against the
-Hanley & McNeil formula on independent rows and against the spread of the difference over simulated panels."""
+"""fleet.evaluation.bootstrap: the paired block-bootstrap standard error of an AUC difference, checked against the
+Hanley & McNeil formula on independent rows and against the spread of the difference over freshly simulated panels."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.metrics import roc_auc_score
 
-from conftest import REPO
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_gates", REPO / "benchmarks" / "gates.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_gates"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from fleet.evaluation.bootstrap import fold_auc, paired_auc_se
 
 
 def _rows(rng, folds=3, times=400, assets=5):
@@ -33,9 +23,8 @@ def _rows(rng, folds=3, times=400, assets=5):
 def test_iid_rows_match_hanley_mcneil():
     # Two independent noise forecasts of iid labels: var(AUC_a - AUC_b) = 2 * (n + 1) / (12 n1 n0) per fold
     # (Hanley & McNeil 1982 at A = 0.5), and the mean over F folds divides the variance by F.
-    g = _load()
     rows = _rows(np.random.default_rng(0))
-    se = g.paired_block_se(rows, "a", "b", block=1, reps=300)
+    se = paired_auc_se(rows, "a", "b", block=1, reps=300)
     n1 = rows.groupby("fold")["y"].sum().to_numpy().astype(float)
     n0 = rows.groupby("fold").size().to_numpy() - n1
     expected = np.sqrt(np.mean(2 * (n1 + n0 + 1) / (12 * n1 * n0)) / 3)
@@ -59,13 +48,31 @@ def test_blocks_of_bars_follow_the_spread_over_fresh_panels_where_rows_do_not():
     # The truth: the std of the difference over 80 freshly simulated panels. Resampling whole bars follows it;
     # resampling single rows (every row its own timestamp) treats the 8 alike rows of a bar as 8 outcomes and
     # understates it (measured: 0.036 and 0.016 against 0.040).
-    g = _load()
     rng = np.random.default_rng(1)
     fresh = [roc_auc_score(r["y"], r["a"]) - roc_auc_score(r["y"], r["b"])
              for r in (_clustered(rng) for _ in range(80))]
     truth = float(np.std(fresh, ddof=1))
     r = _clustered(np.random.default_rng(2))
-    assert 0.7 * truth < g.paired_block_se(r, "a", "b", block=1, reps=300) < 1.4 * truth
+    assert 0.7 * truth < paired_auc_se(r, "a", "b", block=1, reps=300) < 1.4 * truth
     rows_only = r.assign(bar_time=np.arange(len(r), dtype=np.int64))
-    assert g.paired_block_se(rows_only, "a", "b", block=1, reps=300) < 0.6 * truth
-    assert g.paired_block_se(r.assign(c=r["a"]), "a", "c", block=5, reps=50) == 0.0
+    assert paired_auc_se(rows_only, "a", "b", block=1, reps=300) < 0.6 * truth
+    assert paired_auc_se(r.assign(c=r["a"]), "a", "c", block=5, reps=50) == 0.0
+
+
+def test_fold_auc_is_the_mean_of_per_fold_aucs():
+    rows = _rows(np.random.default_rng(3))
+    direct = np.mean([roc_auc_score(g["y"], g["a"]) for _, g in rows.groupby("fold")])
+    assert fold_auc(rows, "a") == pytest.approx(direct, abs=1e-12)
+
+
+@pytest.mark.parametrize("kw, match", [(dict(block=0), "block=0"), (dict(block=1, reps=1), "reps=1"),
+                                       (dict(block=1, time="timestamp"), "lack the columns")])
+def test_bad_arguments_are_named(kw, match):
+    with pytest.raises(ValueError, match=match):
+        paired_auc_se(_rows(np.random.default_rng(4)), "a", "b", **kw)
+
+
+def test_a_fold_of_one_class_is_refused():
+    rows = _rows(np.random.default_rng(5)).assign(y=lambda d: np.where(d["fold"] == 1, 1, d["y"]))
+    with pytest.raises(ValueError, match="fold 1 has one class"):
+        paired_auc_se(rows, "a", "b", block=1)
