@@ -71,10 +71,9 @@ import json
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from fleet.config import load_config
-from fleet.evaluation.bootstrap import paired_auc_se
+from fleet.evaluation.bootstrap import fold_auc, paired_auc_se
 from fleet.evaluation.metrics import summarise
 from fleet.training.driver import run_fleet
 
@@ -140,18 +139,17 @@ def run_cell(cfg, policies=("fixed",)) -> list[dict]:
 
 
 def _cell_metrics(summary, preds: pd.DataFrame, m: pd.Series, horizon: int) -> dict:
-    fold_auc = {c: float(np.mean([roc_auc_score(g["y"], g[c]) for _, g in preds.groupby("fold")]))
-                for c in ["p_up", *[c for c in preds.columns if c.startswith("p_") and c != "p_up"]]}
+    aucs = {c: fold_auc(preds, c) for c in ["p_up", *[c for c in preds.columns if c.startswith("p_") and c != "p_up"]]}
     manifest = json.loads((summary.out / "manifest.json").read_text())
     gates = [u.get("gate") for u in manifest["units"] if u.get("gate")]
-    extra = {f"auc_{c[2:]}": v for c, v in fold_auc.items() if c != "p_up"}
+    extra = {f"auc_{c[2:]}": v for c, v in aucs.items() if c != "p_up"}
     if extra:  # a mixture: its distance from its best expert (chosen after the fact), with a paired standard error
-        top = max((c for c in fold_auc if c != "p_up"), key=fold_auc.get)
-        extra["vs_best"] = fold_auc["p_up"] - fold_auc[top]
+        top = max((c for c in aucs if c != "p_up"), key=aucs.get)
+        extra["vs_best"] = aucs["p_up"] - aucs[top]
         extra["se_vs_best"] = paired_auc_se(preds, "p_up", top, block=10 * horizon, time="timestamp")
     if gates:
         extra["fallback"] = float(np.mean([bool(g.get("fallback")) for g in gates]))
-    return {"units": summary.units, "auc_fold": fold_auc["p_up"], **extra, "auc": m["auc"], "rank_ic": m["rank_ic"],
+    return {"units": summary.units, "auc_fold": aucs["p_up"], **extra, "auc": m["auc"], "rank_ic": m["rank_ic"],
             "expectancy_bps": m["expectancy"] * 1e4, "max_dd_net": m["max_dd_net"], "trades": int(m["trades"]),
             "turnover": m["turnover"], "sharpe_net": m["sharpe_net"], "n": int(m["n"]), "seconds": summary.wall_seconds}
 
