@@ -17,7 +17,8 @@ the best single expert's (the one with the highest figure, chosen after the fact
 standard error of that difference (blocks of 10 label horizons,
 :func:`fleet.evaluation.bootstrap.paired_auc_se`). Also:
 routing = share of units in which the expert with the best inner OOF AUC gets the largest mean
-gate weight on the unit's test rows; fallback = share of units whose guard fell back.
+gate weight on the unit's test rows; fallback = share of units whose guard fell back; w_base = the select gate's
+share of the constant base-rate P(up) (the experts' w_ columns sum to 1 minus it).
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ def gate_variants(horizon: int, seed: int) -> dict:
         "best raw": (BestExpertGate(criterion="log_loss"), False),
         "best calibrated": (BestExpertGate(criterion="calibrated"), False),
         "select": (SelectGate(), False),
+        "select no-base": (SelectGate(base_rate=False), False),  # the rule before 2026-12-03 (4th session)
         "select auc": (SelectGate(criterion="auc"), False),
         "select best-start": (SelectGate(start="best"), False),
         "select 20": (SelectGate(rounds=20), False),
@@ -144,7 +146,8 @@ def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner
             df = pd.DataFrame({"fold": u["fold"], "bar_time": u["X_test"]["bar_time"].to_numpy(), "y": u["y_test"],
                                "p_up": p,
                                **{f"p_{n}": u["P_test"][:, j] for j, n in enumerate(names)},
-                               **{f"w_{n}": W[:, j] for j, n in enumerate(names)}})
+                               **{f"w_{n}": W[:, j] for j, n in enumerate(names)},
+                               "w_base": 1.0 - W.sum(axis=1)})  # select's base-rate share (0 for the other gates)
             parts.append(df)
             best_auc = max(names, key=lambda n: ens.oof_scores_.get(n, {"auc": 0.5})["auc"])
             hits.append(names[int(np.argmax(W.mean(axis=0)))] == best_auc)
@@ -156,7 +159,7 @@ def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner
         auc = fold_auc(rows, "p_up")
         table.append({"gate": v, "auc": auc, "vs_best": auc - base[top],
                       "se": paired_auc_se(rows, "p_up", f"p_{top}", block=10 * horizon, seed=seed),
-                      **{f"w_{n}": rows[f"w_{n}"].mean() for n in names},
+                      **{f"w_{n}": rows[f"w_{n}"].mean() for n in names}, "w_base": rows["w_base"].mean(),
                       "routing": np.mean(hits), "fallback": np.mean(falls), "gate_s": time.perf_counter() - t0})
     return base, pd.DataFrame(table)
 

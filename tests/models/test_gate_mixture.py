@@ -145,18 +145,48 @@ def test_select_gate_mixes_two_independent_signals_and_leaves_noise_out():
     assert ens.fallback_ is None
     oof_y = y[ens.oof_index_]
     assert g.path_[0] == pytest.approx(log_loss(oof_y, ens.oof_probs_.mean(axis=1))) and np.all(np.diff(g.path_) < 0)
-    assert g.path_[-1] == pytest.approx(log_loss(oof_y, ens.oof_probs_ @ g.weights_))  # the mixture's likelihood
+    base = g.base_weight_ * oof_y.mean()  # the base-rate candidate's share of the mixture, a constant
+    assert g.base_rate_ == pytest.approx(oof_y.mean())
+    assert g.path_[-1] == pytest.approx(log_loss(oof_y, ens.oof_probs_ @ g.weights_ + base))  # the likelihood
     assert g.weights_[0] >= 0.3 and g.weights_[1] >= 0.3 and g.weights_[2] <= 0.1 and g.counts_.min() >= 1
-    np.testing.assert_allclose(g.weights_, g.counts_ / g.counts_.sum())
+    np.testing.assert_allclose(g.weights_, g.counts_ / (g.counts_.sum() + g.base_count_))
     Xt, yt = _two_signals(3000, seed=6)
     p, P, W = ens.predict_details(Xt)
-    np.testing.assert_allclose(p, P @ g.weights_)  # the convex mixture of the experts' P(up)
+    np.testing.assert_allclose(p, P @ g.weights_ + base)  # the convex mixture of the experts' P(up) and the base rate
     auc = roc_auc_score(yt, p)
     assert auc > max(roc_auc_score(yt, P[:, j]) for j in range(2)) + 0.02
     # the best-expert start (the rule before the equal start) begins at the best single expert's loss
     best = SelectGate(start="best").fit(X.iloc[ens.oof_index_], ens.oof_probs_, oof_y, ["a", "b", "c"])
     assert best.path_[0] == pytest.approx(min(log_loss(oof_y, ens.oof_probs_[:, j]) for j in range(3)))
     assert best.weights_[2] == 0.0
+
+
+def _overconfident_and_narrow(n: int, seed: int):
+    """One informative expert whose P(up) is far too extreme, one with no skill whose P(up) stays near 0.5."""
+    rng = np.random.default_rng(seed)
+    s = rng.normal(size=n)
+    y = (s + rng.normal(0, 3, n) > 0).astype(int)
+    over = 1 / (1 + np.exp(-3 * (s + rng.normal(0, 1, n))))
+    narrow = np.clip(0.5 + 0.05 * rng.normal(size=n), 0.02, 0.98)
+    return pd.DataFrame(index=range(n)), np.column_stack([over, narrow]), y
+
+
+def test_select_gate_shrinks_with_the_base_rate_not_with_a_narrow_expert():
+    """Without the base rate as a candidate, the mixture's log-loss buys shrinkage toward 0.5 with copies of the
+    skill-less expert whose P(up) spreads least (issue 12's SDE expert on daily equities): it takes most of the
+    weight and the ranking suffers. With it, the constant takes the shrinkage, the narrow expert keeps its one
+    starting copy, and out of sample both the AUC and the log-loss (scikit-learn's) are better."""
+    X, P, y = _overconfident_and_narrow(6000, seed=0)
+    Xt, Pt, yt = _overconfident_and_narrow(6000, seed=1)
+    old = SelectGate(base_rate=False).fit(X, P, y, ["over", "narrow"])
+    new = SelectGate().fit(X, P, y, ["over", "narrow"])
+    assert old.base_weight_ == 0 and old.weights_[1] >= 0.6  # the failure the candidate removes
+    assert new.base_weight_ >= 0.4 and new.weights_[1] <= new.weights_[0] and new.base_rate_ == pytest.approx(y.mean())
+    p_old, p_new = old.predict_mixture(Xt, Pt)[0], new.predict_mixture(Xt, Pt)[0]
+    np.testing.assert_allclose(p_new, Pt @ new.weights_ + new.base_weight_ * y.mean())  # the fit rows' rate, a constant
+    assert roc_auc_score(yt, p_new) > roc_auc_score(yt, p_old) + 0.005
+    assert log_loss(yt, p_new) < log_loss(yt, p_old)
+    assert new.weights_.sum() + new.base_weight_ == pytest.approx(1.0)
 
 
 def test_select_gate_finds_no_edge_in_noise():

@@ -43,7 +43,8 @@ def build_gate(config, n_experts: int, *, seed: int, horizon: int = 1):
     if m.gate == "stack":
         return StackGate(C=m.stack_C)
     if m.gate == "select":
-        return SelectGate(rounds=m.select_rounds, criterion=m.select_criterion, start=m.select_start)
+        return SelectGate(rounds=m.select_rounds, criterion=m.select_criterion, start=m.select_start,
+                          base_rate=m.select_base_rate)
     if m.gate == "best":
         return BestExpertGate(criterion=m.criterion, switch_z=m.switch_z, horizon=horizon)
     torch_first()

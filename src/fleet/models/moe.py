@@ -356,15 +356,19 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
     def gate_summary(self) -> dict:
         """What the unit records about its gate: kind, fallback, guard losses, inner folds, OOF scores."""
         kind = type(self.gate).__name__ if self.gate is not None else None
-        return {"gate": kind, "fallback": self.fallback_, "guard": self.guard_, "oof_scores": self.oof_scores_,
-                "oof_rows": int(len(self.oof_index_)), "inner_folds": self.inner_folds_}
+        out = {"gate": kind, "fallback": self.fallback_, "guard": self.guard_, "oof_scores": self.oof_scores_,
+               "oof_rows": int(len(self.oof_index_)), "inner_folds": self.inner_folds_}
+        if hasattr(self.gate_, "base_weight_"):  # select: the share of the constant base-rate P(up) in the mixture
+            out["base_rate"] = {"p_up": float(self.gate_.base_rate_), "weight": float(self.gate_.base_weight_)}
+        return out
 
     def expert_probs(self, X: pd.DataFrame) -> np.ndarray:
         """Each expert's P(up), shape (n, E), columns in ``expert_names_`` order."""
         return np.column_stack([self.experts_[n].predict_proba(X)[:, 1] for n in self.expert_names_])
 
     def gate_weights(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per-row gate weights, (n, E) DataFrame with columns ``expert_names_`` (rows sum to 1; see
+        """Per-row gate weights, (n, E) DataFrame with columns ``expert_names_`` (rows sum to 1, or to 1 minus the
+        base rate's share under the select gate; see
         :mod:`fleet.models.gate` for what they mean for the stacker)."""
         if self.gate_ is None:
             W = np.ones((len(X), len(self.expert_names_)))

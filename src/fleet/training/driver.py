@@ -211,7 +211,8 @@ def _echo_experts(ctx: RunContext) -> None:
     top_k = min(model.moe.top_k or (2 if gate == "rule" else len(experts)), len(experts))
     how = {"rule": f", top-{top_k}", "mlp": f", top-{top_k}",
            "select": f" (from {'equal weights' if model.moe.select_start == 'equal' else 'the best expert'}, up "
-                     f"to {model.moe.select_rounds} copies, by {model.moe.select_criterion})"}.get(gate, "")
+                     f"to {model.moe.select_rounds} copies, by {model.moe.select_criterion}"
+                     f"{', the base rate a candidate' if model.moe.select_base_rate else ''})"}.get(gate, "")
     ctx.echo(f"Experts: {', '.join(experts)}; gate: {gate}{how}"
              + (f"; {model.moe.inner_folds} inner out-of-fold blocks"
                 + (", guarded" if model.moe.guard and gate not in UNGUARDED_GATES else "") if len(experts) > 1 else ""))
