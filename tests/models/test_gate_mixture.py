@@ -301,9 +301,11 @@ def test_an_asset_missing_from_an_inner_fit_gets_no_oof_row_there_and_does_not_f
     assert ens.predict_proba(X).shape == (len(X), 2)
 
 
-def test_unit_inner_folds_and_gate_ignore_bars_after_the_training_window():
+@pytest.mark.parametrize("gate", ["mlp", "select"])
+def test_unit_inner_folds_and_gate_ignore_bars_after_the_training_window(gate):
     """A mixture fitted on a fold of the synthetic market, then again after every bar from the end of the training
-    window on was rewritten: same inner out-of-fold matrix, same gate weights."""
+    window on was rewritten: same inner out-of-fold matrix, same gate weights, same P(up) (for select, that includes
+    the base rate it fitted on the inner rows)."""
     from fleet.config import ModelConfig
     from fleet.data.synthetic import synthetic_market
     from fleet.models import build_model
@@ -312,7 +314,7 @@ def test_unit_inner_folds_and_gate_ignore_bars_after_the_training_window():
 
     panel = synthetic_market(n_clusters=1, assets_per_cluster=2, days=80, seed=11).panel
     fold, end = _fold(panel, 2)
-    mc = ModelConfig(experts=["trend", "stress"], moe={"gate": "mlp", "gate_epochs": 5, "min_inner_rows": 100},
+    mc = ModelConfig(experts=["trend", "stress"], moe={"gate": gate, "gate_epochs": 5, "min_inner_rows": 100},
                      trend={"max_iter": 10})
     from fleet.config import FeatureConfig
 
@@ -327,7 +329,8 @@ def test_unit_inner_folds_and_gate_ignore_bars_after_the_training_window():
     np.testing.assert_array_equal(m0.oof_index_, m1.oof_index_)
     np.testing.assert_array_equal(m0.oof_probs_, m1.oof_probs_)
     np.testing.assert_array_equal(m0.gate_weights(d0.X_train).to_numpy(), m1.gate_weights(d0.X_train).to_numpy())
-    assert m0.fallback_ == m1.fallback_
+    np.testing.assert_array_equal(m0.predict_proba(d0.X_train), m1.predict_proba(d0.X_train))
+    assert m0.fallback_ == m1.fallback_ and m0.gate_summary().get("base_rate") == m1.gate_summary().get("base_rate")
 
 
 def test_calibrated_log_loss_scores_skill_not_the_scale_of_the_probabilities():
