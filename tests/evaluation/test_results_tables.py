@@ -30,3 +30,23 @@ def test_each_fold_is_grouped_by_its_own_clusters():
     # without a cluster column: the last fold's map for every row (the old behaviour)
     _, old = results_tables(preds.drop(columns="cluster"), {"A": 0, "B": 1}, 0, FleetConfig(), bars_per_year=8760)
     assert old.set_index("cluster")["n"].to_dict() == {0: 96, 1: 96}
+
+
+def test_expert_weights_carry_the_select_gates_base_rate_share():
+    """Under the select gate the experts' weights sum to 1 minus the constant base rate's share; the weights table
+    gives that share its own row, so every group still sums to 1. Gates whose weights sum to 1 get no such row."""
+    from fleet.evaluation.tables import expert_tables
+
+    rng = np.random.default_rng(1)
+    n = 40
+    base = pd.DataFrame({"symbol": np.repeat(["A", "B"], n // 2), "y": rng.integers(0, 2, n), "p_up": rng.random(n),
+                         "p_a": rng.random(n), "p_b": rng.random(n)})
+    # unit of A: 0.3 / 0.2 and a base-rate share of 0.5; unit of B: 0.6 / 0.4, no share
+    select = base.assign(w_a=np.where(base.symbol == "A", 0.3, 0.6), w_b=np.where(base.symbol == "A", 0.2, 0.4))
+    _, w = expert_tables(select, {"A": 0, "B": 0}, ["a", "b"])
+    share = w[w.expert == "base_rate"].set_index(["level", "name"])["mean_weight"]
+    assert share[("asset", "A")] == 0.5 and share[("asset", "B")] == 0.0 and share[("fleet", "all")] == 0.25
+    np.testing.assert_allclose(w.groupby(["level", "name"])["mean_weight"].sum(), 1.0)
+    convex = base.assign(w_a=0.7, w_b=0.3)
+    _, w = expert_tables(convex, {"A": 0, "B": 0}, ["a", "b"])
+    assert set(w.expert) == {"a", "b"}

@@ -275,18 +275,21 @@ def plot_expert_weights(run: RunData):
     w = run.expert_weights
     groups = w[w["level"].isin(["fleet", "cluster"])].copy()
     groups["group"] = np.where(groups["level"] == "fleet", "fleet", "cluster " + groups["name"].astype(str))
-    table = groups.pivot_table(index="group", columns="expert", values="mean_weight", sort=False)[run.experts]
-    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(table) * len(run.experts) / 2 + 3), 4.5), dpi=DPI)
+    # the select gate's share of the constant base rate, drawn in grey beside the experts when the run has one
+    shown = run.experts + (["base_rate"] if (groups["expert"] == "base_rate").any() else [])
+    table = groups.pivot_table(index="group", columns="expert", values="mean_weight", sort=False)[shown]
+    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(table) * len(shown) / 2 + 3), 4.5), dpi=DPI)
     x = np.arange(len(table))
-    width = 0.8 / len(run.experts)
-    for i, e in enumerate(run.experts):
-        bars = ax.bar(x + (i - (len(run.experts) - 1) / 2) * width, table[e].to_numpy(), width, label=e)
+    width = 0.8 / len(shown)
+    for i, e in enumerate(shown):
+        bars = ax.bar(x + (i - (len(shown) - 1) / 2) * width, table[e].to_numpy(), width, label=e,
+                      **({"color": "0.6"} if e == "base_rate" else {}))
         ax.bar_label(bars, fmt="%.2f", fontsize=7)
     ax.set_xticks(x, table.index)
     ax.set_ylabel("mean gate weight (out-of-sample rows)")
     ax.set_ylim(0, max(1.0, float(np.nanmax(table.to_numpy())) * 1.15))
     ax.axhline(1 / len(run.experts), color="k", ls=":", lw=0.8, label="equal weight")
-    ax.legend(fontsize=8, ncol=len(run.experts) + 1)
+    ax.legend(fontsize=8, ncol=len(shown) + 1)
     ax.set_title("Expert weight distribution: mean gate weight per expert, fleet and per cluster")
     fig.tight_layout()
     return fig

@@ -48,7 +48,9 @@ class RunData:
 
     @property
     def experts(self) -> list[str]:
-        return list(dict.fromkeys(self.expert_weights["expert"].astype(str)))
+        """The run's experts in order (expert_weights.csv's ``base_rate`` row is the select gate's constant, not
+        an expert)."""
+        return [e for e in dict.fromkeys(self.expert_weights["expert"].astype(str)) if e != "base_rate"]
 
     @property
     def fold_starts(self) -> list[pd.Timestamp]:

@@ -79,12 +79,19 @@ def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
         "asset"), ``name`` (all / cluster id / symbol), ``expert`` and ``auc`` (each expert alone, from its
         ``p_<expert>`` column, and ``ensemble`` from ``p_up``) or ``mean_weight`` (mean gate weight,
         ``w_<expert>``; rows of one group sum to 1), plus ``n`` rows and ``fallback_share``: the share of
-        the group's rows predicted by units whose guard replaced the gate by their best single expert.
+        the group's rows predicted by units whose guard replaced the gate by their best single expert. When the
+        experts' weights sum to less than 1 on some row (the select gate's share of the constant base rate
+        P(up)), the weights table also has an ``expert = "base_rate"`` row per group holding that share.
     """
     preds = predictions
     if "cluster" not in preds:
         preds = preds.assign(cluster=preds["symbol"].map(cluster_of))
     auc_rows, w_rows = [], []
+    cols = [f"w_{e}" for e in experts]
+    if len(experts) > 1 and set(cols) <= set(preds.columns):
+        # the select gate's base-rate share: what the experts' weights leave of 1 on each row
+        preds = preds.assign(w_base_rate=(1.0 - preds[cols].sum(axis=1)).clip(lower=0.0))
+    shown = experts + (["base_rate"] if "w_base_rate" in preds and preds["w_base_rate"].max() > 1e-9 else [])
     groups = [("fleet", "all", preds)]
     groups += [("cluster", str(c), g) for c, g in preds.groupby("cluster", sort=True)]
     groups += [("asset", str(s), g) for s, g in preds.groupby("symbol", sort=True)]
@@ -99,6 +106,7 @@ def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
             auc = _auc(y, g[f"p_{e}"].to_numpy()) if f"p_{e}" in g else ensemble_auc
             auc_rows.append({"level": level, "name": name, "expert": e, "auc": auc, "n": len(g),
                              "fallback_share": fb})
+        for e in shown:
             w = g[f"w_{e}"].mean() if f"w_{e}" in g else 1.0 / len(experts)
             w_rows.append({"level": level, "name": name, "expert": e, "mean_weight": float(w), "n": len(g),
                            "fallback_share": fb})
