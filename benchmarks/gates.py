@@ -89,7 +89,7 @@ def gate_variants(horizon: int, seed: int) -> dict:
         "best raw": (BestExpertGate(criterion="log_loss"), False),
         "best calibrated": (BestExpertGate(criterion="calibrated"), False),
         "select": (SelectGate(), False),
-        "select no-base": (SelectGate(base_rate=False), False),  # the rule before 2026-12-03 (4th session)
+        "select base": (SelectGate(base_rate=True), False),  # the base rate as a candidate (docs/benchmarks.md 3f)
         "select auc": (SelectGate(criterion="auc"), False),
         "select best-start": (SelectGate(start="best"), False),
         "select 20": (SelectGate(rounds=20), False),

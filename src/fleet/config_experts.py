@@ -113,10 +113,12 @@ class MoEConfig(_Section):
                               description="select gate: start from one copy of every expert (equal, the default: "
                               "above the best-expert start in all six benchmark cells, docs/benchmarks.md 3d; with "
                               "no out-of-fold row the equal weights answer) or from the best single expert (best)")
-    select_base_rate: bool = Field(True, description="select gate: also offer the out-of-fold base rate P(up) as a "
+    select_base_rate: bool = Field(False, description="select gate: also offer the out-of-fold base rate P(up) as a "
                                    "constant candidate, so that the log-loss shrinks over-confident experts with it "
-                                   "rather than with copies of the narrowest expert (docs/benchmarks.md 3f); the "
-                                   "experts' weights then sum to 1 minus its share")
+                                   "rather than with copies of the narrowest expert; the experts' weights then sum to "
+                                   "1 minus its share. Off by default: it met the routing check in every benchmark "
+                                   "cell, but cost crypto_1h trend+momentum runs up to 0.0034 AUC "
+                                   "(docs/benchmarks.md 3f)")
     criterion: str = Field("auc", pattern="^(auc|calibrated|log_loss)$",
                            description="how --gate best and the guard score a forecast on the inner out-of-fold rows: "
                            "auc (pooled over the unit's assets), calibrated (log-loss after Platt recalibration) or "

@@ -178,8 +178,8 @@ def test_select_gate_shrinks_with_the_base_rate_not_with_a_narrow_expert():
     starting copy, and out of sample both the AUC and the log-loss (scikit-learn's) are better."""
     X, P, y = _overconfident_and_narrow(6000, seed=0)
     Xt, Pt, yt = _overconfident_and_narrow(6000, seed=1)
-    old = SelectGate(base_rate=False).fit(X, P, y, ["over", "narrow"])
-    new = SelectGate().fit(X, P, y, ["over", "narrow"])
+    old = SelectGate().fit(X, P, y, ["over", "narrow"])  # the default: no base rate
+    new = SelectGate(base_rate=True).fit(X, P, y, ["over", "narrow"])
     assert old.base_weight_ == 0 and old.weights_[1] >= 0.6  # the failure the candidate removes
     assert new.base_weight_ >= 0.4 and new.weights_[1] <= new.weights_[0] and new.base_rate_ == pytest.approx(y.mean())
     p_old, p_new = old.predict_mixture(Xt, Pt)[0], new.predict_mixture(Xt, Pt)[0]
@@ -304,8 +304,8 @@ def test_an_asset_missing_from_an_inner_fit_gets_no_oof_row_there_and_does_not_f
 @pytest.mark.parametrize("gate", ["mlp", "select"])
 def test_unit_inner_folds_and_gate_ignore_bars_after_the_training_window(gate):
     """A mixture fitted on a fold of the synthetic market, then again after every bar from the end of the training
-    window on was rewritten: same inner out-of-fold matrix, same gate weights, same P(up) (for select, that includes
-    the base rate it fitted on the inner rows)."""
+    window on was rewritten: same inner out-of-fold matrix, same gate weights, same P(up) (for select, with the base
+    rate as a candidate, that includes the rate it fitted on the inner rows)."""
     from fleet.config import ModelConfig
     from fleet.data.synthetic import synthetic_market
     from fleet.models import build_model
@@ -314,7 +314,8 @@ def test_unit_inner_folds_and_gate_ignore_bars_after_the_training_window(gate):
 
     panel = synthetic_market(n_clusters=1, assets_per_cluster=2, days=80, seed=11).panel
     fold, end = _fold(panel, 2)
-    mc = ModelConfig(experts=["trend", "stress"], moe={"gate": gate, "gate_epochs": 5, "min_inner_rows": 100},
+    mc = ModelConfig(experts=["trend", "stress"], moe={"gate": gate, "gate_epochs": 5, "min_inner_rows": 100,
+                                                       "select_base_rate": True},
                      trend={"max_iter": 10})
     from fleet.config import FeatureConfig
 

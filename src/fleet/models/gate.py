@@ -248,15 +248,16 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
     (docs/benchmarks.md 3d): above the best-expert start in all six benchmark cells. With no out-of-fold row at
     all the equal start is the fit (``path_`` is empty).
 
-    The base rate as a candidate (``base_rate=True``, the default): besides the experts, a copy may be the
+    The base rate as a candidate (``base_rate=True``; off by default): besides the experts, a copy may be the
     out-of-fold rows' base rate P(up) = mean(y), one constant (the "climatology" reference forecast of weather
-    verification, Murphy 1988; a forecast combination that includes the unconditional mean). It starts with no
-    copy and enters only where it lowers the loss. A constant shifts every row alike, so it changes no ranking:
-    it lets the log-loss shrink over-confident experts toward the base rate without buying that shrinkage with
-    copies of the expert whose P(up) spreads least. Without it, the log-loss gave the SDE expert (the narrowest
-    P(up), little skill) 0.36-0.47 of the weight on daily equities, and the expert with the best inner AUC had the
-    largest weight in 40 % of the units there (docs/benchmarks.md 3f). The experts' weights then sum to
-    1 - ``base_weight_``.
+    verification, Murphy 1988). It starts with no copy and enters only where it lowers the loss. A constant shifts
+    every row of the unit alike, so it changes no ranking inside the unit: it lets the log-loss shrink
+    over-confident experts toward the base rate without buying that shrinkage with copies of the expert whose P(up)
+    spreads least (without it, the SDE expert, the narrowest P(up) with little skill, got 0.36-0.47 of the weight on
+    daily equities). The experts' weights then sum to 1 - ``base_weight_``. Across units and folds it does change
+    the ranking: each unit's P(up) is compressed toward its own window's base rate by its own share, and on
+    crypto_1h trend+momentum runs that cost up to 0.0034 fold-pooled AUC, so it is not the default
+    (docs/benchmarks.md 3f).
 
     Args:
         rounds: most copies in the ensemble (the weights' resolution is 1/rounds; with ``start='equal'`` and
@@ -280,7 +281,7 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
     """
 
     def __init__(self, rounds: int = 50, criterion: str = "log_loss", tol: float = 0.0, start: str = "equal",
-                 base_rate: bool = True):
+                 base_rate: bool = False):
         self.rounds = rounds
         self.criterion = criterion
         self.tol = tol

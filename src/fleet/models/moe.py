@@ -368,7 +368,7 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
 
     def gate_weights(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per-row gate weights, (n, E) DataFrame with columns ``expert_names_`` (rows sum to 1, or to 1 minus the
-        base rate's share under the select gate; see
+        base rate's share under the select gate with ``select_base_rate``; see
         :mod:`fleet.models.gate` for what they mean for the stacker)."""
         if self.gate_ is None:
             W = np.ones((len(X), len(self.expert_names_)))

@@ -239,8 +239,9 @@ class PredictResponse(BaseModel):
                                      "position is closed by the policy's exit rule (see policy)")
     threshold: float = Field(description="policy threshold of the run (the fixed rule's level)")
     policy: ServedPolicy | None = Field(None, description="the answering unit's trading policy")
-    gate_weights: dict[str, float] = Field(description="weight of each expert in p_up (sums to 1, or to 1 "
-                                           "minus the select gate's share of its constant base-rate P(up))")
+    gate_weights: dict[str, float] = Field(description="weight of each expert in p_up (sums to 1, or to 1 minus the "
+                                           "select gate's share of its constant base-rate P(up) when "
+                                           "model.moe.select_base_rate is on)")
     active_experts: list[str] = Field(description="experts with a non-zero gate weight")
     model_version: str = Field(description="run id (name of the run directory)")
     as_of: datetime = Field(description="timestamp of the last candle, UTC")
