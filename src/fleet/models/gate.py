@@ -332,10 +332,9 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
 
     def predict_mixture(self, X: pd.DataFrame, expert_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(p_up (n,) = sum_e w_e P_e + base_weight_ x base_rate_, clipped to [0, 1]; weights (n, E))."""
-        P = np.asarray(expert_probs, dtype=np.float64)
-        W = self.predict_weights(X, P)
+        p, W = super().predict_mixture(X, expert_probs)  # the experts' share, as every convex gate mixes it
         base = getattr(self, "base_weight_", 0.0) * getattr(self, "base_rate_", 0.5)  # artifacts saved before it
-        return np.clip((P * W).sum(axis=1) + base, 0.0, 1.0), W
+        return np.clip(p + base, 0.0, 1.0), W
 
 
 class StackGate(PersistMixin, BaseEstimator):
