@@ -310,13 +310,17 @@ def plot_gate_weights(run: RunData):
         window = int(max(1, min(round(7 * bars_per_day), len(p) // 10)))
         cols = [f"w_{e}" for e in run.experts]
         roll = p[cols].rolling(window, min_periods=1).mean()
-        ax.stackplot(pd.DatetimeIndex(p["timestamp"]), roll.to_numpy().T, labels=run.experts, alpha=0.85)
+        layers, labels, colors = [roll.to_numpy().T], list(run.experts), [f"C{i}" for i in range(len(cols))]
+        base = (1.0 - roll.sum(axis=1)).clip(lower=0.0).to_numpy()
+        if base.max() > 1e-9:  # the select gate's base-rate share (model.moe.select_base_rate), in grey on top
+            layers, labels, colors = layers + [base[None, :]], labels + ["base_rate"], colors + ["0.6"]
+        ax.stackplot(pd.DatetimeIndex(p["timestamp"]), np.vstack(layers), labels=labels, colors=colors, alpha=0.85)
         active = (p[cols] > 0).sum(axis=1).mean()
         ax.set_ylim(0, 1)
         ax.set_ylabel("gate weight")
         ax.set_title(f"{symbol}: gate weights over time, rolling mean over {window} bars; "
                      f"mean active experts per bar {active:.2f}", fontsize=10)
-        ax.legend(loc="upper left", fontsize=8, ncol=len(run.experts))
+        ax.legend(loc="upper left", fontsize=8, ncol=len(labels))
     fig.tight_layout()
     return fig
 

@@ -266,7 +266,7 @@ def _mixture_figures(run: RunData, figure) -> tuple[dict, dict | None]:
     figure("gate_weights.png", plot_gate_weights(run),
            f"Gate weights over time for {', '.join(_gate_assets(run))}: stacked rolling mean of w_<expert> "
            "(about a week of bars); bars where top-k leaves an expert out count as 0; with select_base_rate on, the "
-           "gap up to 1 is the constant base rate's share. Active experts = experts with a weight > 0 on a bar.")
+           "grey layer up to 1 is the constant base rate's share. Active experts = experts with a weight > 0 on a bar.")
     cols = [f"w_{e}" for e in run.experts]
     active = pd.DataFrame({s: (p[cols] > 0).mean().set_axis(run.experts) for s, p in run.predictions.items()}).T
     active = active.map(lambda v: f"{v:.0%}")
