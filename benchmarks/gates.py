@@ -17,7 +17,9 @@ the best single expert's (the one with the highest figure, chosen after the fact
 standard error of that difference (blocks of 10 label horizons,
 :func:`fleet.evaluation.bootstrap.paired_auc_se`). Also:
 routing = share of units in which the expert with the best inner OOF AUC gets the largest mean
-gate weight on the unit's test rows; fallback = share of units whose guard fell back; w_base = the select gate's
+gate weight on the unit's test rows, over the ``routed`` units that have inner OOF rows at all (a unit without
+any has no best inner expert; ``top_ties`` counts units whose largest weight is shared, where a tie that includes
+the best inner expert counts as a hit); fallback = share of units whose guard fell back; w_base = the select gate's
 share of the constant base-rate P(up) (the experts' w_ columns sum to 1 minus it).
 """
 
@@ -88,8 +90,10 @@ def gate_variants(horizon: int, seed: int) -> dict:
         **{f"best z{z}": (BestExpertGate(switch_z=float(z), horizon=horizon), False) for z in (0.5, 1, 2, 3)},
         "best raw": (BestExpertGate(criterion="log_loss"), False),
         "best calibrated": (BestExpertGate(criterion="calibrated"), False),
-        "select": (SelectGate(), False),
-        "select base": (SelectGate(base_rate=True), False),  # the base rate as a candidate (docs/benchmarks.md 3f)
+        "select": (SelectGate(), False),  # the default: the base rate chooses, the experts are served (3g)
+        "select off": (SelectGate(base_rate="off"), False),  # experts only (the default before 3g)
+        "select mix": (SelectGate(base_rate="mix"), False),  # the base rate chosen and served (3f)
+        "select base": (SelectGate(base_rate="mix"), False),  # 3f's name for "select mix"
         "select auc": (SelectGate(criterion="auc"), False),
         "select best-start": (SelectGate(start="best"), False),
         "select 20": (SelectGate(rounds=20), False),
@@ -132,7 +136,7 @@ def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner
             gate.set_params(top_k=len(names))
         elif hasattr(gate, "top_k"):
             gate.set_params(top_k=min(2, len(names)))
-        parts, hits, falls, t0 = [], [], [], time.perf_counter()
+        parts, hits, ties, falls, t0 = [], [], [], [], time.perf_counter()
         for uid, u in units.items():
             if isinstance(gate, BestExpertGate) and v == "best":
                 gate.set_params(criterion=criterion)
@@ -149,8 +153,13 @@ def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner
                                **{f"w_{n}": W[:, j] for j, n in enumerate(names)},
                                "w_base": 1.0 - W.sum(axis=1)})  # select's base-rate share (0 for the other gates)
             parts.append(df)
-            best_auc = max(names, key=lambda n: ens.oof_scores_.get(n, {"auc": 0.5})["auc"])
-            hits.append(names[int(np.argmax(W.mean(axis=0)))] == best_auc)
+            # routing is defined only where the unit has inner out-of-fold rows to rank the experts on: a unit
+            # without any (its equal start or first expert answers) would otherwise count as a hit for names[0]
+            if ens.oof_scores_:
+                best_auc = max(names, key=lambda n: ens.oof_scores_.get(n, {"auc": 0.5})["auc"])
+                w_mean = W.mean(axis=0)
+                hits.append(w_mean[names.index(best_auc)] >= w_mean.max() - 1e-12)
+                ties.append(int(np.sum(w_mean >= w_mean.max() - 1e-12)) > 1)
             falls.append(ens.fallback_ is not None)
         rows = pd.concat(parts, ignore_index=True)
         if base is None:
@@ -160,7 +169,8 @@ def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner
         table.append({"gate": v, "auc": auc, "vs_best": auc - base[top],
                       "se": paired_auc_se(rows, "p_up", f"p_{top}", block=10 * horizon, seed=seed),
                       **{f"w_{n}": rows[f"w_{n}"].mean() for n in names}, "w_base": rows["w_base"].mean(),
-                      "routing": np.mean(hits), "fallback": np.mean(falls), "gate_s": time.perf_counter() - t0})
+                      "routing": np.mean(hits) if hits else np.nan, "routed": len(hits), "top_ties": int(np.sum(ties)),
+                      "fallback": np.mean(falls), "gate_s": time.perf_counter() - t0})
     return base, pd.DataFrame(table)
 
 

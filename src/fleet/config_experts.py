@@ -7,7 +7,7 @@ Defaults live in these field declarations only, never in the code that reads the
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -113,12 +113,22 @@ class MoEConfig(_Section):
                               description="select gate: start from one copy of every expert (equal, the default: "
                               "above the best-expert start in all six benchmark cells, docs/benchmarks.md 3d; with "
                               "no out-of-fold row the equal weights answer) or from the best single expert (best)")
-    select_base_rate: bool = Field(False, description="select gate: also offer the out-of-fold base rate P(up) as a "
-                                   "constant candidate, so that the log-loss shrinks over-confident experts with it "
-                                   "rather than with copies of the narrowest expert; the experts' weights then sum to "
-                                   "1 minus its share. Off by default: it met the routing check in every benchmark "
-                                   "cell, but cost crypto_1h trend+momentum runs up to 0.0034 AUC "
-                                   "(docs/benchmarks.md 3f)")
+    select_base_rate: str = Field("choose", pattern="^(choose|mix|off)$",
+                                  description="select gate: the out-of-fold base rate P(up) as a constant candidate, "
+                                  "so that the log-loss shrinks over-confident experts with it rather than with copies "
+                                  "of the narrowest expert. choose (the default): it only chooses the experts' "
+                                  "weights, which are served renormalised to 1 (the routing check met in every "
+                                  "benchmark cell, docs/benchmarks.md 3g); mix: it is served too, each unit "
+                                  "compressed toward its own base rate (up to 0.0034 AUC lost on crypto_1h "
+                                  "trend+momentum runs, 3f); off: experts only (the default before 3g). true/false "
+                                  "are read as mix/off")
+
+    @field_validator("select_base_rate", mode="before")
+    @classmethod
+    def _base_rate_bool(cls, value):
+        # YAML's true/false, the option's values before 'choose' existed
+        return {True: "mix", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
     criterion: str = Field("auc", pattern="^(auc|calibrated|log_loss)$",
                            description="how --gate best and the guard score a forecast on the inner out-of-fold rows: "
                            "auc (pooled over the unit's assets), calibrated (log-loss after Platt recalibration) or "

@@ -132,12 +132,14 @@ def _two_signals(n_per_asset: int, seed: int, signal: bool = True):
     return X, y
 
 
-def test_select_gate_mixes_two_independent_signals_and_leaves_noise_out():
+@pytest.mark.parametrize("base_rate", ["choose", "mix", "off"])
+def test_select_gate_mixes_two_independent_signals_and_leaves_noise_out(base_rate):
     # Ensemble selection (Caruana et al. 2004) on the OOF rows: both informative experts get weight, the noise
     # expert little (its one starting copy), and out of sample the mixture beats each expert alone. The loss path
-    # starts at the equal mixture's loss (scored independently with scikit-learn) and never rises.
+    # starts at the equal mixture's loss (scored independently with scikit-learn) and never rises; it is the loss of
+    # the selection's copies, the base rate's among them, whatever is served.
     X, y = _two_signals(3000, seed=5)
-    ens = MixtureOfExpertsEnsemble(EXPERTS, gate=SelectGate(), purge_bars=4).fit(X, y)
+    ens = MixtureOfExpertsEnsemble(EXPERTS, gate=SelectGate(base_rate=base_rate), purge_bars=4).fit(X, y)
     g = ens.gate_
     # not guarded: the guard on means no cross-fit and no fallback
     assert ens.guard_ == {"checked": False, "best_expert": ens.guard_["best_expert"],
@@ -145,11 +147,18 @@ def test_select_gate_mixes_two_independent_signals_and_leaves_noise_out():
     assert ens.fallback_ is None
     oof_y = y[ens.oof_index_]
     assert g.path_[0] == pytest.approx(log_loss(oof_y, ens.oof_probs_.mean(axis=1))) and np.all(np.diff(g.path_) < 0)
-    base = g.base_weight_ * oof_y.mean()  # the base-rate candidate's share of the mixture, a constant
-    assert g.base_rate_ == pytest.approx(oof_y.mean())
-    assert g.path_[-1] == pytest.approx(log_loss(oof_y, ens.oof_probs_ @ g.weights_ + base))  # the likelihood
+    total = g.counts_.sum() + g.base_count_
+    assert g.base_rate_ == pytest.approx(oof_y.mean()) and g.base_share_ == pytest.approx(g.base_count_ / total)
+    assert g.path_[-1] == pytest.approx(log_loss(oof_y, ens.oof_probs_ @ (g.counts_ / total)
+                                                 + g.base_share_ * oof_y.mean()))  # the likelihood
     assert g.weights_[0] >= 0.3 and g.weights_[1] >= 0.3 and g.weights_[2] <= 0.1 and g.counts_.min() >= 1
-    np.testing.assert_allclose(g.weights_, g.counts_ / (g.counts_.sum() + g.base_count_))
+    if base_rate == "mix":  # served as selected: the experts' weights sum to 1 minus the base rate's share
+        np.testing.assert_allclose(g.weights_, g.counts_ / total)
+        assert g.base_weight_ == g.base_share_
+    else:  # 'choose' serves the experts' counts renormalised; 'off' never had a base-rate copy
+        np.testing.assert_allclose(g.weights_, g.counts_ / g.counts_.sum())
+        assert g.base_weight_ == 0.0 and (base_rate == "choose" or g.base_count_ == 0)
+    base = g.base_weight_ * oof_y.mean()  # the served base-rate term, a constant
     Xt, yt = _two_signals(3000, seed=6)
     p, P, W = ens.predict_details(Xt)
     np.testing.assert_allclose(p, P @ g.weights_ + base)  # the convex mixture of the experts' P(up) and the base rate
@@ -178,8 +187,9 @@ def test_select_gate_shrinks_with_the_base_rate_not_with_a_narrow_expert():
     starting copy, and out of sample both the AUC and the log-loss (scikit-learn's) are better."""
     X, P, y = _overconfident_and_narrow(6000, seed=0)
     Xt, Pt, yt = _overconfident_and_narrow(6000, seed=1)
-    old = SelectGate().fit(X, P, y, ["over", "narrow"])  # the default: no base rate
-    new = SelectGate(base_rate=True).fit(X, P, y, ["over", "narrow"])
+    old = SelectGate(base_rate="off").fit(X, P, y, ["over", "narrow"])  # the default before docs/benchmarks.md 3g
+    new = SelectGate(base_rate=True).fit(X, P, y, ["over", "narrow"])  # True = 'mix'
+    assert new.base_share_ == new.base_weight_
     assert old.base_weight_ == 0 and old.weights_[1] >= 0.6  # the failure the candidate removes
     assert new.base_weight_ >= 0.4 and new.weights_[1] <= new.weights_[0] and new.base_rate_ == pytest.approx(y.mean())
     p_old, p_new = old.predict_mixture(Xt, Pt)[0], new.predict_mixture(Xt, Pt)[0]
@@ -187,6 +197,30 @@ def test_select_gate_shrinks_with_the_base_rate_not_with_a_narrow_expert():
     assert roc_auc_score(yt, p_new) > roc_auc_score(yt, p_old) + 0.005
     assert log_loss(yt, p_new) < log_loss(yt, p_old)
     assert new.weights_.sum() + new.base_weight_ == pytest.approx(1.0)
+    # 'choose' (the default): the same selection, the experts' counts served renormalised, so the narrow expert's
+    # small share still holds and the AUC gain with it (the log-loss is not claimed: nothing is shrunk when served)
+    chosen = SelectGate().fit(X, P, y, ["over", "narrow"])
+    np.testing.assert_array_equal(chosen.counts_, new.counts_)
+    assert chosen.base_weight_ == 0.0 and chosen.base_share_ == new.base_share_
+    np.testing.assert_allclose(chosen.predict_mixture(Xt, Pt)[0], Pt @ (new.counts_ / new.counts_.sum()))
+    assert roc_auc_score(yt, chosen.predict_mixture(Xt, Pt)[0]) > roc_auc_score(yt, p_old) + 0.005
+
+
+def test_select_gate_base_rate_modes_and_the_config_that_names_them():
+    from fleet.config import ModelConfig
+    from fleet.models import build_model
+
+    X, P, y = _overconfident_and_narrow(500, seed=2)
+    with pytest.raises(ValueError, match="base_rate='sometimes': expected one of choose, mix, off"):
+        SelectGate(base_rate="sometimes").fit(X, P, y, ["over", "narrow"])
+    assert ModelConfig().moe.select_base_rate == "choose"
+    # YAML's true/false, the option's values before 'choose' existed, keep their meaning
+    assert ModelConfig(moe={"select_base_rate": True}).moe.select_base_rate == "mix"
+    assert ModelConfig(moe={"select_base_rate": False}).moe.select_base_rate == "off"
+    with pytest.raises(ValueError, match="select_base_rate"):
+        ModelConfig(moe={"select_base_rate": "sometimes"})
+    mc = ModelConfig(experts=["trend", "stress"], moe={"select_base_rate": "off"})
+    assert build_model(mc, seed=0, horizon=4, embargo=8).gate.base_rate == "off"
 
 
 def test_select_gate_finds_no_edge_in_noise():

@@ -261,11 +261,11 @@ def _mixture_figures(run: RunData, figure) -> tuple[dict, dict | None]:
     """Expert and gate weight figures; returns (active-experts table, guard summary or None)."""
     figure("expert_weights.png", plot_expert_weights(run),
            "Mean gate weight of each expert over the out-of-sample rows, for the fleet and per cluster "
-           "(expert_weights.csv; each group sums to 1; with select_base_rate on, the grey base_rate bar is the "
+           "(expert_weights.csv; each group sums to 1; with select_base_rate: mix, the grey base_rate bar is the "
            "select gate's share of the constant base-rate P(up)).")
     figure("gate_weights.png", plot_gate_weights(run),
            f"Gate weights over time for {', '.join(_gate_assets(run))}: stacked rolling mean of w_<expert> "
-           "(about a week of bars); bars where top-k leaves an expert out count as 0; with select_base_rate on, the "
+           "(about a week of bars); bars where top-k leaves an expert out count as 0; with select_base_rate: mix, the "
            "grey layer up to 1 is the constant base rate's share. Active experts = experts with a weight > 0 on a bar.")
     cols = [f"w_{e}" for e in run.experts]
     active = pd.DataFrame({s: (p[cols] > 0).mean().set_axis(run.experts) for s, p in run.predictions.items()}).T

@@ -229,6 +229,22 @@ class BestExpertGate(_ConvexGate, PersistMixin, BaseEstimator):
         return W
 
 
+BASE_RATE_MODES = ("choose", "mix", "off")
+
+
+def base_rate_mode(value: str | bool) -> str:
+    """The select gate's ``base_rate`` as one of :data:`BASE_RATE_MODES` (``True`` = 'mix', ``False`` = 'off').
+
+    Raises:
+        ValueError: another value.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return "mix" if value else "off"
+    if value not in BASE_RATE_MODES:
+        raise ValueError(f"SelectGate: base_rate={value!r}: expected one of {', '.join(BASE_RATE_MODES)}")
+    return str(value)
+
+
 class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
     """Ensemble selection (Caruana, Niculescu-Mizil, Crew & Ksikes 2004, "Ensemble selection from libraries of
     models", ICML): constant convex weights chosen by greedy forward selection *with replacement* on the
@@ -248,16 +264,22 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
     (docs/benchmarks.md 3d): above the best-expert start in all six benchmark cells. With no out-of-fold row at
     all the equal start is the fit (``path_`` is empty).
 
-    The base rate as a candidate (``base_rate=True``; off by default): besides the experts, a copy may be the
-    out-of-fold rows' base rate P(up) = mean(y), one constant (the "climatology" reference forecast of weather
-    verification, Murphy 1988). It starts with no copy and enters only where it lowers the loss. A constant shifts
-    every row of the unit alike, so it changes no ranking inside the unit: it lets the log-loss shrink
-    over-confident experts toward the base rate without buying that shrinkage with copies of the expert whose P(up)
-    spreads least (without it, the SDE expert, the narrowest P(up) with little skill, got 0.36-0.47 of the weight on
-    daily equities). The experts' weights then sum to 1 - ``base_weight_``. Across units and folds it does change
-    the ranking: each unit's P(up) is compressed toward its own window's base rate by its own share, and on
-    crypto_1h trend+momentum runs that cost up to 0.0034 fold-pooled AUC, so it is not the default
-    (docs/benchmarks.md 3f).
+    The base rate as a candidate (``base_rate``): besides the experts, a copy may be the out-of-fold rows' base
+    rate P(up) = mean(y), one constant (the "climatology" reference forecast of weather verification, Murphy
+    1988). It starts with no copy and enters only where it lowers the loss, so the log-loss can shrink
+    over-confident experts toward the base rate without buying that shrinkage with copies of the expert whose
+    P(up) spreads least (without it, the SDE expert, the narrowest P(up) with little skill, got 0.36-0.47 of the
+    weight on daily equities, and the expert with the best inner AUC had the largest weight in 29-40 % of those
+    units). What is served then:
+
+    * ``'choose'`` (the default): the experts' counts alone, renormalised to sum to 1. The base rate only chose
+      them; the served P(up) is a convex mixture of the experts, like every other gate's, so units and folds stay
+      comparable (no unit is compressed toward its own window's base rate). docs/benchmarks.md 3g.
+    * ``'mix'`` (``True`` is accepted for it): the base rate is served too, p = sum_e w_e P_e + base_weight_ x
+      base_rate_, and the experts' weights sum to 1 - ``base_weight_``. A constant changes no ranking inside a
+      unit, but each unit is compressed toward its own base rate by its own share, and across units and folds
+      that cost up to 0.0034 fold-pooled AUC on crypto_1h trend+momentum runs (docs/benchmarks.md 3f).
+    * ``'off'`` (``False`` is accepted for it): experts only (the default before 3g).
 
     Args:
         rounds: most copies in the ensemble (the weights' resolution is 1/rounds; with ``start='equal'`` and
@@ -269,19 +291,21 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
             'auc' = 1 - ROC AUC pooled over the rows).
         tol: smallest loss reduction that adds a copy.
         start: 'equal' (one copy of every expert) or 'best' (one copy of the lowest-loss expert).
-        base_rate: also offer the rows' base rate as a candidate (above; it never counts as the start).
+        base_rate: 'choose', 'mix' or 'off' (above; the base rate never counts as the start).
 
-    Fitted: expert_names_, counts_ (E,) ints, base_rate_ (mean of y; 0.5 with no row), base_count_ (copies of
-    it; 0 when ``base_rate`` is False), weights_ (E,) = counts_ / total copies, base_weight_ = base_count_ /
-    total copies, path_ (the loss at the start and after each added copy).
+    Fitted: expert_names_, counts_ (E,) ints, base_rate_ (mean of y; 0.5 with no row), base_count_ (its copies;
+    0 with 'off'), base_share_ = base_count_ / total copies (its share where the selection stopped), weights_
+    (E,) the served expert weights (counts_ / counts_.sum() with 'choose' or 'off'; counts_ / total copies with
+    'mix'), base_weight_ the served base-rate share (base_share_ with 'mix', else 0), path_ (the loss at the start
+    and after each added copy).
 
     Raises:
-        ValueError: bad shapes (:func:`_check_fit_args`), rounds < 1, another start, or no rows with
-            ``start='best'``.
+        ValueError: bad shapes (:func:`_check_fit_args`), rounds < 1, another start or base_rate, or no rows
+            with ``start='best'``.
     """
 
     def __init__(self, rounds: int = 50, criterion: str = "log_loss", tol: float = 0.0, start: str = "equal",
-                 base_rate: bool = False):
+                 base_rate: str | bool = "choose"):
         self.rounds = rounds
         self.criterion = criterion
         self.tol = tol
@@ -295,10 +319,11 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
             raise ValueError(f"SelectGate: rounds={self.rounds}: expected >= 1")
         if self.start not in ("equal", "best"):
             raise ValueError(f"SelectGate: start={self.start!r}: expected 'equal' or 'best'")
+        mode = base_rate_mode(self.base_rate)
         self.expert_names_ = list(expert_names)
         e = len(self.expert_names_)
         self.base_rate_ = float(y.mean()) if len(y) else 0.5
-        if self.base_rate:  # the constant candidate, last column; it is never part of the start
+        if mode != "off":  # the constant candidate, last column; it is never part of the start
             P = np.column_stack([P, np.full(len(y), self.base_rate_)])
         counts = np.zeros(P.shape[1], dtype=np.int64)
         if self.start == "equal":
@@ -320,9 +345,11 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
             total += P[:, j]
             path.append(float(trial[j]))
         self.counts_ = counts[:e]
-        self.base_count_ = int(counts[e]) if self.base_rate else 0
-        self.weights_ = self.counts_ / counts.sum()
-        self.base_weight_ = self.base_count_ / int(counts.sum())
+        self.base_count_ = int(counts[e]) if mode != "off" else 0
+        self.base_share_ = self.base_count_ / int(counts.sum())
+        served = counts.sum() if mode == "mix" else self.counts_.sum()  # 'choose': the experts' counts, renormalised
+        self.weights_ = self.counts_ / served
+        self.base_weight_ = self.base_share_ if mode == "mix" else 0.0
         self.path_ = [float(v) for v in path]
         return self
 

@@ -52,7 +52,8 @@ from sklearn.metrics import roc_auc_score
 
 from fleet.models._context import ASSET_ID, BAR_TIME, require_context
 from fleet.models._io import PersistMixin
-from fleet.models.gate import BestExpertGate, SelectGate, mixture_log_loss, score_forecast, switch_margin
+from fleet.models.gate import (BestExpertGate, SelectGate, base_rate_mode, mixture_log_loss, score_forecast,
+                              switch_margin)
 
 
 def _auc(y, p) -> float:
@@ -358,8 +359,13 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         kind = type(self.gate).__name__ if self.gate is not None else None
         out = {"gate": kind, "fallback": self.fallback_, "guard": self.guard_, "oof_scores": self.oof_scores_,
                "oof_rows": int(len(self.oof_index_)), "inner_folds": self.inner_folds_}
-        if hasattr(self.gate_, "base_weight_"):  # select: the share of the constant base-rate P(up) in the mixture
-            out["base_rate"] = {"p_up": float(self.gate_.base_rate_), "weight": float(self.gate_.base_weight_)}
+        if hasattr(self.gate_, "base_weight_"):  # select: the constant base-rate P(up) candidate
+            # weight: its share of the served mixture (0 unless select_base_rate is 'mix'); share_at_selection: its
+            # share where the selection stopped (what it took from the experts while choosing their weights)
+            out["base_rate"] = {"p_up": float(self.gate_.base_rate_), "weight": float(self.gate_.base_weight_),
+                                "share_at_selection": float(getattr(self.gate_, "base_share_",
+                                                                    self.gate_.base_weight_)),
+                                "mode": base_rate_mode(getattr(self.gate_, "base_rate", False))}
         return out
 
     def expert_probs(self, X: pd.DataFrame) -> np.ndarray:
@@ -368,7 +374,7 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
 
     def gate_weights(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per-row gate weights, (n, E) DataFrame with columns ``expert_names_`` (rows sum to 1, or to 1 minus the
-        base rate's share under the select gate with ``select_base_rate``; see
+        base rate's share under the select gate with ``select_base_rate: mix``; see
         :mod:`fleet.models.gate` for what they mean for the stacker)."""
         if self.gate_ is None:
             W = np.ones((len(X), len(self.expert_names_)))

@@ -241,7 +241,7 @@ class PredictResponse(BaseModel):
     policy: ServedPolicy | None = Field(None, description="the answering unit's trading policy")
     gate_weights: dict[str, float] = Field(description="weight of each expert in p_up (sums to 1, or to 1 minus the "
                                            "select gate's share of its constant base-rate P(up) when "
-                                           "model.moe.select_base_rate is on)")
+                                           "model.moe.select_base_rate is mix)")
     active_experts: list[str] = Field(description="experts with a non-zero gate weight")
     model_version: str = Field(description="run id (name of the run directory)")
     as_of: datetime = Field(description="timestamp of the last candle, UTC")

@@ -203,6 +203,11 @@ def _fit_markets(ctx: RunContext, all_returns: pd.DataFrame, late: dict[int, dic
          f"{method} explained variance {final.explained_variance:.1%} (last fold's training window)")
 
 
+# how the console names the select gate's model.moe.select_base_rate
+_BASE_RATE_WORDS = {"choose": ", the base rate a candidate, experts renormalised",
+                    "mix": ", the base rate a candidate and served", "off": ""}
+
+
 def _echo_experts(ctx: RunContext) -> None:
     """One line naming the experts and the gate; a note on where CNN experts train."""
     model = ctx.config.model
@@ -212,7 +217,7 @@ def _echo_experts(ctx: RunContext) -> None:
     how = {"rule": f", top-{top_k}", "mlp": f", top-{top_k}",
            "select": f" (from {'equal weights' if model.moe.select_start == 'equal' else 'the best expert'}, up "
                      f"to {model.moe.select_rounds} copies, by {model.moe.select_criterion}"
-                     f"{', the base rate a candidate' if model.moe.select_base_rate else ''})"}.get(gate, "")
+                     f"{_BASE_RATE_WORDS[model.moe.select_base_rate]})"}.get(gate, "")
     ctx.echo(f"Experts: {', '.join(experts)}; gate: {gate}{how}"
              + (f"; {model.moe.inner_folds} inner out-of-fold blocks"
                 + (", guarded" if model.moe.guard and gate not in UNGUARDED_GATES else "") if len(experts) > 1 else ""))
