@@ -124,6 +124,23 @@ def informative(u: dict) -> dict:
             "starts": {b: t for b, t in u["starts"].items() if (u["block"][keep] == b).any()}}
 
 
+def routing_hit(oof_scores: dict, names: list[str], W: np.ndarray) -> tuple[bool, bool] | None:
+    """Issue 12's routing check for one unit: (the expert with the best inner out-of-fold AUC has the largest mean
+    weight, that largest weight is shared by several experts), or None when the unit has no inner out-of-fold row.
+
+    ``oof_scores``: expert -> {"auc": ...} (``MixtureOfExpertsEnsemble.oof_scores_``; empty without inner rows);
+    ``W``: (n_rows, E) gate weights on the unit's test rows, columns in ``names`` order. A unit without inner rows
+    has no best inner expert, so it is not counted (its equal start or first expert answers, which would otherwise
+    count as a hit for ``names[0]``). A shared largest weight counts as a hit when the best inner expert shares it.
+    """
+    if not oof_scores:
+        return None
+    best = max(names, key=lambda n: oof_scores.get(n, {"auc": 0.5})["auc"])
+    w_mean = np.asarray(W, dtype=float).mean(axis=0)
+    top = w_mean >= w_mean.max() - 1e-12
+    return bool(top[names.index(best)]), bool(top.sum() > 1)
+
+
 def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner_folds: int, seed: int,
              criterion: str = "auc", keep_constant: bool = False):
     units = cache["units"] if keep_constant else {k: informative(u) for k, u in cache["units"].items()}
@@ -153,13 +170,10 @@ def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner
                                **{f"w_{n}": W[:, j] for j, n in enumerate(names)},
                                "w_base": 1.0 - W.sum(axis=1)})  # select's base-rate share (0 for the other gates)
             parts.append(df)
-            # routing is defined only where the unit has inner out-of-fold rows to rank the experts on: a unit
-            # without any (its equal start or first expert answers) would otherwise count as a hit for names[0]
-            if ens.oof_scores_:
-                best_auc = max(names, key=lambda n: ens.oof_scores_.get(n, {"auc": 0.5})["auc"])
-                w_mean = W.mean(axis=0)
-                hits.append(w_mean[names.index(best_auc)] >= w_mean.max() - 1e-12)
-                ties.append(int(np.sum(w_mean >= w_mean.max() - 1e-12)) > 1)
+            hit = routing_hit(ens.oof_scores_, names, W)
+            if hit is not None:
+                hits.append(hit[0])
+                ties.append(hit[1])
             falls.append(ens.fallback_ is not None)
         rows = pd.concat(parts, ignore_index=True)
         if base is None:
