@@ -19,6 +19,18 @@ torch_first()
 REPO = Path(__file__).resolve().parents[1]
 
 
+def load_benchmark(name: str):
+    """The module of ``benchmarks/<name>.py`` (the scripts are not a package), registered as ``bench_<name>``."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[f"bench_{name}"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def data_dir() -> Path | None:
     """``FLEET_DATA_DIR`` or ``<repo>/../shared/data``; None when neither exists."""
     for candidate in (os.environ.get("FLEET_DATA_DIR"), REPO.parent / "shared" / "data"):

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 
-from conftest import REPO
+from conftest import load_benchmark
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bench_gates", REPO / "benchmarks" / "gates.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_gates"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("gates")
 
 
 def test_routing_counts_only_units_with_inner_rows_and_reads_the_best_inner_expert():

@@ -4,21 +4,15 @@ small cell runs end to end and prints its table row."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import REPO, load_benchmark
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bench_quality", REPO / "benchmarks" / "quality.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_quality"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("quality")
 
 
 def _args(**kw):
