@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fleet.models.specs import SELECT_BASE_RATE_MODES, select_base_rate_mode
+
 
 class _Section(BaseModel):
     # defer_build: the validators are built on first use, not at import (`fleet --help` builds none).
@@ -113,7 +115,7 @@ class MoEConfig(_Section):
                               description="select gate: start from one copy of every expert (equal, the default: "
                               "above the best-expert start in all six benchmark cells, docs/benchmarks.md 3d; with "
                               "no out-of-fold row the equal weights answer) or from the best single expert (best)")
-    select_base_rate: str = Field("choose", pattern="^(choose|mix|off)$",
+    select_base_rate: str = Field("choose", pattern=f"^({'|'.join(SELECT_BASE_RATE_MODES)})$",
                                   description="select gate: the out-of-fold base rate P(up) as a constant candidate, "
                                   "so that the log-loss shrinks over-confident experts with it rather than with copies "
                                   "of the narrowest expert. choose (the default): it only chooses the experts' "
@@ -126,8 +128,8 @@ class MoEConfig(_Section):
     @field_validator("select_base_rate", mode="before")
     @classmethod
     def _base_rate_bool(cls, value):
-        # YAML's true/false, the option's values before 'choose' existed
-        return {True: "mix", False: "off"}.get(value, value) if isinstance(value, bool) else value
+        # YAML's true/false keep their old meaning; any other value is left to the pattern
+        return select_base_rate_mode(value) if isinstance(value, bool) else value
 
     criterion: str = Field("auc", pattern="^(auc|calibrated|log_loss)$",
                            description="how --gate best and the guard score a forecast on the inner out-of-fold rows: "

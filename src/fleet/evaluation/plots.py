@@ -19,6 +19,7 @@ from scipy.cluster.hierarchy import dendrogram  # noqa: E402
 
 from fleet.evaluation.metrics import mark_to_market, portfolio_returns, segments_of  # noqa: E402
 from fleet.evaluation.run_data import RunData  # noqa: E402
+from fleet.evaluation.tables import base_rate_share  # noqa: E402
 
 DPI = 100
 
@@ -311,7 +312,7 @@ def plot_gate_weights(run: RunData):
         cols = [f"w_{e}" for e in run.experts]
         roll = p[cols].rolling(window, min_periods=1).mean()
         layers, labels, colors = [roll.to_numpy().T], list(run.experts), [f"C{i}" for i in range(len(cols))]
-        base = (1.0 - roll.sum(axis=1)).clip(lower=0.0).to_numpy()
+        base = base_rate_share(roll).to_numpy()
         if base.max() > 1e-9:  # the select gate's base-rate share (model.moe.select_base_rate: mix), in grey on top
             layers, labels, colors = layers + [base[None, :]], labels + ["base_rate"], colors + ["0.6"]
         ax.stackplot(pd.DatetimeIndex(p["timestamp"]), np.vstack(layers), labels=labels, colors=colors, alpha=0.85)

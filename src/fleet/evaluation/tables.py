@@ -69,6 +69,13 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
 
 
+def base_rate_share(weights: pd.DataFrame) -> pd.Series:
+    """What the experts' gate weights leave of 1 on each row: the select gate's share of its constant base-rate
+    P(up) under ``model.moe.select_base_rate: mix`` (0 for every other gate). ``weights``: (n, E) ``w_<expert>``
+    columns; returns (n,) clipped at 0."""
+    return (1.0 - weights.sum(axis=1)).clip(lower=0.0)
+
+
 def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
                   experts: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Expert telemetry over all out-of-sample rows (clusters: the rows' own fold's clustering when
@@ -90,7 +97,7 @@ def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
     cols = [f"w_{e}" for e in experts]
     if len(experts) > 1 and set(cols) <= set(preds.columns):
         # the select gate's base-rate share: what the experts' weights leave of 1 on each row
-        preds = preds.assign(w_base_rate=(1.0 - preds[cols].sum(axis=1)).clip(lower=0.0))
+        preds = preds.assign(w_base_rate=base_rate_share(preds[cols]))
     shown = experts + (["base_rate"] if "w_base_rate" in preds and preds["w_base_rate"].max() > 1e-9 else [])
     groups = [("fleet", "all", preds)]
     groups += [("cluster", str(c), g) for c, g in preds.groupby("cluster", sort=True)]

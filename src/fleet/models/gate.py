@@ -229,22 +229,6 @@ class BestExpertGate(_ConvexGate, PersistMixin, BaseEstimator):
         return W
 
 
-BASE_RATE_MODES = ("choose", "mix", "off")
-
-
-def base_rate_mode(value: str | bool) -> str:
-    """The select gate's ``base_rate`` as one of :data:`BASE_RATE_MODES` (``True`` = 'mix', ``False`` = 'off').
-
-    Raises:
-        ValueError: another value.
-    """
-    if isinstance(value, (bool, np.bool_)):
-        return "mix" if value else "off"
-    if value not in BASE_RATE_MODES:
-        raise ValueError(f"SelectGate: base_rate={value!r}: expected one of {', '.join(BASE_RATE_MODES)}")
-    return str(value)
-
-
 class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
     """Ensemble selection (Caruana, Niculescu-Mizil, Crew & Ksikes 2004, "Ensemble selection from libraries of
     models", ICML): constant convex weights chosen by greedy forward selection *with replacement* on the
@@ -319,7 +303,10 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
             raise ValueError(f"SelectGate: rounds={self.rounds}: expected >= 1")
         if self.start not in ("equal", "best"):
             raise ValueError(f"SelectGate: start={self.start!r}: expected 'equal' or 'best'")
-        mode = base_rate_mode(self.base_rate)
+        try:
+            mode = specs.select_base_rate_mode(self.base_rate)
+        except ValueError as err:
+            raise ValueError(f"SelectGate: {err}") from None
         self.expert_names_ = list(expert_names)
         e = len(self.expert_names_)
         self.base_rate_ = float(y.mean()) if len(y) else 0.5

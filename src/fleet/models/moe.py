@@ -51,9 +51,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.metrics import roc_auc_score
 
 from fleet.models._context import ASSET_ID, BAR_TIME, require_context
+from fleet.models import specs
 from fleet.models._io import PersistMixin
-from fleet.models.gate import (BestExpertGate, SelectGate, base_rate_mode, mixture_log_loss, score_forecast,
-                              switch_margin)
+from fleet.models.gate import BestExpertGate, SelectGate, mixture_log_loss, score_forecast, switch_margin
 
 
 def _auc(y, p) -> float:
@@ -365,7 +365,7 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
             out["base_rate"] = {"p_up": float(self.gate_.base_rate_), "weight": float(self.gate_.base_weight_),
                                 "share_at_selection": float(getattr(self.gate_, "base_share_",
                                                                     self.gate_.base_weight_)),
-                                "mode": base_rate_mode(getattr(self.gate_, "base_rate", False))}
+                                "mode": specs.select_base_rate_mode(getattr(self.gate_, "base_rate", False))}
         return out
 
     def expert_probs(self, X: pd.DataFrame) -> np.ndarray:

@@ -133,6 +133,24 @@ TORCH_GATES: tuple[str, ...] = ("mlp",)
 #: the out-of-fold loss falls (a cross-fitted guard on top moved its AUC by -0.0009..+0.0006, docs/benchmarks.md 3c).
 UNGUARDED_GATES: tuple[str, ...] = ("best", "select")
 
+#: The select gate's ``model.moe.select_base_rate`` values (:class:`fleet.models.gate.SelectGate`'s ``base_rate``).
+SELECT_BASE_RATE_MODES = ("choose", "mix", "off")
+
+
+def select_base_rate_mode(value) -> str:
+    """``value`` as one of :data:`SELECT_BASE_RATE_MODES`; ``True`` = 'mix' and ``False`` = 'off', the option's values
+    (YAML's true/false) before 'choose' existed.
+
+    Raises:
+        ValueError: another value.
+    """
+    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy's bool too
+        return "mix" if value else "off"
+    if value not in SELECT_BASE_RATE_MODES:
+        raise ValueError(f"base_rate={value!r}: expected one of {', '.join(SELECT_BASE_RATE_MODES)}")
+    return str(value)
+
+
 EXPERT_NAMES: tuple[str, ...] = tuple(s.name for s in EXPERTS)
 
 
