@@ -9,13 +9,15 @@ Step 1 (skipped when ``--cache`` exists): one ``fleet`` run (local backend, ``--
 off) through :func:`fleet.training.driver.run_fleet`, whose units are trained by the real
 :func:`fleet.training.unit.train_unit`; for every unit the inner out-of-fold rows (gate inputs,
 experts' OOF P(up), labels, inner blocks) and the test rows (gate inputs, the full-window experts'
-P(up), labels) are kept. Step 2: for every gate variant, :meth:`MixtureOfExpertsEnsemble.fit_gate`
-(the code a unit runs) is fitted on each unit's OOF rows and applied to its test rows.
+P(up), labels) are kept. Step 2 (``--only-experts a,b`` first cuts the cache to those experts' columns): for
+every gate variant, :meth:`MixtureOfExpertsEnsemble.fit_gate` (the code a unit runs) is fitted on each unit's OOF
+rows and applied to its test rows.
 
 Metric (issue 12): AUC pooled over all assets of a fold, then averaged over the folds; ``vs_best`` = that minus
 the best single expert's (the one with the highest figure, chosen after the fact), ``se`` = the paired block-bootstrap
 standard error of that difference (blocks of 10 label horizons,
-:func:`fleet.evaluation.bootstrap.paired_auc_se`). Also:
+:func:`fleet.evaluation.bootstrap.paired_auc_se`); ``auc_all`` = the AUC pooled over every test row of every fold
+(the figure ``fleet train`` prints at the end). Also:
 routing = share of units in which the expert with the best inner OOF AUC gets the largest mean
 gate weight on the unit's test rows, over the ``routed`` units that have inner OOF rows at all (a unit without
 any has no best inner expert; ``top_ties`` counts units whose largest weight is shared, where a tie that includes
@@ -35,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from sklearn.metrics import roc_auc_score
 
 from fleet.config import FleetConfig, load_config
 from fleet.evaluation.bootstrap import fold_auc, paired_auc_se
@@ -124,6 +127,25 @@ def informative(u: dict) -> dict:
             "starts": {b: t for b, t in u["starts"].items() if (u["block"][keep] == b).any()}}
 
 
+def restrict(cache: dict, experts: list[str]) -> dict:
+    """The cache cut to the columns of ``experts`` (in that order): the mixture of fewer experts, without training
+    them again (e.g. ``trend,momentum`` of a five-expert cache). The inner blocks stay those of the full run, so a
+    block left out there because another expert's P(up) was constant stays out.
+
+    Raises:
+        ValueError: an expert the cache does not hold (the message lists those it holds), or fewer than one.
+    """
+    names = next(iter(cache["units"].values()))["names"]
+    unknown = [e for e in experts if e not in names]
+    if unknown or not experts:
+        raise ValueError(f"--only-experts {','.join(experts)}: {', '.join(unknown) or 'no expert'} not in the cache; "
+                         f"it holds {','.join(names)}")
+    cols = [names.index(e) for e in experts]
+    units = {k: {**u, "names": list(experts), "P_oof": u["P_oof"][:, cols], "P_test": u["P_test"][:, cols]}
+             for k, u in cache["units"].items()}
+    return {**cache, "units": units}
+
+
 def routing_hit(oof_scores: dict, names: list[str], W: np.ndarray) -> tuple[bool, bool] | None:
     """Issue 12's routing check for one unit: (the expert with the best inner out-of-fold AUC has the largest mean
     weight, that largest weight is shared by several experts), or None when the unit has no inner out-of-fold row.
@@ -180,7 +202,7 @@ def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner
             base = {n: fold_auc(rows, f"p_{n}") for n in names}
         top = max(base, key=base.get)
         auc = fold_auc(rows, "p_up")
-        table.append({"gate": v, "auc": auc, "vs_best": auc - base[top],
+        table.append({"gate": v, "auc": auc, "auc_all": roc_auc_score(rows["y"], rows["p_up"]), "vs_best": auc - base[top],
                       "se": paired_auc_se(rows, "p_up", f"p_{top}", block=10 * horizon, seed=seed),
                       **{f"w_{n}": rows[f"w_{n}"].mean() for n in names}, "w_base": rows["w_base"].mean(),
                       "routing": np.mean(hits) if hits else np.nan, "routed": len(hits), "top_ties": int(np.sum(ties)),
@@ -206,6 +228,8 @@ def main(argv=None) -> int:
                     "horizon, embargo and clusters); the flags above override its fields")
     ap.add_argument("--keep-constant-blocks", action="store_true",
                     help="keep inner blocks in which an expert's P(up) is constant (the rule before 2026-12-03)")
+    ap.add_argument("--only-experts", default=None, metavar="A,B",
+                    help="score the mixture of these experts only, cut from the cache (no retraining)")
     ap.add_argument("--criterion", default="auc", help="what picks the best expert and what the guard compares")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config override for the cache build (YAML value), e.g. model.trend.min_samples_leaf=200")
@@ -225,11 +249,16 @@ def main(argv=None) -> int:
         if cache_path is not None:
             cache_path.write_bytes(pickle.dumps(cache))
     cfg = FleetConfig.model_validate(cache["config"])
+    if args.only_experts:
+        try:
+            cache = restrict(cache, [e.strip() for e in args.only_experts.split(",") if e.strip()])
+        except ValueError as err:
+            ap.error(str(err))
     base, table = evaluate(cache, [g.strip() for g in args.gates.split(",")], cfg.labels.horizon,
                            cfg.validation.embargo_bars, cfg.model.moe.inner_folds, args.seed, args.criterion,
                            args.keep_constant_blocks)
     print(f"{cfg.data.path} {cfg.strategy.value} {cfg.data.days} d {cfg.validation.folds} folds, experts "
-          f"{','.join(cfg.model.experts)}, seed {cfg.seed}, {len(cache['units'])} units; experts trained once in "
+          f"{','.join(next(iter(cache['units'].values()))['names'])}, seed {cfg.seed}, {len(cache['units'])} units; experts trained once in "
           f"{cache['seconds']:.0f} s; criterion {args.criterion}")
     print("experts alone (AUC pooled per fold, mean over folds): "
           + ", ".join(f"{n} {a:.4f}" for n, a in base.items()))
