@@ -33,6 +33,7 @@ import pickle
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,7 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from fleet.config import FleetConfig, load_config
+from fleet.errors import FleetError
 from fleet.evaluation.bootstrap import fold_auc, paired_auc_se
 from fleet.features.fingerprint import FINGERPRINT_PREFIX
 from fleet.models import BestExpertGate, MLPGate, MixtureOfExpertsEnsemble, RuleGate, SelectGate, StackGate
@@ -80,7 +82,11 @@ def build_cache(cfg: FleetConfig) -> dict:
         return res
 
     t0 = time.perf_counter()
-    run_fleet(cfg, echo=lambda s: None, train_fn=capture)
+    # Keep every inner block in the cache, also those in which an expert's P(up) is constant: evaluate() leaves them
+    # out as the units do (informative()) unless --keep-constant-blocks scores the rule before 2026-12-03. The units
+    # run in this process (local backend), so the patch reaches collect_oof.
+    with mock.patch("fleet.models.moe.constant_experts", lambda P, names: []):
+        run_fleet(cfg, echo=lambda s: None, train_fn=capture)
     return {"units": cache, "seconds": time.perf_counter() - t0, "config": cfg.to_dict()}
 
 
@@ -117,7 +123,7 @@ def gate_variants(horizon: int, seed: int) -> dict:
 
 def informative(u: dict) -> dict:
     """The unit's cached out-of-fold rows less the blocks in which an expert's P(up) is constant (what
-    :func:`fleet.models.moe.collect_oof` leaves out since 2026-12-03; caches built before keep them)."""
+    :func:`fleet.models.moe.collect_oof` leaves out since 2026-12-03; the cache keeps them, see build_cache)."""
     flat = {b: bool(constant_experts(u["P_oof"][u["block"] == b], u["names"])) for b in np.unique(u["block"])}
     keep = np.ones(len(u["y_oof"]), dtype=bool)
     for b, f in flat.items():
@@ -227,7 +233,8 @@ def main(argv=None) -> int:
     ap.add_argument("--spec", default=None, help="a fleet spec YAML to start from (e.g. fleet/equities20.yaml for its "
                     "horizon, embargo and clusters); the flags above override its fields")
     ap.add_argument("--keep-constant-blocks", action="store_true",
-                    help="keep inner blocks in which an expert's P(up) is constant (the rule before 2026-12-03)")
+                    help="keep inner blocks in which an expert's P(up) is constant (the rule before 2026-12-03; a cache "
+                    "built by gates.py before --only-experts was added does not hold them)")
     ap.add_argument("--only-experts", default=None, metavar="A,B",
                     help="score the mixture of these experts only, cut from the cache (no retraining)")
     ap.add_argument("--criterion", default="auc", help="what picks the best expert and what the guard compares")
@@ -245,7 +252,10 @@ def main(argv=None) -> int:
                     "model.moe.inner_folds": args.inner_folds, "model.pattern.epochs": args.cnn_epochs,
                     "model.pattern.max_train_windows": args.cnn_windows, "out": str(Path(tmp) / "run"),
                     **{k.strip(): yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}}
-            cache = build_cache(load_config(args.spec, over))
+            try:
+                cache = build_cache(load_config(args.spec, over))
+            except FleetError as err:  # a bad flag or too short a window: the message says what to change
+                ap.exit(2, f"gates.py: {err}\n")
         if cache_path is not None:
             cache_path.write_bytes(pickle.dumps(cache))
     cfg = FleetConfig.model_validate(cache["config"])
