@@ -135,8 +135,9 @@ def informative(u: dict) -> dict:
 
 def restrict(cache: dict, experts: list[str]) -> dict:
     """The cache cut to the columns of ``experts`` (in that order): the mixture of fewer experts, without training
-    them again (e.g. ``trend,momentum`` of a five-expert cache). The inner blocks stay those of the full run, so a
-    block left out there because another expert's P(up) was constant stays out.
+    them again (e.g. ``trend,momentum`` of a five-expert cache). The constant-block rule (:func:`informative`) then
+    reads these experts alone, as a run of only them would; a cache built before the cache kept those blocks has
+    already lost the blocks in which another expert's P(up) was constant.
 
     Raises:
         ValueError: an expert the cache does not hold (the message lists those it holds), or fewer than one.
@@ -208,7 +209,8 @@ def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner
             base = {n: fold_auc(rows, f"p_{n}") for n in names}
         top = max(base, key=base.get)
         auc = fold_auc(rows, "p_up")
-        table.append({"gate": v, "auc": auc, "auc_all": roc_auc_score(rows["y"], rows["p_up"]), "vs_best": auc - base[top],
+        table.append({"gate": v, "auc": auc, "auc_all": roc_auc_score(rows["y"], rows["p_up"]),
+                      "vs_best": auc - base[top],
                       "se": paired_auc_se(rows, "p_up", f"p_{top}", block=10 * horizon, seed=seed),
                       **{f"w_{n}": rows[f"w_{n}"].mean() for n in names}, "w_base": rows["w_base"].mean(),
                       "routing": np.mean(hits) if hits else np.nan, "routed": len(hits), "top_ties": int(np.sum(ties)),
@@ -233,8 +235,8 @@ def main(argv=None) -> int:
     ap.add_argument("--spec", default=None, help="a fleet spec YAML to start from (e.g. fleet/equities20.yaml for its "
                     "horizon, embargo and clusters); the flags above override its fields")
     ap.add_argument("--keep-constant-blocks", action="store_true",
-                    help="keep inner blocks in which an expert's P(up) is constant (the rule before 2026-12-03; a cache "
-                    "built by gates.py before --only-experts was added does not hold them)")
+                    help="keep inner blocks in which an expert's P(up) is constant (the rule before 2026-12-03; "
+                    "a cache built by gates.py before --only-experts was added does not hold them)")
     ap.add_argument("--only-experts", default=None, metavar="A,B",
                     help="score the mixture of these experts only, cut from the cache (no retraining)")
     ap.add_argument("--criterion", default="auc", help="what picks the best expert and what the guard compares")
@@ -267,8 +269,9 @@ def main(argv=None) -> int:
     base, table = evaluate(cache, [g.strip() for g in args.gates.split(",")], cfg.labels.horizon,
                            cfg.validation.embargo_bars, cfg.model.moe.inner_folds, args.seed, args.criterion,
                            args.keep_constant_blocks)
+    experts = ",".join(next(iter(cache["units"].values()))["names"])
     print(f"{cfg.data.path} {cfg.strategy.value} {cfg.data.days} d {cfg.validation.folds} folds, experts "
-          f"{','.join(next(iter(cache['units'].values()))['names'])}, seed {cfg.seed}, {len(cache['units'])} units; experts trained once in "
+          f"{experts}, seed {cfg.seed}, {len(cache['units'])} units; experts trained once in "
           f"{cache['seconds']:.0f} s; criterion {args.criterion}")
     print("experts alone (AUC pooled per fold, mean over folds): "
           + ", ".join(f"{n} {a:.4f}" for n, a in base.items()))

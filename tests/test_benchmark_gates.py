@@ -32,8 +32,8 @@ def test_routing_counts_only_units_with_inner_rows_and_reads_the_best_inner_expe
 
 def _cache(names, n=6):
     rng = np.random.default_rng(0)
-    unit = {"names": list(names), "P_oof": rng.uniform(size=(n, len(names))), "P_test": rng.uniform(size=(n, len(names))),
-            "y_oof": rng.integers(0, 2, n)}
+    unit = {"names": list(names), "P_oof": rng.uniform(size=(n, len(names))),
+            "P_test": rng.uniform(size=(n, len(names))), "y_oof": rng.integers(0, 2, n)}
     return {"units": {"u0": unit, "u1": {**unit, "P_oof": unit["P_oof"][::-1].copy()}}, "seconds": 1.0}
 
 
