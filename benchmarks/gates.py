@@ -133,6 +133,11 @@ def informative(u: dict) -> dict:
             "starts": {b: t for b, t in u["starts"].items() if (u["block"][keep] == b).any()}}
 
 
+def cache_experts(units: dict) -> list[str]:
+    """The experts of a cache's ``units`` (every unit holds the same names, in the same order)."""
+    return next(iter(units.values()))["names"]
+
+
 def restrict(cache: dict, experts: list[str]) -> dict:
     """The cache cut to the columns of ``experts`` (in that order): the mixture of fewer experts, without training
     them again (e.g. ``trend,momentum`` of a five-expert cache). The constant-block rule (:func:`informative`) then
@@ -142,7 +147,7 @@ def restrict(cache: dict, experts: list[str]) -> dict:
     Raises:
         ValueError: an expert the cache does not hold (the message lists those it holds), or fewer than one.
     """
-    names = next(iter(cache["units"].values()))["names"]
+    names = cache_experts(cache["units"])
     unknown = [e for e in experts if e not in names]
     if unknown or not experts:
         raise ValueError(f"--only-experts {','.join(experts)}: {', '.join(unknown) or 'no expert'} not in the cache; "
@@ -173,7 +178,7 @@ def routing_hit(oof_scores: dict, names: list[str], W: np.ndarray) -> tuple[bool
 def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner_folds: int, seed: int,
              criterion: str = "auc", keep_constant: bool = False):
     units = cache["units"] if keep_constant else {k: informative(u) for k, u in cache["units"].items()}
-    names = next(iter(units.values()))["names"]
+    names = cache_experts(units)
     table, routing = [], {}
     base = None
     for v in variants:
@@ -269,7 +274,7 @@ def main(argv=None) -> int:
     base, table = evaluate(cache, [g.strip() for g in args.gates.split(",")], cfg.labels.horizon,
                            cfg.validation.embargo_bars, cfg.model.moe.inner_folds, args.seed, args.criterion,
                            args.keep_constant_blocks)
-    experts = ",".join(next(iter(cache["units"].values()))["names"])
+    experts = ",".join(cache_experts(cache["units"]))
     print(f"{cfg.data.path} {cfg.strategy.value} {cfg.data.days} d {cfg.validation.folds} folds, experts "
           f"{experts}, seed {cfg.seed}, {len(cache['units'])} units; experts trained once in "
           f"{cache['seconds']:.0f} s; criterion {args.criterion}")
