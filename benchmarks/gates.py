@@ -10,8 +10,9 @@ off) through :func:`fleet.training.driver.run_fleet`, whose units are trained by
 :func:`fleet.training.unit.train_unit`; for every unit the inner out-of-fold rows (gate inputs,
 experts' OOF P(up), labels, inner blocks) and the test rows (gate inputs, the full-window experts'
 P(up), labels) are kept. Step 2 (``--only-experts a,b`` first cuts the cache to those experts' columns): for
-every gate variant, :meth:`MixtureOfExpertsEnsemble.fit_gate` (the code a unit runs) is fitted on each unit's OOF
-rows and applied to its test rows.
+every gate variant, :meth:`MixtureOfExpertsEnsemble.fit_gate_stage` (the code a unit runs) is fitted on each unit's
+OOF rows (the gate on the blocks where no expert's inner P(up) is constant; with ``--recalibrate asset`` the per-asset
+level on all of them, as in a unit) and applied to its test rows.
 
 Metric (issue 12): AUC pooled over all assets of a fold, then averaged over the folds; ``vs_best`` = that minus
 the best single expert's (the one with the highest figure, chosen after the fact), ``se`` = the paired block-bootstrap
@@ -83,8 +84,8 @@ def build_cache(cfg: FleetConfig) -> dict:
 
     t0 = time.perf_counter()
     # Keep every inner block in the cache, also those in which an expert's P(up) is constant: evaluate() leaves them
-    # out as the units do (informative()) unless --keep-constant-blocks scores the rule before 2026-12-03. The units
-    # run in this process (local backend), so the patch reaches collect_oof.
+    # out of the gate's rows as the units do (informative_rows()) unless --keep-constant-blocks scores the rule
+    # before 2026-12-03. The units run in this process (local backend), so the patch reaches collect_oof.
     with mock.patch("fleet.models.moe.constant_experts", lambda P, names: []):
         run_fleet(cfg, echo=lambda s: None, train_fn=capture)
     return {"units": cache, "seconds": time.perf_counter() - t0, "config": cfg.to_dict()}
@@ -121,16 +122,15 @@ def gate_variants(horizon: int, seed: int) -> dict:
     }
 
 
-def informative(u: dict) -> dict:
-    """The unit's cached out-of-fold rows less the blocks in which an expert's P(up) is constant (what
-    :func:`fleet.models.moe.collect_oof` leaves out since 2026-12-03; the cache keeps them, see build_cache)."""
+def informative_rows(u: dict) -> np.ndarray:
+    """Mask (n_oof,) of the unit's cached out-of-fold rows outside the blocks in which an expert's P(up) is
+    constant (what :func:`fleet.models.moe.collect_oof` leaves out of the gate's rows since 2026-12-03; the cache
+    keeps them, see build_cache)."""
     flat = {b: bool(constant_experts(u["P_oof"][u["block"] == b], u["names"])) for b in np.unique(u["block"])}
     keep = np.ones(len(u["y_oof"]), dtype=bool)
     for b, f in flat.items():
         keep &= ~((u["block"] == b) & f)
-    return {**u, "X_oof": u["X_oof"][keep].reset_index(drop=True), "P_oof": u["P_oof"][keep],
-            "y_oof": u["y_oof"][keep], "block": u["block"][keep],
-            "starts": {b: t for b, t in u["starts"].items() if (u["block"][keep] == b).any()}}
+    return keep
 
 
 def cache_experts(units: dict) -> list[str]:
@@ -176,8 +176,8 @@ def routing_hit(oof_scores: dict, names: list[str], W: np.ndarray) -> tuple[bool
 
 
 def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner_folds: int, seed: int,
-             criterion: str = "auc", keep_constant: bool = False):
-    units = cache["units"] if keep_constant else {k: informative(u) for k, u in cache["units"].items()}
+             criterion: str = "auc", keep_constant: bool = False, recalibrate: str = "off"):
+    units = cache["units"]
     names = cache_experts(units)
     table, routing = [], {}
     base = None
@@ -193,11 +193,15 @@ def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner
                 gate.set_params(criterion=criterion)
             ens = MixtureOfExpertsEnsemble([(n, None) for n in names], gate=gate, purge_bars=horizon,
                                            embargo_bars=embargo, guard=guard, inner_folds=inner_folds,
-                                           criterion=criterion)
-            # the unit's own step (with no out-of-fold row left, its first expert answers)
-            ens.fit_gate_stage(u["X_oof"], u["y_oof"],
-                               (np.arange(len(u["y_oof"])), u["P_oof"], u["block"], u["starts"], []))
-            p, W = ens.gate_.predict_mixture(u["X_test"], u["P_test"])
+                                           criterion=criterion, recalibrate=recalibrate)
+            # the unit's own steps (with no out-of-fold row left, its first expert answers): the gate on the
+            # informative rows, the per-asset level on all of them, as collect_oof hands them over
+            rows = np.arange(len(u["y_oof"])) if keep_constant else np.flatnonzero(informative_rows(u))
+            block = u["block"][rows]
+            starts = {b: t for b, t in u["starts"].items() if (block == b).any()}
+            ens.fit_gate_stage(u["X_oof"], u["y_oof"], (rows, u["P_oof"][rows], block, starts, [],
+                                                         (np.arange(len(u["y_oof"])), u["P_oof"])))
+            p, _, W = ens.predict_details(u["X_test"], u["P_test"])
             df = pd.DataFrame({"fold": u["fold"], "bar_time": u["X_test"]["bar_time"].to_numpy(), "y": u["y_test"],
                                "p_up": p,
                                **{f"p_{n}": u["P_test"][:, j] for j, n in enumerate(names)},
@@ -244,6 +248,8 @@ def main(argv=None) -> int:
                     "a cache built by gates.py before --only-experts was added does not hold them)")
     ap.add_argument("--only-experts", default=None, metavar="A,B",
                     help="score the mixture of these experts only, cut from the cache (no retraining)")
+    ap.add_argument("--recalibrate", default=None, choices=["asset", "off"],
+                    help="the mixture's per-asset level (model.moe.recalibrate; default: the cache's config, off)")
     ap.add_argument("--criterion", default="auc", help="what picks the best expert and what the guard compares")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config override for the cache build (YAML value), e.g. model.trend.min_samples_leaf=200")
@@ -273,7 +279,7 @@ def main(argv=None) -> int:
             ap.error(str(err))
     base, table = evaluate(cache, [g.strip() for g in args.gates.split(",")], cfg.labels.horizon,
                            cfg.validation.embargo_bars, cfg.model.moe.inner_folds, args.seed, args.criterion,
-                           args.keep_constant_blocks)
+                           args.keep_constant_blocks, args.recalibrate or cfg.model.moe.recalibrate)
     experts = ",".join(cache_experts(cache["units"]))
     print(f"{cfg.data.path} {cfg.strategy.value} {cfg.data.days} d {cfg.validation.folds} folds, experts "
           f"{experts}, seed {cfg.seed}, {len(cache['units'])} units; experts trained once in "

@@ -4,8 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 HOUR = 3600 * 10**9
+
+
+class ColumnExpert(ClassifierMixin, BaseEstimator):
+    """A fake expert whose P(up) is the column ``column`` of X (nothing is learned)."""
+
+    def __init__(self, column: str = "pa"):
+        self.column = column
+
+    def fit(self, X, y, sample_weight=None):
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X):
+        p = X[self.column].to_numpy(np.float64)
+        return np.column_stack([1 - p, p])
 
 
 def panel_rows(n_per_asset: int, assets=(3, 7), seed: int = 0, **columns) -> pd.DataFrame:

@@ -43,7 +43,9 @@ def test_every_cell_config_names_its_model(dataset, tmp_path, monkeypatch):
             else:
                 assert experts == q.MOE_EXPERTS
                 assert cfg.model.moe.gate == {"MoE rule": "rule", "MoE MLP": "mlp", "MoE stack": "stack",
-                                              "MoE best": "best", "MoE select": "select"}[model]
+                                              "MoE best": "best", "MoE select": "select",
+                                              "MoE select level": "select"}[model]
+                assert cfg.model.moe.recalibrate == ("asset" if model.endswith("level") else "off")
             # the dataset's own spec survives the overrides (horizon differs: 4 h vs 5 days)
             assert cfg.labels.horizon == (4 if dataset == "crypto_1h" else 5)
 

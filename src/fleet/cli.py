@@ -115,6 +115,7 @@ def _choice(enum) -> click.Choice:
 @config_option("--balance-coef", type=float, key="balance_coef", help="Coefficient of the MLP gate's load-balancing term.")
 @config_option("--inner-folds", type=int, key="inner_folds", help="Inner out-of-fold blocks of each training window that the gate learns from.")
 @config_option("--guard/--no-guard", "guard", default=None, key="guard", help="Fall back to the best single expert when the cross-fitted gate loses to it.")
+@config_option("--recalibrate", type=click.Choice(["asset", "off"]), key="recalibrate", help="Per-asset level of the mixture. off: the gate's mixture as it is; asset: each asset's P(up) gets the logit intercept that sets its mean on the inner out-of-fold rows to its up-rate there (calibration in the large; one asset's ranking is unchanged; helps daily equities, hurts hourly crypto: docs/benchmarks.md 3i).", none="off")
 @config_option("--learner", type=click.Choice(["hgb", "lightgbm"]), key="learner", help="TrendExpert's booster: scikit-learn HistGradientBoosting, or LightGBM (pip install 'fleet[lightgbm]').")
 @config_option("--early-stopping/--no-early-stopping", "early_stopping", default=None, key="early_stopping", help="TrendExpert: choose the boosting iterations on a purged time-ordered tail of the training window, then refit.")
 @config_option("--asset-aware/--no-asset-aware", "asset_aware", default=None, key="asset_aware", help="Experts see the asset (id categorical, CNN embedding, per-asset intercepts); --no-asset-aware is the asset-agnostic ablation.")
@@ -128,7 +129,7 @@ def _choice(enum) -> click.Choice:
 def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, cnn_num_gpus, folds,
           horizon, embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
           policy, sides, meta_label, labels, cluster_on, min_cluster_size, forced_entry, forced_entry_cutoff,
-          bars_per_year, experts, gate, top_k, balance_coef, inner_folds, guard,
+          bars_per_year, experts, gate, top_k, balance_coef, inner_folds, guard, recalibrate,
           learner, early_stopping, asset_aware, moe_enabled, report, seed, seeds, out, registry, resume) -> None:
     """Train the fleet under purged walk-forward validation and write a run directory.
 

@@ -290,7 +290,8 @@ OVERRIDES: dict[str, str] = {
     "forced_entry_cutoff": "policy.forced_entry_cutoff", "bars_per_year": "evaluation.bars_per_year",
     "seeds": "evaluation.seeds", "report": "evaluation.report", "experts": "model.experts",
     "gate": "model.moe.gate", "top_k": "model.moe.top_k", "balance_coef": "model.moe.balance_coef",
-    "inner_folds": "model.moe.inner_folds", "guard": "model.moe.guard", "learner": "model.trend.learner",
+    "inner_folds": "model.moe.inner_folds", "guard": "model.moe.guard", "recalibrate": "model.moe.recalibrate",
+    "learner": "model.trend.learner",
     "early_stopping": "model.trend.early_stopping", "asset_aware": "model.asset_aware",
     "moe_enabled": "model.moe.enabled", "seed": "seed", "out": "out", "registry": "registry",
 }

@@ -13,25 +13,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 
-from _moe_data import HOUR, panel_rows
+from _moe_data import HOUR, ColumnExpert, panel_rows
 from fleet.models import (BestExpertGate, MLPGate, MixtureOfExpertsEnsemble, RuleGate, SelectGate, StackGate,
                           TrendExpert)
 from fleet.models._context import ASSET_ID, BAR_TIME
-
-
-class ColumnExpert(ClassifierMixin, BaseEstimator):
-    """A fake expert whose P(up) is the column ``column`` of X (nothing is learned)."""
-
-    def __init__(self, column: str = "pa"):
-        self.column = column
-
-    def fit(self, X, y, sample_weight=None):
-        self.classes_ = np.array([0, 1])
-        return self
-
-    def predict_proba(self, X):
-        p = X[self.column].to_numpy(np.float64)
-        return np.column_stack([1 - p, p])
 
 
 def _regimes(n_per_asset: int, seed: int):
@@ -297,7 +282,7 @@ def test_inner_folds_are_purged_and_never_look_ahead():
     def oof(purge, yy, embargo=2):
         ens = MixtureOfExpertsEnsemble(experts, gate=BestExpertGate(), purge_bars=purge, embargo_bars=embargo,
                                        inner_folds=3, min_inner_rows=10)
-        idx, P, block, starts, folds = ens.inner_oof(X, yy)
+        idx, P, block, starts, folds, _ = ens.inner_oof(X, yy)
         assert [f["block"] for f in folds] == [1, 2, 3] and not any("skipped" in f for f in folds)
         return idx, P, block, starts
 

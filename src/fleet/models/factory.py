@@ -83,4 +83,4 @@ def build_model(config, *, seed: int, horizon: int = 1, embargo: int = 0, num_th
     return MixtureOfExpertsEnsemble(experts, gate=build_gate(config, len(experts), seed=seed, horizon=horizon),
                                     inner_folds=m.inner_folds, purge_bars=horizon, embargo_bars=embargo, guard=m.guard,
                                     criterion=m.criterion, min_inner_rows=m.min_inner_rows,
-                                    switch_z=m.switch_z)
+                                    switch_z=m.switch_z, recalibrate=m.recalibrate)

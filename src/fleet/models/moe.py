@@ -28,9 +28,18 @@ fit(X, y) on one unit's training window (rows of several assets, context columns
    expert). With fewer than 2 inner blocks holding rows there is no guard (``guard_`` says so). The ``best``
    and ``select`` gates are not guarded: the first is the best expert, the second keeps a copy of an expert
    only where it lowers the out-of-fold loss.
-4. Every expert is refitted on the full training window (``experts_``); at predict time
+4. **Per-asset level** (``recalibrate="asset"``; off by default). The fitted gate's mixture is applied to every
+   inner out-of-fold row, those of the blocks left out in step 1 included (they hold the asset's labels even when
+   they cannot rank the experts), and for each asset the intercept shift delta_a of the mixture's logit is fitted
+   by maximum likelihood on that asset's rows: calibration in the large, the intercept-only update of a
+   prediction model (Steyerberg, *Clinical Prediction Models*, 2nd ed. 2019, ch. 20; Janssen et al. 2008,
+   J. Clin. Epidemiol. 61:76). It sets each asset's mean P(up) on its out-of-fold rows to its up-rate there and
+   leaves the ranking of one asset's bars unchanged. The experts' per-asset levels are mostly noise on daily
+   equities (they cost the fold-pooled AUC 0.005 there), but on hourly crypto the recent up-rate is worse than
+   they are: the AUC pooled over a short run's folds fell by 0.012 (docs/benchmarks.md 3i).
+5. Every expert is refitted on the full training window (``experts_``); at predict time
    ``gate_.predict_mixture`` combines their P(up) (sum of top-k weight x P(up), or the stacker's
-   output for ``stack``).
+   output for ``stack``) and the asset's shift is added to its logit.
 
 With one expert (or ``enabled=False`` in the config, see :func:`fleet.models.factory.build_model`)
 there is no gate: weight 1.
@@ -38,15 +47,17 @@ there is no gate: weight 1.
 Fitted attributes: expert_names_, experts_ (name -> fitted expert), gate_, oof_index_ (positions of X
 with an out-of-fold row), oof_probs_ (n_oof, E), oof_block_ (n_oof,) inner block 1..K of each row,
 inner_folds_ (per inner fold: rows fitted / predicted, assets left out, or why skipped), oof_scores_
-(expert -> {"log_loss", "auc"} over the OOF rows), guard_ (dict: the gate's and the best expert's
-cross-fitted log-loss, rows, decision), fallback_ (expert name or None), active_experts_ (experts with
-non-zero mean gate weight on the OOF rows), classes_.
+(expert -> {"log_loss", "auc"} over the OOF rows), level_shift_ (asset id -> delta_a, logit units, step 4;
+empty when off), guard_ (dict: the gate's and the best expert's cross-fitted log-loss, rows, decision),
+fallback_ (expert name or None), active_experts_ (experts with non-zero mean gate weight on the OOF rows), classes_.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
+from scipy.special import expit, logit
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.metrics import roc_auc_score
 
@@ -89,6 +100,35 @@ def constant_experts(P: np.ndarray, names: list[str]) -> list[str]:
     return [n for j, n in enumerate(names) if len(P) and np.ptp(P[:, j]) < 1e-12]
 
 
+def asset_intercepts(asset_ids, p, y) -> dict[int, float]:
+    """Per-asset calibration in the large: the intercept shift of the logit that makes each asset's mean P(up)
+    equal its up-rate (step 4 of the module docstring).
+
+    For asset a, delta_a solves sum_i sigmoid(logit p_i + delta_a) = sum_i y_i over its rows: the maximum-likelihood
+    intercept of a logistic recalibration with logit p as offset and slope 1 (Steyerberg 2019, ch. 20, "updating
+    the intercept").
+
+    Args:
+        asset_ids: (n,) asset id of each row; p: (n,) P(up) in (0, 1) (clipped to [1e-6, 1 - 1e-6]);
+        y: (n,) labels in {0, 1}.
+
+    Returns:
+        asset id -> delta_a (logit units), for the assets whose rows hold both classes (with one class the
+        maximum-likelihood shift is infinite: such an asset keeps its level and is not listed).
+    """
+    ids = np.asarray(asset_ids, dtype=np.int64)
+    z = logit(np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6))
+    y = np.asarray(y, dtype=np.float64)
+    out = {}
+    for a in np.unique(ids):
+        m = ids == a
+        if y[m].min() == y[m].max():
+            continue
+        # the score equation is monotone in delta; with both classes present its root lies within +-30 of 0
+        out[int(a)] = float(brentq(lambda d: float(np.sum(expit(z[m] + d) - y[m])), -30.0, 30.0))
+    return out
+
+
 def collect_oof(plan: list[dict], names: list[str], columns: dict):
     """Stack :func:`fit_inner` outputs into the out-of-fold matrix.
 
@@ -100,7 +140,8 @@ def collect_oof(plan: list[dict], names: list[str], columns: dict):
     ``info`` says why: it cannot rank that expert against the others.
 
     Returns:
-        (index (n_oof,), P (n_oof, E), block (n_oof,), starts {k: int64 ns}, folds: the plan's ``info`` dicts).
+        (index (n_oof,), P (n_oof, E), block (n_oof,), starts {k: int64 ns}, folds: the plan's ``info`` dicts,
+        (index, P) of every predicted block, the left-out ones included: the rows of the per-asset level, step 4).
     """
     index, probs, block, starts = [], [], [], {}
     fitted = [f for f in plan if len(f["val_rows"])]
@@ -122,9 +163,11 @@ def collect_oof(plan: list[dict], names: list[str], columns: dict):
         block.append(np.full(len(f["val_rows"]), k))
         starts[k] = f["start"]
     folds = [f["info"] for f in plan]
+    level = ((np.concatenate([f["val_rows"] for f in fitted]), np.vstack([mats[f["block"]] for f in fitted]))
+             if fitted else (np.empty(0, dtype=np.int64), np.empty((0, len(names)))))
     if not index:
-        return np.empty(0, dtype=np.int64), np.empty((0, len(names))), np.empty(0, dtype=np.int64), {}, folds
-    return np.concatenate(index), np.vstack(probs), np.concatenate(block), starts, folds
+        return np.empty(0, dtype=np.int64), np.empty((0, len(names))), np.empty(0, dtype=np.int64), {}, folds, level
+    return np.concatenate(index), np.vstack(probs), np.concatenate(block), starts, folds, level
 
 
 class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
@@ -148,13 +191,15 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         switch_z: the best expert is the first one listed unless another beats it by more than ``switch_z`` AUC
             standard errors on the OOF rows, and the guard keeps the gate only when it beats the best expert by
             that margin (:func:`fleet.models.gate.switch_margin`; 0: plain comparisons).
+        recalibrate: 'off' (default): the gate's mixture as it is; 'asset': step 4's per-asset intercept.
 
     Raises:
         ValueError: in fit, on duplicate names, no experts, a missing gate with several experts, or inner_folds < 1.
     """
 
     def __init__(self, experts, gate=None, inner_folds: int = 3, purge_bars: int = 0, embargo_bars: int = 0,
-                 guard: bool = True, criterion: str = "auc", min_inner_rows: int = 500, switch_z: float = 0.0):
+                 guard: bool = True, criterion: str = "auc", min_inner_rows: int = 500, switch_z: float = 0.0,
+                 recalibrate: str = "off"):
         self.experts = experts
         self.gate = gate
         self.inner_folds = inner_folds
@@ -164,6 +209,7 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         self.criterion = criterion
         self.min_inner_rows = min_inner_rows
         self.switch_z = switch_z
+        self.recalibrate = recalibrate
 
     # ----------------------------------------------------------------------------------------- fit
     def inner_plan(self, X: pd.DataFrame, y) -> list[dict]:
@@ -288,9 +334,12 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         """Check the experts and gate and reset the fitted attributes; returns the expert names (E,).
 
         Raises:
-            ValueError: duplicate names, no experts, or a missing gate with several experts.
+            ValueError: duplicate names, no experts, a missing gate with several experts, or an unknown
+                ``recalibrate``.
         """
         names = [n for n, _ in self.experts]
+        if self.recalibrate not in ("asset", "off"):
+            raise ValueError(f"MixtureOfExpertsEnsemble: recalibrate={self.recalibrate!r}: expected 'asset' or 'off'")
         if not names or len(set(names)) != len(names):
             raise ValueError(f"MixtureOfExpertsEnsemble: experts={names}: expected unique names, at least one")
         if len(names) > 1 and self.gate is None:
@@ -301,19 +350,22 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         self.oof_probs_ = np.empty((0, len(names)))
         self.oof_block_ = np.empty(0, dtype=np.int64)
         self.inner_folds_, self.oof_scores_ = [], {}
+        self.level_shift_ = {}
         self.active_experts_ = list(names)
         return names
 
     def fit_gate_stage(self, X: pd.DataFrame, y, oof) -> "MixtureOfExpertsEnsemble":
-        """Steps 2-3 from the inner out-of-fold result ``oof`` (what :meth:`inner_oof` returns); returns self.
+        """Steps 2-4 from the inner out-of-fold result ``oof`` (what :meth:`inner_oof` returns); returns self.
 
         With no out-of-fold row the first expert answers alone (``fallback_``), or, for the ``select`` gate with
-        its equal start, equal weights. Sets the gate attributes and
+        its equal start, equal weights. Sets the gate attributes, ``level_shift_`` (from the sixth element of
+        ``oof``, the rows of every predicted inner block; a 5-tuple uses the gate's rows) and
         ``active_experts_`` (experts with non-zero mean gate weight on the OOF rows).
         """
         names = self.start_fit()
         y = np.asarray(y, dtype=np.int64)
-        idx, P, block, starts, self.inner_folds_ = oof
+        idx, P, block, starts, self.inner_folds_, *level = oof
+        level_idx, level_P = level[0] if level else (idx, P)
         self.oof_index_, self.oof_probs_, self.oof_block_ = idx, P, block
         if len(idx):
             self.fit_gate(X.iloc[idx], P, y[idx], block, starts)
@@ -334,7 +386,23 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
             self.active_experts_ = [n for n, m in zip(names, w.mean(axis=0)) if m > 0]
         else:  # no out-of-fold row to average over: the fallback expert (or the equal start) answers
             self.active_experts_ = [self.fallback_] if self.fallback_ else list(names)
+        if self.recalibrate == "asset" and len(level_idx):
+            Xl = X.iloc[level_idx]
+            p = self.gate_.predict_mixture(Xl, np.asarray(level_P, dtype=np.float64))[0]
+            self.level_shift_ = asset_intercepts(Xl[ASSET_ID].to_numpy(np.int64), p, y[level_idx])
         return self
+
+    def shift_levels(self, X: pd.DataFrame, p) -> np.ndarray:
+        """The gate's mixture ``p`` (n,) on rows ``X`` (with ``asset_id``) after step 4: each asset's
+        ``level_shift_`` added to the logit (an asset without one keeps ``p``); returns (n,) P(up)."""
+        p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+        shift = getattr(self, "level_shift_", None)
+        if not shift:
+            return p
+        d = pd.Series(X[ASSET_ID].to_numpy(np.int64)).map(shift).fillna(0.0).to_numpy()
+        moved = d != 0.0
+        p[moved] = expit(logit(np.clip(p[moved], 1e-6, 1 - 1e-6)) + d[moved])
+        return p
 
     def set_experts(self, fitted: dict) -> "MixtureOfExpertsEnsemble":
         """Step 4's outcome: ``fitted`` maps every expert name to its expert fitted on the full window."""
@@ -358,7 +426,8 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         """What the unit records about its gate: kind, fallback, guard losses, inner folds, OOF scores."""
         kind = type(self.gate).__name__ if self.gate is not None else None
         out = {"gate": kind, "fallback": self.fallback_, "guard": self.guard_, "oof_scores": self.oof_scores_,
-               "oof_rows": int(len(self.oof_index_)), "inner_folds": self.inner_folds_}
+               "oof_rows": int(len(self.oof_index_)), "inner_folds": self.inner_folds_,
+               "level_shift": {int(a): float(d) for a, d in getattr(self, "level_shift_", {}).items()}}
         if hasattr(self.gate_, "base_weight_"):  # select: the constant base-rate P(up) candidate
             # weight: its share of the served mixture (0 unless select_base_rate is 'mix'); share_at_selection: its
             # share where the selection stopped (what it took from the experts while choosing their weights)
@@ -394,7 +463,7 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         if self.gate_ is None:
             return np.clip(P[:, 0], 0.0, 1.0), P, np.ones_like(P)
         p, W = self.gate_.predict_mixture(X, P)
-        return np.clip(p, 0.0, 1.0), P, W
+        return self.shift_levels(X, p), P, W
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """(n, 2) probabilities; column 1 is P(up) (the gate's mixture of the experts' P(up))."""
