@@ -359,13 +359,12 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
 
         With no out-of-fold row the first expert answers alone (``fallback_``), or, for the ``select`` gate with
         its equal start, equal weights. Sets the gate attributes, ``level_shift_`` (from the sixth element of
-        ``oof``, the rows of every predicted inner block; a 5-tuple uses the gate's rows) and
-        ``active_experts_`` (experts with non-zero mean gate weight on the OOF rows).
+        ``oof``, the rows of every predicted inner block) and ``active_experts_`` (experts with non-zero mean gate
+        weight on the OOF rows).
         """
         names = self.start_fit()
         y = np.asarray(y, dtype=np.int64)
-        idx, P, block, starts, self.inner_folds_, *level = oof
-        level_idx, level_P = level[0] if level else (idx, P)
+        idx, P, block, starts, self.inner_folds_, (level_idx, level_P) = oof
         self.oof_index_, self.oof_probs_, self.oof_block_ = idx, P, block
         if len(idx):
             self.fit_gate(X.iloc[idx], P, y[idx], block, starts)
@@ -405,7 +404,7 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         return p
 
     def set_experts(self, fitted: dict) -> "MixtureOfExpertsEnsemble":
-        """Step 4's outcome: ``fitted`` maps every expert name to its expert fitted on the full window."""
+        """Step 5's outcome: ``fitted`` maps every expert name to its expert fitted on the full window."""
         self.experts_ = {n: fitted[n] for n, _ in self.experts}
         self.classes_ = np.array([0, 1])
         return self

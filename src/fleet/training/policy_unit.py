@@ -38,8 +38,7 @@ def oof_predictions(model, X: pd.DataFrame, y: np.ndarray, config: FleetConfig) 
 
     if isinstance(model, MixtureOfExpertsEnsemble) and len(getattr(model, "oof_index_", ())):
         idx = model.oof_index_
-        p = model.gate_.predict_mixture(X.iloc[idx], model.oof_probs_)[0]
-        return idx, model.shift_levels(X.iloc[idx], p)  # as served: the per-asset level included
+        return idx, model.predict_details(X.iloc[idx], model.oof_probs_)[0]  # as served, the per-asset level too
     m = config.model.moe
     inner = MixtureOfExpertsEnsemble([("model", clone(model))], inner_folds=m.inner_folds,
                                      purge_bars=config.labels.horizon, embargo_bars=config.validation.embargo_bars,
