@@ -326,3 +326,25 @@ def test_summarise_group_curve_is_equal_weight_per_timestamp():
     assert out.loc[0, "trades"] == 1 and out.loc[0, "ann_return"] == pytest.approx(math.expm1((0.0 + 0.025) / 2 * 10))
     with pytest.raises(DataError, match=r"missing column\(s\) 'return_1'"):
         summarise(frame.drop(columns="return_1"), [], threshold=0.5, cost_bps=0.0)
+
+
+def test_per_asset_auc_is_the_mean_of_direct_sklearn_aucs_and_ignores_level():
+    """Per-asset AUC against a direct loop with roc_auc_score per (fold, asset); a forecast that only knows
+    each asset's level scores far above 0.5 pooled and exactly 0.5 per asset."""
+    from sklearn.metrics import roc_auc_score
+
+    from fleet.evaluation.metrics import asset_fold_aucs, per_asset_auc
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for fold in range(3):
+        for sym, base in (("A", 0.7), ("B", 0.3), ("C", 0.5)):
+            y = (rng.random(300) < base).astype(int)
+            rows.append(pd.DataFrame({"fold": fold, "symbol": sym, "y": y, "timing": y * 0.1 + rng.random(300),
+                                      "level": np.full(300, base)}))
+    f = pd.concat(rows, ignore_index=True)
+    direct = [roc_auc_score(g["y"], g["timing"]) for _, g in f.groupby(["fold", "symbol"])]
+    assert per_asset_auc(f, "timing") == pytest.approx(np.mean(direct), abs=1e-12)
+    assert len(asset_fold_aucs(f, "timing")) == 9
+    assert roc_auc_score(f["y"], f["level"]) > 0.65
+    assert per_asset_auc(f, "level") == pytest.approx(0.5, abs=1e-12)

@@ -32,8 +32,8 @@ from fleet.errors import ConfigError, DataError, describe_rows
 from fleet.evaluation.trading import (_check_horizon, book_pnl, exposure, mark_to_market, portfolio_returns,
                                      segments_of, trading_metrics)
 
-__all__ = ["METRIC_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "book_pnl", "exposure", "icir", "information_coefficients",
-           "mark_to_market", "portfolio_returns", "segments_of", "signal_metrics", "summarise", "trading_metrics"]
+__all__ = ["METRIC_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "asset_fold_aucs", "book_pnl", "exposure", "icir",
+           "information_coefficients", "mark_to_market", "per_asset_auc", "portfolio_returns", "segments_of", "signal_metrics", "summarise", "trading_metrics"]
 
 METRIC_COLUMNS = ("precision", "recall", "auc", "expectancy", "trades", "n")
 RANK_COLUMNS = ("ic", "rank_ic", "icir")
@@ -190,6 +190,48 @@ def icir(ics) -> float:
         return float("nan")
     sd = float(v.std(ddof=1))
     return float(v.mean() / sd) if sd > 0 else float("nan")
+
+
+def asset_fold_aucs(frame: pd.DataFrame, score: str = "p_up", *, by: tuple[str, ...] = ("fold", "symbol"),
+                    label: str = "y") -> pd.DataFrame:
+    """ROC AUC of ``frame[score]`` for ``frame[label]`` inside each (fold, asset) group.
+
+    Pooling the rows of several assets into one AUC mixes each asset's level (which assets drifted up over the
+    block) with timing skill; within one asset and one fold only timing counts.
+
+    Args:
+        frame: (n, ...) rows with the ``by`` columns, ``label`` (0/1) and ``score`` (P(up) or any score).
+        score, label: column names. by: the group keys (default fold and symbol).
+
+    Returns:
+        DataFrame with the ``by`` columns, ``auc`` (``sklearn.metrics.roc_auc_score``; NaN for a group with one
+        class only) and ``n`` (rows), one row per group, sorted by the keys.
+
+    Raises:
+        DataError: a missing column (named).
+    """
+    keys = list(by)
+    missing = [c for c in (*keys, label, score) if c not in frame.columns]
+    if missing:
+        raise DataError(f"asset_fold_aucs: missing column(s) {missing} (found {list(frame.columns)})")
+    rows = []
+    for key, g in frame.groupby(keys, sort=True):
+        y = g[label].to_numpy()
+        auc = float(roc_auc_score(y, g[score].to_numpy())) if len(np.unique(y)) == 2 else float("nan")
+        rows.append([*(key if isinstance(key, tuple) else (key,)), auc, len(g)])
+    return pd.DataFrame(rows, columns=[*keys, "auc", "n"])
+
+
+def per_asset_auc(frame: pd.DataFrame, score: str = "p_up", *, by: tuple[str, ...] = ("fold", "symbol"),
+                  label: str = "y") -> float:
+    """The per-asset AUC: the mean of :func:`asset_fold_aucs` over its (fold, asset) groups with both classes.
+
+    Unlike the pooled AUC it carries no cross-sectional level: a forecast that only knows which asset drifts up
+    scores 0.5 here. NaN when no group has both classes.
+    """
+    aucs = asset_fold_aucs(frame, score, by=by, label=label)["auc"].to_numpy()
+    aucs = aucs[np.isfinite(aucs)]
+    return float(aucs.mean()) if aucs.size else float("nan")
 
 
 def _group_row(g: pd.DataFrame, signal: np.ndarray, *, threshold: float, cost_bps: float, horizon: int,
