@@ -21,8 +21,12 @@ def _check_run_dir(out, symbols):
     for name in ARTIFACTS:
         assert (out / name).is_file(), name
     per_asset = pd.read_csv(out / "results_per_asset.csv")
-    assert list(per_asset.columns[:8]) == ["asset", "cluster", "precision", "recall", "auc", "expectancy",
-                                           "trades", "folds"]
+    assert list(per_asset.columns[:10]) == ["asset", "cluster", "precision", "recall", "auc", "auc_per_asset",
+                                            "expectancy", "signals", "round_trips", "folds"]
+    # every headline figure has its bootstrap standard error
+    assert per_asset[["auc_se", "auc_per_asset_se", "rank_ic_se"]].notna().all().all()
+    traded = per_asset["sharpe_net"].notna()
+    assert per_asset.loc[traded, "sharpe_net_se"].notna().all() and traded.any()
     assert sorted(per_asset["asset"]) == sorted(symbols)
     for s in symbols:
         preds = pd.read_parquet(out / "predictions" / f"{s}.parquet")
@@ -86,7 +90,7 @@ def test_forced_entry_and_bars_per_year(tmp_path):
         assert (preds["signal"] == preds["forced_entry"].astype(int)).all()
         assert forced.set_index("asset").loc[s, "forced_trades"] == preds["forced_entry"].sum()
     per_asset = pd.read_csv(out / "results_per_asset.csv").set_index("asset")
-    assert per_asset.loc["C0S0", "trades"] == forced.set_index("asset").loc["C0S0", "forced_trades"]
+    assert per_asset.loc["C0S0", "signals"] == forced.set_index("asset").loc["C0S0", "forced_trades"]
 
 
 def test_seeds_mean_and_std(tmp_path):

@@ -146,7 +146,7 @@ class Run:
         """The run's tables by name: ``asset`` (one row per asset, out-of-sample over all folds),
         ``cluster``, ``fold`` (one row per fold and asset, plus ``ALL``), ``expert_auc``,
         ``expert_weights``, and when the run has them ``holdout``, ``forced_entry`` and ``policy``
-        (policy_comparison.csv). Columns and units as in docs/validation.md "Metrics" (returns are simple returns, 0.1 = 10 %; expectancy a mean log return)."""
+        (policy_comparison.csv). Columns and units as in docs/validation.md "Metrics" (returns are simple returns, 0.1 = 10 %; expectancy the net P&L per round trip)."""
         return {key: self._layout.read_csv(name) for key, name in RESULT_FILES.items() if self._layout.has(name)}
 
     def _read_predictions(self, holdout: bool) -> pd.DataFrame:

@@ -75,8 +75,33 @@ class FleetCommand(click.Command):
         return super().invoke(ctx)
 
 
-SHOWN_METRICS = ["precision", "recall", "auc", "expectancy", "trades", "folds", "ic", "rank_ic", "icir",
-                 "sharpe_net", "ann_return_net", "max_dd_net"]
+#: Console columns: (column, title, scale, signed, suffix); figures with a ``<column>_se`` column print as
+#: ``value ± se`` to the digits the standard error supports (every column is in the CSVs).
+SHOWN_METRICS = [("auc", "auc", 1.0, False, ""), ("auc_per_asset", "auc/asset", 1.0, False, ""),
+                 ("rank_ic", "rank_ic", 1.0, True, ""), ("icir", "icir", 1.0, True, ""),
+                 ("sharpe_net", "sharpe_net", 1.0, True, ""), ("ann_return_net", "ann_ret_net", 100.0, True, " %"),
+                 ("max_dd_net", "max_dd_net", 100.0, False, " %"), ("expectancy", "exp/rt", 1e4, True, " bp"),
+                 ("round_trips", "round_trips", 1.0, False, ""), ("exposure", "exposure", 100.0, False, " %")]
+
+
+def metric_frame(table, keys: list[str]):
+    """The console view of a results table: ``keys`` columns, then :data:`SHOWN_METRICS` as formatted text (with
+    ``± se`` where the table has a standard error), rows sorted by net Sharpe, best first."""
+    import pandas as pd
+
+    from fleet.evaluation.uncertainty import format_with_se
+
+    rows = table.sort_values("sharpe_net", ascending=False, na_position="last", kind="stable")
+    out = rows[keys].copy()
+    for col, title, scale, signed, suffix in SHOWN_METRICS:
+        if col not in rows:
+            continue
+        se = rows[f"{col}_se"] if f"{col}_se" in rows else pd.Series(float("nan"), index=rows.index)
+        if col == "round_trips":
+            out[title] = [f"{v:,.1f}" if pd.notna(v) else "–" for v in rows[col]]
+            continue
+        out[title] = [format_with_se(v, e, scale=scale, signed=signed, suffix=suffix) for v, e in zip(rows[col], se)]
+    return out
 
 
 def print_run(summary, config) -> None:
@@ -89,21 +114,20 @@ def print_run(summary, config) -> None:
         return
     from fleet.evaluation.policy import DISABLE_DELTA
 
-    shown = SHOWN_METRICS
-    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4f}".format):
-        click.echo("\nPer cluster (out-of-sample, all folds; expectancy = mean forward log return of "
-                   f"signalled bars net of {config.policy.cost_bps:g} bps per side; *_net: marked-to-market curve "
-                   f"net of costs on turnover; sharpe against cash, annualised with {summary.bars_per_year:g} "
-                   "bars/year; ann_return, max_dd: simple returns (0.1 = 10 %); all columns in the CSVs):")
+    with pd.option_context("display.width", 220, "display.max_columns", 30):
+        click.echo("\nPer cluster (out-of-sample, all folds, sorted by net Sharpe; ± one bootstrap standard error over "
+                   "timestamps; auc/asset: mean of each asset's AUC within each fold; *_net: the marked-to-market "
+                   f"curve net of {config.policy.cost_bps:g} bps per side on turnover, annualised with "
+                   f"{summary.bars_per_year:g} bars/year; exp/rt: net P&L per round trip; all columns in the CSVs):")
         per_cluster = summary.per_cluster.assign(assets=summary.per_cluster["assets"].map(short_members))
-        click.echo(per_cluster[["cluster", "dominant", "assets", *shown]].to_string(index=False))
+        click.echo(metric_frame(per_cluster, ["cluster", "dominant", "assets"]).to_string(index=False))
         per_asset, title = shown_assets(summary.per_asset)
         click.echo(f"\n{title}:")
-        click.echo(per_asset[["asset", "cluster", *shown]].to_string(index=False))
+        click.echo(metric_frame(per_asset, ["asset", "cluster"]).to_string(index=False))
         if summary.holdout is not None:
             click.echo(f"\nHold-out ({config.validation.holdout_days:g} final days, predicted by the last fold's "
-                       "models; results_holdout.csv):")
-            click.echo(summary.holdout[["asset", *[c for c in shown if c != "folds"]]].to_string(index=False))
+                       "models; results_holdout.csv; not annualised when shorter than 90 days):")
+            click.echo(metric_frame(summary.holdout, ["asset"]).to_string(index=False))
         if summary.forced_entry is not None:
             click.echo("\nForced daily entry: natural vs forced trades (mean forward log return, win rate):")
             click.echo(summary.forced_entry.to_string(index=False))

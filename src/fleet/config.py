@@ -233,6 +233,8 @@ class EvaluationConfig(_Section):
     bars_per_year: float | None = Field(None, gt=0.0, description="bars per year for annualising "
                                         "(default: inferred by Panel.bars_per_year: 8760 hourly 24/7, 252 daily equities)")
     seeds: int = Field(1, ge=1, description="repeat the run with seeds seed..seed+seeds-1 and report mean and std")
+    bootstrap_reps: int = Field(200, ge=0, description="stationary block bootstrap draws over timestamps behind every "
+                                "standard error in the results tables (0: no standard errors)")
     report: bool = Field(False, description="write the HTML report (fleet report) into RUN_DIR/report/ at the end of "
                          "the run")
 
@@ -288,7 +290,7 @@ OVERRIDES: dict[str, str] = {
     "sides": "policy.sides", "meta_label": "policy.meta_label", "labels": "labels.method", "cluster_on": "market.cluster_on",
     "min_cluster_size": "market.min_cluster_size",
     "forced_entry_cutoff": "policy.forced_entry_cutoff", "bars_per_year": "evaluation.bars_per_year",
-    "seeds": "evaluation.seeds", "report": "evaluation.report", "experts": "model.experts",
+    "seeds": "evaluation.seeds", "report": "evaluation.report", "bootstrap_reps": "evaluation.bootstrap_reps", "experts": "model.experts",
     "gate": "model.moe.gate", "top_k": "model.moe.top_k", "balance_coef": "model.moe.balance_coef",
     "inner_folds": "model.moe.inner_folds", "guard": "model.moe.guard", "recalibrate": "model.moe.recalibrate",
     "learner": "model.trend.learner",

@@ -72,9 +72,9 @@ def test_turnover_column_against_direct_sum():
     x = np.array([0, 1, 1, 0, 0, 0, 0, 0, 1, 1.0])
     dx = np.abs(np.diff(np.r_[0.0, x])).sum() + abs(x[-1])  # closing at the end
     assert out["turnover"] == pytest.approx(dx / 10)
-    assert out["trades"] == 2
-    net = (x * 0.001).sum() - 10e-4 * dx
-    assert out["expectancy"] == pytest.approx(net / 2)
+    assert out["signals"] == 2 and out["round_trips"] == pytest.approx(dx / 2)
+    net = (x * np.expm1(0.001)).sum() - 10e-4 * dx
+    assert out["expectancy"] == pytest.approx(net / (dx / 2))
 
 
 def _regime_rows(n, n_assets, seed, *, mu, sigma=0.002, strength=0.05, noise=0.04, duration=200, start=0):

@@ -1,4 +1,4 @@
-"""signal_metrics and summarise on tiny hand-computed arrays."""
+"""signal_metrics, summarise and the marked-to-market book on tiny hand-computed arrays."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from fleet.errors import ConfigError, DataError
-from fleet.evaluation.metrics import (exposure, icir, information_coefficients, mark_to_market, segments_of,
-                                      signal_metrics, summarise, trading_metrics)
+from fleet.evaluation.metrics import (book_pnl, exposure, icir, information_coefficients, mark_to_market,
+                                      segments_of, signal_metrics, summarise, trading_metrics)
 
 Y = [1, 0, 1, 1, 0, 0]
 P = [0.9, 0.8, 0.3, 0.6, 0.2, 0.56]
@@ -20,23 +20,18 @@ R = [0.01, -0.02, 0.03, 0.005, -0.01, 0.002]
 
 def test_hand_computed():
     m = signal_metrics(Y, P, R, threshold=0.55, cost_bps=10.0)
-    # signalled: rows 0, 1, 3, 5 -> 4 trades, 2 of them up (rows 0, 3); 3 positives in all
-    assert m["trades"] == 4 and m["n"] == 6
+    # signalled: rows 0, 1, 3, 5 -> 4 signals, 2 of them up (rows 0, 3); 3 positives in all
+    assert m["signals"] == 4 and m["n"] == 6
     assert m["precision"] == pytest.approx(0.5)
     assert m["recall"] == pytest.approx(2 / 3)
-    # mean(0.01, -0.02, 0.005, 0.002) = -0.00075; minus a 10 bp round trip each side = 0.002
-    assert m["expectancy"] == pytest.approx(-0.00275)
     # positive/negative pairs ranked right: 0.9 beats 3, 0.6 beats 2, 0.3 beats 1 -> 6 of 9
     assert m["auc"] == pytest.approx(6 / 9)
-    assert set(m) == {"precision", "recall", "auc", "expectancy", "trades", "n"}
+    assert set(m) == {"precision", "recall", "auc", "signals", "n"}
 
 
 def test_threshold_is_strict_and_costs_scale():
     m = signal_metrics(Y, P, R, threshold=0.6, cost_bps=0.0)
-    assert m["trades"] == 2                                 # 0.6 itself is not signalled
-    assert m["expectancy"] == pytest.approx((0.01 - 0.02) / 2)
-    m = signal_metrics(Y, P, R, threshold=0.6, cost_bps=25.0)
-    assert m["expectancy"] == pytest.approx(-0.005 - 0.005)
+    assert m["signals"] == 2                                # 0.6 itself is not signalled
 
 
 def test_nan_cases_without_warnings():
@@ -45,12 +40,12 @@ def test_nan_cases_without_warnings():
         none = signal_metrics(Y, P, R, threshold=0.95)
         one_class = signal_metrics([0, 0, 0], [0.9, 0.1, 0.7], [0.01, 0.02, -0.01])
         empty = signal_metrics([], [], [])
-    assert none["trades"] == 0
-    assert math.isnan(none["precision"]) and math.isnan(none["expectancy"])
+    assert none["signals"] == 0
+    assert math.isnan(none["precision"])
     assert none["recall"] == 0.0 and none["auc"] == pytest.approx(6 / 9)
     assert math.isnan(one_class["recall"]) and math.isnan(one_class["auc"])
-    assert one_class["precision"] == 0.0 and one_class["trades"] == 2
-    assert empty["n"] == 0 and empty["trades"] == 0 and math.isnan(empty["auc"])
+    assert one_class["precision"] == 0.0 and one_class["signals"] == 2
+    assert empty["n"] == 0 and empty["signals"] == 0 and math.isnan(empty["auc"])
 
 
 def test_errors():
@@ -83,33 +78,38 @@ def predictions() -> pd.DataFrame:
 
 def test_summarise_by_symbol_hand_computed():
     out = summarise(predictions(), "symbol", threshold=0.55, cost_bps=0.0)
-    assert list(out.columns) == ["symbol", "precision", "recall", "auc", "expectancy", "ic", "rank_ic", "icir",
-                                 "sharpe", "sharpe_net", "ann_return", "ann_return_net", "max_dd", "max_dd_net",
-                                 "exposure", "turnover", "trades", "n", "folds"]
+    assert list(out.columns) == ["symbol", "precision", "recall", "auc", "auc_per_asset", "expectancy", "ic",
+                                 "rank_ic", "icir", "sharpe", "sharpe_net", "ann_return", "ann_return_net", "max_dd",
+                                 "max_dd_net", "exposure", "turnover", "signals", "round_trips", "n", "auc_se",
+                                 "auc_per_asset_se", "ic_se", "rank_ic_se", "sharpe_net_se", "folds"]
     assert out["symbol"].tolist() == ["BTC", "ETH"]
     btc, eth = out.iloc[0], out.iloc[1]
-    # BTC rows: p 0.7, 0.6, 0.1; y 0, 1, 0; r -0.01, 0.03, -0.02 -> trades 0.7, 0.6
-    assert (btc["trades"], btc["n"], btc["folds"]) == (2, 3, 2)
+    # BTC rows: p 0.7, 0.6, 0.1; y 0, 1, 0; return_1 -0.002, 0.01, -0.008 -> signals at 0.7, 0.6
+    assert (btc["signals"], btc["n"], btc["folds"]) == (2, 3, 2)
     assert btc["precision"] == pytest.approx(0.5) and btc["recall"] == pytest.approx(1.0)
-    assert btc["expectancy"] == pytest.approx(0.01)
+    # h = 1: long over bars 0 and 1, flat over bar 2 -> in at 0, out at 2: one round trip of the capital
+    assert btc["round_trips"] == pytest.approx(1.0)
+    assert btc["expectancy"] == pytest.approx(math.expm1(-0.002) + math.expm1(0.01))
     assert btc["auc"] == pytest.approx(0.5)                  # the up bar (0.6) beats 0.1, not 0.7
-    # ETH rows: p 0.9, 0.3, 0.8; y 1, 1, 0; r 0.02, 0.01, -0.005 -> trades 0.9, 0.8
-    assert (eth["trades"], eth["n"], eth["folds"]) == (2, 3, 2)
+    # ETH rows: p 0.9, 0.3, 0.8; y 1, 1, 0 -> signals at 0.9, 0.8 (bars 0 and 2): two round trips
+    assert (eth["signals"], eth["n"], eth["folds"]) == (2, 3, 2)
     assert eth["precision"] == pytest.approx(0.5) and eth["recall"] == pytest.approx(0.5)
-    assert eth["expectancy"] == pytest.approx(0.0075)
+    assert eth["round_trips"] == pytest.approx(2.0)
+    assert eth["expectancy"] == pytest.approx((math.expm1(0.004) + math.expm1(-0.003)) / 2)
     assert eth["auc"] == pytest.approx(0.5)                  # 0.9 beats 0.8; 0.3 does not
+    assert out["auc_se"].isna().all()                        # no bootstrap draws asked for
 
 
 def test_summarise_multiple_keys_and_overall():
     out = summarise(predictions(), ["symbol", "fold"], threshold=0.55, cost_bps=10.0)
     assert list(zip(out["symbol"], out["fold"])) == [("BTC", 0), ("BTC", 1), ("ETH", 0), ("ETH", 1)]
     assert out["folds"].tolist() == [1, 1, 1, 1]
-    assert out["trades"].tolist() == [1, 1, 1, 1]
-    assert out.loc[0, "expectancy"] == pytest.approx(-0.01 - 0.002)
+    assert out["signals"].tolist() == [1, 1, 1, 1]
+    # BTC fold 0: one bar long (return_1 -0.002), in and out: one round trip paying 2 x 10 bp
+    assert out.loc[0, "expectancy"] == pytest.approx(math.expm1(-0.002) - 0.002)
     assert math.isnan(out.loc[0, "recall"])                 # BTC fold 0: no up bar
     overall = summarise(predictions(), [], threshold=0.55, cost_bps=0.0)
-    assert len(overall) == 1 and overall.loc[0, "trades"] == 4 and overall.loc[0, "folds"] == 2
-    assert overall.loc[0, "expectancy"] == pytest.approx((-0.01 + 0.03 + 0.02 - 0.005) / 4)
+    assert len(overall) == 1 and overall.loc[0, "signals"] == 4 and overall.loc[0, "folds"] == 2
 
 
 def test_summarise_errors():
@@ -149,9 +149,12 @@ def test_information_coefficients_hand_computed():
 
 def test_icir_hand_computed():
     # ICs 0.1, 0.3, 0.2: mean 0.2, sample std sqrt((0.01 + 0.01 + 0) / 2) = 0.1 -> ICIR 2
-    assert icir([0.1, 0.3, 0.2]) == pytest.approx(2.0)
-    assert icir([0.1, float("nan"), 0.3]) == pytest.approx(0.2 / math.sqrt(0.02))
-    assert math.isnan(icir([0.1])) and math.isnan(icir([0.2, 0.2]))
+    assert icir([0.1, 0.3, 0.2], min_periods=2) == pytest.approx(2.0)
+    assert icir([0.1, float("nan"), 0.3], min_periods=2) == pytest.approx(0.2 / math.sqrt(0.02))
+    assert math.isnan(icir([0.1], min_periods=1)) and math.isnan(icir([0.2, 0.2], min_periods=2))
+    # the default needs five folds: three or four ICs are too few for a ratio of mean to spread
+    assert math.isnan(icir([0.1, 0.3, 0.2, 0.25]))
+    assert icir([0.1, 0.3, 0.2, 0.1, 0.3]) == pytest.approx(0.2 / np.std([0.1, 0.3, 0.2, 0.1, 0.3], ddof=1))
 
 
 def loop_book(r1, s, h, cost_bps, seg=None):
@@ -175,8 +178,8 @@ def loop_book(r1, s, h, cost_bps, seg=None):
         cost = c * abs(opened - closed) / h
         if t == n - 1 or seg[t + 1] != seg[t]:
             cost += c * x                   # what is still open is closed at the segment's end
-        gross.append(x * r1[t])
-        net.append(x * r1[t] - cost)
+        gross.append(x * math.expm1(r1[t]))    # the book's simple return over the bar
+        net.append(x * math.expm1(r1[t]) - cost)
     return np.array(gross), np.array(net)
 
 
@@ -211,15 +214,25 @@ def test_costs_are_charged_on_turnover_not_per_tranche():
     assert (gross - net).sum() == pytest.approx(2 * 10.0 / 1e4 / 2)
 
 
-def test_gross_pnl_telescopes_to_the_forward_returns():
+def test_book_pnl_is_the_exact_growth_of_a_fractional_book_not_x_times_the_log_return():
+    """A book holding the fraction x of its wealth in the asset (rebalanced to x every bar, the rest in cash)
+    simulated in prices and units; its log growth is what the curve compounds, and the shortcut x * r is not."""
     rng = np.random.default_rng(5)
-    h, n = 4, 500
-    r1 = rng.normal(0.0, 0.01, n + h)
-    fwd = np.array([r1[t:t + h].sum() for t in range(n)])   # forward h-bar log return
-    s = (rng.random(n) < 0.3).astype(int)
-    s[n - h + 1:] = 0                                        # no tranche cut short by the end
-    gross, _ = mark_to_market(r1[:n], s, horizon=h, cost_bps=0.0)
-    assert gross.sum() == pytest.approx((s * fwd).sum() / h, abs=1e-14)
+    n = 400
+    r1 = rng.normal(0.0, 0.03, n)                       # volatile bars: the log shortcut's bias is visible
+    price = 100.0 * np.exp(np.concatenate(([0.0], np.cumsum(r1))))
+    x = rng.choice([0.0, 0.25, 0.5, 0.75, 1.0], size=n)
+    wealth = [1.0]
+    for t in range(n):
+        units = x[t] * wealth[-1] / price[t]            # bought at the bar's open price (its close before)
+        cash = wealth[-1] - units * price[t]
+        wealth.append(cash + units * price[t + 1])
+    gross, net, _ = book_pnl(r1, x, cost_bps=0.0)
+    np.testing.assert_allclose(np.cumsum(np.log1p(gross)), np.log(wealth[1:]), rtol=0, atol=1e-12)
+    # log(1 + x (e^r - 1)) >= x r: the shortcut books less than the book earns whenever 0 < x < 1
+    assert np.log(wealth[-1]) - (x * r1).sum() > 0.01
+    growth = trading_metrics(gross, bars_per_year=n)["ann_return"]
+    assert growth == pytest.approx(wealth[-1] - 1.0, rel=1e-10)   # one "year" of n bars
 
 
 def test_always_long_random_walk_sharpe_is_bar_by_bar_not_sqrt_h_higher():
@@ -229,12 +242,13 @@ def test_always_long_random_walk_sharpe_is_bar_by_bar_not_sqrt_h_higher():
     rng = np.random.default_rng(11)
     h, n, bpy = 4, 40_000, 8760
     r1 = rng.normal(0.0002, 0.01, n + h)
-    bar_by_bar = r1[:n].mean() / r1[:n].std(ddof=1) * math.sqrt(bpy)
+    simple = np.expm1(r1[:n])
+    bar_by_bar = simple.mean() / simple.std(ddof=1) * math.sqrt(bpy)
     gross, _ = mark_to_market(r1[:n], np.ones(n), horizon=h, cost_bps=0.0)
     sharpe = trading_metrics(gross, bars_per_year=bpy)["sharpe"]
     assert sharpe == pytest.approx(bar_by_bar, rel=0.01)
     fwd = np.array([r1[t:t + h].sum() for t in range(n)])
-    old = trading_metrics(fwd / h, bars_per_year=bpy)["sharpe"]   # the entry-booked curve
+    old = trading_metrics(np.expm1(fwd) / h, bars_per_year=bpy)["sharpe"]   # the entry-booked curve
     assert old / sharpe == pytest.approx(math.sqrt(h), rel=0.1)
 
 
@@ -248,24 +262,26 @@ def test_sharpe_matches_empyrical():
         ours = trading_metrics(x, bars_per_year=8760)["sharpe"]
         theirs = empyrical.sharpe_ratio(pd.Series(x), risk_free=0, annualization=8760)
         assert ours == pytest.approx(float(theirs), rel=1e-12)
-        # empyrical's max_drawdown compounds simple returns: feed it e^x - 1
-        dd = -float(empyrical.max_drawdown(pd.Series(np.expm1(x))))
+        # empyrical's max_drawdown compounds simple returns, which the curve is
+        dd = -float(empyrical.max_drawdown(pd.Series(x)))
         assert trading_metrics(x, bars_per_year=8760)["max_dd"] == pytest.approx(dd, rel=1e-10)
 
 
 def test_trading_metrics_hand_computed():
     x = [0.02, -0.01, 0.0, 0.015]
     m = trading_metrics(x, bars_per_year=100)
-    # mean 0.025 / 4 = 0.00625 per bar -> e^0.625 - 1 a year at 100 bars a year
-    assert m["ann_return"] == pytest.approx(math.exp(0.625) - 1)
-    # deviations 0.01375, -0.01625, -0.00625, 0.00875: squares sum to 0.00056875, / 3 for ddof=1
+    # the equity compounds the simple returns: 1.02 * 0.99 * 1.0 * 1.015 over 4 bars -> 100 bars a year
+    growth = 1.02 * 0.99 * 1.015
+    assert m["ann_return"] == pytest.approx(growth ** (100 / 4) - 1)
+    # deviations from the mean 0.00625: 0.01375, -0.01625, -0.00625, 0.00875: squares sum to 0.00056875
     assert m["sharpe"] == pytest.approx(0.00625 / math.sqrt(0.00056875 / 3) * 10.0)
-    # log equity 0, 0.02, 0.01, 0.01, 0.025: worst log fall 0.01 -> a simple loss of 1 - e^-0.01
-    assert m["max_dd"] == pytest.approx(1 - math.exp(-0.01))
-    # a curve that only falls: the starting 1 is the peak
-    assert trading_metrics([-0.01, -0.02, 0.005], bars_per_year=252)["max_dd"] == pytest.approx(1 - math.exp(-0.03))
-    # a large log drawdown is not a loss above 100 %: 1.95 log = an 86 % loss
-    assert trading_metrics([-1.95], bars_per_year=252)["max_dd"] == pytest.approx(0.8577, abs=1e-4)
+    # equity 1, 1.02, 1.0098, 1.0098, 1.024947: the worst fall is 1.02 -> 1.0098, 1 %
+    assert m["max_dd"] == pytest.approx(0.01)
+    # a curve that only falls: the starting 1 is the peak (0.99 * 0.98 = 0.9702)
+    assert trading_metrics([-0.01, -0.02, 0.005], bars_per_year=252)["max_dd"] == pytest.approx(1 - 0.9702)
+    # a loss of the whole capital (costs can push a bar below -100 %) is ruin: equity 0, not negative
+    ruin = trading_metrics([0.1, -1.2, 0.5], bars_per_year=252)
+    assert ruin["max_dd"] == 1.0 and ruin["ann_return"] == -1.0
     no_year = trading_metrics(x, bars_per_year=None)
     assert math.isnan(no_year["ann_return"]) and math.isnan(no_year["sharpe"])
     flat = trading_metrics([0.0, 0.0], bars_per_year=252)
@@ -276,7 +292,7 @@ def test_trading_metrics_hand_computed():
 
 def test_signal_column_overrides_threshold():
     m = signal_metrics(Y, P, R, threshold=0.55, cost_bps=0.0, signal=[0, 0, 1, 0, 0, 0])
-    assert m["trades"] == 1 and m["expectancy"] == pytest.approx(0.03) and m["precision"] == 1.0
+    assert m["signals"] == 1 and m["precision"] == 1.0
     with pytest.raises(DataError, match=r"signal: expected 0 or 1, not so at 1 row \(e\.g\. 1\)"):
         signal_metrics(Y, P, R, signal=[0, 2, 1, 0, 0, 0])
 
@@ -286,12 +302,12 @@ def test_summarise_trading_and_rank_columns_against_the_loop():
     btc = out.iloc[0]
     # BTC in time order: p 0.7, 0.6, 0.1 -> signals 1, 1, 0; return_1 -0.002, 0.01, -0.008
     gross, net = loop_book([-0.002, 0.01, -0.008], [1, 1, 0], 2, 10.0)
-    # exposure 0.5, 1, 0.5 -> gross -0.001, 0.01, -0.004
-    np.testing.assert_allclose(gross, [-0.001, 0.01, -0.004])
+    # exposure 0.5, 1, 0.5 -> gross 0.5 (e^-0.002 - 1), e^0.01 - 1, 0.5 (e^-0.008 - 1)
+    np.testing.assert_allclose(gross, [0.5 * math.expm1(-0.002), math.expm1(0.01), 0.5 * math.expm1(-0.008)])
     for col, x in (("", gross), ("_net", net)):
-        assert btc["ann_return" + col] == pytest.approx(math.expm1(x.mean() * 1000))
+        assert btc["ann_return" + col] == pytest.approx(math.expm1(np.log1p(x).mean() * 1000))
         assert btc["sharpe" + col] == pytest.approx(x.mean() / x.std(ddof=1) * math.sqrt(1000))
-        eq = np.concatenate(([0.0], np.cumsum(x)))
+        eq = np.concatenate(([0.0], np.cumsum(np.log1p(x))))
         assert btc["max_dd" + col] == pytest.approx(1 - math.exp(-(np.maximum.accumulate(eq) - eq).max()))
     assert btc["exposure"] == pytest.approx(2 / 3)
     # IC of (0.7, 0.6, 0.1) with (-0.01, 0.03, -0.02): p mean 1.4/3, r mean 0
@@ -318,12 +334,14 @@ def test_summarise_group_curve_is_equal_weight_per_timestamp():
         "forward_return": [0.02, -0.01, -0.04, 0.05], "return_1": [0.02, -0.01, -0.04, 0.05],
     })
     out = summarise(frame, [], threshold=0.5, cost_bps=0.0, horizon=1, bars_per_year=10)
-    # bar 1: mean(0.02, -0.01) = 0.005; bar 2: mean(-0.04, B not signalled 0) = -0.02
-    assert out.loc[0, "ann_return"] == pytest.approx(math.expm1((0.005 - 0.02) / 2 * 10))
-    assert out.loc[0, "max_dd"] == pytest.approx(1 - math.exp(-0.02))
+    # bar 1: the mean of both books' simple returns; bar 2: A's and B's (not signalled: 0)
+    b1, b2 = (math.expm1(0.02) + math.expm1(-0.01)) / 2, math.expm1(-0.04) / 2
+    assert out.loc[0, "ann_return"] == pytest.approx(((1 + b1) * (1 + b2)) ** (10 / 2) - 1)
+    assert out.loc[0, "max_dd"] == pytest.approx(-b2)
     # an explicit signal column wins over the threshold
     out = summarise(frame.assign(signal=[0, 0, 0, 1]), [], threshold=0.5, cost_bps=0.0, horizon=1, bars_per_year=10)
-    assert out.loc[0, "trades"] == 1 and out.loc[0, "ann_return"] == pytest.approx(math.expm1((0.0 + 0.025) / 2 * 10))
+    assert out.loc[0, "signals"] == 1
+    assert out.loc[0, "ann_return"] == pytest.approx((1 + math.expm1(0.05) / 2) ** (10 / 2) - 1)
     with pytest.raises(DataError, match=r"missing column\(s\) 'return_1'"):
         summarise(frame.drop(columns="return_1"), [], threshold=0.5, cost_bps=0.0)
 

@@ -1,4 +1,4 @@
-"""Acceptance (issue 14): on a real crypto_1h run, the reported Sharpe ratios equal a mark-to-market
+"""On a real crypto_1h run, the reported Sharpe ratios, returns and drawdowns equal a mark-to-market
 computation written here, from predictions/ and the raw bars, to 1e-9."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 def book(rows: pd.DataFrame, h: int, cost_bps: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-bar gross and net P&L of one asset, bar by bar: tranches of 1/h opened on signals and
     held h bars; the book is flat at the start and closed at the end of each run of consecutive bars
-    (bar_number steps of 1); costs on the net order of each bar."""
+    (bar_number steps of 1); costs on the net order of each bar. The bar's P&L is the price change of the
+    fraction x held: x (close[t+1] / close[t] - 1), with close[t+1] / close[t] = exp(return_1)."""
     c = cost_bps / 1e4
     gross, net = [], []
     held: list[int] = []                     # bars left per open tranche
@@ -37,8 +38,9 @@ def book(rows: pd.DataFrame, h: int, cost_bps: float) -> tuple[np.ndarray, np.nd
         cost = c * abs(order) / h
         if t == len(rows) - 1 or bars[t + 1] != bars[t] + 1:
             cost += c * x
-        gross.append(x * r1[t])
-        net.append(x * r1[t] - cost)
+        move = math.exp(r1[t]) - 1.0
+        gross.append(x * move)
+        net.append(x * move - cost)
     return np.array(gross), np.array(net)
 
 
@@ -72,10 +74,11 @@ def test_reported_sharpe_is_mark_to_market(tmp_path, crypto_dir):
         gross, net = book(p, h, cost)
         assert per_asset.loc[s, "sharpe_net"] == pytest.approx(sharpe(net, bpy), abs=1e-9)
         assert per_asset.loc[s, "sharpe"] == pytest.approx(sharpe(gross, bpy), abs=1e-9)
-        eq = np.concatenate(([0.0], np.cumsum(net)))
+        eq = np.concatenate(([0.0], np.cumsum(np.log(1.0 + net))))
         assert per_asset.loc[s, "max_dd_net"] == pytest.approx(1 - math.exp(-(np.maximum.accumulate(eq) - eq).max()),
                                                                abs=1e-9)
-        assert per_asset.loc[s, "ann_return_net"] == pytest.approx(math.expm1(net.mean() * bpy), abs=1e-9)
+        growth = np.prod(1.0 + net) ** (bpy / len(net)) - 1.0
+        assert per_asset.loc[s, "ann_return_net"] == pytest.approx(growth, rel=1e-9)
         curves[s] = (p, net)
     # Per cluster: each fold's rows grouped by that fold's own clustering; equal weight per timestamp.
     rows = pd.concat([p.assign(symbol=s) for s, (p, _) in curves.items()], ignore_index=True)

@@ -34,7 +34,7 @@ def test_tables_and_comparison(tuned_run):
     comp = pd.read_csv(summary.out / "policy_comparison.csv")
     assert set(comp["policy"]) == {"fixed", "tuned"}
     assert comp.iloc[0]["asset"] == "ALL"
-    assert {"turnover", "expectancy_net", "sharpe_net"} <= set(comp.columns)
+    assert {"turnover", "expectancy", "round_trips", "sharpe_net", "sharpe_net_se"} <= set(comp.columns)
     # the tuned rows are the run's own table
     tuned = comp[comp["policy"] == "tuned"].set_index("asset")
     pa = per_asset.set_index("asset")

@@ -344,32 +344,37 @@ def apply_positions(preds: pd.DataFrame, policy: TradingPolicy | dict | None) ->
 
 
 def policy_comparison(predictions: pd.DataFrame, *, threshold: float, cost_bps: float, horizon: int,
-                      sides: str = "long", bars_per_year: float | None = None) -> pd.DataFrame:
+                      sides: str = "long", bars_per_year: float | None = None, reps: int = 0,
+                      seed: int = 0) -> pd.DataFrame:
     """Natural (the fixed threshold rule) and the units' own policies side by side, on the same P(up).
 
     Args:
         predictions: out-of-sample rows with the units' policy applied (``position``, ``signal``) and symbol,
             timestamp, fold, p_up, y, forward_return, return_1, bar_number.
         threshold, cost_bps, horizon, sides: the fixed rule (``p_up > threshold``, 1/h tranches held h bars).
+        reps, seed: bootstrap draws behind ``sharpe_net_se`` (:func:`fleet.evaluation.metrics.summarise`).
 
     Returns:
         Rows (asset, policy) for every asset and ``ALL`` (the equal-weight fleet), policy ``fixed`` then
-        ``tuned``, columns trades, turnover (mean |change of exposure| per bar), exposure, expectancy_net (the
-        curve's net log P&L per trade opened: a tranche for the fixed rule, a position for the tuned one),
-        sharpe, sharpe_net, ann_return_net, max_dd_net.
+        ``tuned``, with the columns of the results tables, so both policies read alike: signals (bars that open a
+        tranche or a position), round_trips (turnover / 2), turnover (mean |change of exposure| per bar), exposure,
+        expectancy (the curve's net P&L per round trip), sharpe, sharpe_net, sharpe_net_se, ann_return_net,
+        max_dd_net.
     """
     from fleet.evaluation.metrics import summarise
 
     natural = apply_positions(predictions.drop(columns=["position", "signal", "meta_keep"], errors="ignore"),
                               TradingPolicy.fixed(threshold, horizon=horizon, sides=sides, cost_bps=cost_bps))
-    kw = dict(threshold=threshold, cost_bps=cost_bps, horizon=horizon, bars_per_year=bars_per_year)
-    cols = ["trades", "turnover", "exposure", "expectancy", "sharpe", "sharpe_net", "ann_return_net", "max_dd_net"]
+    kw = dict(threshold=threshold, cost_bps=cost_bps, horizon=horizon, bars_per_year=bars_per_year, reps=reps,
+              seed=seed)
+    cols = ["signals", "round_trips", "turnover", "exposure", "expectancy", "sharpe", "sharpe_net", "sharpe_net_se",
+            "ann_return_net", "max_dd_net"]
     parts = []
     for name, rows in (("fixed", natural), ("tuned", predictions)):
         each = summarise(rows, "symbol", **kw).rename(columns={"symbol": "asset"})
         pooled = summarise(rows, [], **kw).assign(asset="ALL")
         parts.append(pd.concat([pooled, each], ignore_index=True)[["asset", *cols]].assign(policy=name))
-    out = pd.concat(parts, ignore_index=True).rename(columns={"expectancy": "expectancy_net"})
+    out = pd.concat(parts, ignore_index=True)
     out["_all"] = out["asset"] != "ALL"
     out = out.sort_values(["_all", "asset", "policy"], kind="stable").drop(columns="_all").reset_index(drop=True)
-    return out[["asset", "policy", *[c if c != "expectancy" else "expectancy_net" for c in cols]]]
+    return out[["asset", "policy", *cols]]

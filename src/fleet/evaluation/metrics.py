@@ -2,23 +2,24 @@
 
 Precision / recall of the "up" class among signalled bars; ROC AUC as the Mann-Whitney
 probability that a random up bar gets a higher P(up) than a random down bar (Hanley & McNeil
-1982); expectancy in the trader's sense: the mean net outcome per trade, here the forward
-log return minus a round-trip cost.
+1982), pooled over a group's rows (``auc``) and per asset (``auc_per_asset``: the mean of each
+asset's AUC within each fold, which carries no cross-sectional level).
 
 Ranking: the information coefficient (IC, Pearson correlation of p_up with the forward
-return) and the Rank IC (Spearman); ICIR = mean / std (ddof=1) of the per-fold IC, so the
-period of the ICIR is one walk-forward fold (Grinold & Kahn, *Active Portfolio Management*,
-ch. 6, use per-period ICs the same way). Per fold rather than per UTC day because a daily
-bar gives one observation per asset and day, for which no IC exists.
+return) and the Rank IC (Spearman) over a group's rows, a per-asset *time-series* IC; ICIR =
+mean / std (ddof=1) of the per-fold IC, left empty with fewer than :data:`ICIR_MIN_FOLDS` folds
+(Grinold & Kahn, *Active Portfolio Management*, ch. 6, use per-period ICs the same way).
 
 Trading: the equity curve is marked to market bar by bar (:func:`mark_to_market`): every
-signal opens a 1/h tranche held h bars, the exposure over each bar is the sum of the open
-tranches, the bar's P&L is exposure x the bar's 1-bar log return, and costs are charged on
-turnover (|change of exposure|), so back-to-back signals that keep the position pay nothing
-extra. The Sharpe ratio (against cash), the annualised return and the maximum drawdown are
-read from that curve (:func:`trading_metrics`); return and drawdown are reported as simple
-returns (0.10 = +10 %, a drawdown of 0.30 = a 30 % loss from the peak). The trading functions
-live in :mod:`fleet.evaluation.trading` and are re-exported here.
+signal opens a 1/h tranche held h bars, the book holds the sum of the open tranches over each
+bar, its P&L is the exact simple return of that book, and costs are charged on turnover
+(|change of exposure|), so back-to-back signals that keep the position pay nothing extra. Every
+trading figure comes from that one curve: the Sharpe ratio (against cash), the annualised return,
+the maximum drawdown, and ``expectancy``, the net P&L per round trip (half the turnover). The
+trading functions live in :mod:`fleet.evaluation.trading` and are re-exported here.
+
+Uncertainty: with ``reps > 0`` :func:`summarise` adds the standard errors of the headline figures
+from a stationary block bootstrap over timestamps (:mod:`fleet.evaluation.uncertainty`).
 """
 
 from __future__ import annotations
@@ -31,18 +32,25 @@ from sklearn.metrics import roc_auc_score
 from fleet.errors import ConfigError, DataError, describe_rows
 from fleet.evaluation.trading import (_check_horizon, book_pnl, exposure, mark_to_market, portfolio_returns,
                                      segments_of, trading_metrics)
+from fleet.evaluation.uncertainty import (TimestampBootstrap, bootstrap_se, weighted_auc, weighted_mean_over_sd,
+                                          weighted_pearson)
 
-__all__ = ["METRIC_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "asset_fold_aucs", "book_pnl", "exposure", "icir",
+__all__ = ["ICIR_MIN_FOLDS", "SE_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "asset_fold_aucs", "book_pnl", "exposure", "icir",
            "information_coefficients", "mark_to_market", "per_asset_auc", "portfolio_returns", "segments_of", "signal_metrics", "summarise", "trading_metrics"]
 
-METRIC_COLUMNS = ("precision", "recall", "auc", "expectancy", "trades", "n")
 RANK_COLUMNS = ("ic", "rank_ic", "icir")
 # sharpe: against cash; ann_return, max_dd: simple returns (not log); exposure: mean fraction of capital held.
 # turnover: mean |change of exposure| per bar (the closing of what is open at a segment's end included).
 TRADING_COLUMNS = ("sharpe", "sharpe_net", "ann_return", "ann_return_net", "max_dd", "max_dd_net", "exposure",
                    "turnover")
-# Columns of summarise() after the group keys (and before "folds").
-SUMMARY_COLUMNS = ("precision", "recall", "auc", "expectancy", *RANK_COLUMNS, *TRADING_COLUMNS, "trades", "n")
+#: Standard errors of the headline figures (stationary block bootstrap over timestamps; NaN without draws).
+SE_COLUMNS = ("auc_se", "auc_per_asset_se", "ic_se", "rank_ic_se", "sharpe_net_se")
+# Columns of summarise() after the group keys (and before "folds"). signals: bars with an entry signal (a tranche
+# opened by the fixed rule, a position opened or flipped by a tuned policy); round_trips: turnover / 2.
+SUMMARY_COLUMNS = ("precision", "recall", "auc", "auc_per_asset", "expectancy", *RANK_COLUMNS, *TRADING_COLUMNS,
+                   "signals", "round_trips", "n", *SE_COLUMNS)
+#: Fewer folds than this leave the ICIR empty: a ratio of mean to spread from 2-4 ICs is mostly noise.
+ICIR_MIN_FOLDS = 5
 _REQUIRED = ("p_up", "y", "forward_return", "return_1", "fold")
 
 
@@ -102,28 +110,23 @@ def _check_position(x: np.ndarray) -> None:
 
 def signal_metrics(y_true, p_up, forward_return, *, threshold: float = 0.55, cost_bps: float = 10.0,
                    signal=None) -> dict:
-    """Classification and trading quality of the signal ``p_up > threshold``.
-
-    Each signalled bar is one long trade held over the label horizon, paying ``cost_bps`` per
-    side (a round trip per trade).
+    """Classification quality of the signal ``p_up > threshold`` (the P&L is the curve's, :func:`summarise`).
 
     Args:
         y_true: shape (n,), 1 where the forward return is > 0 else 0.
         p_up: shape (n,), predicted P(up) in [0, 1].
         forward_return: shape (n,), forward log return over the label horizon (log-return units).
         threshold: go long when ``p_up > threshold`` (strict).
-        cost_bps: transaction cost per side, basis points (1 bp = 1e-4).
+        cost_bps: transaction cost per side, basis points (validated here, charged by the curve).
         signal: optional shape (n,) 0/1 signal after a trading policy (e.g. forced daily entry,
             :mod:`fleet.evaluation.policy`); replaces ``p_up > threshold`` when given.
 
     Returns:
         dict with
-        * "precision": TP / trades (NaN when there are no trades);
+        * "precision": TP / signals (NaN when nothing is signalled);
         * "recall": TP / #(y_true == 1) (NaN when there are no positives);
         * "auc": ``sklearn.metrics.roc_auc_score(y_true, p_up)`` (NaN when only one class);
-        * "expectancy": mean forward log return of the signalled bars - 2 * cost_bps / 1e4, i.e.
-          net log return per trade (NaN with no trades);
-        * "trades": number of signalled bars (int); "n": number of bars (int).
+        * "signals": number of signalled bars (int); "n": number of bars (int).
         NaN cases are silent (no warnings).
 
     Raises:
@@ -134,15 +137,13 @@ def signal_metrics(y_true, p_up, forward_return, *, threshold: float = 0.55, cos
     threshold, cost_bps = _check_params(threshold, cost_bps)
     y, p, r = _check_arrays(y_true, p_up, forward_return)
     signal = p > threshold if signal is None else _check_signal(signal, p.size)
-    trades = int(signal.sum())
+    signals = int(signal.sum())
     positives = int((y == 1.0).sum())
     hits = int((signal & (y == 1.0)).sum())
-    precision = hits / trades if trades else float("nan")
+    precision = hits / signals if signals else float("nan")
     recall = hits / positives if positives else float("nan")
     auc = float(roc_auc_score(y, p)) if 0 < positives < y.size else float("nan")
-    expectancy = float(r[signal].mean() - 2.0 * cost_bps / 1e4) if trades else float("nan")
-    return {"precision": float(precision), "recall": float(recall), "auc": auc, "expectancy": expectancy,
-            "trades": trades, "n": int(y.size)}
+    return {"precision": float(precision), "recall": float(recall), "auc": auc, "signals": signals, "n": int(y.size)}
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -174,19 +175,21 @@ def information_coefficients(p_up, forward_return) -> tuple[float, float]:
     return _pearson(p, r), _pearson(rankdata(p), rankdata(r))
 
 
-def icir(ics) -> float:
+def icir(ics, min_periods: int = ICIR_MIN_FOLDS) -> float:
     """Information ratio of the IC: mean / sample std (ddof=1) of per-period ICs.
 
     Args:
         ics: shape (n_periods,), one IC per period (fleet uses one per walk-forward fold); NaN
             entries (periods without an IC) are left out.
+        min_periods: fewer finite ICs than this give NaN (default :data:`ICIR_MIN_FOLDS`).
 
     Returns:
-        The ICIR (unitless); NaN with fewer than 2 finite ICs or when they are all equal.
+        The ICIR (unitless); NaN with fewer than ``min_periods`` (and at least 2) finite ICs or when they are
+        all equal.
     """
     v = np.asarray(ics, dtype=np.float64)
     v = v[np.isfinite(v)]
-    if v.size < 2:
+    if v.size < max(2, int(min_periods)):
         return float("nan")
     sd = float(v.std(ddof=1))
     return float(v.mean() / sd) if sd > 0 else float("nan")
@@ -235,10 +238,11 @@ def per_asset_auc(frame: pd.DataFrame, score: str = "p_up", *, by: tuple[str, ..
 
 
 def _group_row(g: pd.DataFrame, signal: np.ndarray, *, threshold: float, cost_bps: float, horizon: int,
-               bars_per_year: float | None) -> dict:
+               bars_per_year: float | None, reps: int, seed: int) -> dict:
     """All metrics of one group of predictions (rows of one or several assets)."""
     y, p, r = g["y"].to_numpy(), g["p_up"].to_numpy(), g["forward_return"].to_numpy()
     m = signal_metrics(y, p, r, threshold=threshold, cost_bps=cost_bps, signal=signal)
+    m["auc_per_asset"] = per_asset_auc(g)
     m["ic"], m["rank_ic"] = information_coefficients(p, r)
     fold_ics = [information_coefficients(f["p_up"].to_numpy(), f["forward_return"].to_numpy())[0]
                 for _, f in g.groupby("fold", sort=True)]
@@ -251,21 +255,61 @@ def _group_row(g: pd.DataFrame, signal: np.ndarray, *, threshold: float, cost_bp
             m[k + suffix] = v
     m["exposure"] = float(bars["exposure"].mean()) if len(bars) else float("nan")
     m["turnover"] = float(bars["turnover"].mean()) if len(bars) else float("nan")
-    if position is not None:  # a held position is one trade: its net P&L from the curve, per trade opened
-        m["expectancy"] = float(bars["net_total"].sum() / m["trades"]) if m["trades"] else float("nan")
+    m["round_trips"] = float(bars["turnover_total"].sum() / 2.0)
+    m["expectancy"] = float(bars["net_total"].sum() / m["round_trips"]) if m["round_trips"] > 0 else float("nan")
+    m.update(_standard_errors(g, bars, reps=reps, seed=seed, bars_per_year=bars_per_year))
     return m
 
 
+#: Bootstrap weights are built for at most this many (draw, row) cells at once, to bound the memory.
+_CELLS = 4_000_000
+
+
+def _standard_errors(g: pd.DataFrame, bars: pd.DataFrame, *, reps: int, seed: int,
+                     bars_per_year: float | None) -> dict:
+    """:data:`SE_COLUMNS` of one group by a stationary block bootstrap over its timestamps (NaN with reps = 0).
+
+    The draws are shared by every figure of the group, so paired figures see the same resampled timestamps; the
+    block length comes from the per-timestamp mean forward return (its h-bar overlap sets the dependence)."""
+    out = dict.fromkeys(SE_COLUMNS, float("nan"))
+    if reps < 2 or len(g) < 2 or len(bars) < 2:
+        return out
+    stamps = pd.DatetimeIndex(g["timestamp"]).as_unit("ns").asi8
+    boot = TimestampBootstrap(stamps, reps=reps, series=g["forward_return"].to_numpy(np.float64), seed=seed)
+    y, p, r = (g[c].to_numpy(np.float64) for c in ("y", "p_up", "forward_return"))
+    rp, rr = rankdata(p), rankdata(r)
+    codes = g.groupby(["fold", "symbol"], sort=False).ngroup().to_numpy()
+    order = np.argsort(codes, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
+    draws = {k: [] for k in ("auc", "auc_per_asset", "ic", "rank_ic")}
+    step = max(1, _CELLS // len(g))
+    for lo in range(0, reps, step):
+        W = boot.counts[lo:lo + step][:, boot.inverse]
+        draws["auc"].append(weighted_auc(y, p, W))
+        per = np.stack([weighted_auc(y[i], p[i], W[:, i]) for i in groups], axis=1)
+        ok = np.isfinite(per)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            draws["auc_per_asset"].append(np.where(ok, per, 0.0).sum(axis=1) / ok.sum(axis=1))
+        draws["ic"].append(weighted_pearson(p, r, W))
+        draws["rank_ic"].append(weighted_pearson(rp, rr, W))
+    for k, v in draws.items():
+        out[f"{k}_se"] = bootstrap_se(np.concatenate(v))
+    # the portfolio's per-timestamp net P&L is indexed by the same sorted distinct timestamps as the draws
+    sharpe = weighted_mean_over_sd(bars["net"].to_numpy(np.float64), boot.counts)
+    out["sharpe_net_se"] = bootstrap_se(sharpe) * float(np.sqrt(bars_per_year)) if bars_per_year else float("nan")
+    return out
+
+
 def summarise(predictions: pd.DataFrame, by: str | list[str], *, threshold: float = 0.55,
-              cost_bps: float = 10.0, horizon: int = 1, bars_per_year: float | None = None) -> pd.DataFrame:
+              cost_bps: float = 10.0, horizon: int = 1, bars_per_year: float | None = None, reps: int = 0,
+              seed: int = 0) -> pd.DataFrame:
     """All metrics per group of out-of-fold predictions (e.g. per asset, per cluster, per fold).
 
     The signal is the ``signal`` column when there is one (the signal after the trading policy,
     e.g. forced daily entry), else ``p_up > threshold``. With a ``position`` column (a cost-aware
     policy's book, :mod:`fleet.evaluation.costaware`) the curve is that position marked to market
-    (:func:`book_pnl`), ``signal`` marks the bars where a position is opened, ``trades`` counts
-    them, and ``expectancy`` is the curve's net P&L per trade opened (a held position pays one round
-    trip, not one per bar).
+    (:func:`book_pnl`) and ``signal`` marks the bars where a position is opened or flipped. Either way
+    ``expectancy`` is the curve's net P&L per round trip, so it has the sign of the net curve.
 
     Args:
         predictions: one row per (symbol, timestamp) prediction with columns symbol, timestamp,
@@ -276,17 +320,23 @@ def summarise(predictions: pd.DataFrame, by: str | list[str], *, threshold: floa
         threshold, cost_bps: as in ``signal_metrics``.
         horizon: label horizon h in bars, the holding period of each tranche (:func:`mark_to_market`).
         bars_per_year: for annualising (:func:`trading_metrics`); None leaves sharpe and ann_return NaN.
+        reps: stationary block bootstrap draws over each group's timestamps behind :data:`SE_COLUMNS`
+            (0: those columns are NaN). seed: the draws' seed.
 
     Returns:
         DataFrame with one row per group, sorted by the group keys, and columns: the ``by``
-        columns, then :data:`SUMMARY_COLUMNS` -- precision, recall, auc, expectancy (as in
-        ``signal_metrics``); ic, rank_ic (:func:`information_coefficients` over the group's pooled
+        columns, then :data:`SUMMARY_COLUMNS` -- precision, recall, auc (as in ``signal_metrics``),
+        auc_per_asset (:func:`per_asset_auc`), expectancy (the net curve's P&L summed over the group's
+        asset-bars per round trip, a simple return of the capital traded: ``sum(net) / round_trips``);
+        ic, rank_ic (:func:`information_coefficients` over the group's pooled
         rows); icir (:func:`icir` of the group's per-fold ICs); sharpe, sharpe_net, ann_return,
         ann_return_net, max_dd, max_dd_net (:func:`trading_metrics` of the equal-weight portfolio
         of the group's assets, :func:`portfolio_returns`, each asset marked to market bar by bar,
         without and with costs on turnover; returns and drawdowns as simple returns); exposure
         (mean |exposure| of that portfolio, fraction of capital); turnover (mean |change of exposure| per
-        bar); trades, n -- and folds (number of
+        bar); signals (bars with an entry signal), round_trips (the group's total turnover / 2: one round
+        trip buys and sells the whole capital once), n; the standard errors :data:`SE_COLUMNS` (of the
+        pooled and per-asset AUC, IC, Rank IC, and the annualised net Sharpe) -- and folds (number of
         distinct folds in the group). A flat table (group keys are columns, RangeIndex), ready for CSV.
 
     Raises:
@@ -327,9 +377,9 @@ def summarise(predictions: pd.DataFrame, by: str | list[str], *, threshold: floa
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
         m = _group_row(g, g["_signal"].to_numpy(), threshold=threshold, cost_bps=cost_bps, horizon=horizon,
-                       bars_per_year=bars_per_year)
+                       bars_per_year=bars_per_year, reps=int(reps), seed=seed)
         rows.append([*key, *(m[c] for c in SUMMARY_COLUMNS), int(g["fold"].nunique())])
     out = pd.DataFrame(rows, columns=columns)
     if not rows:
-        out = out.astype({"trades": np.int64, "n": np.int64, "folds": np.int64})
+        out = out.astype({"signals": np.int64, "n": np.int64, "folds": np.int64})
     return out

@@ -2,7 +2,8 @@
 
 Equity curves are the marked-to-market curves of the results tables
 (:func:`fleet.evaluation.metrics.mark_to_market`, :func:`~fleet.evaluation.metrics.portfolio_returns`),
-shown as simple-return equity ``exp(cumsum(P&L)) - 1``; buy-and-hold is ``exp(cumsum(return_1)) - 1``.
+compounded into simple-return equity ``prod(1 + P&L) - 1``; buy-and-hold is ``exp(cumsum(return_1)) - 1`` (the
+equal-weight fleet's: the per-timestamp mean of the assets' simple returns, compounded).
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ DPI = 100
 
 
 def _asset_curves(run: RunData, p: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gross, net and buy-and-hold cumulative log P&L of one asset's rows (marked to market)."""
+    """Gross, net and buy-and-hold cumulative log growth of one asset's rows (marked to market; the books' simple
+    returns compounded with log1p)."""
     seg = segments_of(p["bar_number"].to_numpy()) if "bar_number" in p else None
     gross, net = mark_to_market(p["return_1"].to_numpy(), p["signal"].to_numpy(), horizon=run.horizon,
                                 cost_bps=run.cost_bps, segment=seg)
-    return np.cumsum(gross), np.cumsum(net), np.cumsum(p["return_1"].to_numpy(dtype=np.float64))
+    return (np.cumsum(np.log1p(gross)), np.cumsum(np.log1p(net)),
+            np.cumsum(p["return_1"].to_numpy(dtype=np.float64)))
 
 
 def _fold_lines(ax, run: RunData, label: bool = False) -> None:
@@ -164,13 +167,13 @@ def plot_equity(run: RunData):
 
 def plot_portfolio(run: RunData, pooled: pd.DataFrame):
     bars = portfolio_returns(pooled, pooled["signal"].to_numpy(), horizon=run.horizon, cost_bps=run.cost_bps)
-    hold = pooled.groupby("timestamp", sort=True)["return_1"].mean()
+    hold = np.expm1(pooled["return_1"]).groupby(pooled["timestamp"], sort=True).mean()
     t = pd.DatetimeIndex(bars.index)
-    net = np.cumsum(bars["net"].to_numpy())
+    net = np.cumsum(np.log1p(bars["net"].to_numpy()))
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(12, 6.5), dpi=DPI, sharex=True,
                                   gridspec_kw={"height_ratios": [2.2, 1]})
-    ax.plot(t, np.expm1(np.cumsum(hold.to_numpy())), color="grey", lw=1, label="equal-weight buy and hold")
-    ax.plot(t, np.expm1(np.cumsum(bars["gross"].to_numpy())), color="tab:blue", lw=0.9, alpha=0.6,
+    ax.plot(t, np.expm1(np.cumsum(np.log1p(hold.to_numpy()))), color="grey", lw=1, label="equal-weight buy and hold")
+    ax.plot(t, np.expm1(np.cumsum(np.log1p(bars["gross"].to_numpy()))), color="tab:blue", lw=0.9, alpha=0.6,
             label="signal, gross")
     ax.plot(t, np.expm1(net), color="tab:red", lw=1.3, label=f"signal, net of {run.cost_bps:g} bps/side")
     ax.axhline(0, color="k", lw=0.5)

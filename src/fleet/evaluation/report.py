@@ -17,7 +17,7 @@ another directory:
 
 Equity curves are the marked-to-market curves of the results tables
 (:func:`fleet.evaluation.metrics.mark_to_market`, :func:`~fleet.evaluation.metrics.portfolio_returns`),
-shown as simple-return equity ``exp(cumsum(P&L)) - 1``. Buy-and-hold is ``exp(cumsum(return_1)) - 1``,
+compounded into simple-return equity ``prod(1 + P&L) - 1``. Buy-and-hold is ``exp(cumsum(return_1)) - 1``,
 the asset's own price change over the out-of-sample rows (the predictions carry the 1-bar return of
 every row: the run directory holds no prices). The plots are :mod:`fleet.evaluation.plots`'; what is
 read from the run directory is :mod:`fleet.evaluation.run_data`'s.
@@ -48,11 +48,11 @@ __all__ = ["REQUIRED_FILES", "RunData", "load_run", "write_report"]
 
 # ----------------------------------------------------------------------------------------------- page
 
-_RATIO = {"precision", "recall", "auc", "natural_win_rate", "forced_win_rate"}
+_RATIO = {"precision", "recall", "auc", "auc_per_asset", "natural_win_rate", "forced_win_rate"}
 _SIGNED = {"ic", "rank_ic", "icir", "sharpe", "sharpe_net"}
 _PCT = {"ann_return", "ann_return_net"}
 _BPS = {"expectancy", "natural_mean_return", "forced_mean_return", "delta"}
-_INT = {"trades", "n", "folds", "days", "forced_days", "natural_trades", "forced_trades", "fold", "cluster"}
+_INT = {"signals", "n", "folds", "days", "forced_days", "natural_trades", "forced_trades", "fold", "cluster"}
 
 
 def _cell(column: str, value) -> tuple[str, str]:
@@ -78,16 +78,27 @@ def _cell(column: str, value) -> tuple[str, str]:
     if column in _SIGNED:
         return (f"{v:+.2f}" if column in ("icir", "sharpe", "sharpe_net") else f"{v:+.3f}", tone)
     if column in _RATIO:
-        return (f"{v:.3f}" if column in ("auc", "precision", "recall") else f"{v:.1%}", "")
+        return (f"{v:.3f}" if column in ("auc", "auc_per_asset", "precision", "recall") else f"{v:.1%}", "")
+    if column == "round_trips":
+        return (f"{v:,.1f}", "")
     return (f"{v:.4g}", "")
+
+
+def _with_se(column: str, cell: tuple[str, str], se) -> tuple[str, str]:
+    """The cell with `` ± se`` in the column's own units (2 decimals for Sharpe ratios, 3 for AUC and IC)."""
+    if se is None or not np.isfinite(se) or cell[1] == "na":
+        return cell
+    digits = 2 if column in ("sharpe", "sharpe_net", "icir") else 3
+    return (f"{cell[0]} ± {float(se):.{digits}f}", cell[1])
 
 
 def _table(df: pd.DataFrame, columns: list[str] | None = None, highlight: str | None = None) -> dict:
     """A table for the template: header names and rows of (text, css class) cells."""
     cols = [c for c in (columns or list(df.columns)) if c in df.columns]
     rows = []
-    for rec in df[cols].to_dict("records"):
-        rows.append({"cells": [_cell(c, rec[c]) for c in cols],
+    ses = [c for c in df.columns if c.endswith("_se")]
+    for rec in df[cols + ses].to_dict("records"):
+        rows.append({"cells": [_with_se(c, _cell(c, rec[c]), rec.get(f"{c}_se")) for c in cols],
                      "highlight": highlight is not None and str(rec.get(highlight, "")) == "ALL"})
     return {"columns": cols, "rows": rows}
 
@@ -109,8 +120,9 @@ def _span(values) -> str:
 def headline(run: RunData, pooled: pd.DataFrame) -> dict:
     """The figures of the page's headline block (fleet = equal-weight portfolio of every asset)."""
     cfg = run.manifest["config"]
+    reps = int(cfg.get("evaluation", {}).get("bootstrap_reps", 0) or 0)
     fleet = summarise(pooled, [], threshold=run.threshold, cost_bps=run.cost_bps, horizon=run.horizon,
-                      bars_per_year=run.bars_per_year).iloc[0]
+                      bars_per_year=run.bars_per_year, reps=reps, seed=int(cfg.get("seed", 0) or 0)).iloc[0]
     pa = run.per_asset.dropna(subset=["sharpe_net"]).sort_values("sharpe_net", ascending=False)
     expectancy = run.per_asset["expectancy"]
     traded = expectancy.notna()
@@ -127,9 +139,10 @@ def headline(run: RunData, pooled: pd.DataFrame) -> dict:
         "experts": ", ".join(experts) + (f" (gate {cfg['model']['moe']['gate']})" if len(experts) > 1 else ""),
         "assets": len(run.predictions),
         "folds": len(run.manifest.get("folds", [])),
-        "auc": _cell("auc", fleet["auc"])[0],
-        "rank_ic": _cell("rank_ic", fleet["rank_ic"]),
-        "sharpe_net": _cell("sharpe_net", fleet["sharpe_net"]),
+        "auc": _with_se("auc", _cell("auc", fleet["auc"]), fleet["auc_se"])[0],
+        "auc_per_asset": _with_se("auc", _cell("auc", fleet["auc_per_asset"]), fleet["auc_per_asset_se"])[0],
+        "rank_ic": _with_se("rank_ic", _cell("rank_ic", fleet["rank_ic"]), fleet["rank_ic_se"]),
+        "sharpe_net": _with_se("sharpe_net", _cell("sharpe_net", fleet["sharpe_net"]), fleet["sharpe_net_se"]),
         "sharpe": _cell("sharpe", fleet["sharpe"]),
         "ann_return_net": _cell("ann_return_net", fleet["ann_return_net"]),
         "max_dd_net": _cell("max_dd_net", fleet["max_dd_net"]),
@@ -196,8 +209,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
                "Training steps per worker (manifest.json tasks): each unit's prepare, inner-fold and full-window fits "
                "per expert, gate and assemble, one lane per worker process, GPU-holding lanes first. CNN steps in red.")
     cfg = run.manifest["config"]
-    metric_cols = ["precision", "recall", "auc", "expectancy", "ic", "rank_ic", "icir", "sharpe_net", "sharpe",
-                   "ann_return_net", "max_dd_net", "exposure", "trades", "folds", "n"]
+    metric_cols = ["auc", "auc_per_asset", "rank_ic", "icir", "sharpe_net", "sharpe", "ann_return_net", "max_dd_net",
+                   "expectancy", "round_trips", "exposure", "ic", "precision", "recall", "signals", "folds", "n"]
     page = _environment().get_template("report.html.j2").render(
         title=f"fleet report: {run.path.name}",
         head=headline(run, pooled),

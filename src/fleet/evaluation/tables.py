@@ -13,12 +13,20 @@ import numpy as np
 import pandas as pd
 
 from fleet.config import FleetConfig
-from fleet.evaluation.metrics import RANK_COLUMNS, TRADING_COLUMNS, summarise
+from fleet.evaluation.metrics import RANK_COLUMNS, SE_COLUMNS, TRADING_COLUMNS, per_asset_auc, summarise
 
 #: Metric columns of the per-asset and per-cluster tables (the fold and hold-out tables drop ``folds``).
-METRIC_COLUMNS = ["precision", "recall", "auc", "expectancy", "trades", "folds", *RANK_COLUMNS, *TRADING_COLUMNS]
+METRIC_COLUMNS = ["precision", "recall", "auc", "auc_per_asset", "expectancy", "signals", "round_trips", "folds",
+                  *RANK_COLUMNS, *TRADING_COLUMNS, *SE_COLUMNS]
+#: A hold-out shorter than this many days is not annualised (a Sharpe ratio from a few weeks is mostly noise).
+MIN_ANNUALISED_DAYS = 90
 #: Metrics compared over repeated runs (:func:`seeds_table`).
 SEED_METRICS = [c for c in METRIC_COLUMNS if c != "folds"]
+
+
+def _summary_kw(config: FleetConfig, bars_per_year: float | None) -> dict:
+    return dict(threshold=config.policy.threshold, cost_bps=config.policy.cost_bps, horizon=config.labels.horizon,
+                bars_per_year=bars_per_year, reps=config.evaluation.bootstrap_reps, seed=config.seed)
 
 
 def results_tables(predictions: pd.DataFrame, cluster_of: dict[str, int], dominant: int,
@@ -39,8 +47,7 @@ def results_tables(predictions: pd.DataFrame, cluster_of: dict[str, int], domina
         in that fold; ``assets`` lists its members, ``SYM(k/n)`` when an asset was in it in k of the n folds
         the cluster's rows come from.
     """
-    kw = dict(threshold=config.policy.threshold, cost_bps=config.policy.cost_bps, horizon=config.labels.horizon,
-              bars_per_year=bars_per_year)
+    kw = _summary_kw(config, bars_per_year)
     preds = predictions
     if "cluster" not in preds:
         preds = preds.assign(cluster=preds["symbol"].map(cluster_of))
@@ -84,7 +91,8 @@ def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
     Returns:
         (expert_auc, expert_weights): long tables with columns ``level`` ("fleet" | "cluster" |
         "asset"), ``name`` (all / cluster id / symbol), ``expert`` and ``auc`` (each expert alone, from its
-        ``p_<expert>`` column, and ``ensemble`` from ``p_up``) or ``mean_weight`` (mean gate weight,
+        ``p_<expert>`` column, and ``ensemble`` from ``p_up``) and ``auc_per_asset`` (the mean of each asset's AUC
+        within each fold, :func:`fleet.evaluation.metrics.per_asset_auc`), or ``mean_weight`` (mean gate weight,
         ``w_<expert>``; rows of one group sum to 1), plus ``n`` rows and ``fallback_share``: the share of
         the group's rows predicted by units whose guard replaced the gate by their best single expert. When the
         experts' weights sum to less than 1 on some row (the select gate's share of the constant base rate
@@ -105,14 +113,15 @@ def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
     for level, name, g in groups:
         y = g["y"].to_numpy()
         fb = float(g["gate_fallback"].mean()) if "gate_fallback" in g and len(g) else 0.0
-        ensemble_auc = _auc(y, g["p_up"].to_numpy())
-        auc_rows.append({"level": level, "name": name, "expert": "ensemble", "auc": ensemble_auc,
-                         "n": len(g), "fallback_share": fb})
+        by = ("fold", "symbol") if "fold" in g else ("symbol",)
+        ensemble = (_auc(y, g["p_up"].to_numpy()), per_asset_auc(g, "p_up", by=by))
+        auc_rows.append({"level": level, "name": name, "expert": "ensemble", "auc": ensemble[0],
+                         "auc_per_asset": ensemble[1], "n": len(g), "fallback_share": fb})
         for e in experts:
             # A single expert has no p_<expert> column: its AUC is the ensemble's (not sorted twice).
-            auc = _auc(y, g[f"p_{e}"].to_numpy()) if f"p_{e}" in g else ensemble_auc
-            auc_rows.append({"level": level, "name": name, "expert": e, "auc": auc, "n": len(g),
-                             "fallback_share": fb})
+            auc = (_auc(y, g[f"p_{e}"].to_numpy()), per_asset_auc(g, f"p_{e}", by=by)) if f"p_{e}" in g else ensemble
+            auc_rows.append({"level": level, "name": name, "expert": e, "auc": auc[0], "auc_per_asset": auc[1],
+                             "n": len(g), "fallback_share": fb})
         for e in shown:
             w = g[f"w_{e}"].mean() if f"w_{e}" in g else 1.0 / len(experts)
             w_rows.append({"level": level, "name": name, "expert": e, "mean_weight": float(w), "n": len(g),
@@ -124,8 +133,7 @@ def fold_table(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year:
     """Per-fold metrics: one row per (fold, asset), plus one ``asset = "ALL"`` row per fold (the
     equal-weight portfolio of every asset in that fold's test block). ``icir`` is NaN here (one fold).
     Each fold's curve starts flat and closes what is open at the fold's end."""
-    kw = dict(threshold=config.policy.threshold, cost_bps=config.policy.cost_bps, horizon=config.labels.horizon,
-              bars_per_year=bars_per_year)
+    kw = _summary_kw(config, bars_per_year)
     each = summarise(predictions, ["fold", "symbol"], **kw).rename(columns={"symbol": "asset"})
     pooled = summarise(predictions, "fold", **kw)
     pooled.insert(1, "asset", "ALL")
@@ -138,9 +146,12 @@ def fold_table(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year:
 def holdout_table(predictions: pd.DataFrame, config: FleetConfig, *,
                   bars_per_year: float | None = None) -> pd.DataFrame:
     """Hold-out metrics: one row per asset plus an ``asset = "ALL"`` row first (the equal-weight
-    portfolio of all assets), the same columns as ``results_per_asset.csv`` less cluster and folds."""
-    kw = dict(threshold=config.policy.threshold, cost_bps=config.policy.cost_bps, horizon=config.labels.horizon,
-              bars_per_year=bars_per_year)
+    portfolio of all assets), the same columns as ``results_per_asset.csv`` less cluster and folds.
+    A hold-out spanning fewer than :data:`MIN_ANNUALISED_DAYS` days is not annualised (sharpe, ann_return NaN)."""
+    stamps = pd.DatetimeIndex(predictions["timestamp"]) if len(predictions) else pd.DatetimeIndex([])
+    if len(stamps) and stamps.max() - stamps.min() < pd.Timedelta(days=MIN_ANNUALISED_DAYS):
+        bars_per_year = None
+    kw = _summary_kw(config, bars_per_year)
     each = summarise(predictions, "symbol", **kw).rename(columns={"symbol": "asset"})
     pooled = summarise(predictions, [], **kw)
     pooled.insert(0, "asset", "ALL")

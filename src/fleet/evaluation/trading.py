@@ -1,11 +1,13 @@
 """Marked-to-market trading of a long-only signal: exposure, the P&L curve, and its Sharpe, return and drawdown.
 
 Every signal opens a 1/h tranche held h bars, the exposure over each bar is the sum of the open
-tranches, the bar's P&L is exposure x the bar's 1-bar log return, and costs are charged on
-turnover (|change of exposure|), so back-to-back signals that keep the position pay nothing
-extra. The Sharpe ratio (against cash), the annualised return and the maximum drawdown are read
-from that curve (:func:`trading_metrics`); return and drawdown are simple returns.
-:mod:`fleet.evaluation.metrics` re-exports these functions.
+tranches, and the book holds that fraction x of its capital in the asset over the bar (the rest in
+cash earning 0). The bar's P&L is the exact simple return of such a book, ``x (e^r - 1)`` for the
+asset's 1-bar log return r, and costs are charged on turnover (|change of exposure|), so
+back-to-back signals that keep the position pay nothing extra. The curve compounds the per-bar
+simple returns (``log1p``); the Sharpe ratio (against cash, on simple returns as
+``empyrical.sharpe_ratio`` expects), the annualised return and the maximum drawdown are read from it
+(:func:`trading_metrics`). :mod:`fleet.evaluation.metrics` re-exports these functions.
 """
 
 from __future__ import annotations
@@ -77,25 +79,24 @@ def exposure(signal, *, horizon: int, segment=None) -> np.ndarray:
 
 def mark_to_market(return_1, signal, *, horizon: int, cost_bps: float,
                    segment=None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-bar P&L of the 1/h-tranche book, marked to market, gross and net of costs.
+    """Per-bar P&L of the 1/h-tranche book, marked to market, gross and net of costs, as simple returns.
 
     With the exposure ``x`` of :func:`exposure` (tranches of 1/h opened at every signal and held h
     bars) and the 1-bar log return ``r[t] = log(close[t+1] / close[t])`` of the bar (t, t+1]:
 
-        gross[t] = x[t] * r[t]
+        gross[t] = x[t] * (exp(r[t]) - 1)
         net[t]   = gross[t] - c * (|x[t] - x[t-1]| + end[t] * |x[t]|),   c = cost_bps / 1e4
 
     Costs are charged on **turnover**, the change of exposure (netting): a signal on the bar a
     tranche expires keeps the position and pays nothing, so back-to-back signals never pay a
     round trip per tranche. ``x[t-1] = 0`` at the first row of a segment (the position is opened
     there) and ``end[t] = 1`` on its last row (what is still open is closed there and pays its
-    exit). ``x * r`` is the usual small-return approximation of the log return of a book that
-    holds a fraction x in the asset and the rest in cash (earning 0).
+    exit). ``x (e^r - 1)`` is the exact simple return over the bar of a book that holds a fraction
+    x in the asset and the rest in cash (earning 0); the log-return shortcut ``x r`` is biased low
+    for 0 < x < 1 (the log growth of the book is ``log(1 + x (e^r - 1)) >= x r``).
 
-    On a contiguous series the gross P&L telescopes: ``sum(gross) = sum(signal * fwd) / h`` with
-    ``fwd[t] = r[t] + ... + r[t+h-1]``, for signals at least h-1 rows before the end. Unlike
-    booking each trade's h-bar return at its entry bar, the series has the variance of a held
-    position, so the Sharpe ratio read from it is not inflated by up to sqrt(h).
+    Unlike booking each trade's h-bar return at its entry bar, the series has the variance of a
+    held position, so the Sharpe ratio read from it is not inflated by up to sqrt(h).
 
     Args:
         return_1: shape (n,), 1-bar forward log returns of one asset, in time order.
@@ -105,7 +106,7 @@ def mark_to_market(return_1, signal, *, horizon: int, cost_bps: float,
         segment: shape (n,), segment id per row (:func:`segments_of`); None: one contiguous segment.
 
     Returns:
-        ``(gross, net)``, each float64 of shape (n,), per-bar P&L in log-return units.
+        ``(gross, net)``, each float64 of shape (n,), per-bar P&L as simple returns of the book's capital.
 
     Raises:
         ConfigError: horizon < 1. DataError: shapes differ.
@@ -122,7 +123,8 @@ def mark_to_market(return_1, signal, *, horizon: int, cost_bps: float,
 def book_pnl(return_1, position, *, cost_bps: float, segment=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-bar P&L of any position path, gross and net of costs on turnover, and the turnover itself.
 
-    ``gross[t] = x[t] r[t]``; ``turnover[t] = |x[t] - x[t-1]| + end[t] |x[t]|`` (``x[t-1] = 0`` at a segment's
+    ``gross[t] = x[t] (exp(r[t]) - 1)``, the simple return of a book holding the signed fraction x[t] of its
+    capital in the asset over the bar (t, t+1] (the rest in cash at 0); ``turnover[t] = |x[t] - x[t-1]| + end[t] |x[t]|`` (``x[t-1] = 0`` at a segment's
     first row, ``end[t] = 1`` at its last: the book opens flat and closes what is open);
     ``net[t] = gross[t] - cost_bps / 1e4 * turnover[t]``. :func:`mark_to_market` is this with the 1/h tranche
     book's exposure; a cost-aware policy (:mod:`fleet.evaluation.costaware`) passes its own positions.
@@ -133,7 +135,8 @@ def book_pnl(return_1, position, *, cost_bps: float, segment=None) -> tuple[np.n
         cost_bps: cost per side, basis points. segment: shape (n,) segment ids, or None (one segment).
 
     Returns:
-        ``(gross, net, turnover)``, each float64 (n,).
+        ``(gross, net, turnover)``, each float64 (n,): simple returns of the book's capital per bar, and turnover
+        as a fraction of capital per bar.
     """
     r = np.asarray(return_1, dtype=np.float64)
     x = np.asarray(position, dtype=np.float64)
@@ -147,7 +150,7 @@ def book_pnl(return_1, position, *, cost_bps: float, segment=None) -> tuple[np.n
     last[:-1] = seg[1:] != seg[:-1]
     prev = np.where(first, 0.0, np.concatenate(([0.0], x[:-1])))
     turnover = np.abs(x - prev) + np.where(last, np.abs(x), 0.0)
-    gross = x * r
+    gross = x * np.expm1(r)
     net = gross - float(cost_bps) / 1e4 * turnover
     return gross, net, turnover
 
@@ -156,19 +159,19 @@ def trading_metrics(bar_returns, *, bars_per_year: float | None) -> dict:
     """Sharpe ratio, annualised return and max drawdown of a per-bar P&L series.
 
     Args:
-        bar_returns: shape (n,), per-bar log P&L of the curve (:func:`mark_to_market`), in time order.
+        bar_returns: shape (n,), per-bar simple returns of the book (:func:`mark_to_market`, :func:`book_pnl`),
+            in time order; a value of -1 or below is ruin (the equity stays at 0).
         bars_per_year: bars in a year (8760 for hourly 24/7 crypto, 252 for daily equities;
             ``Panel.bars_per_year``). None leaves the annualised figures NaN.
 
     Returns:
         dict with
-        * "sharpe": mean / sample std (ddof=1) of the per-bar P&L * sqrt(bars_per_year), against
-          cash (risk-free rate 0; as ``empyrical.sharpe_ratio``); NaN with < 2 bars or zero std;
-        * "ann_return": ``exp(mean per-bar log P&L * bars_per_year) - 1``, the compound annual
-          growth of the curve as a simple return (0.10 = +10 % a year);
-        * "max_dd": largest fall of the equity ``exp(cumsum(P&L))`` from its running peak, as a
-          simple return in [0, 1) (0.30 = a 30 % loss from the peak; the curve starts at 1, which
-          counts as a peak): ``1 - exp(-dd_log)`` of the log drawdown.
+        * "sharpe": mean / sample std (ddof=1) of the per-bar simple returns * sqrt(bars_per_year), against
+          cash (risk-free rate 0; ``empyrical.sharpe_ratio``'s definition); NaN with < 2 bars or zero std;
+        * "ann_return": ``exp(mean(log1p(returns)) * bars_per_year) - 1``, the compound annual growth of the
+          curve as a simple return (0.10 = +10 % a year);
+        * "max_dd": largest fall of the equity ``prod(1 + returns)`` from its running peak, as a simple return
+          in [0, 1] (0.30 = a 30 % loss from the peak; the curve starts at 1, which counts as a peak).
         NaN everywhere for an empty curve.
 
     Raises:
@@ -180,12 +183,14 @@ def trading_metrics(bar_returns, *, bars_per_year: float | None) -> dict:
     nan = float("nan")
     if x.size == 0:
         return {"sharpe": nan, "ann_return": nan, "max_dd": nan}
-    equity = np.concatenate(([0.0], np.cumsum(x)))
-    dd_log = float((np.maximum.accumulate(equity) - equity).max())
-    max_dd = float(-np.expm1(-dd_log))
+    with np.errstate(divide="ignore"):
+        growth = np.log1p(np.maximum(x, -1.0))  # -inf at ruin: the equity is 0 from then on
+    equity = np.concatenate(([0.0], np.cumsum(growth)))
+    with np.errstate(invalid="ignore"):
+        max_dd = float(-np.expm1(-(np.maximum.accumulate(equity) - equity).max()))
     if bars_per_year is None:
         return {"sharpe": nan, "ann_return": nan, "max_dd": max_dd}
-    ann = float(np.expm1(x.mean() * bars_per_year))
+    ann = float(np.expm1(growth.mean() * bars_per_year))
     sd = float(x.std(ddof=1)) if x.size > 1 else 0.0
     sharpe = float(x.mean() / sd * np.sqrt(bars_per_year)) if sd > 0 else nan
     return {"sharpe": sharpe, "ann_return": ann, "max_dd": max_dd}
@@ -197,7 +202,8 @@ def portfolio_returns(g: pd.DataFrame, signal: np.ndarray, *, horizon: int,
 
     Each asset trades its own 1/h-tranche book (:func:`mark_to_market`, its rows in time order,
     segments from ``bar_number`` when present, else one segment per asset); the portfolio's P&L at
-    a timestamp is the mean over the assets with a row then (one asset -> its own curve).
+    a timestamp is the mean of those books' simple returns over the assets with a row then (capital split
+    equally among them and rebalanced every bar; one asset -> its own curve).
 
     Args:
         g: rows of one or several assets: symbol, timestamp, return_1, optionally bar_number.
@@ -206,14 +212,13 @@ def portfolio_returns(g: pd.DataFrame, signal: np.ndarray, *, horizon: int,
             :func:`book_pnl`); None: the 1/h tranche book of ``signal``.
 
     Returns:
-        DataFrame indexed by timestamp (sorted) with float columns gross, net, exposure (mean |exposure|
-        of the assets with a row), turnover (mean |change of exposure| of those assets) and net_total (the
-        sum of their net P&L).
+        DataFrame indexed by timestamp (sorted) with float columns gross, net (simple returns), exposure
+        (mean |exposure| of the assets with a row), turnover (mean |change of exposure| of those assets),
+        net_total and turnover_total (the sums of their net P&L and of their turnover).
     """
     # Plain arrays throughout: timestamps as int64 nanoseconds (to_numpy() on a tz-aware column builds one
-    # Timestamp object per row: 37 s of a 100-asset run's 183 s in issue 13), one stable sort by (symbol, time),
-    # and the per-timestamp means as bincounts (a pandas group-by on the concatenated books was most of a
-    # 300-asset run's table time).
+    # Timestamp object per row), one stable sort by (symbol, time), and the per-timestamp means as bincounts
+    # (a pandas group-by on the concatenated books dominates a large fleet's table time).
     n = len(g)
     stamps = pd.DatetimeIndex(g["timestamp"])
     t = stamps.as_unit("ns").asi8
@@ -242,6 +247,7 @@ def portfolio_returns(g: pd.DataFrame, signal: np.ndarray, *, horizon: int,
     if stamps.tz is not None:
         index = index.tz_localize("UTC").tz_convert(stamps.tz)
     index = index.as_unit(stamps.unit)
-    net_total = total(net)
+    net_total, turn_total = total(net), total(turn)
     return pd.DataFrame({"gross": total(gross) / count, "net": net_total / count, "exposure": total(expo) / count,
-                         "turnover": total(turn) / count, "net_total": net_total}, index=index)
+                         "turnover": turn_total / count, "net_total": net_total, "turnover_total": turn_total},
+                        index=index)

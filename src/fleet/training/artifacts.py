@@ -119,7 +119,8 @@ def evaluate(ctx: RunContext, results: list[UnitResult]) -> Evaluated:
     if "position" in predictions:  # natural (fixed threshold) vs each unit's own policy, same p_up
         ev.policy_comparison = policy_comparison(
             predictions, threshold=config.policy.threshold, cost_bps=config.policy.cost_bps,
-            horizon=config.labels.horizon, sides=config.policy.sides.value, bars_per_year=bars_per_year)
+            horizon=config.labels.horizon, sides=config.policy.sides.value, bars_per_year=bars_per_year,
+            reps=config.evaluation.bootstrap_reps, seed=config.seed)
     if config.validation.holdout_days > 0:
         _evaluate_holdout(ctx, results, ev, policy)
     if ev.forced is not None and ctx.panel.bar >= pd.Timedelta(days=1):

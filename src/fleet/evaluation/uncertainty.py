@@ -1,0 +1,181 @@
+"""How sure is a figure? A stationary block bootstrap over timestamps, and the weighted statistics it resamples.
+
+Rows of a run are not independent: labels over h bars overlap (López de Prado 2018, AFML ch. 4.4), a P&L series
+is autocorrelated through its positions, and the assets of one timestamp move together. The stationary bootstrap
+(Politis & Romano 1994, "The stationary bootstrap", JASA 89) resamples blocks of consecutive timestamps of random
+(geometric) length; every row of a drawn timestamp comes along, so the cross-asset correlation is kept. The mean
+block length is Politis & White's (2004) optimal one (Patton, Politis & White 2009 correction) of a per-timestamp
+series of the rows (``arch.bootstrap.optimal_block_length``), and the draws are ``arch.bootstrap.StationaryBootstrap``.
+
+A draw is represented by how often it takes each timestamp (a count matrix), so each statistic is a *weighted*
+statistic of the original rows: AUC as a weighted Mann-Whitney statistic, IC as a weighted Pearson correlation,
+Sharpe ratio as a weighted mean over standard deviation. All draws of one statistic are computed at once.
+The Rank IC of a draw is the weighted Pearson correlation of the original ranks (ranks are not recomputed per draw).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fleet.errors import ConfigError, DataError
+
+__all__ = ["TimestampBootstrap", "format_with_se", "percentile_interval", "sharpe_se_lo", "weighted_auc",
+           "weighted_mean_over_sd", "weighted_pearson"]
+
+
+class TimestampBootstrap:
+    """Stationary block bootstrap draws over the distinct timestamps of a set of rows.
+
+    Args:
+        stamps: shape (n,), each row's timestamp (any sortable values, e.g. int64 ns); several rows may share one.
+        reps: number of draws (>= 2).
+        series: shape (n,), a per-row series whose per-timestamp mean chooses the block length (e.g. the forward
+            return, whose h-bar overlap sets the dependence); None, or ``block`` given: not used.
+        block: mean block length in timestamps; None: ``optimal_block_length(per-timestamp mean of series)``,
+            at least 1.
+        seed: the draws' random generator seed.
+
+    Attributes:
+        inverse: (n,) each row's position among the sorted distinct timestamps.
+        counts: (reps, T) how often each distinct timestamp is drawn; every row sums to T.
+        block: the mean block length used.
+
+    Raises:
+        ConfigError: reps < 2 or block < 1. DataError: no rows, or ``series`` of another length than ``stamps``.
+    """
+
+    def __init__(self, stamps, *, reps: int = 200, series=None, block: float | None = None, seed: int = 0):
+        from arch.bootstrap import StationaryBootstrap, optimal_block_length
+
+        if int(reps) < 2:
+            raise ConfigError(f"bootstrap reps={reps!r}: expected an integer >= 2")
+        stamps = np.asarray(stamps)
+        if stamps.ndim != 1 or stamps.size == 0:
+            raise DataError(f"bootstrap: expected a non-empty (n,) array of timestamps, got shape {stamps.shape}")
+        uniq, self.inverse = np.unique(stamps, return_inverse=True)
+        n_t = uniq.size
+        if block is None:
+            block = 1.0
+            if series is not None and n_t >= 10:
+                v = np.asarray(series, dtype=np.float64)
+                if v.shape != stamps.shape:
+                    raise DataError(f"bootstrap: series has shape {v.shape}, expected {stamps.shape} like stamps")
+                per_t = np.bincount(self.inverse, weights=v, minlength=n_t) / np.bincount(self.inverse, minlength=n_t)
+                if np.ptp(per_t) > 0:
+                    block = max(1.0, float(optimal_block_length(per_t)["stationary"].iloc[0]))
+        if not float(block) >= 1.0:
+            raise ConfigError(f"bootstrap block={block!r}: expected a mean block length >= 1 timestamp")
+        self.block = float(min(block, n_t))
+        bs = StationaryBootstrap(self.block, np.arange(n_t), seed=np.random.default_rng(seed))
+        self.counts = np.stack([np.bincount(pos[0], minlength=n_t) for pos, _ in bs.bootstrap(int(reps))])
+        self.counts = self.counts.astype(np.float64)
+
+    def row_weights(self, rows=None) -> np.ndarray:
+        """(reps, m): each draw's weight of the rows ``rows`` (positions into ``stamps``; None: all n rows)."""
+        inv = self.inverse if rows is None else self.inverse[rows]
+        return self.counts[:, inv]
+
+
+def weighted_auc(y, score, W) -> np.ndarray:
+    """ROC AUC of ``score`` for labels ``y`` under each row of weights ``W`` (a weighted Mann-Whitney statistic).
+
+    AUC = sum over (positive i, negative j) of w_i w_j [s_i > s_j] (ties count 1/2) / (sum w_pos * sum w_neg); with
+    integer weights this is ``sklearn.metrics.roc_auc_score`` on the rows repeated by their weights.
+
+    Args:
+        y: shape (n,), 0/1 labels. score: shape (n,). W: shape (reps, n) non-negative weights (or (n,)).
+
+    Returns:
+        float64 (reps,) (a float for 1-D W); NaN where a draw has no positive or no negative weight.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    s = np.asarray(score, dtype=np.float64)
+    one = np.ndim(W) == 1
+    W = np.atleast_2d(np.asarray(W, dtype=np.float64))
+    order = np.argsort(s, kind="mergesort")
+    s_sorted = s[order]
+    starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
+    pos = np.add.reduceat(W[:, order] * y[order], starts, axis=1)
+    neg = np.add.reduceat(W[:, order] * (1.0 - y[order]), starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    num = (pos * (below + 0.5 * neg)).sum(axis=1)
+    den = pos.sum(axis=1) * neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(den > 0, num / den, np.nan)
+    return out[0] if one else out
+
+
+def weighted_pearson(a, b, W) -> np.ndarray:
+    """Pearson correlation of ``a`` and ``b`` (both (n,)) under each row of weights ``W`` (reps, n): (reps,).
+
+    NaN where a draw leaves either input without spread.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    W = np.atleast_2d(np.asarray(W, dtype=np.float64))
+    tot = W.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ma, mb = (W @ a) / tot, (W @ b) / tot
+        ca = a[None, :] - ma[:, None]
+        cb = b[None, :] - mb[:, None]
+        cov = (W * ca * cb).sum(axis=1)
+        va, vb = (W * ca * ca).sum(axis=1), (W * cb * cb).sum(axis=1)
+        r = cov / np.sqrt(va * vb)
+    rel = 1e-12 * np.maximum(np.abs(ma), 1.0) ** 2 * np.maximum(tot, 1.0)
+    return np.where((va > rel) & (vb > 1e-300), r, np.nan)
+
+
+def weighted_mean_over_sd(v, W) -> np.ndarray:
+    """Mean / standard deviation of ``v`` (T,) under each row of weights ``W`` (reps, T): (reps,), the per-period
+    Sharpe ratio of each draw (the standard deviation with the ``n / (n - 1)`` correction of a sample of n =
+    sum of weights). NaN where a draw has no spread."""
+    v = np.asarray(v, dtype=np.float64)
+    W = np.atleast_2d(np.asarray(W, dtype=np.float64))
+    tot = W.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = (W @ v) / tot
+        var = (W * (v[None, :] - m[:, None]) ** 2).sum(axis=1) / (tot - 1.0)
+        return np.where(var > 0, m / np.sqrt(var), np.nan)
+
+
+def sharpe_se_lo(sharpe_per_bar: float, n_bars: int, bars_per_year: float | None = None) -> float:
+    """Standard error of a Sharpe ratio from iid returns, Lo (2002), "The statistics of Sharpe ratios", FAJ 58(4),
+    eq. 9: ``sqrt((1 + SR^2 / 2) / T)`` for the per-bar ratio SR over T bars, times ``sqrt(bars_per_year)`` for an
+    annualised one. NaN with fewer than 2 bars or a NaN ratio."""
+    if n_bars < 2 or not np.isfinite(sharpe_per_bar):
+        return float("nan")
+    se = float(np.sqrt((1.0 + 0.5 * sharpe_per_bar ** 2) / n_bars))
+    return se * float(np.sqrt(bars_per_year)) if bars_per_year else se
+
+
+def percentile_interval(draws, level: float = 0.9) -> tuple[float, float]:
+    """The equal-tailed percentile interval of bootstrap ``draws`` (NaN draws left out) at ``level`` (0.9: the 5th
+    and 95th percentiles); (NaN, NaN) with fewer than 2 finite draws."""
+    d = np.asarray(draws, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(d, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    return float(lo), float(hi)
+
+
+def bootstrap_se(draws) -> float:
+    """Sample standard deviation (ddof=1) of the finite bootstrap ``draws``; NaN with fewer than 2."""
+    d = np.asarray(draws, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    return float(d.std(ddof=1)) if d.size >= 2 else float("nan")
+
+
+def format_with_se(value: float, se: float, *, scale: float = 1.0, signed: bool = False, suffix: str = "") -> str:
+    """``value ± se`` with the digits the standard error supports: the se rounded to two significant digits and
+    the value to the same decimal place (``0.5123 ± 0.0042``; ``+1.2 ± 1.1``). ``scale`` multiplies both (100 for
+    percent, 1e4 for basis points); without a finite se the value is printed to 4 significant digits."""
+    if value is None or not np.isfinite(value):
+        return "–"
+    v = float(value) * scale
+    sign = "+" if signed else ""
+    if se is None or not np.isfinite(se) or se <= 0:
+        return f"{v:{sign}.4g}{suffix}"
+    s = float(se) * scale
+    decimals = max(0, 1 - int(np.floor(np.log10(s))))
+    return f"{v:{sign}.{decimals}f} ± {s:.{decimals}f}{suffix}"
