@@ -133,3 +133,17 @@ def test_format_with_se_and_errors():
         TimestampBootstrap(np.arange(10), reps=1)
     with pytest.raises(ConfigError, match="block"):
         TimestampBootstrap(np.arange(10), block=0.5)
+
+
+def test_paired_table_finds_a_planted_difference_and_calls_identical_forecasts_a_tie():
+    from fleet.evaluation.compare import paired_table
+
+    rows = _fleet(0.05, seed=11)
+    rng = np.random.default_rng(12)
+    noise = rows.assign(p_up=np.clip(0.5 + 0.1 * rng.normal(size=len(rows)), 0.01, 0.99))
+    kw = dict(threshold=0.55, cost_bps=1.0, horizon=1, bars_per_year=8760, reps=200)
+    better = paired_table(rows, noise, **kw).set_index("figure")
+    assert (better.loc[["auc", "auc_per_asset", "rank_ic"], "z"] > 3).all(), better
+    assert better.loc["auc", "a"] == pytest.approx(roc_auc_score(rows["y"], rows["p_up"]), abs=1e-12)
+    same = paired_table(rows, rows.copy(), **kw)
+    assert (same["diff"] == 0).all() and (same["verdict"] == "tie").all()

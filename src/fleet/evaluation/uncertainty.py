@@ -175,7 +175,7 @@ def format_with_se(value: float, se: float, *, scale: float = 1.0, signed: bool 
     v = float(value) * scale
     sign = "+" if signed else ""
     if se is None or not np.isfinite(se) or se <= 0:
-        return f"{v:{sign}.4g}{suffix}"
+        return f"{v:{sign}.1f}{suffix}" if scale != 1.0 else f"{v:{sign}.4g}{suffix}"
     s = float(se) * scale
     decimals = max(0, 1 - int(np.floor(np.log10(s))))
     return f"{v:{sign}.{decimals}f} ± {s:.{decimals}f}{suffix}"
