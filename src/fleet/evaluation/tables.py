@@ -131,10 +131,12 @@ def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
 
 def fold_table(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year: float | None = None) -> pd.DataFrame:
     """Per-fold metrics: one row per (fold, asset), plus one ``asset = "ALL"`` row per fold (the
-    equal-weight portfolio of every asset in that fold's test block). ``icir`` is NaN here (one fold).
+    equal-weight portfolio of every asset in that fold's test block; the only rows with standard errors).
+    ``icir`` is NaN here (one fold).
     Each fold's curve starts flat and closes what is open at the fold's end."""
     kw = _summary_kw(config, bars_per_year)
-    each = summarise(predictions, ["fold", "symbol"], **kw).rename(columns={"symbol": "asset"})
+    # standard errors for each fold's fleet row; one asset in one fold is left without (the per-asset table has them)
+    each = summarise(predictions, ["fold", "symbol"], **{**kw, "reps": 0}).rename(columns={"symbol": "asset"})
     pooled = summarise(predictions, "fold", **kw)
     pooled.insert(1, "asset", "ALL")
     out = pd.concat([pooled, each], ignore_index=True)

@@ -108,21 +108,25 @@ def weighted_auc(y, score, W) -> np.ndarray:
 def weighted_pearson(a, b, W) -> np.ndarray:
     """Pearson correlation of ``a`` and ``b`` (both (n,)) under each row of weights ``W`` (reps, n): (reps,).
 
-    NaN where a draw leaves either input without spread.
+    Computed from weighted sums (matrix-vector products) of the inputs centred on their unweighted means, so the
+    (reps, n) weights are read a few times and never copied. NaN where a draw leaves either input without spread.
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     W = np.atleast_2d(np.asarray(W, dtype=np.float64))
+    if a.size < 2:
+        return np.full(W.shape[0], np.nan)
+    a, b = a - a.mean(), b - b.mean()
     tot = W.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         ma, mb = (W @ a) / tot, (W @ b) / tot
-        ca = a[None, :] - ma[:, None]
-        cb = b[None, :] - mb[:, None]
-        cov = (W * ca * cb).sum(axis=1)
-        va, vb = (W * ca * ca).sum(axis=1), (W * cb * cb).sum(axis=1)
+        va = (W @ (a * a)) / tot - ma * ma
+        vb = (W @ (b * b)) / tot - mb * mb
+        cov = (W @ (a * b)) / tot - ma * mb
         r = cov / np.sqrt(va * vb)
-    rel = 1e-12 * np.maximum(np.abs(ma), 1.0) ** 2 * np.maximum(tot, 1.0)
-    return np.where((va > rel) & (vb > 1e-300), r, np.nan)
+    # a draw whose variance is at rounding level of the inputs' scale has no spread
+    ok = (va > 1e-12 * max(float((a * a).mean()), 1e-300)) & (vb > 1e-12 * max(float((b * b).mean()), 1e-300))
+    return np.where(ok, np.clip(r, -1.0, 1.0), np.nan)
 
 
 def weighted_mean_over_sd(v, W) -> np.ndarray:
