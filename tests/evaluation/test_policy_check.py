@@ -10,7 +10,8 @@ from scipy import stats
 
 from fleet.errors import ConfigError
 from fleet.evaluation.costaware import apply_positions, fit_policy
-from fleet.evaluation.policy_check import crossfit_calibrated, per_timestamp_mean, spa_test, t_stat, unit_level
+from fleet.evaluation.policy_check import (crossfit_calibrated, per_timestamp_mean, spa_pvalue, spa_test, t_stat,
+                                          unit_level)
 from fleet.evaluation.trading import book_pnl
 
 #: A run of 365 hourly days in 3 folds: inner out-of-fold timestamps of each fold's training window (expanding
@@ -105,6 +106,21 @@ def test_fit_records_why_a_unit_trades_or_stays_flat():
         fit_policy(rows, cost_bps=COST_BPS, horizon=HORIZON, n_units=0)
     with pytest.raises(ConfigError, match="spa_alpha"):
         unit_level(0.0, 3)
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.25])
+def test_spa_pvalue_is_archs(shift):
+    """The consistent p-value of ``arch.bootstrap.SPA`` (nested variance, same seed, same stationary bootstrap)."""
+    from arch.bootstrap import SPA
+
+    rng = np.random.default_rng(8)
+    d = rng.standard_normal((400, 12))
+    d[:, 3] += shift
+    spa = SPA(np.zeros(400), -d, block_size=5, reps=600, bootstrap="stationary", nested=True, seed=4)
+    spa.compute()
+    want = spa.pvalues["consistent"]
+    assert spa_pvalue(d, block=5, reps=600, seed=4, chunk=7) == pytest.approx(want, abs=1e-12)
+    assert (want < 0.05) == (shift > 0)
 
 
 def test_spa_rejects_a_real_edge_and_not_the_best_of_noise():

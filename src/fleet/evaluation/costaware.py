@@ -15,15 +15,18 @@ fires, so a position costs one round trip however long it is held:
   with probability ``q``), clears ``k`` x the round-trip cost ``2 c``; exit when the expected
   return is no longer positive (``q < 1/2``). That is hysteresis on ``q`` with ``theta_in = 1/2 +
   k c / m`` and ``theta_out = 1/2``. Calibration: isotonic regression (Zadrozny & Elkan 2002) or
-  Platt scaling (Platt 1999) fitted on the same out-of-fold rows (``sklearn.isotonic`` /
+  Platt scaling (Platt 1999) fitted on the out-of-fold rows (``sklearn.isotonic`` /
   ``sklearn.linear_model``); the rows are already out of fold and purged, which is what
-  ``CalibratedClassifierCV(cv="prefit")`` would need and cannot purge by itself.
+  ``CalibratedClassifierCV(cv="prefit")`` would need and cannot purge by itself. The candidates
+  are scored on a cross-fitted calibration (other rows than those scored); the policy is served
+  with the map fitted on all of them.
 
 :func:`fit_policy` chooses among a grid of both kinds on the unit's inner out-of-fold predictions
-(never on the test block): the candidate with the largest net P&L per bar whose t-statistic
-(mean / standard error of the per-bar net P&L) is at least ``min_t``; none -> the ``flat`` policy
-(never trade). The t requirement is what keeps the search from trading noise: the best of ~60
-candidates on pure noise reaches t ~ 2 by chance (and loses out of sample).
+(never on the test block): the candidate with the largest (timing or net) P&L of the unit's
+equal-weight book per timestamp whose t is at least ``min_t``, traded only when Hansen's SPA test
+over the whole grid rejects "no candidate beats staying flat" at the run's level shared among its
+units; else the ``flat`` policy (never trade). :mod:`fleet.evaluation.policy_check` says why each
+of these is needed.
 """
 
 from __future__ import annotations
@@ -255,6 +258,28 @@ def _score_grid(cands: list[TradingPolicy], p: np.ndarray, q: np.ndarray, r1: np
     return scored_ts, info
 
 
+def _choose(cands: list[TradingPolicy], scored_ts: np.ndarray, figures: list[dict], flat: TradingPolicy, info: dict,
+            *, min_t: float, spa_alpha: float, seed: int) -> TradingPolicy:
+    """The decision of :func:`fit_policy` from :func:`_score_grid`'s output; ``info`` holds select and level."""
+    ok = [j for j, f in enumerate(figures)
+          if f["t"] >= min_t and f["net_per_timestamp"] > 0 and f["scored_per_timestamp"] > 0]
+    top = max(ok or range(len(cands)), key=lambda j: figures[j]["scored_per_timestamp"], default=None)
+    if top is not None:
+        info.update(figures[top], candidate=f"{cands[top].kind} in={cands[top].theta_in:.4g} "
+                    f"out={cands[top].theta_out:.4g} hold={cands[top].min_hold}")
+    if not ok:
+        info["reason"] = (f"no candidate's {info['select']} P&L per timestamp reached t >= {min_t:g} "
+                          "with a positive net")
+        return replace(flat, fit=info)
+    if spa_alpha < 1.0:
+        level = info["level"]
+        info.update(spa_test(scored_ts, level=level, seed=seed))
+        if info["spa_p"] > level:
+            info["reason"] = f"SPA p-value {info['spa_p']:.4g} > spa_alpha / n_units = {level:.4g}"
+            return replace(flat, fit=info)
+    return replace(cands[top], fit=info)
+
+
 def fit_policy(rows: pd.DataFrame, *, cost_bps: float, horizon: int, sides: str = "long",
                calibration: str = "isotonic", min_t: float = 2.0, select: str = "timing", spa_alpha: float = 0.05,
                n_units: int = 1, seed: int = 0) -> TradingPolicy:
@@ -262,12 +287,11 @@ def fit_policy(rows: pd.DataFrame, *, cost_bps: float, horizon: int, sides: str 
 
     Each candidate of the grid is scored on the P&L of the unit's equal-weight book: its per-row P&L averaged over
     the assets present at each timestamp (:func:`fleet.evaluation.policy_check.per_timestamp_mean`).
-    ``select="timing"`` (default) scores its *timing* P&L: the net P&L per bar minus what a constant position of
-    the same mean exposure would earn gross (``net[t] - mean(x) * return_1[t]``), i.e. the part that comes from
-    when it is in the market rather than from being in it (without it a training window that rose picks the rule
-    closest to buy-and-hold). ``select="net"`` scores the net P&L itself. The expected-return rules are scored on
-    a cross-fitted calibration (:func:`fleet.evaluation.policy_check.crossfit_calibrated`); the policy served
-    carries the calibration fitted on all rows.
+    ``select="timing"`` (default) scores its *timing* P&L: the net P&L per bar less what a constant position of
+    the same mean exposure earns gross (``net[t] - mean(x) * return_1[t]``; without it a training window that
+    rose picks the rule closest to buy-and-hold). ``select="net"`` scores the net P&L itself. The expected-return
+    rules are scored on a cross-fitted calibration (:func:`fleet.evaluation.policy_check.crossfit_calibrated`);
+    the policy served carries the map fitted on all rows.
 
     A candidate qualifies when the t of its per-timestamp score is >= ``min_t`` and its per-timestamp net P&L is
     positive; the qualifier with the largest mean score is chosen. It is traded only when Hansen's SPA test over
@@ -316,21 +340,7 @@ def fit_policy(rows: pd.DataFrame, *, cost_bps: float, horizon: int, sides: str 
     scored_ts, figures = _score_grid(cands, p, q, rows["return_1"].to_numpy(dtype=np.float64), seg, codes, n_ts,
                                      cost_bps=cost_bps, select=select)
     info.update(timestamps=n_ts, candidates=len(cands))
-    ok = [j for j, f in enumerate(figures)
-          if f["t"] >= min_t and f["net_per_timestamp"] > 0 and f["scored_per_timestamp"] > 0]
-    top = max(ok or range(len(cands)), key=lambda j: figures[j]["scored_per_timestamp"], default=None)
-    if top is not None:
-        info.update(figures[top], candidate=f"{cands[top].kind} in={cands[top].theta_in:.4g} "
-                    f"out={cands[top].theta_out:.4g} hold={cands[top].min_hold}")
-    if not ok:
-        info["reason"] = f"no candidate's {select} P&L per timestamp reached t >= {min_t:g} with a positive net"
-        return replace(flat, fit=info)
-    if spa_alpha < 1.0:
-        info.update(spa_test(scored_ts, level=level, seed=seed))
-        if info["spa_p"] > level:
-            info["reason"] = f"SPA p-value {info['spa_p']:.4g} > spa_alpha / n_units = {level:.4g}"
-            return replace(flat, fit=info)
-    return replace(cands[top], fit=info)
+    return _choose(cands, scored_ts, figures, flat, info, min_t=min_t, spa_alpha=spa_alpha, seed=seed)
 
 
 def apply_positions(preds: pd.DataFrame, policy: TradingPolicy | dict | None) -> pd.DataFrame:
