@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from fleet.errors import ConfigError
+from fleet.errors import ConfigError, DataError
 from fleet.evaluation.costaware import apply_positions, fit_policy
 from fleet.evaluation.policy_check import (crossfit_calibrated, per_timestamp_mean, spa_pvalue, spa_test, t_stat,
                                           unit_level)
@@ -76,7 +76,7 @@ def test_t_per_timestamp_against_pandas_and_scipy():
     got = per_timestamp_mean(rows["v"].to_numpy(), codes, len(want))
     np.testing.assert_allclose(got, want.to_numpy(), rtol=1e-12)
     assert t_stat(got) == pytest.approx(stats.ttest_1samp(want.to_numpy(), 0.0).statistic, rel=1e-12)
-    with pytest.raises(ConfigError, match="every code"):
+    with pytest.raises(DataError, match="every code"):
         per_timestamp_mean(np.ones(3), np.array([0, 0, 2]), 3)
 
 

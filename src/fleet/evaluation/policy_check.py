@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from fleet.errors import ConfigError
+from fleet.errors import ConfigError, DataError
 
 __all__ = ["apply_calibration", "crossfit_calibrated", "fit_calibration", "per_timestamp_mean", "spa_pvalue",
            "spa_reps", "spa_test", "t_stat", "timestamp_codes", "unit_level"]
@@ -115,11 +115,11 @@ def per_timestamp_mean(values: np.ndarray, codes: np.ndarray, n_ts: int) -> np.n
     """The cross-asset mean of per-row ``values`` (n,) at each timestamp: shape (n_ts,), in time order.
 
     Each timestamp averages the rows that have it (the assets present then), i.e. the per-bar P&L of the
-    equal-weight book of those assets. Raises ConfigError when a timestamp has no row.
+    equal-weight book of those assets. Raises DataError when a timestamp has no row.
     """
     counts = np.bincount(codes, minlength=n_ts)
     if (counts == 0).any():
-        raise ConfigError("per_timestamp_mean: every code in 0 .. n_ts - 1 must have a row")
+        raise DataError("per_timestamp_mean: every code in 0 .. n_ts - 1 must have a row")
     return np.bincount(codes, weights=np.asarray(values, dtype=np.float64), minlength=n_ts) / counts
 
 
