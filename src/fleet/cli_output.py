@@ -112,7 +112,7 @@ def print_run(summary, config) -> None:
     if out.json:
         out.emit(summary.to_dict())
         return
-    from fleet.evaluation.policy import DISABLE_DELTA
+    from fleet.evaluation.policy import ADVICE_T, DISABLE_DELTA
 
     with pd.option_context("display.width", 220, "display.max_columns", 30):
         click.echo("\nPer cluster (out-of-sample, all folds, sorted by net Sharpe; ± one bootstrap standard error over "
@@ -129,12 +129,17 @@ def print_run(summary, config) -> None:
                        "models; results_holdout.csv; not annualised when shorter than 90 days):")
             click.echo(metric_frame(summary.holdout, ["asset"]).to_string(index=False))
         if summary.forced_entry is not None:
-            click.echo("\nForced daily entry: natural vs forced trades (mean forward log return, win rate):")
+            click.echo("\nForced daily entry: natural vs forced trades (mean forward log return, win rate; delta_t: "
+                       "Welch's t of the difference):")
             click.echo(summary.forced_entry.to_string(index=False))
             bad = summary.forced_entry[summary.forced_entry["advice"] != ""]["asset"].tolist()
             if bad:
                 click.echo(f"advice: forced trades' mean return is worse than the natural ones' by more than "
-                           f"{-DISABLE_DELTA:g} for {', '.join(bad)}: consider --no-forced-entry")
+                           f"{-DISABLE_DELTA:g} with |t| > {ADVICE_T:g} for {', '.join(bad)}: "
+                           "consider --no-forced-entry")
+            else:
+                click.echo(f"no advice: no asset's forced trades are worse than its natural ones by more than "
+                           f"{-DISABLE_DELTA:g} with |t| > {ADVICE_T:g}")
         _print_experts(summary)
     resumed = f", {summary.loaded} loaded from the interrupted run" if summary.loaded else ""
     click.echo(f"\nRun directory: {summary.out}  ({summary.units} units: {summary.trained} trained{resumed}; "

@@ -201,12 +201,16 @@ class PolicyConfig(_Section):
     sides: Sides = Field(Sides.long, description="long only, or both (short when p_up < 1 - threshold)")
     calibration: str = Field("isotonic", pattern="^(isotonic|sigmoid)$",
                              description="calibration of P(up) for the expected-return rule (tuned policy)")
-    min_t: float = Field(2.0, ge=0.0, description="tuned policy: the chosen rule's out-of-fold P&L per bar (timing or "
-                         "net, see select) must have t >= min_t, else the unit stays flat")
+    min_t: float = Field(2.0, ge=0.0, description="tuned policy: the chosen rule's out-of-fold P&L (timing or net, see "
+                         "select) of the unit's equal-weight book, per timestamp, must have t >= min_t, else the unit "
+                         "stays flat")
     select: str = Field("timing", pattern="^(timing|net)$",
                         description="tuned policy: rank candidate rules by their timing P&L (net P&L less a constant "
                         "position of the same mean exposure; a rising training window then picks no buy-and-hold "
                         "look-alike) or by their net P&L")
+    spa_alpha: float = Field(0.05, gt=0.0, le=1.0, description="tuned policy: a run trades only when Hansen's SPA "
+                             "test over the candidate rules, against staying flat, rejects at this level shared "
+                             "among the run's units (1 skips the test)")
     meta_label: bool = Field(False, description="meta-labelling (AFML 3.6): a secondary model, fitted on the inner "
                              "out-of-fold bets of the fixed rule, keeps only the bets it expects to pay")
     threshold: float = Field(0.55, gt=0.0, lt=1.0, description="go long when p_up > threshold")

@@ -159,8 +159,8 @@ def test_unit_policy_ignores_the_test_block():
     """Perturbing every bar from the test block on changes none of the tuned policy's parameters."""
     market = synthetic_market(n_clusters=1, assets_per_cluster=2, days=150, seed=4)
     panel = market.panel
-    cfg = build_config({}, {"policy.kind": "tuned", "policy.min_t": 0.0, "policy.cost_bps": 0.0,
-                            "validation.folds": 2})
+    cfg = build_config({}, {"policy.kind": "tuned", "policy.min_t": 0.0, "policy.spa_alpha": 1.0,
+                            "policy.cost_bps": 0.0, "validation.folds": 2})
     ts = pd.DatetimeIndex(sorted(set().union(*(f.index for f in panel.frames.values()))))
     fold = PurgedWalkForward(2, horizon_bars=4, embargo_bars=8, bar=panel.bar).folds(ts)[1]
     unit = TrainingUnit(unit_id="fold1/global", group="global", fold=fold, timeline_end=ts.max(),

@@ -101,7 +101,8 @@ def test_forced_entry_report_and_advice():
     assert (a["days"], a["natural_trades"], a["forced_trades"], a["forced_days"]) == (2, 2, 1, 1)
     assert a["natural_mean_return"] == pytest.approx(0.0055) and a["forced_mean_return"] == pytest.approx(-0.030)
     assert a["natural_win_rate"] == 1.0 and a["forced_win_rate"] == 0.0
-    assert a["delta"] == pytest.approx(-0.0355) and a["advice"] == "disable forced entry"
+    # one forced trade: no t for the difference, so no advice however large the gap
+    assert a["delta"] == pytest.approx(-0.0355) and math.isnan(a["delta_t"]) and a["advice"] == ""
     # B: natural 0.020 (23:00), forced 0.030 (02:00 of day 1; day 2 has no cut-off bar)
     assert (b["days"], b["natural_trades"], b["forced_trades"]) == (2, 1, 1)
     assert b["delta"] == pytest.approx(0.010) and b["advice"] == ""
@@ -116,6 +117,43 @@ def test_advice_boundary_is_strict():
                          "forward_return": [0.010, 0.006]})
     r = forced_entry_report(apply_forced_daily_entry(rows, threshold=0.55)).iloc[0]
     assert r["delta"] == pytest.approx(-0.004) and r["advice"] == ""  # worse, but by less than 0.005
+
+
+def _days_of_trades(natural: np.ndarray, forced: np.ndarray) -> pd.DataFrame:
+    """One asset, one day per trade: a natural trade at 05:00 or a forced one at the 23:00 cut-off."""
+    rows, t0 = [], pd.Timestamp("2024-01-01", tz="UTC")
+    for k, r in enumerate(natural):
+        rows += [(t0 + pd.Timedelta(days=k, hours=5), 0.9, r), (t0 + pd.Timedelta(days=k, hours=23), 0.1, 0.0)]
+    for k, r in enumerate(forced, start=len(natural)):
+        rows += [(t0 + pd.Timedelta(days=k, hours=5), 0.1, 0.0), (t0 + pd.Timedelta(days=k, hours=23), 0.1, r)]
+    return pd.DataFrame(rows, columns=["timestamp", "p_up", "forward_return"]).assign(symbol="A")
+
+
+def _report_row(natural: np.ndarray, forced: np.ndarray) -> pd.Series:
+    rows = _days_of_trades(natural, forced)
+    return forced_entry_report(apply_forced_daily_entry(rows, threshold=0.55, cutoff="23:00")).iloc[0]
+
+
+def _welch_by_hand(a: np.ndarray, b: np.ndarray) -> float:
+    return (a.mean() - b.mean()) / math.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+
+
+def test_advice_needs_a_significant_delta():
+    rng = np.random.default_rng(4)
+    natural = rng.normal(0.002, 0.03, 60)
+    # forced trades 0.008 worse on average but as noisy as the natural ones: |t| < 2, no advice
+    forced = rng.normal(0.0, 0.03, 40)
+    forced += (natural.mean() - 0.008) - forced.mean()
+    r = _report_row(natural, forced)
+    assert (r["natural_trades"], r["forced_trades"]) == (60, 40)
+    assert r["delta"] == pytest.approx(-0.008) and r["delta"] < -0.005
+    assert r["delta_t"] == pytest.approx(_welch_by_hand(forced, natural), rel=1e-9) and abs(r["delta_t"]) < 2
+    assert r["advice"] == ""
+    # the same gap with ten times less noise: |t| > 2, advice
+    quiet = natural.mean() + (forced - forced.mean()) / 10 - 0.008
+    r = _report_row(natural, quiet)
+    assert r["delta_t"] == pytest.approx(_welch_by_hand(quiet, natural), rel=1e-9) and r["delta_t"] < -2
+    assert r["advice"] == "disable forced entry"
 
 
 def test_missing_columns():

@@ -21,7 +21,7 @@ from fleet.training.driver import load_inputs, run_fleet
 def tuned_run(tmp_path_factory):
     config = FleetConfig.model_validate({"strategy": "global", "out": str(tmp_path_factory.mktemp("tuned") / "run"),
                                          "data": {"days": 90}, "validation": {"folds": 2},
-                                         "policy": {"kind": "tuned", "sides": "both", "min_t": 0.0}})
+                                         "policy": {"kind": "tuned", "sides": "both", "min_t": 0.0, "spa_alpha": 1.0}})
     summary = run_fleet(config, echo=lambda s: None)
     panel, _ = load_inputs(config, echo=lambda s: None)
     return summary, panel.frames
@@ -45,6 +45,8 @@ def test_tables_and_comparison(tuned_run):
     assert "position" in preds and preds["position"].abs().max() <= 1
     manifest = json.loads((summary.out / "manifest.json").read_text())
     assert all(u["policy"]["kind"] in ("hysteresis", "expected_return", "flat") for u in manifest["units"])
+    # each unit's policy test was told the run's number of units (its level is spa_alpha / that)
+    assert {u["policy"]["fit"]["n_units"] for u in manifest["units"]} == {len(manifest["units"])}
 
 
 def test_served_response_states_the_policy(tuned_run):

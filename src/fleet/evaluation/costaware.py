@@ -15,25 +15,30 @@ fires, so a position costs one round trip however long it is held:
   with probability ``q``), clears ``k`` x the round-trip cost ``2 c``; exit when the expected
   return is no longer positive (``q < 1/2``). That is hysteresis on ``q`` with ``theta_in = 1/2 +
   k c / m`` and ``theta_out = 1/2``. Calibration: isotonic regression (Zadrozny & Elkan 2002) or
-  Platt scaling (Platt 1999) fitted on the same out-of-fold rows (``sklearn.isotonic`` /
+  Platt scaling (Platt 1999) fitted on the out-of-fold rows (``sklearn.isotonic`` /
   ``sklearn.linear_model``); the rows are already out of fold and purged, which is what
-  ``CalibratedClassifierCV(cv="prefit")`` would need and cannot purge by itself.
+  ``CalibratedClassifierCV(cv="prefit")`` would need and cannot purge by itself. The candidates
+  are scored on a cross-fitted calibration (other rows than those scored); the policy is served
+  with the map fitted on all of them.
 
 :func:`fit_policy` chooses among a grid of both kinds on the unit's inner out-of-fold predictions
-(never on the test block): the candidate with the largest net P&L per bar whose t-statistic
-(mean / standard error of the per-bar net P&L) is at least ``min_t``; none -> the ``flat`` policy
-(never trade). The t requirement is what keeps the search from trading noise: the best of ~60
-candidates on pure noise reaches t ~ 2 by chance (and loses out of sample).
+(never on the test block): the candidate with the largest (timing or net) P&L of the unit's
+equal-weight book per timestamp whose t is at least ``min_t``, traded only when Hansen's SPA test
+over the whole grid rejects "no candidate beats staying flat" at the run's level shared among its
+units; else the ``flat`` policy (never trade). :mod:`fleet.evaluation.policy_check` says why each
+of these is needed.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from fleet.errors import ConfigError, DataError
+from fleet.evaluation.policy_check import (apply_calibration, crossfit_calibrated, fit_calibration, per_timestamp_mean,
+                                          spa_test, t_stat, timestamp_codes, unit_level)
 from fleet.evaluation.trading import book_pnl, exposure, segments_of
 
 __all__ = ["KINDS", "TradingPolicy", "apply_positions", "fit_policy", "hysteresis_positions", "policy_comparison"]
@@ -145,14 +150,7 @@ class TradingPolicy:
 
     def calibrated(self, p) -> np.ndarray:
         """The calibrated P(up) of ``p`` (shape (n,)); ``p`` itself without a calibration."""
-        p = np.asarray(p, dtype=np.float64)
-        c = self.calibration
-        if not c:
-            return p
-        if c["method"] == "isotonic":
-            return np.interp(p, np.asarray(c["x"], dtype=np.float64), np.asarray(c["y"], dtype=np.float64))
-        z = np.log(np.clip(p, 1e-9, 1 - 1e-9) / np.clip(1 - p, 1e-9, 1))
-        return 1.0 / (1.0 + np.exp(-(c["a"] * z + c["b"])))
+        return apply_calibration(self.calibration, p)
 
     def entry_signal(self, p) -> np.ndarray:
         """The entry decision of each bar from flat: int8 (n,), 1 long / -1 short / 0 none (what serving states)."""
@@ -193,21 +191,6 @@ class TradingPolicy:
             raise DataError(f"trading policy: malformed dict ({err}); expected the keys of TradingPolicy.to_dict") from err
 
 
-def _calibration(p: np.ndarray, y: np.ndarray, method: str) -> dict:
-    if method == "isotonic":
-        from sklearn.isotonic import IsotonicRegression
-
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
-        return {"method": "isotonic", "x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
-    if method == "sigmoid":
-        from sklearn.linear_model import LogisticRegression
-
-        z = np.log(np.clip(p, 1e-9, 1 - 1e-9) / np.clip(1 - p, 1e-9, 1))
-        lr = LogisticRegression(C=1e6).fit(z[:, None], y)
-        return {"method": "sigmoid", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
-    raise ConfigError(f"calibration={method!r}: expected 'isotonic' or 'sigmoid'")
-
-
 def _candidates(p: np.ndarray, move: float, *, horizon: int, sides: str, cost_bps: float,
                 calibration: dict) -> list[TradingPolicy]:
     """The grid :func:`fit_policy` searches (hysteresis levels from quantiles of the scores)."""
@@ -236,23 +219,84 @@ def _candidates(p: np.ndarray, move: float, *, horizon: int, sides: str, cost_bp
     return out
 
 
-def _t_stat(v: np.ndarray) -> float:
-    """t statistic of the mean of per-bar P&L ``v`` (0 when it has no spread)."""
-    sd = float(v.std(ddof=1)) if v.size > 1 else 0.0
-    return float(v.mean() / sd * np.sqrt(v.size)) if sd > 0 else 0.0
+def _rows_checked(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` sorted by (symbol, timestamp) after the column and finiteness checks of :func:`fit_policy`."""
+    need = ("symbol", "timestamp", "p_up", "y", "forward_return", "return_1", "bar_number")
+    missing = [c for c in need if c not in rows.columns]
+    if missing:
+        raise DataError(f"fit_policy: rows lack column(s) {missing} (found {list(rows.columns)})")
+    rows = rows.sort_values(["symbol", "timestamp"], kind="mergesort")
+    if not (np.isfinite(rows["p_up"].to_numpy(dtype=np.float64)).all()
+            and np.isfinite(rows["return_1"].to_numpy(dtype=np.float64)).all()):
+        raise DataError("fit_policy: p_up and return_1 must be finite on every out-of-fold row")
+    return rows
+
+
+def _score_grid(cands: list[TradingPolicy], p: np.ndarray, q: np.ndarray, r1: np.ndarray, seg: np.ndarray,
+                codes: np.ndarray, n_ts: int, *, cost_bps: float, select: str) -> tuple[np.ndarray, list[dict]]:
+    """Per-timestamp scored P&L of every candidate, shape (n_ts, K), and each candidate's figures.
+
+    ``p``: the rows' P(up) (the hysteresis rules read it); ``q``: their cross-fitted calibrated P(up) (the
+    expected-return rules read it instead of their own calibration, which was fitted on all rows).
+    """
+    scored_ts = np.empty((n_ts, len(cands)))
+    info = []
+    for j, cand in enumerate(cands):
+        if cand.kind == "expected_return":
+            x = replace(cand, calibration=None).positions(q, seg)
+        else:
+            x = cand.positions(p, seg)
+        net = book_pnl(r1, x, cost_bps=cost_bps, segment=seg)[1]
+        timing = net - float(x.mean()) * r1  # less a constant position of the same mean exposure
+        scored = timing if select == "timing" else net
+        scored_ts[:, j] = per_timestamp_mean(scored, codes, n_ts)
+        info.append({"net_per_bar": float(net.mean()), "timing_per_bar": float(timing.mean()),
+                     "net_per_timestamp": float(per_timestamp_mean(net, codes, n_ts).mean()),
+                     "scored_per_timestamp": float(scored_ts[:, j].mean()), "t": t_stat(scored_ts[:, j]),
+                     "t_stacked": t_stat(scored), "turnover": float(np.abs(np.diff(np.r_[0.0, x])).mean()),
+                     "exposure": float(np.abs(x).mean())})
+    return scored_ts, info
+
+
+def _choose(cands: list[TradingPolicy], scored_ts: np.ndarray, figures: list[dict], flat: TradingPolicy, info: dict,
+            *, min_t: float, spa_alpha: float, seed: int) -> TradingPolicy:
+    """The decision of :func:`fit_policy` from :func:`_score_grid`'s output; ``info`` holds select and level."""
+    ok = [j for j, f in enumerate(figures)
+          if f["t"] >= min_t and f["net_per_timestamp"] > 0 and f["scored_per_timestamp"] > 0]
+    top = max(ok or range(len(cands)), key=lambda j: figures[j]["scored_per_timestamp"], default=None)
+    if top is not None:
+        info.update(figures[top], candidate=f"{cands[top].kind} in={cands[top].theta_in:.4g} "
+                    f"out={cands[top].theta_out:.4g} hold={cands[top].min_hold}")
+    if not ok:
+        info["reason"] = (f"no candidate's {info['select']} P&L per timestamp reached t >= {min_t:g} "
+                          "with a positive net")
+        return replace(flat, fit=info)
+    if spa_alpha < 1.0:
+        level = info["level"]
+        info.update(spa_test(scored_ts, level=level, seed=seed))
+        if info["spa_p"] > level:
+            info["reason"] = f"SPA p-value {info['spa_p']:.4g} > spa_alpha / n_units = {level:.4g}"
+            return replace(flat, fit=info)
+    return replace(cands[top], fit=info)
 
 
 def fit_policy(rows: pd.DataFrame, *, cost_bps: float, horizon: int, sides: str = "long",
-               calibration: str = "isotonic", min_t: float = 2.0, select: str = "timing") -> TradingPolicy:
+               calibration: str = "isotonic", min_t: float = 2.0, select: str = "timing", spa_alpha: float = 0.05,
+               n_units: int = 1, seed: int = 0) -> TradingPolicy:
     """Choose a cost-aware policy on out-of-fold predictions of the training window.
 
-    ``select="timing"`` (default) scores each candidate by its *timing* P&L: its net P&L per bar minus what a
-    constant position of the same mean exposure would earn gross (``net[t] - mean(x) * return_1[t]``), i.e. the
-    part of the P&L that comes from when it is in the market rather than from being in it. A candidate is kept
-    when that has t >= ``min_t`` and its own net P&L is positive; the largest mean timing P&L wins. Without it a
-    training window that rose picks the candidate closest to buy-and-hold (on ``crypto_1h`` the tuned policy
-    earned its training-window score from market drift and lost it in the test blocks). ``select="net"`` ranks by
-    the net P&L itself (t >= ``min_t``), the earlier rule.
+    Each candidate of the grid is scored on the P&L of the unit's equal-weight book: its per-row P&L averaged over
+    the assets present at each timestamp (:func:`fleet.evaluation.policy_check.per_timestamp_mean`).
+    ``select="timing"`` (default) scores its *timing* P&L: the net P&L per bar less what a constant position of
+    the same mean exposure earns gross (``net[t] - mean(x) * return_1[t]``; without it a training window that
+    rose picks the rule closest to buy-and-hold). ``select="net"`` scores the net P&L itself. The expected-return
+    rules are scored on a cross-fitted calibration (:func:`fleet.evaluation.policy_check.crossfit_calibrated`);
+    the policy served carries the map fitted on all rows.
+
+    A candidate qualifies when the t of its per-timestamp score is >= ``min_t`` and its per-timestamp net P&L is
+    positive; the qualifier with the largest mean score is chosen. It is traded only when Hansen's SPA test over
+    the whole grid against staying flat (:func:`fleet.evaluation.policy_check.spa_test`) has a p-value <=
+    ``spa_alpha / n_units`` (the run's level shared among its units); else the policy is ``flat``.
 
     Args:
         rows: (n, ...) out-of-fold rows with columns symbol, timestamp, p_up (out-of-fold P(up)), y (0/1),
@@ -260,52 +304,43 @@ def fit_policy(rows: pd.DataFrame, *, cost_bps: float, horizon: int, sides: str 
             (position of the bar in the asset's data; consecutive numbers = consecutive bars).
         cost_bps: cost per side, basis points. horizon: label horizon h, bars.
         sides: ``long`` or ``both``. calibration: ``isotonic`` or ``sigmoid`` (Platt).
-        min_t: the chosen candidate's per-bar timing (or, with ``select="net"``, net) P&L must have t >= min_t,
-            else the policy is ``flat``.
+        min_t: the t the chosen candidate's per-timestamp score must reach.
         select: ``timing`` or ``net`` (above).
+        spa_alpha: the run's level for the SPA test, in (0, 1]; 1 skips the test (``min_t`` alone decides).
+        n_units: training units in the run (the level is divided by it). seed: the SPA bootstrap's seed.
 
     Returns:
-        The chosen :class:`TradingPolicy`; ``fit`` records rows, candidates, net P&L per bar, t and turnover.
+        The chosen :class:`TradingPolicy`; ``fit`` records rows, timestamps, candidates, the chosen (or, when
+        flat, the best-scoring) candidate's figures (net and timing P&L per bar and per timestamp, ``t`` per
+        timestamp, ``t_stacked`` over the stacked per-bar rows, turnover, exposure), the SPA p-value, its
+        replications and block length, ``spa_alpha``, ``n_units``, the unit's level and, when flat, the reason.
 
     Raises:
-        DataError: missing columns or non-finite values.
+        DataError: missing columns or non-finite values. ConfigError: unknown select, spa_alpha outside (0, 1],
+        n_units < 1.
     """
     if select not in ("timing", "net"):
         raise ConfigError(f"policy select={select!r}: expected 'timing' or 'net'")
-    need = ("symbol", "timestamp", "p_up", "y", "forward_return", "return_1", "bar_number")
-    missing = [c for c in need if c not in rows.columns]
-    if missing:
-        raise DataError(f"fit_policy: rows lack column(s) {missing} (found {list(rows.columns)})")
-    rows = rows.sort_values(["symbol", "timestamp"], kind="mergesort")
+    level = unit_level(spa_alpha, n_units)
+    rows = _rows_checked(rows)
     p = rows["p_up"].to_numpy(dtype=np.float64)
-    r1 = rows["return_1"].to_numpy(dtype=np.float64)
-    if not (np.isfinite(p).all() and np.isfinite(r1).all()):
-        raise DataError("fit_policy: p_up and return_1 must be finite on every out-of-fold row")
+    y = rows["y"].to_numpy(dtype=np.float64)
     sym = rows["symbol"].to_numpy()
     seg = segments_of(rows["bar_number"].to_numpy()) + np.cumsum(np.r_[0, sym[1:] != sym[:-1]]) * 10 ** 9
     flat = TradingPolicy(kind="flat", sides=sides, horizon=horizon, cost_bps=cost_bps)
-    if len(rows) < 2 or len(np.unique(rows["y"])) < 2:
-        return TradingPolicy(**{**flat.to_dict(), "fit": {"rows": int(len(rows)), "reason": "too few rows / one class"}})
-    cal = _calibration(p, rows["y"].to_numpy(dtype=np.float64), calibration)
+    info = {"rows": int(len(rows)), "min_t": float(min_t), "select": select, "spa_alpha": float(spa_alpha),
+            "n_units": int(n_units), "level": level}
+    if len(rows) < 2 or len(np.unique(y)) < 2:
+        return replace(flat, fit={**info, "reason": "too few rows / one class"})
+    codes, n_ts = timestamp_codes(rows["timestamp"])
     move = float(np.nanmean(np.abs(rows["forward_return"].to_numpy(dtype=np.float64))))  # NaN: window not inside
-    cands = _candidates(p, move, horizon=horizon,
-                        sides=sides, cost_bps=cost_bps, calibration=cal)
-    best, best_score, best_info = flat, 0.0, {}
-    for cand in cands:
-        x = cand.positions(p, seg)
-        net = book_pnl(r1, x, cost_bps=cost_bps, segment=seg)[1]
-        timing = net - float(x.mean()) * r1  # less a constant position of the same mean exposure
-        scored = timing if select == "timing" else net
-        t = _t_stat(scored)
-        if t >= min_t and net.mean() > 0 and scored.mean() > best_score:
-            dx = np.abs(np.diff(np.r_[0.0, x]))
-            best, best_score = cand, float(scored.mean())
-            best_info = {"net_per_bar": float(net.mean()), "timing_per_bar": float(timing.mean()), "t": t,
-                         "turnover": float(dx.mean()), "exposure": float(np.abs(x).mean())}
-    info = {"rows": int(len(rows)), "candidates": len(cands), "min_t": float(min_t), "select": select, **best_info}
-    if best.kind == "flat":
-        info["reason"] = f"no candidate's out-of-fold {select} P&L per bar reached t >= {min_t:g} with a positive net"
-    return TradingPolicy(**{**best.to_dict(), "fit": info})
+    cands = _candidates(p, move, horizon=horizon, sides=sides, cost_bps=cost_bps,
+                        calibration=fit_calibration(p, y, calibration))
+    q = crossfit_calibrated(p, y, codes, n_ts, horizon=horizon, method=calibration)
+    scored_ts, figures = _score_grid(cands, p, q, rows["return_1"].to_numpy(dtype=np.float64), seg, codes, n_ts,
+                                     cost_bps=cost_bps, select=select)
+    info.update(timestamps=n_ts, candidates=len(cands))
+    return _choose(cands, scored_ts, figures, flat, info, min_t=min_t, spa_alpha=spa_alpha, seed=seed)
 
 
 def apply_positions(preds: pd.DataFrame, policy: TradingPolicy | dict | None) -> pd.DataFrame:

@@ -4,7 +4,9 @@ Forced daily entry (seed 002, "QFC System v3.1"): the model often stays in cash 
 days; the policy then trades anyway, once a day. Whether those forced trades earn their keep
 is measured, not assumed: :func:`forced_entry_report` compares them with the natural ones and
 advises switching the policy off when the forced trades' mean return is worse than the
-natural trades' by more than :data:`DISABLE_DELTA` (the seed's rule).
+natural trades' by more than :data:`DISABLE_DELTA` (the seed's rule) *and* that difference is
+significant: Welch's t of the difference beyond :data:`ADVICE_T` in absolute value. A few dozen
+trades per asset leave a difference of 0.005 well inside its noise.
 
 The rule is causal: it decides at a fixed cut-off bar of the UTC day (default: the day's last
 bar), from the bars up to and including it. An earlier version looked at the whole day (did
@@ -23,12 +25,15 @@ import pandas as pd
 
 from fleet.errors import ConfigError, DataError
 
-__all__ = ["DISABLE_DELTA", "FORCED_COLUMNS", "apply_forced_daily_entry", "apply_policy", "forced_entry_report"]
+__all__ = ["ADVICE_T", "DISABLE_DELTA", "FORCED_COLUMNS", "apply_forced_daily_entry", "apply_policy",
+           "forced_entry_report"]
 
 # Seed 002: "Disable policy if return_delta < -0.005" (log-return units per trade).
 DISABLE_DELTA = -0.005
+#: Advice only when Welch's t of the delta exceeds this in absolute value.
+ADVICE_T = 2.0
 FORCED_COLUMNS = ("asset", "days", "forced_days", "natural_trades", "forced_trades", "natural_mean_return",
-                  "forced_mean_return", "natural_win_rate", "forced_win_rate", "delta", "advice")
+                  "forced_mean_return", "natural_win_rate", "forced_win_rate", "delta", "delta_t", "advice")
 
 
 def _check(predictions: pd.DataFrame, needed: tuple[str, ...]) -> None:
@@ -124,6 +129,15 @@ def apply_policy(predictions: pd.DataFrame, *, threshold: float, forced_entry: b
     return out
 
 
+def _welch_t(a: np.ndarray, b: np.ndarray) -> float:
+    """Welch's t of mean(a) - mean(b) (scipy); NaN with fewer than two values on a side or no spread at all."""
+    from scipy import stats
+
+    if a.size < 2 or b.size < 2 or (a.std() == 0 and b.std() == 0):
+        return float("nan")
+    return float(stats.ttest_ind(a, b, equal_var=False).statistic)
+
+
 def forced_entry_report(predictions: pd.DataFrame) -> pd.DataFrame:
     """Natural vs forced trades per asset (seed 002's "performance comparison").
 
@@ -136,8 +150,11 @@ def forced_entry_report(predictions: pd.DataFrame) -> pd.DataFrame:
         predictions), forced_days (= forced_trades, at most one per day), natural_trades,
         forced_trades, natural/forced_mean_return (mean gross forward log return per trade),
         natural/forced_win_rate (share of trades with forward return > 0), delta =
-        forced_mean_return - natural_mean_return (NaN when either side has no trade), advice:
-        ``"disable forced entry"`` when delta < :data:`DISABLE_DELTA` (-0.005), else ``""``.
+        forced_mean_return - natural_mean_return (NaN when either side has no trade), delta_t: Welch's t of
+        that difference (``scipy.stats.ttest_ind(forced, natural, equal_var=False)``; Welch 1947; NaN with
+        fewer than two trades on a side or no spread), advice: ``"disable forced entry"`` when delta <
+        :data:`DISABLE_DELTA` and ``|delta_t| >`` :data:`ADVICE_T`, else ``""`` (no advice: the difference is
+        not told apart from noise, or not large enough).
 
     Raises:
         DataError: missing columns.
@@ -153,8 +170,10 @@ def forced_entry_report(predictions: pd.DataFrame) -> pd.DataFrame:
         nat_mean = float(nat.mean()) if nat.size else nan
         frc_mean = float(frc.mean()) if frc.size else nan
         delta = frc_mean - nat_mean
+        delta_t = _welch_t(frc, nat)
+        advise = delta < DISABLE_DELTA and abs(delta_t) > ADVICE_T  # NaN compares False: no advice
         days = int(pd.DatetimeIndex(g["timestamp"]).tz_convert("UTC").floor("D").nunique())
         rows.append([symbol, days, int(frc.size), int(nat.size), int(frc.size), nat_mean, frc_mean,
                      float((nat > 0).mean()) if nat.size else nan, float((frc > 0).mean()) if frc.size else nan,
-                     delta, "disable forced entry" if delta < DISABLE_DELTA else ""])
+                     delta, delta_t, "disable forced entry" if advise else ""])
     return pd.DataFrame(rows, columns=list(FORCED_COLUMNS))

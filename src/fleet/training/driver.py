@@ -36,7 +36,7 @@ from fleet.training.backends import TrainFn, make_backend
 from fleet.training.graph import check_config
 from fleet.training.context import Echo, RunContext, RunSummary, records
 from fleet.training.inputs import check_history, load_inputs, run_registry
-from fleet.training.plan import plan_fold
+from fleet.training.plan import plan_fold, with_run_size
 from fleet.training.unit import UnitFailure, UnitResult, train_unit
 
 __all__ = ["RunSummary", "SeedsSummary", "load_inputs", "resume_fleet", "run_fleet", "run_seeds"]
@@ -196,6 +196,7 @@ def _fit_markets(ctx: RunContext, all_returns: pd.DataFrame, late: dict[int, dic
                                asset_ids={s: i for s, i in asset_ids.items() if s in fm.clusters.cluster_map},
                                cluster_of=fm.clusters.cluster_map, factor=fm.factor,
                                is_final=fold.index == folds[-1].index)
+    ctx.units = with_run_size(ctx.units)
     final = ctx.markets[-1]
     method = "PCA" if config.market.factor_method is FactorMethod.pca else config.market.factor_method.value
     echo(f"Dominant cluster {final.clusters.dominant_cluster} ({final.clusters.dominant_reason}): "

@@ -175,7 +175,8 @@ def assemble_result(unit: TrainingUnit, frames: dict[str, pd.DataFrame], ds, mod
     for j, name in enumerate(names):
         preds[f"p_{name}"] = expert_p[:, j]
         preds[f"w_{name}"] = weights[:, j]
-    policy = unit_policy(cfg, model, ds.X_train, ds.y_train, ds.train_meta, frames)  # training window only
+    policy = unit_policy(cfg, model, ds.X_train, ds.y_train, ds.train_meta, frames,  # training window only
+                         n_units=unit.run_units)
     meta = unit_meta(cfg, model, ds.X_train, ds.y_train, ds.train_meta, frames)
     if meta is not None:
         preds["meta_keep"] = meta.allow(ds.X_test, p_up) if len(ds.X_test) else np.zeros(0, dtype=bool)

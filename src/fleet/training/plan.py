@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 
 from fleet.config import FleetConfig, Strategy
@@ -46,3 +48,12 @@ def plan_fold(*, config: FleetConfig, fold: Fold, timeline_end: pd.Timestamp, as
                      num_gpus=num_gpus)
         for g, members in sorted(groups.items())
     ]
+
+
+def with_run_size(units: list[TrainingUnit]) -> list[TrainingUnit]:
+    """The run's units (every fold's :func:`plan_fold`) with ``run_units`` set to their number.
+
+    A run trades when any of its units trades, so each unit's policy test runs at the run's level divided by
+    this count. It is a pure function of the plan, so local and Ray backends and ``--resume`` see the same count.
+    """
+    return [replace(u, run_units=len(units)) for u in units]

@@ -48,10 +48,13 @@ def oof_predictions(model, X: pd.DataFrame, y: np.ndarray, config: FleetConfig) 
 
 
 def unit_policy(config: FleetConfig, model, X_train: pd.DataFrame, y_train: np.ndarray, train_meta: pd.DataFrame,
-                frames: dict[str, pd.DataFrame]) -> TradingPolicy | None:
+                frames: dict[str, pd.DataFrame], *, n_units: int = 1) -> TradingPolicy | None:
     """The unit's policy: None for the plain fixed long rule (the driver applies it, as before), a fixed
     long/short :class:`TradingPolicy`, or the tuned one (:func:`fleet.evaluation.costaware.fit_policy` on
-    :func:`oof_predictions`)."""
+    :func:`oof_predictions`).
+
+    ``n_units``: training units in the run (``TrainingUnit.run_units``); the tuned policy's SPA test runs at
+    ``policy.spa_alpha / n_units``, seeded with ``config.seed``."""
     from fleet.training.bars import bar_columns
 
     pc, h = config.policy, config.labels.horizon
@@ -64,7 +67,7 @@ def unit_policy(config: FleetConfig, model, X_train: pd.DataFrame, y_train: np.n
     rows["return_1"], rows["bar_number"] = bar_columns(rows, frames)
     rows = rows[np.isfinite(rows["return_1"].to_numpy())]
     return fit_policy(rows, cost_bps=pc.cost_bps, horizon=h, sides=pc.sides.value, calibration=pc.calibration,
-                      min_t=pc.min_t, select=pc.select)
+                      min_t=pc.min_t, select=pc.select, spa_alpha=pc.spa_alpha, n_units=n_units, seed=config.seed)
 
 
 def unit_meta(config: FleetConfig, model, X_train: pd.DataFrame, y_train: np.ndarray, train_meta: pd.DataFrame,

@@ -36,6 +36,8 @@ class TrainingUnit:
         is_final: True for the last fold, whose fitted model is kept.
         num_gpus: GPUs this unit asks Ray for when the cluster has any (planning sets it for units
             whose experts include a CNN; GBM-only units ask for CPUs only).
+        run_units: units in the whole run, all folds (:func:`fleet.training.plan.with_run_size`); the tuned
+            policy's SPA test shares the run's level among them.
     """
 
     unit_id: str
@@ -48,6 +50,7 @@ class TrainingUnit:
     config: FleetConfig
     is_final: bool = False
     num_gpus: float = 0.0
+    run_units: int = 1
 
     @property
     def seed(self) -> int:
