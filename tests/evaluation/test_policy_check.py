@@ -89,7 +89,7 @@ def test_fitted_t_is_the_chosen_rules_t_per_timestamp():
     x = apply_positions(rows, pol).sort_values(["symbol", "timestamp"])
     x["net"] = np.concatenate([book_pnl(g["return_1"].to_numpy(), g["position"].to_numpy(), cost_bps=COST_BPS)[1]
                                for _, g in x.groupby("symbol", sort=True)])
-    x["timing"] = x["net"] - x["position"].mean() * x["return_1"]
+    x["timing"] = x["net"] - x["position"].mean() * np.expm1(x["return_1"])
     by_ts = x.groupby("timestamp")["timing"].mean().to_numpy()
     assert pol.fit["t"] == pytest.approx(stats.ttest_1samp(by_ts, 0.0).statistic, rel=1e-9)
     assert pol.fit["t_stacked"] == pytest.approx(stats.ttest_1samp(x["timing"], 0.0).statistic, rel=1e-9)

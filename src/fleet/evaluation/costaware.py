@@ -240,6 +240,7 @@ def _score_grid(cands: list[TradingPolicy], p: np.ndarray, q: np.ndarray, r1: np
     expected-return rules read it instead of their own calibration, which was fitted on all rows).
     """
     scored_ts = np.empty((n_ts, len(cands)))
+    move_1 = np.expm1(r1)  # the bar's simple return, in the units of the book's P&L
     info = []
     for j, cand in enumerate(cands):
         if cand.kind == "expected_return":
@@ -247,7 +248,7 @@ def _score_grid(cands: list[TradingPolicy], p: np.ndarray, q: np.ndarray, r1: np
         else:
             x = cand.positions(p, seg)
         net = book_pnl(r1, x, cost_bps=cost_bps, segment=seg)[1]
-        timing = net - float(x.mean()) * r1  # less a constant position of the same mean exposure
+        timing = net - float(x.mean()) * move_1  # less a constant position of the same mean exposure
         scored = timing if select == "timing" else net
         scored_ts[:, j] = per_timestamp_mean(scored, codes, n_ts)
         info.append({"net_per_bar": float(net.mean()), "timing_per_bar": float(timing.mean()),
