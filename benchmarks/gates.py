@@ -86,7 +86,7 @@ def build_cache(cfg: FleetConfig) -> dict:
     # Keep every inner block in the cache, also those in which an expert's P(up) is constant: evaluate() leaves them
     # out of the gate's rows as the units do (informative_rows()) unless --keep-constant-blocks scores the rule
     # before 2026-12-03. The units run in this process (local backend), so the patch reaches collect_oof.
-    with mock.patch("fleet.models.moe.constant_experts", lambda P, names: []):
+    with mock.patch("fleet.models.inner.constant_experts", lambda P, names: []):
         run_fleet(cfg, echo=lambda s: None, train_fn=capture)
     return {"units": cache, "seconds": time.perf_counter() - t0, "config": cfg.to_dict()}
 
