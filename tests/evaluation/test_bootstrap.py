@@ -9,6 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from fleet.evaluation.bootstrap import fold_auc, paired_auc_se
+from fleet.evaluation.metrics import per_asset_auc
 
 
 def _rows(rng, folds=3, times=400, assets=5):
@@ -86,6 +87,7 @@ def test_per_asset_figures_match_a_direct_loop_and_hanley_mcneil():
     groups = [g for _, g in rows.groupby(["fold", "symbol"])]
     assert fold_auc(rows, "a", asset="symbol") == pytest.approx(
         np.mean([roc_auc_score(g["y"], g["a"]) for g in groups]), abs=1e-12)
+    assert fold_auc(rows, "a", asset="symbol") == pytest.approx(per_asset_auc(rows, "a"), abs=1e-12)
     n1 = np.array([g["y"].sum() for g in groups], dtype=float)
     n0 = np.array([len(g) for g in groups]) - n1
     expected = np.sqrt(np.sum(2 * (n1 + n0 + 1) / (12 * n1 * n0))) / len(groups)
