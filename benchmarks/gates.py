@@ -305,18 +305,22 @@ def main(argv=None) -> int:
     base, table = evaluate(cache, [g.strip() for g in args.gates.split(",")], cfg.labels.horizon,
                            cfg.validation.embargo_bars, cfg.model.moe.inner_folds, args.seed, args.criterion,
                            args.keep_constant_blocks, args.recalibrate or cfg.model.moe.recalibrate)
+    print_table(cfg, cache, base, table, args.criterion)
+    return 0
+
+
+def print_table(cfg: FleetConfig, cache: dict, base: dict, table: pd.DataFrame, criterion: str) -> None:
+    """The run's setting, each expert's figures alone and the variants' table (ranked on the per-asset AUC)."""
     experts = ",".join(cache_experts(cache["units"]))
     print(f"{cfg.data.path} {cfg.strategy.value} {cfg.data.days} d {cfg.validation.folds} folds, experts "
           f"{experts}, seed {cfg.seed}, {len(cache['units'])} units; experts trained once in "
-          f"{cache['seconds']:.0f} s; criterion {args.criterion}")
+          f"{cache['seconds']:.0f} s; criterion {criterion}")
     print("experts alone (per-asset AUC over (fold, asset) groups / AUC pooled per fold, mean over folds): "
           + ", ".join(f"{n} {a['asset_auc']:.4f} / {a['auc']:.4f}" for n, a in base.items()))
     print("ranked on the per-asset AUC (asset_auc); vs_best_asset / vs_best: minus the best expert's figure, "
           "se_asset / se: its paired block-bootstrap standard error")
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4f}".format):
         print(table.to_string(index=False))
-    return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

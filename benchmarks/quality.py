@@ -174,6 +174,24 @@ def mean_std(values) -> str:
     return f"{v.mean():.4f} ± {v.std(ddof=1):.4f}"
 
 
+def summary_table(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, strategy, model, policy): each figure as mean ± std over the seeds (``mean_std``)."""
+    table = (per_seed.groupby(["dataset", "strategy", "model", "policy"], sort=False)
+             .agg(units=("units", "first"), auc_fold=("auc_fold", mean_std), asset_auc=("asset_auc", mean_std),
+                  **{c: (c, mean_std) for c in per_seed.columns
+                     if c.startswith(("auc_", "asset_auc_")) and c != "auc_fold"},
+                  **({"vs_best_asset": ("vs_best_asset", mean_std), "se_vs_best_asset": ("se_vs_best_asset", "mean"),
+                      "vs_best": ("vs_best", mean_std), "se_vs_best": ("se_vs_best", "mean")}
+                     if "vs_best" in per_seed else {}),
+                  **({"fallback": ("fallback", "mean")} if "fallback" in per_seed else {}),
+                  auc=("auc", mean_std), rank_ic=("rank_ic", mean_std),
+                  expectancy_bps=("expectancy_bps", mean_std), max_dd_net=("max_dd_net", mean_std),
+                  trades=("trades", "mean"), turnover=("turnover", mean_std), sharpe_net=("sharpe_net", mean_std))
+             .reset_index())
+    table["trades"] = table["trades"].round().astype(int)
+    return table
+
+
 def _listed(ap, option: str, value: str, known) -> list[str]:
     """The comma-separated names of ``option``; argparse's error (exit 2) naming the first unknown one."""
     names = value.split(",")
@@ -231,24 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     per_seed = pd.DataFrame(rows)
     if args.csv:
         per_seed.to_csv(args.csv, index=False)
-    table = (per_seed.groupby(["dataset", "strategy", "model", "policy"], sort=False)
-             .agg(units=("units", "first"), auc_fold=("auc_fold", mean_std), asset_auc=("asset_auc", mean_std),
-                  **{c: (c, mean_std) for c in per_seed.columns
-                     if c.startswith(("auc_", "asset_auc_")) and c != "auc_fold"},
-                  **({"vs_best_asset": ("vs_best_asset", mean_std), "se_vs_best_asset": ("se_vs_best_asset", "mean"),
-                      "vs_best": ("vs_best", mean_std), "se_vs_best": ("se_vs_best", "mean")}
-                     if "vs_best" in per_seed else {}),
-                  **({"fallback": ("fallback", "mean")} if "fallback" in per_seed else {}),
-                  auc=("auc", mean_std), rank_ic=("rank_ic", mean_std),
-                  expectancy_bps=("expectancy_bps", mean_std), max_dd_net=("max_dd_net", mean_std),
-                  trades=("trades", "mean"), turnover=("turnover", mean_std), sharpe_net=("sharpe_net", mean_std))
-             .reset_index())
-    table["trades"] = table["trades"].round().astype(int)
-    setting = (f"setting: crypto_1h: {args.crypto_symbols or 'all ten symbols'}, last {args.crypto_days} days; "
-               f"equities_1d: 20 stocks close-only, last {args.equities_days} days; {args.folds} folds; "
-               f"seeds {seeds}; CNN {args.cnn_epochs} epochs x <= {args.cnn_windows} windows")
+    table = summary_table(per_seed)
     print(f"fleet quality benchmark, {started:%Y-%m-%d %H:%M} UTC, {time.perf_counter() - t0:.0f} s")
-    print(setting)
+    print(f"setting: crypto_1h: {args.crypto_symbols or 'all ten symbols'}, last {args.crypto_days} days; "
+          f"equities_1d: 20 stocks close-only, last {args.equities_days} days; {args.folds} folds; "
+          f"seeds {seeds}; CNN {args.cnn_epochs} epochs x <= {args.cnn_windows} windows")
     print("asset_auc: per-asset AUC (mean over (fold, asset) groups), the figure models are compared on; auc_fold: "
           "pooled per fold; vs_best_asset / vs_best: minus the best expert's same figure, se_*: paired bootstrap SE")
     print("mean ± std over seeds; expectancy net of 10 bps/side in bps; max DD net a simple return (0.30 = 30 % loss); "
