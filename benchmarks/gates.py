@@ -14,12 +14,19 @@ every gate variant, :meth:`MixtureOfExpertsEnsemble.fit_gate_stage` (the code a 
 OOF rows (the gate on the blocks where no expert's inner P(up) is constant; with ``--recalibrate asset`` the per-asset
 level on all of them, as in a unit) and applied to its test rows.
 
-Metric (issue 12): AUC pooled over all assets of a fold, then averaged over the folds; ``vs_best`` = that minus
-the best single expert's (the one with the highest figure, chosen after the fact), ``se`` = the paired block-bootstrap
-standard error of that difference (blocks of 10 label horizons,
-:func:`fleet.evaluation.bootstrap.paired_auc_se`); ``auc_all`` = the AUC pooled over every test row of every fold
-(the figure ``fleet train`` prints at the end). Also:
-routing = share of units in which the expert with the best inner OOF AUC gets the largest mean
+Metrics, both shown; the table is ranked on the per-asset one:
+
+* ``asset_auc``: the per-asset AUC, the mean over the (fold, asset) groups of the AUC inside the group
+  (:func:`fleet.evaluation.metrics.per_asset_auc`): timing within each asset, not which asset drifted up;
+  ``vs_best_asset`` = that minus the best single expert's per-asset figure (the expert with the highest one, chosen
+  after the fact) and ``se_asset`` the paired block-bootstrap standard error of that difference.
+* ``auc`` (issue 12's figure): AUC pooled over all assets of a fold, then averaged over the folds; it also rewards
+  an expert that only ranks the assets by their drift. ``vs_best`` / ``se`` as above on it (the best expert by the
+  pooled figure); ``auc_all`` = the AUC pooled over every test row of every fold.
+
+The standard errors come from :func:`fleet.evaluation.bootstrap.paired_auc_se` (blocks of 10 label horizons, all
+assets of a bar drawn together). Also:
+routing = share of units in which the expert with the best inner OOF per-asset AUC gets the largest mean
 gate weight on the unit's test rows, over the ``routed`` units that have inner OOF rows at all (a unit without
 any has no best inner expert; ``top_ties`` counts units whose largest weight is shared, where a tie that includes
 the best inner expert counts as a hit); fallback = share of units whose guard fell back; w_base = the select gate's
@@ -46,6 +53,7 @@ from fleet.errors import FleetError
 from fleet.evaluation.bootstrap import fold_auc, paired_auc_se
 from fleet.features.fingerprint import FINGERPRINT_PREFIX
 from fleet.models import BestExpertGate, MLPGate, MixtureOfExpertsEnsemble, RuleGate, SelectGate, StackGate
+from fleet.models.criteria import CRITERIA
 from fleet.models.moe import constant_experts
 from fleet.training.dataset import build_unit_dataset
 from fleet.training.driver import run_fleet
@@ -86,7 +94,7 @@ def build_cache(cfg: FleetConfig) -> dict:
     # Keep every inner block in the cache, also those in which an expert's P(up) is constant: evaluate() leaves them
     # out of the gate's rows as the units do (informative_rows()) unless --keep-constant-blocks scores the rule
     # before 2026-12-03. The units run in this process (local backend), so the patch reaches collect_oof.
-    with mock.patch("fleet.models.moe.constant_experts", lambda P, names: []):
+    with mock.patch("fleet.models.inner.constant_experts", lambda P, names: []):
         run_fleet(cfg, echo=lambda s: None, train_fn=capture)
     return {"units": cache, "seconds": time.perf_counter() - t0, "config": cfg.to_dict()}
 
@@ -95,7 +103,8 @@ def gate_variants(horizon: int, seed: int) -> dict:
     """name -> unfitted gate (and whether the guard is on)."""
     mlp = dict(purge_bars=horizon, random_state=seed)
     return {
-        "best": (BestExpertGate(), False),
+        "best": (BestExpertGate(), False),  # by the per-asset AUC over (inner block, asset) groups (or --criterion)
+        "best pooled": (BestExpertGate(criterion="auc"), False),  # by the AUC pooled over the unit's rows
         # the selection margin: switch only when the challenger's inner AUC is higher by > z standard errors
         **{f"best z{z}": (BestExpertGate(switch_z=float(z), horizon=horizon), False) for z in (0.5, 1, 2, 3)},
         "best raw": (BestExpertGate(criterion="log_loss"), False),
@@ -104,7 +113,8 @@ def gate_variants(horizon: int, seed: int) -> dict:
         "select off": (SelectGate(base_rate="off"), False),  # experts only (the default before 3g)
         "select mix": (SelectGate(base_rate="mix"), False),  # the base rate chosen and served (3f)
         "select base": (SelectGate(base_rate="mix"), False),  # 3f's name for "select mix"
-        "select auc": (SelectGate(criterion="auc"), False),
+        "select auc": (SelectGate(criterion="auc"), False),  # the pooled AUC
+        "select asset_auc": (SelectGate(criterion="asset_auc"), False),
         "select best-start": (SelectGate(start="best"), False),
         "select 20": (SelectGate(rounds=20), False),
         "select 100": (SelectGate(rounds=100), False),
@@ -158,25 +168,26 @@ def restrict(cache: dict, experts: list[str]) -> dict:
     return {**cache, "units": units}
 
 
-def routing_hit(oof_scores: dict, names: list[str], W: np.ndarray) -> tuple[bool, bool] | None:
+def routing_hit(oof_scores: dict, names: list[str], W: np.ndarray, key: str = "auc") -> tuple[bool, bool] | None:
     """Issue 12's routing check for one unit: (the expert with the best inner out-of-fold AUC has the largest mean
     weight, that largest weight is shared by several experts), or None when the unit has no inner out-of-fold row.
 
-    ``oof_scores``: expert -> {"auc": ...} (``MixtureOfExpertsEnsemble.oof_scores_``; empty without inner rows);
+    ``oof_scores``: expert -> {key: ...} (``MixtureOfExpertsEnsemble.oof_scores_``, which holds the pooled "auc"
+    and the per-asset "asset_auc"; empty without inner rows); ``key``: which AUC names the best inner expert;
     ``W``: (n_rows, E) gate weights on the unit's test rows, columns in ``names`` order. A unit without inner rows
     has no best inner expert, so it is not counted (its equal start or first expert answers, which would otherwise
     count as a hit for ``names[0]``). A shared largest weight counts as a hit when the best inner expert shares it.
     """
     if not oof_scores:
         return None
-    best = max(names, key=lambda n: oof_scores.get(n, {"auc": 0.5})["auc"])
+    best = max(names, key=lambda n: oof_scores.get(n, {}).get(key, 0.5))
     w_mean = np.asarray(W, dtype=float).mean(axis=0)
     top = w_mean >= w_mean.max() - 1e-12
     return bool(top[names.index(best)]), bool(top.sum() > 1)
 
 
 def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner_folds: int, seed: int,
-             criterion: str = "auc", keep_constant: bool = False, recalibrate: str = "off"):
+             criterion: str = "asset_auc", keep_constant: bool = False, recalibrate: str = "off"):
     units = cache["units"]
     names = cache_experts(units)
     table, routing = [], {}
@@ -203,28 +214,40 @@ def evaluate(cache: dict, variants: list[str], horizon: int, embargo: int, inner
                                                          (np.arange(len(u["y_oof"])), u["P_oof"])))
             p, _, W = ens.predict_details(u["X_test"], u["P_test"])
             df = pd.DataFrame({"fold": u["fold"], "bar_time": u["X_test"]["bar_time"].to_numpy(), "y": u["y_test"],
-                               "p_up": p,
+                               "symbol": u["symbol"], "p_up": p,
                                **{f"p_{n}": u["P_test"][:, j] for j, n in enumerate(names)},
                                **{f"w_{n}": W[:, j] for j, n in enumerate(names)},
                                "w_base": 1.0 - W.sum(axis=1)})  # select's base-rate share (0 for the other gates)
             parts.append(df)
-            hit = routing_hit(ens.oof_scores_, names, W)
+            hit = routing_hit(ens.oof_scores_, names, W, key="asset_auc")
             if hit is not None:
                 hits.append(hit[0])
                 ties.append(hit[1])
             falls.append(ens.fallback_ is not None)
         rows = pd.concat(parts, ignore_index=True)
         if base is None:
-            base = {n: fold_auc(rows, f"p_{n}") for n in names}
-        top = max(base, key=base.get)
-        auc = fold_auc(rows, "p_up")
-        table.append({"gate": v, "auc": auc, "auc_all": roc_auc_score(rows["y"], rows["p_up"]),
-                      "vs_best": auc - base[top],
-                      "se": paired_auc_se(rows, "p_up", f"p_{top}", block=10 * horizon, seed=seed),
+            base = {n: {"auc": fold_auc(rows, f"p_{n}"), "asset_auc": fold_auc(rows, f"p_{n}", asset="symbol")}
+                    for n in names}
+        table.append({"gate": v, **versus_best(rows, base, horizon, seed),
                       **{f"w_{n}": rows[f"w_{n}"].mean() for n in names}, "w_base": rows["w_base"].mean(),
                       "routing": np.mean(hits) if hits else np.nan, "routed": len(hits), "top_ties": int(np.sum(ties)),
                       "fallback": np.mean(falls), "gate_s": time.perf_counter() - t0})
-    return base, pd.DataFrame(table)
+    table = pd.DataFrame(table).sort_values("asset_auc", ascending=False, kind="stable").reset_index(drop=True)
+    return base, table
+
+
+def versus_best(rows: pd.DataFrame, base: dict, horizon: int, seed: int) -> dict:
+    """A variant's figures on its test ``rows`` (fold, bar_time, y, symbol, p_up and every p_<expert>) beside the
+    best single expert's, per asset and pooled, each best expert chosen after the fact by its own figure
+    (``base``: expert -> {"auc", "asset_auc"}); the standard errors are paired block-bootstrap ones (10 horizons)."""
+    top_asset = max(base, key=lambda n: base[n]["asset_auc"])
+    top = max(base, key=lambda n: base[n]["auc"])
+    asset_auc, auc = fold_auc(rows, "p_up", asset="symbol"), fold_auc(rows, "p_up")
+    return {"asset_auc": asset_auc, "vs_best_asset": asset_auc - base[top_asset]["asset_auc"],
+            "se_asset": paired_auc_se(rows, "p_up", f"p_{top_asset}", block=10 * horizon, seed=seed, asset="symbol"),
+            "auc": auc, "vs_best": auc - base[top]["auc"],
+            "se": paired_auc_se(rows, "p_up", f"p_{top}", block=10 * horizon, seed=seed),
+            "auc_all": roc_auc_score(rows["y"], rows["p_up"])}
 
 
 def main(argv=None) -> int:
@@ -237,7 +260,7 @@ def main(argv=None) -> int:
     ap.add_argument("--inner-folds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", default=None, help="pickle of the cached expert predictions (built when missing)")
-    ap.add_argument("--gates", default="best,best raw,best calibrated,stack,stack guarded,stack asset,mlp,"
+    ap.add_argument("--gates", default="best,best pooled,best raw,best calibrated,stack,stack guarded,stack asset,mlp,"
                     "mlp guarded,mlp top-E,mlp top-E guarded,mlp fp only,mlp oracle,rule,rule guarded")
     ap.add_argument("--cnn-epochs", type=int, default=2)
     ap.add_argument("--cnn-windows", type=int, default=2048)
@@ -250,7 +273,9 @@ def main(argv=None) -> int:
                     help="score the mixture of these experts only, cut from the cache (no retraining)")
     ap.add_argument("--recalibrate", default=None, choices=["asset", "off"],
                     help="the mixture's per-asset level (model.moe.recalibrate; default: the cache's config, off)")
-    ap.add_argument("--criterion", default="auc", help="what picks the best expert and what the guard compares")
+    ap.add_argument("--criterion", default="asset_auc", choices=list(CRITERIA),
+                    help="what picks the best expert and what the guard compares (asset_auc: the per-asset AUC over "
+                    "(inner block, asset) groups; auc: pooled over the unit's rows; calibrated; log_loss)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config override for the cache build (YAML value), e.g. model.trend.min_samples_leaf=200")
     args = ap.parse_args(argv)
@@ -280,16 +305,22 @@ def main(argv=None) -> int:
     base, table = evaluate(cache, [g.strip() for g in args.gates.split(",")], cfg.labels.horizon,
                            cfg.validation.embargo_bars, cfg.model.moe.inner_folds, args.seed, args.criterion,
                            args.keep_constant_blocks, args.recalibrate or cfg.model.moe.recalibrate)
+    print_table(cfg, cache, base, table, args.criterion)
+    return 0
+
+
+def print_table(cfg: FleetConfig, cache: dict, base: dict, table: pd.DataFrame, criterion: str) -> None:
+    """The run's setting, each expert's figures alone and the variants' table (ranked on the per-asset AUC)."""
     experts = ",".join(cache_experts(cache["units"]))
     print(f"{cfg.data.path} {cfg.strategy.value} {cfg.data.days} d {cfg.validation.folds} folds, experts "
           f"{experts}, seed {cfg.seed}, {len(cache['units'])} units; experts trained once in "
-          f"{cache['seconds']:.0f} s; criterion {args.criterion}")
-    print("experts alone (AUC pooled per fold, mean over folds): "
-          + ", ".join(f"{n} {a:.4f}" for n, a in base.items()))
+          f"{cache['seconds']:.0f} s; criterion {criterion}")
+    print("experts alone (per-asset AUC over (fold, asset) groups / AUC pooled per fold, mean over folds): "
+          + ", ".join(f"{n} {a['asset_auc']:.4f} / {a['auc']:.4f}" for n, a in base.items()))
+    print("ranked on the per-asset AUC (asset_auc); vs_best_asset / vs_best: minus the best expert's figure, "
+          "se_asset / se: its paired block-bootstrap standard error")
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4f}".format):
         print(table.to_string(index=False))
-    return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -35,12 +35,15 @@ units' cost-aware policies (:mod:`fleet.evaluation.costaware`), chosen on their 
 is trained once and its predictions scored under both (the policy does not change P(up)); ``turnover`` is the
 mean |change of exposure| per bar.
 
-``auc_fold``: issue 12's figure, AUC pooled over all assets of a fold, then averaged over the folds;
-for mixtures also each expert's own ``auc_fold`` (``auc_<expert>``, from the ``p_<expert>`` columns:
-the same expert fits as that expert alone), ``vs_best`` (the mixture's ``auc_fold`` minus its best expert's, that
-expert chosen after the fact), ``se_vs_best`` (the standard error of that difference, a paired block bootstrap over
-blocks of 10 label horizons: :func:`fleet.evaluation.bootstrap.paired_auc_se`) and ``fallback`` (share of units
-whose guard fell back).
+``asset_auc``: the per-asset AUC, the mean over the (fold, asset) groups of the AUC inside the group
+(:func:`fleet.evaluation.metrics.per_asset_auc`): timing within each asset, not which asset drifted up. Models are
+compared on it. ``auc_fold``: issue 12's figure, AUC pooled over all assets of a fold, then averaged over the folds
+(it also rewards knowing which asset drifts up). For mixtures also each expert's own figures (``asset_auc_<expert>``,
+``auc_<expert>``, from the ``p_<expert>`` columns: the same expert fits as that expert alone), ``vs_best_asset`` /
+``vs_best`` (the mixture's figure minus its best expert's by the same figure, that expert chosen after the fact),
+``se_vs_best_asset`` / ``se_vs_best`` (the standard error of that difference, a paired block bootstrap over blocks of
+10 label horizons, all assets of a bar drawn together: :func:`fleet.evaluation.bootstrap.paired_auc_se`) and
+``fallback`` (share of units whose guard fell back).
 
 Metrics over all out-of-sample rows of the run pooled (``fleet.evaluation.metrics.summarise`` with
 no grouping): AUC of P(up) for the label; Rank IC = Spearman correlation of P(up) with the forward
@@ -141,17 +144,23 @@ def run_cell(cfg, policies=("fixed",)) -> list[dict]:
 
 
 def _cell_metrics(summary, preds: pd.DataFrame, m: pd.Series, horizon: int) -> dict:
-    aucs = {c: fold_auc(preds, c) for c in ["p_up", *[c for c in preds.columns if c.startswith("p_") and c != "p_up"]]}
+    cols = ["p_up", *[c for c in preds.columns if c.startswith("p_") and c != "p_up"]]
+    aucs = {c: fold_auc(preds, c) for c in cols}
+    asset_aucs = {c: fold_auc(preds, c, asset="symbol") for c in cols}
     manifest = json.loads((summary.out / "manifest.json").read_text())
     gates = [u.get("gate") for u in manifest["units"] if u.get("gate")]
-    extra = {f"auc_{c[2:]}": v for c, v in aucs.items() if c != "p_up"}
+    extra = {**{f"asset_auc_{c[2:]}": v for c, v in asset_aucs.items() if c != "p_up"},
+             **{f"auc_{c[2:]}": v for c, v in aucs.items() if c != "p_up"}}
     if extra:  # a mixture: its distance from its best expert (chosen after the fact), with a paired standard error
-        top = max((c for c in aucs if c != "p_up"), key=aucs.get)
-        extra["vs_best"] = aucs["p_up"] - aucs[top]
-        extra["se_vs_best"] = paired_auc_se(preds, "p_up", top, block=10 * horizon, time="timestamp")
+        for figure, by, asset in (("_asset", asset_aucs, "symbol"), ("", aucs, None)):
+            top = max((c for c in by if c != "p_up"), key=by.get)
+            extra[f"vs_best{figure}"] = by["p_up"] - by[top]
+            extra[f"se_vs_best{figure}"] = paired_auc_se(preds, "p_up", top, block=10 * horizon, time="timestamp",
+                                                         asset=asset)
     if gates:
         extra["fallback"] = float(np.mean([bool(g.get("fallback")) for g in gates]))
-    return {"units": summary.units, "auc_fold": aucs["p_up"], **extra, "auc": m["auc"], "rank_ic": m["rank_ic"],
+    return {"units": summary.units, "auc_fold": aucs["p_up"], "asset_auc": asset_aucs["p_up"], **extra,
+            "auc": m["auc"], "rank_ic": m["rank_ic"],
             "expectancy_bps": m["expectancy"] * 1e4, "max_dd_net": m["max_dd_net"], "trades": int(m["trades"]),
             "turnover": m["turnover"], "sharpe_net": m["sharpe_net"], "n": int(m["n"]), "seconds": summary.wall_seconds}
 
@@ -163,6 +172,24 @@ def mean_std(values) -> str:
     if v.size == 1:
         return f"{v[0]:.4f}"
     return f"{v.mean():.4f} ± {v.std(ddof=1):.4f}"
+
+
+def summary_table(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, strategy, model, policy): each figure as mean ± std over the seeds (``mean_std``)."""
+    table = (per_seed.groupby(["dataset", "strategy", "model", "policy"], sort=False)
+             .agg(units=("units", "first"), auc_fold=("auc_fold", mean_std), asset_auc=("asset_auc", mean_std),
+                  **{c: (c, mean_std) for c in per_seed.columns
+                     if c.startswith(("auc_", "asset_auc_")) and c != "auc_fold"},
+                  **({"vs_best_asset": ("vs_best_asset", mean_std), "se_vs_best_asset": ("se_vs_best_asset", "mean"),
+                      "vs_best": ("vs_best", mean_std), "se_vs_best": ("se_vs_best", "mean")}
+                     if "vs_best" in per_seed else {}),
+                  **({"fallback": ("fallback", "mean")} if "fallback" in per_seed else {}),
+                  auc=("auc", mean_std), rank_ic=("rank_ic", mean_std),
+                  expectancy_bps=("expectancy_bps", mean_std), max_dd_net=("max_dd_net", mean_std),
+                  trades=("trades", "mean"), turnover=("turnover", mean_std), sharpe_net=("sharpe_net", mean_std))
+             .reset_index())
+    table["trades"] = table["trades"].round().astype(int)
+    return table
 
 
 def _listed(ap, option: str, value: str, known) -> list[str]:
@@ -215,28 +242,20 @@ def main(argv: list[str] | None = None) -> int:
                 for r in run_cell(cfg, policies):
                     rows.append({"dataset": dataset, "strategy": strategy, "model": model, "seed": seed, **r})
                     print(f"[{i}/{len(cells)}] {dataset} {strategy:12s} {model:18s} {r['policy']:5s} seed {seed}: "
-                          f"AUC/fold {r['auc_fold']:.4f} Rank IC {r['rank_ic']:+.4f}, Sharpe net {r['sharpe_net']:+.3f}, "
+                          f"AUC/fold {r['auc_fold']:.4f} per-asset {r['asset_auc']:.4f} Rank IC {r['rank_ic']:+.4f}, "
+                          f"Sharpe net {r['sharpe_net']:+.3f}, "
                           f"{r['units']} units, {r['seconds']:.0f} s (elapsed {time.perf_counter() - t0:.0f} s)",
                           file=sys.stderr, flush=True)
     per_seed = pd.DataFrame(rows)
     if args.csv:
         per_seed.to_csv(args.csv, index=False)
-    table = (per_seed.groupby(["dataset", "strategy", "model", "policy"], sort=False)
-             .agg(units=("units", "first"), auc_fold=("auc_fold", mean_std),
-                  **{c: (c, mean_std) for c in per_seed.columns if c.startswith("auc_") and c != "auc_fold"},
-                  **({"vs_best": ("vs_best", mean_std), "se_vs_best": ("se_vs_best", "mean")}
-                     if "vs_best" in per_seed else {}),
-                  **({"fallback": ("fallback", "mean")} if "fallback" in per_seed else {}),
-                  auc=("auc", mean_std), rank_ic=("rank_ic", mean_std),
-                  expectancy_bps=("expectancy_bps", mean_std), max_dd_net=("max_dd_net", mean_std),
-                  trades=("trades", "mean"), turnover=("turnover", mean_std), sharpe_net=("sharpe_net", mean_std))
-             .reset_index())
-    table["trades"] = table["trades"].round().astype(int)
-    setting = (f"setting: crypto_1h: {args.crypto_symbols or 'all ten symbols'}, last {args.crypto_days} days; "
-               f"equities_1d: 20 stocks close-only, last {args.equities_days} days; {args.folds} folds; "
-               f"seeds {seeds}; CNN {args.cnn_epochs} epochs x <= {args.cnn_windows} windows")
+    table = summary_table(per_seed)
     print(f"fleet quality benchmark, {started:%Y-%m-%d %H:%M} UTC, {time.perf_counter() - t0:.0f} s")
-    print(setting)
+    print(f"setting: crypto_1h: {args.crypto_symbols or 'all ten symbols'}, last {args.crypto_days} days; "
+          f"equities_1d: 20 stocks close-only, last {args.equities_days} days; {args.folds} folds; "
+          f"seeds {seeds}; CNN {args.cnn_epochs} epochs x <= {args.cnn_windows} windows")
+    print("asset_auc: per-asset AUC (mean over (fold, asset) groups), the figure models are compared on; auc_fold: "
+          "pooled per fold; vs_best_asset / vs_best: minus the best expert's same figure, se_*: paired bootstrap SE")
     print("mean ± std over seeds; expectancy net of 10 bps/side in bps; max DD net a simple return (0.30 = 30 % loss); "
           "Sharpe net marked to market, annualised")
     with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 40):

@@ -1,8 +1,10 @@
-"""benchmarks/gates.py: issue 12's routing check per unit, against weights and inner AUCs written by hand."""
+"""benchmarks/gates.py: issue 12's routing check per unit, against weights and inner AUCs written by hand; the table
+ranked on the per-asset AUC, on a synthetic cache where a level-only expert wins the pooled AUC."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import load_benchmark
@@ -52,3 +54,50 @@ def test_restrict_cuts_the_named_columns_in_the_order_asked_and_refuses_unknown_
         mod.restrict(cache, ["trend", "pattern"])
     with pytest.raises(ValueError, match="no expert"):
         mod.restrict(cache, [])
+
+
+def test_routing_can_name_the_best_inner_expert_by_its_per_asset_auc():
+    hit = _load().routing_hit
+    names = ["level", "timing"]
+    scores = {"level": {"auc": 0.56, "asset_auc": 0.50}, "timing": {"auc": 0.53, "asset_auc": 0.54}}
+    W = np.tile([0.0, 1.0], (3, 1))
+    assert hit(scores, names, W, key="asset_auc") == (True, False)
+    assert hit(scores, names, W) == (False, False)  # the pooled AUC names the level expert
+
+
+def _level_timing_unit(fold: int, seed: int, n: int = 900):
+    """One cached unit of five assets: ``level`` knows only each asset's up-rate (constant within an asset),
+    ``timing`` a weak signal inside each asset; inner out-of-fold rows in three blocks, then test rows."""
+    from _moe_data import panel_rows
+
+    rng = np.random.default_rng(seed)
+    assets = (1, 2, 3, 4, 5)
+
+    def rows():
+        rate = np.repeat(np.linspace(0.38, 0.62, len(assets)), n)
+        s = rng.normal(size=len(rate))
+        y = (rng.random(len(rate)) < rate + 0.05 * s).astype(int)
+        level = pd.Series(y).groupby(np.repeat(np.arange(len(assets)), n)).transform("mean").to_numpy()
+        timing = 1.0 / (1.0 + np.exp(-0.3 * (s + rng.normal(size=len(s)))))
+        return panel_rows(n, assets=assets), np.column_stack([level, timing]), y
+
+    X_oof, P_oof, y_oof = rows()
+    X_test, P_test, y_test = rows()
+    block = np.tile(1 + np.arange(n) * 3 // n, len(assets))
+    starts = {b: int(X_oof["bar_time"][block == b].min()) for b in (1, 2, 3)}
+    return {"fold": fold, "names": ["level", "timing"], "X_oof": X_oof, "P_oof": P_oof, "y_oof": y_oof,
+            "block": block, "starts": starts, "X_test": X_test, "P_test": P_test, "y_test": y_test,
+            "symbol": np.repeat([f"S{a}" for a in assets], n)}
+
+
+def test_evaluate_ranks_gates_on_the_per_asset_auc_and_shows_the_pooled_one_beside_it():
+    mod = _load()
+    cache = {"units": {f"u{f}": _level_timing_unit(f, seed=f) for f in (0, 1)}, "seconds": 0.0}
+    base, table = mod.evaluate(cache, ["best pooled", "best"], horizon=1, embargo=0, inner_folds=3, seed=0)
+    assert list(table["gate"]) == ["best", "best pooled"]  # ranked on asset_auc, not in the order asked
+    best, pooled = table.set_index("gate").loc["best"], table.set_index("gate").loc["best pooled"]
+    assert best["w_timing"] == 1.0 and pooled["w_level"] == 1.0
+    assert pooled["auc"] > best["auc"] and best["asset_auc"] > pooled["asset_auc"]
+    assert best["vs_best_asset"] == pytest.approx(0.0) and pooled["vs_best"] == pytest.approx(0.0)
+    assert pooled["asset_auc"] == pytest.approx(0.5) and 0.0 < pooled["se_asset"] < 0.05 and best["se_asset"] == 0.0
+    assert base["level"]["auc"] > base["timing"]["auc"] and base["timing"]["asset_auc"] > 0.52

@@ -76,6 +76,10 @@ def test_mixture_cell_reports_its_distance_from_the_best_expert(shared_data, mon
     # against the expert columns of the same row: the best of the two, chosen after the fact
     assert row["vs_best"] == pytest.approx(row["auc_fold"] - max(row["auc_trend"], row["auc_momentum"]), abs=1e-12)
     assert 0.0 < row["se_vs_best"] < 0.05
+    # and on the per-asset figure, the best expert by that figure
+    assert row["vs_best_asset"] == pytest.approx(
+        row["asset_auc"] - max(row["asset_auc_trend"], row["asset_auc_momentum"]), abs=1e-12)
+    assert 0.0 < row["se_vs_best_asset"] < 0.05
 
 
 def test_unknown_policy_or_strategy_variant_is_refused():

@@ -107,10 +107,13 @@ class MoEConfig(_Section):
     stack_C: float = Field(1.0, gt=0.0, description="stack gate: inverse L2 regularisation of the logistic regression")
     select_rounds: int = Field(50, ge=1, description="select gate: most copies in the ensemble (the weights are "
                                "multiples of 1/rounds; with the equal start every expert keeps at least 1/rounds)")
-    select_criterion: str = Field("log_loss", pattern="^(auc|calibrated|log_loss)$",
+    select_criterion: str = Field("log_loss", pattern="^(asset_auc|auc|calibrated|log_loss)$",
                                   description="select gate: the loss each copy must lower: log_loss (the mixture's "
                                   "own likelihood, the default: at least as high an AUC as auc in 4 of the 6 "
-                                  "benchmark cells, docs/benchmarks.md 3c), auc or calibrated")
+                                  "benchmark cells, docs/benchmarks.md 3c; like the pooled AUC it also rewards an "
+                                  "expert that knows which asset drifts up), asset_auc (the mean over (inner block, "
+                                  "asset) groups of the AUC inside the group: timing only), auc (pooled over the "
+                                  "unit's rows) or calibrated")
     select_start: str = Field("equal", pattern="^(equal|best)$",
                               description="select gate: start from one copy of every expert (equal, the default: "
                               "above the best-expert start in all six benchmark cells, docs/benchmarks.md 3d; with "
@@ -131,16 +134,21 @@ class MoEConfig(_Section):
         # YAML's true/false keep their old meaning; any other value is left to the pattern
         return select_base_rate_mode(value) if isinstance(value, bool) else value
 
-    criterion: str = Field("auc", pattern="^(auc|calibrated|log_loss)$",
-                           description="how --gate best and the guard score a forecast on the inner out-of-fold rows: "
-                           "auc (pooled over the unit's assets), calibrated (log-loss after Platt recalibration) or "
-                           "log_loss (raw; prefers weak, well-calibrated experts)")
+    criterion: str = Field("asset_auc", pattern="^(asset_auc|auc|calibrated|log_loss)$",
+                           description="how --gate best, the guard and the best expert it compares against score a "
+                           "forecast on the inner out-of-fold rows: asset_auc (the default: the mean over (inner "
+                           "block, asset) groups of the AUC inside the group, so timing within each asset and not "
+                           "which asset drifted up), auc (pooled over the unit's assets: rewards both), calibrated "
+                           "(log-loss after Platt recalibration) or log_loss (raw; prefers weak, well-calibrated "
+                           "experts)")
     inner_folds: int = Field(3, ge=1, description="inner out-of-fold blocks of the training window (K; the window is "
                              "cut into K + 1 time blocks, block k predicted by experts fitted on blocks < k)")
     guard: bool = Field(True, description="fall back to the best single expert when the cross-fitted gate loses to it")
     switch_z: float = Field(0.0, ge=0.0, description="--gate best keeps the first expert listed unless another beats "
-                            "it on the inner out-of-fold rows by more than this many AUC standard errors (Hanley & "
-                            "McNeil 1982, at AUC 0.5, counting n / horizon rows for overlapping labels, AFML ch. 4.4), "
+                            "it on the inner out-of-fold rows by more than this many standard errors of the "
+                            "criterion's AUC (Hanley & McNeil 1982, at AUC 0.5, counting n / horizon rows for "
+                            "overlapping labels, AFML ch. 4.4; for asset_auc each block's assets are summed as if "
+                            "perfectly correlated, a conservative bound, fleet.models.criteria), "
                             "and the guard keeps a gate only when it beats the best expert by as much; 0 = plain "
                             "argmin (the default since inner blocks with a constant expert are left out: 1 cost up "
                             "to 0.007 AUC on equities, docs/benchmarks.md 3a'')")

@@ -9,6 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from fleet.evaluation.bootstrap import fold_auc, paired_auc_se
+from fleet.evaluation.metrics import per_asset_auc
 
 
 def _rows(rng, folds=3, times=400, assets=5):
@@ -76,3 +77,20 @@ def test_a_fold_of_one_class_is_refused():
     rows = _rows(np.random.default_rng(5)).assign(y=lambda d: np.where(d["fold"] == 1, 1, d["y"]))
     with pytest.raises(ValueError, match="fold 1 has one class"):
         paired_auc_se(rows, "a", "b", block=1)
+
+
+def test_per_asset_figures_match_a_direct_loop_and_hanley_mcneil():
+    # The per-asset AUC: the mean over (fold, asset) groups of roc_auc_score inside the group. Its paired bootstrap
+    # SE on iid rows against the formula: var of a mean of G independent group differences = sum_g 2 (n_g + 1) /
+    # (12 n1_g n0_g) / G^2 (Hanley & McNeil 1982 at A = 0.5).
+    rows = _rows(np.random.default_rng(6)).assign(symbol=lambda d: np.tile(np.repeat(list("vwxyz"), 400), 3))
+    groups = [g for _, g in rows.groupby(["fold", "symbol"])]
+    assert fold_auc(rows, "a", asset="symbol") == pytest.approx(
+        np.mean([roc_auc_score(g["y"], g["a"]) for g in groups]), abs=1e-12)
+    assert fold_auc(rows, "a", asset="symbol") == pytest.approx(per_asset_auc(rows, "a"), abs=1e-12)
+    n1 = np.array([g["y"].sum() for g in groups], dtype=float)
+    n0 = np.array([len(g) for g in groups]) - n1
+    expected = np.sqrt(np.sum(2 * (n1 + n0 + 1) / (12 * n1 * n0))) / len(groups)
+    se = paired_auc_se(rows, "a", "b", block=1, reps=300, asset="symbol")
+    assert 0.8 * expected < se < 1.2 * expected
+    assert paired_auc_se(rows.assign(c=rows["a"]), "a", "c", block=5, reps=20, asset="symbol") == 0.0

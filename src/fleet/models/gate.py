@@ -29,12 +29,16 @@ At predict time ``predict_mixture(X, expert_probs) -> (p_up (n,), weights (n, E)
 * :class:`SelectGate` — ensemble selection (Caruana et al. 2004): constant convex weights, multiples of
   1/rounds, chosen by greedy forward selection with replacement on the out-of-fold rows, starting from the
   best single expert. p_up = sum_e w_e P_e. The default gate.
-* :class:`BestExpertGate` — the single expert with the best out-of-fold score (:func:`score_forecast`;
-  default the AUC pooled over the rows, the figure the fleet is judged by; 'calibrated' = log-loss after a
-  2-parameter Platt recalibration, 'log_loss' = raw log-loss): weight 1 on it, 0 elsewhere (selects, does
-  not mix). It is also what a guarded mixture falls back to. Raw log-loss is a poor selector here: inner
-  fits on a part of the window are mis-calibrated, and it prefers a weak, well-calibrated expert (on
-  crypto_1h, 730 d, 5 folds, hierarchical: AUC 0.5287 raw log-loss, 0.5423 calibrated, 0.5439 AUC).
+* :class:`BestExpertGate` — the single expert with the best out-of-fold score (:func:`score_forecast`, see
+  :mod:`fleet.models.criteria`; default 'asset_auc', the mean over (inner block, asset) groups of the AUC inside the
+  group, which rewards timing and not which asset drifted up; 'auc' = the AUC pooled over the rows, which rewards
+  both; 'calibrated' = log-loss after a 2-parameter Platt recalibration, 'log_loss' = raw log-loss): weight 1 on it,
+  0 elsewhere (selects, does not mix). It is also what a guarded mixture falls back to. Raw log-loss is a poor
+  selector here: inner fits on a part of the window are mis-calibrated, and it prefers a weak, well-calibrated
+  expert.
+
+:class:`BestExpertGate` and :class:`SelectGate` also take ``blocks`` (n,), each row's inner block, in ``fit``: the
+groups of the per-asset criterion are (block, ``asset_id``) pairs (with ``blocks`` None, one block).
 """
 
 from __future__ import annotations
@@ -43,16 +47,19 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
 
 from fleet.models._context import ASSET_ID, require_context
-from fleet.models._gate_base import _EPS, _check_fit_args, _ConvexGate, expert_logits, top_k_weights
+from fleet.models._gate_base import _check_fit_args, _ConvexGate, expert_logits, top_k_weights
+# the scoring criteria live in fleet.models.criteria; re-exported here, where callers have always found them
+from fleet.models.criteria import (asset_auc_standard_error, auc_standard_error, calibrated_log_loss,
+                                   mixture_log_loss, per_asset_auc, score_forecast, switch_margin)
 from fleet.models._io import PersistMixin
 from fleet.models._tabular import asset_onehot
 from fleet.models import specs
 
-__all__ = ["REGIMES", "BestExpertGate", "RuleGate", "SelectGate", "StackGate", "auc_standard_error", "calibrated_log_loss",
-           "expert_logits", "mixture_log_loss", "score_forecast", "switch_margin", "top_k_weights"]
+__all__ = ["REGIMES", "BestExpertGate", "RuleGate", "SelectGate", "StackGate", "asset_auc_standard_error",
+           "auc_standard_error", "calibrated_log_loss", "expert_logits", "mixture_log_loss", "per_asset_auc",
+           "score_forecast", "switch_margin", "top_k_weights"]
 
 #: The rule gate's regimes on the fingerprint (seed 003): name -> condition on (vol30 daily volatility,
 #: trend R^2, Hurst exponent), each (n,) -> (n,) bool. Which expert gains what in each regime is the
@@ -65,68 +72,6 @@ REGIMES = {
     "moderate_vol": lambda vol, r2, h: (vol >= 0.005) & (vol < 0.02),
     "mean_reverting": lambda vol, r2, h: h < 0.45,
 }
-
-
-def mixture_log_loss(y, p) -> float:
-    """Mean binary cross-entropy (nats) of P(up) ``p`` (n,) for labels ``y`` (n,) in {0, 1}."""
-    return float(log_loss(np.asarray(y, dtype=np.int64), np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS),
-                          labels=[0, 1]))
-
-
-def calibrated_log_loss(y, p) -> float:
-    """Log-loss (nats) of P(up) ``p`` (n,) after a 2-parameter logistic recalibration of its logit on the
-    same rows (Platt 1999): a + b * logit(p), fitted by maximum likelihood (tiny L2, C = 1e4).
-
-    It scores what a forecast can be made worth by a monotone map — its skill — and not the scale of its
-    probabilities: an expert fitted on a short inner window is often over- or under-confident, and the raw
-    log-loss then prefers a weak, well-calibrated expert to a stronger one (measured in issue 12: selecting by raw
-    log-loss cost 0.015 AUC on crypto_1h). Two parameters on thousands of rows: the in-sample optimism is ~1/n.
-    """
-    y = np.asarray(y, dtype=np.int64)
-    L = expert_logits(np.asarray(p, dtype=np.float64)[:, None])
-    if len(np.unique(y)) < 2:
-        return mixture_log_loss(y, p)
-    m = LogisticRegression(C=1e4, max_iter=200).fit(L, y)
-    return mixture_log_loss(y, m.predict_proba(L)[:, 1])
-
-
-def score_forecast(y, p, criterion: str) -> float:
-    """Loss of P(up) ``p`` for labels ``y`` by ``criterion``: 'calibrated' (:func:`calibrated_log_loss`),
-    'log_loss' (raw) or 'auc' (1 - ROC AUC). Lower is better. ValueError on another criterion."""
-    if criterion == "calibrated":
-        return calibrated_log_loss(y, p)
-    if criterion == "log_loss":
-        return mixture_log_loss(y, p)
-    if criterion == "auc":
-        from sklearn.metrics import roc_auc_score
-
-        y = np.asarray(y)
-        return 1.0 - float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else 0.5
-    raise ValueError(f"criterion={criterion!r}: expected 'calibrated', 'log_loss' or 'auc'")
-
-
-def auc_standard_error(y, horizon: int = 1) -> float:
-    """Standard error of a ROC AUC near 0.5 on labels ``y`` (n,), Hanley & McNeil (1982), eq. 2 at A = 0.5:
-    sqrt((n1 + n0 + 1) / (12 n1 n0)), with the class counts divided by ``horizon``.
-
-    Labels over ``horizon`` bars taken on every bar overlap: their average uniqueness is 1/horizon
-    (López de Prado, AFML ch. 4.4), so the rows carry about n / horizon independent outcomes, and with
-    forecasts as persistent as ours the plain formula understates the spread of the AUC by about
-    sqrt(horizon) (tests/test_gate_mixture.py measures it on simulated overlapping labels). The noise scale
-    of an AUC difference between two forecasts of the same rows (an upper bound: correlated forecasts
-    differ by less). inf when a class is missing.
-    """
-    y = np.asarray(y)
-    h = max(int(horizon), 1)
-    n1 = float((y == 1).sum()) / h
-    n0 = float(len(y)) / h - n1
-    return float(np.sqrt((n1 + n0 + 1.0) / (12.0 * n1 * n0))) if n1 > 0 and n0 > 0 else float("inf")
-
-
-def switch_margin(y, criterion: str, z: float, horizon: int = 1) -> float:
-    """How much lower a challenger's loss must be to replace the incumbent: ``z`` AUC standard errors
-    (:func:`auc_standard_error` for labels over ``horizon`` bars) under criterion 'auc', 0 under the others."""
-    return float(z) * auc_standard_error(y, horizon) if criterion == "auc" and z > 0 else 0.0
 
 
 class RuleGate(_ConvexGate, PersistMixin, BaseEstimator):
@@ -181,31 +126,53 @@ class RuleGate(_ConvexGate, PersistMixin, BaseEstimator):
         return top_k_weights(s / s.sum(axis=1, keepdims=True), min(self.top_k, s.shape[1]))
 
 
+def _selection_context(X, y, blocks, criterion: str, who: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(assets (n,) or None, blocks (n,) or None): what ``criterion`` reads besides y and P. The per-asset AUC needs
+    X's ``asset_id``; ValueError when it is missing or ``blocks`` is not one entry per row."""
+    if blocks is not None and len(blocks) != len(y):
+        raise ValueError(f"{who}.fit: blocks has {len(blocks)} entries for {len(y)} rows: expected one per row")
+    if criterion != "asset_auc":
+        return None, None
+    require_context(X, f"{who} (criterion 'asset_auc')", (ASSET_ID,))
+    return X[ASSET_ID].to_numpy(np.int64), None if blocks is None else np.asarray(blocks, dtype=np.int64)
+
+
 class BestExpertGate(_ConvexGate, PersistMixin, BaseEstimator):
     """Weight 1 on the expert with the lowest loss on the fitting (out-of-fold) rows.
 
     Args:
         expert: force this expert (a name) instead of choosing one; None chooses.
-        criterion: the loss, see :func:`score_forecast` (default 'auc': 1 - ROC AUC pooled over the rows).
-        switch_z: the first expert listed is kept unless another's loss is lower by more than this many AUC
-            standard errors (:func:`switch_margin`; 0: the plain argmin).
+        criterion: the loss, see :func:`score_forecast` (default 'asset_auc': 1 - the mean over (inner block, asset)
+            groups of the ROC AUC inside the group; 'auc' pools the rows of every asset and block, and so also
+            rewards an expert that only knows which asset drifted up).
+        switch_z: the first expert listed is kept unless another's loss is lower by more than this many standard
+            errors of the criterion's AUC (:func:`switch_margin`; 0: the plain argmin; no margin for the
+            log-losses).
         horizon: the labels' horizon, bars (overlapping labels: the standard error counts n / horizon rows).
+
+    ``fit(X, expert_probs, y, expert_names, blocks=None)``: X (n, ...) with ``asset_id`` under 'asset_auc',
+    expert_probs (n, E), y (n,), blocks (n,) each row's inner block (None: one block).
 
     Fitted: expert_names_, chosen_ (name), losses_ (name -> loss on the fitting rows).
     """
 
-    def __init__(self, expert: str | None = None, criterion: str = "auc", switch_z: float = 0.0, horizon: int = 1):
+    takes_blocks = True  # MixtureOfExpertsEnsemble hands fit each row's inner block
+
+    def __init__(self, expert: str | None = None, criterion: str = "asset_auc", switch_z: float = 0.0,
+                 horizon: int = 1):
         self.expert = expert
         self.criterion = criterion
         self.switch_z = switch_z
         self.horizon = horizon
 
-    def fit(self, X, expert_probs, y, expert_names) -> "BestExpertGate":
-        """Choose the expert; raises ValueError on bad shapes or an unknown forced expert."""
+    def fit(self, X, expert_probs, y, expert_names, blocks=None) -> "BestExpertGate":
+        """Choose the expert; raises ValueError on bad shapes, an unknown forced expert, or no ``asset_id`` in X
+        under 'asset_auc'."""
         P, y = _check_fit_args("BestExpertGate", X, P=expert_probs, y=y, expert_names=expert_names)
         self.expert_names_ = list(expert_names)
-        self.losses_ = ({n: score_forecast(y, P[:, j], self.criterion) for j, n in enumerate(self.expert_names_)}
-                        if len(y) else {})
+        assets, blocks = _selection_context(X, y, blocks, self.criterion, "BestExpertGate")
+        self.losses_ = ({n: score_forecast(y, P[:, j], self.criterion, assets, blocks)
+                         for j, n in enumerate(self.expert_names_)} if len(y) else {})
         if self.expert is not None and self.expert not in self.expert_names_:
             raise ValueError(f"BestExpertGate: expert={self.expert!r} is not one of {self.expert_names_}")
         if self.expert is None and not self.losses_:
@@ -215,10 +182,10 @@ class BestExpertGate(_ConvexGate, PersistMixin, BaseEstimator):
             return self
         # The first expert listed is the incumbent; another replaces it only when its loss is lower by more
         # than switch_z standard errors: with ~0.005 AUC of noise on an inner window, a plain argmin picks a
-        # weaker expert in a fair share of units (issue 12: `best` scored 0.5421 against trend's 0.5459).
+        # weaker expert in a fair share of units.
         first = self.expert_names_[0]
         challenger = min(self.expert_names_, key=self.losses_.__getitem__)
-        margin = switch_margin(y, self.criterion, self.switch_z, self.horizon)
+        margin = switch_margin(y, self.criterion, self.switch_z, self.horizon, assets, blocks)
         self.chosen_ = challenger if self.losses_[challenger] < self.losses_[first] - margin else first
         return self
 
@@ -272,7 +239,12 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
             (an AUC cost under 0.001 in tests/models/test_gate_mixture.py; 20 cost 0.004 there).
         criterion: the loss (:func:`score_forecast`; default 'log_loss', the mixture's own binary cross-entropy,
             so the weights are a maximum-likelihood fit of constant mixture weights on a grid of 1/rounds;
-            'auc' = 1 - ROC AUC pooled over the rows).
+            'asset_auc' = 1 - the per-asset AUC over (inner block, asset) groups; 'auc' = 1 - ROC AUC pooled over
+            the rows). The log-loss, like the pooled AUC, also rewards an expert's level (a P(up) that knows
+            which asset drifts up lowers it). It stays the default because the weights are one constant mix of
+            whole experts: a copy of an expert that carries only a level (constant within each asset) leaves every
+            asset's ranking of its bars, and so the per-asset AUC, unchanged, and the served P(up) is also the
+            level that the threshold policies trade on. 'asset_auc' selects on timing alone.
         tol: smallest loss reduction that adds a copy.
         start: 'equal' (one copy of every expert) or 'best' (one copy of the lowest-loss expert).
         base_rate: 'choose', 'mix' or 'off' (above; the base rate never counts as the start).
@@ -296,9 +268,13 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
         self.start = start
         self.base_rate = base_rate
 
-    def fit(self, X, expert_probs, y, expert_names) -> "SelectGate":
-        """Choose the counts on out-of-fold P (n, E) and labels y (n,)."""
+    takes_blocks = True  # MixtureOfExpertsEnsemble hands fit each row's inner block
+
+    def fit(self, X, expert_probs, y, expert_names, blocks=None) -> "SelectGate":
+        """Choose the counts on out-of-fold P (n, E) and labels y (n,); ``blocks`` (n,) each row's inner block
+        (read by 'asset_auc' only; None: one block)."""
         P, y = _check_fit_args("SelectGate", X, P=expert_probs, y=y, expert_names=expert_names)
+        assets, blocks = _selection_context(X, y, blocks, self.criterion, "SelectGate")
         if int(self.rounds) < 1:
             raise ValueError(f"SelectGate: rounds={self.rounds}: expected >= 1")
         if self.start not in ("equal", "best"):
@@ -318,13 +294,14 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
         elif not len(y):
             raise ValueError("SelectGate.fit: no rows to select experts by")
         else:
-            counts[int(np.argmin([score_forecast(y, P[:, j], self.criterion) for j in range(e)]))] = 1
+            counts[int(np.argmin([score_forecast(y, P[:, j], self.criterion, assets, blocks) for j in range(e)]))] = 1
         total = P @ counts.astype(np.float64)  # the sum of the chosen copies' P(up), (n,)
         # with no row there is nothing to select by: the equal start is the fit and the path is empty
-        path = [score_forecast(y, total / counts.sum(), self.criterion)] if len(y) else []
+        path = [score_forecast(y, total / counts.sum(), self.criterion, assets, blocks)] if len(y) else []
         last = int(self.rounds) if len(y) else 0
         for k in range(int(counts.sum()) + 1, last + 1):
-            trial = [score_forecast(y, (total + P[:, j]) / k, self.criterion) for j in range(P.shape[1])]
+            trial = [score_forecast(y, (total + P[:, j]) / k, self.criterion, assets, blocks)
+                     for j in range(P.shape[1])]
             j = int(np.argmin(trial))
             if trial[j] >= path[-1] - self.tol:
                 break

@@ -20,10 +20,11 @@ fit(X, y) on one unit's training window (rows of several assets, context columns
 3. **Guard.** The gate is cross-fitted forward over the inner blocks: for j = 2..K a clone fitted
    on the OOF rows of blocks < j (purged by ``purge_bars + embargo_bars`` timestamps before B_j)
    predicts B_j, so every loss counted is out of sample for the gate as well as for the experts.
-   If its loss on those rows (``criterion``, default 1 - AUC pooled over the rows, the figure the
-   fleet is judged by; or the log-loss after a 2-parameter Platt recalibration, or the raw log-loss;
-   see :func:`fleet.models.gate.score_forecast`) is above that of the best single expert (best over
-   all OOF rows, the expert ``--gate best`` picks) on the same rows, the unit falls back to that
+   If its loss on those rows (``criterion``, default 'asset_auc': 1 - the mean over (inner block, asset)
+   groups of the AUC inside the group, which scores timing and not which asset drifted up; 'auc' pools the rows
+   and so rewards both; or the log-loss after a 2-parameter Platt recalibration, or the raw log-loss; see
+   :mod:`fleet.models.criteria`) is above that of the best single expert (best over
+   all OOF rows by the same criterion, the expert ``--gate best`` picks) on the same rows, the unit falls back to that
    expert: the gate becomes a :class:`~fleet.models.gate.BestExpertGate` (``fallback_`` names the
    expert). With fewer than 2 inner blocks holding rows there is no guard (``guard_`` says so). The ``best``
    and ``select`` gates are not guarded: the first is the best expert, the second keeps a copy of an expert
@@ -47,9 +48,12 @@ there is no gate: weight 1.
 Fitted attributes: expert_names_, experts_ (name -> fitted expert), gate_, oof_index_ (positions of X
 with an out-of-fold row), oof_probs_ (n_oof, E), oof_block_ (n_oof,) inner block 1..K of each row,
 inner_folds_ (per inner fold: rows fitted / predicted, assets left out, or why skipped), oof_scores_
-(expert -> {"log_loss", "auc"} over the OOF rows), level_shift_ (asset id -> delta_a, logit units, step 4;
-empty when off), guard_ (dict: the gate's and the best expert's cross-fitted log-loss, rows, decision),
-fallback_ (expert name or None), active_experts_ (experts with non-zero mean gate weight on the OOF rows), classes_.
+(expert -> {"log_loss", "auc" pooled, "asset_auc" per (block, asset), "calibrated_log_loss"} over the OOF rows),
+gate_scores_ (the same figures of the served gate's mixture on the rows it was fitted on: in-sample for the
+gate; the guard's ``gate_auc`` / ``gate_asset_auc`` are out of sample), level_shift_ (asset id -> delta_a, logit
+units, step 4; empty when off), guard_ (dict: the gate's and the best expert's cross-fitted loss, pooled and
+per-asset AUC, rows, decision), fallback_ (expert name or None), active_experts_ (experts with non-zero mean gate
+weight on the OOF rows), classes_.
 """
 
 from __future__ import annotations
@@ -64,40 +68,22 @@ from sklearn.metrics import roc_auc_score
 from fleet.models._context import ASSET_ID, BAR_TIME, require_context
 from fleet.models import specs
 from fleet.models._io import PersistMixin
-from fleet.models.gate import BestExpertGate, SelectGate, mixture_log_loss, score_forecast, switch_margin
+from fleet.models.criteria import forecast_scores, per_asset_auc, score_forecast, switch_margin
+from fleet.models.gate import BestExpertGate, SelectGate
+# step 1's pure functions; re-exported here, where the task graph and older callers import them
+from fleet.models.inner import collect_oof, constant_experts, fit_full, fit_inner  # noqa: F401
 
 
 def _auc(y, p) -> float:
     return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
 
 
-def fit_inner(expert, X: pd.DataFrame, y, sample_weight, fold: dict) -> np.ndarray | None:
-    """One expert's out-of-fold P(up) on one inner fold (a pure step, run in-process or as a Ray task).
-
-    Args:
-        expert: the unfitted expert (cloned here); X (n, features + context), y (n,), sample_weight (n,) or None:
-            the unit's training window; fold: one entry of :meth:`MixtureOfExpertsEnsemble.inner_plan`.
-
-    Returns:
-        (len(fold["val_rows"]),) P(up) of a clone fitted on ``fold["fit_rows"]``; None for a skipped fold.
-    """
-    if not len(fold["val_rows"]):
-        return None
-    fit_rows, val_rows = fold["fit_rows"], fold["val_rows"]
-    y = np.asarray(y, dtype=np.int64)
-    sw = None if sample_weight is None else np.asarray(sample_weight)[fit_rows]
-    return clone(expert).fit(X.iloc[fit_rows], y[fit_rows], sw).predict_proba(X.iloc[val_rows])[:, 1]
-
-
-def fit_full(expert, X: pd.DataFrame, y, sample_weight=None):
-    """A clone of ``expert`` fitted on the whole window (step 4; a pure step like :func:`fit_inner`)."""
-    return clone(expert).fit(X, np.asarray(y, dtype=np.int64), sample_weight)
-
-
-def constant_experts(P: np.ndarray, names: list[str]) -> list[str]:
-    """Names of the experts whose column of ``P`` (n, E) out-of-fold P(up) of one inner block is one constant."""
-    P = np.asarray(P, dtype=np.float64)
-    return [n for j, n in enumerate(names) if len(P) and np.ptp(P[:, j]) < 1e-12]
+def fit_with_blocks(gate, X: pd.DataFrame, P, y, names: list[str], blocks):
+    """``gate.fit(X, P, y, expert_names=names)``, with each row's inner block for the gates that read it
+    (``takes_blocks``: their per-asset criterion groups rows by (block, asset)); returns the fitted gate."""
+    if getattr(gate, "takes_blocks", False):
+        return gate.fit(X, P, y, expert_names=names, blocks=blocks)
+    return gate.fit(X, P, y, expert_names=names)
 
 
 def asset_intercepts(asset_ids, p, y) -> dict[int, float]:
@@ -129,47 +115,6 @@ def asset_intercepts(asset_ids, p, y) -> dict[int, float]:
     return out
 
 
-def collect_oof(plan: list[dict], names: list[str], columns: dict):
-    """Stack :func:`fit_inner` outputs into the out-of-fold matrix.
-
-    Args:
-        plan: :meth:`MixtureOfExpertsEnsemble.inner_plan`; names: the experts (E,) in order;
-        columns: (expert name, block k) -> :func:`fit_inner` output for that fold.
-
-    A block in which some expert's P(up) is one constant (:func:`constant_experts`) is left out, and its
-    ``info`` says why: it cannot rank that expert against the others.
-
-    Returns:
-        (index (n_oof,), P (n_oof, E), block (n_oof,), starts {k: int64 ns}, folds: the plan's ``info`` dicts,
-        (index, P) of every predicted block, the left-out ones included: the rows of the per-asset level, step 4).
-    """
-    index, probs, block, starts = [], [], [], {}
-    fitted = [f for f in plan if len(f["val_rows"])]
-    mats = {f["block"]: np.column_stack([columns[(n, f["block"])] for n in names]) for f in fitted}
-    flat = {k: constant_experts(P, names) for k, P in mats.items()}
-    # An inner fit that answers one constant P(up) (a tree that could not split on the inner rows) says nothing
-    # of the expert's skill on the full window; comparing it there made `best` drop the trend expert in small
-    # units (38 of 150 inner blocks of crypto_1h islands). Such blocks are left out; with none left the first
-    # expert answers, as when no inner fold had enough rows.
-    for f in fitted:
-        k = f["block"]
-        if flat[k]:
-            f["info"]["skipped"] = (f"constant out-of-fold P(up) from {', '.join(flat[k])} (an inner fit too "
-                                    "small to learn): the block cannot compare the experts")
-            f["info"]["n_oof"] = 0
-            continue
-        index.append(f["val_rows"])
-        probs.append(mats[k])
-        block.append(np.full(len(f["val_rows"]), k))
-        starts[k] = f["start"]
-    folds = [f["info"] for f in plan]
-    level = ((np.concatenate([f["val_rows"] for f in fitted]), np.vstack([mats[f["block"]] for f in fitted]))
-             if fitted else (np.empty(0, dtype=np.int64), np.empty((0, len(names)))))
-    if not index:
-        return np.empty(0, dtype=np.int64), np.empty((0, len(names))), np.empty(0, dtype=np.int64), {}, folds, level
-    return np.concatenate(index), np.vstack(probs), np.concatenate(block), starts, folds, level
-
-
 class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
     """Gated mixture of experts (see module docstring).
 
@@ -181,16 +126,17 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         embargo_bars: further timestamps dropped there (the outer folds' embargo, bars).
         guard: fall back to the best single expert when the cross-fitted gate loses to it.
         criterion: the loss that picks the best expert and that the guard compares
-            (:func:`fleet.models.gate.score_forecast`: 'auc' (default: 1 - AUC pooled over the rows),
-            'calibrated' log-loss or raw 'log_loss').
+            (:func:`fleet.models.criteria.score_forecast`: 'asset_auc' (default: 1 - the mean over (inner block,
+            asset) groups of the AUC inside the group), 'auc' (1 - AUC pooled over the rows), 'calibrated'
+            log-loss or raw 'log_loss').
         min_inner_rows: an inner fold whose fit has fewer rows is skipped (and so is a guard step whose gate
             fit would have fewer). An expert fitted on a few hundred rows says little about the same expert
             fitted on the whole window (a TrendExpert with 1,000-row leaves cannot split at all), and judging
             experts by such fits picked the weak ones on short windows. When no inner fold qualifies, the first
             expert of ``experts`` answers alone (``fallback_``; the equal-start ``select`` gate keeps equal weights).
-        switch_z: the best expert is the first one listed unless another beats it by more than ``switch_z`` AUC
-            standard errors on the OOF rows, and the guard keeps the gate only when it beats the best expert by
-            that margin (:func:`fleet.models.gate.switch_margin`; 0: plain comparisons).
+        switch_z: the best expert is the first one listed unless another beats it by more than ``switch_z``
+            standard errors of the criterion's AUC on the OOF rows, and the guard keeps the gate only when it beats
+            the best expert by that margin (:func:`fleet.models.criteria.switch_margin`; 0: plain comparisons).
         recalibrate: 'off' (default): the gate's mixture as it is; 'asset': step 4's per-asset intercept.
 
     Raises:
@@ -198,7 +144,7 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, experts, gate=None, inner_folds: int = 3, purge_bars: int = 0, embargo_bars: int = 0,
-                 guard: bool = True, criterion: str = "auc", min_inner_rows: int = 500, switch_z: float = 0.0,
+                 guard: bool = True, criterion: str = "asset_auc", min_inner_rows: int = 500, switch_z: float = 0.0,
                  recalibrate: str = "off"):
         self.experts = experts
         self.gate = gate
@@ -284,11 +230,11 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         names = [n for n, _ in self.experts]
         y = np.asarray(y, dtype=np.int64)
         P = np.asarray(P, dtype=np.float64)
-        self.oof_scores_ = {n: {"log_loss": mixture_log_loss(y, P[:, j]), "auc": _auc(y, P[:, j]),
-                                "calibrated_log_loss": score_forecast(y, P[:, j], "calibrated")}
-                            for j, n in enumerate(names)}
-        best = BestExpertGate(criterion=self.criterion, switch_z=self.switch_z, horizon=self.purge_bars).fit(X_oof, P, y, expert_names=names)
-        self.gate_ = clone(self.gate).fit(X_oof, P, y, expert_names=names)
+        assets = X_oof[ASSET_ID].to_numpy(np.int64)
+        self.oof_scores_ = {n: forecast_scores(y, P[:, j], assets, block) for j, n in enumerate(names)}
+        best = fit_with_blocks(BestExpertGate(criterion=self.criterion, switch_z=self.switch_z,
+                                              horizon=self.purge_bars), X_oof, P, y, names, block)
+        self.gate_ = fit_with_blocks(clone(self.gate), X_oof, P, y, names, block)
         self.fallback_ = None
         self.guard_ = {"checked": False, "best_expert": best.chosen_}
         unguarded = {BestExpertGate: "the gate is the best expert",  # specs.UNGUARDED_GATES says why
@@ -299,6 +245,32 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         if type(self.gate) in unguarded:
             self.guard_["reason"] = unguarded[type(self.gate)]
             return self
+        p_cf = self.cross_fit(X_oof, P, y, block, starts)
+        ok = np.isfinite(p_cf)
+        if not ok.any():
+            self.guard_["reason"] = "fewer than 2 inner blocks with rows: nothing to cross-fit"
+            return self
+        b = names.index(best.chosen_)
+        crit = dict(criterion=self.criterion, assets=assets[ok], blocks=block[ok])
+        gate_loss, best_loss = score_forecast(y[ok], p_cf[ok], **crit), score_forecast(y[ok], P[ok, b], **crit)
+        self.guard_.update(checked=True, criterion=self.criterion, rows=int(ok.sum()), gate_loss=gate_loss,
+                           best_loss=best_loss, gate_auc=_auc(y[ok], p_cf[ok]), best_auc=_auc(y[ok], P[ok, b]),
+                           gate_asset_auc=per_asset_auc(y[ok], p_cf[ok], assets[ok], block[ok]),
+                           best_asset_auc=per_asset_auc(y[ok], P[ok, b], assets[ok], block[ok]))
+        # The gate must beat the best expert by switch_z standard errors to be kept (0: by anything).
+        self.guard_["margin"] = switch_margin(y[ok], self.criterion, self.switch_z, self.purge_bars, assets[ok],
+                                              block[ok])
+        if gate_loss > best_loss - self.guard_["margin"]:
+            self.fallback_ = best.chosen_
+            self.gate_ = fit_with_blocks(BestExpertGate(expert=best.chosen_, criterion=self.criterion), X_oof, P, y,
+                                         names, block)
+        return self
+
+    def cross_fit(self, X_oof: pd.DataFrame, P: np.ndarray, y: np.ndarray, block: np.ndarray,
+                  starts: dict[int, int]) -> np.ndarray:
+        """Step 3's forward cross-fit: (n_oof,) P(up) of the gate fitted on the OOF rows of blocks < j (purged by
+        ``purge_bars + embargo_bars`` timestamps before B_j) on block j, j = 2..K; NaN on rows not predicted."""
+        names = [n for n, _ in self.experts]
         times = X_oof[BAR_TIME].to_numpy(np.int64)
         gap = int(self.purge_bars) + int(self.embargo_bars)
         p_cf = np.full(len(y), np.nan)
@@ -311,24 +283,9 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
             rows = np.flatnonzero(block == j)
             if len(before) < self.min_inner_rows or len(np.unique(y[before])) < 2:
                 continue
-            g = clone(self.gate).fit(X_oof.iloc[before], P[before], y[before], expert_names=names)
+            g = fit_with_blocks(clone(self.gate), X_oof.iloc[before], P[before], y[before], names, block[before])
             p_cf[rows] = g.predict_mixture(X_oof.iloc[rows], P[rows])[0]
-        ok = np.isfinite(p_cf)
-        if not ok.any():
-            self.guard_["reason"] = "fewer than 2 inner blocks with rows: nothing to cross-fit"
-            return self
-        b = names.index(best.chosen_)
-        gate_loss, best_loss = score_forecast(y[ok], p_cf[ok], self.criterion), score_forecast(y[ok], P[ok, b],
-                                                                                               self.criterion)
-        self.guard_.update(checked=True, criterion=self.criterion, rows=int(ok.sum()), gate_loss=gate_loss,
-                           best_loss=best_loss, gate_auc=_auc(y[ok], p_cf[ok]), best_auc=_auc(y[ok], P[ok, b]))
-        # The gate must beat the best expert by switch_z AUC standard errors to be kept (0: by anything).
-        self.guard_["margin"] = switch_margin(y[ok], self.criterion, self.switch_z, self.purge_bars)
-        if gate_loss > best_loss - self.guard_["margin"]:
-            self.fallback_ = best.chosen_
-            self.gate_ = BestExpertGate(expert=best.chosen_, criterion=self.criterion).fit(X_oof, P, y,
-                                                                                           expert_names=names)
-        return self
+        return p_cf
 
     def start_fit(self) -> list[str]:
         """Check the experts and gate and reset the fitted attributes; returns the expert names (E,).
@@ -349,7 +306,7 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         self.oof_index_ = np.empty(0, dtype=np.int64)
         self.oof_probs_ = np.empty((0, len(names)))
         self.oof_block_ = np.empty(0, dtype=np.int64)
-        self.inner_folds_, self.oof_scores_ = [], {}
+        self.inner_folds_, self.oof_scores_, self.gate_scores_ = [], {}, {}
         self.level_shift_ = {}
         self.active_experts_ = list(names)
         return names
@@ -381,7 +338,10 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
                            "reason": f"no inner fold had {self.min_inner_rows} fitting rows: the first expert "
                                      f"({names[0]}) answers"}
         if len(self.oof_index_):
-            w = self.gate_.predict_weights(X.iloc[self.oof_index_], self.oof_probs_)
+            X_oof = X.iloc[self.oof_index_]
+            self.gate_scores_ = forecast_scores(y[idx], self.gate_.predict_mixture(X_oof, P)[0],
+                                                X_oof[ASSET_ID].to_numpy(np.int64), block)
+            w = self.gate_.predict_weights(X_oof, self.oof_probs_)
             self.active_experts_ = [n for n, m in zip(names, w.mean(axis=0)) if m > 0]
         else:  # no out-of-fold row to average over: the fallback expert (or the equal start) answers
             self.active_experts_ = [self.fallback_] if self.fallback_ else list(names)
@@ -425,7 +385,8 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         """What the unit records about its gate: kind, fallback, guard losses, inner folds, OOF scores."""
         kind = type(self.gate).__name__ if self.gate is not None else None
         out = {"gate": kind, "fallback": self.fallback_, "guard": self.guard_, "oof_scores": self.oof_scores_,
-               "oof_rows": int(len(self.oof_index_)), "inner_folds": self.inner_folds_,
+               "gate_oof_scores": getattr(self, "gate_scores_", {}), "oof_rows": int(len(self.oof_index_)),
+               "inner_folds": self.inner_folds_,
                "level_shift": {int(a): float(d) for a, d in getattr(self, "level_shift_", {}).items()}}
         if hasattr(self.gate_, "base_weight_"):  # select: the constant base-rate P(up) candidate
             # weight: its share of the served mixture (0 unless select_base_rate is 'mix'); share_at_selection: its

@@ -218,10 +218,12 @@ def _echo_experts(ctx: RunContext) -> None:
     how = {"rule": f", top-{top_k}", "mlp": f", top-{top_k}",
            "select": f" (from {'equal weights' if model.moe.select_start == 'equal' else 'the best expert'}, up "
                      f"to {model.moe.select_rounds} copies, by {model.moe.select_criterion}"
-                     f"{_BASE_RATE_WORDS[model.moe.select_base_rate]})"}.get(gate, "")
+                     f"{_BASE_RATE_WORDS[model.moe.select_base_rate]})",
+           "best": f" (by {model.moe.criterion})"}.get(gate, "")
     ctx.echo(f"Experts: {', '.join(experts)}; gate: {gate}{how}"
              + (f"; {model.moe.inner_folds} inner out-of-fold blocks"
-                + (", guarded" if model.moe.guard and gate not in UNGUARDED_GATES else "") if len(experts) > 1 else ""))
+                + (f", guarded by {model.moe.criterion}" if model.moe.guard and gate not in UNGUARDED_GATES else "")
+                if len(experts) > 1 else ""))
     if model.uses_cnn():
         import torch
 

@@ -35,7 +35,8 @@ import pandas as pd
 from fleet.evaluation.costaware import apply_positions
 from fleet.models.artifact import UnitModel
 from fleet.models.factory import build_model
-from fleet.models.moe import MixtureOfExpertsEnsemble, collect_oof, fit_full, fit_inner
+from fleet.models.inner import collect_oof, fit_full, fit_inner
+from fleet.models.moe import MixtureOfExpertsEnsemble
 from fleet.models.specs import expert_spec
 from fleet.training.bars import bar_columns
 from fleet.training.dataset import UnitDataset, build_unit_dataset
