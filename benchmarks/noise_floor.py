@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 import fleet
+from fleet.api import resolve_config
 from fleet.data.synthetic import synthetic_market
 from fleet.errors import FleetError
 from fleet.evaluation.bootstrap import fold_auc
@@ -184,12 +185,14 @@ def floor_table(per_seed: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def excess(values: Mapping[str, float] | pd.DataFrame, floor: pd.DataFrame) -> pd.DataFrame:
+def excess(values: Mapping[str, float] | pd.DataFrame, floor: pd.DataFrame,
+           value_se: Mapping[str, float] | None = None) -> pd.DataFrame:
     """A run's figures (or the per-seed figures of several runs) beside the floor, and their excess over it.
 
     Args:
         values: one run's figures by name (a mapping, or a one-row frame), or one row per run (seed).
         floor: :func:`floor_table`'s output for the same shape.
+        value_se: the run's own se per figure when known (e.g. a block bootstrap's); replaces the default below.
 
     Returns:
         One row per figure: ``figure``, ``value`` (the run's, or the mean over runs), ``value_se`` (the floor's
@@ -198,13 +201,15 @@ def excess(values: Mapping[str, float] | pd.DataFrame, floor: pd.DataFrame) -> p
         excess / excess_se.
     """
     frame = pd.DataFrame([dict(values)]) if isinstance(values, Mapping) else values
-    fl = floor.set_index("figure")
+    fl, value_se_given = floor.set_index("figure"), value_se
     rows = []
     for f in FIGURES:
         v = frame[f].to_numpy(dtype=np.float64)
         v = v[np.isfinite(v)]
         value = float(v.mean()) if v.size else float("nan")
         value_se = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size >= 2 else float(fl.at[f, "floor_sd"])
+        if value_se_given is not None and f in value_se_given:
+            value_se = float(value_se_given[f])
         floor_v, floor_se = float(fl.at[f, "floor"]), float(fl.at[f, "floor_se"])
         ex, ex_se = value - floor_v, math.hypot(value_se, floor_se)
         rows.append({"figure": f, "value": value, "value_se": value_se, "floor": floor_v, "floor_se": floor_se,
@@ -224,7 +229,7 @@ def daily_noise_bars(shape: Shape, seed: int) -> pd.DataFrame:
     parts = []
     for sym, f in m.panel.frames.items():
         d = f.resample("1D").agg(agg)
-        d = d[d.index.dayofweek < 5]
+        d = d[d.index.day_of_week < 5]
         parts.append(d[["close"]] if shape.close_only else d)
     out = pd.concat(parts, keys=list(m.panel.frames), names=["symbol", "timestamp"]).reset_index()
     return out[["timestamp", "symbol", *[c for c in out.columns if c not in ("timestamp", "symbol")]]]
@@ -330,6 +335,40 @@ def read_floor(path: Path, shape: Shape) -> pd.DataFrame | None:
     return table
 
 
+def floor_for(shape: Shape, floors: Path | None = None, seeds: Sequence[int] = range(8), base: Mapping | None = None,
+              out: Path | None = None, echo: Callable[[str], None] | None = print) -> pd.DataFrame:
+    """The floor of ``shape``: read from the ``floors`` CSV when it has that shape, else measured on ``seeds`` (and
+    added to ``out`` when given). ``attrs``: bars_per_block, date, commit, source ("csv" or "measured").
+
+    Raises:
+        FleetError: a noise run failed (e.g. too few days for the folds).
+    """
+    floor = read_floor(floors, shape) if floors is not None else None
+    if floor is not None:
+        floor.attrs["source"] = "csv"
+        return floor
+    seeds = list(seeds)
+    if echo:
+        echo(f"  measuring on {len(seeds)} pure-noise markets (signal_strength 0, seeds {seeds[0]}..{seeds[-1]}), "
+             f"commit {commit()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    per_seed = measure(shape, seeds, base, echo)
+    row = floor_row(shape, per_seed, commit())
+    if out is not None:
+        write_floor(out, row)
+    floor = floor_table(per_seed)
+    floor.attrs.update(bars_per_block=row["bars_per_block"], date=row["date"], commit=row["commit"], source="measured")
+    return floor
+
+
+def run_excess(run_dir: str | Path, floors: Path | None = None, seeds: Sequence[int] = range(8),
+               echo: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """:func:`excess` of a finished run over the floor of its shape (:func:`shape_of_run`, :func:`floor_for` with
+    the run's own config), for scripts that rank runs on the excess rather than the raw figure."""
+    run = fleet.load_run(run_dir)
+    floor = floor_for(shape_of_run(run), floors, seeds, run.config.to_dict(), echo=echo)
+    return excess(figures(run.predictions), floor)
+
+
 def commit() -> str:
     try:
         out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -371,13 +410,15 @@ def _parse(argv) -> argparse.Namespace:
     ap.add_argument("--assets", type=int, default=10)
     ap.add_argument("--clusters", type=int, default=None, help="planted clusters (default: 3, 2 or 1, the largest "
                     "that divides --assets)")
-    ap.add_argument("--days", type=int, default=365, help="calendar days of data")
+    ap.add_argument("--days", type=int, default=None, help="calendar days of data (default: the spec's, else 365)")
     ap.add_argument("--bar", choices=sorted(BARS), default="1h", help="1d: daily weekday bars built from the "
                     "synthetic hourly ones")
-    ap.add_argument("--folds", type=int, default=3)
-    ap.add_argument("--strategy", default="hierarchical")
-    ap.add_argument("--experts", default="trend")
-    ap.add_argument("--horizon", type=int, default=4, help="label horizon, bars")
+    ap.add_argument("--folds", type=int, default=None, help="walk-forward folds (default: the spec's, else 3)")
+    ap.add_argument("--strategy", default=None, help="default: the spec's, else hierarchical")
+    ap.add_argument("--experts", default=None, help="A,B (default: the spec's, else trend)")
+    ap.add_argument("--horizon", type=int, default=None, help="label horizon, bars (default: the spec's, else 4)")
+    ap.add_argument("--spec", type=Path, default=None, help="a fleet spec YAML whose config the noise runs use "
+                    "(e.g. fleet/equities20.yaml: its features, labels, embargo, clusters); its data path is ignored")
     ap.add_argument("--close-only", action="store_true", help="bars with a close only (as equities_1d)")
     ap.add_argument("--seeds", type=int, default=8, help="noise markets (seeds first-seed .. first-seed+N-1)")
     ap.add_argument("--first-seed", type=int, default=0)
@@ -391,6 +432,22 @@ def _parse(argv) -> argparse.Namespace:
     return args
 
 
+def _cli_shape(args) -> tuple[dict | None, Shape]:
+    """(base config, shape) from the flags; a flag left out takes the spec's value, else the audit's shape."""
+    spec = resolve_config(args.spec) if args.spec else None
+
+    def pick(flag, from_spec, default):
+        return flag if flag is not None else (from_spec() if spec is not None else default)
+
+    shape = Shape(bar=args.bar, assets=args.assets, clusters=args.clusters or planted_clusters(args.assets),
+                  days=pick(args.days, lambda: spec.data.days, 365),
+                  folds=pick(args.folds, lambda: spec.validation.folds, 3),
+                  strategy=pick(args.strategy, lambda: spec.strategy.value, "hierarchical"),
+                  experts=pick(args.experts, lambda: ",".join(spec.model.experts), "trend"),
+                  horizon=pick(args.horizon, lambda: spec.labels.horizon, 4), close_only=args.close_only)
+    return (spec.to_dict() if spec is not None else None), shape.check()
+
+
 def main(argv=None) -> int:
     args = _parse(argv)
     run, base = None, None
@@ -399,35 +456,24 @@ def main(argv=None) -> int:
             run = fleet.load_run(args.run)
             shape, base = shape_of_run(run), run.config.to_dict()
         else:
-            shape = Shape(bar=args.bar, assets=args.assets, clusters=args.clusters or planted_clusters(args.assets),
-                          days=args.days, folds=args.folds, strategy=args.strategy, experts=args.experts,
-                          horizon=args.horizon, close_only=args.close_only).check()
+            base, shape = _cli_shape(args)
     except (ValueError, FleetError) as err:
         print(f"noise_floor.py: {err}", file=sys.stderr)
         return 2
     print(f"Noise floor: {shape.describe()}")
     print(f"  command: python benchmarks/noise_floor.py {' '.join(sys.argv[1:] if argv is None else argv)}")
-    floor = read_floor(args.floors, shape) if args.floors else None
-    bars = float("nan")
-    if floor is None:
-        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-        print(f"  measuring on {len(seeds)} pure-noise markets (signal_strength 0, seeds {seeds[0]}..{seeds[-1]}), "
-              f"commit {commit()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
-        try:
-            per_seed = measure(shape, seeds, base)
-        except FleetError as err:
-            print(f"noise_floor.py: the noise run failed: {err}", file=sys.stderr)
-            return 2
-        floor, bars = floor_table(per_seed), float(per_seed["bars_per_block"].mean())
-        if args.out is not None:
-            write_floor(args.out, floor_row(shape, per_seed, commit()))
-            print(f"  floors written to {args.out}")
-    else:
-        bars = floor.attrs["bars_per_block"]
+    try:
+        floor = floor_for(shape, args.floors, range(args.first_seed, args.first_seed + args.seeds), base, args.out)
+    except FleetError as err:
+        print(f"noise_floor.py: the noise run failed: {err}", file=sys.stderr)
+        return 2
+    if floor.attrs["source"] == "csv":
         print(f"  floor read from {args.floors} ({int(floor['seeds'].iloc[0])} seeds, measured "
               f"{floor.attrs['date']} at commit {floor.attrs['commit']})")
+    elif args.out is not None:
+        print(f"  floors written to {args.out}")
     print()
-    print_floor(floor, bars)
+    print_floor(floor, floor.attrs["bars_per_block"])
     if run is not None:
         values = figures(run.predictions)
         print(f"\nRun {run.path} (bars per test block {values['bars_per_block']:.0f}) beside the floor of its shape")
