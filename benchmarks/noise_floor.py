@@ -347,12 +347,12 @@ def floor_for(shape: Shape, floors: Path | None = None, seeds: Sequence[int] = r
     if floor is not None:
         floor.attrs["source"] = "csv"
         return floor
-    seeds = list(seeds)
+    seeds, code = list(seeds), commit()  # the code that measures, read before the runs
     if echo:
         echo(f"  measuring on {len(seeds)} pure-noise markets (signal_strength 0, seeds {seeds[0]}..{seeds[-1]}), "
-             f"commit {commit()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+             f"commit {code}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     per_seed = measure(shape, seeds, base, echo)
-    row = floor_row(shape, per_seed, commit())
+    row = floor_row(shape, per_seed, code)
     if out is not None:
         write_floor(out, row)
     floor = floor_table(per_seed)
