@@ -207,22 +207,25 @@ def asset_fold_aucs(frame: pd.DataFrame, score: str = "p_up", *, by: tuple[str, 
         score, label: column names. by: the group keys (default fold and symbol).
 
     Returns:
-        DataFrame with the ``by`` columns, ``auc`` (``sklearn.metrics.roc_auc_score``; NaN for a group with one
-        class only) and ``n`` (rows), one row per group, sorted by the keys.
+        DataFrame with the ``by`` columns, ``auc`` (the grouped Mann-Whitney statistic of
+        :func:`fleet.models.criteria.group_aucs`, equal to ``sklearn.metrics.roc_auc_score`` per group; NaN for a
+        group with one class only) and ``n`` (rows), one row per group, sorted by the keys.
 
     Raises:
         DataError: a missing column (named).
     """
+    from fleet.models.criteria import group_aucs
+
     keys = list(by)
     missing = [c for c in (*keys, label, score) if c not in frame.columns]
     if missing:
         raise DataError(f"asset_fold_aucs: missing column(s) {missing} (found {list(frame.columns)})")
-    rows = []
-    for key, g in frame.groupby(keys, sort=True):
-        y = g[label].to_numpy()
-        auc = float(roc_auc_score(y, g[score].to_numpy())) if len(np.unique(y)) == 2 else float("nan")
-        rows.append([*(key if isinstance(key, tuple) else (key,)), auc, len(g)])
-    return pd.DataFrame(rows, columns=[*keys, "auc", "n"])
+    grouped = frame.groupby(keys, sort=True)
+    codes = grouped.ngroup().to_numpy()
+    auc = group_aucs(frame[label].to_numpy(), frame[score].to_numpy(), codes)[0] if len(frame) else np.zeros(0)
+    out = grouped.size().reset_index(name="n")
+    out.insert(len(keys), "auc", auc)
+    return out[[*keys, "auc", "n"]]
 
 
 def per_asset_auc(frame: pd.DataFrame, score: str = "p_up", *, by: tuple[str, ...] = ("fold", "symbol"),
