@@ -12,8 +12,8 @@ How the rows are produced: two `fleet` runs with experts trend, pattern, stress,
 only in the gate (rule | mlp). "Each expert alone" is that expert's own P(up) on the test blocks
 (``p_<expert>`` columns of the predictions: the expert refitted on the full training window, exactly
 as it would be trained alone with that seed). Metrics over all out-of-sample rows pooled:
-AUC, and expectancy = mean forward log return of signalled bars (P(up) > 0.55) net of 10 bps per
-side, with the number of trades.
+AUC, and expectancy = the marked-to-market book's net P&L per round trip (signals P(up) > 0.55, 10 bps per
+side on turnover), with the number of round trips.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def metrics(preds: pd.DataFrame, p_col: str, cfg: FleetConfig) -> dict:
     rows = preds.drop(columns=["signal"], errors="ignore").assign(p_up=preds[p_col])
     m = summarise(rows, [], threshold=cfg.policy.threshold, cost_bps=cfg.policy.cost_bps,
                   horizon=cfg.labels.horizon).iloc[0]
-    return {"auc": m["auc"], "expectancy_net": m["expectancy"], "trades": int(m["trades"]), "n": int(m["n"])}
+    return {"auc": m["auc"], "expectancy_net": m["expectancy"], "round_trips": float(m["round_trips"]),
+            "n": int(m["n"])}
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ the same folds and seeds. This script trains every cell with ``fleet``'s own tra
 (:func:`fleet.training.driver.run_fleet`, local backend) from the repository's fleet specs
 (``fleet/crypto10.yaml`` hourly, ``fleet/equities20.yaml`` daily close-only) and prints:
 
-    dataset  strategy  model  units  AUC  Rank IC  expectancy net (bps)  max DD net  trades  Sharpe net
+    dataset  strategy  model  units  AUC  Rank IC  expectancy net (bps)  max DD net  round trips  Sharpe net
 
 each as mean +- std over the seeds. Usage (from the repository root):
 
@@ -47,13 +47,13 @@ compared on it. ``auc_fold``: issue 12's figure, AUC pooled over all assets of a
 
 Metrics over all out-of-sample rows of the run pooled (``fleet.evaluation.metrics.summarise`` with
 no grouping): AUC of P(up) for the label; Rank IC = Spearman correlation of P(up) with the forward
-log return; expectancy = mean forward log return of the signalled bars (P(up) > the spec's
-threshold, 0.55) net of the spec's cost (10 bps per side, so 20 bps a round trip), in basis
-points; max DD net = largest drawdown of the equal-weight portfolio's equity, each asset trading
+log return; expectancy = the marked-to-market book's net P&L per round trip (half its turnover; signals
+P(up) > the spec's threshold, 0.55; the spec's cost, 10 bps per side, on turnover), in basis
+points; round trips = the book's turnover / 2; max DD net = largest drawdown of the equal-weight portfolio's equity, each asset trading
 1/h tranches on its signals marked to market, net of costs on turnover, as a simple return (0.30 =
 a 30 % loss from the peak); Sharpe net = that portfolio's Sharpe ratio against cash, annualised
 (``fleet.evaluation.metrics``). Forced daily entry is off so that every model is judged on its own
-signals. "n/a" = no trades.
+signals. "n/a" = no round trip.
 
 Every model of a cell sees the same folds (the splits depend on the data only) and the same seeds
 (``seed .. seed+seeds-1``). The HistGradientBoosting expert has no random step with these settings,
@@ -161,7 +161,7 @@ def _cell_metrics(summary, preds: pd.DataFrame, m: pd.Series, horizon: int) -> d
         extra["fallback"] = float(np.mean([bool(g.get("fallback")) for g in gates]))
     return {"units": summary.units, "auc_fold": aucs["p_up"], "asset_auc": asset_aucs["p_up"], **extra,
             "auc": m["auc"], "rank_ic": m["rank_ic"],
-            "expectancy_bps": m["expectancy"] * 1e4, "max_dd_net": m["max_dd_net"], "trades": int(m["trades"]),
+            "expectancy_bps": m["expectancy"] * 1e4, "max_dd_net": m["max_dd_net"], "round_trips": m["round_trips"],
             "turnover": m["turnover"], "sharpe_net": m["sharpe_net"], "n": int(m["n"]), "seconds": summary.wall_seconds}
 
 
@@ -186,9 +186,10 @@ def summary_table(per_seed: pd.DataFrame) -> pd.DataFrame:
                   **({"fallback": ("fallback", "mean")} if "fallback" in per_seed else {}),
                   auc=("auc", mean_std), rank_ic=("rank_ic", mean_std),
                   expectancy_bps=("expectancy_bps", mean_std), max_dd_net=("max_dd_net", mean_std),
-                  trades=("trades", "mean"), turnover=("turnover", mean_std), sharpe_net=("sharpe_net", mean_std))
+                  round_trips=("round_trips", "mean"), turnover=("turnover", mean_std),
+                  sharpe_net=("sharpe_net", mean_std))
              .reset_index())
-    table["trades"] = table["trades"].round().astype(int)
+    table["round_trips"] = table["round_trips"].round().astype(int)
     return table
 
 
