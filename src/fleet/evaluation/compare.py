@@ -65,6 +65,8 @@ def _draws(f: pd.DataFrame, boot: TimestampBootstrap, *, threshold: float, cost_
     figures = {"auc": float(weighted_auc(y, p, np.ones(len(f)))), "auc_per_asset": per_asset_auc(f),
                "rank_ic": information_coefficients(p, r)[1],
                "sharpe_net": trading_metrics(net.to_numpy(), bars_per_year=bars_per_year)["sharpe"]}
+    if not np.any(net.to_numpy()):  # a book that never trades earns exactly 0: Sharpe 0 for the comparison
+        figures["sharpe_net"], draws["sharpe_net"] = 0.0, np.zeros(len(boot.counts))
     return figures, draws
 
 
@@ -81,6 +83,9 @@ def paired_table(a: pd.DataFrame, b: pd.DataFrame, *, threshold: float, cost_bps
         threshold, cost_bps, horizon: the fixed rule and its costs (bps per side), as in
             :func:`fleet.evaluation.metrics.summarise`. bars_per_year: for the Sharpe ratio (None: NaN).
         reps: bootstrap draws. seed: their seed.
+
+    A book that never trades (a tuned policy that stayed flat) counts as net Sharpe 0, so the difference is the
+    other side's Sharpe with its own standard error.
 
     Returns:
         DataFrame with one row per figure: ``figure``, ``a``, ``b``, ``diff`` (a - b), ``se`` (sample std of the
