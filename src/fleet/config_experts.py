@@ -91,8 +91,7 @@ class MoEConfig(_Section):
     gate: str = Field("select", pattern="^(rule|mlp|stack|best|select)$",
                       description="select (the default: ensemble selection, Caruana et al. 2004, constant weights by "
                       "greedy forward selection with replacement that lowers the mixture's log-loss on the inner out-of-fold "
-                      "rows, starting from the best expert; it scored at least as high as best in every cell of the benchmark, docs/benchmarks.md "
-                      "3c), best (the unit's single expert with the best inner out-of-fold score), mlp (trained gate, "
+                      "rows, starting from equal weights), best (the unit's single expert with the best inner out-of-fold score), mlp (trained gate, "
                       "mixture likelihood, guarded), stack (logistic regression on the experts' logit P(up), guarded) "
                       "or rule (static rules on the market-regime fingerprint, guarded)")
     top_k: int | None = Field(None, ge=1, description="experts per row of the rule / mlp gate (capped at the number "
@@ -109,24 +108,21 @@ class MoEConfig(_Section):
                                "multiples of 1/rounds; with the equal start every expert keeps at least 1/rounds)")
     select_criterion: str = Field("log_loss", pattern="^(asset_auc|auc|calibrated|log_loss)$",
                                   description="select gate: the loss each copy must lower: log_loss (the mixture's "
-                                  "own likelihood, the default: at least as high an AUC as auc in 4 of the 6 "
-                                  "benchmark cells, docs/benchmarks.md 3c; like the pooled AUC it also rewards an "
-                                  "expert that knows which asset drifts up), asset_auc (the mean over (inner block, "
+                                  "own likelihood, the default; like the pooled AUC it also rewards an expert that "
+                                  "knows which asset drifts up), asset_auc (the mean over (inner block, "
                                   "asset) groups of the AUC inside the group: timing only), auc (pooled over the "
                                   "unit's rows) or calibrated")
     select_start: str = Field("equal", pattern="^(equal|best)$",
-                              description="select gate: start from one copy of every expert (equal, the default: "
-                              "above the best-expert start in all six benchmark cells, docs/benchmarks.md 3d; with "
-                              "no out-of-fold row the equal weights answer) or from the best single expert (best)")
+                              description="select gate: start from one copy of every expert (equal, the default; "
+                              "with no out-of-fold row the equal weights answer) or from the best single expert "
+                              "(best)")
     select_base_rate: str = Field("choose", pattern=f"^({'|'.join(SELECT_BASE_RATE_MODES)})$",
                                   description="select gate: the out-of-fold base rate P(up) as a constant candidate, "
                                   "so that the log-loss shrinks over-confident experts with it rather than with copies "
                                   "of the narrowest expert. choose (the default): it only chooses the experts' "
-                                  "weights, which are served renormalised to 1 (the routing check met in every "
-                                  "benchmark cell, docs/benchmarks.md 3g); mix: it is served too, each unit "
-                                  "compressed toward its own base rate (up to 0.0034 AUC lost on crypto_1h "
-                                  "trend+momentum runs, 3f); off: experts only (the default before 3g). true/false "
-                                  "are read as mix/off")
+                                  "weights, which are served renormalised to 1; mix: it is served too, each unit "
+                                  "compressed toward its own base rate; off: experts only. true/false are read as "
+                                  "mix/off")
 
     @field_validator("select_base_rate", mode="before")
     @classmethod
@@ -150,14 +146,12 @@ class MoEConfig(_Section):
                             "overlapping labels, AFML ch. 4.4; for asset_auc each block's assets are summed as if "
                             "perfectly correlated, a conservative bound, fleet.models.criteria), "
                             "and the guard keeps a gate only when it beats the best expert by as much; 0 = plain "
-                            "argmin (the default since inner blocks with a constant expert are left out: 1 cost up "
-                            "to 0.007 AUC on equities, docs/benchmarks.md 3a'')")
+                            "argmin (the default)")
     recalibrate: str = Field("off", pattern="^(asset|off)$",
                              description="off (the default): the gate's mixture as it is; asset: each asset's mixture "
                              "P(up) gets the logit intercept that sets its mean on the inner out-of-fold rows to its "
-                             "up-rate there (calibration in the large; one asset's ranking is unchanged): +0.003 to "
-                             "+0.006 AUC on daily equities, but up to 0.012 lower pooled AUC on hourly crypto runs "
-                             "(docs/benchmarks.md 3i)")
+                             "up-rate there (calibration in the large; one asset's ranking, so its per-asset AUC, is "
+                             "unchanged)")
     min_inner_rows: int = Field(500, ge=1, description="an inner fold whose experts would be fitted on fewer rows is "
                                 "skipped; with none left the first expert answers alone (the select gate's equal start "
                                 "keeps equal weights)")
