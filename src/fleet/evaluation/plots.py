@@ -152,7 +152,7 @@ def plot_equity(run: RunData):
         row = run.per_asset[run.per_asset["asset"].astype(str) == symbol]
         sh = float(row["sharpe_net"].iloc[0]) if len(row) and "sharpe_net" in row else float("nan")
         shown = f", Sharpe net {sh:+.2f}" if np.isfinite(sh) else ""
-        ax.set_title(f"{symbol}: {int(p['signal'].sum())} trades{shown}", fontsize=10)
+        ax.set_title(f"{symbol}: {int(p['signal'].sum())} entry signals{shown}", fontsize=10)
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
         ax.tick_params(axis="y", labelsize=8)

@@ -252,7 +252,7 @@ def _common_figures(run: RunData, pooled: pd.DataFrame, figure) -> None:
            f"{rho:.2f}. Dotted lines: fold boundaries.")
     figure("equity.png", plot_equity(run),
            f"Per asset, out of sample: simple-return equity of the signal, marked to market (every signal opens a "
-           f"1/h tranche held h = {run.horizon} bars; the bar's P&L is exposure × the bar's return; costs of "
+           f"1/h tranche held h = {run.horizon} bars; the bar's P&L is exposure × the bar's simple return, compounded; costs of "
            f"{run.cost_bps:g} bps per side on each change of exposure), gross and net, against buy-and-hold. One "
            "shared y scale; dotted lines: fold boundaries.")
     figure("portfolio.png", plot_portfolio(run, pooled),
