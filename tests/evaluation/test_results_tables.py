@@ -50,3 +50,22 @@ def test_expert_weights_carry_the_select_gates_base_rate_share():
     convex = base.assign(w_a=0.7, w_b=0.3)
     _, w = expert_tables(convex, {"A": 0, "B": 0}, ["a", "b"])
     assert set(w.expert) == {"a", "b"}
+
+
+def _holdout_rows(days: int) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    ts = pd.date_range("2024-01-01", periods=days * 24, freq="h", tz="UTC")
+    r = rng.normal(0, 0.01, len(ts))
+    return pd.DataFrame({"symbol": "A", "timestamp": ts, "fold": 0, "p_up": rng.random(len(ts)),
+                         "y": (r > 0).astype(int), "forward_return": r, "return_1": r})
+
+
+def test_a_hold_out_under_90_days_is_not_annualised():
+    from fleet.evaluation.tables import MIN_ANNUALISED_DAYS, holdout_table
+
+    config = FleetConfig.model_validate({"evaluation": {"bootstrap_reps": 0}})
+    short = holdout_table(_holdout_rows(MIN_ANNUALISED_DAYS - 30), config, bars_per_year=8760)
+    long = holdout_table(_holdout_rows(MIN_ANNUALISED_DAYS + 30), config, bars_per_year=8760)
+    assert short[["sharpe_net", "ann_return_net"]].isna().all().all()
+    assert short["max_dd_net"].notna().all()          # a drawdown needs no annualising
+    assert long[["sharpe_net", "ann_return_net"]].notna().all().all()
