@@ -115,8 +115,8 @@ def print_run(summary, config) -> None:
     from fleet.evaluation.policy import ADVICE_T, DISABLE_DELTA
 
     with pd.option_context("display.width", 220, "display.max_columns", 30):
-        click.echo("\nPer cluster (out-of-sample, all folds, sorted by net Sharpe; ± one bootstrap standard error over "
-                   "timestamps; auc/asset: mean of each asset's AUC within each fold; *_net: the marked-to-market "
+        click.echo("\nPer cluster (out-of-sample, all folds, sorted by net Sharpe; ± one bootstrap standard error "
+                   "over timestamps; auc/asset: mean of each asset's AUC within each fold; *_net: the marked-to-market "
                    f"curve net of {config.policy.cost_bps:g} bps per side on turnover, annualised with "
                    f"{summary.bars_per_year:g} bars/year; exp/rt: net P&L per round trip; all columns in the CSVs):")
         per_cluster = summary.per_cluster.assign(assets=summary.per_cluster["assets"].map(short_members))

@@ -105,7 +105,8 @@ def paired_table(a: pd.DataFrame, b: pd.DataFrame, *, threshold: float, cost_bps
     for k in COMPARED:
         diff = fa[k] - fb[k]
         se = bootstrap_se(da[k] - db[k])
-        verdict = "tie" if not (np.isfinite(diff) and np.isfinite(se)) or abs(diff) <= se else ("a" if diff > 0 else "b")
+        tie = not (np.isfinite(diff) and np.isfinite(se)) or abs(diff) <= se
+        verdict = "tie" if tie else ("a" if diff > 0 else "b")
         rows.append({"figure": k, "a": fa[k], "b": fb[k], "diff": diff, "se": se,
                      "z": diff / se if se and np.isfinite(se) and se > 0 else float("nan"), "verdict": verdict})
     return pd.DataFrame(rows)

@@ -35,8 +35,9 @@ from fleet.evaluation.trading import (_check_horizon, book_pnl, exposure, mark_t
 from fleet.evaluation.uncertainty import (TimestampBootstrap, bootstrap_se, weighted_auc, weighted_mean_over_sd,
                                           weighted_pearson)
 
-__all__ = ["ICIR_MIN_FOLDS", "SE_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "asset_fold_aucs", "book_pnl", "exposure", "icir",
-           "information_coefficients", "mark_to_market", "per_asset_auc", "portfolio_returns", "segments_of", "signal_metrics", "summarise", "trading_metrics"]
+__all__ = ["ICIR_MIN_FOLDS", "SE_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "asset_fold_aucs", "book_pnl",
+           "exposure", "icir", "information_coefficients", "mark_to_market", "per_asset_auc", "portfolio_returns",
+           "segments_of", "signal_metrics", "summarise", "trading_metrics"]
 
 RANK_COLUMNS = ("ic", "rank_ic", "icir")
 # sharpe: against cash; ann_return, max_dd: simple returns (not log); exposure: mean fraction of capital held.
