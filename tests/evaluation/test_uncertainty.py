@@ -147,3 +147,14 @@ def test_paired_table_finds_a_planted_difference_and_calls_identical_forecasts_a
     assert better.loc["auc", "a"] == pytest.approx(roc_auc_score(rows["y"], rows["p_up"]), abs=1e-12)
     same = paired_table(rows, rows.copy(), **kw)
     assert (same["diff"] == 0).all() and (same["verdict"] == "tie").all()
+
+
+def test_weighted_group_mean_auc_with_unit_weights_is_the_per_asset_auc():
+    from fleet.evaluation.metrics import per_asset_auc
+    from fleet.evaluation.uncertainty import weighted_group_mean_auc
+
+    rows = _fleet(0.05, seed=3, n_assets=4, n=400)
+    groups = rows.groupby(["fold", "symbol"]).ngroup().to_numpy()
+    W = np.ones((2, len(rows)))
+    got = weighted_group_mean_auc(rows["y"], rows["p_up"], groups, W)
+    assert got == pytest.approx([per_asset_auc(rows)] * 2, abs=1e-12)

@@ -15,8 +15,8 @@ from scipy.stats import rankdata
 
 from fleet.errors import DataError
 from fleet.evaluation.metrics import information_coefficients, per_asset_auc, portfolio_returns, trading_metrics
-from fleet.evaluation.uncertainty import (TimestampBootstrap, bootstrap_se, weighted_auc, weighted_mean_over_sd,
-                                          weighted_pearson)
+from fleet.evaluation.uncertainty import (TimestampBootstrap, bootstrap_se, weighted_auc, weighted_group_mean_auc,
+                                          weighted_mean_over_sd, weighted_pearson)
 
 __all__ = ["COMPARED", "paired_table"]
 
@@ -52,14 +52,10 @@ def _draws(f: pd.DataFrame, boot: TimestampBootstrap, *, threshold: float, cost_
     pos = f["position"].to_numpy(np.float64) if "position" in f else None
     net = portfolio_returns(f, _signal(f, threshold), horizon=horizon, cost_bps=cost_bps, position=pos)["net"]
     W = boot.row_weights()
-    codes = f.groupby(["fold", "symbol"], sort=False).ngroup().to_numpy()
-    order = np.argsort(codes, kind="stable")
-    groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
-    per = np.stack([weighted_auc(y[i], p[i], W[:, i]) for i in groups], axis=1)
-    ok = np.isfinite(per)
+    groups = f.groupby(["fold", "symbol"], sort=False).ngroup().to_numpy()
     scale = float(np.sqrt(bars_per_year)) if bars_per_year else float("nan")
     with np.errstate(invalid="ignore", divide="ignore"):
-        draws = {"auc": weighted_auc(y, p, W), "auc_per_asset": np.where(ok, per, 0.0).sum(axis=1) / ok.sum(axis=1),
+        draws = {"auc": weighted_auc(y, p, W), "auc_per_asset": weighted_group_mean_auc(y, p, groups, W),
                  "rank_ic": weighted_pearson(rankdata(p), rankdata(r), W),
                  "sharpe_net": weighted_mean_over_sd(net.to_numpy(np.float64), boot.counts) * scale}
     figures = {"auc": float(weighted_auc(y, p, np.ones(len(f)))), "auc_per_asset": per_asset_auc(f),

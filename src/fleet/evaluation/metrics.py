@@ -32,8 +32,8 @@ from sklearn.metrics import roc_auc_score
 from fleet.errors import ConfigError, DataError, describe_rows
 from fleet.evaluation.trading import (_check_horizon, book_pnl, exposure, mark_to_market, portfolio_returns,
                                      segments_of, trading_metrics)
-from fleet.evaluation.uncertainty import (TimestampBootstrap, bootstrap_se, weighted_auc, weighted_mean_over_sd,
-                                          weighted_pearson)
+from fleet.evaluation.uncertainty import (TimestampBootstrap, bootstrap_se, weighted_auc, weighted_group_mean_auc,
+                                          weighted_mean_over_sd, weighted_pearson)
 
 __all__ = ["ICIR_MIN_FOLDS", "SE_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "asset_fold_aucs", "book_pnl",
            "exposure", "icir", "information_coefficients", "mark_to_market", "per_asset_auc", "portfolio_returns",
@@ -282,18 +282,13 @@ def _standard_errors(g: pd.DataFrame, bars: pd.DataFrame, *, reps: int, seed: in
     boot = TimestampBootstrap(stamps, reps=reps, series=g["forward_return"].to_numpy(np.float64), seed=seed)
     y, p, r = (g[c].to_numpy(np.float64) for c in ("y", "p_up", "forward_return"))
     rp, rr = rankdata(p), rankdata(r)
-    codes = g.groupby(["fold", "symbol"], sort=False).ngroup().to_numpy()
-    order = np.argsort(codes, kind="stable")
-    groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
+    groups = g.groupby(["fold", "symbol"], sort=False).ngroup().to_numpy()
     draws = {k: [] for k in ("auc", "auc_per_asset", "ic", "rank_ic")}
     step = max(1, _CELLS // len(g))
     for lo in range(0, reps, step):
         W = boot.counts[lo:lo + step][:, boot.inverse]
         draws["auc"].append(weighted_auc(y, p, W))
-        per = np.stack([weighted_auc(y[i], p[i], W[:, i]) for i in groups], axis=1)
-        ok = np.isfinite(per)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            draws["auc_per_asset"].append(np.where(ok, per, 0.0).sum(axis=1) / ok.sum(axis=1))
+        draws["auc_per_asset"].append(weighted_group_mean_auc(y, p, groups, W))
         draws["ic"].append(weighted_pearson(p, r, W))
         draws["rank_ic"].append(weighted_pearson(rp, rr, W))
     for k, v in draws.items():

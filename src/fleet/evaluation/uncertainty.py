@@ -20,7 +20,7 @@ import numpy as np
 from fleet.errors import ConfigError, DataError
 
 __all__ = ["TimestampBootstrap", "format_with_se", "percentile_interval", "sharpe_se_lo", "weighted_auc",
-           "weighted_mean_over_sd", "weighted_pearson"]
+           "weighted_group_mean_auc", "weighted_mean_over_sd", "weighted_pearson"]
 
 
 class TimestampBootstrap:
@@ -103,6 +103,29 @@ def weighted_auc(y, score, W) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(den > 0, num / den, np.nan)
     return out[0] if one else out
+
+
+def weighted_group_mean_auc(y, score, groups, W) -> np.ndarray:
+    """The per-asset AUC of each draw: the mean, over the groups with both classes in that draw, of
+    :func:`weighted_auc` inside each group.
+
+    Args:
+        y, score: shape (n,). groups: shape (n,) integer group codes (e.g. one per (fold, asset)). W: (reps, n).
+
+    Returns:
+        float64 (reps,); NaN for a draw in which no group has both classes.
+    """
+    codes = np.asarray(groups, dtype=np.int64)
+    y, score = np.asarray(y, dtype=np.float64), np.asarray(score, dtype=np.float64)
+    W = np.atleast_2d(np.asarray(W, dtype=np.float64))
+    order = np.argsort(codes, kind="stable")
+    members = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1) if codes.size else []
+    if not members:
+        return np.full(W.shape[0], np.nan)
+    per = np.stack([weighted_auc(y[i], score[i], W[:, i]) for i in members], axis=1)
+    ok = np.isfinite(per)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, per, 0.0).sum(axis=1) / ok.sum(axis=1)
 
 
 def weighted_pearson(a, b, W) -> np.ndarray:
