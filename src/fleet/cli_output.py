@@ -97,8 +97,9 @@ def metric_frame(table, keys: list[str]):
         if col not in rows:
             continue
         se = rows[f"{col}_se"] if f"{col}_se" in rows else pd.Series(float("nan"), index=rows.index)
-        if col == "round_trips":
-            out[title] = [f"{v:,.1f}" if pd.notna(v) else "–" for v in rows[col]]
+        if col in ("round_trips", "icir"):  # no standard error: a count, and a ratio of five or more fold ICs
+            fmt = "{:,.1f}" if col == "round_trips" else "{:+.2f}"
+            out[title] = [fmt.format(v) if pd.notna(v) else "–" for v in rows[col]]
             continue
         out[title] = [format_with_se(v, e, scale=scale, signed=signed, suffix=suffix) for v, e in zip(rows[col], se)]
     return out
