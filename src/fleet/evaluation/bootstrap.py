@@ -15,15 +15,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from fleet.models.criteria import asset_groups, group_aucs
+from fleet.models.criteria import per_asset_auc
 
 __all__ = ["fold_auc", "paired_auc_se"]
-
-
-def _mean_group_auc(y, p, groups) -> float:
-    auc = group_aucs(y, p, groups)[0]
-    auc = auc[np.isfinite(auc)]
-    return float(auc.mean()) if auc.size else float("nan")
 
 
 def fold_auc(rows: pd.DataFrame, col: str, asset: str | None = None) -> float:
@@ -34,8 +28,8 @@ def fold_auc(rows: pd.DataFrame, col: str, asset: str | None = None) -> float:
     :func:`fleet.evaluation.metrics.per_asset_auc`), which scores timing and not which asset drifted up.
     """
     if asset is not None:
-        return _mean_group_auc(rows["y"].to_numpy(), rows[col].to_numpy(),
-                               asset_groups(pd.factorize(rows[asset])[0], pd.factorize(rows["fold"])[0]))
+        return per_asset_auc(rows["y"].to_numpy(), rows[col].to_numpy(), pd.factorize(rows[asset])[0],
+                             pd.factorize(rows["fold"])[0])
     return float(np.mean([roc_auc_score(g["y"], g[col]) for _, g in rows.groupby("fold")]))
 
 
@@ -86,6 +80,6 @@ def paired_auc_se(rows: pd.DataFrame, a: str, b: str, block: int, time: str = "b
                                 for (y, pa, pb, _, _), i in zip(folds, drawn)])
         else:  # one figure over every fold's drawn rows: the mean of their (fold, asset) group AUCs
             y, pa, pb, ids = (np.concatenate([f[j][i] for f, i in zip(folds, drawn)]) for j in (0, 1, 2, 4))
-            groups = asset_groups(ids, np.repeat(np.arange(len(drawn)), [len(i) for i in drawn]))
-            diffs[r] = _mean_group_auc(y, pa, groups) - _mean_group_auc(y, pb, groups)
+            fold_of = np.repeat(np.arange(len(drawn)), [len(i) for i in drawn])
+            diffs[r] = per_asset_auc(y, pa, ids, fold_of) - per_asset_auc(y, pb, ids, fold_of)
     return float(np.std(diffs, ddof=1))

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from fleet.errors import DataError
-from fleet.evaluation.metrics import information_coefficients, per_asset_auc, portfolio_returns, trading_metrics
-from fleet.evaluation.uncertainty import (TimestampBootstrap, bootstrap_se, weighted_auc, weighted_group_mean_auc,
-                                          weighted_mean_over_sd, weighted_pearson)
+from fleet.evaluation.metrics import (figure_draws, information_coefficients, per_asset_auc, portfolio_returns,
+                                      timestamp_bootstrap, trading_metrics)
+from fleet.evaluation.uncertainty import TimestampBootstrap, bootstrap_se, weighted_auc
 
 __all__ = ["COMPARED", "paired_table"]
 
@@ -48,18 +47,12 @@ def _signal(f: pd.DataFrame, threshold: float) -> np.ndarray:
 def _draws(f: pd.DataFrame, boot: TimestampBootstrap, *, threshold: float, cost_bps: float, horizon: int,
            bars_per_year: float | None) -> tuple[dict, dict]:
     """(figures, draws) of one set of rows: the point estimates and their (reps,) bootstrap draws."""
-    y, p, r = (f[c].to_numpy(np.float64) for c in ("y", "p_up", "forward_return"))
+    p, r = f["p_up"].to_numpy(np.float64), f["forward_return"].to_numpy(np.float64)
     pos = f["position"].to_numpy(np.float64) if "position" in f else None
     net = portfolio_returns(f, _signal(f, threshold), horizon=horizon, cost_bps=cost_bps, position=pos)["net"]
-    W = boot.row_weights()
-    groups = f.groupby(["fold", "symbol"], sort=False).ngroup().to_numpy()
-    scale = float(np.sqrt(bars_per_year)) if bars_per_year else float("nan")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        draws = {"auc": weighted_auc(y, p, W), "auc_per_asset": weighted_group_mean_auc(y, p, groups, W),
-                 "rank_ic": weighted_pearson(rankdata(p), rankdata(r), W),
-                 "sharpe_net": weighted_mean_over_sd(net.to_numpy(np.float64), boot.counts) * scale}
-    figures = {"auc": float(weighted_auc(y, p, np.ones(len(f)))), "auc_per_asset": per_asset_auc(f),
-               "rank_ic": information_coefficients(p, r)[1],
+    draws = figure_draws(f, net.to_numpy(), boot, bars_per_year=bars_per_year)
+    figures = {"auc": float(weighted_auc(f["y"].to_numpy(np.float64), p, np.ones(len(f)))),
+               "auc_per_asset": per_asset_auc(f), "rank_ic": information_coefficients(p, r)[1],
                "sharpe_net": trading_metrics(net.to_numpy(), bars_per_year=bars_per_year)["sharpe"]}
     if not np.any(net.to_numpy()):  # a book that never trades earns exactly 0: Sharpe 0 for the comparison
         figures["sharpe_net"], draws["sharpe_net"] = 0.0, np.zeros(len(boot.counts))
@@ -92,8 +85,7 @@ def paired_table(a: pd.DataFrame, b: pd.DataFrame, *, threshold: float, cost_bps
         DataError: missing columns, or no common rows.
     """
     a, b = _aligned(a, b)
-    stamps = pd.DatetimeIndex(a["timestamp"]).as_unit("ns").asi8
-    boot = TimestampBootstrap(stamps, reps=reps, series=a["forward_return"].to_numpy(np.float64), seed=seed)
+    boot = timestamp_bootstrap(a, reps=reps, seed=seed)
     kw = dict(threshold=threshold, cost_bps=cost_bps, horizon=horizon, bars_per_year=bars_per_year)
     fa, da = _draws(a, boot, **kw)
     fb, db = _draws(b, boot, **kw)

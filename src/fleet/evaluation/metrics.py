@@ -36,7 +36,7 @@ from fleet.evaluation.uncertainty import (TimestampBootstrap, bootstrap_se, weig
                                           weighted_mean_over_sd, weighted_pearson)
 
 __all__ = ["ICIR_MIN_FOLDS", "SE_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "asset_fold_aucs", "book_pnl",
-           "exposure", "icir", "information_coefficients", "mark_to_market", "per_asset_auc", "portfolio_returns",
+           "exposure", "figure_draws", "icir", "information_coefficients", "mark_to_market", "per_asset_auc", "portfolio_returns",
            "segments_of", "signal_metrics", "summarise", "trading_metrics"]
 
 RANK_COLUMNS = ("ic", "rank_ic", "icir")
@@ -269,34 +269,52 @@ def _group_row(g: pd.DataFrame, signal: np.ndarray, *, threshold: float, cost_bp
 _CELLS = 4_000_000
 
 
-def _standard_errors(g: pd.DataFrame, bars: pd.DataFrame, *, reps: int, seed: int,
-                     bars_per_year: float | None) -> dict:
-    """:data:`SE_COLUMNS` of one group by a stationary block bootstrap over its timestamps (NaN with reps = 0).
+def figure_draws(g: pd.DataFrame, net: np.ndarray, boot: TimestampBootstrap, *,
+                 bars_per_year: float | None) -> dict[str, np.ndarray]:
+    """Bootstrap draws of the headline figures of one group of prediction rows.
 
-    The draws are shared by every figure of the group, so paired figures see the same resampled timestamps; the
-    block length comes from the per-timestamp mean forward return (its h-bar overlap sets the dependence)."""
-    out = dict.fromkeys(SE_COLUMNS, float("nan"))
-    if reps < 2 or len(g) < 2 or len(bars) < 2:
-        return out
-    stamps = pd.DatetimeIndex(g["timestamp"]).as_unit("ns").asi8
-    boot = TimestampBootstrap(stamps, reps=reps, series=g["forward_return"].to_numpy(np.float64), seed=seed)
+    Args:
+        g: (n, ...) rows with fold, symbol, y, p_up, forward_return, in the order ``boot`` was built on.
+        net: (T,) the group's per-timestamp net P&L (:func:`portfolio_returns`), indexed by the same sorted
+            distinct timestamps as ``boot``.
+        boot: the draws over the rows' timestamps. bars_per_year: annualises the Sharpe ratio (None: NaN).
+
+    Returns:
+        {"auc", "auc_per_asset", "ic", "rank_ic", "sharpe_net"} -> (reps,) draws; the weights are built for at
+        most :data:`_CELLS` (draw, row) cells at a time.
+    """
     y, p, r = (g[c].to_numpy(np.float64) for c in ("y", "p_up", "forward_return"))
     rp, rr = rankdata(p), rankdata(r)
     groups = g.groupby(["fold", "symbol"], sort=False).ngroup().to_numpy()
     draws = {k: [] for k in ("auc", "auc_per_asset", "ic", "rank_ic")}
-    step = max(1, _CELLS // len(g))
-    for lo in range(0, reps, step):
+    step = max(1, _CELLS // max(len(g), 1))
+    for lo in range(0, len(boot.counts), step):
         W = boot.counts[lo:lo + step][:, boot.inverse]
         draws["auc"].append(weighted_auc(y, p, W))
         draws["auc_per_asset"].append(weighted_group_mean_auc(y, p, groups, W))
         draws["ic"].append(weighted_pearson(p, r, W))
         draws["rank_ic"].append(weighted_pearson(rp, rr, W))
-    for k, v in draws.items():
-        out[f"{k}_se"] = bootstrap_se(np.concatenate(v))
-    # the portfolio's per-timestamp net P&L is indexed by the same sorted distinct timestamps as the draws
-    sharpe = weighted_mean_over_sd(bars["net"].to_numpy(np.float64), boot.counts)
-    out["sharpe_net_se"] = bootstrap_se(sharpe) * float(np.sqrt(bars_per_year)) if bars_per_year else float("nan")
+    out = {k: np.concatenate(v) for k, v in draws.items()}
+    scale = float(np.sqrt(bars_per_year)) if bars_per_year else float("nan")
+    out["sharpe_net"] = weighted_mean_over_sd(np.asarray(net, dtype=np.float64), boot.counts) * scale
     return out
+
+
+def timestamp_bootstrap(g: pd.DataFrame, *, reps: int, seed: int) -> TimestampBootstrap:
+    """The stationary bootstrap over the timestamps of rows ``g``; the block length comes from the per-timestamp
+    mean forward return (its h-bar overlap sets the dependence)."""
+    stamps = pd.DatetimeIndex(g["timestamp"]).as_unit("ns").asi8
+    return TimestampBootstrap(stamps, reps=reps, series=g["forward_return"].to_numpy(np.float64), seed=seed)
+
+
+def _standard_errors(g: pd.DataFrame, bars: pd.DataFrame, *, reps: int, seed: int,
+                     bars_per_year: float | None) -> dict:
+    """:data:`SE_COLUMNS` of one group: the spread of :func:`figure_draws` (NaN with reps = 0)."""
+    if reps < 2 or len(g) < 2 or len(bars) < 2:
+        return dict.fromkeys(SE_COLUMNS, float("nan"))
+    draws = figure_draws(g, bars["net"].to_numpy(), timestamp_bootstrap(g, reps=reps, seed=seed),
+                         bars_per_year=bars_per_year)
+    return {f"{k}_se": bootstrap_se(v) for k, v in draws.items()}
 
 
 def summarise(predictions: pd.DataFrame, by: str | list[str], *, threshold: float = 0.55,
