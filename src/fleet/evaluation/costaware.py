@@ -381,7 +381,7 @@ def apply_positions(preds: pd.DataFrame, policy: TradingPolicy | dict | None) ->
 
 def policy_comparison(predictions: pd.DataFrame, *, threshold: float, cost_bps: float, horizon: int,
                       sides: str = "long", bars_per_year: float | None = None, reps: int = 0,
-                      seed: int = 0) -> pd.DataFrame:
+                      seed: int = 0, levels: tuple[str, ...] = ("all", "asset")) -> pd.DataFrame:
     """Natural (the fixed threshold rule) and the units' own policies side by side, on the same P(up).
 
     Args:
@@ -389,6 +389,8 @@ def policy_comparison(predictions: pd.DataFrame, *, threshold: float, cost_bps: 
             timestamp, fold, p_up, y, forward_return, return_1, bar_number.
         threshold, cost_bps, horizon, sides: the fixed rule (``p_up > threshold``, 1/h tranches held h bars).
         reps, seed: bootstrap draws behind ``sharpe_net_se`` (:func:`fleet.evaluation.metrics.summarise`).
+        levels: "all" (the fleet's rows) and / or "asset" (each asset's); a fleet computed in pieces gives the
+            same table through :func:`order_policy_rows` of the pieces.
 
     Returns:
         Rows (asset, policy) for every asset and ``ALL`` (the equal-weight fleet), policy ``fixed`` then
@@ -407,10 +409,16 @@ def policy_comparison(predictions: pd.DataFrame, *, threshold: float, cost_bps: 
             "ann_return_net", "max_dd_net"]
     parts = []
     for name, rows in (("fixed", natural), ("tuned", predictions)):
-        each = summarise(rows, "symbol", **kw).rename(columns={"symbol": "asset"})
-        pooled = summarise(rows, [], **kw).assign(asset="ALL")
+        each = summarise(rows, "symbol", **kw).rename(columns={"symbol": "asset"}) if "asset" in levels else None
+        pooled = summarise(rows, [], **kw).assign(asset="ALL") if "all" in levels else None
         parts.append(pd.concat([pooled, each], ignore_index=True)[["asset", *cols]].assign(policy=name))
-    out = pd.concat(parts, ignore_index=True)
+    return order_policy_rows(pd.concat(parts, ignore_index=True))
+
+
+def order_policy_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`policy_comparison` in its order: ALL first, then the assets; fixed before tuned."""
+    out = rows.copy()
+    cols = [c for c in out.columns if c not in ("asset", "policy")]
     out["_all"] = out["asset"] != "ALL"
     out = out.sort_values(["_all", "asset", "policy"], kind="stable").drop(columns="_all").reset_index(drop=True)
-    return out[["asset", "policy", *cols]]
+    return out[["asset", "policy", *[c for c in cols if c != "_all"]]]

@@ -47,14 +47,29 @@ def results_tables(predictions: pd.DataFrame, cluster_of: dict[str, int], domina
         in that fold; ``assets`` lists its members, ``SYM(k/n)`` when an asset was in it in k of the n folds
         the cluster's rows come from.
     """
-    kw = _summary_kw(config, bars_per_year)
     preds = predictions
     if "cluster" not in preds:
         preds = preds.assign(cluster=preds["symbol"].map(cluster_of))
-    per_asset = summarise(preds, "symbol", **kw).rename(columns={"symbol": "asset"})
+    return (asset_table(preds, cluster_of, config, bars_per_year=bars_per_year),
+            cluster_table(preds, dominant, config, bars_per_year=bars_per_year))
+
+
+def asset_table(predictions: pd.DataFrame, cluster_of: dict[str, int], config: FleetConfig, *,
+                bars_per_year: float | None = None) -> pd.DataFrame:
+    """The per-asset table of :func:`results_tables` (one row per asset of ``predictions``; an asset's rows are
+    all it has, so a batch of assets gives the same rows as the whole fleet)."""
+    per_asset = summarise(predictions, "symbol", **_summary_kw(config, bars_per_year)).rename(
+        columns={"symbol": "asset"})
     per_asset.insert(1, "cluster", per_asset["asset"].map(cluster_of))
-    per_asset = per_asset[["asset", "cluster", *METRIC_COLUMNS, "n"]]
-    per_cluster = summarise(preds, "cluster", **kw)
+    return per_asset[["asset", "cluster", *METRIC_COLUMNS, "n"]]
+
+
+def cluster_table(predictions: pd.DataFrame, dominant: int, config: FleetConfig, *,
+                  bars_per_year: float | None = None) -> pd.DataFrame:
+    """The per-cluster table of :func:`results_tables` (``predictions``: every row of the clusters to show,
+    with their ``cluster`` column)."""
+    preds = predictions
+    per_cluster = summarise(preds, "cluster", **_summary_kw(config, bars_per_year))
 
     def members(c) -> str:
         rows = preds[preds["cluster"] == c]
@@ -64,8 +79,7 @@ def results_tables(predictions: pd.DataFrame, cluster_of: dict[str, int], domina
 
     per_cluster.insert(1, "dominant", per_cluster["cluster"] == dominant)
     per_cluster.insert(2, "assets", per_cluster["cluster"].map(members))
-    per_cluster = per_cluster[["cluster", "dominant", "assets", *METRIC_COLUMNS, "n"]]
-    return per_asset, per_cluster
+    return per_cluster[["cluster", "dominant", "assets", *METRIC_COLUMNS, "n"]]
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -76,6 +90,12 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
 
 
+#: The levels of the expert tables, in their row order.
+EXPERT_LEVELS = ("fleet", "cluster", "asset")
+#: A base-rate share above this on some row puts ``expert = "base_rate"`` rows in the weights table.
+BASE_RATE_SHOWN = 1e-9
+
+
 def base_rate_share(weights: pd.DataFrame) -> pd.Series:
     """What the experts' gate weights leave of 1 on each row: the select gate's share of its constant base-rate
     P(up) under ``model.moe.select_base_rate: mix`` (0 for every other gate). ``weights``: (n, E) ``w_<expert>``
@@ -83,8 +103,9 @@ def base_rate_share(weights: pd.DataFrame) -> pd.Series:
     return (1.0 - weights.sum(axis=1)).clip(lower=0.0)
 
 
-def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
-                  experts: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int], experts: list[str], *,
+                  levels: tuple[str, ...] = EXPERT_LEVELS,
+                  base_rate: bool | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Expert telemetry over all out-of-sample rows (clusters: the rows' own fold's clustering when
     ``predictions`` has a cluster column, else ``cluster_of``).
 
@@ -97,6 +118,10 @@ def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
         the group's rows predicted by units whose guard replaced the gate by their best single expert. When the
         experts' weights sum to less than 1 on some row (the select gate's share of the constant base rate
         P(up)), the weights table also has an ``expert = "base_rate"`` row per group holding that share.
+        ``levels``: the levels to compute (a subset of :data:`EXPERT_LEVELS`; the tables of a fleet computed in
+        pieces are the pieces' rows in that order). ``base_rate``: True always gives the base-rate rows when the
+        weight columns are there (the caller drops them when no row of the fleet has a base-rate share), None
+        decides from ``predictions``.
     """
     preds = predictions
     if "cluster" not in preds:
@@ -106,10 +131,14 @@ def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int],
     if len(experts) > 1 and set(cols) <= set(preds.columns):
         # the select gate's base-rate share: what the experts' weights leave of 1 on each row
         preds = preds.assign(w_base_rate=base_rate_share(preds[cols]))
-    shown = experts + (["base_rate"] if "w_base_rate" in preds and preds["w_base_rate"].max() > 1e-9 else [])
-    groups = [("fleet", "all", preds)]
-    groups += [("cluster", str(c), g) for c, g in preds.groupby("cluster", sort=True)]
-    groups += [("asset", str(s), g) for s, g in preds.groupby("symbol", sort=True)]
+    with_base = "w_base_rate" in preds and (base_rate if base_rate is not None
+                                            else bool(preds["w_base_rate"].max() > BASE_RATE_SHOWN))
+    shown = experts + (["base_rate"] if with_base else [])
+    groups = [("fleet", "all", preds)] if "fleet" in levels else []
+    if "cluster" in levels:
+        groups += [("cluster", str(c), g) for c, g in preds.groupby("cluster", sort=True)]
+    if "asset" in levels:
+        groups += [("asset", str(s), g) for s, g in preds.groupby("symbol", sort=True)]
     for level, name, g in groups:
         y = g["y"].to_numpy()
         fb = float(g["gate_fallback"].mean()) if "gate_fallback" in g and len(g) else 0.0
@@ -134,11 +163,26 @@ def fold_table(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year:
     equal-weight portfolio of every asset in that fold's test block; the only rows with standard errors).
     ``icir`` is NaN here (one fold).
     Each fold's curve starts flat and closes what is open at the fold's end."""
+    return fold_order(fold_pooled(predictions, config, bars_per_year=bars_per_year),
+                      fold_assets(predictions, config, bars_per_year=bars_per_year))
+
+
+def fold_assets(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year: float | None = None) -> pd.DataFrame:
+    """The (fold, asset) rows of :func:`fold_table`, without standard errors (one asset in one fold is left
+    without: the per-asset table has them)."""
     kw = _summary_kw(config, bars_per_year)
-    # standard errors for each fold's fleet row; one asset in one fold is left without (the per-asset table has them)
-    each = summarise(predictions, ["fold", "symbol"], **{**kw, "reps": 0}).rename(columns={"symbol": "asset"})
-    pooled = summarise(predictions, "fold", **kw)
+    return summarise(predictions, ["fold", "symbol"], **{**kw, "reps": 0}).rename(columns={"symbol": "asset"})
+
+
+def fold_pooled(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year: float | None = None) -> pd.DataFrame:
+    """The ``asset = "ALL"`` rows of :func:`fold_table`, one per fold of ``predictions``, with standard errors."""
+    pooled = summarise(predictions, "fold", **_summary_kw(config, bars_per_year))
     pooled.insert(1, "asset", "ALL")
+    return pooled
+
+
+def fold_order(pooled: pd.DataFrame, each: pd.DataFrame) -> pd.DataFrame:
+    """:func:`fold_table` from its pieces: per fold the ALL row, then the assets in order."""
     out = pd.concat([pooled, each], ignore_index=True)
     out["_all"] = out["asset"] != "ALL"
     out = out.sort_values(["fold", "_all", "asset"], kind="stable").drop(columns="_all").reset_index(drop=True)

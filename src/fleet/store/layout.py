@@ -90,6 +90,17 @@ def model_file(group: str) -> str:
     return f"{MODELS_DIR}/{group}.pkl"
 
 
+def unit_part_file(unit_id: str, symbol: str) -> str:
+    """``units/<unit id>/<symbol>.parquet``: one asset's out-of-sample rows of one unit, before the run's policy."""
+    return f"{UNITS_DIR}/{unit_id}/{symbol}.parquet"
+
+
+def model_entry(group: str, model: Any) -> dict:
+    """The ``models/index.json`` entry of one group's model (``assets``, ``trained_until``, ``feature_names``)."""
+    return {"file": model_file(group), "assets": model.assets, "trained_until": model.trained_until.isoformat(),
+            "features": model.feature_names}
+
+
 def unit_files(unit_id: str) -> tuple[str, str]:
     """(pickle, completeness marker) of one unit's saved result: ``units/<unit id>.pkl`` / ``.done.json``."""
     return f"{UNITS_DIR}/{unit_id}.pkl", f"{UNITS_DIR}/{unit_id}.done.json"
@@ -160,8 +171,7 @@ class RunLayout:
         index = {}
         for group, model in models.items():
             self.write_pickle(model_file(group), model)
-            index[group] = {"file": model_file(group), "assets": model.assets,
-                            "trained_until": model.trained_until.isoformat(), "features": model.feature_names}
+            index[group] = model_entry(group, model)
         self.write_json(MODELS_INDEX, index)
         return index
 

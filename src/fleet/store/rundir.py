@@ -31,7 +31,9 @@ run before any training, with a :class:`~fleet.errors.ConfigError` naming the UR
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -41,31 +43,69 @@ from pathlib import Path
 from typing import Any
 
 from fleet.errors import ConfigError, RunDirectoryError
-from fleet.store.layout import MANIFEST, STATE_FILE, UNITS_DIR, RunLayout, unit_files
+from fleet.store.layout import (MANIFEST, STATE_FILE, UNITS_DIR, RunLayout, model_entry, model_file, unit_files,
+                                unit_part_file)
 from fleet.store.location import Storage, display_location, is_uri, local_path, one_line
 
 
 class UnitStore:
     """Where units' results are saved as they finish: ``units/`` of the run's staging area.
 
-    Small and picklable: on Ray with a URI ``--out`` each actor gets one and writes its own unit's
-    result (:meth:`save`), so results reach shared storage without passing through the driver.
+    Small and picklable: the worker that trained a unit (a Ray actor, or this process with the local backend)
+    saves it (:meth:`save`): each asset's prediction rows as ``units/<unit id>/<symbol>.parquet``, a final-fold
+    unit's served model as ``models/<group>.pkl``, and the rest of the result (timings, FFD orders, gate and
+    policy records) as ``units/<unit id>.pkl``. The driver keeps only that small rest.
     """
 
     def __init__(self, storage: Storage):
         self.storage = storage
 
-    def save(self, unit_id: str, result: Any) -> None:
-        """Write one unit's result, then its completeness marker (pickle SHA-256 and size, and which
-        host / process / Ray node wrote it). Locally both are atomic file replacements; on an object
-        store each is one atomic PUT, so the marker never exists without the whole pickle."""
-        data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    def _put(self, relative: str, data: bytes, files: dict) -> None:
+        self.storage.write_bytes(relative, data, atomic=True)
+        files[relative] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+    def save(self, unit_id: str, result: Any) -> Any:
+        """Write one unit's result, then its completeness marker; returns the result as the driver keeps it.
+
+        The prediction rows (``result.predictions``, a frame with a ``symbol`` column) and the served model
+        (``result.model``) are written to files of their own and left out of the returned copy, which names them
+        (``parts``: symbol -> file; ``model_info``: the models index entry). The marker, written last, holds the
+        SHA-256 and size of every file and which host / process / Ray node wrote it. Locally every file is an
+        atomic replacement; on an object store each is one atomic PUT, so the marker never exists without the
+        files it names.
+
+        Raises:
+            RunDirectoryError: the staging area is a local path that does not exist where this worker runs (a
+                Ray node on another machine without a shared filesystem: use an object-store ``--out``).
+        """
+        if not self.storage.remote and not self.storage.exists():
+            raise RunDirectoryError(
+                f"{self.storage.describe()}: the run's staging directory is not on this machine "
+                f"({socket.gethostname()}); on a Ray cluster of several machines write the run to a shared "
+                "filesystem or an object store (--out s3://... or gs://...)")
+        files: dict[str, dict] = {}
+        kept = copy.copy(result)
+        predictions = getattr(result, "predictions", None)
+        if predictions is not None:
+            kept.parts = {}
+            for symbol, rows in predictions.groupby("symbol", sort=True):
+                buf = io.BytesIO()
+                rows.reset_index(drop=True).to_parquet(buf, index=False)
+                kept.parts[str(symbol)] = unit_part_file(unit_id, str(symbol))
+                self._put(kept.parts[str(symbol)], buf.getvalue(), files)
+            kept.predictions = None
+        model = getattr(result, "model", None)
+        if model is not None:
+            self._put(model_file(result.group), pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), files)
+            kept.model, kept.model_info = None, model_entry(result.group, model)
+        data = pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL)
         pkl, done = unit_files(unit_id)
         self.storage.write_bytes(pkl, data, atomic=True)
-        marker = {"unit": unit_id, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+        marker = {"unit": unit_id, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "files": files,
                   "written_by": {"host": socket.gethostname(), "pid": os.getpid(),
                                  "node_id": getattr(result, "node_id", None)}}
         self.storage.write_bytes(done, (json.dumps(marker) + "\n").encode(), atomic=True)
+        return kept
 
     def marker(self, unit_id: str) -> dict | None:
         """The unit's ``.done.json`` marker, or None when it is missing or unreadable."""
@@ -74,27 +114,34 @@ class UnitStore:
         except (OSError, ValueError):
             return None
 
-    def load(self, unit_id: str) -> Any | None:
-        """A unit's saved result if it is complete and intact, else None (the unit must be trained).
+    def _intact(self, relative: str, expected: dict) -> bool:
+        try:
+            data = self.storage.read_bytes(relative)
+        except OSError:
+            return False
+        return expected.get("bytes") == len(data) and expected.get("sha256") == hashlib.sha256(data).hexdigest()
 
-        Complete means: the marker exists and names this unit, the pickle has the marker's size and
-        SHA-256, and it loads to an object whose ``unit_id`` is ``unit_id``.
+    def load(self, unit_id: str) -> Any | None:
+        """A unit's saved result (as :meth:`save` returned it) if it is complete and intact, else None (the unit
+        must be trained).
+
+        Complete means: the marker exists and names this unit, the pickle and every file the marker lists have
+        the marker's sizes and SHA-256, and the pickle loads to an object whose ``unit_id`` is ``unit_id`` and
+        that names its prediction files (a result saved by an older layout, rows inside, is trained again).
         """
         marker = self.marker(unit_id)
-        if marker is None:
+        if marker is None or marker.get("unit") != unit_id or "files" not in marker:
+            return None
+        pkl = unit_files(unit_id)[0]
+        if not self._intact(pkl, marker) or not all(self._intact(f, e) for f, e in marker["files"].items()):
             return None
         try:
-            data = self.storage.read_bytes(unit_files(unit_id)[0])
-        except OSError:
-            return None
-        if (marker.get("unit") != unit_id or marker.get("bytes") != len(data)
-                or marker.get("sha256") != hashlib.sha256(data).hexdigest()):
-            return None
-        try:
-            result = pickle.loads(data)
+            result = pickle.loads(self.storage.read_bytes(pkl))
         except Exception:  # a pickle from an incompatible version of the code: train the unit again
             return None
-        return result if getattr(result, "unit_id", None) == unit_id else None
+        if getattr(result, "unit_id", None) != unit_id or getattr(result, "predictions", None) is not None:
+            return None
+        return result
 
 
 class RunDirectory:
@@ -193,15 +240,15 @@ class RunDirectory:
             self.layout.write_json(STATE_FILE, self.state)
         return self
 
-    def unit_sink(self) -> UnitStore | None:
-        """What workers save their unit's result with: the unit store for a URI run (shared storage every
-        Ray node reaches), None for a local run (its path may exist only on the driver's machine, so the
-        driver saves each result it receives)."""
-        return self.units if self.remote else None
+    def unit_sink(self) -> UnitStore:
+        """What workers save their unit's result with (:meth:`UnitStore.save`): every backend saves a unit where
+        it trained it, so the prediction rows and models never pass through the driver. A local path must be
+        reachable from every Ray node (one machine or a shared filesystem); a URI always is."""
+        return self.units
 
-    def save_unit(self, unit_id: str, result: Any) -> None:
-        """Write one unit's result, then its completeness marker (:meth:`UnitStore.save`)."""
-        self.units.save(unit_id, result)
+    def save_unit(self, unit_id: str, result: Any) -> Any:
+        """Write one unit's result, then its completeness marker (:meth:`UnitStore.save`); returns what is kept."""
+        return self.units.save(unit_id, result)
 
     def load_unit(self, unit_id: str) -> Any | None:
         """A unit's saved result if it is complete and intact, else None (:meth:`UnitStore.load`)."""

@@ -10,31 +10,28 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 
 import pandas as pd
 
 from fleet import __version__
-from fleet.evaluation.costaware import policy_comparison
-from fleet.evaluation.policy import apply_policy, forced_entry_report
-from fleet.evaluation.tables import expert_tables, fold_table, holdout_table, results_tables
+from fleet.evaluation.costaware import order_policy_rows
+from fleet.evaluation.policy import apply_policy
+from fleet.evaluation.tables import BASE_RATE_SHOWN, EXPERT_LEVELS, fold_order, holdout_table
 from fleet.store import display_location, is_uri
 from fleet.store import layout as L
+from fleet.store.layout import model_file
 from fleet.training.context import RunContext, RunSummary
 from fleet.training.holdout import predict_holdout
+from fleet.training.outputs import (PREDICTION_COLUMNS, OutputPlan, asset_batches, asset_outputs,  # noqa: F401
+                                    pooled_items, pooled_outputs, prediction_columns)
 from fleet.training.unit import UnitResult
-
-#: Columns of predictions/<SYM>.parquet before the per-expert p_<e>, w_<e> columns.
-PREDICTION_COLUMNS = ["timestamp", "fold", "p_up", "signal", "forward_return", "y", "forced_entry", "return_1",
-                      "bar_number", "cluster"]
-
 
 @dataclass
 class Evaluated:
-    """The out-of-sample rows after the policy and every table computed from them."""
+    """Every table of the run (the prediction rows stay on storage, written by the output tasks)."""
 
-    predictions: pd.DataFrame
     bars_per_year: float
     per_asset: pd.DataFrame
     per_cluster: pd.DataFrame
@@ -64,15 +61,19 @@ def versions() -> dict[str, str]:
     return out
 
 
-def write_run(ctx: RunContext, results: list[UnitResult]) -> RunSummary:
-    """Tables, predictions, models and manifest from every unit's result; commits the run into place."""
+def write_run(ctx: RunContext, results: list[UnitResult], backend) -> RunSummary:
+    """Tables, predictions, models and manifest from every unit's saved result; commits the run into place.
+
+    ``results`` are what the workers kept of each unit (:meth:`fleet.store.UnitStore.save`: no prediction rows,
+    no model); the prediction files and tables are built by ``backend`` tasks (:mod:`fleet.training.outputs`).
+    """
     results.sort(key=lambda r: (r.fold, r.group))
     fell_back = [f"{r.unit_id} -> {r.gate['fallback']}" for r in results if r.gate and r.gate.get("fallback")]
     if fell_back:
         ctx.note(f"gate guard: {len(fell_back)} of {len(results)} units answer with one expert (the cross-fitted "
                  f"gate lost to their best single expert on the inner out-of-fold rows, or the window was too "
                  f"short for any inner fold; manifest units[].gate says which): {', '.join(fell_back)}")
-    ev = evaluate(ctx, results)
+    ev = evaluate(ctx, results, backend)
     write_files(ctx, results, ev)
     ctx.rundir.layout.write_manifest(manifest(ctx, results, ev))  # last: marks the run complete
     out = ctx.rundir.commit()
@@ -98,30 +99,59 @@ def _bars_per_year(ctx: RunContext) -> float:
     return bars_per_year
 
 
-def evaluate(ctx: RunContext, results: list[UnitResult]) -> Evaluated:
-    """Apply the trading policy to every out-of-sample row and compute the results tables."""
-    config, final = ctx.config, ctx.markets[-1]
-    # The policy needs whole UTC days per asset, which may straddle units and folds: applied here.
-    policy = dict(threshold=config.policy.threshold, forced_entry=config.policy.forced_entry,
-                  cutoff=config.policy.forced_entry_cutoff, bar=ctx.panel.bar)
-    predictions = pd.concat([r.predictions for r in results], ignore_index=True)
-    if "position" not in predictions:  # else each unit's own policy set signal and position (costaware)
-        predictions = apply_policy(predictions, **policy)
+def output_plan(ctx: RunContext, results: list[UnitResult], bars_per_year: float) -> OutputPlan:
+    """The :class:`~fleet.training.outputs.OutputPlan` of the run's output tasks."""
+    final = ctx.markets[-1]
+    fallback = {(r.fold, s): 1 for r in results if r.gate and r.gate.get("fallback") for s in (r.parts or {})}
+    return OutputPlan(storage=ctx.rundir.storage, config=ctx.config, bars_per_year=bars_per_year, bar=ctx.panel.bar,
+                      cluster_of=dict(final.clusters.cluster_map), dominant=final.clusters.dominant_cluster,
+                      fallback=fallback)
+
+
+def _concat(pieces: list[dict], name: str, by: list[str] | None = None) -> pd.DataFrame | None:
+    frames = [p[name] for p in pieces if p.get(name) is not None]
+    if not frames:
+        return None
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values(by, kind="stable").reset_index(drop=True) if by else out
+
+
+def evaluate(ctx: RunContext, results: list[UnitResult], backend) -> Evaluated:
+    """The run's policy on every out-of-sample row, its prediction files and every results table, by two stages
+    of ``backend`` tasks (:mod:`fleet.training.outputs`); the hold-out here."""
+    config = ctx.config
     bars_per_year = _bars_per_year(ctx)
-    per_asset, per_cluster = results_tables(predictions, final.clusters.cluster_map,
-                                            final.clusters.dominant_cluster, config, bars_per_year=bars_per_year)
-    expert_auc, expert_weights = expert_tables(predictions, final.clusters.cluster_map,
-                                               config.model.active_experts())
-    ev = Evaluated(predictions=predictions, bars_per_year=bars_per_year, per_asset=per_asset, per_cluster=per_cluster,
-                   per_fold=fold_table(predictions, config, bars_per_year=bars_per_year),
-                   forced=forced_entry_report(predictions) if config.policy.forced_entry else None,
-                   expert_auc=expert_auc, expert_weights=expert_weights)
-    if "position" in predictions:  # natural (fixed threshold) vs each unit's own policy, same p_up
-        ev.policy_comparison = policy_comparison(
-            predictions, threshold=config.policy.threshold, cost_bps=config.policy.cost_bps,
-            horizon=config.labels.horizon, sides=config.policy.sides.value, bars_per_year=bars_per_year,
-            reps=config.evaluation.bootstrap_reps, seed=config.seed)
+    plan = output_plan(ctx, results, bars_per_year)
+    parts: dict[str, list[str]] = {}
+    for r in results:  # sorted by fold: each asset's files in fold order
+        for symbol, f in (r.parts or {}).items():
+            parts.setdefault(symbol, []).append(f)
+    symbols = sorted(parts)
+    t0 = time.perf_counter()
+    assets = backend.map(asset_outputs, asset_batches(parts), {"plan": plan})
+    fold_ids = sorted({int(k) for a in assets for k in a["fold_assets"]["fold"]})
+    cluster_ids = sorted({int(c) for a in assets for c in a["clusters"]})
+    pooled = backend.map(pooled_outputs, pooled_items(cluster_ids, fold_ids), {"plan": plan, "symbols": symbols})
+    ctx.echo(f"Tables and predictions/ of {len(symbols)} assets: {len(assets)} asset batches and {len(pooled)} "
+             f"pooled groups as backend tasks, {time.perf_counter() - t0:.1f} s")
+    base_rate = max([a["base_rate_max"] for a in assets], default=0.0) > BASE_RATE_SHOWN
+    expert_auc, expert_weights = (
+        pd.concat([p[name] for p in pooled if name in p and p[name] is not None]
+                  + [a[name] for a in assets], ignore_index=True) for name in ("expert_auc", "expert_weights"))
+    expert_auc = _expert_order(expert_auc)
+    expert_weights = _expert_order(expert_weights)
+    if not base_rate and len(expert_weights):
+        expert_weights = expert_weights[expert_weights["expert"] != "base_rate"].reset_index(drop=True)
+    policy_rows = _concat([*pooled, *assets], "policy")
+    ev = Evaluated(bars_per_year=bars_per_year, per_asset=_concat(assets, "per_asset", ["asset"]),
+                   per_cluster=_concat(pooled, "per_cluster", ["cluster"]),
+                   per_fold=fold_order(_concat(pooled, "fold_pooled"), _concat(assets, "fold_assets")),
+                   forced=_concat(assets, "forced", ["symbol"]) if config.policy.forced_entry else None,
+                   expert_auc=expert_auc, expert_weights=expert_weights,
+                   policy_comparison=None if policy_rows is None else order_policy_rows(policy_rows))
     if config.validation.holdout_days > 0:
+        policy = dict(threshold=config.policy.threshold, forced_entry=config.policy.forced_entry,
+                      cutoff=config.policy.forced_entry_cutoff, bar=ctx.panel.bar)
         _evaluate_holdout(ctx, results, ev, policy)
     if ev.forced is not None and ctx.panel.bar >= pd.Timedelta(days=1):
         ctx.note(f"forced entry on {ctx.panel.bar} bars: every day without a natural signal is forced, "
@@ -129,9 +159,24 @@ def evaluate(ctx: RunContext, results: list[UnitResult]) -> Evaluated:
     return ev
 
 
+def _expert_order(table: pd.DataFrame) -> pd.DataFrame:
+    """Expert table rows in :func:`~fleet.evaluation.tables.expert_tables`' order: fleet, clusters, assets (each
+    sorted as there), experts in their order within a group."""
+    if not len(table):
+        return table
+    level = table["level"].map({lv: i for i, lv in enumerate(EXPERT_LEVELS)})
+    num = pd.to_numeric(table["name"], errors="coerce")
+    key = pd.DataFrame({"level": level, "num": num.where(table["level"] == "cluster"),
+                        "name": table["name"].where(table["level"] != "cluster", "")})
+    order = key.sort_values(["level", "num", "name"], kind="stable").index
+    return table.loc[order].reset_index(drop=True)
+
+
 def _evaluate_holdout(ctx: RunContext, results: list[UnitResult], ev: Evaluated, policy: dict) -> None:
     config = ctx.config
-    rows = predict_holdout(results, ctx.panel, ctx.markets[-1], timeline_end=ctx.timeline_end, config=config)
+    layout = ctx.rundir.layout
+    with_models = [replace(r, model=layout.read_pickle(model_file(r.group))) for r in results if r.model_info]
+    rows = predict_holdout(with_models, ctx.panel, ctx.markets[-1], timeline_end=ctx.timeline_end, config=config)
     ev.holdout_rows = rows
     if len(rows):
         if "position" not in rows:  # else the units' stored policies set signal and position
@@ -145,20 +190,16 @@ def _evaluate_holdout(ctx: RunContext, results: list[UnitResult], ev: Evaluated,
 
 
 def write_files(ctx: RunContext, results: list[UnitResult], ev: Evaluated) -> None:
-    """Everything but the manifest, through the run's :class:`~fleet.store.layout.RunLayout`."""
+    """Everything but the manifest and the prediction files (written by the output tasks), through the run's
+    :class:`~fleet.store.layout.RunLayout`."""
     layout, config, final = ctx.rundir.layout, ctx.config, ctx.markets[-1]
     layout.write_tables({L.RESULTS_PER_ASSET: ev.per_asset, L.RESULTS_PER_CLUSTER: ev.per_cluster,
                          L.RESULTS_PER_FOLD: ev.per_fold, L.FORCED_ENTRY: ev.forced, L.RESULTS_HOLDOUT: ev.holdout,
                          L.POLICY_COMPARISON: ev.policy_comparison,
                          L.EXPERT_AUC: ev.expert_auc, L.EXPERT_WEIGHTS: ev.expert_weights})
-    experts = config.model.active_experts()
-    # With several experts the files also hold each expert's P(up) and gate weight per row.
-    expert_cols = [f"{k}_{e}" for e in experts for k in ("p", "w")] if len(experts) > 1 else []
-    policy_cols = [c for c in ("position", "meta_keep") if c in ev.predictions]  # set by the units' policies
-    layout.write_predictions(ev.predictions, [*PREDICTION_COLUMNS, *expert_cols, *policy_cols])
     if ev.holdout is not None:
-        held = [c for c in ("position", "meta_keep") if c in ev.holdout_rows]
-        layout.write_predictions(ev.holdout_rows, [*PREDICTION_COLUMNS, *expert_cols, *held], holdout=True)
+        layout.write_predictions(ev.holdout_rows, prediction_columns(ev.holdout_rows, config.model.active_experts()),
+                                 holdout=True)
     layout.write_json(L.CLUSTERS, {
         **final.clusters.to_dict(),
         "fitted_on": f"training window of fold {final.fold.index} (timestamps < {final.fold.train_end.isoformat()})",
@@ -170,7 +211,7 @@ def write_files(ctx: RunContext, results: list[UnitResult], ev: Evaluated) -> No
     })
     layout.write_market_factor(final.factor)
     layout.write_registry(ctx.registry.to_dict())
-    layout.write_models({r.group: r.model for r in results if r.model is not None})
+    layout.write_json(L.MODELS_INDEX, {r.group: r.model_info for r in results if r.model_info})
 
 
 def manifest(ctx: RunContext, results: list[UnitResult], ev: Evaluated) -> dict:

@@ -109,6 +109,7 @@ def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None
     echo(f"Resuming {rundir.staging} (run started {state.get('started')}, {then})")
     return _run(config, rundir, echo=echo, argv=argv, train_fn=train_fn)
 
+
 def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[str] | None,
          train_fn: TrainFn | None, frame: pd.DataFrame | None = None) -> RunSummary:
     ctx = RunContext(config=config, rundir=rundir, echo=echo, argv=argv, started=pd.Timestamp.now(tz="UTC"))
@@ -118,13 +119,19 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
     try:
         ctx.backend_desc = backend.describe()
         _fit_markets(ctx, all_returns, late, backend)
-    except BaseException:
+        del all_returns  # the global steps are done: the driver keeps no per-asset return series
+        _echo_experts(ctx)
+        sources = sorted(set(ctx.panel.sources.values()))
+        ctx.data_files = {p: sha256_file(p) for p in sources if Path(p).is_file()}
+        resuming = _open_run(ctx, in_memory=frame is not None)
+        return _train_and_write(ctx, backend, resuming)
+    finally:
         backend.close()
-        raise
-    _echo_experts(ctx)
-    sources = sorted(set(ctx.panel.sources.values()))
-    ctx.data_files = {p: sha256_file(p) for p in sources if Path(p).is_file()}
-    resuming = _open_run(ctx, in_memory=frame is not None)
+
+
+def _train_and_write(ctx: RunContext, backend, resuming: bool) -> RunSummary:
+    """Train the units without a saved result, then write the run (the backend also builds its tables)."""
+    rundir, echo, config = ctx.rundir, ctx.echo, ctx.config
     progress = _Progress()
     try:
         loaded = {u.unit_id: r for u in ctx.units if (r := rundir.load_unit(u.unit_id)) is not None}
@@ -138,7 +145,7 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
             _raise_failed(ctx, progress.failures)
         rundir.delete(FAILURES)
         ctx.training["loaded"] = sorted(loaded)
-        return write_run(ctx, [*loaded.values(), *progress.done])
+        return write_run(ctx, [*loaded.values(), *progress.done], backend)
     except UnitsFailedError:
         raise
     except BaseException:
@@ -269,9 +276,8 @@ class _Progress:
 
 
 def _train(ctx: RunContext, backend, todo: list, progress: _Progress) -> None:
-    """Run ``todo`` on the backend; each result is saved (by its worker, or here) and printed as it comes."""
+    """Run ``todo`` on the backend; each result is saved by the worker that trained it and printed as it comes."""
     rundir, echo = ctx.rundir, ctx.echo
-    sink = rundir.unit_sink()
 
     def on_result(r: UnitResult | UnitFailure) -> None:
         n = len(progress.done) + len(progress.failures) + 1
@@ -279,22 +285,17 @@ def _train(ctx: RunContext, backend, todo: list, progress: _Progress) -> None:
             progress.failures.append(r)
             echo(f"  [{n:>3}/{len(todo)}] {r.unit_id:<24} FAILED: {r.error}")
             return
-        if sink is None:  # else the worker that trained it has saved it
-            rundir.save_unit(r.unit_id, r)
         progress.saved += 1
         progress.done.append(r)
         where = r.host + (f" node {r.node_id[:8]}" if r.node_id else "")
         echo(f"  [{n:>3}/{len(todo)}] {r.unit_id:<24} {len(r.assets):>2} asset(s) "
              f"train {r.n_train:>7,} test {r.n_test:>6,} rows  {r.wall_seconds:6.1f} s  {where}")
 
-    if sink is not None:
+    if rundir.remote:
         echo(f"  each worker writes its unit's result to {rundir.describe('units')}/")
     t_train, t_train_unix = time.perf_counter(), time.time()
-    try:
-        if todo:
-            backend.run(todo, ctx.panel.frames, on_result, sink=sink)
-    finally:
-        backend.close()
+    if todo:
+        backend.run(todo, ctx.panel.frames, on_result, sink=rundir.unit_sink())
     ctx.training = {"trained": [r.unit_id for r in progress.done], "loaded": [],
                     "backend_seconds": round(time.perf_counter() - t_train, 3), "backend_started_unix": t_train_unix}
 

@@ -68,6 +68,11 @@ class UnitResult:
             marked-to-market curve), ``bar_number`` (position of the bar in the asset's data),
             ``cluster`` (the asset's cluster in this fold's clustering), and per expert ``p_<expert>`` (its own P(up), refitted
             on the full training window) and ``w_<expert>`` (its gate weight; 1 for a single expert).
+            None once the unit's result is saved (:meth:`fleet.store.UnitStore.save`): the rows are then in
+            ``parts``.
+        parts: symbol -> the file (relative to the run's staging area) holding that asset's rows of this unit,
+            set when the result is saved; the driver keeps only this, never the rows.
+        model_info: the ``models/index.json`` entry of the unit's served model once it is saved (final fold only).
         d_by_asset: FFD order chosen per asset on this fold's training window.
         n_train, n_test: rows used.
         wall_seconds, cpu_seconds: from the first task's start to the last task's end, and the process CPU time
@@ -89,7 +94,7 @@ class UnitResult:
     group: str
     fold: int
     assets: list[str]
-    predictions: pd.DataFrame
+    predictions: pd.DataFrame | None
     d_by_asset: dict[str, float]
     n_train: int
     n_test: int
@@ -106,6 +111,8 @@ class UnitResult:
     gate: dict | None = None
     policy: dict | None = None
     tasks: list[dict] | None = None
+    parts: dict[str, str] | None = None
+    model_info: dict | None = None
 
     def timing(self) -> dict:
         """One manifest row: unit id, seconds, rows and the node that trained it."""

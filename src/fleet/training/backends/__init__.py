@@ -11,8 +11,8 @@ A unit that raises is reported as a :class:`~fleet.training.unit.UnitFailure` va
 same ``on_result`` callback; the backend goes on with the other units. Only an interrupt
 (``KeyboardInterrupt``) or a backend that cannot start stops a run.
 
-With a ``sink`` (a run written to shared storage, e.g. ``--out s3://...``), the worker that
-trained a unit also saves its result there before reporting it; the driver then does not.
+With a ``sink`` (the run's :class:`~fleet.store.UnitStore`), the worker that trained a unit saves its result
+where the run is written (prediction rows, model, the rest) and reports only the small rest to the driver.
 """
 
 from __future__ import annotations

@@ -25,15 +25,16 @@ class LocalBackend:
     def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result, *, sink=None) -> list:
         """Train each unit; an exception in a unit becomes a :class:`UnitFailure` (interrupts propagate).
 
-        With ``sink``, each result is saved through it (``sink.save(unit_id, result)``) before it is
-        reported; a failed save is reported as that unit's failure.
+        With ``sink``, each result is saved through it (``sink.save(unit_id, result)``) and what the save
+        returns (the result without its prediction rows and model) is reported; a failed save is reported as
+        that unit's failure.
         """
         outcomes: list[UnitResult | UnitFailure] = []
         for unit in units:
             try:
                 outcome = self.train_fn(unit, frames)
                 if sink is not None:
-                    sink.save(outcome.unit_id, outcome)
+                    outcome = sink.save(outcome.unit_id, outcome)
             except Exception as err:  # an application error of this unit only: reported, the run goes on
                 outcome = UnitFailure.of(unit, f"{type(err).__name__}: {err}", traceback.format_exc())
             on_result(outcome)

@@ -57,7 +57,8 @@ class StepWorker:
 
         ``frames_box`` is ``[ObjectRef]`` of the run's bars, fetched once per actor. For the unit's last step,
         ``prior`` (the records of its earlier steps) and this step's record are attached to the result, which is
-        saved through ``sink`` when given. Returns (value, record).
+        saved through ``sink`` when given (the value returned is then what the save keeps: no prediction rows, no
+        model). Returns (value, record).
         """
         from fleet.training.graph import finish_result, run_task
 
@@ -71,7 +72,7 @@ class StepWorker:
         if task.last:
             out = finish_result(out, [*prior, record])
             if sink is not None:
-                sink.save(out.unit_id, out)
+                out = sink.save(out.unit_id, out)
         return out, record
 
 
