@@ -146,7 +146,7 @@ def evaluate(ctx: RunContext, results: list[UnitResult], backend) -> Evaluated:
     ev = Evaluated(bars_per_year=bars_per_year, per_asset=_concat(assets, "per_asset", ["asset"]),
                    per_cluster=_concat(pooled, "per_cluster", ["cluster"]),
                    per_fold=fold_order(_concat(pooled, "fold_pooled"), _concat(assets, "fold_assets")),
-                   forced=_concat(assets, "forced", ["symbol"]) if config.policy.forced_entry else None,
+                   forced=_concat(assets, "forced", ["asset"]) if config.policy.forced_entry else None,
                    expert_auc=expert_auc, expert_weights=expert_weights,
                    policy_comparison=None if policy_rows is None else order_policy_rows(policy_rows))
     if config.validation.holdout_days > 0:
