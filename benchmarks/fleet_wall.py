@@ -13,9 +13,14 @@ strategy, fleet size and backend the table gives:
 * ``serial s``     the part of the wall during which no unit step runs: wall - |union of the steps' intervals|
                    (the intervals clipped to the process's wall);
 * ``serial``       serial s / wall s;
-* ``steps s``      summed step time: sum over the task records of end_unix - start_unix;
+* ``driver s``     the part of the wall during which no backend task runs at all, unit step or run-level task
+                   (each fold's market fit, the batches that build the prediction files and tables:
+                   ``manifest.json["run_tasks"]``): what the driver does alone; ``driver``: over the wall;
+* ``steps s``      summed step time: sum over the unit steps' records of end_unix - start_unix;
+* ``run tasks s``  the same over the run-level tasks;
 * ``max step s``   the longest single step;
-* ``x16``, ``x64`` Amdahl's projection to n cores, from the serial time S and the summed step time W:
+* ``x16``, ``x64`` Amdahl's projection to n cores, from the driver's serial time S (``driver s``) and all the
+                   backend work W (``steps s`` + ``run tasks s``):
                    one core runs every step in turn, T(1) = S + W; n cores, the steps spread evenly and S unchanged,
                    T(n) = S + W / n; speed-up = T(1) / T(n) = (S + W) / (S + W / n). This is Amdahl's law
                    1 / (s + (1 - s) / n) with the serial fraction s = S / (S + W) of the one-core time (not of the
@@ -193,18 +198,24 @@ def run_once(args, strategy: str, backend: str, size: str | None, root: Path) ->
     manifest = json.loads((out / "manifest.json").read_text())
     tasks = manifest.get("tasks", [])
     split = wall_split(tasks, started, ended)
+    run_tasks = manifest.get("run_tasks", [])
+    # With the run-level backend tasks too (market fits, output batches): what the driver does alone.
+    every = wall_split(tasks + run_tasks, started, ended)
     row.update(split, assets=len(list((out / "predictions").glob("*.parquet"))), peak_mib=peak / 2**20,
-               train=float(manifest["training"]["backend_seconds"]), units=len(manifest["units"]), tasks=len(tasks))
+               train=float(manifest["training"]["backend_seconds"]), units=len(manifest["units"]),
+               tasks=len(tasks) + len(run_tasks), driver_serial=every["serial"],
+               driver_share=every["serial_share"], run_steps=every["steps"] - split["steps"])
     for n in args.cores:
-        row[f"x{n}"] = amdahl(split["serial"], split["steps"], n)[1] if split["steps"] > 0 else float("nan")
-        row[f"capped{n}"] = split["steps"] / n < split["max_step"]
+        row[f"x{n}"] = amdahl(every["serial"], every["steps"], n)[1] if every["steps"] > 0 else float("nan")
+        row[f"capped{n}"] = every["steps"] / n < every["max_step"]
     return row
 
 
 def _table(rows: list[dict], cores: list[int]) -> list[str]:
     """The markdown table of :func:`run_once`'s rows."""
     head = ["strategy", "fleet", "assets", "backend", "units", "tasks", "wall s", "train s", "1st step s", "tail s",
-            "serial s", "serial", "steps s", "max step s", *[f"x{n}" for n in cores], "peak MiB", "ray/local"]
+            "serial s", "serial", "driver s", "driver", "steps s", "run tasks s", "max step s",
+            *[f"x{n}" for n in cores], "peak MiB", "ray/local"]
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" if h in ("strategy", "fleet", "backend")
                                                              else "---:" for h in head) + " |"]
     for r in rows:
@@ -219,7 +230,8 @@ def _table(rows: list[dict], cores: list[int]) -> list[str]:
         proj = [f"{r[f'x{n}']:.1f}x" + ("*" if r[f"capped{n}"] else "") for n in cores]
         cells = [r["strategy"], fleet, r["assets"], r["backend"], r["units"], r["tasks"], f"{r['wall']:.1f}",
                  f"{r['train']:.1f}", f"{r['first_step']:.1f}", f"{r['tail']:.1f}", f"{r['serial']:.1f}",
-                 f"{r['serial_share']:.0%}", f"{r['steps']:.1f}", f"{r['max_step']:.1f}", *proj,
+                 f"{r['serial_share']:.0%}", f"{r['driver_serial']:.1f}", f"{r['driver_share']:.0%}",
+                 f"{r['steps']:.1f}", f"{r['run_steps']:.1f}", f"{r['max_step']:.1f}", *proj,
                  f"{r['peak_mib']:.0f}", ratio]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return lines
@@ -242,8 +254,11 @@ def _memory_lines(rows: list[dict]) -> list[str]:
 
 def _footer(cores: list[int]) -> str:
     xs = ", ".join(f"x{n}" for n in cores)
-    return (f"serial = wall - |union of the unit steps' [start, end)|, over wall; steps = sum of end - start over "
-            f"the task records. {xs}: Amdahl, (serial + steps) / (serial + steps / n) for n cores (one core runs every "
+    return (f"serial = wall - |union of the unit steps' [start, end)|, over wall; driver = the same with the run-level "
+            f"backend tasks (market fits, output batches: manifest run_tasks) counted as busy, i.e. the driver alone; "
+            f"steps = sum of end - start over the unit steps, run tasks s the same over the run-level tasks. "
+            f"{xs}: Amdahl from the driver's serial time S and all backend work W (steps + run tasks), "
+            f"(S + W) / (S + W / n) for n cores (one core runs every "
             f"step in turn; the steps spread evenly, the serial part unchanged); * where steps / n is shorter than "
             f"the longest step, so no scheduler reaches it.")
 

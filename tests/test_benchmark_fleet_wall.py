@@ -98,7 +98,8 @@ def _row(fw, strategy, backend, size, assets, peak, serial, steps, max_step):
     row = {"strategy": strategy, "backend": backend, "size": size, "assets": assets, "peak_mib": peak,
            "units": assets, "tasks": 3 * assets, "wall": serial + steps / 2, "train": steps / 2,
            "first_step": 1.0, "tail": 1.0, "serial": serial, "serial_share": serial / (serial + steps / 2),
-           "steps": steps, "max_step": max_step}
+           "steps": steps, "max_step": max_step, "driver_serial": serial, "driver_share": serial / (serial + steps / 2),
+           "run_steps": 0.0}
     for n in (16, 64):
         row[f"x{n}"] = fw.amdahl(serial, steps, n)[1]
         row[f"capped{n}"] = steps / n < max_step

@@ -23,6 +23,7 @@ from fleet.store import display_location, is_uri
 from fleet.store import layout as L
 from fleet.store.layout import model_file
 from fleet.training.context import RunContext, RunSummary
+from fleet.training.graph import Timed
 from fleet.training.holdout import predict_holdout
 from fleet.training.outputs import (PREDICTION_COLUMNS, OutputPlan, asset_batches, asset_outputs,  # noqa: F401
                                     pooled_items, pooled_outputs, prediction_columns)
@@ -128,10 +129,12 @@ def evaluate(ctx: RunContext, results: list[UnitResult], backend) -> Evaluated:
             parts.setdefault(symbol, []).append(f)
     symbols = sorted(parts)
     t0 = time.perf_counter()
-    assets = backend.map(asset_outputs, asset_batches(parts), {"plan": plan})
+    assets = _timed_map(ctx, backend, Timed(asset_outputs, "outputs", ("symbols",)), asset_batches(parts),
+                        {"plan": plan})
     fold_ids = sorted({int(k) for a in assets for k in a["fold_assets"]["fold"]})
     cluster_ids = sorted({int(c) for a in assets for c in a["clusters"]})
-    pooled = backend.map(pooled_outputs, pooled_items(cluster_ids, fold_ids), {"plan": plan, "symbols": symbols})
+    pooled = _timed_map(ctx, backend, Timed(pooled_outputs, "pooled", ("kind", "key")), pooled_items(cluster_ids, fold_ids),
+                        {"plan": plan, "symbols": symbols})
     ctx.echo(f"Tables and predictions/ of {len(symbols)} assets: {len(assets)} asset batches and {len(pooled)} "
              f"pooled groups as backend tasks, {time.perf_counter() - t0:.1f} s")
     base_rate = max([a["base_rate_max"] for a in assets], default=0.0) > BASE_RATE_SHOWN
@@ -157,6 +160,14 @@ def evaluate(ctx: RunContext, results: list[UnitResult], backend) -> Evaluated:
         ctx.note(f"forced entry on {ctx.panel.bar} bars: every day without a natural signal is forced, "
                  "so the policy is close to always long")
     return ev
+
+
+def _timed_map(ctx: RunContext, backend, fn: Timed, items: list[dict], shared: dict) -> list:
+    """``backend.map`` of a :class:`~fleet.training.graph.Timed` task: the values; the records go to
+    ``ctx.run_tasks`` (``manifest.json["run_tasks"]``)."""
+    out = backend.map(fn, items, shared)
+    ctx.run_tasks += [rec for _, rec in out]
+    return [value for value, _ in out]
 
 
 def _expert_order(table: pd.DataFrame) -> pd.DataFrame:
@@ -243,6 +254,8 @@ def manifest(ctx: RunContext, results: list[UnitResult], ev: Evaluated) -> dict:
         "units": [r.timing() for r in results],
         # One record per step of every unit's task graph (fleet.training.graph.task_record).
         "tasks": [t for r in results for t in (getattr(r, "tasks", None) or [])],
+        # The run-level backend tasks (each fold's market fit, the output batches), records of the same shape.
+        "run_tasks": ctx.run_tasks,
         "training": training,
         "notes": ctx.notes,
     }

@@ -34,6 +34,7 @@ class RunContext:
         timeline_end: last timestamp before the hold-out. units: every planned unit.
         backend_desc: the backend, in words. data_files: data file -> SHA-256.
         training: trained / loaded unit ids and the backend's timings (set after training).
+        run_tasks: records of the run-level backend tasks (market fits, outputs; :class:`~fleet.training.graph.Timed`).
     """
 
     config: FleetConfig
@@ -53,6 +54,7 @@ class RunContext:
     backend_desc: str = ""
     data_files: dict[str, str] = field(default_factory=dict)
     training: dict = field(default_factory=dict)
+    run_tasks: list[dict] = field(default_factory=list)
 
     def note(self, line: str) -> None:
         """Record ``line`` in the manifest's notes and print it indented."""

@@ -33,7 +33,7 @@ from fleet.store.layout import FAILURES, RESULTS_SEEDS
 from fleet.store.location import default_out
 from fleet.training.artifacts import redacted, write_run
 from fleet.training.backends import TrainFn, make_backend
-from fleet.training.graph import check_config
+from fleet.training.graph import Timed, check_config
 from fleet.training.context import Echo, RunContext, RunSummary, records
 from fleet.training.inputs import check_history, load_inputs, run_registry
 from fleet.training.plan import plan_fold, with_run_size
@@ -189,9 +189,11 @@ def _fit_markets(ctx: RunContext, all_returns: pd.DataFrame, late: dict[int, dic
          f"{config.validation.embargo_bars} bars; clustering and {config.market.factor_method.value} factor "
          "refitted on each fold's training window")
     asset_ids = {s: ctx.registry.id_of(s) for s in ctx.panel.symbols}
-    fits = backend.map(fit_fold_market, [{"fold": fold, "short": late.get(fold.index)} for fold in folds],
+    fits = backend.map(Timed(fit_fold_market, "market", ("fold",)),
+                       [{"fold": fold, "short": late.get(fold.index)} for fold in folds],
                        {"panel": ctx.panel, "all_returns": all_returns, "config": config})
-    for fold, fm in zip(folds, fits):
+    ctx.run_tasks += [rec for _, rec in fits]
+    for fold, (fm, _) in zip(folds, fits):
         ctx.markets.append(fm)
         echo(f"  fold {fold.index}: train {fold.train_start:%Y-%m-%d} -> {fold.train_end:%Y-%m-%d %H:%M}, "
              f"test -> {fold.test_end:%Y-%m-%d %H:%M} | clusters {fmt_cluster_map(fm.clusters)} | "

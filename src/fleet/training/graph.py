@@ -265,6 +265,46 @@ def task_record(task: Task, start: float, end: float, cpu: float, *, node_id: st
             "cpu_seconds": round(cpu, 4), "host": socket.gethostname(), "pid": os.getpid()}
 
 
+def _node_id() -> str | None:
+    """The Ray node this process runs on, None outside Ray (Ray is not imported for it)."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    return ray.get_runtime_context().get_node_id()
+
+
+@dataclass(frozen=True)
+class Timed:
+    """A run-level backend task (a fold's market fit, a batch of the run's outputs) that also returns its record.
+
+    ``Timed(fn, phase, label)(**kwargs)`` returns ``(fn(**kwargs), record)``; the record has the keys of
+    :func:`task_record` (``unit`` None, ``phase`` e.g. "market" / "outputs", ``label`` naming the item), so the
+    manifest's ``run_tasks`` read like its unit steps. ``label``: the item's keys whose values name it.
+    """
+
+    fn: Callable
+    phase: str
+    label: tuple[str, ...] = ()
+
+    def __call__(self, **kwargs) -> tuple[Any, dict]:
+        t0, c0 = time.time(), time.process_time()
+        out = self.fn(**kwargs)
+        names = [self.phase]
+        for key in self.label:
+            item = kwargs.get(key)
+            if isinstance(item, (list, tuple)):
+                item = f"{item[0]}..{item[-1]} ({len(item)})" if item else "none"
+            names.append(str(item if isinstance(item, (str, int)) or item is None
+                             else getattr(item, "index", item)))  # a fold names itself by its index
+        record = {"unit": None, "label": " ".join(names),
+                  "expert": None, "phase": self.phase, "block": None, "kind": "cpu", "node_id": _node_id(),
+                  "resources": None, "start_unix": t0, "end_unix": time.time(),
+                  "cpu_seconds": round(time.process_time() - c0, 4), "host": socket.gethostname(), "pid": os.getpid()}
+        return out, record
+
+
 def run_task(task: Task, frames, values: list, **where) -> tuple[Any, dict]:
     """Call one step; returns (its value, its record). ``where``: node_id / resources for the record."""
     t0, c0 = time.time(), time.process_time()
