@@ -158,3 +158,24 @@ def test_weighted_group_mean_auc_with_unit_weights_is_the_per_asset_auc():
     W = np.ones((2, len(rows)))
     got = weighted_group_mean_auc(rows["y"], rows["p_up"], groups, W)
     assert got == pytest.approx([per_asset_auc(rows)] * 2, abs=1e-12)
+
+
+def test_group_mean_auc_equals_a_loop_of_sklearn_aucs_on_repeated_rows():
+    from sklearn.metrics import roc_auc_score
+
+    from fleet.evaluation.uncertainty import weighted_group_mean_auc
+
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        n = int(rng.integers(20, 200))
+        y = rng.integers(0, 2, n)
+        score = np.round(rng.normal(size=n), int(rng.integers(0, 3)))  # ties inside groups
+        groups = rng.integers(0, int(rng.integers(1, 5)), n)
+        W = rng.integers(0, 3, (4, n)).astype(float)
+        got = weighted_group_mean_auc(y, score, groups, W)
+        for k in range(W.shape[0]):
+            reps = np.repeat(np.arange(n), W[k].astype(int))
+            aucs = [roc_auc_score(y[reps][groups[reps] == g], score[reps][groups[reps] == g])
+                    for g in np.unique(groups[reps]) if len(np.unique(y[reps][groups[reps] == g])) == 2]
+            want = np.mean(aucs) if aucs else np.nan
+            np.testing.assert_allclose(got[k], want, rtol=0, atol=1e-12, equal_nan=True)

@@ -33,7 +33,7 @@ from fleet.errors import ConfigError, DataError, describe_rows
 from fleet.evaluation.trading import (_check_horizon, book_pnl, exposure, mark_to_market, portfolio_returns,
                                      segments_of, trading_metrics)
 from fleet.evaluation.uncertainty import (TimestampBootstrap, bootstrap_se, weighted_auc, weighted_group_mean_auc,
-                                          weighted_mean_over_sd, weighted_pearson)
+                                          weighted_mean_over_sd, weighted_pearsons)
 
 __all__ = ["ICIR_MIN_FOLDS", "SE_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "asset_fold_aucs", "book_pnl",
            "exposure", "figure_draws", "icir", "information_coefficients", "mark_to_market", "per_asset_auc", "portfolio_returns",
@@ -292,8 +292,9 @@ def figure_draws(g: pd.DataFrame, net: np.ndarray, boot: TimestampBootstrap, *,
         W = boot.counts[lo:lo + step][:, boot.inverse]
         draws["auc"].append(weighted_auc(y, p, W))
         draws["auc_per_asset"].append(weighted_group_mean_auc(y, p, groups, W))
-        draws["ic"].append(weighted_pearson(p, r, W))
-        draws["rank_ic"].append(weighted_pearson(rp, rr, W))
+        ic, rank_ic = weighted_pearsons([(p, r), (rp, rr)], W)
+        draws["ic"].append(ic)
+        draws["rank_ic"].append(rank_ic)
     out = {k: np.concatenate(v) for k, v in draws.items()}
     scale = float(np.sqrt(bars_per_year)) if bars_per_year else float("nan")
     out["sharpe_net"] = weighted_mean_over_sd(np.asarray(net, dtype=np.float64), boot.counts) * scale

@@ -20,7 +20,7 @@ import numpy as np
 from fleet.errors import ConfigError, DataError
 
 __all__ = ["TimestampBootstrap", "format_with_se", "percentile_interval", "sharpe_se_lo", "weighted_auc",
-           "weighted_group_mean_auc", "weighted_mean_over_sd", "weighted_pearson"]
+           "weighted_group_mean_auc", "weighted_mean_over_sd", "weighted_pearson", "weighted_pearsons"]
 
 
 class TimestampBootstrap:
@@ -95,8 +95,9 @@ def weighted_auc(y, score, W) -> np.ndarray:
     order = np.argsort(s, kind="mergesort")
     s_sorted = s[order]
     starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
-    pos = np.add.reduceat(W[:, order] * y[order], starts, axis=1)
-    neg = np.add.reduceat(W[:, order] * (1.0 - y[order]), starts, axis=1)
+    Wo = W[:, order]
+    pos = np.add.reduceat(Wo * y[order], starts, axis=1)
+    neg = np.add.reduceat(Wo, starts, axis=1) - pos
     below = np.cumsum(neg, axis=1) - neg
     num = (pos * (below + 0.5 * neg)).sum(axis=1)
     den = pos.sum(axis=1) * neg.sum(axis=1)
@@ -118,11 +119,27 @@ def weighted_group_mean_auc(y, score, groups, W) -> np.ndarray:
     codes = np.asarray(groups, dtype=np.int64)
     y, score = np.asarray(y, dtype=np.float64), np.asarray(score, dtype=np.float64)
     W = np.atleast_2d(np.asarray(W, dtype=np.float64))
-    order = np.argsort(codes, kind="stable")
-    members = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1) if codes.size else []
-    if not members:
+    if not codes.size:
         return np.full(W.shape[0], np.nan)
-    per = np.stack([weighted_auc(y[i], score[i], W[:, i]) for i in members], axis=1)
+    # One sort by (group, score): the blocks of tied scores inside each group, then each group's AUC from the
+    # weighted counts of its blocks, as weighted_auc does for one group (the counts are whole numbers, so the
+    # running sums are exact and equal those of a sort per group).
+    order = np.lexsort((score, codes))
+    g, s_sorted = codes[order], score[order]
+    new_group = np.r_[True, g[1:] != g[:-1]]
+    starts = np.flatnonzero(new_group | np.r_[True, s_sorted[1:] != s_sorted[:-1]])
+    Wo = W[:, order]
+    pos = np.add.reduceat(Wo * y[order], starts, axis=1)
+    neg = np.add.reduceat(Wo, starts, axis=1) - pos
+    block_group_start = np.flatnonzero(new_group[starts])  # index of each group's first block
+    cum = np.cumsum(neg, axis=1)
+    before = np.where(block_group_start > 0, cum[:, np.maximum(block_group_start - 1, 0)], 0.0)
+    first_of_block = np.repeat(np.arange(block_group_start.size), np.diff(np.r_[block_group_start, starts.size]))
+    below = cum - neg - before[:, first_of_block]
+    num = np.add.reduceat(pos * (below + 0.5 * neg), block_group_start, axis=1)
+    den = np.add.reduceat(pos, block_group_start, axis=1) * np.add.reduceat(neg, block_group_start, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per = np.where(den > 0, num / den, np.nan)
     ok = np.isfinite(per)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(ok, per, 0.0).sum(axis=1) / ok.sum(axis=1)
@@ -131,25 +148,41 @@ def weighted_group_mean_auc(y, score, groups, W) -> np.ndarray:
 def weighted_pearson(a, b, W) -> np.ndarray:
     """Pearson correlation of ``a`` and ``b`` (both (n,)) under each row of weights ``W`` (reps, n): (reps,).
 
-    Computed from weighted sums (matrix-vector products) of the inputs centred on their unweighted means, so the
-    (reps, n) weights are read a few times and never copied. NaN where a draw leaves either input without spread.
+    Computed from weighted sums of the inputs centred on their unweighted means: one matrix product of ``W`` with
+    the (n, 5) columns a, b, a^2, b^2, ab, so the (reps, n) weights are read once and never copied. NaN where a
+    draw leaves either input without spread.
     """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    return weighted_pearsons([(a, b)], W)[0]
+
+
+def weighted_pearsons(pairs, W) -> list[np.ndarray]:
+    """:func:`weighted_pearson` of several pairs ``[(a, b), ...]`` (each (n,)) under the same weights ``W``
+    (reps, n), from one matrix product: a list of (reps,) arrays, one per pair."""
     W = np.atleast_2d(np.asarray(W, dtype=np.float64))
-    if a.size < 2:
-        return np.full(W.shape[0], np.nan)
-    a, b = a - a.mean(), b - b.mean()
+    cols, scales = [], []
+    for a, b in pairs:
+        a = np.asarray(a, dtype=np.float64)
+        b = np.asarray(b, dtype=np.float64)
+        a, b = a - a.mean(), b - b.mean()
+        cols += [a, b, a * a, b * b, a * b]
+        scales.append((max(float((a * a).mean()), 1e-300), max(float((b * b).mean()), 1e-300), a.size))
+    S = W @ np.column_stack(cols)
     tot = W.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ma, mb = (W @ a) / tot, (W @ b) / tot
-        va = (W @ (a * a)) / tot - ma * ma
-        vb = (W @ (b * b)) / tot - mb * mb
-        cov = (W @ (a * b)) / tot - ma * mb
-        r = cov / np.sqrt(va * vb)
-    # a draw whose variance is at rounding level of the inputs' scale has no spread
-    ok = (va > 1e-12 * max(float((a * a).mean()), 1e-300)) & (vb > 1e-12 * max(float((b * b).mean()), 1e-300))
-    return np.where(ok, np.clip(r, -1.0, 1.0), np.nan)
+    out = []
+    for i, (sa, sb, n) in enumerate(scales):
+        if n < 2:
+            out.append(np.full(W.shape[0], np.nan))
+            continue
+        sa_, sb_, saa, sbb, sab = (S[:, 5 * i + j] for j in range(5))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ma, mb = sa_ / tot, sb_ / tot
+            va = saa / tot - ma * ma
+            vb = sbb / tot - mb * mb
+            r = (sab / tot - ma * mb) / np.sqrt(va * vb)
+        # a draw whose variance is at rounding level of the inputs' scale has no spread
+        ok = (va > 1e-12 * sa) & (vb > 1e-12 * sb)
+        out.append(np.where(ok, np.clip(r, -1.0, 1.0), np.nan))
+    return out
 
 
 def weighted_mean_over_sd(v, W) -> np.ndarray:
