@@ -8,13 +8,15 @@ complete run, and an existing run is never overwritten. The staging directory
 * ``run.json`` — written when training starts: the final path, the resolved configuration, the
   planned unit ids and the data files' SHA-256, so ``fleet train --resume`` re-plans the same run
   and refuses one whose data changed;
-* ``units/<unit id>.pkl`` + ``units/<unit id>.done.json`` — each unit's pickled result, written as
-  the unit finishes (temporary file + rename), then a marker with the pickle's SHA-256 and
-  size. A unit is complete only when the marker exists, the sizes and checksum match and the
-  pickle loads as that unit's result; anything else is trained again.
+* ``units/<unit id>/<symbol>.parquet``, ``models/<group>.pkl`` (final fold), ``units/<unit id>.pkl`` +
+  ``units/<unit id>.done.json`` — written by the worker that trained the unit, as it finishes
+  (temporary file + rename): each asset's prediction rows, the served model, the rest of the result,
+  then a marker with every file's SHA-256 and size. A unit is complete only when the marker exists,
+  the sizes and checksums match and the pickle loads as that unit's result; anything else is
+  trained again.
 
-After the final rename the ``units/`` directory is removed (models and predictions are in their
-usual places).
+After the final rename the ``units/`` directory is removed (the prediction files are built from it
+by the run's output tasks, :mod:`fleet.training.outputs`).
 
 **Object stores** (S3, GCS) have no atomic rename of a directory (pyarrow's ``S3FileSystem.move``
 copies single objects only and fails on a prefix), so a URI run is written in place, with the
