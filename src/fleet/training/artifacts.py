@@ -131,7 +131,7 @@ def evaluate(ctx: RunContext, results: list[UnitResult]) -> Evaluated:
 
 def _evaluate_holdout(ctx: RunContext, results: list[UnitResult], ev: Evaluated, policy: dict) -> None:
     config = ctx.config
-    rows = predict_holdout(results, ctx.panel, ctx.markets[-1], timeline_end=ctx.timeline_end, config=config)
+    rows = predict_holdout(results, ctx.bars, ctx.markets[-1], timeline_end=ctx.timeline_end, config=config)
     ev.holdout_rows = rows
     if len(rows):
         if "position" not in rows:  # else the units' stored policies set signal and position
