@@ -81,7 +81,7 @@ def _choice(enum) -> click.Choice:
 
 @main.command(cls=FleetCommand)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML fleet spec, e.g. fleet/crypto10.yaml.")
-@click.option("--data", help="Directory of per-symbol parquet/CSV files, or one long-format file. Default: built-in synthetic market.")
+@click.option("--data", help="Directory of per-symbol parquet/CSV files, or one long-format file; a local path or an s3:// / gs:// URI. Default: built-in synthetic market.")
 @click.option("--symbols", help="Comma-separated symbols to train (default: all in the data).")
 @config_option("--days", type=int, key="days", help="Keep the last N calendar days of the data (one window for all assets).")
 @config_option("--strategy", type=_choice(Strategy), key="strategy", help="Units: one per asset, per correlation cluster, or one for the fleet.")

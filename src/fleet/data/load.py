@@ -9,6 +9,7 @@ with a ``symbol`` column. Every rule a file can break is reported as a
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 
 from fleet.data.panel import CANONICAL_COLUMNS, Panel, _as_symbol_list, infer_bar
 from fleet.data.rules import _parse_timestamps, _RawAsset, _validated_frame, value_rules  # noqa: F401 (value_rules: API)
+from fleet.data.uri import RemotePath, as_path
 from fleet.errors import ConfigError, DataError, FleetWarning, UnknownSymbolError, describe_rows
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -92,7 +94,7 @@ def load_panel(path, *, symbols=None, days=None, min_bars: int = 0) -> Panel:
         assets = _frame_assets(path)
         path = Path(FRAME_NAME)
     else:
-        path = Path(path)
+        path = as_path(path)
         assets = _read_assets(path)
     if wanted is not None:
         assets = _keep_symbols(assets, wanted, path)
@@ -156,7 +158,22 @@ def _frame_assets(frame: pd.DataFrame) -> dict[str, _RawAsset]:
 
 def _read_assets(path: Path) -> dict[str, _RawAsset]:
     """Resolve the layout and read every file: symbol -> raw rows (values not yet checked)."""
-    if not path.exists():
+    return {raw.symbol: raw for raw in iter_assets(path)}
+
+
+def iter_assets(path) -> Iterator[_RawAsset]:
+    """Each symbol's raw rows (values not yet checked), in the order :func:`load_panel` reads them.
+
+    A directory is read one file at a time, so a caller that writes and drops each asset
+    (:func:`fleet.data.stage.stage_bars`) never holds the whole fleet; a long-format file is read
+    once and split (its row numbers in messages are the file's). ``path`` is a :class:`~pathlib.Path`
+    or a :class:`~fleet.data.uri.RemotePath`.
+
+    Raises:
+        DataError: as :func:`load_panel` for the layout, the files and their required columns, and
+            two files giving the same symbol (raised when the second is read).
+    """
+    if not _exists(path):
         raise DataError(f"{path}: not found; {LAYOUT_HINT}")
     if path.is_dir():
         files = sorted(
@@ -166,23 +183,39 @@ def _read_assets(path: Path) -> dict[str, _RawAsset]:
         )
         if not files:
             raise DataError(f"{path}: directory holds no *.parquet, *.pq or *.csv file; {LAYOUT_HINT}")
-        assets: dict[str, _RawAsset] = {}
+        seen: dict[str, object] = {}
         for file in files:
             raw = _read_single_symbol(file)
-            if raw.symbol in assets:
+            if raw.symbol in seen:
                 raise DataError(
-                    f"{file}: symbol {raw.symbol!r} is also given by {assets[raw.symbol].file}; "
+                    f"{file}: symbol {raw.symbol!r} is also given by {seen[raw.symbol]}; "
                     "expected one file per symbol"
                 )
-            assets[raw.symbol] = raw
-        return assets
+            seen[raw.symbol] = file
+            yield raw
+        return
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise DataError(f"{path}: unsupported file type {path.suffix!r}; {LAYOUT_HINT}")
     frame, names = _read_table(path)
-    if "symbol" in frame.columns:
-        return _split_long(path, frame)
-    raw = _read_single_symbol(path, (frame, names))
-    return {raw.symbol: raw}
+    if "symbol" not in frame.columns:
+        yield _read_single_symbol(path, (frame, names))
+        return
+    assets = _split_long(path, frame)
+    del frame  # the split copies are all that is left; each is dropped once the caller is done with it
+    while assets:
+        yield assets.pop(next(iter(assets)))
+
+
+def _exists(path) -> bool:
+    """``path.exists()``; for an object store, an unreachable endpoint or refused credentials is a DataError."""
+    if not isinstance(path, RemotePath):
+        return path.exists()
+    try:
+        return path.exists()
+    except OSError as err:
+        raise DataError(f"{path}: cannot reach the object store ({' '.join(str(err).split())}); check the endpoint "
+                        "(?endpoint_override=HOST:PORT&scheme=http, or AWS_ENDPOINT_URL) and the credentials "
+                        "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)") from None
 
 
 def _read_table(file: Path) -> tuple[pd.DataFrame, list[str]]:
@@ -191,19 +224,21 @@ def _read_table(file: Path) -> tuple[pd.DataFrame, list[str]]:
     Returns the frame and the file's original column names (for messages).
     """
     suffix = file.suffix.lower()
+    source = file.open() if isinstance(file, RemotePath) else _LocalFile(file)
     try:
-        if suffix in PARQUET_SUFFIXES:
-            names = [str(n) for n in pq.read_schema(file).names]
-            mapping = _match_columns(names, file)
-            # Reading only the needed columns keeps wide files fast; ignore_metadata keeps a
-            # stored pandas index as a plain column instead of silently becoming the index.
-            table = pq.read_table(file, columns=list(mapping.values()))
-            frame = table.to_pandas(ignore_metadata=True)
-        else:
-            names = [str(n) for n in pd.read_csv(file, nrows=0).columns]
-            mapping = _match_columns(names, file)
-            dtype = {mapping["symbol"]: str} if "symbol" in mapping else None
-            frame = pd.read_csv(file, usecols=list(mapping.values()), dtype=dtype)
+        with source as fh:
+            if suffix in PARQUET_SUFFIXES:
+                names = [str(n) for n in pq.read_schema(fh).names]
+                mapping = _match_columns(names, file)
+                # Reading only the needed columns keeps wide files fast; ignore_metadata keeps a
+                # stored pandas index as a plain column instead of silently becoming the index.
+                table = pq.read_table(fh, columns=list(mapping.values()))
+                frame = table.to_pandas(ignore_metadata=True)
+            else:
+                names = [str(n) for n in pd.read_csv(fh, nrows=0).columns]
+                mapping = _match_columns(names, file)
+                dtype = {mapping["symbol"]: str} if "symbol" in mapping else None
+                frame = pd.read_csv(_rewound(fh), usecols=list(mapping.values()), dtype=dtype)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{file}: the file is empty (no header, no rows); {LAYOUT_HINT}") from exc
     except (OSError, ValueError, pa.ArrowException) as exc:
@@ -211,6 +246,26 @@ def _read_table(file: Path) -> tuple[pd.DataFrame, list[str]]:
         raise DataError(f"{file}: cannot be read as {kind}: {exc}") from exc
     frame.columns = [_key(c) for c in frame.columns]
     return frame, names
+
+
+class _LocalFile:
+    """A local file as the readers take it: the path itself (no stream is opened)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _rewound(fh):
+    """``fh`` again from its start: a local path as it is, an open remote file seeked back to byte 0."""
+    if not isinstance(fh, Path):
+        fh.seek(0)
+    return fh
 
 
 def _key(name) -> str:

@@ -83,6 +83,11 @@ class Panel:
         bar: inferred bar length: the median timestamp difference over all assets
             (:func:`infer_bar`). Kept unchanged by :meth:`subset` and :meth:`last_days`, so
             every slice of one data set reports the same bar.
+        frame_columns: the columns the frames hold when that is fewer than ``columns``: a lean
+            panel (:func:`fleet.data.stage.stage_bars`) keeps ``close`` and ``volume`` only, the
+            driver's share of the bars, while ``columns`` still names the data's columns and the
+            full frames are read from the bar cache (:class:`fleet.data.bars.BarReader`).
+            None: the frames hold ``columns``.
 
     Raises:
         DataError: on construction, when ``columns`` lacks ``"close"`` or names an unknown
@@ -95,9 +100,12 @@ class Panel:
     columns: tuple[str, ...]
     dropped_columns: tuple[str, ...] = ()
     bar: pd.Timedelta = pd.Timedelta(hours=1)
+    frame_columns: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "columns", tuple(self.columns))
+        if self.frame_columns is not None:
+            object.__setattr__(self, "frame_columns", tuple(self.frame_columns))
         object.__setattr__(self, "dropped_columns", tuple(self.dropped_columns))
         object.__setattr__(self, "bar", pd.Timedelta(self.bar))
         if "close" not in self.columns:
@@ -107,8 +115,11 @@ class Panel:
             raise DataError(
                 f"Panel: unknown columns {unknown}; expected some of {', '.join(CANONICAL_COLUMNS)}"
             )
+        held = self.columns if self.frame_columns is None else self.frame_columns
+        if not set(held) <= set(self.columns) or "close" not in held:
+            raise DataError(f"Panel: frame_columns {held} must include 'close' and be among columns {self.columns}")
         for symbol, frame in self.frames.items():
-            missing = [c for c in self.columns if c not in frame.columns]
+            missing = [c for c in held if c not in frame.columns]
             if missing:
                 raise DataError(f"Panel: frame of {symbol} lacks columns {missing}")
             if not isinstance(frame.index, pd.DatetimeIndex) or frame.index.tz is None:
@@ -189,6 +200,7 @@ class Panel:
             columns=self.columns,
             dropped_columns=self.dropped_columns,
             bar=self.bar,
+            frame_columns=self.frame_columns,
         )
 
     def last_days(self, days: float) -> Panel:
@@ -234,6 +246,7 @@ class Panel:
             columns=self.columns,
             dropped_columns=self.dropped_columns,
             bar=self.bar,
+            frame_columns=self.frame_columns,
         )
 
     def dollar_volume(self) -> pd.Series | None:

@@ -156,6 +156,7 @@ def synthetic_market(
     seed: int = 0,
     signal_strength: float = 0.08,
     start="2022-01-01",
+    sink=None,
 ) -> SyntheticMarket:
     """Generate a market with planted clusters, a GARCH market factor and a weak AR(1) edge.
 
@@ -170,6 +171,10 @@ def synthetic_market(
         signal_strength: AR(1) coefficient s of the hourly log returns, in (-1, 1);
             0 = pure noise (no predictability), default 0.08 = weak but learnable.
         start: first bar's timestamp (str or Timestamp; naive is read as UTC).
+        sink: None, or ``sink(symbol, frame) -> frame`` called with each asset's bars as soon as they
+            are generated; the panel keeps what it returns (the bar cache writes the bars and returns
+            their close and volume, :func:`fleet.data.stage.stage_synthetic`, so the whole market's bars
+            are never held at once). The values drawn do not depend on it.
 
     Returns:
         A :class:`SyntheticMarket` (panel of n_clusters * assets_per_cluster assets).
@@ -209,14 +214,17 @@ def synthetic_market(
     returns = lfilter([1.0], [1.0, -s], np.column_stack(raw), axis=0)
     factor = lfilter([1.0], [1.0, -s], market)
 
-    frames = {symbol: _bars(returns[:, j], dominant=clusters[symbol] == 0, rng=rng, index=index)
+    keep = sink if sink is not None else (lambda symbol, frame: frame)
+    frames = {symbol: keep(symbol, _bars(returns[:, j], dominant=clusters[symbol] == 0, rng=rng, index=index))
               for j, symbol in enumerate(symbols)}  # in order: the draws of rng follow the symbols
+    held = tuple(next(iter(frames.values())).columns)
 
     panel = Panel(
         frames=frames,
         sources={sym: "synthetic" for sym in symbols},
         columns=CANONICAL_COLUMNS,
         bar=pd.Timedelta(hours=1),
+        frame_columns=None if held == CANONICAL_COLUMNS else held,
     )
     return SyntheticMarket(
         panel=panel,

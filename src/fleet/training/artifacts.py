@@ -187,7 +187,7 @@ def _evaluate_holdout(ctx: RunContext, results: list[UnitResult], ev: Evaluated,
     config = ctx.config
     layout = ctx.rundir.layout
     with_models = [replace(r, model=layout.read_pickle(model_file(r.group))) for r in results if r.model_info]
-    rows = predict_holdout(with_models, ctx.panel, ctx.markets[-1], timeline_end=ctx.timeline_end, config=config)
+    rows = predict_holdout(with_models, ctx.bars, ctx.markets[-1], timeline_end=ctx.timeline_end, config=config)
     ev.holdout_rows = rows
     if len(rows):
         if "position" not in rows:  # else the units' stored policies set signal and position

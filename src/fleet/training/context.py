@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -29,7 +30,10 @@ class RunContext:
         config: the resolved configuration. rundir: where the run is written (staging area).
         echo: where progress lines go. argv: the command line (recorded; None: ``sys.argv``).
         started: UTC start (of the first attempt when resuming). t0: ``time.perf_counter()`` at start.
-        panel, source: the validated bars and where they came from. notes: lines for the manifest.
+        panel, source: the driver's share of the validated bars (a lean panel: close and volume, see
+            ``Panel.frame_columns``) and where they came from. notes: lines for the manifest.
+        bars: symbol -> the asset's full validated bars over the run's window, read from the run's bar cache
+            (:class:`~fleet.data.bars.BarReader`); what the backends' units and the hold-out read.
         registry: the asset ids. folds, markets: the walk-forward folds and each one's market fit.
         timeline_end: last timestamp before the hold-out. units: every planned unit.
         backend_desc: the backend, in words. data_files: data file -> SHA-256.
@@ -44,6 +48,7 @@ class RunContext:
     started: pd.Timestamp
     t0: float = field(default_factory=time.perf_counter)
     panel: Panel | None = None
+    bars: Mapping[str, pd.DataFrame] | None = None
     source: str = ""
     notes: list[str] = field(default_factory=list)
     registry: AssetRegistry | None = None

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from fleet import __version__
 from fleet.config import FactorMethod, FleetConfig
+from fleet.data.bars import BarCache
 from fleet.data.fetch import sha256_file
 from fleet.errors import ConfigError, UnitsFailedError
 from fleet.evaluation.splits import PurgedWalkForward
@@ -28,7 +29,7 @@ from fleet.evaluation.tables import seeds_table
 from fleet.market.align import align_log_returns
 from fleet.market.fold import fit_fold_market, fmt_cluster_map, fmt_members
 from fleet.models.specs import UNGUARDED_GATES
-from fleet.store import RunDirectory, join_location
+from fleet.store import RunDirectory, is_uri, join_location
 from fleet.store.layout import FAILURES, RESULTS_SEEDS
 from fleet.store.location import default_out
 from fleet.training.artifacts import redacted, write_run
@@ -98,7 +99,7 @@ def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None
                           "(fleet.train), which is not on disk; start a new run instead")
     raw = dict(state["config"])
     data_path = raw.get("data", {}).get("path")
-    if data_path and not Path(data_path).is_absolute() and state.get("cwd"):
+    if data_path and not is_uri(data_path) and not Path(data_path).is_absolute() and state.get("cwd"):
         raw["data"] = {**raw["data"], "path": str(Path(state["cwd"]) / data_path)}
     try:
         config = FleetConfig.model_validate(raw)
@@ -112,8 +113,30 @@ def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None
 
 def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[str] | None,
          train_fn: TrainFn | None, frame: pd.DataFrame | None = None) -> RunSummary:
+    """One run with its bar cache: staged by :func:`_load`, read by the units and the hold-out, removed at the end
+    (whatever the outcome: a resumed run stages it again)."""
+    cache = BarCache(bar_cache_location(rundir))
+    cache.clear()  # a resumed URI run may find an earlier attempt's cache
+    try:
+        return _run_cached(config, rundir, cache, echo=echo, argv=argv, train_fn=train_fn, frame=frame)
+    finally:
+        cache.clear()
+
+
+def bar_cache_location(rundir: RunDirectory) -> str:
+    """Where a run's bar cache (:mod:`fleet.data.bars`) lives: ``bars/`` under a URI run's prefix (shared storage
+    every Ray node reaches), or a hidden directory beside a local run's staging directory (``<staging>.bars``;
+    on a cluster of several machines that path must be on a filesystem every node mounts)."""
+    if rundir.remote:
+        return join_location(rundir.final, "bars")
+    staging = Path(rundir.staging)
+    return str(staging.parent / f"{staging.name}.bars")
+
+
+def _run_cached(config: FleetConfig, rundir: RunDirectory, cache: BarCache, *, echo: Echo, argv: list[str] | None,
+                train_fn: TrainFn | None, frame: pd.DataFrame | None = None) -> RunSummary:
     ctx = RunContext(config=config, rundir=rundir, echo=echo, argv=argv, started=pd.Timestamp.now(tz="UTC"))
-    all_returns, late = _load(ctx, frame)
+    all_returns, late = _load(ctx, frame, cache)
     check_config(config)  # an expert that cannot train is refused now, before any fit or preparation
     backend = make_backend(config.resources, train_fn=train_fn or train_unit)
     try:
@@ -157,11 +180,15 @@ def _train_and_write(ctx: RunContext, backend, resuming: bool) -> RunSummary:
         raise
 
 
-def _load(ctx: RunContext, frame: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[int, dict[str, str]]]:
-    """Panel, registry and folds into ``ctx``; returns the whole-timeline returns and the late-listed assets."""
+def _load(ctx: RunContext, frame: pd.DataFrame | None,
+          cache: BarCache) -> tuple[pd.DataFrame, dict[int, dict[str, str]]]:
+    """Bars staged into ``cache`` (a lean panel and the bar reader), registry and folds into ``ctx``; returns the
+    whole-timeline returns and the late-listed assets."""
     config, echo = ctx.config, ctx.echo
-    ctx.panel, ctx.source = load_inputs(config, echo, frame)
-    panel = ctx.panel
+    panel, ctx.source = load_inputs(config, echo, frame, cache=cache)
+    # Copies of the window only: the slices of --days would keep the lean whole history alive.
+    ctx.panel = panel = replace(panel, frames={s: f.copy() for s, f in panel.frames.items()})
+    ctx.bars = cache.reader(panel)
     ctx.registry = run_registry(config, panel.symbols, ctx.source, ctx.notes, echo)
     echo(f"Data: {ctx.source}: {len(panel.symbols)} assets, bar {panel.bar}, columns {', '.join(panel.columns)}")
     if panel.missing_columns():
@@ -297,7 +324,7 @@ def _train(ctx: RunContext, backend, todo: list, progress: _Progress) -> None:
         echo(f"  each worker writes its unit's result to {rundir.describe('units')}/")
     t_train, t_train_unix = time.perf_counter(), time.time()
     if todo:
-        backend.run(todo, ctx.panel.frames, on_result, sink=rundir.unit_sink())
+        backend.run(todo, ctx.bars, on_result, sink=rundir.unit_sink())
     ctx.training = {"trained": [r.unit_id for r in progress.done], "loaded": [],
                     "backend_seconds": round(time.perf_counter() - t_train, 3), "backend_started_unix": t_train_unix}
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
 from fleet.config import FleetConfig
-from fleet.data.panel import Panel
 from fleet.market.fold import FoldMarket
 from fleet.training.unit import UnitResult
 
 
-def predict_holdout(results: list[UnitResult], panel: Panel, final: FoldMarket, *, timeline_end: pd.Timestamp,
-                    config: FleetConfig) -> pd.DataFrame:
+def predict_holdout(results: list[UnitResult], frames: Mapping[str, pd.DataFrame], final: FoldMarket, *,
+                    timeline_end: pd.Timestamp, config: FleetConfig) -> pd.DataFrame:
     """The last fold's models predict the hold-out: every bar after ``timeline_end`` whose label
     (h bars ahead, on the asset's own bars) is in the data.
+
+    ``frames``: symbol -> the asset's bars over the run's window (``Panel.frames``, or the run's
+    :class:`~fleet.data.bars.BarReader`, which reads each asset from the bar cache when asked for).
 
     Features are computed on the asset's whole history (they are causal); the models, the FFD order,
     the scaling and the market-factor loadings were all fitted on the last fold's training window, which
@@ -36,7 +40,7 @@ def predict_holdout(results: list[UnitResult], panel: Panel, final: FoldMarket, 
         if r.model is None:
             continue
         for symbol in sorted(r.model.preprocessors):
-            frame = panel.frames[symbol]
+            frame = frames[symbol]
             fwd = forward_log_return(frame["close"], h)
             X = r.model.design_matrix(symbol, frame, final.factor)
             ok = (X.notna().all(axis=1) & fwd.notna() & (frame.index > timeline_end)).to_numpy()
@@ -53,7 +57,7 @@ def predict_holdout(results: list[UnitResult], panel: Panel, final: FoldMarket, 
             rows["signal"] = (p_up > config.policy.threshold).astype(np.int8)
             rows["y"] = binary_label(fwd[ok]).to_numpy().astype(np.int64)
             rows["forward_return"] = fwd[ok].to_numpy()
-            rows["return_1"], rows["bar_number"] = bar_columns(rows, panel.frames)
+            rows["return_1"], rows["bar_number"] = bar_columns(rows, frames)
             rows["cluster"] = int(final.clusters.cluster_map[symbol])
             for j, name in enumerate(names):
                 rows[f"p_{name}"] = expert_p[:, j]

@@ -8,10 +8,13 @@ import numpy as np
 import pandas as pd
 
 from fleet.config import FleetConfig
+from fleet.data.bars import BarCache
 from fleet.data.load import load_panel
 from fleet.data.panel import Panel
 from fleet.data.registry import AssetRegistry, sync_registry
+from fleet.data.stage import stage_bars, stage_synthetic
 from fleet.data.synthetic import synthetic_market
+from fleet.data.uri import display_location
 from fleet.errors import DataError
 from fleet.features.fracdiff import MIN_ADF_POINTS, ffd_weights
 
@@ -35,11 +38,14 @@ def required_bars(config: FleetConfig) -> int:
     return (config.validation.folds + 1) * per_block
 
 
-def load_inputs(config: FleetConfig, echo: Echo, frame: pd.DataFrame | None = None) -> tuple[Panel, str]:
+def load_inputs(config: FleetConfig, echo: Echo, frame: pd.DataFrame | None = None, *,
+                cache: BarCache | None = None) -> tuple[Panel, str]:
     """The validated panel and a one-line description of where it came from.
 
     ``frame``: a long DataFrame given to :func:`fleet.train`, validated like a long-format file; it
-    replaces ``data.path``.
+    replaces ``data.path``. ``cache``: None holds every asset's bars in the panel; else each asset is
+    validated into the bar cache as it is read (:mod:`fleet.data.stage`) and the panel is lean (close and
+    volume, ``Panel.frame_columns``): read the full bars with ``cache.reader(panel)``.
 
     Raises:
         DataError: bad input, or an asset with fewer bars than :func:`required_bars` (the message
@@ -47,19 +53,21 @@ def load_inputs(config: FleetConfig, echo: Echo, frame: pd.DataFrame | None = No
     """
     need = required_bars(config)
     if frame is not None or config.data.path:
-        full = load_panel(frame if frame is not None else config.data.path, symbols=config.data.symbols, days=None)
+        source = frame if frame is not None else config.data.path
+        full = (load_panel(source, symbols=config.data.symbols, days=None) if cache is None
+                else stage_bars(source, cache, symbols=config.data.symbols))
         panel = full.last_days(config.data.days)  # what load_panel(days=...) returns
-        where = "in-memory DataFrame" if frame is not None else config.data.path
+        where = "in-memory DataFrame" if frame is not None else display_location(config.data.path)
         short = [s for s in panel.symbols if len(panel.frames[s]) < need]
         if short:
             details = "; ".join(f"{s} ({panel.sources.get(s, '?')}) has {len(panel.frames[s])} bars" for s in short)
             raise DataError(f"{details} in the last {config.data.days} days, but at least {need} bars are needed "
                             f"per asset; {_days_hint(config, _data_panels(full), full_span(full), need)}")
         return panel, f"{where} (last {config.data.days} days per asset)"
-    market = synthetic_market(n_clusters=config.synthetic.n_clusters,
-                              assets_per_cluster=config.synthetic.assets_per_cluster,
-                              days=config.data.days, seed=config.seed,
-                              signal_strength=config.synthetic.signal_strength)
+    params = dict(n_clusters=config.synthetic.n_clusters, assets_per_cluster=config.synthetic.assets_per_cluster,
+                  days=config.data.days, seed=config.seed, signal_strength=config.synthetic.signal_strength)
+    market = (synthetic_market(**params) if cache is None
+              else stage_synthetic(cache, symbols=config.data.symbols, **params))
     echo("No --data given: running on the built-in synthetic market.")
     echo("  " + market.description)
     panel = market.panel

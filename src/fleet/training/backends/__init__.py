@@ -3,6 +3,10 @@
 Both take the same units and call the same :func:`fleet.training.unit.train_unit`, so they
 give identical results for the same seed. Ray is imported only in :mod:`.ray_backend`.
 
+The bars reach the units as ``frames``, a ``Mapping[str, DataFrame]``: in a run, the
+:class:`~fleet.data.bars.BarReader` of the run's bar cache, so a unit's step reads its own assets where
+it runs and the driver never sends bars (a plain dict of frames works too, e.g. in tests).
+
 Per-fold work of the driver (each fold's market fit) goes through ``Backend.map``: ``fn(**shared, **item)``
 per item, in the driver's process (local) or as Ray tasks with ``shared`` put once in the object store (ray);
 results come back in the items' order and an error in one item is raised as itself.
@@ -17,6 +21,7 @@ where the run is written (prediction rows, model, the rest) and reports only the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Union
 
 import pandas as pd
@@ -34,7 +39,7 @@ OnResult = Callable[[Outcome], None]
 #: backend, the worker that trained a unit saves it before reporting it, and a failed save is that unit's failure.
 UnitSink = Any
 #: ``train_unit`` or a stand-in with its signature (tests inject failing units this way).
-TrainFn = Callable[["TrainingUnit", dict[str, pd.DataFrame]], "UnitResult"]
+TrainFn = Callable[["TrainingUnit", Mapping[str, pd.DataFrame]], "UnitResult"]
 
 
 class Backend(Protocol):
@@ -42,7 +47,7 @@ class Backend(Protocol):
 
     def describe(self) -> str: ...
 
-    def run(self, units: list["TrainingUnit"], frames: dict[str, pd.DataFrame], on_result: OnResult, *,
+    def run(self, units: list["TrainingUnit"], frames: Mapping[str, pd.DataFrame], on_result: OnResult, *,
             sink: UnitSink | None = None) -> list[Outcome]: ...
 
     def map(self, fn: Callable[..., Any], items: list[dict], shared: dict) -> list: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import traceback
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -22,8 +23,9 @@ class LocalBackend:
     def describe(self) -> str:
         return "local (in-process loop)"
 
-    def run(self, units: list[TrainingUnit], frames: dict[str, pd.DataFrame], on_result, *, sink=None) -> list:
-        """Train each unit; an exception in a unit becomes a :class:`UnitFailure` (interrupts propagate).
+    def run(self, units: list[TrainingUnit], frames: Mapping[str, pd.DataFrame], on_result, *, sink=None) -> list:
+        """Train each unit on ``frames`` (symbol -> bars: the run's bar reader); an exception in a unit becomes a
+        :class:`UnitFailure` (interrupts propagate).
 
         With ``sink``, each result is saved through it (``sink.save(unit_id, result)``) and what the save
         returns (the result without its prediction rows and model) is reported; a failed save is reported as

@@ -2,8 +2,10 @@
 
 Each unit is a graph of pure steps (:mod:`fleet.training.graph`: prepare, inner-fold fits per expert, gate,
 full-window fits per expert, assemble) run as calls of pooled Ray actors by :mod:`.ray_graph`; CNN experts'
-steps ask for a GPU fraction when the cluster has GPUs, every other step for CPUs only. The bars are
-``ray.put`` once and passed by reference; results are gathered with ``ray.wait``.
+steps ask for a GPU fraction when the cluster has GPUs, every other step for CPUs only. The bars' reader
+(:class:`~fleet.data.bars.BarReader`: the bar cache's location, the symbols, the window; no frame) is
+``ray.put`` once and passed by reference, and each step reads its unit's assets itself; results are gathered
+with ``ray.wait``.
 
 Fault tolerance is Ray's own (``ray-core/fault_tolerance/actors``): actors are created with
 ``max_restarts`` and ``max_task_retries``, so when a worker process dies (SIGKILL, OOM killer,
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 
 import pandas as pd
 import ray
@@ -104,9 +107,12 @@ class RayBackend:
             return (self.num_cpus, self.unit_gpus(task.unit, cluster_gpus))
         return (self.num_cpus, self.num_gpus)
 
-    def run(self, units: list["TrainingUnit"], frames: dict[str, pd.DataFrame], on_result, *, sink=None) -> list:
+    def run(self, units: list["TrainingUnit"], frames: Mapping[str, pd.DataFrame], on_result, *, sink=None) -> list:
         """Train every unit as a task graph (:mod:`.ray_graph`); returns (and reports through ``on_result``) a
         result or a failure per unit, in the order they finish.
+
+        ``frames``: symbol -> bars, picklable; the run's :class:`~fleet.data.bars.BarReader` (every node must reach
+        its cache: a URI, or a local path on a filesystem the nodes share).
 
         ``sink``: when given, the actor running a unit's last step saves the unit's result through it (the sink is
         pickled to the actor, which opens the run's filesystem itself; on a cluster every node needs the

@@ -6,8 +6,10 @@
   Pools stay warm for the whole run (a fresh worker imports pandas, scikit-learn and torch once, ~2 s here).
   With two shapes the CPU slots are split between them up front (GPU pool: at most half, at least one), so
   CNN work and tabular work run side by side.
-* The bars are ``ray.put`` once per run and each unit once; a unit's design matrices are the ``prepare`` step's
-  return value, stored once in the object store and passed by reference to the unit's later steps.
+* The bars' reader (:class:`~fleet.data.bars.BarReader`, a few hundred bytes plus the symbols) is ``ray.put`` once
+  per run and each unit once; a step reads its unit's assets from the bar cache itself (each actor's reader keeps
+  what it read, within a bound). A unit's design matrices are the ``prepare`` step's return value, stored once in
+  the object store and passed by reference to the unit's later steps.
 * Results are gathered with ``ray.wait``; a step is submitted when its inputs are done, earliest unit first, and
   at most ``2 x slots`` units are in flight (bounded object-store use).
 * Faults are Ray's own: actors have ``max_restarts`` / ``max_task_retries`` (steps are pure, so a re-run step
@@ -55,7 +57,8 @@ class StepWorker:
     def run(self, task, frames_box: list, prior: list, sink, unit, *values):
         """Run ``task`` on the unit ``unit`` (resolved from its reference) with its inputs ``values``.
 
-        ``frames_box`` is ``[ObjectRef]`` of the run's bars, fetched once per actor. For the unit's last step,
+        ``frames_box`` is ``[ObjectRef]`` of the run's bar reader, fetched once per actor (which then reads the assets
+        its steps ask for). For the unit's last step,
         ``prior`` (the records of its earlier steps) and this step's record are attached to the result, which is
         saved through ``sink`` when given (the value returned is then what the save keeps: no prediction rows, no
         model). Returns (value, record).
