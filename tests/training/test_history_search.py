@@ -10,20 +10,14 @@ which keeps the real-data comparisons to seconds per case instead of minutes.
 from __future__ import annotations
 
 import time
-import warnings
 
-import numpy as np
-import pandas as pd
 import pytest
-from statsmodels.tsa.adfvalues import mackinnonp
-from statsmodels.tsa.stattools import adfuller
 
 from fleet.config import load_config
 from fleet.data.load import load_panel
 from fleet.data.synthetic import synthetic_market
-from fleet.features.fracdiff import choose_d
-from fleet.training.history import (_adf_t, _FFDWidth, asset_shortfall, history_need, smallest_days, span_days,
-                                    splitter_of, union_timeline)
+from fleet.training.history import (asset_shortfall, history_need, smallest_days, span_days, splitter_of,
+                                    union_timeline)
 from fleet.training.inputs import required_bars
 
 
@@ -92,10 +86,11 @@ def linear_days(panel_for_days, config, lo, hi, min_bars):
 
 
 def _compare(full, config, lo):
+    """(smallest_days' answer, checked against linear_days; the CPU seconds it took: the machine may be shared)."""
     hi, min_bars = span_days(full), required_bars(config)
-    t = time.perf_counter()
+    t = time.process_time()
     fast = smallest_days(full, config, lo=lo, hi=hi, min_bars=min_bars)
-    took = time.perf_counter() - t
+    took = time.process_time() - t
     assert fast == linear_days(_cut_panels(full), config, lo, hi, min_bars)
     return fast, took
 
@@ -143,13 +138,13 @@ def test_search_without_an_answer_agrees(crypto):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("folds", [2, 3, 5])
-def test_equities_search_equals_the_linear_search(equities, folds):
+@pytest.mark.parametrize("folds,linear", [(2, 3151), (3, 4189), (5, 6215)])
+def test_equities_search_equals_the_linear_search(equities, folds, linear):
     """Daily equities at the default --days 730: the values in range go up to ~1,500 and the answer
     sits in a short run of passing values followed by failing ones (e.g. 3 folds), so any search that
-    skips values could miss it."""
+    skips values could miss it. ``linear``: the reference linear search's answer (also checked live)."""
     days, took = _compare(equities, load_config(None, {"validation.folds": folds}), 730)
-    assert days is not None and took < 5.0
+    assert days == linear and took < 5.0
 
 
 @pytest.mark.slow
@@ -162,46 +157,3 @@ def test_synthetic_search_equals_the_linear_search():
 
     assert smallest_days(panel_for_days, cfg, 75, 120, required_bars(cfg)) == \
         linear_days(panel_for_days, cfg, 75, 120, required_bars(cfg))
-
-
-def test_adf_statistic_matches_statsmodels(crypto, equities):
-    rng = np.random.default_rng(0)
-    series = [np.log(equities.frames["AAPL"]["close"].to_numpy()[:800]),
-              np.log(crypto.frames["BTCUSDT"]["close"].to_numpy()[:3000]),
-              rng.standard_normal(500), np.cumsum(rng.standard_normal(500))]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        for x in series:
-            want = adfuller(x, maxlag=1, regression="c", autolag=None)[0]
-            assert _adf_t(x) == pytest.approx(want, rel=1e-9)
-    assert _adf_t(np.ones(100)) is None  # degenerate: left to choose_d
-
-
-def test_critical_statistic_splits_mackinnon_p_values():
-    width = _FFDWidth(load_config(None, {}))
-    assert mackinnonp(width.t_crit, regression="c", N=1) == pytest.approx(0.05, abs=1e-9)
-    ts = np.linspace(-30, 10, 20001)
-    ts = ts[np.abs(ts - width.t_crit) > 1e-5]
-    below = np.array([mackinnonp(t, regression="c", N=1) < 0.05 for t in ts])
-    assert (below == (ts < width.t_crit)).all()
-
-
-def test_ffd_width_is_the_width_choose_d_picks(crypto, equities):
-    """On real windows of every length where the check needs choose_d (between need.floor and need.sure)."""
-    cfg = load_config(None, {})
-    width = _FFDWidth(cfg)
-    need = history_need(cfg, ("close",), pd.Timedelta(days=1))
-    f = cfg.features
-    seen, unsure = set(), 0
-    for frame in [*equities.frames.values(), crypto.frames["BTCUSDT"], crypto.frames["DOGEUSDT"]]:
-        close = frame["close"].to_numpy()
-        for start in range(0, 3000, 1000):
-            for n in range(need.floor, need.sure, 45):
-                x = np.log(close[start:start + n])
-                got = width(x)
-                want = choose_d(pd.Series(x), max_d=f.max_d, step=f.d_step, threshold=f.ffd_threshold,
-                                max_width=f.ffd_max_width).width
-                unsure += got is None
-                assert got in (None, want)
-                seen.add(want)
-    assert len(seen) >= 4 and unsure == 0  # several orders picked; none so close to p = 0.05 that choose_d decides

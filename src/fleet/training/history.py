@@ -17,26 +17,23 @@ bars clear the worst case (the widest FFD window as warm-up), yes; below the FFD
 in between it runs the same ``choose_d`` on the same bars and counts the rows at that d.
 :func:`history_shortfalls` applies it to every asset and fold, :func:`smallest_days` finds the
 smallest ``--days`` that passes with the same fold splitter: it checks every value where the outcome
-can change, each one cheaply (a check stops at its first short asset, and the FFD order comes from
-the ADF regression solved directly, with ``choose_d`` itself wherever that is not clear-cut).
+can change, each one cheaply (values that keep the same bars are checked once, and a check stops at
+its first short asset); the FFD order always comes from ``choose_d`` itself, as in the unit.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass
 from typing import Callable, Hashable
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq
-from statsmodels.tsa.adfvalues import mackinnonp
 
 from fleet.config import FleetConfig
 from fleet.data.panel import Panel
 from fleet.evaluation.splits import PurgedWalkForward
-from fleet.features.fracdiff import MIN_ADF_POINTS, _d_grid, choose_d, ffd_weights
+from fleet.features.fracdiff import MIN_ADF_POINTS, choose_d, ffd_weights
 from fleet.features.technical import warmup_bars
 from fleet.features.pipeline import feature_group_warmup
 from fleet.market.fold import MIN_CLUSTER_BARS  # bars an asset needs before a fold's training end to be clustered
@@ -258,74 +255,18 @@ class _SuffixWindows:
         return _Window(key=u0, bars=bars, close=lambda s: self.close[s][starts[s]:], starts=starts, error=error)
 
 
-class _FFDWidth:
-    """The FFD width :func:`~fleet.features.fracdiff.choose_d` picks on a window, or None when unsure.
-
-    choose_d runs statsmodels' ``adfuller`` (maxlag=1, regression="c", no autolag) on the FFD series of
-    each d of its grid in turn and keeps the first d with p < p_value. Here the same regression
-    (Dickey & Fuller 1979; the augmented form of Said & Dickey 1984: the change on the lagged level,
-    the lagged change and a constant) is solved in closed form on centred columns, and p < p_value is
-    read as t < t*, where MacKinnon's (1994) p-value (statsmodels' ``mackinnonp``, which adfuller
-    calls) equals p_value. A statistic within 1e-6 of t*, a degenerate regression or anything unusual
-    in the window gives None: the caller runs choose_d itself, so the answer is always choose_d's.
-    Cost: ~0.06 ms per d tried instead of ~0.7 ms.
-    """
-
-    def __init__(self, config: FleetConfig):
-        f = config.features
-        grid = _d_grid(float(f.max_d), float(f.d_step))
-        self.weights = [ffd_weights(d, threshold=f.ffd_threshold, max_width=f.ffd_max_width) for d in grid]
-        self.needed = max(w.size for w in self.weights) + MIN_ADF_POINTS
-        p_value = inspect.signature(choose_d).parameters["p_value"].default
-        self.t_crit = float(brentq(lambda t: mackinnonp(t, regression="c", N=1) - p_value, -50.0, 0.0, xtol=1e-12))
-
-    def __call__(self, x: np.ndarray) -> int | None:
-        """Width for log prices ``x`` (shape (n,)), or None: ask choose_d."""
-        if x.size < self.needed or not np.isfinite(x).all() or np.ptp(x) == 0.0:
-            return None
-        for w in self.weights:
-            t = _adf_t(np.convolve(x, w, mode="valid"))
-            if t is None or abs(t - self.t_crit) <= 1e-6 * (1.0 + abs(self.t_crit)):
-                return None
-            if t < self.t_crit:
-                return int(w.size)
-        return int(self.weights[-1].size)  # none passes: choose_d caps d at max_d
-
-
-def _adf_t(v: np.ndarray) -> float | None:
-    """ADF t statistic of ``v`` (shape (m,)) with one lagged difference and a constant, or None if degenerate.
-
-    Regression: dv_t = c + g v_{t-1} + b dv_{t-1} + e_t over t = 2..m-1 (statsmodels ``adfuller`` with
-    maxlag=1, regression="c"); the t of g is unchanged by centring the columns, which keeps it accurate.
-    """
-    dv = np.diff(v)
-    z, u, w = dv[1:], v[1:-1], dv[:-1]
-    z, u, w = z - z.mean(), u - u.mean(), w - w.mean()
-    suu, suw, sww = float(u @ u), float(u @ w), float(w @ w)
-    det = suu * sww - suw * suw
-    if not det > 1e-9 * suu * sww:
-        return None
-    suz, swz = float(u @ z), float(w @ z)
-    g = (sww * suz - suw * swz) / det
-    b = (suu * swz - suw * suz) / det
-    r = z - g * u - b * w
-    s2 = float(r @ r) / (z.size - 3)
-    t = g / math.sqrt(s2 * sww / det) if s2 > 0 else math.nan
-    return t if math.isfinite(t) else None
-
-
 class _ShortCheck:
     """Does a window leave any asset to check short in any fold? The same answer as a non-empty
-    :func:`history_shortfalls`, found faster: cheap bar counts first, the asset that failed the last
-    value first (it usually fails again), FFD widths through :class:`_FFDWidth` and cached per
-    window start, stopping at the first short asset.
+    :func:`history_shortfalls`, found faster: cheap bar counts first, then the (asset, fold) pairs that
+    were short for earlier values, most recent first (they usually are again), stopping at the first
+    short asset. Each answer is :func:`asset_shortfall`'s (so the FFD order is ``choose_d``'s, as in
+    the unit), kept per exact window of bars.
     """
 
     def __init__(self, need: HistoryNeed, config: FleetConfig):
         self.need, self.config = need, config
-        self.width = _FFDWidth(config)
         self.cache: dict[tuple[str, int, int], bool] = {}
-        self.last: tuple[str, int] | None = None
+        self.recent: list[tuple[str, int]] = []  # (asset, fold) pairs found short, most recent first
 
     def __call__(self, window: _Window) -> bool:
         need, bars = self.need, window.bars
@@ -333,26 +274,20 @@ class _ShortCheck:
             return True
         order = [(s, k) for k in range(max((len(b) for b in bars.values()), default=0)) for s in bars
                  if bars[s][k] < need.sure]
-        if self.last in order:
-            order.remove(self.last)
-            order.insert(0, self.last)
+        rank = {pair: i for i, pair in enumerate(self.recent)}
+        order.sort(key=lambda pair: rank.get(pair, len(rank)))  # stable: the others keep fold-major order
         for s, k in order:
             if self._short(window, s, bars[s][k]):
-                self.last = (s, k)
+                self.recent = [(s, k)] + [pair for pair in self.recent if pair != (s, k)]
                 return True
         return False
 
     def _short(self, window: _Window, symbol: str, n: int) -> bool:
+        # (asset, first bar, bars) names the exact bars choose_d sees, whichever --days gave them.
         key = None if window.starts is None else (symbol, window.starts[symbol], n)
         if key in self.cache:
             return self.cache[key]
-        close = window.close(symbol)
-        # A view of the same memory as the panel's close column, so these are choose_d's log prices exactly.
-        width = self.width(np.log(close[:n]))
-        if width is None:
-            short = asset_shortfall(pd.Series(close), n, self.need, self.config) is not None
-        else:
-            short = self.need.rows(n, width) < self.need.min_rows
+        short = asset_shortfall(pd.Series(window.close(symbol), copy=False), n, self.need, self.config) is not None
         if key is not None:
             self.cache[key] = short
         return short
@@ -389,8 +324,8 @@ def smallest_days(source: Panel | PanelForDays, config: FleetConfig, lo: int, hi
     monotone in ``days`` (equities, 3 folds: 4189 passes, then 4207 to 4292 fail again), so every value
     is checked in turn and the first that passes is returned: the answer is exact. Each value costs
     little: values that keep the same bars are checked once, a check stops at its first short asset
-    (usually the one that failed the value before) and FFD orders come from :class:`_FFDWidth`.
-    Cost: ~1 ms per value on a loaded panel (the splitter's folds and one FFD order search, mostly).
+    (usually one that was short for an earlier value), and its FFD order comes from ``choose_d``.
+    Cost per value: the splitter's folds and usually one ``choose_d`` (a few ADF regressions).
     """
     if hi <= lo:
         return None
