@@ -4,8 +4,8 @@ feature warm-ups is refused before anything is written, naming the smallest --da
 from __future__ import annotations
 
 import re
+import time
 
-import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -37,7 +37,8 @@ def test_real_window_too_short_is_refused_and_the_named_days_is_the_smallest(tmp
                                     "--days", "60", "--folds", "2", "--backend", "local", "--out", str(out)])
     assert res.exit_code == 2, res.output
     assert "error:" in res.output and "Traceback" not in res.output and "resume" not in res.output
-    assert re.search(r"AVAXUSDT \(.*AVAXUSDT.parquet\) has \d+ bars", res.output)
+    assert re.search(r"AVAXUSDT has \d+ bars, \w+ \d+, \w+ \d+ and 7 more in the last 60 days", res.output)
+    assert res.output.count(str(crypto_dir)) == 1
     assert list(tmp_path.iterdir()) == []  # nothing written, no staging directory
     days = _named_days(res.output)
 
@@ -46,7 +47,7 @@ def test_real_window_too_short_is_refused_and_the_named_days_is_the_smallest(tmp
         check_history(cfg, load_inputs(cfg, echo=lambda s: None)[0])
 
     check(days)  # the named value passes ...
-    with pytest.raises(DataError, match="too short|bars are needed"):
+    with pytest.raises(DataError, match="too short|bars per asset"):
         check(days - 1)  # ... and is the smallest that does
 
 
@@ -94,3 +95,42 @@ def test_late_listed_asset_is_left_out_of_early_folds_not_refused(tmp_path):
     cfg = load_config(None, {"data.path": str(tmp_path), "data.days": 400, "validation.folds": 3})
     late = check_history(cfg, load_inputs(cfg, echo=lambda s: None)[0])
     assert set(late) == {0, 1} and all(set(v) == {panel.symbols[0]} for v in late.values())
+
+
+def _error_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+def test_refusal_of_the_daily_default_window_is_short_and_quick(shared_data, tmp_path):
+    """Daily equities at the default --days 730 and 3 folds: 20 assets short. One short line that names
+    the file once and three assets, within seconds, and the named --days passes while one day less fails."""
+    path = str(shared_data / "equities_1d" / "sp500_20.parquet")
+    t = time.perf_counter()
+    res = CliRunner().invoke(main, ["train", "--data", path, "--folds", "3", "--out", str(tmp_path / "r")])
+    took = time.perf_counter() - t
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    line = _error_line(res.output)
+    assert line.count(path) == 1 and len(line) < 300 and "and 17 more" in line, line
+    assert took < 10.0  # a linear search took ~90 s here
+    days = _named_days(line)
+
+    def check(d):
+        cfg = load_config(None, {"data.path": path, "data.days": d, "validation.folds": 3})
+        return check_history(cfg, load_inputs(cfg, echo=lambda s: None)[0])
+
+    assert check(days) == {}
+    with pytest.raises(DataError, match="too short|bars per asset"):
+        check(days - 1)
+
+
+def test_refusal_of_a_short_window_names_the_directory_once(crypto_dir, tmp_path):
+    """The check after loading (enough bars in all, too few before fold 0's training end): one short line."""
+    res = CliRunner().invoke(main, ["train", "--data", str(crypto_dir), "--symbols", "BTCUSDT,ETHUSDT,SOLUSDT,XRPUSDT",
+                                    "--days", "75", "--folds", "2", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2, res.output
+    line = _error_line(res.output)
+    assert line.count(str(crypto_dir)) == 1 and len(line) < 300 and "--days 75 is too short for 2 folds" in line
+    assert re.search(r"[A-Z]+ \(fold \d\) has \d+ bars", line) and "parquet" not in line, line
+    _named_days(line)

@@ -15,15 +15,17 @@ A unit prepares each asset's design matrix on the fold's training window (``trai
 :func:`asset_shortfall` decides this for one asset and one fold exactly as the unit will: when the
 bars clear the worst case (the widest FFD window as warm-up), yes; below the FFD search's need, no;
 in between it runs the same ``choose_d`` on the same bars and counts the rows at that d.
-:func:`history_shortfalls` applies it to every asset and fold, :func:`smallest_days` searches the
-smallest ``--days`` that passes with the same fold splitter.
+:func:`history_shortfalls` applies it to every asset and fold, :func:`smallest_days` finds the
+smallest ``--days`` that passes with the same fold splitter: it checks every value where the outcome
+can change, each one cheaply (values that keep the same bars are checked once, and a check stops at
+its first short asset); the FFD order always comes from ``choose_d`` itself, as in the unit.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Hashable
 
 import numpy as np
 import pandas as pd
@@ -142,66 +144,214 @@ def history_shortfalls(panel: Panel, config: FleetConfig, need: HistoryNeed | No
     return out
 
 
-def _fold0_bars(panel: Panel, config: FleetConfig, symbols) -> int:
-    """Fewest bars any of ``symbols`` has before fold 0's training end (the smallest window of all)."""
-    fold0 = splitter_of(config, panel.bar).folds(union_timeline(panel))[0]
-    return min(int(panel.frames[s].index.searchsorted(fold0.train_end, side="left")) for s in symbols)
+#: ``panel_for_days(d)``: the panel ``--days d`` gives and the assets whose shortfall refuses the run.
+PanelForDays = Callable[[int], tuple[Panel, list[str]]]
 
 
-def smallest_days(panel_for_days: Callable[[int], tuple[Panel, list[str]]], config: FleetConfig, lo: int,
-                  hi: int, min_bars: int = 0) -> int | None:
-    """Smallest ``--days`` in (lo, hi] whose panel has no shortfall among the assets to check, or None.
+@dataclass(frozen=True)
+class _Window:
+    """What one ``--days`` value gives the history check.
 
-    ``panel_for_days(d)`` gives the panel the run would load with ``--days d`` and the assets whose
-    shortfall would refuse the run (those cut by ``--days``); every asset also needs ``min_bars``
-    bars in all (the loader's coarse check, ``inputs.required_bars``). The bars an asset
-    has before fold 0's training end grow with ``days`` (the first block is a fixed share of a
-    timeline that grows with it), so two binary searches on that count alone find the first
-    ``days`` clearing ``need.floor`` (below it nothing passes) and ``need.sure`` (from it everything
-    passes). In between the outcome depends on the d each window's ADF search picks, which need
-    not be monotone in ``days``, so those values are tried one by one with the full check: the
-    answer is exact. Cost: ~0.05-0.5 s per value tried.
+    Attributes:
+        key: equal keys mean the same panel (checked once).
+        bars: asset to check -> bars it has before each fold's training end, shape (folds,).
+        close: asset -> its closes inside the window, shape (bars in the window,), first bar first.
+        starts: asset -> a key of where its window starts (caches FFD widths across values), or None.
+        error: the splitter's error on a window with no asset to check (raised if the search reaches it).
     """
-    def usable(d: int):
+
+    key: Hashable
+    bars: dict[str, tuple[int, ...]]
+    close: Callable[[str], np.ndarray]
+    starts: dict[str, int] | None = None
+    error: Exception | None = None
+
+    @property
+    def fold0(self) -> int:
+        """Fewest bars any asset to check has before fold 0's training end (10**12 when none)."""
+        return min((b[0] for b in self.bars.values()), default=10**12)
+
+
+class _PanelWindows:
+    """Windows built by ``panel_for_days`` (any source, e.g. a synthetic market generated per value)."""
+
+    def __init__(self, panel_for_days: PanelForDays, config: FleetConfig, min_bars: int):
+        self.panel_for_days, self.config, self.min_bars = panel_for_days, config, min_bars
+        self.columns: tuple[str, ...] = ()
+        self.bar = pd.Timedelta(hours=1)
+        self._memo: dict[int, _Window | None] = {}
+
+    def at(self, days: int) -> _Window | None:
+        """The window of ``--days days``, or None when that value cannot be used at all."""
+        if days not in self._memo:
+            self._memo[days] = self._make(days)
+        return self._memo[days]
+
+    def _make(self, days: int) -> _Window | None:
+        error = None
         try:
-            p, keep = panel_for_days(d)
-            if min(len(f) for f in p.frames.values()) < min_bars:
+            panel, keep = self.panel_for_days(days)
+            if min(len(f) for f in panel.frames.values()) < self.min_bars:
                 return None
-            return p, keep, (_fold0_bars(p, config, keep) if keep else 10**12)
+            splitter = splitter_of(self.config, panel.bar)
+            if keep:
+                folds = splitter.folds(union_timeline(panel))
+            else:
+                folds = []
+                try:
+                    splitter.folds(union_timeline(panel))
+                except Exception as err:  # noqa: BLE001 -- raised only if the search gets this far
+                    error = err
         except Exception:  # noqa: BLE001 -- e.g. the splitter finds a fold empty: not enough days
             return None
+        self.columns, self.bar = tuple(panel.columns), panel.bar
+        bars = {s: tuple(int(panel.frames[s].index.searchsorted(f.train_end, side="left")) for f in folds)
+                for s in keep}
+        return _Window(key=days, bars=bars, close=lambda s: panel.frames[s]["close"].to_numpy(), error=error)
 
-    def first(bound: int, a: int, b: int) -> int | None:
-        """Smallest d in (a, b] with fold-0 bars >= bound (binary search), None if b fails."""
-        u = usable(b)
-        if u is None or u[2] < bound:
-            return None
-        while b - a > 1:
-            mid = (a + b) // 2
-            u = usable(mid)
-            if u is not None and u[2] >= bound:
-                b = mid
-            else:
-                a = mid
-        return b
 
+class _SuffixWindows:
+    """The windows of one loaded panel: ``--days d`` keeps each asset's bars after ``end - d`` days
+    (:meth:`Panel.last_days`) and the assets to check are those it cuts. Worked out on the index
+    arrays, without building a panel per value; values that keep the same bars share one window.
+    """
+
+    def __init__(self, full: Panel, config: FleetConfig, min_bars: int):
+        self.full, self.min_bars = full, min_bars
+        self.columns, self.bar = tuple(full.columns), full.bar
+        self.ns = {s: f.index.as_unit("ns").asi8 for s, f in full.frames.items()}
+        self.close = {s: f["close"].to_numpy() for s, f in full.frames.items()}
+        union = union_timeline(full)
+        self.union_ns = union.asi8
+        # The same instants without the time zone: the splitter's comparisons cost half on a naive index.
+        self.union = union.tz_localize(None)
+        self.end = max(f.index[-1] for f in full.frames.values() if len(f))
+        self.splitter = splitter_of(config, full.bar)
+        self._memo: dict[int, _Window | None] = {}
+
+    def at(self, days: int) -> _Window | None:
+        """The window of ``--days days``, or None when that value cannot be used at all."""
+        cut = (self.end - pd.Timedelta(days=float(days))).value  # as Panel.last_days: rows with ts > cut
+        u0 = int(np.searchsorted(self.union_ns, cut, side="right"))  # every asset's window starts at union[u0]
+        if u0 not in self._memo:
+            self._memo[u0] = self._make(u0, cut)
+        return self._memo[u0]
+
+    def _make(self, u0: int, cut: int) -> _Window | None:
+        starts = {s: int(np.searchsorted(ns, cut, side="right")) for s, ns in self.ns.items()}
+        left = {s: self.ns[s].size - starts[s] for s in self.ns}
+        if any(self.ns[s].size and not left[s] for s in self.ns) or min(left.values()) < self.min_bars:
+            return None  # an asset with no bar in the window (last_days refuses), or the loader's coarse check
+        keep = [s for s in self.full.symbols if left[s] and starts[s] > 0]
+        error, ends = None, []
+        try:
+            ends = [f.train_end.value for f in self.splitter.folds(self.union[u0:])]
+        except Exception as err:  # noqa: BLE001 -- e.g. a fold is empty: not enough days
+            if keep:
+                return None
+            error = err
+        bars = {s: tuple(max(0, int(np.searchsorted(self.ns[s], e, side="left")) - starts[s]) for e in ends)
+                for s in keep}
+        return _Window(key=u0, bars=bars, close=lambda s: self.close[s][starts[s]:], starts=starts, error=error)
+
+
+class _ShortCheck:
+    """Does a window leave any asset to check short in any fold? The same answer as a non-empty
+    :func:`history_shortfalls`, found faster: cheap bar counts first, then the (asset, fold) pairs that
+    were short for earlier values, most recent first (they usually are again), stopping at the first
+    short asset. Each answer is :func:`asset_shortfall`'s (so the FFD order is ``choose_d``'s, as in
+    the unit), kept per exact window of bars.
+    """
+
+    def __init__(self, need: HistoryNeed, config: FleetConfig):
+        self.need, self.config = need, config
+        self.cache: dict[tuple[str, int, int], bool] = {}
+        self.recent: list[tuple[str, int]] = []  # (asset, fold) pairs found short, most recent first
+
+    def __call__(self, window: _Window) -> bool:
+        need, bars = self.need, window.bars
+        if any(n < need.floor for b in bars.values() for n in b):
+            return True
+        order = [(s, k) for k in range(max((len(b) for b in bars.values()), default=0)) for s in bars
+                 if bars[s][k] < need.sure]
+        rank = {pair: i for i, pair in enumerate(self.recent)}
+        order.sort(key=lambda pair: rank.get(pair, len(rank)))  # stable: the others keep fold-major order
+        for s, k in order:
+            if self._short(window, s, bars[s][k]):
+                self.recent = [(s, k)] + [pair for pair in self.recent if pair != (s, k)]
+                return True
+        return False
+
+    def _short(self, window: _Window, symbol: str, n: int) -> bool:
+        # (asset, first bar, bars) names the exact bars choose_d sees, whichever --days gave them.
+        key = None if window.starts is None else (symbol, window.starts[symbol], n)
+        if key in self.cache:
+            return self.cache[key]
+        short = asset_shortfall(pd.Series(window.close(symbol), copy=False), n, self.need, self.config) is not None
+        if key is not None:
+            self.cache[key] = short
+        return short
+
+
+def _first(windows, bound: int, a: int, b: int) -> int | None:
+    """Smallest d in (a, b] whose fold-0 bars reach ``bound`` (binary search), None if b does not."""
+    w = windows.at(b)
+    if w is None or w.fold0 < bound:
+        return None
+    while b - a > 1:
+        mid = (a + b) // 2
+        w = windows.at(mid)
+        if w is not None and w.fold0 >= bound:
+            b = mid
+        else:
+            a = mid
+    return b
+
+
+def smallest_days(source: Panel | PanelForDays, config: FleetConfig, lo: int, hi: int,
+                  min_bars: int = 0) -> int | None:
+    """Smallest ``--days`` in (lo, hi] whose panel has no shortfall among the assets to check, or None.
+
+    ``source``: the loaded data as a :class:`Panel` (``--days d`` keeps its last d days, and the assets
+    to check are those that cuts), or ``panel_for_days(d)`` giving the panel the run would get with
+    ``--days d`` and the assets whose shortfall would refuse it. Every asset also needs ``min_bars``
+    bars in all (the loader's coarse check, ``inputs.required_bars``).
+
+    The bars an asset has before fold 0's training end grow with ``days`` (the first block is a fixed
+    share of a timeline that grows with it), so two binary searches on that count find the first
+    ``days`` clearing ``need.floor`` (below it nothing passes) and ``need.sure`` (from it everything
+    passes). In between the outcome follows the d each window's ADF search picks, which need not be
+    monotone in ``days`` (equities, 3 folds: 4189 passes, then 4207 to 4292 fail again), so every value
+    is checked in turn and the first that passes is returned: the answer is exact. Each value costs
+    little: values that keep the same bars are checked once, a check stops at its first short asset
+    (usually one that was short for an earlier value), and its FFD order comes from ``choose_d``.
+    Cost per value: the splitter's folds and usually one ``choose_d`` (a few ADF regressions).
+    """
     if hi <= lo:
         return None
-    p0 = usable(hi)
-    if p0 is None:
+    windows = _SuffixWindows(source, config, min_bars) if isinstance(source, Panel) else \
+        _PanelWindows(source, config, min_bars)
+    if windows.at(hi) is None:
         return None
-    need = history_need(config, tuple(p0[0].columns), p0[0].bar)
-    start = first(need.floor, lo, hi)
+    need = history_need(config, windows.columns, windows.bar)
+    start = _first(windows, need.floor, lo, hi)
     if start is None:
         return None
-    end = first(need.sure, start - 1, hi) or hi
+    end = _first(windows, need.sure, start - 1, hi) or hi
+    short, seen = _ShortCheck(need, config), set()
     for d in range(start, end + 1):
-        u = usable(d)
-        if u is not None and not history_shortfalls(u[0], config, need, symbols=u[1]):
+        w = windows.at(d)
+        if w is None or w.key in seen:
+            continue  # unusable, or the same panel as a value that failed
+        seen.add(w.key)
+        if w.error is not None:
+            raise w.error
+        if not short(w):
             return d
     return None
 
 
 def span_days(panel: Panel) -> int:
     """Whole days covered by the longest asset of ``panel`` (the largest useful ``--days``)."""
-    return max(math.ceil((f.index[-1] - f.index[0]) / pd.Timedelta(days=1)) + 1 for f in panel.frames.values() if len(f))
+    return max(math.ceil((f.index[-1] - f.index[0]) / pd.Timedelta(days=1)) + 1
+               for f in panel.frames.values() if len(f))

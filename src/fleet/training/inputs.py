@@ -58,11 +58,11 @@ def load_inputs(config: FleetConfig, echo: Echo, frame: pd.DataFrame | None = No
                 else stage_bars(source, cache, symbols=config.data.symbols))
         panel = full.last_days(config.data.days)  # what load_panel(days=...) returns
         where = "in-memory DataFrame" if frame is not None else display_location(config.data.path)
-        short = [s for s in panel.symbols if len(panel.frames[s]) < need]
+        short = sorted((len(panel.frames[s]), s) for s in panel.symbols if len(panel.frames[s]) < need)
         if short:
-            details = "; ".join(f"{s} ({panel.sources.get(s, '?')}) has {len(panel.frames[s])} bars" for s in short)
-            raise DataError(f"{details} in the last {config.data.days} days, but at least {need} bars are needed "
-                            f"per asset; {_days_hint(config, _data_panels(full), full_span(full), need)}")
+            raise DataError(f"{where}: {_some(short, 'bars')} in the last {config.data.days} days, but "
+                            f"{config.validation.folds} folds need at least {need} bars per asset; "
+                            f"{_days_hint(config, full, full_span(full), need)}")
         return panel, f"{where} (last {config.data.days} days per asset)"
     params = dict(n_clusters=config.synthetic.n_clusters, assets_per_cluster=config.synthetic.assets_per_cluster,
                   days=config.data.days, seed=config.seed, signal_strength=config.synthetic.signal_strength)
@@ -97,22 +97,26 @@ def _cut_by_days(full: Panel, panel: Panel) -> list[str]:
     return [s for s in panel.symbols if len(panel.frames[s]) and full.frames[s].index[0] < panel.frames[s].index[0]]
 
 
-def _data_panels(full: Panel):
-    """``--days`` -> (the panel a run would load, the assets cut by --days)."""
-    def panel_for_days(days: int) -> tuple[Panel, list[str]]:
-        p = full.last_days(days)
-        return p, _cut_by_days(full, p)
-    return panel_for_days
-
-
 def full_span(full: Panel) -> int:
+    """Whole days the longest asset of ``full`` covers (the largest useful ``--days``)."""
     from fleet.training.history import span_days
 
     return span_days(full)
 
 
-def _days_hint(config: FleetConfig, panel_for_days, hi: int | None, min_bars: int) -> str:
-    """'use --days N or more (...)' with the smallest N that passes, or what else to do."""
+def _some(items: list[tuple[int, str]], unit: str) -> str:
+    """'A has 15 bars, B 1440, C 1440 and 7 more' from sorted (count, name) pairs: at most three named."""
+    (n0, s0), rest = items[0], items[1:3]
+    more = len(items) - 3
+    return (f"{s0} has {n0} {unit}" + "".join(f", {s} {n}" for n, s in rest)
+            + (f" and {more} more" if more > 0 else ""))
+
+
+def _days_hint(config: FleetConfig, source, hi: int | None, min_bars: int) -> str:
+    """'use --days N (...)' with the smallest N that passes, or what else to do.
+
+    ``source``: the loaded panel, or ``--days`` -> (synthetic panel, assets to check) when ``hi`` is None.
+    """
     from fleet.training.history import smallest_days
 
     folds = config.validation.folds
@@ -122,15 +126,15 @@ def _days_hint(config: FleetConfig, panel_for_days, hi: int | None, min_bars: in
         need = history_need(config, ("open", "high", "low", "close", "volume"), pd.Timedelta(hours=1))
         block = max(need.sure, min_bars) + config.labels.horizon + config.validation.embargo_bars + 2
         hi = max(config.data.days + 1, int(np.ceil(((folds + 1) * block) / 24 + config.validation.holdout_days)) + 1)
-        source = f"{hi} days"
+        upto = f"{hi} days"
     else:
-        source = f"the data's {hi} days"
-    days = smallest_days(panel_for_days, config, lo=config.data.days, hi=hi, min_bars=min_bars)
+        upto = f"the data's {hi} days"
+    days = smallest_days(source, config, lo=config.data.days, hi=hi, min_bars=min_bars)
     if days is None:
-        return f"no --days value up to {source} is enough for {folds} folds: use fewer --folds"
+        return f"no --days value up to {upto} is enough for {folds} folds: use fewer --folds"
     # Not "or more": between need.floor and need.sure the outcome follows the FFD order each window's
-    # ADF search picks, so a slightly larger value can fail again (crypto_1h, 2 folds: 209 and 212 pass,
-    # 210 and 211 do not); from need.sure on, every value passes.
+    # ADF search picks, so a slightly larger value can fail again (daily equities, 3 folds: 4189 passes,
+    # 4207 to 4292 do not); from need.sure on, every value passes.
     return f"use --days {days} (the smallest value that works with {folds} folds), or fewer --folds"
 
 
@@ -150,7 +154,7 @@ def check_history(config: FleetConfig, panel: Panel) -> dict[int, dict[str, str]
     Raises:
         DataError: the window is too short (one line naming the assets, the bars and the --days to use).
     """
-    from fleet.training.history import history_shortfalls
+    from fleet.training.history import MIN_TRAIN_ROWS, history_shortfalls, splitter_of, union_timeline
 
     short = history_shortfalls(panel, config)
     if not short:
@@ -159,22 +163,23 @@ def check_history(config: FleetConfig, panel: Panel) -> dict[int, dict[str, str]
     if config.data.path:
         full = load_panel(config.data.path, symbols=config.data.symbols, days=None)
         cut = [s for s in symbols if s in _cut_by_days(full, panel)]
-        panel_for_days, hi = _data_panels(full), full_span(full)
+        source, hi, where = full, full_span(full), display_location(config.data.path)
     else:
-        cut, panel_for_days, hi = symbols, _synthetic_panels(config), None
+        cut, source, hi, where = symbols, _synthetic_panels(config), None, "synthetic market"
     if not cut:
         late: dict[int, dict[str, str]] = {}
         for (k, s), why in short.items():
             late.setdefault(k, {})[s] = why
         return late
-    first = {}
-    for (k, s), why in sorted(short.items()):
+    ends = [f.train_end for f in splitter_of(config, panel.bar).folds(union_timeline(panel))]
+    first: dict[str, tuple[int, str]] = {}  # asset -> (bars, label) in its first short fold
+    for k, s in sorted(short):
         if s in cut and s not in first:
-            first[s] = f"{s} in fold {k} ({why})"
-    shown = "; ".join(list(first.values())[:3]) + (f"; and {len(first) - 3} more" if len(first) > 3 else "")
-    raise DataError(f"--days {config.data.days} is too short for the FFD order search and feature warm-ups of "
-                    f"{config.validation.folds} folds: {shown}; "
-                    f"{_days_hint(config, panel_for_days, hi, required_bars(config))}")
+            first[s] = (int(panel.frames[s].index.searchsorted(ends[k], side="left")), f"{s} (fold {k})")
+    raise DataError(f"{where}: --days {config.data.days} is too short for {config.validation.folds} folds: "
+                    f"{_some(sorted(first.values()), 'bars')} before the training end, too few for the FFD "
+                    f"order search, feature warm-ups and {MIN_TRAIN_ROWS} training rows; "
+                    f"{_days_hint(config, source, hi, required_bars(config))}")
 
 
 def run_registry(config: FleetConfig, symbols: list[str], source: str, notes: list[str], echo: Echo) -> AssetRegistry:
