@@ -36,7 +36,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
 from fleet.data.panel import CANONICAL_COLUMNS, Panel
 from fleet.errors import ConfigError
@@ -210,6 +209,8 @@ def synthetic_market(
             symbols.append(symbol)
             clusters[symbol] = c
             raw.append(u)
+    from scipy.signal import lfilter  # here, not at import: scipy.signal costs most of `import fleet.data`
+
     # Same filter for every asset: correlations between assets are unchanged by it.
     returns = lfilter([1.0], [1.0, -s], np.column_stack(raw), axis=0)
     factor = lfilter([1.0], [1.0, -s], market)
