@@ -101,6 +101,7 @@ class LocalCluster:
 
     Attributes:
         address: the head's GCS address ``127.0.0.1:PORT`` (what ``fleet train --address`` takes).
+        node_ids: the Ray node ids, head first, in the order the nodes were started.
         env: environment of its clients (:func:`cluster_env`).
         procs: the `ray start` processes, head first.
     """
@@ -110,6 +111,7 @@ class LocalCluster:
         self.env = cluster_env()
         self.procs: list[subprocess.Popen] = []
         self.address = ""
+        self.node_ids: list[str] = []
 
     def start(self, workers: int = 1, node_ip: str = "127.0.0.1") -> "LocalCluster":
         """Start the head and ``workers`` worker nodes (1 CPU each) and wait until all are alive."""
@@ -119,13 +121,16 @@ class LocalCluster:
                                      f"--ray-client-server-port={client_port}", *ip],
                                     self.root / f"{self.name}-head", self.env, self.root / f"{self.name}-head.log"))
         self.address = f"127.0.0.1:{gcs_port}"
-        wait_for(lambda: len(alive_nodes(self.address, self.env)) == 1, 90, f"{self.name}'s head", self.root)
-        for k in range(workers):
-            self.procs.append(ray_start([f"--address={self.address}", *ip], self.root / f"{self.name}-w{k}",
-                                        self.env, self.root / f"{self.name}-w{k}.log"))
-        wait_for(lambda: len(alive_nodes(self.address, self.env)) == 1 + workers, 90,
-                 f"{1 + workers} alive nodes in {self.name}", self.root)
+        for k in range(workers + 1):
+            if k:
+                self.procs.append(ray_start([f"--address={self.address}", *ip], self.root / f"{self.name}-w{k}",
+                                            self.env, self.root / f"{self.name}-w{k}.log"))
+            wait_for(lambda: len(self._new_nodes()) == 1, 90, f"node {k} of {self.name}", self.root)
+            self.node_ids += self._new_nodes()
         return self
+
+    def _new_nodes(self) -> list[str]:
+        return [n for n in alive_nodes(self.address, self.env) if n not in self.node_ids]
 
     def close(self) -> None:
         for proc in reversed(self.procs):
