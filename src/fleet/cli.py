@@ -139,8 +139,8 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
     window, trains one unit per asset / cluster / fleet per fold (Ray actors with
     --backend ray), and prints per-cluster and per-asset out-of-sample results.
     A Ray node lost mid-run never hangs it: the units whose steps ran there start again on the
-    surviving nodes (once), and units that no alive node can run fail within a minute (exit 3;
-    finish with --resume, adding --address to use another cluster).
+    surviving nodes (once), and units that no alive node can run fail after a 60 s wait for one
+    (exit 3; finish with --resume, adding --address to use another cluster).
 
     \b
     Exit codes: 0 done; 2 bad input or configuration (nothing written); 3 some units failed
