@@ -5,8 +5,8 @@ address (Ray replaces a loopback node IP with it).
 
 The cluster is two `ray start --block` processes (head and worker), each with its own temp dir and
 ports and exactly 1 CPU, so two concurrent unit actors must land on different nodes. Only those
-two processes (and their process groups) are stopped afterwards: `ray stop` would kill every Ray
-on the machine, including other users' sessions.
+two processes (and their process groups) are stopped afterwards (helpers in _ray_cluster.py): `ray stop`
+would kill every Ray on the machine, including other users' sessions.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,39 +24,13 @@ from pathlib import Path
 import pytest
 
 from conftest import free_ports
+from _ray_cluster import ray_start as _ray_start
+from _ray_cluster import stop as _stop
+from _ray_cluster import wait_for as _wait_for
 
 pytestmark = pytest.mark.slow
 
 JOB_TIMEOUT_S = 300
-
-
-def _ray_start(args: list[str], temp_dir: Path, env: dict, log: Path) -> subprocess.Popen:
-    ray_bin = Path(sys.executable).with_name("ray")
-    node_ports = free_ports(6)
-    cmd = [str(ray_bin), "start", "--block", "--disable-usage-stats", "--num-cpus=1", "--num-gpus=0",
-           f"--temp-dir={temp_dir}",
-           f"--node-manager-port={node_ports[0]}", f"--object-manager-port={node_ports[1]}",
-           f"--dashboard-agent-listen-port={node_ports[2]}", f"--dashboard-agent-grpc-port={node_ports[3]}",
-           f"--metrics-export-port={node_ports[4]}", f"--runtime-env-agent-port={node_ports[5]}",
-           "--object-store-memory=100000000", *args]
-    with open(log, "ab") as fh:
-        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the `ray start --block` process (it tears its node down), then its whole session group."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the group we created with start_new_session: only our processes
-    except ProcessLookupError:
-        pass
-    if proc.poll() is None:
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -111,16 +84,6 @@ def _alive_nodes(url: str, headers: dict) -> int:
     if resp.status_code != 200:
         return 0
     return sum(1 for n in resp.json()["data"]["summary"] if n["raylet"]["state"] == "ALIVE")
-
-
-def _wait_for(predicate, timeout: float, what: str, root: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(1.0)
-    logs = "".join(p.read_text(errors="replace")[-2000:] for p in sorted(root.glob("*.log")))
-    pytest.fail(f"timed out after {timeout:g} s waiting for {what}\n{logs}")
 
 
 SPEC = """\

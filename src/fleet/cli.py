@@ -126,7 +126,7 @@ def _choice(enum) -> click.Choice:
 @config_option("--bootstrap-reps", type=int, key="bootstrap_reps", help="Stationary block bootstrap draws over timestamps behind the standard errors of the results tables (0: none).")
 @config_option("-o", "--out", key="out", help="Run directory (must not exist), or an object-store URI s3://BUCKET/PREFIX or gs://BUCKET/PREFIX (must be empty; S3-compatible server: add ?endpoint_override=HOST:PORT&scheme=http).", none="runs/<UTC timestamp>")
 @config_option("--registry", key="registry", help="Asset registry JSON shared by runs: created if missing, extended with new symbols (version + 1), never renumbered; relative to the current directory (in a spec: to the spec).", none="none: per-run ids")
-@click.option("--resume", "resume", help="Finish an interrupted or failed run: its staging directory (printed at start), its --out path or its --out URI. Trains only units without a complete saved result; every other option is taken from the saved run.")
+@click.option("--resume", "resume", help="Finish an interrupted or failed run: its staging directory (printed at start), its --out path or its --out URI. Trains only units without a complete saved result; every other option is taken from the saved run, except --address: a Ray run can be finished on another cluster (e.g. when a node or the whole cluster it started on is gone).")
 def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, cnn_num_gpus, folds,
           horizon, embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
           policy, sides, meta_label, labels, cluster_on, min_cluster_size, forced_entry, forced_entry_cutoff,
@@ -138,6 +138,9 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
     The driver clusters assets and extracts the market factor on each fold's training
     window, trains one unit per asset / cluster / fleet per fold (Ray actors with
     --backend ray), and prints per-cluster and per-asset out-of-sample results.
+    A Ray node lost mid-run never hangs it: the units whose steps ran there start again on the
+    surviving nodes (once), and units that no alive node can run fail after a 60 s wait for one
+    (exit 3; finish with --resume, adding --address to use another cluster).
 
     \b
     Exit codes: 0 done; 2 bad input or configuration (nothing written); 3 some units failed
@@ -148,13 +151,15 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
     argv = ["fleet", *sys.argv[1:]]
     echo = current().progress
     if resume is not None:
-        given = [k for k, v in {"--config": config_path, **overrides}.items() if v is not None]
+        # --address only says where the steps run (they are pure): a run can be finished on another cluster.
+        given = [k for k, v in {"--config": config_path, **overrides}.items()
+                 if v is not None and k != OVERRIDES["address"]]
         if given:
-            raise ConfigError(f"--resume takes no other options (got {', '.join(given)} set): a resumed run keeps "
-                              "the configuration it started with")
+            raise ConfigError(f"--resume takes no other options but --address (got {', '.join(given)} set): a "
+                              "resumed run keeps the configuration it started with")
         from fleet.training.driver import resume_fleet
 
-        summary = resume_fleet(resume, echo=echo, argv=argv)
+        summary = resume_fleet(resume, echo=echo, argv=argv, address=address)
         print_run(summary, summary.config)
         return
     config = load_config(config_path, overrides)

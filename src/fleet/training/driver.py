@@ -79,7 +79,7 @@ def run_fleet(config: FleetConfig, *, echo: Echo = print, argv: list[str] | None
 
 
 def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None = None,
-                 train_fn: TrainFn | None = None) -> RunSummary:
+                 train_fn: TrainFn | None = None, address: str | None = None) -> RunSummary:
     """Finish an interrupted or failed run: train only the units without a complete saved result.
 
     The configuration is the one saved when the run started (``run.json``), so the run is planned
@@ -87,9 +87,13 @@ def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None
 
     Args:
         path: the run's staging directory, or its ``--out`` path or URI (see :meth:`RunDirectory.resume`).
+        address: the Ray cluster to finish a ``--backend ray`` run on (``HOST:PORT`` of its head), when the one it
+            started on is gone; None: the saved ``resources.address``. Where the steps run does not change
+            their results (steps are pure; ``num_cpus``, which sets the models' threads, stays as saved).
 
     Raises:
-        ConfigError: nothing to resume at ``path``, or the data / plan changed since the run started.
+        ConfigError: nothing to resume at ``path``, the data / plan changed since the run started, or
+            ``address`` given for a run that does not use the Ray backend.
         UnitsFailedError: as :func:`run_fleet`.
     """
     rundir = RunDirectory.resume(path)
@@ -98,6 +102,12 @@ def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None
         raise ConfigError(f"--resume {rundir.staging}: the run was trained on an in-memory DataFrame "
                           "(fleet.train), which is not on disk; start a new run instead")
     raw = dict(state["config"])
+    if address is not None:
+        resources = dict(raw.get("resources") or {})
+        if resources.get("backend", "local") != "ray":
+            raise ConfigError(f"--address={address!r} with --resume {rundir.staging}: that run uses --backend "
+                              f"{resources.get('backend', 'local')}, not ray; resume it without --address")
+        raw["resources"] = {**resources, "address": address}
     data_path = raw.get("data", {}).get("path")
     if data_path and not is_uri(data_path) and not Path(data_path).is_absolute() and state.get("cwd"):
         raw["data"] = {**raw["data"], "path": str(Path(state["cwd"]) / data_path)}
@@ -107,7 +117,8 @@ def resume_fleet(path: str | Path, *, echo: Echo = print, argv: list[str] | None
         raise ConfigError(f"--resume {rundir.staging}: the saved configuration is not valid for this version "
                           f"of fleet ({err})") from None
     then = "completed in place" if rundir.remote else f"will be renamed to {rundir.final}"
-    echo(f"Resuming {rundir.staging} (run started {state.get('started')}, {then})")
+    where = f" on the Ray cluster at {address}" if address is not None else ""
+    echo(f"Resuming {rundir.staging}{where} (run started {state.get('started')}, {then})")
     return _run(config, rundir, echo=echo, argv=argv, train_fn=train_fn)
 
 

@@ -13,6 +13,10 @@ node loss) Ray restarts the actor and re-runs the step it was running; steps are
 so the retried step gives the same value. Application errors are not retried (Ray retries actor
 tasks on system failures only): they come back as ``RayTaskError`` and are reported as
 :class:`~fleet.training.unit.UnitFailure` values while the other units go on.
+
+A lost node never hangs the run (:mod:`.ray_graph`, :mod:`.ray_nodes`): the driver looks at the nodes every few
+seconds, shrinks its actor pool to what the surviving nodes hold, starts a unit whose actor or inputs were lost
+again from its first step (once), and fails the units that no alive node can run within a bounded wait.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from fleet.errors import ConfigError
 # fleet.training.unit / graph (and through them scikit-learn) are imported by the functions that use them, not
 # here: an actor's worker process imports this package first, and an actor that trains a CNN or the MLP gate
 # must load torch before scikit-learn (fleet.models._openmp).
-from fleet.training.backends.ray_graph import MAX_RESTARTS, MAX_TASK_RETRIES  # noqa: E402 -- re-exported
+from fleet.training.backends.ray_graph import MAX_RESTARTS, MAX_TASK_RETRIES, UNIT_RESTARTS  # noqa: E402 -- re-exported
 
 
 class RayBackend:
@@ -74,7 +78,8 @@ class RayBackend:
         return (f"ray ({len(ray.nodes())} node(s), {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU; "
                 f"task graphs; each step asks for num_cpus={self.num_cpus:g}, num_gpus={self._gpus():g}, a CNN step "
                 f"for resources.cnn_num_gpus when there are GPUs; "
-                f"max_restarts={MAX_RESTARTS}, max_task_retries={MAX_TASK_RETRIES})")
+                f"max_restarts={MAX_RESTARTS}, max_task_retries={MAX_TASK_RETRIES}, unit restarts on a lost "
+                f"actor or node={UNIT_RESTARTS})")
 
     def _gpus(self) -> float:
         if self.num_gpus > 0 and ray.cluster_resources().get("GPU", 0) == 0:
@@ -82,13 +87,11 @@ class RayBackend:
         return self.num_gpus
 
     def slots(self) -> int:
-        """How many actors can run at once with the per-actor CPUs / GPUs asked for (>= 1)."""
-        res = ray.cluster_resources()
-        slots = int(res.get("CPU", 1) // self.num_cpus)
-        num_gpus = self._gpus()
-        if num_gpus > 0:
-            slots = min(slots, int(res.get("GPU", 0) // num_gpus))
-        return max(1, slots)
+        """How many actors can run at once with the per-actor CPUs / GPUs asked for (>= 1), counted per node
+        (:func:`~.ray_nodes.node_slots`: an actor lives on one node)."""
+        from fleet.training.backends.ray_nodes import node_slots
+
+        return max(1, node_slots(ray.nodes(), (self.num_cpus, self._gpus())))
 
     @staticmethod
     def unit_gpus(unit: "TrainingUnit", cluster_gpus: float) -> float:
@@ -123,6 +126,7 @@ class RayBackend:
         """
         from fleet.models.factory import needs_torch
         from fleet.training.backends.ray_graph import GraphRun, warn_no_gpu
+        from fleet.training.backends.ray_nodes import node_slots
         from fleet.training.unit import train_unit
 
         self._connect()
@@ -133,7 +137,7 @@ class RayBackend:
             raise ConfigError(f"num_cpus={self.num_cpus:g} per unit but the Ray cluster has only "
                               f"{res.get('CPU', 0):g} CPU: lower --num-cpus")
         graph = GraphRun(units, frames, on_result, sink, shape_of=lambda t: self.task_shape(t, cluster_gpus),
-                         cpu_slots=max(1, int(res.get("CPU", 1) // self.num_cpus)), cluster_gpus=cluster_gpus,
+                         cpu_slots=max(1, node_slots(ray.nodes(), (self.num_cpus, 0.0))), cluster_gpus=cluster_gpus,
                          train_fn=None if self.train_fn in (None, train_unit) else self.train_fn,
                          torch_first=any(needs_torch(u.config.model) for u in units))
         return graph.run()

@@ -12,19 +12,26 @@
   the object store and passed by reference to the unit's later steps.
 * Results are gathered with ``ray.wait``; a step is submitted when its inputs are done, earliest unit first, and
   at most ``2 x slots`` units are in flight (bounded object-store use).
-* Faults are Ray's own: actors have ``max_restarts`` / ``max_task_retries`` (steps are pure, so a re-run step
-  gives the same value). An application error fails its unit only (a :class:`UnitFailure` value); a worker that
-  dies more often than Ray retries fails the unit whose step it was running.
+* Faults: actors have Ray's ``max_restarts`` / ``max_task_retries`` (steps are pure, so a re-run step gives the
+  same value). An application error fails its unit only (a :class:`UnitFailure` value). A system failure (an
+  actor lost more often than Ray retries, or a step's input lost with its node) starts the unit again from its
+  first step on fresh actors, :data:`UNIT_RESTARTS` time(s), then fails it naming the lost nodes.
+* Node loss: no wait is unbounded. ``ray.wait`` returns every :data:`~.ray_nodes.NODE_CHECK_S` seconds to look
+  at the nodes; after a loss the pool shrinks to what the surviving nodes hold (else the actor Ray restarts, or
+  a fresh one, would wait forever for CPUs that idle actors keep), and the units whose steps no alive node can
+  hold fail after :data:`~.ray_nodes.NODE_WAIT_S` seconds.
 """
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import replace
 
 import ray
 
 from fleet.errors import FleetWarning
+from fleet.training.backends.ray_nodes import NODE_WAIT_S, NodeWatch
 
 # fleet.training.graph / unit (and through them scikit-learn) are imported where they are used: a StepWorker's
 # process imports this module first, and one that trains a CNN or the MLP gate must load torch before
@@ -34,6 +41,8 @@ from fleet.errors import FleetWarning
 MAX_RESTARTS = 3
 #: Times Ray re-submits the step an actor was running when its process died (system failures only).
 MAX_TASK_RETRIES = 3
+#: Times a unit starts again from its first step on fresh actors after a system failure of one of its steps.
+UNIT_RESTARTS = 1
 
 
 @ray.remote
@@ -101,10 +110,11 @@ class GraphRun:
         cpu_slots: actors the cluster's CPUs hold at once; cluster_gpus: the cluster's GPUs.
         train_fn: None for the step graph, else a stand-in trained as a one-task graph.
         torch_first: start every actor with torch loaded before scikit-learn (see :class:`StepWorker`).
+        watch: the cluster's nodes (:class:`~.ray_nodes.NodeWatch`); None: a new one.
     """
 
     def __init__(self, units, frames, on_result, sink, *, shape_of, cpu_slots: int, cluster_gpus: float,
-                 train_fn=None, torch_first: bool = False):
+                 train_fn=None, torch_first: bool = False, watch: NodeWatch | None = None):
         from fleet.training.graph import unit_graph
 
         self.torch_first = torch_first
@@ -112,28 +122,36 @@ class GraphRun:
         self.units = list(units)
         self.on_result, self.sink, self.shape_of = on_result, sink, shape_of
         shapes = {shape_of(t) for g in self.graphs.values() for t in g}
-        self.cpu_slots = cpu_slots
+        self.cpu_slots = self.capacity = cpu_slots  # capacity: what the alive nodes hold now (<= cpu_slots)
         self.quota = pool_sizes(shapes, cpu_slots, cluster_gpus) if shapes else {}
         self.frames_ref = ray.put(frames)
+        self.watch = watch if watch is not None else NodeWatch()
         self.idle: dict = {}
         self.alive: dict = {}
         self.outcomes: list = []
+        self.restarts: dict[str, int] = {}  # unit_id -> times started again after a system failure
+        self.starved: dict = {}  # shape -> since when (monotonic s) no alive node holds it
+        self.waiting: list = []  # units not yet admitted
+        self.active: dict[str, dict] = {}  # unit_id -> {"ref", "values", "records", "left"}
+        self.ready: list = []  # Task
+        self.running: dict = {}  # record ref -> (task, actor, shape, value ref, the unit's state)
+
+    def _n_alive(self) -> int:
+        return sum(len(v) for v in self.alive.values())
 
     def _actor(self, shape):
-        """An idle actor of ``shape``, a new one within its quota, else None."""
+        """An idle actor of ``shape``, a new one within its quota and the alive nodes' capacity, else None."""
         if self.idle.get(shape):
             return self.idle[shape].pop()
-        n_alive = sum(len(v) for v in self.alive.values())
+        n_alive = self._n_alive()
         mine = len(self.alive.get(shape, []))
-        if n_alive >= self.cpu_slots and mine == 0:  # fewer slots than shapes: free an idle actor of another
+        if n_alive >= self.capacity and mine == 0:  # fewer slots than shapes: free an idle actor of another
             for other, pool in self.idle.items():
                 if pool:
-                    victim = pool.pop()
-                    self.alive[other].remove(victim)
-                    ray.kill(victim, no_restart=True)
+                    self._drop(pool.pop(), other)
                     n_alive -= 1
                     break
-        if n_alive >= self.cpu_slots or mine >= self.quota.get(shape, 1):
+        if n_alive >= self.capacity or mine >= self.quota.get(shape, 1):
             return None
         cpus, gpus = shape
         actor = StepWorker.options(num_cpus=cpus, num_gpus=gpus, max_restarts=MAX_RESTARTS,
@@ -141,99 +159,198 @@ class GraphRun:
         self.alive.setdefault(shape, []).append(actor)
         return actor
 
+    def _drop(self, actor, shape) -> None:
+        """Kill ``actor`` for good (no Ray restart) and forget it; its resources go back to the cluster."""
+        if actor in self.alive.get(shape, []):
+            self.alive[shape].remove(actor)
+        ray.kill(actor, no_restart=True)
+
+    def _release(self, actor, shape) -> None:
+        """``actor`` finished its step: idle again, or killed when the pool is larger than the alive nodes hold
+        (after a node loss an actor Ray restarts, or a fresh one, waits for the CPUs an idle actor keeps)."""
+        if actor not in self.alive.get(shape, []):
+            return
+        if self._n_alive() > self.capacity:
+            self._drop(actor, shape)
+        else:
+            self.idle.setdefault(shape, []).append(actor)
+
     def _warm(self) -> None:
         """Start every pool's actors now (GPU shapes first), so they start side by side, while the first steps
         run, and not one at a time when a step of their shape is first ready (a start costs seconds)."""
         for shape in sorted(self.quota, key=lambda s: -s[1]):
             for _ in range(self.quota[shape]):
-                if sum(len(v) for v in self.alive.values()) >= self.cpu_slots:
+                if self._n_alive() >= self.capacity:
                     return
                 actor = self._actor(shape)
                 if actor is not None:
                     self.idle.setdefault(shape, []).append(actor)
 
     def run(self) -> list:
-        """Run every graph; returns the outcomes (results or failures) in the order they finished."""
-        order = {u.unit_id: i for i, u in enumerate(self.units)}
-        waiting = list(self.units)  # not yet admitted
-        active: dict[str, dict] = {}  # unit_id -> {"ref", "values", "records", "left"}
-        ready: list = []  # Task
-        running: dict = {}  # record ref -> (task, actor, shape, value ref)
-        cap = max(2, 2 * self.cpu_slots)
+        """Run every graph; returns the outcomes (results or failures) in the order they finished.
+
+        Never waits on a step without looking at the cluster's nodes every :data:`~.ray_nodes.NODE_CHECK_S`
+        seconds (:meth:`_health`).
+        """
+        self.waiting = list(self.units)
         try:
             self._warm()
-            while waiting or running or ready:
-                while waiting and len(active) < cap:
-                    u = waiting.pop(0)
-                    active[u.unit_id] = {"ref": ray.put(u), "values": {}, "records": [],
-                                         "left": {t.key: t for t in self.graphs[u.unit_id]}}
-                    ready += [t for t in self.graphs[u.unit_id] if not t.deps]
-                ready.sort(key=lambda t: order[t.unit.unit_id])
-                for task in list(ready):
-                    if task.unit.unit_id not in active:  # its unit failed
-                        ready.remove(task)
-                        continue
-                    shape = self.shape_of(task)
-                    actor = self._actor(shape)
-                    if actor is None:
-                        continue
-                    ready.remove(task)
-                    st = active[task.unit.unit_id]
-                    prior = st["records"] if task.last else []
-                    value_ref, record_ref = actor.run.remote(replace(task, unit=None), [self.frames_ref], prior, self.sink, st["ref"],
-                                                             *[st["values"][k] for k in task.deps])
-                    running[record_ref] = (task, actor, shape, value_ref)
-                if not running:
-                    if ready:  # pragma: no cover -- every shape has a quota of at least one actor
-                        raise RuntimeError("no Ray actor could be started for the ready steps")
-                    continue
-                done, _ = ray.wait(list(running), num_returns=1)
-                for ref in done:
-                    ready += self._collect(ref, running.pop(ref), active)
+            while self.waiting or self.running or self.ready:
+                self._admit()
+                self._dispatch()
+                if self.running:
+                    done, _ = ray.wait(list(self.running), num_returns=1, timeout=self.watch.check_s)
+                    for ref in done:
+                        made_ready = self._collect(ref, self.running.pop(ref))  # may replace self.ready
+                        self.ready += made_ready
+                elif self.ready and self.capacity == 0:  # every node that held these steps is gone: wait a while
+                    time.sleep(self.watch.check_s)
+                elif self.ready:  # pragma: no cover -- every shape has a quota of at least one actor
+                    raise RuntimeError("no Ray actor could be started for the ready steps")
+                self._health()
         finally:
             for pool in self.alive.values():
                 for actor in pool:
                     ray.kill(actor, no_restart=True)
         return self.outcomes
 
-    def _collect(self, ref, entry, active: dict) -> list:
+    def _admit(self) -> None:
+        """Admit waiting units (at most ``2 x slots`` in flight: bounded object-store use)."""
+        cap = max(2, 2 * self.cpu_slots)
+        while self.waiting and len(self.active) < cap:
+            u = self.waiting.pop(0)
+            self.active[u.unit_id] = {"ref": ray.put(u), "values": {}, "records": [],
+                                      "left": {t.key: t for t in self.graphs[u.unit_id]}}
+            self.ready += [t for t in self.graphs[u.unit_id] if not t.deps]
+
+    def _dispatch(self) -> None:
+        """Submit ready steps to actors, earliest unit first."""
+        order = {u.unit_id: i for i, u in enumerate(self.units)}
+        self.ready.sort(key=lambda t: order[t.unit.unit_id])
+        for task in list(self.ready):
+            shape = self.shape_of(task)
+            actor = self._actor(shape)
+            if actor is None:
+                continue
+            self.ready.remove(task)
+            st = self.active[task.unit.unit_id]
+            prior = st["records"] if task.last else []
+            value_ref, record_ref = actor.run.remote(replace(task, unit=None), [self.frames_ref], prior, self.sink,
+                                                     st["ref"], *[st["values"][k] for k in task.deps])
+            self.running[record_ref] = (task, actor, shape, value_ref, st)
+
+    def _collect(self, ref, entry) -> list:
         """Handle a finished step; returns the unit's steps it made ready."""
-        task, actor, shape, value_ref = entry
+        task, actor, shape, value_ref, st = entry
         uid = task.unit.unit_id
-        st = active.get(uid)
         try:
             record = ray.get(ref)
-            self.idle.setdefault(shape, []).append(actor)
-        except ray.exceptions.RayTaskError as err:  # the step's own code raised: not retried, a value
-            self.idle.setdefault(shape, []).append(actor)
+        except ray.exceptions.RayTaskError as err:
+            self._release(actor, shape)
             cause = err.cause if err.cause is not None else err
-            return self._fail(task, active, f"{type(cause).__name__}: {cause}", str(err))
-        except ray.exceptions.RayError as err:  # the worker died more often than Ray retries
-            self.alive[shape].remove(actor)
-            ray.kill(actor, no_restart=True)
-            return self._fail(task, active, f"{type(err).__name__}: {str(err).splitlines()[0]}", str(err))
-        if st is None:  # the unit failed meanwhile
+            if isinstance(cause, ray.exceptions.RayError):  # Ray's own error inside the step: an input lost
+                return self._lost(task, st, cause)
+            if self.active.get(uid) is st:  # the step's own code raised: not retried, a value
+                self._forget(uid)
+                self._fail(task.unit, f"{type(cause).__name__}: {cause}", str(err))
+            return []
+        except ray.exceptions.RayError as err:  # the actor is gone (more deaths than Ray retries, or its node)
+            self._drop(actor, shape)
+            return self._lost(task, st, err)
+        self._release(actor, shape)
+        if self.active.get(uid) is not st:  # the unit failed or was started again meanwhile
             return []
         st["records"].append(record)
         st["values"][task.key] = value_ref
         del st["left"][task.key]
         if task.last:
-            result = ray.get(value_ref)
-            del active[uid]
+            try:
+                result = ray.get(value_ref)
+            except ray.exceptions.RayError as err:  # the value was lost with its node
+                return self._lost(task, st, err)
+            self._forget(uid)
             self.outcomes.append(result)
             self.on_result(result)
             return []
         done = set(st["values"])
         return [t for t in st["left"].values() if task.key in t.deps and set(t.deps) <= done]
 
-    def _fail(self, task, active: dict, error: str, tb: str) -> list:
+    def _lost(self, task, st: dict, err: Exception) -> list:
+        """A system failure of one of the unit's steps (its actor lost after Ray's restarts and retries, or an
+        input lost with its node): the unit starts again from its first step on fresh actors, at most
+        :data:`UNIT_RESTARTS` times (steps are pure, so it gives the same result), then it fails naming the
+        lost nodes."""
+        uid = task.unit.unit_id
+        if self.active.get(uid) is not st:
+            return []
+        self._forget(uid)
+        lost = self.watch.describe_lost()
+        what = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0]}" + (f" ({lost})" if lost else "")
+        if self.restarts.get(uid, 0) < UNIT_RESTARTS:
+            self.restarts[uid] = self.restarts.get(uid, 0) + 1
+            self.waiting.insert(0, task.unit)
+            warnings.warn(f"{uid}: its {task.phase} step was lost ({what[:200]}); the unit starts again on fresh "
+                          "actors", FleetWarning, stacklevel=2)
+            return []
+        self._fail(task.unit, what, str(err))
+        return []
+
+    def _health(self) -> None:
+        """Look at the nodes (:class:`NodeWatch`); after a node loss shrink the pool to what the alive nodes hold,
+        and fail the units whose steps no alive node has been able to hold for :data:`NODE_WAIT_S` seconds."""
+        gone = self.watch.check()
+        if gone:
+            warnings.warn(f"Ray node(s) {', '.join(g[:8] for g in gone)} lost; the run goes on with the "
+                          f"surviving nodes ({self.watch.slots(self._cpu_shape())} step actor(s)), and the units "
+                          "whose steps ran there start again", FleetWarning, stacklevel=2)
+        if not self.watch.lost:
+            return
+        self.capacity = min(self.cpu_slots, self.watch.slots(self._cpu_shape()))
+        excess = self._n_alive() - self.capacity
+        for shape, pool in self.idle.items():
+            while pool and excess > 0:
+                self._drop(pool.pop(), shape)
+                excess -= 1
+        now = time.monotonic()
+        for shape in self.quota:
+            if self.watch.slots(shape) > 0:
+                self.starved.pop(shape, None)
+            elif now - self.starved.setdefault(shape, now) >= NODE_WAIT_S:
+                self._fail_shape(shape)
+
+    def _cpu_shape(self) -> tuple[float, float]:
+        return (min((s[0] for s in self.quota), default=1.0), 0.0)
+
+    def _fail_shape(self, shape) -> None:
+        """Fail every unit still to run a step of ``shape``, which no alive node holds."""
+        cpus, gpus = shape
+        error = (f"NodeLost: no alive Ray node can hold a step asking for num_cpus={cpus:g}, num_gpus={gpus:g} "
+                 f"(waited {NODE_WAIT_S:g} s for one; {self.watch.describe_lost()})")
+        for uid, st in list(self.active.items()):
+            if any(self.shape_of(t) == shape for t in st["left"].values()):
+                self._forget(uid)
+                self._fail(self.graphs[uid][0].unit, error, "")
+        for unit in [u for u in self.waiting if any(self.shape_of(t) == shape for t in self.graphs[u.unit_id])]:
+            self.waiting.remove(unit)
+            self._fail(unit, error, "")
+        for ref, (task, actor, s, _, _) in list(self.running.items()):
+            if s == shape:  # its actor waits for a node that is gone
+                del self.running[ref]
+                self._drop(actor, s)
+        self.starved.pop(shape, None)
+
+    def _forget(self, uid: str) -> None:
+        """Take the unit out of ``active`` with its ready steps (steps still running are ignored when they end)."""
+        del self.active[uid]
+        self.ready = [t for t in self.ready if t.unit.unit_id != uid]
+
+    def _fail(self, unit, error: str, tb: str) -> None:
+        """Report ``unit`` (already forgotten) as a :class:`UnitFailure`."""
         from fleet.training.unit import UnitFailure
 
-        if active.pop(task.unit.unit_id, None) is not None:
-            failure = UnitFailure.of(task.unit, error, tb)
-            self.outcomes.append(failure)
-            self.on_result(failure)
-        return []
+        failure = UnitFailure.of(unit, error, tb)
+        self.outcomes.append(failure)
+        self.on_result(failure)
 
 
 def warn_no_gpu(asked: bool, cluster_gpus: float) -> None:
