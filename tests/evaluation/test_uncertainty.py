@@ -179,3 +179,26 @@ def test_group_mean_auc_equals_a_loop_of_sklearn_aucs_on_repeated_rows():
                     for g in np.unique(groups[reps]) if len(np.unique(y[reps][groups[reps] == g])) == 2]
             want = np.mean(aucs) if aucs else np.nan
             np.testing.assert_allclose(got[k], want, rtol=0, atol=1e-12, equal_nan=True)
+
+
+def test_counted_figures_equal_the_weighted_ones_on_the_rows_weights():
+    # The draws' figures from per-timestamp counts (what summarise uses) against the row-weight forms, which the
+    # tests above check against scikit-learn / scipy on repeated rows.
+    from fleet.evaluation.uncertainty import (counted_aucs, counted_pearsons, weighted_auc, weighted_group_mean_auc,
+                                              weighted_pearsons)
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        n_t, n = int(rng.integers(5, 40)), int(rng.integers(40, 300))
+        inverse = np.r_[np.arange(n_t), rng.integers(0, n_t, n - n_t)]  # several rows per timestamp
+        counts = rng.integers(0, 4, (6, n_t)).astype(float)
+        y = rng.integers(0, 2, n)
+        score = np.round(rng.normal(size=n), int(rng.integers(0, 3)))
+        groups = rng.integers(0, 4, n)
+        r = rng.normal(size=n)
+        W = counts[:, inverse]
+        pooled, mean = counted_aucs(y, score, groups, counts, inverse, cells=int(rng.integers(5, 100)))
+        np.testing.assert_array_equal(pooled, weighted_auc(y, score, W))
+        np.testing.assert_allclose(mean, weighted_group_mean_auc(y, score, groups, W), rtol=0, atol=1e-15)
+        got, want = counted_pearsons([(score, r)], counts, inverse), weighted_pearsons([(score, r)], W)
+        np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-12)

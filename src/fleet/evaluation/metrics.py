@@ -32,8 +32,8 @@ from sklearn.metrics import roc_auc_score
 from fleet.errors import ConfigError, DataError, describe_rows
 from fleet.evaluation.trading import (_check_horizon, book_pnl, exposure, mark_to_market, portfolio_returns,
                                      segments_of, trading_metrics)
-from fleet.evaluation.uncertainty import (TimestampBootstrap, bootstrap_se, weighted_auc, weighted_group_mean_auc,
-                                          weighted_mean_over_sd, weighted_pearsons)
+from fleet.evaluation.uncertainty import (TimestampBootstrap, bootstrap_se, counted_aucs, counted_pearsons,
+                                          weighted_mean_over_sd)
 
 __all__ = ["ICIR_MIN_FOLDS", "SE_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "asset_fold_aucs", "book_pnl",
            "exposure", "figure_draws", "icir", "information_coefficients", "mark_to_market", "per_asset_auc", "portfolio_returns",
@@ -265,7 +265,7 @@ def _group_row(g: pd.DataFrame, signal: np.ndarray, *, threshold: float, cost_bp
     return m
 
 
-#: Bootstrap weights are built for at most this many (draw, row) cells at once, to bound the memory.
+#: At most this many (draw, score block) cells of the bootstrap's class counts are held at once, to bound memory.
 _CELLS = 4_000_000
 
 
@@ -280,22 +280,16 @@ def figure_draws(g: pd.DataFrame, net: np.ndarray, boot: TimestampBootstrap, *,
         boot: the draws over the rows' timestamps. bars_per_year: annualises the Sharpe ratio (None: NaN).
 
     Returns:
-        {"auc", "auc_per_asset", "ic", "rank_ic", "sharpe_net"} -> (reps,) draws; the weights are built for at
-        most :data:`_CELLS` (draw, row) cells at a time.
+        {"auc", "auc_per_asset", "ic", "rank_ic", "sharpe_net"} -> (reps,) draws, from the draws' counts per
+        timestamp (:func:`~fleet.evaluation.uncertainty.counted_aucs`, ``counted_pearsons``: the rows' weights are
+        never built); at most :data:`_CELLS` (draw, score block) cells are held at once.
     """
     y, p, r = (g[c].to_numpy(np.float64) for c in ("y", "p_up", "forward_return"))
     rp, rr = rankdata(p), rankdata(r)
     groups = g.groupby(["fold", "symbol"], sort=False).ngroup().to_numpy()
-    draws = {k: [] for k in ("auc", "auc_per_asset", "ic", "rank_ic")}
-    step = max(1, _CELLS // max(len(g), 1))
-    for lo in range(0, len(boot.counts), step):
-        W = boot.counts[lo:lo + step][:, boot.inverse]
-        draws["auc"].append(weighted_auc(y, p, W))
-        draws["auc_per_asset"].append(weighted_group_mean_auc(y, p, groups, W))
-        ic, rank_ic = weighted_pearsons([(p, r), (rp, rr)], W)
-        draws["ic"].append(ic)
-        draws["rank_ic"].append(rank_ic)
-    out = {k: np.concatenate(v) for k, v in draws.items()}
+    out = {}
+    out["auc"], out["auc_per_asset"] = counted_aucs(y, p, groups, boot.counts, boot.inverse, cells=_CELLS)
+    out["ic"], out["rank_ic"] = counted_pearsons([(p, r), (rp, rr)], boot.counts, boot.inverse)
     scale = float(np.sqrt(bars_per_year)) if bars_per_year else float("nan")
     out["sharpe_net"] = weighted_mean_over_sd(np.asarray(net, dtype=np.float64), boot.counts) * scale
     return out

@@ -239,3 +239,107 @@ def format_with_se(value: float, se: float, *, scale: float = 1.0, signed: bool 
     s = float(se) * scale
     decimals = max(0, 1 - int(np.floor(np.log10(s))))
     return f"{v:{sign}.{decimals}f} ± {s:.{decimals}f}{suffix}"
+
+
+def _block_counts(codes, score, y, inverse, n_t: int):
+    """Sparse (B, T) matrices of the rows per (block, timestamp): all rows and the positive ones, where a block is a
+    run of tied scores inside one group (rows sorted by (group, score)); with each block's group-start flag."""
+    from scipy import sparse
+
+    order = np.lexsort((score, codes))
+    g, s = codes[order], score[order]
+    new_group = np.r_[True, g[1:] != g[:-1]]
+    new_block = new_group | np.r_[True, s[1:] != s[:-1]]
+    block = np.empty(order.size, dtype=np.int64)
+    block[order] = np.cumsum(new_block) - 1
+    n_b = int(new_block.sum())
+    rows = sparse.csr_matrix((np.ones(order.size), (block, inverse)), shape=(n_b, n_t))
+    positives = sparse.csr_matrix((y.astype(np.float64), (block, inverse)), shape=(n_b, n_t))
+    return rows, positives, new_group[new_block]
+
+
+def counted_aucs(y, score, groups, counts, inverse, *, cells: int = 4_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """The pooled AUC and the per-group mean AUC of every bootstrap draw, from the draws' timestamp counts.
+
+    Row i weighs ``counts[k, inverse[i]]`` in draw k, as in :func:`weighted_auc` / :func:`weighted_group_mean_auc`
+    on ``W = counts[:, inverse]``, and the results are the same numbers: the weighted class counts of each block of
+    tied scores are sums of whole numbers, here formed as sparse (block x timestamp) products with the counts, so
+    the (reps, n) weights are never built (a pooled group has many rows per timestamp).
+
+    Args:
+        y: (n,) 0/1 labels. score: (n,). groups: (n,) integer codes (e.g. one per (fold, asset)).
+        counts: (reps, T) draws' counts per distinct timestamp. inverse: (n,) each row's timestamp position.
+        cells: at most this many (draw, block) cells are held at once.
+
+    Returns:
+        (pooled (reps,), group mean (reps,)); NaN where a draw has no positive or no negative weight (pooled) or no
+        group with both classes (group mean).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    score = np.asarray(score, dtype=np.float64)
+    inverse = np.asarray(inverse, dtype=np.int64)
+    C = np.asarray(counts, dtype=np.float64)
+    n_t = C.shape[1]
+    pooled_parts = _block_counts(np.zeros(y.size, dtype=np.int64), score, y, inverse, n_t)
+    group_parts = _block_counts(np.asarray(groups, dtype=np.int64), score, y, inverse, n_t)
+    step = max(1, cells // max(group_parts[0].shape[0], 1))
+    pooled, mean = [], []
+    for lo in range(0, C.shape[0], step):
+        Ct = C[lo:lo + step].T  # (T, k)
+        for parts, out in ((pooled_parts, pooled), (group_parts, mean)):
+            rows, positives, first = parts
+            pos = np.asarray(positives @ Ct).T  # (k, B)
+            neg = np.asarray(rows @ Ct).T - pos
+            out.append(_auc_from_blocks(pos, neg, first, pooled=out is pooled))
+    return np.concatenate(pooled), np.concatenate(mean)
+
+
+def _auc_from_blocks(pos: np.ndarray, neg: np.ndarray, first: np.ndarray, *, pooled: bool) -> np.ndarray:
+    """Mann-Whitney AUC per group from the weighted class counts of its blocks (k, B), ascending score within each
+    group (``first``: a block starts a group); the pooled AUC (one group) or the mean over the groups with both
+    classes."""
+    starts = np.flatnonzero(first)
+    cum = np.cumsum(neg, axis=1)
+    before = np.where(starts > 0, cum[:, np.maximum(starts - 1, 0)], 0.0)
+    group_of = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, first.size]))
+    below = cum - neg - before[:, group_of]
+    num = np.add.reduceat(pos * (below + 0.5 * neg), starts, axis=1)
+    den = np.add.reduceat(pos, starts, axis=1) * np.add.reduceat(neg, starts, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per = np.where(den > 0, num / den, np.nan)
+        if pooled:
+            return per[:, 0]
+        ok = np.isfinite(per)
+        return np.where(ok, per, 0.0).sum(axis=1) / ok.sum(axis=1)
+
+
+def counted_pearsons(pairs, counts, inverse) -> list[np.ndarray]:
+    """:func:`weighted_pearsons` under ``W = counts[:, inverse]`` without building W: each weighted sum is the
+    counts (reps, T) times the per-timestamp sums of the rows (T,), one matrix product for every pair."""
+    inverse = np.asarray(inverse, dtype=np.int64)
+    C = np.asarray(counts, dtype=np.float64)
+    n_t = C.shape[1]
+    cols, scales = [np.ones(inverse.size)], []
+    for a, b in pairs:
+        a = np.asarray(a, dtype=np.float64)
+        b = np.asarray(b, dtype=np.float64)
+        a, b = a - a.mean(), b - b.mean()
+        cols += [a, b, a * a, b * b, a * b]
+        scales.append((max(float((a * a).mean()), 1e-300), max(float((b * b).mean()), 1e-300), a.size))
+    per_t = np.column_stack([np.bincount(inverse, weights=c, minlength=n_t) for c in cols])
+    S = C @ per_t
+    tot = S[:, 0]
+    out = []
+    for i, (sa, sb, n) in enumerate(scales):
+        if n < 2:
+            out.append(np.full(C.shape[0], np.nan))
+            continue
+        sa_, sb_, saa, sbb, sab = (S[:, 1 + 5 * i + j] for j in range(5))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ma, mb = sa_ / tot, sb_ / tot
+            va = saa / tot - ma * ma
+            vb = sbb / tot - mb * mb
+            r = (sab / tot - ma * mb) / np.sqrt(va * vb)
+        ok = (va > 1e-12 * sa) & (vb > 1e-12 * sb)  # no spread: a variance at rounding level of the inputs' scale
+        out.append(np.where(ok, np.clip(r, -1.0, 1.0), np.nan))
+    return out
