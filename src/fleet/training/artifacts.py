@@ -131,9 +131,15 @@ def evaluate(ctx: RunContext, results: list[UnitResult], backend) -> Evaluated:
     t0 = time.perf_counter()
     assets = _timed_map(ctx, backend, Timed(asset_outputs, "outputs", ("symbols",)), asset_batches(parts),
                         {"plan": plan})
-    fold_ids = sorted({int(k) for a in assets for k in a["fold_assets"]["fold"]})
-    cluster_ids = sorted({int(c) for a in assets for c in a["clusters"]})
-    pooled = _timed_map(ctx, backend, Timed(pooled_outputs, "pooled", ("kind", "key")), pooled_items(cluster_ids, fold_ids),
+    cluster_rows: dict[int, int] = {}
+    fold_rows: dict[int, int] = {}
+    for a in assets:
+        for c, k in a["clusters"].items():
+            cluster_rows[c] = cluster_rows.get(c, 0) + k
+        for f, k in a["folds"].items():
+            fold_rows[f] = fold_rows.get(f, 0) + k
+    pooled = _timed_map(ctx, backend, Timed(pooled_outputs, "pooled", ("kind", "key")),
+                        pooled_items(cluster_rows, fold_rows),
                         {"plan": plan, "symbols": symbols})
     ctx.echo(f"Tables and predictions/ of {len(symbols)} assets: {len(assets)} asset batches and {len(pooled)} "
              f"pooled groups as backend tasks, {time.perf_counter() - t0:.1f} s")

@@ -96,8 +96,8 @@ def asset_outputs(plan: OutputPlan, symbols: list[str], parts: dict[str, list[st
     Returns:
         dict of frames: ``per_asset``, ``fold_assets``, ``expert_auc`` / ``expert_weights`` (asset level),
         ``forced`` (None without forced entry), ``policy`` (None unless the units set positions) and
-        ``base_rate_max`` (the largest base-rate share of any row, float) and ``clusters`` (the cluster ids of the
-        rows, each in its own fold's clustering).
+        ``base_rate_max`` (the largest base-rate share of any row, float), ``clusters`` and ``folds`` (rows per
+        cluster id, each row in its own fold's clustering, and per fold).
     """
     from fleet.evaluation.costaware import policy_comparison
     from fleet.evaluation.policy import forced_entry_report
@@ -126,13 +126,17 @@ def asset_outputs(plan: OutputPlan, symbols: list[str], parts: dict[str, list[st
     return {"per_asset": asset_table(preds, plan.cluster_of, **plan.summary_kw()),
             "fold_assets": fold_assets(preds, **plan.summary_kw()), "expert_auc": auc, "expert_weights": weights,
             "forced": forced_entry_report(preds) if config.policy.forced_entry else None, "policy": policy,
-            "base_rate_max": base, "clusters": sorted({int(c) for c in preds["cluster"].unique()})}
+            "base_rate_max": base,
+            "clusters": {int(c): int(k) for c, k in preds.groupby("cluster").size().items()},
+            "folds": {int(f): int(k) for f, k in preds.groupby("fold").size().items()}}
 
 
-def pooled_items(clusters: list[int], folds: list[int]) -> list[dict]:
-    """``Backend.map`` items of stage 2: one per cluster, one per fold, one for the fleet."""
-    return ([{"kind": "cluster", "key": int(c)} for c in clusters] + [{"kind": "fold", "key": int(k)} for k in folds]
-            + [{"kind": "fleet", "key": None}])
+def pooled_items(clusters: dict[int, int], folds: dict[int, int]) -> list[dict]:
+    """``Backend.map`` items of stage 2: one per cluster, one per fold (``{id: rows}``) and one for the fleet, the
+    groups with most rows first (their bootstrap costs most, and a long task started last would run alone)."""
+    sized = ([(rows, {"kind": "cluster", "key": int(c)}) for c, rows in clusters.items()]
+             + [(rows, {"kind": "fold", "key": int(k)}) for k, rows in folds.items()])
+    return [item for _, item in sorted(sized, key=lambda x: -x[0])] + [{"kind": "fleet", "key": None}]
 
 
 def pooled_outputs(plan: OutputPlan, symbols: list[str], kind: str, key) -> dict:
