@@ -146,7 +146,11 @@ def test_a_tiny_fleet_end_to_end(fw, tmp_path, capsys):
     manifest = json.loads((tmp_path / "islands-local-1x3" / "manifest.json").read_text())
     tasks = manifest["tasks"]
     spans = [(t["start_unix"], t["end_unix"]) for t in tasks]
-    assert r["assets"] == 3 and r["tasks"] == len(tasks) > 0 and r["units"] == len(manifest["units"])
+    assert manifest["run_tasks"] and all(t["unit"] is None for t in manifest["run_tasks"])
+    assert r["assets"] == 3 and r["units"] == len(manifest["units"])
+    assert r["tasks"] == len(tasks) + len(manifest["run_tasks"]) > 0
+    # the run-level tasks count as busy for the driver's own serial time, never as unit steps
+    assert r["driver_serial"] <= r["serial"] and r["run_steps"] > 0
     assert r["steps"] == pytest.approx(sum(e - s for s, e in spans), abs=1e-9)
     # every step ran inside the process, so launch and tail are positive and the busy time matches the union
     assert r["first_step"] > 0 and r["tail"] > 0

@@ -140,7 +140,7 @@ def bar_cache_location(rundir: RunDirectory) -> str:
     on a cluster of several machines that path must be on a filesystem every node mounts)."""
     if rundir.remote:
         return join_location(rundir.final, "bars")
-    staging = Path(rundir.staging)
+    staging = Path(rundir.staging).absolute()  # workers may run in another directory
     return str(staging.parent / f"{staging.name}.bars")
 
 
