@@ -78,5 +78,5 @@ def test_ray_graph_puts_the_reader_not_the_bars(tmp_path, monkeypatch):
     put = []
     monkeypatch.setattr(ray_graph.ray, "put", lambda obj: put.append(pickle.dumps(obj)) or "ref")
     ray_graph.GraphRun([], reader, on_result=None, sink=None, shape_of=lambda t: (1.0, 0.0), cpu_slots=1,
-                       cluster_gpus=0.0)
+                       cluster_gpus=0.0, watch=object())  # no node to watch: Ray is not started here
     assert len(put) == 1 and isinstance(pickle.loads(put[0]), BarReader) and len(put[0]) < 8_000

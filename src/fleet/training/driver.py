@@ -136,12 +136,13 @@ def _run(config: FleetConfig, rundir: RunDirectory, *, echo: Echo, argv: list[st
 
 def bar_cache_location(rundir: RunDirectory) -> str:
     """Where a run's bar cache (:mod:`fleet.data.bars`) lives: ``bars/`` under a URI run's prefix (shared storage
-    every Ray node reaches), or a hidden directory beside a local run's staging directory (``<staging>.bars``;
+    every Ray node reaches), or a hidden directory beside a local run's staging directory (``.<name>.bars-<id>``;
     on a cluster of several machines that path must be on a filesystem every node mounts)."""
     if rundir.remote:
         return join_location(rundir.final, "bars")
     staging = Path(rundir.staging).absolute()  # workers may run in another directory
-    return str(staging.parent / f"{staging.name}.bars")
+    # not named like a staging directory (".<name>.partial-<id>"), which --resume and its users look for
+    return str(staging.parent / staging.name.replace(".partial-", ".bars-"))
 
 
 def _run_cached(config: FleetConfig, rundir: RunDirectory, cache: BarCache, *, echo: Echo, argv: list[str] | None,
