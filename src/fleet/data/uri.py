@@ -66,18 +66,30 @@ def open_location(location, what: str = "--data"):
 
     if not is_uri(location):
         return pafs.LocalFileSystem(), str(local_path(location).absolute())
-    s = str(location)
-    scheme = _SCHEME.match(s).group(1).lower()
-    shown = display_location(s)
+    return open_uri(str(location), what, DataError)
+
+
+def open_uri(location: str, what: str, error: type[Exception]):
+    """(pyarrow filesystem, ``bucket/prefix``) of an object-store URI; shared with ``--out``
+    (:mod:`fleet.store.location`).
+
+    Raises:
+        ``error`` (a :class:`~fleet.errors.FleetError` class), naming ``what`` and the URI without credentials:
+            unsupported scheme, or a URI pyarrow cannot open (bad query, no credentials).
+    """
+    from pyarrow import fs as pafs
+
+    scheme = _SCHEME.match(location).group(1).lower()
+    shown = display_location(location)
     if scheme not in URI_SCHEMES:
-        raise DataError(f"{what} {shown}: unsupported URI scheme {scheme}://; expected a local path, "
-                        "s3://bucket/prefix or gs://bucket/prefix")
+        raise error(f"{what} {shown}: unsupported URI scheme {scheme}://; expected a local path, "
+                    "s3://bucket/prefix or gs://bucket/prefix")
     try:
-        fs, path = pafs.FileSystem.from_uri(s)
+        fs, path = pafs.FileSystem.from_uri(location)
     except Exception as err:  # ArrowInvalid (bad query parameter, ...) or OSError (no credentials, ...)
-        raise DataError(f"{what} {shown}: pyarrow cannot open this URI ({' '.join(str(err).split())}); expected "
-                        f"{scheme}://bucket/prefix, optionally with ?endpoint_override=HOST:PORT&scheme=http "
-                        "for an S3-compatible server") from None
+        raise error(f"{what} {shown}: pyarrow cannot open this URI ({' '.join(str(err).split())}); expected "
+                    f"{scheme}://bucket/prefix, optionally with ?endpoint_override=HOST:PORT&scheme=http "
+                    "for an S3-compatible server") from None
     return fs, path.rstrip("/")
 
 

@@ -18,53 +18,19 @@ recorded or printed (:func:`display_location`).
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pandas as pd
 
+from fleet.data.uri import (display_location, is_uri, join_location, local_path,  # noqa: F401 (re-exported)
+                            open_uri)
 from fleet.errors import ConfigError, RunDirectoryError
-
-#: URI schemes written through pyarrow filesystems (``gcs`` is pyarrow's alias of ``gs``).
-URI_SCHEMES = ("s3", "gs", "gcs")
-
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-
 
 def default_out() -> Path:
     """``runs/<UTC timestamp>`` under the current directory."""
     return Path("runs") / pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%SZ")
-
-
-def is_uri(location: str | Path) -> bool:
-    """True for ``scheme://...`` other than ``file://`` (which is read as a local path)."""
-    m = _SCHEME.match(str(location))
-    return bool(m) and m.group(1).lower() != "file"
-
-
-def local_path(location: str | Path) -> Path:
-    """A local location as a :class:`~pathlib.Path` (``file://`` stripped)."""
-    s = str(location)
-    return Path(urlsplit(s).path) if s.lower().startswith("file://") else Path(location)
-
-
-def display_location(location: str | Path) -> str:
-    """``location`` as recorded and printed: for a URI, without any ``user:secret@`` part."""
-    s = str(location)
-    if not is_uri(s):
-        return s
-    parts = urlsplit(s)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
-def join_location(location: str | Path, name: str) -> str:
-    """``location/name`` for a local path or a URI (the URI's query string stays at the end)."""
-    if not is_uri(location):
-        return str(local_path(location) / name)
-    parts = urlsplit(str(location))
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + name))
 
 
 def location_name(location: str | Path) -> str:
@@ -98,23 +64,11 @@ def _open_uri(location: str):
     Raises:
         ConfigError: unsupported scheme, a URI pyarrow rejects, or the bucket itself instead of a prefix.
     """
-    scheme = _SCHEME.match(location).group(1).lower()
-    shown = display_location(location)
-    if scheme not in URI_SCHEMES:
-        raise ConfigError(f"--out {shown}: unsupported URI scheme {scheme}://; expected a local path, "
-                          "s3://bucket/prefix or gs://bucket/prefix")
-    from pyarrow import fs as pafs
-
-    try:
-        fs, root = pafs.FileSystem.from_uri(location)
-    except Exception as err:  # ArrowInvalid (bad query parameter, ...) or OSError (no credentials, ...)
-        raise ConfigError(f"--out {shown}: pyarrow cannot open this URI ({err}); expected "
-                          f"{scheme}://bucket/prefix, optionally with ?endpoint_override=HOST:PORT&scheme=http "
-                          "for an S3-compatible server") from None
-    root = root.rstrip("/")
+    fs, root = open_uri(location, "--out", ConfigError)
     if "/" not in root:
-        raise ConfigError(f"--out {shown}: give a prefix inside the bucket ({scheme}://{root}/NAME), "
-                          "not the bucket itself")
+        scheme = location.split("://", 1)[0].lower()
+        raise ConfigError(f"--out {display_location(location)}: give a prefix inside the bucket "
+                          f"({scheme}://{root}/NAME), not the bucket itself")
     return fs, root
 
 
@@ -150,7 +104,8 @@ class Storage:
         self._has_dirs = not self.remote
 
     def __getstate__(self):
-        return {"location": self.location}
+        # A worker (Ray actor, task) may run in another directory: a local location travels as an absolute path.
+        return {"location": self.location if self.remote else self._base}
 
     def __setstate__(self, state):
         self.__init__(state["location"])

@@ -176,8 +176,6 @@ class RunDirectory:
             self._attach(Storage(staging), staging)
 
     def _attach(self, storage: Storage, staging: Path | str) -> None:
-        if not storage.remote:  # workers (Ray actors, output tasks) may run in another directory: an absolute path
-            storage = Storage(Path(staging).absolute())
         self.storage, self.staging = storage, staging
         self.units = UnitStore(storage)
         self.layout = RunLayout(storage)
