@@ -88,21 +88,10 @@ def weighted_auc(y, score, W) -> np.ndarray:
     Returns:
         float64 (reps,) (a float for 1-D W); NaN where a draw has no positive or no negative weight.
     """
-    y = np.asarray(y, dtype=np.float64)
-    s = np.asarray(score, dtype=np.float64)
     one = np.ndim(W) == 1
     W = np.atleast_2d(np.asarray(W, dtype=np.float64))
-    order = np.argsort(s, kind="mergesort")
-    s_sorted = s[order]
-    starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
-    Wo = W[:, order]
-    pos = np.add.reduceat(Wo * y[order], starts, axis=1)
-    neg = np.add.reduceat(Wo, starts, axis=1) - pos
-    below = np.cumsum(neg, axis=1) - neg
-    num = (pos * (below + 0.5 * neg)).sum(axis=1)
-    den = pos.sum(axis=1) * neg.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(den > 0, num / den, np.nan)
+    n = W.shape[1]
+    out = _counted_auc(y, score, np.zeros(n, dtype=np.int64), W, np.arange(n), pooled=True)
     return out[0] if one else out
 
 
@@ -116,33 +105,10 @@ def weighted_group_mean_auc(y, score, groups, W) -> np.ndarray:
     Returns:
         float64 (reps,); NaN for a draw in which no group has both classes.
     """
-    codes = np.asarray(groups, dtype=np.int64)
-    y, score = np.asarray(y, dtype=np.float64), np.asarray(score, dtype=np.float64)
     W = np.atleast_2d(np.asarray(W, dtype=np.float64))
-    if not codes.size:
+    if not np.size(groups):
         return np.full(W.shape[0], np.nan)
-    # One sort by (group, score): the blocks of tied scores inside each group, then each group's AUC from the
-    # weighted counts of its blocks, as weighted_auc does for one group (the counts are whole numbers, so the
-    # running sums are exact and equal those of a sort per group).
-    order = np.lexsort((score, codes))
-    g, s_sorted = codes[order], score[order]
-    new_group = np.r_[True, g[1:] != g[:-1]]
-    starts = np.flatnonzero(new_group | np.r_[True, s_sorted[1:] != s_sorted[:-1]])
-    Wo = W[:, order]
-    pos = np.add.reduceat(Wo * y[order], starts, axis=1)
-    neg = np.add.reduceat(Wo, starts, axis=1) - pos
-    block_group_start = np.flatnonzero(new_group[starts])  # index of each group's first block
-    cum = np.cumsum(neg, axis=1)
-    before = np.where(block_group_start > 0, cum[:, np.maximum(block_group_start - 1, 0)], 0.0)
-    first_of_block = np.repeat(np.arange(block_group_start.size), np.diff(np.r_[block_group_start, starts.size]))
-    below = cum - neg - before[:, first_of_block]
-    num = np.add.reduceat(pos * (below + 0.5 * neg), block_group_start, axis=1)
-    den = np.add.reduceat(pos, block_group_start, axis=1) * np.add.reduceat(neg, block_group_start, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per = np.where(den > 0, num / den, np.nan)
-    ok = np.isfinite(per)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(ok, per, 0.0).sum(axis=1) / ok.sum(axis=1)
+    return _counted_auc(y, score, groups, W, np.arange(W.shape[1]), pooled=False)
 
 
 def weighted_pearson(a, b, W) -> np.ndarray:
@@ -159,30 +125,7 @@ def weighted_pearsons(pairs, W) -> list[np.ndarray]:
     """:func:`weighted_pearson` of several pairs ``[(a, b), ...]`` (each (n,)) under the same weights ``W``
     (reps, n), from one matrix product: a list of (reps,) arrays, one per pair."""
     W = np.atleast_2d(np.asarray(W, dtype=np.float64))
-    cols, scales = [], []
-    for a, b in pairs:
-        a = np.asarray(a, dtype=np.float64)
-        b = np.asarray(b, dtype=np.float64)
-        a, b = a - a.mean(), b - b.mean()
-        cols += [a, b, a * a, b * b, a * b]
-        scales.append((max(float((a * a).mean()), 1e-300), max(float((b * b).mean()), 1e-300), a.size))
-    S = W @ np.column_stack(cols)
-    tot = W.sum(axis=1)
-    out = []
-    for i, (sa, sb, n) in enumerate(scales):
-        if n < 2:
-            out.append(np.full(W.shape[0], np.nan))
-            continue
-        sa_, sb_, saa, sbb, sab = (S[:, 5 * i + j] for j in range(5))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ma, mb = sa_ / tot, sb_ / tot
-            va = saa / tot - ma * ma
-            vb = sbb / tot - mb * mb
-            r = (sab / tot - ma * mb) / np.sqrt(va * vb)
-        # a draw whose variance is at rounding level of the inputs' scale has no spread
-        ok = (va > 1e-12 * sa) & (vb > 1e-12 * sb)
-        out.append(np.where(ok, np.clip(r, -1.0, 1.0), np.nan))
-    return out
+    return counted_pearsons(pairs, W, np.arange(W.shape[1]))
 
 
 def weighted_mean_over_sd(v, W) -> np.ndarray:
@@ -275,23 +218,23 @@ def counted_aucs(y, score, groups, counts, inverse, *, cells: int = 4_000_000) -
         (pooled (reps,), group mean (reps,)); NaN where a draw has no positive or no negative weight (pooled) or no
         group with both classes (group mean).
     """
+    pooled = _counted_auc(y, score, np.zeros(np.size(y), dtype=np.int64), counts, inverse, pooled=True, cells=cells)
+    return pooled, _counted_auc(y, score, groups, counts, inverse, pooled=False, cells=cells)
+
+
+def _counted_auc(y, score, groups, counts, inverse, *, pooled: bool, cells: int = 4_000_000) -> np.ndarray:
+    """The pooled AUC (``pooled``: one group) or the per-group mean AUC of each draw, as :func:`counted_aucs`."""
     y = np.asarray(y, dtype=np.float64)
-    score = np.asarray(score, dtype=np.float64)
-    inverse = np.asarray(inverse, dtype=np.int64)
     C = np.asarray(counts, dtype=np.float64)
-    n_t = C.shape[1]
-    pooled_parts = _block_counts(np.zeros(y.size, dtype=np.int64), score, y, inverse, n_t)
-    group_parts = _block_counts(np.asarray(groups, dtype=np.int64), score, y, inverse, n_t)
-    step = max(1, cells // max(group_parts[0].shape[0], 1))
-    pooled, mean = [], []
+    rows, positives, first = _block_counts(np.asarray(groups, dtype=np.int64), np.asarray(score, dtype=np.float64), y,
+                                           np.asarray(inverse, dtype=np.int64), C.shape[1])
+    step = max(1, cells // max(rows.shape[0], 1))
+    out = []
     for lo in range(0, C.shape[0], step):
         Ct = C[lo:lo + step].T  # (T, k)
-        for parts, out in ((pooled_parts, pooled), (group_parts, mean)):
-            rows, positives, first = parts
-            pos = np.asarray(positives @ Ct).T  # (k, B)
-            neg = np.asarray(rows @ Ct).T - pos
-            out.append(_auc_from_blocks(pos, neg, first, pooled=out is pooled))
-    return np.concatenate(pooled), np.concatenate(mean)
+        pos = np.asarray(positives @ Ct).T  # (k, B)
+        out.append(_auc_from_blocks(pos, np.asarray(rows @ Ct).T - pos, first, pooled=pooled))
+    return np.concatenate(out)
 
 
 def _auc_from_blocks(pos: np.ndarray, neg: np.ndarray, first: np.ndarray, *, pooled: bool) -> np.ndarray:
