@@ -17,7 +17,6 @@ import pandas as pd
 
 from fleet import __version__
 from fleet.evaluation.costaware import order_policy_rows
-from fleet.evaluation.policy import apply_policy
 from fleet.evaluation.tables import BASE_RATE_SHOWN, EXPERT_LEVELS, fold_order, holdout_table
 from fleet.store import display_location, is_uri
 from fleet.store import layout as L
@@ -25,9 +24,10 @@ from fleet.store.layout import model_file
 from fleet.training.context import RunContext, RunSummary
 from fleet.training.graph import Timed
 from fleet.training.holdout import predict_holdout
-from fleet.training.outputs import (PREDICTION_COLUMNS, OutputPlan, asset_batches, asset_outputs,  # noqa: F401
-                                    pooled_items, pooled_outputs, prediction_columns)
+from fleet.training.outputs import (PREDICTION_COLUMNS, OutputPlan, apply_run_policy, asset_batches,  # noqa: F401
+                                    asset_outputs, pooled_items, pooled_outputs, prediction_columns)
 from fleet.training.unit import UnitResult
+
 
 @dataclass
 class Evaluated:
@@ -159,9 +159,7 @@ def evaluate(ctx: RunContext, results: list[UnitResult], backend) -> Evaluated:
                    expert_auc=expert_auc, expert_weights=expert_weights,
                    policy_comparison=None if policy_rows is None else order_policy_rows(policy_rows))
     if config.validation.holdout_days > 0:
-        policy = dict(threshold=config.policy.threshold, forced_entry=config.policy.forced_entry,
-                      cutoff=config.policy.forced_entry_cutoff, bar=ctx.panel.bar)
-        _evaluate_holdout(ctx, results, ev, policy)
+        _evaluate_holdout(ctx, results, ev, plan)
     if ev.forced is not None and ctx.panel.bar >= pd.Timedelta(days=1):
         ctx.note(f"forced entry on {ctx.panel.bar} bars: every day without a natural signal is forced, "
                  "so the policy is close to always long")
@@ -189,15 +187,14 @@ def _expert_order(table: pd.DataFrame) -> pd.DataFrame:
     return table.loc[order].reset_index(drop=True)
 
 
-def _evaluate_holdout(ctx: RunContext, results: list[UnitResult], ev: Evaluated, policy: dict) -> None:
+def _evaluate_holdout(ctx: RunContext, results: list[UnitResult], ev: Evaluated, plan: OutputPlan) -> None:
     config = ctx.config
     layout = ctx.rundir.layout
     with_models = [replace(r, model=layout.read_pickle(model_file(r.group))) for r in results if r.model_info]
     rows = predict_holdout(with_models, ctx.bars, ctx.markets[-1], timeline_end=ctx.timeline_end, config=config)
     ev.holdout_rows = rows
     if len(rows):
-        if "position" not in rows:  # else the units' stored policies set signal and position
-            ev.holdout_rows = apply_policy(rows, **policy)
+        ev.holdout_rows = apply_run_policy(rows, plan)  # unless the units' stored policies set positions
         ev.holdout = holdout_table(ev.holdout_rows, config, bars_per_year=ev.bars_per_year)
         ctx.echo(f"Hold-out: {len(ev.holdout_rows)} rows after {ctx.timeline_end:%Y-%m-%d %H:%M} predicted by the last "
                  f"fold's models -> {L.RESULTS_HOLDOUT}, {L.HOLDOUT_PREDICTIONS_DIR}/")

@@ -70,7 +70,9 @@ def asset_batches(parts: dict[str, list[str]]) -> list[dict]:
             for chunk in np.array_split(np.array(symbols, dtype=object), n) if len(chunk)]
 
 
-def _apply_run_policy(rows: pd.DataFrame, plan: OutputPlan) -> pd.DataFrame:
+def apply_run_policy(rows: pd.DataFrame, plan: OutputPlan) -> pd.DataFrame:
+    """The run's policy (threshold, forced entry over whole UTC days) on one asset's or the hold-out's rows; rows
+    whose units set positions (their own policy) are returned as they are."""
     if "position" in rows:  # each unit's own policy set signal and position (costaware)
         return rows
     from fleet.evaluation.policy import apply_policy
@@ -107,7 +109,7 @@ def asset_outputs(plan: OutputPlan, symbols: list[str], parts: dict[str, list[st
     batch = []
     for symbol in symbols:
         rows = pd.concat([layout.read_parquet(f) for f in parts[symbol]], ignore_index=True)
-        rows = _apply_run_policy(rows, plan)
+        rows = apply_run_policy(rows, plan)
         layout.write_parquet(L.prediction_file(symbol), rows[prediction_columns(rows, plan.experts())]
                              .sort_values("timestamp").reset_index(drop=True))
         batch.append(rows)
