@@ -14,7 +14,7 @@ Errors are :mod:`fleet.errors` exceptions (``fleet.errors.DataError`` ...), neve
 # order (torch before scikit-learn where a CNN or the MLP gate is trained) is kept by those code paths,
 # see fleet/models/_openmp.py.
 
-__version__ = "0.1.0"
+from fleet._version import __version__
 
 __all__ = ["train", "load_run", "Run", "FleetConfig", "errors", "__version__"]
 

@@ -1,6 +1,6 @@
 """How sure is an AUC difference? A paired block bootstrap over time for two forecasts of the same rows.
 
-The benchmark figure of issue 12 is the ROC AUC pooled over the assets of each walk-forward fold, averaged over
+The AUC compared across models is the ROC AUC pooled over the assets of each walk-forward fold, averaged over
 the folds. Two models scored on the same rows share most of their noise (the same labels, the same market days),
 so the standard error of their *difference* is far smaller than that of either AUC; and rows are not independent:
 labels over h bars overlap (López de Prado 2018, AFML ch. 4.4) and the assets of one bar move together. Resampling
@@ -21,7 +21,7 @@ __all__ = ["fold_auc", "paired_auc_se"]
 
 
 def fold_auc(rows: pd.DataFrame, col: str, asset: str | None = None) -> float:
-    """ROC AUC of ``rows[col]`` for ``rows['y']`` in each ``fold``, averaged over the folds (issue 12's figure).
+    """ROC AUC of ``rows[col]`` for ``rows['y']`` in each ``fold``, averaged over the folds.
 
     With ``asset`` (a column naming each row's asset, e.g. ``symbol``): the per-asset AUC instead, the mean over the
     (fold, asset) groups with both classes of the AUC inside the group (the definition of

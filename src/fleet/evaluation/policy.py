@@ -1,6 +1,6 @@
 """Trading policies applied to out-of-sample P(up): the threshold rule and forced daily entry.
 
-Forced daily entry (seed 002, "QFC System v3.1"): the model often stays in cash for whole
+Forced daily entry: the model often stays in cash for whole
 days; the policy then trades anyway, once a day. Whether those forced trades earn their keep
 is measured, not assumed: :func:`forced_entry_report` compares them with the natural ones and
 advises switching the policy off when the forced trades' mean return is worse than the
@@ -139,7 +139,7 @@ def _welch_t(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def forced_entry_report(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Natural vs forced trades per asset (seed 002's "performance comparison").
+    """Natural vs forced trades per asset (the natural-versus-forced performance comparison).
 
     Args:
         predictions: rows after :func:`apply_forced_daily_entry`: symbol, timestamp, signal,

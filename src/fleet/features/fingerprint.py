@@ -1,4 +1,4 @@
-"""Data fingerprint of seed 003: the market-regime state the gate routes on.
+"""Data fingerprint: the market-regime state the gate routes on.
 
 Per asset and bar, causally (the value at bar t uses bars <= t only):
 

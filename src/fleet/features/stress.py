@@ -1,4 +1,4 @@
-"""Stress features of one asset (seed 002's Stress expert inputs), all causal.
+"""Stress features of one asset (the StressExpert's inputs), all causal.
 
 * ``stress_drawdown``   log distance of the close below its running peak over ``window`` bars (<= 0).
 * ``stress_volofvol``   std over ``window`` bars of the 24-bar rolling volatility, divided by its mean (unitless).

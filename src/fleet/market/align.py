@@ -107,7 +107,7 @@ def align_log_returns(closes: Mapping[str, pd.Series], *, bar: pd.Timedelta, max
                       start=None, end=None, min_overlap: float = 0.5) -> pd.DataFrame:
     """1-bar log returns of many assets on one common UTC timeline.
 
-    Method (seed 001, "automatic alignment"):
+    Method ("automatic alignment"):
 
     1. The grid is the sorted union of every asset's timestamps within ``[start, end)``
        (``end`` exclusive; ``None`` leaves that side open). Naive ``start``/``end`` are read as UTC.

@@ -10,7 +10,7 @@ the fold's training window only:
   clustering then groups assets whose *idiosyncratic* moves are alike. Removing a common factor makes
   the groups' residuals negatively correlated with one another, so this variant clusters on the signed
   distance ``(1 - corr) / 2`` (``cluster_assets(signed=True)``), not on ``1 - |corr|``.
-* ``ffd``: seed 001's first choice, the fractionally differentiated log price (AFML ch. 5, FFD with the
+* ``ffd``: the fractionally differentiated log price (AFML ch. 5, FFD with the
   per-asset order d from the ADF search on the window): stationary but with memory, so the correlation
   also sees slower co-movement than 1-bar returns do.
 """

@@ -3,7 +3,7 @@
 Pipeline: pairwise correlation -> distance 1 - |corr| -> Ward hierarchical clustering
 (Ward 1963) -> canonical cluster ids with the dominant cluster as 0. Structure follows
 skfolio's ``cluster/_hierarchical.py`` (a distance matrix in, ``linkage_matrix_`` and
-``labels_`` out); the design is seed 001 (/work/shared/seeds/001_054801aa6e4d274f.txt).
+``labels_`` out).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def correlation_distance(returns: pd.DataFrame, *, min_periods: int = 2,
 
     Each pair uses the rows where both assets have a value (pairwise-complete, as
     ``DataFrame.corr``), so assets with different histories still compare on their overlap.
-    ``1 - |corr|`` treats strong negative correlation as similarity (seed 001); it lies in
+    ``1 - |corr|`` treats strong negative correlation as similarity; it lies in
     [0, 1], is 0 on the diagonal and symmetric.
 
     Args:
@@ -76,7 +76,7 @@ class WardClusterer(BaseEstimator):
     tree is cut with ``fcluster`` into at most ``n_clusters`` clusters (criterion "maxclust") or
     at height ``distance_threshold`` (criterion "distance"). Exactly one of the two must be set.
     Ward's update formula assumes Euclidean distances; on ``1 - |corr|`` it is the usual
-    heuristic of seed 001 and gives compact groups of co-moving assets.
+    heuristic and gives compact groups of co-moving assets.
 
     Args:
         n_clusters: number of clusters (>= 1, <= n_assets), or None to cut by distance.
@@ -282,7 +282,7 @@ def _pick_dominant(labels: pd.Series, corr: pd.DataFrame, dollar_volume: pd.Seri
 def cluster_assets(returns: pd.DataFrame, *, n_clusters: int | None = 3, distance_threshold: float | None = None,
                    dollar_volume: pd.Series | None = None, dominant_symbol_prefix: str | None = "BTC",
                    min_cluster_size: int = 1, signed: bool = False) -> ClusterResult:
-    """Cluster assets by return correlation and find the dominant cluster (seed 001).
+    """Cluster assets by return correlation and find the dominant cluster.
 
     Steps: ``correlation_distance`` (pairwise-complete Pearson, distance 1 - |corr|) ->
     ``WardClusterer`` (Ward 1963) -> dominant cluster -> canonical ids.

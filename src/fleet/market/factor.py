@@ -1,6 +1,6 @@
 """The market factor: one standardised series summarising the dominant cluster's returns.
 
-Follower assets receive it as a feature ("majors lead, alts follow", seed 001). It is fitted on
+Follower assets receive it as a feature ("majors lead, alts follow"). It is fitted on
 each fold's training window only and then applied to train and test timestamps alike.
 """
 

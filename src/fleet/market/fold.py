@@ -109,7 +109,7 @@ def fit_fold_market(panel: Panel, fold: FoldWindow, all_returns: pd.DataFrame, c
     if volume is not None:
         volume = volume[eligible]
     clustered = clustering_input(m.cluster_on, train_returns, closes={s: panel.frames[s]["close"] for s in eligible},
-                                 end=fold.train_end, features=config.features)  # residual / FFD variants (issue 17)
+                                 end=fold.train_end, features=config.features)  # residual / FFD variants
     clusters = cluster_assets(clustered, n_clusters=n_clusters, distance_threshold=m.distance_threshold,
                               dollar_volume=volume, min_cluster_size=m.min_cluster_size,
                               signed=m.cluster_on == "residual")

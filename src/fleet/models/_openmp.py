@@ -1,13 +1,11 @@
 """OpenMP load order: torch's runtime before scikit-learn's, in every process that trains a torch model.
 
 When scikit-learn's vendored ``libgomp`` is loaded first (any ``import sklearn`` loads it), a later
-``import torch`` brings a second OpenMP runtime and HistGradientBoosting fits become 3-4x slower
-(measured here: the same 20k-row fit took 1.1 s instead of 0.28 s). Loading torch first makes one
-runtime serve both. LightGBM links the system ``libgomp.so.1``, whose soname torch's wheel shares,
+``import torch`` brings a second OpenMP runtime and HistGradientBoosting fits become 3-4x slower.
+Loading torch first makes one runtime serve both. LightGBM links the system ``libgomp.so.1``, whose soname torch's wheel shares,
 so it is served by the same runtime in either order (see :mod:`fleet.models.trend`).
 
-Until issue 15 ``import fleet`` imported torch for everyone; now only the code paths that need
-torch do, as early as they can:
+``import fleet`` does not import torch; only the code paths that need torch do, as early as they can:
 
 * the CNN and MLP-gate builders (:mod:`fleet.models.specs`, :func:`fleet.models.factory.build_model`:
   before the first expert of a torch mixture is built) — this covers Ray actors, whose first
@@ -34,3 +32,12 @@ def torch_first() -> bool:
     import torch  # noqa: F401  (load order, see the module docstring)
 
     return early
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device here. Imports torch (after :func:`torch_first`'s order rule): call it only
+    where a CNN or the MLP gate is trained."""
+    torch_first()
+    import torch
+
+    return bool(torch.cuda.is_available())

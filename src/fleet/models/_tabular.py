@@ -25,7 +25,7 @@ class _PrefixLogit(PersistMixin, ClassifierMixin, BaseEstimator):
     """Logistic regression on the columns of X whose names start with ``_prefixes``.
 
     Subclasses set ``_prefixes`` and the constructor parameters. X: DataFrame (n, n_features + context);
-    the asset id enters as one-hot columns (asset-aware intercepts, seed 000); unknown assets get
+    the asset id enters as one-hot columns (asset-aware intercepts); unknown assets get
     the all-zero one-hot (the pooled intercept). With ``asset_aware = False`` (a subclass parameter;
     absent means True) there are no one-hot columns: one intercept for every asset.
 

@@ -6,7 +6,7 @@ context; gates read the ``fp_*`` fingerprint columns, ``asset_id`` and, when pre
 ``market_factor``), ``expert_probs`` (n, E) the experts' out-of-fold P(up) and y (n,) the labels.
 At predict time ``predict_mixture(X, expert_probs) -> (p_up (n,), weights (n, E))``.
 
-* :class:`RuleGate` — seed 003's static rules on the fingerprint: nothing is learned.
+* :class:`RuleGate` — static rules on the fingerprint: nothing is learned.
   p_up = sum_e w_e P_e with top-k weights.
 * :class:`~fleet.models.gate_mlp.MLPGate` (in :mod:`fleet.models.gate_mlp`, the one gate that needs torch) — a small network: fingerprint + market factor + the experts' logit P(up)
   (standardised) + a learned asset embedding -> hidden layer -> E logits, plus a free per-expert
@@ -18,7 +18,7 @@ At predict time ``predict_mixture(X, expert_probs) -> (p_up (n,), weights (n, E)
   coefficient ``balance_coef`` ('switch' = E * sum_e f_e * P_e, Switch Transformer, Fedus et al.
   2021; 'entropy' = minus the entropy of the batch-mean routing), weight decay on the network
   (not on the bias) and early stopping on a purged, time-ordered tail of the rows. Objective
-  ``oracle`` (seed 003, no longer the default): cross-entropy toward the expert most right on each
+  ``oracle`` (not the default): cross-entropy toward the expert most right on each
   row (smallest |P_e - y|); it rewards the expert with the most extreme probabilities, not skill.
 * :class:`StackGate` — logistic regression on the experts' standardised logit P(up) (+ one-hot
   asset intercepts): the classic stacker (Wolpert 1992; Breiman 1996, "Stacked regressions").
@@ -61,7 +61,7 @@ __all__ = ["REGIMES", "BestExpertGate", "RuleGate", "SelectGate", "StackGate", "
            "auc_standard_error", "calibrated_log_loss", "expert_logits", "mixture_log_loss", "per_asset_auc",
            "score_forecast", "switch_margin", "top_k_weights"]
 
-#: The rule gate's regimes on the fingerprint (seed 003): name -> condition on (vol30 daily volatility,
+#: The rule gate's regimes on the fingerprint: name -> condition on (vol30 daily volatility,
 #: trend R^2, Hurst exponent), each (n,) -> (n,) bool. Which expert gains what in each regime is the
 #: experts' ``rule_hints`` in :data:`fleet.models.specs.EXPERTS`.
 REGIMES = {
@@ -211,8 +211,7 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
 
     Why equal weights are the default start: a constant combination estimated on a short window rarely beats
     equal weights out of sample (the "forecast combination puzzle", Clemen 1989; Smith & Wallis 2009), and an
-    expert leaves the mixture only as far as the out-of-fold rows pay for it. Measured in issue 12
-    (docs/benchmarks.md 3d): above the best-expert start in all six benchmark cells. With no out-of-fold row at
+    expert leaves the mixture only as far as the out-of-fold rows pay for it. With no out-of-fold row at
     all the equal start is the fit (``path_`` is empty).
 
     The base rate as a candidate (``base_rate``): besides the experts, a copy may be the out-of-fold rows' base
@@ -225,12 +224,12 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
 
     * ``'choose'`` (the default): the experts' counts alone, renormalised to sum to 1. The base rate only chose
       them; the served P(up) is a convex mixture of the experts, like every other gate's, so units and folds stay
-      comparable (no unit is compressed toward its own window's base rate). docs/benchmarks.md 3g.
+      comparable (no unit is compressed toward its own window's base rate).
     * ``'mix'`` (``True`` is accepted for it): the base rate is served too, p = sum_e w_e P_e + base_weight_ x
       base_rate_, and the experts' weights sum to 1 - ``base_weight_``. A constant changes no ranking inside a
-      unit, but each unit is compressed toward its own base rate by its own share, and across units and folds
-      that cost up to 0.0034 fold-pooled AUC on crypto_1h trend+momentum runs (docs/benchmarks.md 3f).
-    * ``'off'`` (``False`` is accepted for it): experts only (the default before 3g).
+      unit, but each unit is compressed toward its own base rate by its own share, which makes units and folds
+      less comparable (a cost to the fold-pooled AUC).
+    * ``'off'`` (``False`` is accepted for it): experts only.
 
     Args:
         rounds: most copies in the ensemble (the weights' resolution is 1/rounds; with ``start='equal'`` and

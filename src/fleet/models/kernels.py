@@ -1,4 +1,4 @@
-"""Kernel bank of seed 003: 1-D templates that initialise the archetype experts' first layer.
+"""Kernel bank: 1-D templates that initialise the archetype experts' first layer.
 
 Every template is a causal 1-D kernel over time (oldest tap first, newest last), L2-normalised
 and right-aligned in a vector of ``KERNEL_LENGTH`` taps (zeros before it). Seed 003 describes some

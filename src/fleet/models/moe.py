@@ -35,9 +35,8 @@ fit(X, y) on one unit's training window (rows of several assets, context columns
    by maximum likelihood on that asset's rows: calibration in the large, the intercept-only update of a
    prediction model (Steyerberg, *Clinical Prediction Models*, 2nd ed. 2019, ch. 20; Janssen et al. 2008,
    J. Clin. Epidemiol. 61:76). It sets each asset's mean P(up) on its out-of-fold rows to its up-rate there and
-   leaves the ranking of one asset's bars unchanged. The experts' per-asset levels are mostly noise on daily
-   equities (they cost the fold-pooled AUC 0.005 there), but on hourly crypto the recent up-rate is worse than
-   they are: the AUC pooled over a short run's folds fell by 0.012 (docs/benchmarks.md 3i).
+   leaves the ranking of one asset's bars unchanged. Off by default: where the recent up-rate is a worse guide to an
+   asset's level than the experts' own levels, the shift costs the fold-pooled AUC.
 5. Every expert is refitted on the full training window (``experts_``); at predict time
    ``gate_.predict_mixture`` combines their P(up) (sum of top-k weight x P(up), or the stacker's
    output for ``stack``) and the asset's shift is added to its logit.

@@ -6,11 +6,11 @@ A logistic regression (L2, scikit-learn) on
 * ``market_factor``   the market factor of the bar (one-bar return of the dominant cluster, standardised);
 * ``factor_ret_{h}``  the factor summed over h bars (:mod:`fleet.features.factor_returns`);
 
-plus one-hot asset ids (per-asset intercepts, seed 000). Its sign per horizon is learnt, so it expresses
+plus one-hot asset ids (per-asset intercepts). Its sign per horizon is learnt, so it expresses
 time-series momentum (Moskowitz, Ooi & Pedersen 2012) or short-term reversal (Lehmann 1990) and how an
 asset follows or leads the market, as linear terms. Why it is in the mixture: the trend expert
 (gradient boosting on the technical features) sees neither the factor's past returns nor a smooth linear
-score; on crypto_1h this expert carries information trend lacks (docs/benchmarks.md §3c).
+score, which this expert adds.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""StressExpert (seed 002): P(up) from stress features, with no hand-set caution.
+"""StressExpert: P(up) from stress features, with no hand-set caution.
 
 Inputs are the ``stress_*`` columns of :mod:`fleet.features.stress` (drawdown from the running
 peak, volatility of volatility, downside semivariance share, return skew, volume shock),
@@ -19,7 +19,7 @@ class StressExpert(_PrefixLogit):
 
     Args:
         C: inverse L2 regularisation strength of the logistic regression.
-        class_weight: 'balanced' (default, seed 002) or None; a dict is refused — no hand-set bias.
+        class_weight: 'balanced' (default) or None; a dict is refused — no hand-set bias.
         asset_aware: per-asset intercepts (one-hot asset ids); False leaves them out.
 
     Raises:
@@ -37,5 +37,5 @@ class StressExpert(_PrefixLogit):
     def fit(self, X, y, sample_weight=None):
         if isinstance(self.class_weight, dict):
             raise ValueError(f"StressExpert: class_weight={self.class_weight!r}; a hand-set class bias is not "
-                             "allowed (seed 002), use 'balanced' or None")
+                             "allowed, use 'balanced' or None")
         return super().fit(X, y, sample_weight)

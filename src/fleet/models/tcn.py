@@ -1,4 +1,4 @@
-"""Temporal convolutional network with an asset embedding (seed 000), as a torch module.
+"""Temporal convolutional network with an asset embedding, as a torch module.
 
 Only the network lives here; its training loop is :class:`fleet.models.pattern.ConvExpert`.
 """
@@ -42,12 +42,12 @@ class TemporalConvNet(nn.Module):
     Args:
         n_channels: input feature channels C.
         num_assets: size of the asset embedding table (0 = no embedding).
-        asset_emb_dim: embedding width E (seed 000: 8). The embedding (B, E) is expanded along time
+        asset_emb_dim: embedding width E. The embedding (B, E) is expanded along time
             to (B, E, L) and concatenated to the channels: (B, C + E, L).
         hidden: channels of the residual blocks.
         levels: residual blocks, dilations 1, 2, 4, ...
         kernel_size: taps of the dilated convolutions.
-        stem_kernels: optional (K, T) array of first-layer templates (seed 003 kernel bank): a causal
+        stem_kernels: optional (K, T) array of first-layer templates (the kernel bank of :mod:`fleet.models.kernels`): a causal
             Conv1d(C, K, T) whose weights start as the template on input channel ``stem_channel`` and 0
             elsewhere; they are learnable. Its output (B, K, L) is concatenated to the channels.
         stem_channel: input channel the templates read (a price-level-like channel).

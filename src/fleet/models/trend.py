@@ -1,9 +1,9 @@
 """TrendExpert: gradient boosting on per-bar features, aware of which asset a row belongs to.
 
-Seed 000 ("asset-aware experts"): in a multi-asset unit the asset id is passed to the booster as a
+Asset-aware: in a multi-asset unit the asset id is passed to the booster as a
 *native categorical* feature, so trees can branch on the asset ("if asset is SOL and rsi > 70")
 while sharing statistical strength across the unit's assets. ``asset_aware=False`` drops it (the
-ablation of issue 12 item 6): the model then cannot tell assets apart.
+asset-agnostic ablation): the model then cannot tell assets apart.
 
 Learners (``learner``):
 
@@ -35,8 +35,7 @@ the head with the tail's log-loss tracked per iteration, stopping after ``n_iter
 iterations without improvement (at most ``max_iter``); the best iteration count n* is kept, and the
 model is **refitted on the whole window with n* iterations**. Refit rather than keep the head model
 because the tail is the most recent fifth of the window, the bars closest to the test block: the
-head model would never see them; on crypto_1h it scored 0.011 pooled AUC below the refit
-(docs/benchmarks.md §4). (Using n* unchanged on 1/(1 - fraction) more rows slightly
+head model would never see them. (Using n* unchanged on 1/(1 - fraction) more rows slightly
 under-fits rather than over-fits, the safe side for near-noise labels.)
 """
 

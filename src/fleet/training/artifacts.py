@@ -15,7 +15,7 @@ from importlib import metadata
 
 import pandas as pd
 
-from fleet import __version__
+from fleet._version import __version__
 from fleet.evaluation.costaware import order_policy_rows
 from fleet.evaluation.tables import BASE_RATE_SHOWN, EXPERT_LEVELS, fold_order, holdout_table
 from fleet.store import display_location, is_uri

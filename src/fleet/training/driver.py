@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fleet import __version__
+from fleet._version import __version__
 from fleet.config import FactorMethod, FleetConfig
 from fleet.data.bars import BarCache
 from fleet.data.fetch import sha256_file
@@ -273,9 +273,9 @@ def _echo_experts(ctx: RunContext) -> None:
                 + (f", guarded by {model.moe.criterion}" if model.moe.guard and gate not in UNGUARDED_GATES else "")
                 if len(experts) > 1 else ""))
     if model.uses_cnn():
-        import torch
+        from fleet.models._openmp import cuda_available
 
-        if torch.cuda.is_available():
+        if cuda_available():
             ctx.note("CNN experts train on CUDA (bf16 autocast)")
         else:
             ctx.note("CNN experts train on CPU: no CUDA device here"

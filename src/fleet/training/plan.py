@@ -15,8 +15,8 @@ def plan_fold(*, config: FleetConfig, fold: Fold, timeline_end: pd.Timestamp, as
               cluster_of: dict[str, int], factor: pd.Series | None, is_final: bool) -> list[TrainingUnit]:
     """Units of one fold for ``config.strategy``.
 
-    * islands: one unit per asset (seed 002);
-    * hierarchical: one unit per cluster of this fold's clustering (seed 001);
+    * islands: one unit per asset;
+    * hierarchical: one unit per cluster of this fold's clustering;
     * global: one unit holding every asset.
 
     Args:
