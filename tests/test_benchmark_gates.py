@@ -1,4 +1,4 @@
-"""benchmarks/gates.py: issue 12's routing check per unit, against weights and inner AUCs written by hand; the table
+"""benchmarks/gates.py: the routing check per unit, against weights and inner AUCs written by hand; the table
 ranked on the per-asset AUC, on a synthetic cache where a level-only expert wins the pooled AUC."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Cost-aware policy (issue 17): hysteresis against a hand-run state machine, no look-ahead in the unit's
+"""Cost-aware policy: hysteresis against a hand-run state machine, no look-ahead in the unit's
 choice, a planted edge that only a low-turnover policy keeps, and pure noise that it must not trade."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Forced daily entry (seed 002) and the natural-vs-forced report, on hand-made days."""
+"""Forced daily entry and the natural-vs-forced report, on hand-made days."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-cluster tables group each fold's rows by that fold's own clustering (issue 14)."""
+"""Per-cluster tables group each fold's rows by that fold's own clustering."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Clusters that mean something (issue 17): residual returns and FFD levels as clustering inputs, a minimum
+"""Clusters that mean something: residual returns and FFD levels as clustering inputs, a minimum
 cluster size, and no look-ahead in either variant."""
 
 from __future__ import annotations

@@ -191,6 +191,6 @@ def test_real_crypto_btc_in_dominant_cluster():
     assert "ETHUSDT" in res.members[0]               # BTC and ETH move together (corr ~0.85)
     assert len(res.members) == 3 and sum(map(len, res.members.values())) == 10
     factor = MarketFactor("pca").fit(returns[res.members[0]])
-    # One common factor dominates crypto majors (seed 001 expects > 70 %).
+    # One common factor dominates crypto majors (> 70 % of the variance).
     assert factor.explained_variance_ratio_ > 0.6
     print(f"\nclusters: {res.members}; dominant PCA explained variance {factor.explained_variance_ratio_:.3f}")

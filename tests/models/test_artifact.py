@@ -31,7 +31,7 @@ def _model() -> UnitModel:
 
 
 def _old_stream() -> bytes:
-    """A pickle byte stream as written before issue 15: protocol 2 names classes as text (GLOBAL opcodes),
+    """A pickle byte stream as older runs wrote it: protocol 2 names classes as text (GLOBAL opcodes),
     so the new module paths can be swapped for the old ones byte for byte."""
     data = pickle.dumps(_model(), protocol=2)
     for new, old in OLD.items():

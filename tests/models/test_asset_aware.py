@@ -1,4 +1,4 @@
-"""model.asset_aware (seed 000's ablation): with the switch off no expert can tell assets apart.
+"""model.asset_aware (the asset-agnostic ablation): with the switch off no expert can tell assets apart.
 
 The check: an asset-agnostic expert's predictions are invariant to permuting the asset ids, both
 the ids it is fitted on and the ids it predicts for; the asset-aware one is not (the test can fail).

@@ -79,7 +79,7 @@ def test_unknown_and_impossible_experts_are_refused_naming_the_table():
 
 
 def _seed003_scores(X: pd.DataFrame, names: list[str]) -> np.ndarray:
-    # Seed 003's rules written out by hand (the rule gate's scores before issue 15), the independent reference.
+    # The rule gate's rules written out by hand, the independent reference.
     vol, r2, h = (X[c].to_numpy(float) for c in ("fp_vol30", "fp_trend_r2", "fp_hurst"))
     s = np.ones((len(X), len(names)))
     rules = [(vol > 0.06, {"crypto_hft": 3, "stress": 2, "pattern": 1}), (vol < 0.005, {"low_vol_etf": 3, "sde": 2}),

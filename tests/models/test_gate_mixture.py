@@ -52,7 +52,7 @@ def test_planted_regimes_route_to_the_right_expert_and_the_mixture_beats_each():
     assert W[:, 2].mean() < 0.1  # noise expert
     auc = roc_auc_score(yt, p)
     assert auc > roc_auc_score(yt, P[:, 0]) + 0.02 and auc > roc_auc_score(yt, P[:, 1]) + 0.02
-    # the seed-003 oracle target is the failure mode of issue 12: it cannot tell skill from extremity,
+    # the oracle target's failure mode: it cannot tell skill from extremity,
     # so the same planted data does not give it the routing (the test above can fail)
     oracle = MixtureOfExpertsEnsemble(EXPERTS, gate=MLPGate(top_k=2, objective="oracle", balance_coef=0.1,
                                                             val_fraction=0.0), guard=False, purge_bars=4).fit(X, y)
@@ -167,12 +167,12 @@ def _overconfident_and_narrow(n: int, seed: int):
 
 def test_select_gate_shrinks_with_the_base_rate_not_with_a_narrow_expert():
     """Without the base rate as a candidate, the mixture's log-loss buys shrinkage toward 0.5 with copies of the
-    skill-less expert whose P(up) spreads least (issue 12's SDE expert on daily equities): it takes most of the
+    skill-less expert whose P(up) spreads least (like the SDE expert on daily equities): it takes most of the
     weight and the ranking suffers. With it, the constant takes the shrinkage, the narrow expert keeps its one
     starting copy, and out of sample both the AUC and the log-loss (scikit-learn's) are better."""
     X, P, y = _overconfident_and_narrow(6000, seed=0)
     Xt, Pt, yt = _overconfident_and_narrow(6000, seed=1)
-    old = SelectGate(base_rate="off").fit(X, P, y, ["over", "narrow"])  # the default before docs/benchmarks.md 3g
+    old = SelectGate(base_rate="off").fit(X, P, y, ["over", "narrow"])
     new = SelectGate(base_rate=True).fit(X, P, y, ["over", "narrow"])  # True = 'mix'
     assert new.base_share_ == new.base_weight_
     assert old.base_weight_ == 0 and old.weights_[1] >= 0.6  # the failure the candidate removes

@@ -65,7 +65,7 @@ def _collapsing_case(n=4000, seed=0):
 def test_load_balancing_prevents_collapse():
     X, P, y = _collapsing_case()
     names = ["a", "b", "c"]
-    # seed 003's oracle objective on the fingerprint alone (no expert inputs), all epochs
+    # the oracle objective on the fingerprint alone (no expert inputs), all epochs
     kw = dict(top_k=1, epochs=20, batch_size=256, objective="oracle", expert_inputs=False, val_fraction=0.0)
     plain = MLPGate(balance_coef=0.0, **kw).fit(X, P, y, expert_names=names)
     assert (plain.predict_weights(X)[:, 0] > 0).mean() > 0.95  # collapsed: one expert takes every row

@@ -71,7 +71,7 @@ def test_estimator_contract():
     assert TrendExpert(max_iter=3).fit(X, rng.integers(0, 2, 300)) is not None
 
 
-# ---------------------------------------------------------------- issue 12 item 5: early stopping, learners, many assets
+# ---------------------------------------------------------------- early stopping, learners, many assets
 from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
 from sklearn.metrics import log_loss  # noqa: E402
 

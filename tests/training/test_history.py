@@ -1,4 +1,4 @@
-"""The up-front history check (issue 12 item 7): a window too short for the FFD order search and the
+"""The up-front history check: a window too short for the FFD order search and the
 feature warm-ups is refused before anything is written, naming the smallest --days that works."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Short windows end to end (issue 12 item 7): every strategy with a mixture on 365 days / 3 folds of
+"""Short windows end to end: every strategy with a mixture on 365 days / 3 folds of
 real crypto must succeed, and a 300-asset fleet must train under ``global`` (HistGradientBoosting's
 categorical takes at most 255 levels; TrendExpert pools the rarest assets above that)."""
 
