@@ -299,7 +299,11 @@ def serve() -> None:
               help="Larger request bodies are refused with 413.")
 @click.option("--max-queued-requests", default=-1, show_default=True, type=int,
               help="Requests allowed to wait for a busy replica; more get 503 at once (-1: no limit).")
-def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes, max_queued_requests) -> None:
+@click.option("--api-key-env", metavar="NAME",
+              help="Require the API key held in environment variable NAME as a bearer token on every route "
+                   "but /healthz and the OpenAPI document (the key is never given on the command line).")
+def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes, max_queued_requests,
+              api_key_env) -> None:
     """Start serving RUN_DIR; prints the base URL and blocks until Ctrl-C (or SIGTERM), then stops
     Serve cleanly and exits with 0 (stopping is this command's normal end)."""
     import signal
@@ -311,6 +315,7 @@ def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes, 
 
     require_local(run_dir, "fleet serve")
     predictor = FleetPredictor(run_dir)  # clear one-line error before any Ray start-up
+    api_key = _api_key_from_env(api_key_env)
 
     def _interrupt(signum, frame):
         raise KeyboardInterrupt
@@ -323,13 +328,15 @@ def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes, 
     try:
         url, started = runner.start(run_dir, address=address, host=host, port=port, replicas=replicas,
                                     num_cpus=num_cpus, max_body_bytes=max_body_bytes,
-                                    max_queued_requests=max_queued_requests)
+                                    max_queued_requests=max_queued_requests, api_key=api_key)
         out = current()
         out.emit({"url": url, "model_version": predictor.model_version, "units": len(predictor.units),
                   "assets": len(predictor.assets)})
         out.progress(f"Serving run {predictor.model_version} ({len(predictor.units)} units, "
                      f"{len(predictor.assets)} assets) at {url}")
         out.progress(f"  POST {url}/v1/predict   GET {url}/v1/models   docs {url}/docs   (Ctrl-C to stop)")
+        if api_key is not None:
+            out.progress(f"  bearer token required (from ${api_key_env}); /healthz and /docs stay open")
         while True:
             time.sleep(1.0)
     except KeyboardInterrupt:
@@ -339,6 +346,25 @@ def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes, 
             runner.stop(started)
 
 
+def _api_key_from_env(name: str | None) -> tuple[str, str] | None:
+    """(salt, digest) of the API key in environment variable ``name``; the token itself stays in this process.
+
+    Raises:
+        ConfigError: ``name`` is set but the variable is unset or empty.
+    """
+    if not name:
+        return None
+    import os
+
+    from fleet.serving.app import token_digest
+
+    token = os.environ.get(name, "")
+    if not token:
+        raise ConfigError(f"--api-key-env {name}: the environment variable {name} is not set (or empty); "
+                          f"export {name}=<token> first")
+    return token_digest(token)
+
+
 @serve.command("build", cls=FleetCommand)
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("-o", "--out", "output", required=True, type=click.Path(dir_okay=False), help="YAML file to write.")
@@ -346,7 +372,10 @@ def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes, 
 @click.option("--port", default=8000, show_default=True, type=int, help="HTTP port.")
 @click.option("--replicas", default=1, show_default=True, type=int, help="Replicas of the prediction deployment.")
 @click.option("--num-cpus", default=0.5, show_default=True, type=float, help="CPUs each replica reserves.")
-def serve_build(run_dir, output, host, port, replicas, num_cpus) -> None:
+@click.option("--api-key-env", metavar="NAME",
+              help="Replicas require the API key held in their environment variable NAME (e.g. set from a "
+                   "Kubernetes Secret) as a bearer token; the config names the variable, never the key.")
+def serve_build(run_dir, output, host, port, replicas, num_cpus, api_key_env) -> None:
     """Write a Serve config for RUN_DIR (for `serve deploy` and a KubeRay RayService serveConfigV2)."""
     import yaml
 
@@ -354,7 +383,8 @@ def serve_build(run_dir, output, host, port, replicas, num_cpus) -> None:
     from fleet.store import require_local
 
     require_local(run_dir, "fleet serve build")
-    config = serve_config(run_dir, host=host, port=port, replicas=replicas, num_cpus=num_cpus)
+    config = serve_config(run_dir, host=host, port=port, replicas=replicas, num_cpus=num_cpus,
+                          api_key_env=api_key_env)
     with open(output, "w") as fh:
         yaml.safe_dump(config, fh, sort_keys=False)
     current().emit({"config": str(output), "run_dir": config["applications"][0]["args"]["run_dir"]})

@@ -15,13 +15,24 @@ from conftest import free_port
 requests = pytest.importorskip("requests")
 
 
+def _listening_ips(port: int) -> set[str]:
+    """The addresses that TCP sockets listening on ``port`` are bound to, whichever process owns them."""
+    import psutil
+
+    return {c.laddr.ip for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port}
+
+
 @pytest.mark.slow
 def test_fleet_serve_starts_answers_and_stops_on_ctrl_c(served_runs):
+    """With no --host the proxy's socket is bound to 127.0.0.1 only; with --api-key-env every route but
+    /healthz needs the bearer token; Ctrl-C stops it with exit 0."""
     run_dir, _ = served_runs["hierarchical"]
     port = free_port()
-    env = {**os.environ, "RAY_ADDRESS": ""}
+    env = {**os.environ, "RAY_ADDRESS": "", "FLEET_TEST_API_KEY": "k-5e1f0c"}
     proc = subprocess.Popen([sys.executable, "-m", "fleet.cli", "serve", str(run_dir), "--port", str(port),
-                             "--num-cpus", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+                             "--num-cpus", "0.5", "--api-key-env", "FLEET_TEST_API_KEY"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         url = None
         deadline = time.monotonic() + 120
@@ -33,6 +44,12 @@ def test_fleet_serve_starts_answers_and_stops_on_ctrl_c(served_runs):
                 url = line.rsplit(" at ", 1)[1].strip()
         assert url == f"http://127.0.0.1:{port}"
         assert requests.get(f"{url}/healthz", timeout=30).json()["status"] == "ok"
+        assert _listening_ips(port) == {"127.0.0.1"}
+        refused = requests.get(f"{url}/v1/models", timeout=30)
+        assert refused.status_code == 401 and refused.json()["detail"][0]["type"] == "unauthorized"
+        assert requests.get(f"{url}/v1/models", headers={"Authorization": "Bearer wrong"}, timeout=30).status_code == 401
+        ok = requests.get(f"{url}/v1/models", headers={"Authorization": "Bearer k-5e1f0c"}, timeout=30)
+        assert ok.status_code == 200 and ok.json()["units"], ok.text
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
         assert "Shutting down Serve." in proc.stdout.read()

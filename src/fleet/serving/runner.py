@@ -21,7 +21,8 @@ from fleet.serving.predictor import FleetPredictor
 
 def start(run_dir: str | Path, *, address: str | None = None, host: str = "127.0.0.1", port: int = 8000,
           replicas: int = 1, num_cpus: float = DEFAULT_NUM_CPUS, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-          batching: bool = True, max_queued_requests: int = -1) -> tuple[str, bool]:
+          batching: bool = True, max_queued_requests: int = -1,
+          api_key: tuple[str, str] | None = None) -> tuple[str, bool]:
     """Deploy the run on Ray Serve and return (base URL, whether this call started Ray).
 
     Args:
@@ -30,6 +31,8 @@ def start(run_dir: str | Path, *, address: str | None = None, host: str = "127.0
         host, port: where Serve's HTTP proxy listens.
         replicas: replicas of the ingress deployment; num_cpus: CPUs each reserves.
         max_queued_requests: requests waiting beyond the replicas' capacity before Serve answers 503 (-1: no limit).
+        api_key: (salt, SHA-256) of the API key (:func:`fleet.serving.app.token_digest`): every route but
+            ``/healthz`` and the OpenAPI document then needs it as a bearer token. None: no authentication.
 
     Raises:
         RunDirectoryError: incomplete run directory. ConfigError: bad replicas / num_cpus, or no Ray at address.
@@ -39,7 +42,7 @@ def start(run_dir: str | Path, *, address: str | None = None, host: str = "127.0
     if num_cpus <= 0:
         raise ConfigError(f"--num-cpus={num_cpus}: expected a number > 0")
     app = build_app(run_dir, replicas=replicas, num_cpus=num_cpus, max_body_bytes=max_body_bytes, batching=batching,
-                    max_queued_requests=max_queued_requests)
+                    max_queued_requests=max_queued_requests, api_key=api_key)
     started = False
     if not ray.is_initialized():
         try:
@@ -61,8 +64,12 @@ def stop(shutdown_ray: bool) -> None:
 
 
 def serve_config(run_dir: str | Path, *, host: str = "0.0.0.0", port: int = 8000, replicas: int = 1,
-                 num_cpus: float = DEFAULT_NUM_CPUS, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> dict[str, Any]:
+                 num_cpus: float = DEFAULT_NUM_CPUS, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 api_key_env: str | None = None) -> dict[str, Any]:
     """A Serve config (``ServeDeploySchema``) for the run, as plain data ready for YAML.
+
+    ``api_key_env``: the environment variable that holds the API key in every replica's process (on KubeRay, set
+    from a Secret); the config names the variable, never the key.
 
     The run directory path is written as an absolute path: on a cluster it must be readable at that
     path from every node (a shared volume, or a path baked into the image).
@@ -79,7 +86,8 @@ def serve_config(run_dir: str | Path, *, host: str = "0.0.0.0", port: int = 8000
             "name": APP_NAME,
             "route_prefix": "/",
             "import_path": "fleet.serving.app:app_builder",
-            "args": {"run_dir": str(run), "max_body_bytes": max_body_bytes},
+            "args": {"run_dir": str(run), "max_body_bytes": max_body_bytes,
+                     **({"api_key_env": api_key_env} if api_key_env else {})},
             "deployments": [{"name": DEPLOYMENT_NAME, "num_replicas": replicas,
                              "ray_actor_options": {"num_cpus": num_cpus}}],
         }],
