@@ -23,6 +23,8 @@ from fleet.evaluation.run_data import RunData  # noqa: E402
 from fleet.evaluation.tables import base_rate_share  # noqa: E402
 
 DPI = 100
+#: Fleets up to this many assets get each asset's dot named in the per-fold chart.
+NAMED_DOTS = 12
 
 
 def _asset_curves(run: RunData, p: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -39,6 +41,21 @@ def _fold_lines(ax, run: RunData, label: bool = False) -> None:
     for i, t in enumerate(run.fold_starts):
         ax.axvline(t, color="k", ls=":", lw=0.7, alpha=0.6, label="fold boundary (test block starts)"
                    if label and i == 0 else None)
+
+
+def _correlation_scale(m: np.ndarray) -> tuple[float, float, str]:
+    """Colour range and map for a correlation matrix: the off-diagonal values' own range (to 0.05) on a sequential
+    map when none is negative and a diverging map centred on 0 otherwise, so that the differences the clustering
+    acts on are visible."""
+    off = m[~np.eye(len(m), dtype=bool)]
+    off = off[np.isfinite(off)]
+    if not len(off):
+        return -1.0, 1.0, "RdBu_r"
+    if off.min() >= 0:
+        # The diagonal's 1.0 is left out of the range (drawn in the top colour), so the spread between pairs shows.
+        return float(np.floor(off.min() * 20) / 20), float(min(1.0, np.ceil(off.max() * 20) / 20)), "viridis"
+    top = float(np.ceil(np.abs(off).max() * 20) / 20)
+    return -top, top, "RdBu_r"
 
 
 def plot_clusters(run: RunData):
@@ -69,14 +86,16 @@ def plot_clusters(run: RunData):
     ax1.set_title(f"Dendrogram (Ward), {len(set(cmap.values()))} clusters; dominant: c{c['dominant_cluster']}")
     ordered = [symbols[i] for i in order]
     m = corr.loc[ordered, ordered].to_numpy(dtype=float)
-    im = ax2.imshow(m, cmap="RdBu_r", vmin=-1, vmax=1)
+    vmin, vmax, cmap_name = _correlation_scale(m)
+    im = ax2.imshow(m, cmap=cmap_name, vmin=vmin, vmax=vmax)
     ax2.set_xticks(range(n), ordered, rotation=90)
     ax2.set_yticks(range(n), ordered)
     if n <= 15:
         for i in range(n):
             for j in range(n):
+                dark = (m[i, j] - vmin) / (vmax - vmin) < 0.6 if cmap_name == "viridis" else abs(m[i, j]) > 0.6 * vmax
                 ax2.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                         color="white" if abs(m[i, j]) > 0.6 else "black")
+                         color="white" if dark else "black")
     fig.colorbar(im, ax=ax2, fraction=0.046, pad=0.04, label="correlation of log returns")
     ax2.set_title("Correlation of log returns\n(last fold's training window, dendrogram order)")
     fig.tight_layout()
@@ -96,39 +115,51 @@ def _reference_asset(run: RunData) -> tuple[str, str]:
 
 
 def plot_market_factor(run: RunData):
+    """The reference asset's log price and how closely the market factor follows its 1-bar moves over time.
+
+    Top: the asset's log price change since the first test bar. Bottom: the correlation of the factor's 1-bar
+    value with the asset's 1-bar log return in rolling windows of about 7 days (a standardised factor has no
+    level to draw: cumulating it shows the drift removed by its in-sample standardisation, not the market).
+    Returns (figure, out-of-sample correlation of the 1-bar moves).
+    """
     ref, why = _reference_asset(run)
     pred = run.predictions[ref]
     bar = pd.Timedelta(run.manifest.get("data", {}).get("bar", "1h"))
     t = pd.DatetimeIndex(pred["timestamp"])
+    r = pred["return_1"].to_numpy(dtype=np.float64)
     # The 1-bar return of row t is the move over (t, t + bar]: the log price change is drawn at t + bar.
-    price = pd.Series(np.concatenate(([0.0], np.cumsum(pred["return_1"].to_numpy(dtype=np.float64)))),
-                      index=t[:1].append(t + bar))
+    price = pd.Series(np.concatenate(([0.0], np.cumsum(r))), index=t[:1].append(t + bar))
     factor = run.factor.dropna()
     factor.index = pd.DatetimeIndex(factor.index)
-    span = factor[(factor.index > price.index[0]) & (factor.index <= price.index[-1])]
-    cum = pd.concat([pd.Series([0.0], index=price.index[:1]), span.cumsum()])
     fitted = run.factor_fitted_until
-    # Like for like, out of sample only: the factor's return over (t, t + bar] against the asset's return_1 at t.
-    both = pd.DataFrame({"f": factor.reindex(t + bar).to_numpy(), "r": pred["return_1"].to_numpy()}, index=t)
-    if fitted is not None:
-        both = both[both.index >= fitted]
-    both = both.dropna()
-    rho = float(np.corrcoef(both["f"], both["r"])[0, 1]) if len(both) > 2 else float("nan")
-    fig, ax = plt.subplots(figsize=(12, 5), dpi=DPI)
-    if fitted is not None and fitted > cum.index[0]:
-        ax.axvspan(cum.index[0], min(fitted, cum.index[-1]), color="0.85", alpha=0.6, lw=0,
-                   label="in sample for the factor (loadings fitted on the last fold's training window)")
-    ax.plot(cum.index, cum.to_numpy(), color="tab:blue", lw=1.2, label="cumulative market factor (left)")
-    ax.set_ylabel("cumulative market factor (standardised units)", color="tab:blue")
-    ax2 = ax.twinx()
-    ax2.plot(price.index, price.to_numpy(), color="tab:orange", lw=1.2, label=f"{ref} log price change (right)")
-    ax2.set_ylabel(f"{ref} log price change since the first test bar", color="tab:orange")
-    _fold_lines(ax, run, label=True)
-    ax.set_title(f"Market factor against {ref} ({why})\nshaded: in sample for the factor; correlation of 1-bar "
-                 f"moves out of sample {rho:.2f}", fontsize=11)
-    handles = [h for h in ax.get_legend_handles_labels()[0]] + ax2.get_lines()
-    ax.legend(handles, [h.get_label() for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2,
-              fontsize=8, frameon=False)
+    # Like for like: the factor's value over (t, t + bar] against the asset's return_1 at t.
+    both = pd.DataFrame({"f": factor.reindex(t + bar).to_numpy(), "r": r}, index=t)
+    outside = both[both.index >= fitted] if fitted is not None else both
+    outside = outside.dropna()
+    rho = float(np.corrcoef(outside["f"], outside["r"])[0, 1]) if len(outside) > 2 else float("nan")
+    window = int(max(10, round(7 * pd.Timedelta("1D") / bar)))
+    rolling = both["f"].rolling(window, min_periods=window // 2).corr(both["r"])
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(12, 6.5), dpi=DPI, sharex=True,
+                                  gridspec_kw={"height_ratios": [1.4, 1]})
+    for a in (ax, ax2):
+        if fitted is not None and fitted > price.index[0]:
+            a.axvspan(price.index[0], min(fitted, price.index[-1]), color="0.85", alpha=0.6, lw=0,
+                      label="in sample for the factor (loadings fitted on the last fold's training window)"
+                      if a is ax else None)
+        _fold_lines(a, run, label=a is ax)
+    ax.plot(price.index, price.to_numpy(), color="tab:orange", lw=1.2, label=f"{ref} log price change")
+    ax.set_ylabel(f"{ref} log price change\nsince the first test bar")
+    ax.legend(fontsize=8, loc="best")
+    ax2.plot(rolling.index, rolling.to_numpy(), color="tab:blue", lw=1.0,
+             label=f"rolling correlation over {window} bars")
+    if np.isfinite(rho):
+        ax2.axhline(rho, color="k", ls="--", lw=0.8, label=f"out of sample, all bars: {rho:.2f}")
+    ax2.set_ylim(min(-0.05, float(np.nanmin(rolling.to_numpy())) - 0.05) if rolling.notna().any() else -1, 1.0)
+    ax2.axhline(0, color="k", lw=0.5)
+    ax2.set_ylabel("correlation of 1-bar moves,\nmarket factor vs asset")
+    ax2.legend(fontsize=8, loc="lower left")
+    ax2.tick_params(axis="x", labelrotation=20, labelsize=8)
+    ax.set_title(f"Market factor against {ref} ({why}): does the factor follow the market?", fontsize=11)
     fig.tight_layout()
     return fig, rho
 
@@ -137,8 +168,9 @@ def plot_equity(run: RunData):
     n = len(run.predictions)
     cols = min(4, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(max(4 * cols, 10), 3.1 * rows + 1.4), dpi=DPI, squeeze=False,
-                             sharey=True)
+    # Each panel its own y-scale: one asset's buy-and-hold can be ten times another's, and a shared scale would
+    # flatten every strategy curve beside it.
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4 * cols, 10), 3.1 * rows + 1.4), dpi=DPI, squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     for k, (ax, (symbol, p)) in enumerate(zip(axes.flat, run.predictions.items())):
@@ -160,7 +192,7 @@ def plot_equity(run: RunData):
             ax.set_ylabel("equity, simple return\nsince the first test bar")
     axes.flat[0].legend(fontsize=7, loc="best")
     fig.suptitle(f"Per-asset equity, out of sample, marked to market (1/{run.horizon} tranches held "
-                 f"{run.horizon} bars; costs on turnover); one shared scale", fontsize=12)
+                 f"{run.horizon} bars; costs on turnover); each panel its own scale", fontsize=12)
     fig.tight_layout()
     return fig
 
@@ -194,17 +226,28 @@ def plot_portfolio(run: RunData, pooled: pd.DataFrame):
 
 
 def plot_fold_metrics(run: RunData):
+    """Per fold: the pooled AUC and Rank IC as bars from their no-skill level (0.5, 0) and each asset's as a dot,
+    named when the fleet is small enough to read the names (at most :data:`NAMED_DOTS` assets)."""
     f = run.per_fold
     pooled = f[f["asset"].astype(str) == "ALL"].sort_values("fold")
     each = f[f["asset"].astype(str) != "ALL"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), dpi=DPI)
+    names = each["asset"].astype(str).to_numpy()
+    named = len(set(names)) <= NAMED_DOTS
+    jitter = np.random.default_rng(0).uniform(-0.2, 0.2, len(each))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), dpi=DPI)
     for ax, col, ref, label in ((axes[0], "auc", 0.5, "ROC AUC of p_up"), (axes[1], "rank_ic", 0.0, "Rank IC")):
         x = pooled["fold"].to_numpy()
         ax.bar(x, pooled[col].to_numpy(dtype=float) - ref, 0.6, bottom=ref, color="tab:blue", alpha=0.7,
                label="all assets pooled")
-        ax.scatter(each["fold"].to_numpy() + np.random.default_rng(0).uniform(-0.2, 0.2, len(each)),
-                   each[col].to_numpy(dtype=float), s=14, color="k", alpha=0.6, label="one asset", zorder=3)
-        ax.axhline(ref, color="k", lw=0.8)
+        xs, ys = each["fold"].to_numpy() + jitter, each[col].to_numpy(dtype=float)
+        ax.scatter(xs, ys, s=14, color="k", alpha=0.6, zorder=3,
+                   label="one asset" + ("" if named else f" ({len(set(names))} assets, unnamed)"))
+        if named:
+            for xi, yi, name in zip(xs, ys, names):
+                if np.isfinite(yi):
+                    ax.annotate(name, (xi, yi), xytext=(3, 0), textcoords="offset points", fontsize=6,
+                                va="center", alpha=0.8)
+        ax.axhline(ref, color="tab:red", lw=1.0, ls="--", label=f"{ref:g}: no skill")
         ax.set_xticks(x, [f"fold {int(k)}" for k in x])
         ax.set_ylabel(label)
         ax.set_title(f"{label} per walk-forward fold (out of sample)", fontsize=10)
@@ -299,32 +342,52 @@ def plot_expert_weights(run: RunData):
     return fig
 
 
-def _gate_assets(run: RunData) -> list[str]:
-    ref, _ = _reference_asset(run)
-    others = [s for s in run.predictions if s != ref]
-    return [ref] + others[:1]
+def _gate_assets(run: RunData) -> tuple[list[str], str]:
+    """One asset per cluster of the last fold (its first by name), at most four, and the words that say so."""
+    cmap = run.clusters.get("cluster_map", {}) if run.clusters else {}
+    firsts = {}
+    for symbol in sorted(run.predictions):
+        firsts.setdefault(cmap.get(symbol, 0), symbol)
+    assets = [firsts[k] for k in sorted(firsts)][:4]
+    why = ("one asset per cluster (the first by name)" if len(firsts) > 1 else "the first asset by name")
+    return assets, why + (f", {len(assets)} of {len(firsts)} clusters" if len(firsts) > 4 else "")
 
 
 def plot_gate_weights(run: RunData):
-    assets = _gate_assets(run)
+    """Gate weights of a few assets over the out-of-sample bars, fold by fold.
+
+    A gate whose weights are constant within a fold (select, best, stack: one weight vector per unit) is drawn as
+    those constants, stepping at the fold boundaries. A gate whose weights change bar by bar (rule, mlp) is drawn
+    as a rolling mean over about 7 days, computed inside each fold so that no window mixes two folds' models.
+    """
+    assets, why = _gate_assets(run)
+    cols = [f"w_{e}" for e in run.experts]
     bars_per_day = max(1.0, float(run.manifest["bars_per_year"]) / 365.0)
-    fig, axes = plt.subplots(len(assets), 1, figsize=(12, 3.6 * len(assets)), dpi=DPI, squeeze=False)
+    fig, axes = plt.subplots(len(assets), 1, figsize=(12, 3.3 * len(assets) + 0.6), dpi=DPI, squeeze=False)
     for ax, symbol in zip(axes[:, 0], assets):
         p = run.predictions[symbol]
-        window = int(max(1, min(round(7 * bars_per_day), len(p) // 10)))
-        cols = [f"w_{e}" for e in run.experts]
-        roll = p[cols].rolling(window, min_periods=1).mean()
-        layers, labels, colors = [roll.to_numpy().T], list(run.experts), [f"C{i}" for i in range(len(cols))]
-        base = base_rate_share(roll).to_numpy()
+        by_fold = p.groupby("fold", sort=False)[cols]
+        constant = bool((by_fold.std(ddof=0).fillna(0.0).to_numpy() < 1e-9).all())
+        if constant:
+            shown, how = p[cols], "constant within each fold"
+        else:
+            window = int(max(1, min(round(7 * bars_per_day), len(p) // 10)))
+            shown = by_fold.transform(lambda w: w.rolling(window, min_periods=1).mean())
+            how = f"rolling mean over {window} bars within each fold"
+        layers, labels, colors = [shown.to_numpy().T], list(run.experts), [f"C{i}" for i in range(len(cols))]
+        base = base_rate_share(shown).to_numpy()
         if base.max() > 1e-9:  # the select gate's base-rate share (model.moe.select_base_rate: mix), in grey on top
             layers, labels, colors = layers + [base[None, :]], labels + ["base_rate"], colors + ["0.6"]
-        ax.stackplot(pd.DatetimeIndex(p["timestamp"]), np.vstack(layers), labels=labels, colors=colors, alpha=0.85)
+        t = pd.DatetimeIndex(p["timestamp"])
+        ax.stackplot(t, np.vstack(layers), labels=labels, colors=colors, alpha=0.85, step="post" if constant else None)
+        _fold_lines(ax, run)
         active = (p[cols] > 0).sum(axis=1).mean()
         ax.set_ylim(0, 1)
         ax.set_ylabel("gate weight")
-        ax.set_title(f"{symbol}: gate weights over time, rolling mean over {window} bars; "
+        ax.set_title(f"{symbol} (cluster {run.clusters.get('cluster_map', {}).get(symbol, '?')}): {how}; "
                      f"mean active experts per bar {active:.2f}", fontsize=10)
         ax.legend(loc="upper left", fontsize=8, ncol=len(labels))
+    fig.suptitle(f"Gate weights out of sample: {why}; dotted lines: fold boundaries", fontsize=11)
     fig.tight_layout()
     return fig
 

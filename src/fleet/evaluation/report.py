@@ -206,8 +206,9 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         from fleet.evaluation.gantt import plot_tasks
 
         figure("tasks.png", plot_tasks(run.manifest["tasks"]),
-               "Training steps per worker (manifest.json tasks): each unit's prepare, inner-fold and full-window fits "
-               "per expert, gate and assemble, one lane per worker process, GPU-holding lanes first. CNN steps in red.")
+               "Training steps (manifest.json tasks): each unit's prepare, inner-fold and full-window fits per expert, "
+               "gate and assemble; one lane per worker process, GPU-holding lanes first (a run whose steps all ran in "
+               "one process gets one lane per unit). The legend lists only the kinds of step that ran.")
     cfg = run.manifest["config"]
     metric_cols = ["auc", "auc_per_asset", "rank_ic", "icir", "sharpe_net", "sharpe", "ann_return_net", "max_dd_net",
                    "expectancy", "round_trips", "exposure", "ic", "precision", "recall", "signals", "folds", "n"]
@@ -245,23 +246,24 @@ def _common_figures(run: RunData, pooled: pd.DataFrame, figure) -> None:
            "own clustering (clusters.json, 'folds'); the per-cluster table groups each fold's rows by it.")
     fig, rho = plot_market_factor(run)
     figure("market_factor.png", fig,
-           f"Cumulative market factor ({run.clusters.get('factor_method', '')}, the last fold's loadings) against "
-           f"{ref}'s log price ({why}), read from the predictions' 1-bar returns. The factor's loadings and scaling "
-           "come from the last fold's training window, so over the shaded part (earlier folds' test blocks) it is in "
-           "sample; only the unshaded part is out of sample. Correlation of 1-bar moves there: "
-           f"{rho:.2f}. Dotted lines: fold boundaries.")
+           f"Top: {ref}'s log price ({why}), read from the predictions' 1-bar returns. Below: how closely the market "
+           f"factor ({run.clusters.get('factor_method', '')}, the last fold's loadings) follows {ref}'s 1-bar moves, "
+           "as a rolling correlation. The factor's loadings and scaling come from the last fold's training window, so "
+           "over the shaded part (earlier folds' test blocks) it is in sample; only the unshaded part is out of "
+           f"sample. Correlation of 1-bar moves there: {rho:.2f}. Dotted lines: fold boundaries.")
     figure("equity.png", plot_equity(run),
            f"Per asset, out of sample: simple-return equity of the signal, marked to market (every signal opens a "
            f"1/h tranche held h = {run.horizon} bars; the bar's P&L is exposure × the bar's simple return, compounded; costs of "
            f"{run.cost_bps:g} bps per side on each change of exposure), gross and net, against buy-and-hold. One "
-           "shared y scale; dotted lines: fold boundaries.")
+           "y scale per asset; dotted lines: fold boundaries.")
     figure("portfolio.png", plot_portfolio(run, pooled),
            "The fleet: equal-weight portfolio of all assets (per bar, the mean P&L of the assets with a prediction), "
            "net and gross of costs, against equal-weight buy-and-hold; below, the drawdown of the net curve from its "
            "running peak.")
     figure("fold_metrics.png", plot_fold_metrics(run),
            "ROC AUC and Rank IC per walk-forward fold (results_per_fold.csv): bars for all assets pooled, dots for "
-           "single assets. Stable edges show in every fold; one good fold is not an edge.")
+           "single assets (named in small fleets); the dashed line is no skill (AUC 0.5, Rank IC 0). Stable edges "
+           "show in every fold; one good fold is not an edge.")
     figure("p_up_hist.png", plot_p_up_hist(run, pooled),
            f"Distribution of p_up per fold; the dashed line is the threshold ({run.threshold:g}) above which the "
            "policy goes long.")
@@ -277,9 +279,11 @@ def _mixture_figures(run: RunData, figure) -> tuple[dict, dict | None]:
            "(expert_weights.csv; each group sums to 1; with select_base_rate: mix, the grey base_rate bar is the "
            "select gate's share of the constant base-rate P(up)).")
     figure("gate_weights.png", plot_gate_weights(run),
-           f"Gate weights over time for {', '.join(_gate_assets(run))}: stacked rolling mean of w_<expert> "
-           "(about a week of bars); bars where top-k leaves an expert out count as 0; with select_base_rate: mix, the "
-           "grey layer up to 1 is the constant base rate's share. Active experts = experts with a weight > 0 on a bar.")
+           f"Gate weights over time for {', '.join(_gate_assets(run)[0])} ({_gate_assets(run)[1]}): stacked "
+           "w_<expert>, as the constants they are within each fold for gates with one weight vector per unit, else "
+           "as a rolling mean (about a week of bars) inside each fold; bars where top-k leaves an expert out count as "
+           "0; with select_base_rate: mix, the grey layer up to 1 is the constant base rate's share. Active experts "
+           "= experts with a weight > 0 on a bar.")
     cols = [f"w_{e}" for e in run.experts]
     active = pd.DataFrame({s: (p[cols] > 0).mean().set_axis(run.experts) for s, p in run.predictions.items()}).T
     active = active.map(lambda v: f"{v:.0%}")
