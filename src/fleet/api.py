@@ -167,6 +167,27 @@ class Run:
         p_<expert> / w_<expert>."""
         return self._read_predictions(holdout=False)
 
+    def book(self, k: int | None = None, n_drop: int | None = None) -> pd.DataFrame:
+        """The fleet as one book (``results_book.csv``): per fold and over all folds (``fold = "all"``), the
+        cross-sectional IC / Rank IC of P(up) and the score quintiles' forward returns (``book = "score"``), the
+        top-k dropout long book against the equal-weight fleet (``"topk"``), the market-neutral long-short book
+        (``"long_short"``) and the benchmark itself (``"benchmark"``); columns in docs/run-directory.md.
+
+        Args:
+            k, n_drop: the top-k book's size and swaps per rebalance; given, or for a run directory without
+                results_book.csv, the books are computed from :attr:`predictions` with the run's horizon and costs
+                (:func:`fleet.evaluation.fleet_book.book_tables`; None: the run's setting, else scaled to the fleet).
+        """
+        if k is None and n_drop is None and self._layout.has(L.RESULTS_BOOK):
+            return self._layout.read_csv(L.RESULTS_BOOK)
+        from fleet.evaluation.fleet_book import book_tables
+
+        cfg = self.config
+        k = cfg.evaluation.book_k if k is None else k
+        n_drop = cfg.evaluation.book_drop if n_drop is None else n_drop
+        return book_tables(self.predictions, horizon=cfg.labels.horizon, cost_bps=cfg.policy.cost_bps,
+                           bars_per_year=float(self.manifest["bars_per_year"]), k=k, n_drop=n_drop)[0]
+
     @cached_property
     def holdout_predictions(self) -> pd.DataFrame:
         """The hold-out rows (same columns as :attr:`predictions`); empty without a hold-out."""

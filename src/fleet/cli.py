@@ -124,6 +124,8 @@ def _choice(enum) -> click.Choice:
 @config_option("--seed", type=int, key="seed", help="Random seed (same seed -> same results on every backend).")
 @config_option("--seeds", type=int, key="seeds", help="Repeat the run with seeds seed..seed+N-1; --out then holds seed<k>/ runs and results_seeds.csv (mean, std).")
 @config_option("--bootstrap-reps", type=int, key="bootstrap_reps", help="Stationary block bootstrap draws over timestamps behind the standard errors of the results tables (0: none).")
+@config_option("--book-k", type=int, key="book_k", help="Assets held by the fleet's top-k dropout long book (results_book.csv).", none="max(1, assets / 5)")
+@config_option("--book-drop", type=int, key="book_drop", help="Assets the top-k book sells (and buys) at most per rebalance.", none="max(1, k / 5)")
 @config_option("-o", "--out", key="out", help="Run directory (must not exist), or an object-store URI s3://BUCKET/PREFIX or gs://BUCKET/PREFIX (must be empty; S3-compatible server: add ?endpoint_override=HOST:PORT&scheme=http).", none="runs/<UTC timestamp>")
 @config_option("--registry", key="registry", help="Asset registry JSON shared by runs: created if missing, extended with new symbols (version + 1), never renumbered; relative to the current directory (in a spec: to the spec).", none="none: per-run ids")
 @click.option("--resume", "resume", help="Finish an interrupted or failed run: its staging directory (printed at start), its --out path or its --out URI. Trains only units without a complete saved result; every other option is taken from the saved run, except --address: a Ray run can be finished on another cluster (e.g. when a node or the whole cluster it started on is gone).")
@@ -131,8 +133,8 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
           horizon, embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
           policy, sides, meta_label, labels, cluster_on, min_cluster_size, forced_entry, forced_entry_cutoff,
           bars_per_year, experts, gate, top_k, balance_coef, inner_folds, guard, recalibrate,
-          learner, early_stopping, asset_aware, moe_enabled, report, seed, seeds, bootstrap_reps, out, registry,
-          resume) -> None:
+          learner, early_stopping, asset_aware, moe_enabled, report, seed, seeds, bootstrap_reps, book_k, book_drop, out,
+          registry, resume) -> None:
     """Train the fleet under purged walk-forward validation and write a run directory.
 
     The driver clusters assets and extracts the market factor on each fold's training

@@ -142,6 +142,7 @@ def print_run(summary, config) -> None:
                 click.echo(f"no advice: no asset's forced trades are worse than its natural ones by more than "
                            f"{-DISABLE_DELTA:g} with |t| > {ADVICE_T:g}")
         _print_experts(summary)
+        _print_book(summary)
     resumed = f", {summary.loaded} loaded from the interrupted run" if summary.loaded else ""
     click.echo(f"\nRun directory: {summary.out}  ({summary.units} units: {summary.trained} trained{resumed}; "
                f"{summary.wall_seconds:.1f} s)")
@@ -182,6 +183,24 @@ def _print_experts(summary) -> None:
     table = auc.pivot_table(index=["level", "name"], columns="expert", values="auc", sort=False)
     weights = w.pivot_table(index=["level", "name"], columns="expert", values="mean_weight", sort=False)
     click.echo(table.join(weights.add_prefix("w_")).reset_index().to_string(index=False))
+
+
+def _print_book(summary) -> None:
+    """The fleet books over all folds (results_book.csv has every fold)."""
+    book = getattr(summary, "book", None)
+    if book is None or not len(book):
+        return
+    run = book[book["fold"] == "all"].set_index("book")
+    s, k, ls, bm = (run.loc[b] for b in ("score", "topk", "long_short", "benchmark"))
+    click.echo("\nThe fleet as one book (all folds; t: Newey-West HAC; results_book.csv):")
+    click.echo(f"  cross-sectional IC {s['cs_ic']:+.4f} (t {s['cs_ic_t']:+.1f}, ICIR {s['cs_icir']:+.3f}), "
+               f"Rank IC {s['cs_rank_ic']:+.4f} (t {s['cs_rank_ic_t']:+.1f}, ICIR {s['cs_rank_icir']:+.3f})")
+    click.echo(f"  top-{int(k['k'])} dropout {int(k['n_drop'])} long book, net: excess {k['excess_ann_return']:+.1%}"
+               f"/yr over the equal-weight fleet, IR {k['information_ratio']:+.2f} (t {k['excess_t']:+.1f}), "
+               f"excess max DD {k['excess_max_dd']:.1%}, turnover {k['turnover']:.3f}/bar")
+    click.echo(f"  long-short book, net: Sharpe {ls['sharpe_net']:+.2f} (t {ls['sharpe_net_t']:+.1f}), beta "
+               f"{ls['beta']:+.3f}, max DD {ls['max_dd_net']:.1%}, turnover {ls['turnover']:.3f}/bar; "
+               f"equal-weight fleet Sharpe {bm['sharpe_net']:+.2f}")
 
 
 def print_seeds(summary, config) -> None:

@@ -241,6 +241,10 @@ class EvaluationConfig(_Section):
                                 "standard error in the results tables (0: no standard errors)")
     report: bool = Field(False, description="write the HTML report (fleet report) into RUN_DIR/report/ at the end of "
                          "the run")
+    book_k: int | None = Field(None, ge=1, description="assets held by the fleet's top-k dropout long book "
+                               "(results_book.csv); None: max(1, assets / 5)")
+    book_drop: int | None = Field(None, ge=0, description="assets the top-k book swaps at most per rebalance; None: "
+                                  "max(1, k / 5)")
 
 
 class ResourcesConfig(_Section):
@@ -294,7 +298,8 @@ OVERRIDES: dict[str, str] = {
     "sides": "policy.sides", "meta_label": "policy.meta_label", "labels": "labels.method", "cluster_on": "market.cluster_on",
     "min_cluster_size": "market.min_cluster_size",
     "forced_entry_cutoff": "policy.forced_entry_cutoff", "bars_per_year": "evaluation.bars_per_year",
-    "seeds": "evaluation.seeds", "report": "evaluation.report", "bootstrap_reps": "evaluation.bootstrap_reps", "experts": "model.experts",
+    "seeds": "evaluation.seeds", "report": "evaluation.report", "bootstrap_reps": "evaluation.bootstrap_reps",
+    "book_k": "evaluation.book_k", "book_drop": "evaluation.book_drop", "experts": "model.experts",
     "gate": "model.moe.gate", "top_k": "model.moe.top_k", "balance_coef": "model.moe.balance_coef",
     "inner_folds": "model.moe.inner_folds", "guard": "model.moe.guard", "recalibrate": "model.moe.recalibrate",
     "learner": "model.trend.learner",

@@ -21,7 +21,7 @@ from fleet.evaluation.report import write_report
 SYMBOLS = "C0S0,C0S1,C1S0,C2S0"
 COMMON = ["train", "--days", "90", "--folds", "2", "--symbols", SYMBOLS, "--clusters", "2"]
 BASE_PNGS = ("clusters.png", "market_factor.png", "equity.png", "portfolio.png", "fold_metrics.png", "p_up_hist.png",
-             "calibration.png", "tasks.png")
+             "calibration.png", "tasks.png", "book_equity.png", "book_ic.png", "book_groups.png")
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +187,25 @@ def test_run_without_return_1_is_one_clear_error(runs, tmp_path):
     pd.read_parquet(path).drop(columns="return_1").to_parquet(path)
     with pytest.raises(RunDirectoryError, match=r"C0S0\.parquet has no return_1 column.*older fleet"):
         write_report(copy)
+
+
+def test_results_book_written_by_the_run_equals_a_recomputation(runs):
+    """results_book.csv (the pooled output task) against the pure module on the run's predictions/; the per-fold
+    table carries the same cross-sectional ICs on its ALL rows; the report shows the section."""
+    import numpy as np
+
+    import fleet
+
+    single, _ = runs
+    run = fleet.load_run(single)
+    written = run.book()
+    k, n_drop = (int(v) for v in written.loc[written["book"] == "topk", ["k", "n_drop"]].iloc[0])
+    again = run.book(k=k, n_drop=n_drop)
+    num = [c for c in written.columns if c not in ("book", "fold")]
+    assert list(written["book"]) == list(again["book"])
+    np.testing.assert_allclose(written[num].to_numpy(float), again[num].to_numpy(float), rtol=1e-9, atol=1e-12)
+    per_fold = run.results["fold"]
+    ic = per_fold[per_fold["asset"] == "ALL"].set_index("fold")["cs_rank_ic"]
+    score = written[(written["book"] == "score") & (written["fold"] != "all")]
+    np.testing.assert_allclose(ic.to_numpy(), score["cs_rank_ic"].to_numpy(float), rtol=1e-12)
+    assert {"sharpe_net_matched", "timing_sharpe", "timing_sharpe_se"} <= set(run.results["asset"].columns)

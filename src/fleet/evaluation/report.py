@@ -51,6 +51,10 @@ __all__ = ["REQUIRED_FILES", "RunData", "load_run", "write_report"]
 _RATIO = {"precision", "recall", "auc", "auc_per_asset", "natural_win_rate", "forced_win_rate"}
 _SIGNED = {"ic", "rank_ic", "icir", "sharpe", "sharpe_net"}
 _PCT = {"ann_return", "ann_return_net"}
+# The fleet books' columns (results_book.csv, the per-asset exposure-matched benchmark).
+_SIGNED |= {"sharpe_net_matched", "timing_sharpe", "cs_ic", "cs_rank_ic", "cs_ic_t", "cs_rank_ic_t", "sharpe_net_t",
+            "information_ratio", "excess_t", "beta"}
+_PCT |= {"excess_ann_return"}
 _BPS = {"expectancy", "natural_mean_return", "forced_mean_return", "delta"}
 _INT = {"signals", "n", "folds", "days", "forced_days", "natural_trades", "forced_trades", "fold", "cluster"}
 
@@ -71,12 +75,13 @@ def _cell(column: str, value) -> tuple[str, str]:
         return (f"{v * 1e4:+.1f} bps", tone)
     if column in _PCT:
         return (f"{v:+.1%}", tone)
-    if column in ("max_dd", "max_dd_net"):
+    if column in ("max_dd", "max_dd_net", "excess_max_dd"):
         return (f"{-v:.1%}" if v > 0 else "0.0%", "neg" if v > 0 else "")
     if column == "exposure":
         return (f"{v:.0%}", "")
     if column in _SIGNED:
-        return (f"{v:+.2f}" if column in ("icir", "sharpe", "sharpe_net") else f"{v:+.3f}", tone)
+        two = ("icir", "sharpe", "sharpe_net", "sharpe_net_matched", "timing_sharpe", "information_ratio")
+        return (f"{v:+.2f}" if column in two or column.endswith("_t") else f"{v:+.3f}", tone)
     if column in _RATIO:
         return (f"{v:.3f}" if column in ("auc", "auc_per_asset", "precision", "recall") else f"{v:.1%}", "")
     if column == "round_trips":
@@ -88,7 +93,7 @@ def _with_se(column: str, cell: tuple[str, str], se) -> tuple[str, str]:
     """The cell with `` ± se`` in the column's own units (2 decimals for Sharpe ratios, 3 for AUC and IC)."""
     if se is None or not np.isfinite(se) or cell[1] == "na":
         return cell
-    digits = 2 if column in ("sharpe", "sharpe_net", "icir") else 3
+    digits = 2 if column in ("sharpe", "sharpe_net", "icir", "timing_sharpe") else 3
     return (f"{cell[0]} ± {float(se):.{digits}f}", cell[1])
 
 
@@ -196,6 +201,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         figures[name] = {"name": name, "b64": _png(fig, out / name), "caption": caption}
 
     _common_figures(run, pooled, figure)
+    book = _book_figures(run, figure)
     mixture = len(run.experts) > 1
     active_table = guard_info = forced = None
     if mixture:
@@ -210,8 +216,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
                "gate and assemble; one lane per worker process, GPU-holding lanes first (a run whose steps all ran in "
                "one process gets one lane per unit). The legend lists only the kinds of step that ran.")
     cfg = run.manifest["config"]
-    metric_cols = ["auc", "auc_per_asset", "rank_ic", "icir", "sharpe_net", "sharpe", "ann_return_net", "max_dd_net",
-                   "expectancy", "round_trips", "exposure", "ic", "precision", "recall", "signals", "folds", "n"]
+    metric_cols = ["auc", "auc_per_asset", "rank_ic", "icir", "sharpe_net", "sharpe_net_matched", "timing_sharpe",
+                   "sharpe", "ann_return_net", "max_dd_net", "expectancy", "round_trips", "exposure", "ic", "precision", "recall", "signals", "folds", "n"]
     page = _environment().get_template("report.html.j2").render(
         title=f"fleet report: {run.path.name}",
         head=headline(run, pooled),
@@ -221,6 +227,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         active_table=active_table,
         guard=guard_info,
         forced=forced,
+        book=book,
         per_cluster=_table(run.per_cluster, ["cluster", "dominant", "assets", *metric_cols]),
         per_asset=_table(run.per_asset.sort_values("sharpe_net", ascending=False, na_position="last"),
                          ["asset", "cluster", *metric_cols]),
@@ -270,6 +277,31 @@ def _common_figures(run: RunData, pooled: pd.DataFrame, figure) -> None:
     figure("calibration.png", plot_calibration(run, pooled),
            "Reliability plot: bars binned by p_up (quantile bins), share of up bars against mean p_up. On the "
            "diagonal p_up is a probability one can size with; flatter than the diagonal: overconfident.")
+
+
+def _book_figures(run: RunData, figure) -> dict:
+    """The fleet-book figures; returns the all-folds rows of results_book.csv for the page."""
+    from fleet.evaluation.book_plots import book_data, plot_book_equity, plot_book_groups, plot_book_ic
+
+    table, curves = book_data(run)
+    figure("book_equity.png", plot_book_equity(run, table, curves),
+           f"The fleet as one book (results_book.csv, book_curves.parquet): every {run.horizon} bars the assets are "
+           "ranked by p_up. Top: the top-k dropout long book (Qlib's TopkDropoutStrategy: hold k at 1/k each, swap "
+           "at most n_drop of the held assets ranked lowest for the best not held), net of costs on turnover, "
+           "against the equal-weight fleet, and the summed excess. Bottom: the market-neutral long-short book "
+           "(weights proportional to the demeaned cross-sectional rank of p_up, gross exposure 1), net. Each fold's "
+           "books open flat and close at its end.")
+    figure("book_ic.png", plot_book_ic(table),
+           "Cross-sectional IC (Pearson) and Rank IC (Spearman) of p_up with the h-bar forward return across the "
+           "assets at each timestamp, averaged per fold and over all folds (Qlib's IC). Unlike the pooled ic / "
+           "rank_ic of the tables it carries no level of any one asset.")
+    figure("book_groups.png", plot_book_groups(table),
+           "Qlib's group return: at each timestamp the assets split into five equal groups by p_up, the mean "
+           "forward return of each; a monotone rise from q1 to q5 is a score that ranks assets.")
+    cols = ["book", "k", "n_drop", "cs_ic", "cs_ic_t", "cs_rank_ic", "cs_rank_ic_t", "sharpe_net", "sharpe_net_t",
+            "ann_return_net", "max_dd_net", "turnover", "excess_ann_return", "information_ratio", "excess_max_dd",
+            "excess_t", "beta"]
+    return {"table": _table(table[table["fold"].astype(str) == "all"], cols)}
 
 
 def _mixture_figures(run: RunData, figure) -> tuple[dict, dict | None]:

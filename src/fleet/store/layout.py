@@ -52,6 +52,8 @@ RESULTS_HOLDOUT = "results_holdout.csv"
 RESULTS_SEEDS = "results_seeds.csv"
 FORCED_ENTRY = "forced_entry.csv"
 POLICY_COMPARISON = "policy_comparison.csv"
+RESULTS_BOOK = "results_book.csv"
+BOOK_CURVES = "book_curves.parquet"
 EXPERT_AUC = "expert_auc.csv"
 EXPERT_WEIGHTS = "expert_weights.csv"
 CLUSTERS = "clusters.json"
@@ -70,14 +72,14 @@ REQUIRED_FILES = (MANIFEST, MODELS_INDEX, MARKET_FACTOR, ASSET_REGISTRY, CLUSTER
 #: Result tables by short name (``fleet.Run.table``) -> file; the optional ones exist only when configured.
 TABLES = {"asset": RESULTS_PER_ASSET, "cluster": RESULTS_PER_CLUSTER, "fold": RESULTS_PER_FOLD,
           "holdout": RESULTS_HOLDOUT, "forced_entry": FORCED_ENTRY, "policy": POLICY_COMPARISON,
-          "expert_auc": EXPERT_AUC,
+          "expert_auc": EXPERT_AUC, "book": RESULTS_BOOK,
           "expert_weights": EXPERT_WEIGHTS}
 
 #: Results tables keep 15 significant digits, so a figure can be recomputed from predictions/ and
 #: compared to ~1e-12; the other CSVs keep 6.
 RESULTS_FORMAT = "%.15g"
 OTHER_FORMAT = "%.6g"
-_PRECISE = {RESULTS_PER_ASSET, RESULTS_PER_CLUSTER, RESULTS_PER_FOLD, RESULTS_HOLDOUT, POLICY_COMPARISON}
+_PRECISE = {RESULTS_PER_ASSET, RESULTS_PER_CLUSTER, RESULTS_PER_FOLD, RESULTS_HOLDOUT, POLICY_COMPARISON, RESULTS_BOOK}
 
 
 def prediction_file(symbol: str, holdout: bool = False) -> str:

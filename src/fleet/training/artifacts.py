@@ -43,6 +43,8 @@ class Evaluated:
     holdout_rows: pd.DataFrame | None = None
     holdout: pd.DataFrame | None = None
     policy_comparison: pd.DataFrame | None = None
+    book: pd.DataFrame | None = None
+    book_curves: pd.DataFrame | None = None
 
 
 def redacted(command: list[str]) -> list[str]:
@@ -86,7 +88,8 @@ def write_run(ctx: RunContext, results: list[UnitResult], backend) -> RunSummary
                       wall_seconds=time.perf_counter() - ctx.t0, units=len(ctx.units), backend=ctx.backend_desc,
                       notes=ctx.notes, config=ctx.config, trained=len(ctx.training["trained"]),
                       loaded=len(ctx.training["loaded"]), train_seconds=ctx.training["backend_seconds"],
-                      expert_auc=ev.expert_auc, expert_weights=ev.expert_weights, holdout=ev.holdout)
+                      expert_auc=ev.expert_auc, expert_weights=ev.expert_weights, holdout=ev.holdout,
+                      book=ev.book)
 
 
 def _bars_per_year(ctx: RunContext) -> float:
@@ -152,9 +155,12 @@ def evaluate(ctx: RunContext, results: list[UnitResult], backend) -> Evaluated:
     if not base_rate and len(expert_weights):
         expert_weights = expert_weights[expert_weights["expert"] != "base_rate"].reset_index(drop=True)
     policy_rows = _concat([*pooled, *assets], "policy")
+    book = _concat(pooled, "book")
     ev = Evaluated(bars_per_year=bars_per_year, per_asset=_concat(assets, "per_asset", ["asset"]),
                    per_cluster=_concat(pooled, "per_cluster", ["cluster"]),
-                   per_fold=fold_order(_concat(pooled, "fold_pooled"), _concat(assets, "fold_assets")),
+                   per_fold=with_cs_ic(fold_order(_concat(pooled, "fold_pooled"), _concat(assets, "fold_assets")),
+                                       book),
+                   book=book, book_curves=_concat(pooled, "book_curves"),
                    forced=_concat(assets, "forced", ["asset"]) if config.policy.forced_entry else None,
                    expert_auc=expert_auc, expert_weights=expert_weights,
                    policy_comparison=None if policy_rows is None else order_policy_rows(policy_rows))
@@ -164,6 +170,21 @@ def evaluate(ctx: RunContext, results: list[UnitResult], backend) -> Evaluated:
         ctx.note(f"forced entry on {ctx.panel.bar} bars: every day without a natural signal is forced, "
                  "so the policy is close to always long")
     return ev
+
+
+def with_cs_ic(per_fold: pd.DataFrame, book: pd.DataFrame | None) -> pd.DataFrame:
+    """The per-fold table with the cross-sectional IC columns of ``results_book.csv``'s score rows on its ALL rows
+    (NaN on the asset rows: one asset has no cross-section), after the pooled ``ic`` / ``rank_ic``."""
+    from fleet.evaluation.fleet_book import CS_IC_COLUMNS
+
+    if book is None:
+        return per_fold
+    score = book[(book["book"] == "score") & (book["fold"] != "all")]
+    cs = score.assign(fold=score["fold"].astype(int), asset="ALL")[["fold", "asset", *CS_IC_COLUMNS]]
+    out = per_fold.merge(cs, on=["fold", "asset"], how="left")
+    cols = list(per_fold.columns)
+    at = cols.index("icir") + 1
+    return out[[*cols[:at], *CS_IC_COLUMNS, *cols[at:]]]
 
 
 def _timed_map(ctx: RunContext, backend, fn: Timed, items: list[dict], shared: dict) -> list:
@@ -210,7 +231,9 @@ def write_files(ctx: RunContext, results: list[UnitResult], ev: Evaluated) -> No
     layout.write_tables({L.RESULTS_PER_ASSET: ev.per_asset, L.RESULTS_PER_CLUSTER: ev.per_cluster,
                          L.RESULTS_PER_FOLD: ev.per_fold, L.FORCED_ENTRY: ev.forced, L.RESULTS_HOLDOUT: ev.holdout,
                          L.POLICY_COMPARISON: ev.policy_comparison,
-                         L.EXPERT_AUC: ev.expert_auc, L.EXPERT_WEIGHTS: ev.expert_weights})
+                         L.EXPERT_AUC: ev.expert_auc, L.EXPERT_WEIGHTS: ev.expert_weights, L.RESULTS_BOOK: ev.book})
+    if ev.book_curves is not None:
+        layout.write_parquet(L.BOOK_CURVES, ev.book_curves)
     if ev.holdout is not None:
         layout.write_predictions(ev.holdout_rows, prediction_columns(ev.holdout_rows, config.model.active_experts()),
                                  holdout=True)

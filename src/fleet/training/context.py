@@ -91,6 +91,7 @@ class RunSummary:
     expert_weights: pd.DataFrame | None = None
     report: Path | None = None
     holdout: pd.DataFrame | None = None
+    book: pd.DataFrame | None = None
 
     def to_dict(self) -> dict:
         """A JSON-ready summary (``fleet train --json``): where the run is, what ran and the tables.
@@ -102,7 +103,8 @@ class RunSummary:
                 "train_seconds": round(self.train_seconds, 3), "bars_per_year": self.bars_per_year,
                 "report": None if self.report is None else str(self.report), "notes": list(self.notes),
                 "per_cluster": records(self.per_cluster), "per_asset": records(self.per_asset),
-                "holdout": None if self.holdout is None else records(self.holdout)}
+                "holdout": None if self.holdout is None else records(self.holdout),
+                "book": None if self.book is None else records(self.book)}
 
 
 def records(frame: pd.DataFrame) -> list[dict]:

@@ -125,7 +125,7 @@ def asset_outputs(plan: OutputPlan, symbols: list[str], parts: dict[str, list[st
         policy = policy_comparison(preds, threshold=p.threshold, cost_bps=p.cost_bps, horizon=config.labels.horizon,
                                    sides=p.sides.value, bars_per_year=plan.bars_per_year,
                                    reps=config.evaluation.bootstrap_reps, seed=config.seed, levels=("asset",))
-    return {"per_asset": asset_table(preds, plan.cluster_of, **plan.summary_kw()),
+    return {"per_asset": _with_timing(asset_table(preds, plan.cluster_of, **plan.summary_kw()), preds, plan),
             "fold_assets": fold_assets(preds, **plan.summary_kw()), "expert_auc": auc, "expert_weights": weights,
             "forced": forced_entry_report(preds) if config.policy.forced_entry else None, "policy": policy,
             "base_rate_max": base,
@@ -133,25 +133,55 @@ def asset_outputs(plan: OutputPlan, symbols: list[str], parts: dict[str, list[st
             "folds": {int(f): int(k) for f, k in preds.groupby("fold").size().items()}}
 
 
+def _with_timing(per_asset: pd.DataFrame, preds: pd.DataFrame, plan: OutputPlan) -> pd.DataFrame:
+    """The per-asset table with the exposure-matched benchmark beside the net Sharpe
+    (:mod:`fleet.evaluation.exposure_matched`)."""
+    from fleet.evaluation.exposure_matched import MATCHED_COLUMNS, exposure_matched
+
+    config = plan.config
+    matched = exposure_matched(preds, horizon=config.labels.horizon, cost_bps=config.policy.cost_bps,
+                               bars_per_year=plan.bars_per_year, reps=config.evaluation.bootstrap_reps,
+                               seed=config.seed)
+    out = per_asset.merge(matched, on="asset", how="left")
+    cols = list(per_asset.columns)
+    at = cols.index("sharpe_net") + 1
+    return out[[*cols[:at], *MATCHED_COLUMNS, *cols[at:]]]
+
+
+#: The columns of predictions/ the fleet books read.
+BOOK_COLUMNS_READ = ["timestamp", "fold", "p_up", "forward_return", "return_1"]
+
+
 def pooled_items(clusters: dict[int, int], folds: dict[int, int]) -> list[dict]:
-    """``Backend.map`` items of stage 2: one per cluster, one per fold (``{id: rows}``) and one for the fleet, the
-    groups with most rows first (their bootstrap costs most, and a long task started last would run alone)."""
+    """``Backend.map`` items of stage 2: the fleet books (all assets per timestamp), one per cluster, one per fold
+    (``{id: rows}``) and one for the fleet, the groups with most rows first (their bootstrap costs most, and a
+    long task started last would run alone)."""
     sized = ([(rows, {"kind": "cluster", "key": int(c)}) for c, rows in clusters.items()]
              + [(rows, {"kind": "fold", "key": int(k)}) for k, rows in folds.items()])
-    return [item for _, item in sorted(sized, key=lambda x: -x[0])] + [{"kind": "fleet", "key": None}]
+    return ([{"kind": "book", "key": None}] + [item for _, item in sorted(sized, key=lambda x: -x[0])]
+            + [{"kind": "fleet", "key": None}])
 
 
 def pooled_outputs(plan: OutputPlan, symbols: list[str], kind: str, key) -> dict:
     """Stage 2: the rows that pool several assets, for one cluster (``kind="cluster"``, the rows labelled with
     that cluster in their own fold), one fold (``"fold"``: its ALL row) or the fleet (``"fleet"``: the fleet's
-    expert telemetry and the ALL rows of the policy comparison). Returns a dict of frames (None where not
-    applicable)."""
+    expert telemetry and the ALL rows of the policy comparison) or the fleet books (``"book"``:
+    :func:`fleet.evaluation.fleet_book.book_tables` from the columns it needs). Returns a dict of frames (None where
+    not applicable)."""
     import pyarrow.dataset as ds
 
     from fleet.evaluation.costaware import policy_comparison
     from fleet.evaluation.tables import cluster_table, expert_tables, fold_pooled
 
     config, experts = plan.config, plan.experts()
+    if kind == "book":
+        from fleet.evaluation.fleet_book import book_tables
+
+        e = config.evaluation
+        table, curves = book_tables(read_predictions(plan, symbols, columns=BOOK_COLUMNS_READ),
+                                    horizon=config.labels.horizon, cost_bps=config.policy.cost_bps,
+                                    bars_per_year=plan.bars_per_year, k=e.book_k, n_drop=e.book_drop)
+        return {"book": table, "book_curves": curves}
     where = ds.field(kind) == key if kind in ("cluster", "fold") else None
     rows = read_predictions(plan, symbols, where)
     if kind == "fold":
@@ -169,16 +199,17 @@ def pooled_outputs(plan: OutputPlan, symbols: list[str], kind: str, key) -> dict
     return out
 
 
-def read_predictions(plan: OutputPlan, symbols: list[str], where=None) -> pd.DataFrame:
+def read_predictions(plan: OutputPlan, symbols: list[str], where=None,
+                     columns: list[str] | None = None) -> pd.DataFrame:
     """The rows of ``predictions/`` of ``symbols`` that match ``where`` (a ``pyarrow.dataset`` expression pushed
-    down to the parquet reader; None: all), with their ``symbol`` (a file's name) and ``gate_fallback`` (from the
-    plan) columns."""
+    down to the parquet reader; None: all), only ``columns`` (None: all; ``fold`` is needed), with their ``symbol``
+    (a file's name) and ``gate_fallback`` (from the plan) columns."""
     import pyarrow.dataset as ds
 
     fs, parts = plan.storage.fs, []
     for s in symbols:
         table = ds.dataset(plan.storage.key(L.prediction_file(s)), filesystem=fs, format="parquet").to_table(
-            filter=where)
+            filter=where, columns=columns)
         if table.num_rows:
             parts.append(table.to_pandas().assign(symbol=s))
     rows = pd.concat(parts, ignore_index=True)
