@@ -2,9 +2,9 @@
 
 Each setting (a field declared with :func:`fleet.settings.setting`) becomes one click option: its flags,
 type or choices, unit (the metavar) and help come from the field, and the help ends with the field's
-``[default: ...]``. The CLI holds no defaults of its own: every generated option defaults to None, so an
-option left unset keeps the fleet spec's value or the field's default. Options are shown in the panels of
-:data:`fleet.settings.GROUPS` (rich-click, in its plain "slim" theme so that the help stays greppable).
+``[default: ...]``. The CLI holds no defaults of its own: an option left unset is None, so it keeps the fleet
+spec's value or the field's default. Options are shown in the panels of :data:`fleet.settings.GROUPS`
+(rich-click, in its plain "slim" theme so that the help stays greppable).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def _click_type(item: Setting) -> click.ParamType:
 
 
 def setting_option(item: Setting) -> click.Option:
-    """The click option of one setting: default None (unset keeps the spec's value), help ending with the
-    field's ``[default: ...]``, the unit as metavar; an on/off setting is ``--x/--no-x``."""
+    """The click option of one setting: no default of its own (unset: None, which keeps the spec's value), help
+    ending with the field's ``[default: ...]``, the unit as metavar; an on/off setting is ``--x/--no-x``."""
     shown = default_text(item)
     help_text = item.help + (f"  [default: {shown}]" if shown else "")
     if item.kind == "flag":
@@ -42,8 +42,7 @@ def setting_option(item: Setting) -> click.Option:
         decls = [*item.flags[:-1], f"{long}/--no-{long.lstrip('-')}", item.name]
         return click.Option(decls, default=None, help=help_text)
     metavar = item.unit.upper() if item.unit else None
-    return click.Option([*item.flags, item.name], type=_click_type(item), default=None, metavar=metavar,
-                        help=help_text)
+    return click.Option([*item.flags, item.name], type=_click_type(item), metavar=metavar, help=help_text)
 
 
 _GENERATED: dict[type, tuple[list[click.Option], list[RichOptionPanel]]] = {}
