@@ -24,8 +24,8 @@ RESULT_FILES = L.TABLES
 
 def resolve_config(config: FleetConfig | Mapping | str | Path | None = None, **overrides) -> FleetConfig:
     """A :class:`FleetConfig` from a config object, a nested dict, a YAML fleet spec path or None
-    (defaults), with keyword overrides (``days=180, folds=2``; the names of ``fleet train``'s options,
-    see :data:`fleet.config.OVERRIDES`).
+    (defaults), with keyword overrides (``days=180, folds=2``): the keywords of ``fleet train``'s options,
+    derived from the same config fields (:data:`fleet.config.OVERRIDES`, docs/cli.md).
 
     Raises:
         ConfigError: unknown override, invalid field, or a spec file that is missing / not YAML.
@@ -53,8 +53,9 @@ def train(data: pd.DataFrame | str | Path | None = None,
             or one long file, as ``--data``); or None: the spec's ``data.path``, else the synthetic market.
         config: a :class:`FleetConfig`, a nested dict of its fields, a YAML fleet spec path, or None.
         echo: where progress lines go (None: nowhere).
-        **overrides: ``fleet train`` options by name, e.g. ``days=180, folds=2, strategy="islands",
-            symbols=["BTCUSDT", "ETHUSDT"], registry="ids.json", out="runs/x"``.
+        **overrides: ``fleet train`` options by keyword (every setting of :class:`FleetConfig`, listed in
+            docs/cli.md), e.g. ``days=180, folds=2, strategy="islands", symbols=["BTCUSDT", "ETHUSDT"],
+            registry="ids.json", out="runs/x"``.
 
     Returns:
         The finished :class:`Run` (its directory is ``config.out``, default ``runs/<UTC timestamp>``).

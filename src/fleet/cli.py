@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import sys
 import warnings
+from typing import Any
 
 import click
 
-from fleet.cli_options import config_option
+from fleet.cli_options import ConfigCommand
 from fleet.cli_output import FleetCommand, current, print_run, print_seeds
-from fleet.config import OVERRIDES, Backend, FactorMethod, Strategy, dotted_overrides, load_config
+from fleet.config import OVERRIDES, load_config
 from fleet.errors import ConfigError, FleetError, FleetWarning
-from fleet.models.specs import EXPERT_NAMES
 
 # pandas, torch, Ray and the training code are imported inside the commands that use them, so that
 # `fleet --help` and `fleet <command> --help` stay fast (issue 15).
@@ -75,66 +75,12 @@ def main() -> None:
     warnings.showwarning = _show_warning
 
 
-def _choice(enum) -> click.Choice:
-    return click.Choice([e.value for e in enum])
-
-
-@main.command(cls=FleetCommand)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML fleet spec, e.g. fleet/crypto10.yaml.")
-@click.option("--data", help="Directory of per-symbol parquet/CSV files, or one long-format file; a local path or an s3:// / gs:// URI. Default: built-in synthetic market.")
-@click.option("--symbols", help="Comma-separated symbols to train (default: all in the data).")
-@config_option("--days", type=int, key="days", help="Keep the last N calendar days of the data (one window for all assets).")
-@config_option("--strategy", type=_choice(Strategy), key="strategy", help="Units: one per asset, per correlation cluster, or one for the fleet.")
-@config_option("--backend", type=_choice(Backend), key="backend", help="Run units in-process, or on a pool of Ray actors (one unit per actor call).")
-@click.option("--address", help="Ray cluster address, HOST:PORT of its head (default: RAY_ADDRESS, set inside `ray job submit`; else the latest `ray start` cluster on this machine; else a new local Ray).")
-@config_option("--num-cpus", type=float, key="num_cpus", help="CPUs each unit's Ray actor asks for.")
-@config_option("--num-gpus", type=float, key="num_gpus", help="GPUs (fractions allowed) each unit's Ray actor asks for.")
-@config_option("--cnn-num-gpus", type=float, key="cnn_num_gpus", help="GPUs (fractions allowed) each CNN expert's Ray task asks for when the cluster has GPUs: 1/f CNN tasks share a GPU.")
-@config_option("--folds", type=int, key="folds", help="Purged walk-forward folds.")
-@config_option("--horizon", type=int, key="horizon", help="Label horizon in bars: y = 1 when the forward log return is > 0.")
-@config_option("--embargo", "embargo_bars", type=int, key="embargo_bars", help="Bars dropped between the purged training window and each test block.")
-@config_option("--holdout-days", type=float, key="holdout_days", help="Final days kept out of every fold.")
-@config_option("--clusters", type=int, key="clusters", help="Number of Ward clusters on 1-|corr|.")
-@click.option("--distance-threshold", type=float, help="Cut the dendrogram at this distance instead of --clusters.")
-@config_option("--factor-method", type=_choice(FactorMethod), key="factor_method", help="Market factor of the dominant cluster.")
-@config_option("--max-d", type=float, key="max_d", help="Cap on the FFD order d (smallest d with ADF p < 0.05).")
-@config_option("--threshold", type=float, key="threshold", help="Signal long when p_up > threshold.")
-@config_option("--cost-bps", type=float, key="cost_bps", help="Trading cost per side in basis points.")
-@config_option("--policy", type=click.Choice(["fixed", "tuned"]), key="policy", help="fixed: p_up > threshold on every bar (1/h tranches); tuned: hysteresis / expected-return threshold chosen per unit on the training window's inner out-of-fold predictions, kept only when it passes Hansen's SPA test over the candidate grid (else the unit stays flat).")
-@config_option("--sides", type=click.Choice(["long", "both"]), key="sides", help="Long only, or long and short (short when p_up < 1 - threshold).")
-@config_option("--meta-label/--no-meta-label", "meta_label", default=None, key="meta_label", help="Meta-labelling (AFML 3.6): a secondary model fitted on the training window's out-of-fold bets keeps only the fixed rule's bets it expects to pay.")
-@config_option("--labels", type=click.Choice(["fixed_horizon", "triple_barrier"]), key="labels", help="Label: sign of the h-bar return, or the triple-barrier label (AFML ch. 3).")
-@config_option("--cluster-on", type=click.Choice(["returns", "residual", "ffd"]), key="cluster_on", help="Cluster on raw returns, residual returns after the market factor, or FFD log prices.")
-@config_option("--min-cluster-size", type=int, key="min_cluster_size", help="A cluster with fewer assets joins its nearest cluster.")
-@config_option("--forced-entry/--no-forced-entry", default=None, key="forced_entry", help="Forced daily entry: per asset and UTC day with no signal up to the cut-off bar, go long at the cut-off bar.")
-@config_option("--forced-entry-cutoff", key="forced_entry_cutoff", help="UTC time HH:MM of the forced-entry decision bar.", none="the day's last bar")
-@config_option("--bars-per-year", type=float, key="bars_per_year", help="Bars per year for annualising.", none="inferred: 8760 hourly 24/7, 252 daily equities")
-@config_option("--experts", key="experts", help=f"Comma-separated experts: {', '.join(EXPERT_NAMES)} (several -> mixture of experts).")
-@config_option("--gate", type=click.Choice(["rule", "mlp", "stack", "best", "select"]), key="gate", help="Gate of the mixture: static rules on the market-regime fingerprint (volatility, trend and liquidity regime -> expert), the trained MLP, logistic stacking of the experts' logit P(up), the single expert with the best inner out-of-fold per-asset AUC, or ensemble selection (the default: constant weights by greedy forward selection that lowers the mixture's log-loss on the inner out-of-fold rows, Caruana et al. 2004).")
-@config_option("--top-k", type=int, key="top_k", help="Experts each row is routed to by the rule / mlp gate (renormalised weights).", none="2 for rule, all for mlp")
-@config_option("--balance-coef", type=float, key="balance_coef", help="Coefficient of the MLP gate's load-balancing term.")
-@config_option("--inner-folds", type=int, key="inner_folds", help="Inner out-of-fold blocks of each training window that the gate learns from.")
-@config_option("--guard/--no-guard", "guard", default=None, key="guard", help="Fall back to the best single expert when the cross-fitted gate loses to it.")
-@config_option("--recalibrate", type=click.Choice(["asset", "off"]), key="recalibrate", help="Per-asset level of the mixture. off: the gate's mixture as it is; asset: each asset's P(up) gets the logit intercept that sets its mean on the inner out-of-fold rows to its up-rate there (calibration in the large; one asset's ranking, so its per-asset AUC, is unchanged).", none="off")
-@config_option("--learner", type=click.Choice(["hgb", "lightgbm"]), key="learner", help="TrendExpert's booster: scikit-learn HistGradientBoosting, or LightGBM (pip install 'fleet[lightgbm]').")
-@config_option("--early-stopping/--no-early-stopping", "early_stopping", default=None, key="early_stopping", help="TrendExpert: choose the boosting iterations on a purged time-ordered tail of the training window, then refit.")
-@config_option("--asset-aware/--no-asset-aware", "asset_aware", default=None, key="asset_aware", help="Experts see the asset (id categorical, CNN embedding, per-asset intercepts); --no-asset-aware is the asset-agnostic ablation.")
-@config_option("--moe/--no-moe", "moe_enabled", default=None, key="moe_enabled", help="--no-moe: only the first of --experts, no gate.")
-@config_option("--report/--no-report", "report", default=None, key="report", help="Write the HTML report (as `fleet report`) into RUN_DIR/report/ at the end of the run.")
-@config_option("--seed", type=int, key="seed", help="Random seed (same seed -> same results on every backend).")
-@config_option("--seeds", type=int, key="seeds", help="Repeat the run with seeds seed..seed+N-1; --out then holds seed<k>/ runs and results_seeds.csv (mean, std).")
-@config_option("--bootstrap-reps", type=int, key="bootstrap_reps", help="Stationary block bootstrap draws over timestamps behind the standard errors of the results tables (0: none).")
-@config_option("--book-k", type=int, key="book_k", help="Assets held by the fleet's top-k dropout long book (results_book.csv).", none="max(1, assets / 5)")
-@config_option("--book-drop", type=int, key="book_drop", help="Assets the top-k book sells (and buys) at most per rebalance.", none="max(1, k / 5)")
-@config_option("-o", "--out", key="out", help="Run directory (must not exist), or an object-store URI s3://BUCKET/PREFIX or gs://BUCKET/PREFIX (must be empty; S3-compatible server: add ?endpoint_override=HOST:PORT&scheme=http).", none="runs/<UTC timestamp>")
-@config_option("--registry", key="registry", help="Asset registry JSON shared by runs: created if missing, extended with new symbols (version + 1), never renumbered; relative to the current directory (in a spec: to the spec).", none="none: per-run ids")
-@click.option("--resume", "resume", help="Finish an interrupted or failed run: its staging directory (printed at start), its --out path or its --out URI. Trains only units without a complete saved result; every other option is taken from the saved run, except --address: a Ray run can be finished on another cluster (e.g. when a node or the whole cluster it started on is gone).")
-def train(config_path, data, symbols, days, strategy, backend, address, num_cpus, num_gpus, cnn_num_gpus, folds,
-          horizon, embargo_bars, holdout_days, clusters, distance_threshold, factor_method, max_d, threshold, cost_bps,
-          policy, sides, meta_label, labels, cluster_on, min_cluster_size, forced_entry, forced_entry_cutoff,
-          bars_per_year, experts, gate, top_k, balance_coef, inner_folds, guard, recalibrate,
-          learner, early_stopping, asset_aware, moe_enabled, report, seed, seeds, bootstrap_reps, book_k, book_drop, out,
-          registry, resume) -> None:
+@main.command(cls=ConfigCommand)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="YAML fleet spec, e.g. fleet/crypto10.yaml; the options below override it.")
+@click.option("--resume", "resume", help="Finish an interrupted or failed run (its staging directory, --out path or "
+              "--out URI), keeping its configuration; only --address may be given with it.")
+def train(overrides: dict[str, Any], config_path: str | None, resume: str | None) -> None:
     """Train the fleet under purged walk-forward validation and write a run directory.
 
     The driver clusters assets and extracts the market factor on each fold's training
@@ -145,13 +91,13 @@ def train(config_path, data, symbols, days, strategy, backend, address, num_cpus
     (exit 3; finish with --resume, adding --address to use another cluster).
 
     \b
-    Exit codes: 0 done; 2 bad input or configuration (nothing written); 3 some units failed
-    (the others are kept in the staging directory: fix, then --resume); 130 interrupted (Ctrl-C).
+    Exit codes: 0 done; 2 bad input or configuration (nothing written);
+    3 some units failed (the others are kept for --resume: fix, then resume);
+    130 interrupted (Ctrl-C). Every option: docs/cli.md.
     """
-    options = {k: v for k, v in locals().items() if k in OVERRIDES}  # the options share their names
-    overrides = dotted_overrides(options)
     argv = ["fleet", *sys.argv[1:]]
     echo = current().progress
+    address = overrides.get(OVERRIDES["address"])
     if resume is not None:
         # --address only says where the steps run (they are pure): a run can be finished on another cluster.
         given = [k for k, v in {"--config": config_path, **overrides}.items()

@@ -1,61 +1,104 @@
-"""``fleet train``'s options with their ``[default: ...]`` read from :class:`~fleet.config.FleetConfig`.
+"""``fleet train``'s options and panels, generated from the settings of :class:`~fleet.config.FleetConfig`.
 
-The CLI holds no defaults of its own: an option left unset keeps the fleet spec's value or the
-field's default, and the help text shows that default, looked up through
-:data:`fleet.config.OVERRIDES` (option keyword -> dotted field) when ``--help`` is built.
+Each setting (a field declared with :func:`fleet.settings.setting`) becomes one click option: its flags,
+type or choices, unit (the metavar) and help come from the field, and the help ends with the field's
+``[default: ...]``. The CLI holds no defaults of its own: an option left unset is None, so it keeps the fleet
+spec's value or the field's default. Options are shown in the panels of :data:`fleet.settings.GROUPS`
+(rich-click, in its plain "slim" theme so that the help stays greppable).
 """
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Any
-
 import click
+import rich_click
+from rich_click import RichCommand, RichOptionPanel
 
-from fleet.config import OVERRIDES, FleetConfig
+import fleet.config as _config
+from fleet.cli_output import FleetCommand
+from fleet.settings import Setting, by_group, default_text, settings
+
+#: Panel of the options that are not configuration settings (``--config``, ``--resume``), shown first.
+RUN_PANEL = "Run"
+#: The output options every command takes (:mod:`fleet.cli_output`), shown in the "Output" panel.
+_OUTPUT_FLAGS = ["--quiet", "--verbose", "--json"]
+_HELP_CONFIG = rich_click.RichHelpConfiguration(theme="default-slim", max_width=100, text_paragraph_linebreaks="\n\n")
 
 
-def config_default(dotted: str) -> Any:
-    """The default of a dotted :class:`FleetConfig` field (``"validation.folds"`` -> 5).
+def _click_type(item: Setting) -> click.ParamType:
+    if item.kind == "choice":
+        return click.Choice(list(item.choices or ()))
+    if item.kind == "value":
+        return {int: click.INT, float: click.FLOAT}.get(item.value_type, click.STRING)
+    return click.STRING  # a list: comma-separated, split by fleet.config.dotted_overrides
 
-    Raises:
-        KeyError: no such field.
+
+def setting_option(item: Setting) -> click.Option:
+    """The click option of one setting: no default of its own (unset: None, which keeps the spec's value), help
+    ending with the field's ``[default: ...]``, the unit as metavar; an on/off setting is ``--x/--no-x``."""
+    shown = default_text(item)
+    help_text = item.help + (f"  [default: {shown}]" if shown else "")
+    if item.kind == "flag":
+        long = item.flags[-1]
+        decls = [*item.flags[:-1], f"{long}/--no-{long.lstrip('-')}", item.name]
+        return click.Option(decls, default=None, help=help_text)
+    metavar = item.unit.upper() if item.unit else None
+    return click.Option([*item.flags, item.name], type=_click_type(item), metavar=metavar, help=help_text)
+
+
+_GENERATED: dict[type, tuple[list[click.Option], list[RichOptionPanel]]] = {}
+
+
+def _generated(config_cls) -> tuple[list[click.Option], list[RichOptionPanel]]:
+    """The options and panels of a configuration class's settings (made once per class)."""
+    cached = _GENERATED.get(config_cls)
+    if cached is None:
+        items = settings(config_cls)
+        options = [setting_option(s) for s in items]
+        panels = [RichOptionPanel(RUN_PANEL, options=["--config", "--resume", "--help"])]
+        for group, rows in by_group(items).items():
+            extra = _OUTPUT_FLAGS if group == "Output" else []
+            panels.append(RichOptionPanel(group, options=[s.name for s in rows] + extra))
+        cached = _GENERATED[config_cls] = (options, panels)
+    return cached
+
+
+class ConfigCommand(FleetCommand, RichCommand):
+    """A :class:`~fleet.cli_output.FleetCommand` whose options are its own (``--config``, ``--resume`` ...) plus
+    one per setting of the current :class:`fleet.config.FleetConfig`, shown in panels.
+
+    The settings' values reach the callback as one argument, ``overrides``: the dotted overrides of
+    :func:`fleet.config.dotted_overrides` (``{"validation.folds": 3, "data.path": None, ...}``; None = unset).
+    The options are read from the configuration class when used, so a field added to it is an option at once.
     """
-    model = FleetConfig
-    *sections, leaf = dotted.split(".")
-    for name in sections:
-        model = model.model_fields[name].annotation
-    return model.model_fields[leaf].get_default(call_default_factory=True)
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("context_settings", {}).setdefault("rich_help_config", _HELP_CONFIG)
+        super().__init__(*args, **kwargs)
 
-def default_text(key: str, *, flag: str | None = None, none: str | None = None) -> str:
-    """``[default: ...]`` for the option ``key`` (a key of :data:`OVERRIDES`).
+    @property
+    def params(self) -> list[click.Parameter]:
+        # One list per configuration class: click appends to and pops from it (the help option).
+        cls = _config.FleetConfig
+        if self._params_for is not cls:
+            own = self._own_params
+            self._params, self._params_for = [*own, *_generated(cls)[0]], cls
+        return self._params
 
-    Args:
-        flag: for an on/off option, its name: the default shows as ``--flag`` or ``--no-flag``.
-        none: what happens when the field's default is None (e.g. "inferred from the data"); without
-            it, a None default shows nothing.
-    """
-    value = config_default(OVERRIDES[key])
-    if value is None:
-        return f"  [default: {none}]" if none else ""
-    if isinstance(value, Enum):
-        value = value.value
-    if isinstance(value, bool):
-        text = (f"--{flag}" if value else f"--no-{flag}") if flag else ("on" if value else "off")
-    elif isinstance(value, list):
-        text = ",".join(map(str, value))
-    elif isinstance(value, float):
-        text = f"{value:g}"
-    else:
-        text = str(value)
-    return f"  [default: {text}]"
+    @params.setter
+    def params(self, value: list[click.Parameter]) -> None:
+        self._own_params, self._params_for = list(value), None
 
+    @property
+    def panels(self) -> list[RichOptionPanel]:
+        return [*self._own_panels, *_generated(_config.FleetConfig)[1]]
 
-def config_option(*decls: str, key: str, help: str, none: str | None = None, **kwargs):
-    """A click option for the FleetConfig field ``OVERRIDES[key]``; its help ends with the field's default.
+    @panels.setter
+    def panels(self, value) -> None:
+        self._own_panels = list(value or [])
 
-    For an on/off option (``--x/--no-x``) the default shows as the flag that is on by default.
-    """
-    flag = decls[0].split("/")[0].lstrip("-") if "/" in decls[0] else None
-    return click.option(*decls, help=help + default_text(key, flag=flag, none=none), **kwargs)
+    def invoke(self, ctx: click.Context):
+        names = {s.name for s in settings(_config.FleetConfig)}
+        values = {k: ctx.params.pop(k) for k in list(ctx.params) if k in names}
+        ctx.params["overrides"] = _config.dotted_overrides(values)
+        return super().invoke(ctx)
+

@@ -22,6 +22,7 @@ from fleet.config_experts import (MoEConfig, PatternConfig, SDEConfig, TabularEx
                                   _Section)
 from fleet.errors import ConfigError
 from fleet.models import specs as _specs
+from fleet.settings import KeywordMap, setting, to_dotted
 
 
 class Strategy(str, Enum):
@@ -51,9 +52,15 @@ class FactorMethod(str, Enum):
 class DataConfig(_Section):
     """Input data. ``path=None`` runs on the built-in synthetic market."""
 
-    path: str | None = Field(None, description="directory of per-symbol parquet/CSV files, or one long-format file")
-    symbols: list[str] | None = Field(None, description="train only these symbols (default: all in the data)")
-    days: int = Field(730, gt=0, description="keep the last N calendar days of the data: one window, ending at the latest bar of any asset, for every asset")
+    path: str | None = setting(None, name="data", group="Data", unset="built-in synthetic market",
+                               help="Directory of per-symbol parquet/CSV files, or one long-format file; a local "
+                               "path or an s3:// / gs:// URI.", details="Layout and checks: [data.md](data.md).")
+    symbols: list[str] | None = setting(None, group="Data", unset="all in the data", help="Comma-separated symbols "
+                                        "to train.")
+    days: int = setting(730, gt=0, group="Data", unit="days",
+                        help="Keep the last N calendar days of the data: one window, ending at the latest bar of any "
+                        "asset, for every asset.", details="An asset whose data ends early keeps what it has inside "
+                        "the window.")
 
 
 class SyntheticConfig(_Section):
@@ -71,7 +78,9 @@ class FeatureConfig(_Section):
     vol_window: int = Field(24, ge=2, description="rolling volatility window, bars")
     rsi_window: int = Field(14, ge=2, description="Wilder RSI window, bars")
     volume_window: int = Field(168, ge=2, description="volume z-score window, bars")
-    max_d: float = Field(0.65, gt=0.0, le=2.0, description="cap on the FFD order d")
+    max_d: float = setting(0.65, gt=0.0, le=2.0, group="Model",
+                           help="Cap on the FFD order d (each asset takes the smallest d whose series passes the ADF "
+                           "test).", details="Fractional differencing with a fixed-width window, AFML ch. 5.")
     d_step: float = Field(0.05, gt=0.0, le=1.0, description="grid step of the FFD order search")
     ffd_threshold: float = Field(1e-4, gt=0.0, lt=1.0, description="FFD weight cut-off (AFML ch. 5)")
     ffd_max_width: int = Field(2048, ge=2, description="longest FFD window, bars")
@@ -88,9 +97,16 @@ class LabelConfig(_Section):
     when the profit-take barrier is touched first / the vertical barrier closes up (``triple_barrier``,
     AFML ch. 3; :mod:`fleet.features.labels`)."""
 
-    horizon: int = Field(4, ge=1, description="forward-return horizon, bars (the vertical barrier)")
-    method: str = Field("fixed_horizon", pattern="^(fixed_horizon|triple_barrier)$",
-                        description="fixed_horizon sign label, or the triple-barrier label")
+    horizon: int = setting(4, ge=1, group="Validation", unit="bars",
+                           help="Label horizon: y = 1 when the forward log return over this many bars is above zero.",
+                           details="Also the vertical barrier of the triple-barrier label; training rows are purged "
+                           "on each label's end.")
+    method: str = setting("fixed_horizon", name="labels", pattern="^(fixed_horizon|triple_barrier)$",
+                          group="Validation", help="Label: the sign of the horizon's return, or the triple-barrier "
+                          "label (AFML ch. 3).",
+                          details="triple_barrier: profit-take / stop-loss at `labels.profit_take` / "
+                          "`labels.stop_loss` times an EWM volatility of horizon-bar returns, vertical barrier at "
+                          "`--horizon`; training rows are purged on each label's actual end ([policy.md](policy.md)).")
     profit_take: float = Field(1.0, gt=0.0, description="triple barrier: profit-take at this multiple of the "
                                "rolling volatility of h-bar returns")
     stop_loss: float = Field(1.0, gt=0.0, description="triple barrier: stop-loss at this multiple of it")
@@ -100,21 +116,32 @@ class LabelConfig(_Section):
 class ValidationConfig(_Section):
     """Purged walk-forward validation (AFML ch. 7)."""
 
-    folds: int = Field(5, ge=1, description="number of walk-forward test blocks")
-    embargo_bars: int = Field(8, ge=0, description="bars dropped between the purged training window and the test block")
-    holdout_days: float = Field(0.0, ge=0.0, description="final days kept out of every fold")
+    folds: int = setting(5, ge=1, group="Validation",
+                         help="Purged walk-forward folds: expanding training windows, test blocks split on timestamps.")
+    embargo_bars: int = setting(8, ge=0, flags=("--embargo",), group="Validation", unit="bars",
+                                help="Bars dropped between the purged training window and each test block.")
+    holdout_days: float = setting(0.0, ge=0.0, group="Validation", unit="days",
+                                  help="Final days kept out of every fold and predicted once, at the end, by the "
+                                  "last fold's models.", details="Written to `holdout_predictions/` and "
+                                  "`results_holdout.csv`: the only untouched test of a run.")
 
 
 class MarketConfig(_Section):
     """Alignment, clustering and the market factor (seed 001)."""
 
-    clusters: int | None = Field(3, ge=1, description="number of clusters (Ward linkage on 1-|corr|)")
-    distance_threshold: float | None = Field(None, gt=0.0, description="cut the dendrogram at this distance instead")
-    factor_method: FactorMethod = FactorMethod.pca
-    cluster_on: str = Field("returns", pattern="^(returns|residual|ffd)$",
-                            description="what is correlated: raw returns, residual returns after the market "
-                            "factor (fitted on the same window), or FFD log prices (seed 001)")
-    min_cluster_size: int = Field(1, ge=1, description="a cluster with fewer assets joins its nearest cluster")
+    clusters: int | None = setting(3, ge=1, group="Model", help="Number of Ward clusters on 1-|corr|.")
+    distance_threshold: float | None = setting(None, gt=0.0, group="Model",
+                                               help="Cut the dendrogram at this distance instead of --clusters.")
+    factor_method: FactorMethod = setting(FactorMethod.pca, group="Model",
+                                          help="Market factor of the dominant cluster: first principal component, "
+                                          "mean, or dollar-volume weighted mean.")
+    cluster_on: str = setting("returns", pattern="^(returns|residual|ffd)$", group="Model",
+                              help="What the clustering correlates: raw returns, residual returns after the market "
+                              "factor, or FFD log prices.",
+                              details="residual: after the market factor fitted on the same window, clustered on "
+                              "(1 - corr)/2; ffd: FFD log prices (AFML ch. 5).")
+    min_cluster_size: int = setting(1, ge=1, group="Model", unit="assets",
+                                    help="A cluster with fewer assets joins its nearest cluster (average distance).")
     max_ffill: int = Field(3, ge=0, description="longest gap forward-filled when aligning, bars")
     min_overlap: float = Field(0.5, gt=0.0, le=1.0, description="fraction of the grid each asset must cover")
 
@@ -145,10 +172,13 @@ class ModelConfig(_Section):
     experts cost minutes per unit on CPU).
     """
 
-    experts: list[str] = Field(default_factory=lambda: ["trend"])
-    asset_aware: bool = Field(True, description="experts see which asset a row belongs to (TrendExpert: asset id "
-                              "as a categorical; CNN experts: asset embedding; stress/SDE: per-asset intercepts); "
-                              "false: the asset-agnostic ablation")
+    experts: list[str] = setting(default_factory=lambda: ["trend"], group="Model",
+                                 help=f"Comma-separated experts: {', '.join(_specs.EXPERT_NAMES)} (several -> mixture "
+                                 "of experts).", details="The experts, gates and guard: [mixture.md](mixture.md).")
+    asset_aware: bool = setting(True, group="Model", help="Experts see which asset a row belongs to; "
+                                "--no-asset-aware is the asset-agnostic ablation.",
+                                details="TrendExpert: the asset id as a categorical; CNN experts: an asset embedding; "
+                                "stress/SDE: per-asset intercepts. The MLP gate keeps its asset embedding.")
     trend: TrendConfig = Field(default_factory=TrendConfig)
     pattern: PatternConfig = Field(default_factory=PatternConfig)
     stress: TabularExpertConfig = Field(default_factory=TabularExpertConfig)
@@ -196,9 +226,16 @@ class Sides(str, Enum):
 class PolicyConfig(_Section):
     """Trading policy applied to P(up)."""
 
-    kind: PolicyKind = Field(PolicyKind.fixed, description="fixed threshold, or tuned per unit on the training "
-                             "window's inner out-of-fold predictions (hysteresis / expected-return threshold)")
-    sides: Sides = Field(Sides.long, description="long only, or both (short when p_up < 1 - threshold)")
+    kind: PolicyKind = setting(PolicyKind.fixed, name="policy", group="Policy & costs",
+                               help="fixed: p_up > threshold on every bar; tuned: a rule chosen per unit on the "
+                               "training window's inner out-of-fold predictions.",
+                               details="fixed holds a 1/h tranche for h bars. tuned picks a hysteresis rule or an "
+                               "expected-return threshold on the calibrated P(up), never on the test block, and keeps "
+                               "it only when it passes Hansen's SPA test over the whole candidate grid against "
+                               "staying flat (else the unit stays flat); `policy_comparison.csv` sets it beside the "
+                               "fixed rule ([policy.md](policy.md)).")
+    sides: Sides = setting(Sides.long, group="Policy & costs", help="Long only, or long and short (short when "
+                           "p_up < 1 - threshold).")
     calibration: str = Field("isotonic", pattern="^(isotonic|sigmoid)$",
                              description="calibration of P(up) for the expected-return rule (tuned policy)")
     min_t: float = Field(2.0, ge=0.0, description="tuned policy: the chosen rule's out-of-fold P&L (timing or net, see "
@@ -211,15 +248,21 @@ class PolicyConfig(_Section):
     spa_alpha: float = Field(0.05, gt=0.0, le=1.0, description="tuned policy: a run trades only when Hansen's SPA "
                              "test over the candidate rules, against staying flat, rejects at this level shared "
                              "among the run's units (1 skips the test)")
-    meta_label: bool = Field(False, description="meta-labelling (AFML 3.6): a secondary model, fitted on the inner "
-                             "out-of-fold bets of the fixed rule, keeps only the bets it expects to pay")
-    threshold: float = Field(0.55, gt=0.0, lt=1.0, description="go long when p_up > threshold")
-    cost_bps: float = Field(10.0, ge=0.0, description="cost per side, basis points")
-    forced_entry: bool = Field(False, description="forced daily entry: per asset and UTC day with no "
-                               "natural signal up to the cut-off bar, go long at the cut-off bar")
-    forced_entry_cutoff: str | None = Field(None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
-                                            description="UTC time of day HH:MM of the forced-entry decision bar "
-                                            "(default: the day's last bar, 23:00 on hourly bars)")
+    meta_label: bool = setting(False, group="Policy & costs",
+                               help="Meta-labelling (AFML 3.6): a secondary model, fitted on the inner out-of-fold "
+                               "bets of the fixed rule, keeps only the bets it expects to pay.",
+                               details="A logistic regression; works with `--policy fixed` and no forced entry.")
+    threshold: float = setting(0.55, gt=0.0, lt=1.0, group="Policy & costs", help="Go long when p_up > threshold.")
+    cost_bps: float = setting(10.0, ge=0.0, group="Policy & costs", unit="bps",
+                              help="Trading cost per side, charged on turnover (each change of exposure).")
+    forced_entry: bool = setting(False, group="Policy & costs",
+                                 help="Forced daily entry: per asset and UTC day with no natural signal up to the "
+                                 "cut-off bar, go long at the cut-off bar.",
+                                 details="See [validation.md](validation.md), forced daily entry.")
+    forced_entry_cutoff: str | None = setting(None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                                              group="Policy & costs", unit="HH:MM", unset="the day's last bar",
+                                              help="UTC time of day of the forced-entry decision bar.",
+                                              details="By default the day's last bar: 23:00 on hourly bars.")
 
     @model_validator(mode="after")
     def _forced_needs_fixed_long(self) -> "PolicyConfig":
@@ -234,41 +277,68 @@ class PolicyConfig(_Section):
 class EvaluationConfig(_Section):
     """How results are measured and repeated."""
 
-    bars_per_year: float | None = Field(None, gt=0.0, description="bars per year for annualising "
-                                        "(default: inferred by Panel.bars_per_year: 8760 hourly 24/7, 252 daily equities)")
-    seeds: int = Field(1, ge=1, description="repeat the run with seeds seed..seed+seeds-1 and report mean and std")
-    bootstrap_reps: int = Field(200, ge=0, description="stationary block bootstrap draws over timestamps behind every "
-                                "standard error in the results tables (0: no standard errors)")
-    report: bool = Field(False, description="write the HTML report (fleet report) into RUN_DIR/report/ at the end of "
-                         "the run")
-    book_k: int | None = Field(None, ge=1, description="assets held by the fleet's top-k dropout long book "
-                               "(results_book.csv); None: max(1, assets / 5)")
-    book_drop: int | None = Field(None, ge=0, description="assets the top-k book swaps at most per rebalance; None: "
-                                  "max(1, k / 5)")
+    bars_per_year: float | None = setting(None, gt=0.0, group="Output", unit="bars/year",
+                                          unset="inferred: 8760 hourly 24/7, 252 daily equities",
+                                          help="Bars per year for annualising.",
+                                          details="Inferred from the bar spacing by `Panel.bars_per_year`.")
+    seeds: int = setting(1, ge=1, group="Validation",
+                         help="Repeat the run with seeds seed..seed+N-1; --out then holds seed<k>/ runs and "
+                         "results_seeds.csv (mean, std).")
+    bootstrap_reps: int = setting(200, ge=0, group="Validation",
+                                  help="Stationary block bootstrap draws over timestamps behind the standard errors "
+                                  "of the results tables (0: none).")
+    report: bool = setting(False, group="Output", help="Write the HTML report (as `fleet report`) into "
+                           "RUN_DIR/report/ at the end of the run.",
+                           details="The report and its figures: [run-directory.md](run-directory.md).")
+    book_k: int | None = setting(None, ge=1, group="Output", unit="assets", unset="max(1, assets / 5)",
+                                 help="Assets held by the fleet's top-k dropout long book (results_book.csv).")
+    book_drop: int | None = setting(None, ge=0, group="Output", unit="assets", unset="max(1, k / 5)",
+                                    help="Assets the top-k book sells (and buys) at most per rebalance.")
 
 
 class ResourcesConfig(_Section):
     """Where and with what units run."""
 
-    backend: Backend = Backend.local
-    address: str | None = Field(None, description="Ray address of a running cluster (default: RAY_ADDRESS, else the "
-                                "latest `ray start` cluster on this machine, else a new local Ray)")
-    num_cpus: float = Field(1.0, gt=0.0, description="CPUs each unit's actor asks Ray for")
-    num_gpus: float = Field(0.0, ge=0.0, description="GPUs (fractions allowed) each unit's actor asks Ray for")
-    cnn_num_gpus: float = Field(0.5, ge=0.0, description="GPUs (fractions allowed) each step of a CNN expert (its "
-                                "inner-fold and full-window fits) asks Ray for when the cluster has GPUs (the larger "
-                                "of this and num_gpus); 1/cnn_num_gpus such steps share a GPU")
+    backend: Backend = setting(Backend.local, group="Cluster",
+                               help="Run units in-process, or on a pool of Ray actors (one step of a unit per actor "
+                               "call).", details="`ray` keeps warm pools of actors, restarted by Ray if a worker "
+                               "dies; each actor takes seconds to start, so on one machine it pays off for fleets of "
+                               "multi-second units and for mixtures with a CNN ([clusters.md](clusters.md)).")
+    address: str | None = setting(None, group="Cluster", unset="RAY_ADDRESS, else the latest `ray start` cluster on "
+                                  "this machine, else a new local Ray",
+                                  help="Ray cluster address, HOST:PORT of its head.",
+                                  details="`ray job submit` sets RAY_ADDRESS; `--resume` accepts `--address` to "
+                                  "finish a run on another cluster.")
+    num_cpus: float = setting(1.0, gt=0.0, group="Cluster", unit="CPUs", help="CPUs each unit's Ray actor asks for.")
+    num_gpus: float = setting(0.0, ge=0.0, group="Cluster", unit="GPUs", help="GPUs (fractions allowed) each unit's "
+                              "Ray actor asks for.")
+    cnn_num_gpus: float = setting(0.5, ge=0.0, group="Cluster", unit="GPUs",
+                                  help="GPUs (fractions allowed) each step of a CNN expert asks for when the cluster "
+                                  "has GPUs, so 1/f such steps share a GPU.",
+                                  details="A CNN step is one inner-fold or full-window fit; it asks for the larger "
+                                  "of this and `--num-gpus`.")
 
 
 class FleetConfig(_Section):
     """A whole fleet run. Defaults here are the defaults everywhere (CLI, YAML, library)."""
 
     name: str = "fleet"
-    strategy: Strategy = Strategy.hierarchical
-    seed: int = 0
-    out: str | None = Field(None, description="run directory (default runs/<timestamp>)")
-    registry: str | None = Field(None, description="asset registry JSON shared by runs (created if missing, "
-                                 "extended with new symbols, never renumbered); None: per-run ids")
+    strategy: Strategy = setting(Strategy.hierarchical, group="Model",
+                                 help="Training units: one model per asset (islands), per correlation cluster "
+                                 "(hierarchical) or for the whole fleet (global).",
+                                 details="`benchmarks/paired.py RUN_A RUN_B` compares two strategies on the same rows "
+                                 "with paired standard errors.")
+    seed: int = setting(0, group="Validation", help="Random seed: the same seed gives the same results on any backend.")
+    out: str | None = setting(None, flags=("-o", "--out"), group="Output", unset="runs/<UTC timestamp>",
+                              help="Run directory (must not exist), or an object-store URI s3://BUCKET/PREFIX or "
+                              "gs://BUCKET/PREFIX (must be empty).", details="For an S3-compatible server add "
+                              "`?endpoint_override=HOST:PORT&scheme=http` to the URI.")
+    registry: str | None = setting(None, group="Data", unset="none: per-run ids", help="Asset registry JSON shared "
+                                   "by runs: created if missing, extended with new symbols, never renumbered.",
+                                   details="Relative to the current directory on the command line, to the spec's "
+                                   "directory in a spec (`registry:`); extended under a file lock (`PATH.lock`) with "
+                                   "appended ids and version + 1; a renumbered or corrupted file is refused. Without "
+                                   "it a run numbers its own symbols (sorted) and says the ids are not stable.")
     data: DataConfig = Field(default_factory=DataConfig)
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
@@ -285,51 +355,21 @@ class FleetConfig(_Section):
         return self.model_dump(mode="json")
 
 
-#: Keyword overrides shared by ``fleet train`` options and :func:`fleet.train`: keyword -> dotted field.
-#: The keyword is the option's name with ``-`` -> ``_`` (``--num-cpus`` -> ``num_cpus``).
-OVERRIDES: dict[str, str] = {
-    "data": "data.path", "symbols": "data.symbols", "days": "data.days", "strategy": "strategy",
-    "backend": "resources.backend", "address": "resources.address", "num_cpus": "resources.num_cpus",
-    "num_gpus": "resources.num_gpus", "cnn_num_gpus": "resources.cnn_num_gpus", "folds": "validation.folds", "horizon": "labels.horizon",
-    "embargo_bars": "validation.embargo_bars", "holdout_days": "validation.holdout_days",
-    "clusters": "market.clusters", "distance_threshold": "market.distance_threshold",
-    "factor_method": "market.factor_method", "max_d": "features.max_d", "threshold": "policy.threshold",
-    "cost_bps": "policy.cost_bps", "forced_entry": "policy.forced_entry", "policy": "policy.kind",
-    "sides": "policy.sides", "meta_label": "policy.meta_label", "labels": "labels.method", "cluster_on": "market.cluster_on",
-    "min_cluster_size": "market.min_cluster_size",
-    "forced_entry_cutoff": "policy.forced_entry_cutoff", "bars_per_year": "evaluation.bars_per_year",
-    "seeds": "evaluation.seeds", "report": "evaluation.report", "bootstrap_reps": "evaluation.bootstrap_reps",
-    "book_k": "evaluation.book_k", "book_drop": "evaluation.book_drop", "experts": "model.experts",
-    "gate": "model.moe.gate", "top_k": "model.moe.top_k", "balance_coef": "model.moe.balance_coef",
-    "inner_folds": "model.moe.inner_folds", "guard": "model.moe.guard", "recalibrate": "model.moe.recalibrate",
-    "learner": "model.trend.learner",
-    "early_stopping": "model.trend.early_stopping", "asset_aware": "model.asset_aware",
-    "moe_enabled": "model.moe.enabled", "seed": "seed", "out": "out", "registry": "registry",
-}
-_LIST_OVERRIDES = ("symbols", "experts")  # "A,B" or ["A", "B"]
+#: Keyword overrides shared by ``fleet train`` options and :func:`fleet.train`: keyword -> dotted field, read
+#: from the settings of :class:`FleetConfig` when used (a field declared with ``setting`` is an override at once).
+OVERRIDES: Mapping[str, str] = KeywordMap(lambda: FleetConfig)
 
 
 def dotted_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword overrides (see :data:`OVERRIDES`) as the dotted overrides of :func:`build_config`.
 
-    ``symbols`` and ``experts`` take a comma-separated string or a list; ``None`` values are kept
+    List settings (``symbols``, ``experts``) take a comma-separated string or a list; ``None`` values are kept
     (and skipped by :func:`build_config`), so unset options keep the spec's / default value.
 
     Raises:
         ConfigError: an unknown keyword (names the close matches).
     """
-    import difflib
-
-    out = {}
-    for key, value in values.items():
-        if key not in OVERRIDES:
-            close = difflib.get_close_matches(key, list(OVERRIDES), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown override {key}={value!r}{hint} (known: {', '.join(OVERRIDES)})")
-        if key in _LIST_OVERRIDES and isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()] or None
-        out[OVERRIDES[key]] = value
-    return out
+    return to_dotted(FleetConfig, values)
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fleet.models.specs import SELECT_BASE_RATE_MODES, select_base_rate_mode
+from fleet.settings import setting
 
 
 class _Section(BaseModel):
@@ -26,15 +27,19 @@ class TrendConfig(_Section):
     synthetic market; 100/8/1000 gave the best out-of-sample AUC on synthetic and real crypto folds).
     """
 
-    learner: str = Field("hgb", pattern="^(hgb|lightgbm)$", description="hgb (scikit-learn "
-                         "HistGradientBoosting) or lightgbm (optional extra: pip install 'fleet[lightgbm]')")
+    learner: str = setting("hgb", pattern="^(hgb|lightgbm)$", group="Model",
+                           help="TrendExpert's booster: scikit-learn HistGradientBoosting, or LightGBM (pip install "
+                           "'fleet[lightgbm]').", details="A missing lightgbm package is refused up front.")
     max_iter: int = Field(100, ge=1, description="boosting iterations (the ceiling with early_stopping)")
     learning_rate: float = Field(0.05, gt=0.0, le=1.0)
     max_leaf_nodes: int = Field(8, ge=2)
     min_samples_leaf: int = Field(1000, ge=1)
     l2_regularization: float = Field(1.0, ge=0.0)
-    early_stopping: bool = Field(False, description="choose the iteration count on a purged time-ordered "
-                                 "validation tail of the training window, then refit on the whole window")
+    early_stopping: bool = setting(False, group="Model",
+                                   help="TrendExpert: choose the boosting iterations on a purged time-ordered tail of "
+                                   "the training window, then refit on the whole window.",
+                                   details="The tail is `model.trend.validation_fraction` of the window's timestamps, "
+                                   "the patience `model.trend.n_iter_no_change`, and `max_iter` the ceiling.")
     validation_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of the training window's "
                                        "timestamps in the early-stopping tail")
     n_iter_no_change: int = Field(10, ge=1, description="early-stopping patience, iterations")
@@ -87,20 +92,28 @@ class SDEConfig(TabularExpertConfig):
 class MoEConfig(_Section):
     """The gate, its training and the guard (seed 003; issue 12)."""
 
-    enabled: bool = Field(True, description="false: only the first expert of `experts`, no gate")
-    gate: str = Field("select", pattern="^(rule|mlp|stack|best|select)$",
-                      description="select (the default: ensemble selection, Caruana et al. 2004, constant weights by "
-                      "greedy forward selection with replacement that lowers the mixture's log-loss on the inner out-of-fold "
-                      "rows, starting from equal weights), best (the unit's single expert with the best inner out-of-fold score), mlp (trained gate, "
-                      "mixture likelihood, guarded), stack (logistic regression on the experts' logit P(up), guarded) "
-                      "or rule (static rules on the market-regime fingerprint, guarded)")
-    top_k: int | None = Field(None, ge=1, description="experts per row of the rule / mlp gate (capped at the number "
-                              "of experts); None: 2 for rule, all experts (dense) for mlp")
+    enabled: bool = setting(True, name="moe_enabled", flags=("--moe",), group="Model",
+                            help="--no-moe: only the first of --experts, no gate.")
+    gate: str = setting("select", pattern="^(rule|mlp|stack|best|select)$", group="Model",
+                        help="Gate of the mixture: select, best, mlp, stack or rule.",
+                        details="select (the default): ensemble selection (Caruana et al. 2004), constant "
+                        "weights by greedy forward selection with replacement that lowers the mixture's log-loss on "
+                        "the inner out-of-fold rows, starting from equal weights; best: the unit's single expert with "
+                        "the best inner out-of-fold score (`model.moe.criterion`); mlp: a trained gate (mixture "
+                        "likelihood), guarded; stack: logistic regression on the "
+                        "experts' logit P(up), guarded; rule: static rules on the market-regime fingerprint "
+                        "(volatility, trend and liquidity regime -> expert), guarded.")
+    top_k: int | None = setting(None, ge=1, group="Model", unset="2 for rule, all for mlp",
+                                help="Experts each row is routed to by the rule / mlp gate (renormalised weights).",
+                                details="Capped at the number of experts; unset: 2 for rule, all experts (dense) for "
+                                "mlp.")
     gate_objective: str = Field("likelihood", pattern="^(likelihood|oracle)$",
                                 description="mlp gate: mixture log-likelihood (Jacobs et al. 1991), or the per-row oracle target (the expert closest to the label)")
     balance: str = Field("switch", pattern="^(switch|entropy)$", description="load-balancing term of the MLP gate")
-    balance_coef: float = Field(0.001, ge=0.0, description="coefficient of the load-balancing term (the mixture's "
-                                "log-loss differences are ~0.001 nats: a large term forces uniform weights)")
+    balance_coef: float = setting(0.001, ge=0.0, group="Model",
+                                  help="Coefficient of the MLP gate's load-balancing term.",
+                                  details="The mixture's log-loss differences are about 0.001 nats: a large term "
+                                  "forces uniform weights.")
     gate_weight_decay: float = Field(1e-3, ge=0.0, description="MLP gate: Adam weight decay (not on the per-expert bias)")
     gate_epochs: int = Field(60, ge=1, description="MLP gate: most epochs (early stopping on a time-ordered 20 % tail)")
     stack_C: float = Field(1.0, gt=0.0, description="stack gate: inverse L2 regularisation of the logistic regression")
@@ -137,9 +150,14 @@ class MoEConfig(_Section):
                            "which asset drifted up), auc (pooled over the unit's assets: rewards both), calibrated "
                            "(log-loss after Platt recalibration) or log_loss (raw; prefers weak, well-calibrated "
                            "experts)")
-    inner_folds: int = Field(3, ge=1, description="inner out-of-fold blocks of the training window (K; the window is "
-                             "cut into K + 1 time blocks, block k predicted by experts fitted on blocks < k)")
-    guard: bool = Field(True, description="fall back to the best single expert when the cross-fitted gate loses to it")
+    inner_folds: int = setting(3, ge=1, group="Model",
+                               help="Inner out-of-fold blocks of each training window that the gate learns from.",
+                               details="K: the window is cut into K + 1 time blocks, block k predicted by experts "
+                               "fitted on blocks < k.")
+    guard: bool = setting(True, group="Model",
+                          help="Fall back to the best single expert when the cross-fitted gate loses to it.",
+                          details="Guards mlp, stack and rule; `best` is that expert, and `select` keeps a copy of an "
+                          "expert only where the out-of-fold loss falls.")
     switch_z: float = Field(0.0, ge=0.0, description="--gate best keeps the first expert listed unless another beats "
                             "it on the inner out-of-fold rows by more than this many standard errors of the "
                             "criterion's AUC (Hanley & McNeil 1982, at AUC 0.5, counting n / horizon rows for "
@@ -147,11 +165,14 @@ class MoEConfig(_Section):
                             "perfectly correlated, a conservative bound, fleet.models.criteria), "
                             "and the guard keeps a gate only when it beats the best expert by as much; 0 = plain "
                             "argmin (the default)")
-    recalibrate: str = Field("off", pattern="^(asset|off)$",
-                             description="off (the default): the gate's mixture as it is; asset: each asset's mixture "
-                             "P(up) gets the logit intercept that sets its mean on the inner out-of-fold rows to its "
-                             "up-rate there (calibration in the large; one asset's ranking, so its per-asset AUC, is "
-                             "unchanged)")
+    recalibrate: str = setting("off", pattern="^(asset|off)$", group="Model",
+                               help="Per-asset level of the mixture: off, or asset (each asset's mean P(up) set to its "
+                               "up-rate).",
+                               details="off (the default): the gate's mixture as it is; asset: each asset's "
+                               "mixture P(up) gets the logit intercept that sets its mean on the inner out-of-fold "
+                               "rows to its up-rate there (calibration in the large): it can move the pooled AUC, "
+                               "which mixes each asset's level with timing, and leaves every asset's own ranking, so "
+                               "its per-asset AUC, unchanged.")
     min_inner_rows: int = Field(500, ge=1, description="an inner fold whose experts would be fitted on fewer rows is "
                                 "skipped; with none left the first expert answers alone (the select gate's equal start "
                                 "keeps equal weights)")
