@@ -92,7 +92,7 @@ MODELS = {
     "MoE stack": {"model.experts": MOE_EXPERTS, "model.moe.gate": "stack"},
     "MoE best": {"model.experts": MOE_EXPERTS, "model.moe.gate": "best"},
     "MoE select": {"model.experts": MOE_EXPERTS, "model.moe.gate": "select"},
-    # the per-asset level of the mixture (model.moe.recalibrate: asset; docs/benchmarks.md 3i)
+    # the per-asset level of the mixture (model.moe.recalibrate: asset; docs/mixture.md)
     "MoE select level": {"model.experts": MOE_EXPERTS, "model.moe.gate": "select", "model.moe.recalibrate": "asset"},
 }
 # Strategy variants: the strategy is the first word; the rest sets how hierarchical clusters (issue 17).

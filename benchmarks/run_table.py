@@ -4,8 +4,8 @@
 
 One row per run (and, with --by cluster, one per cluster of it): pooled AUC, per-asset AUC, Rank IC (per-asset time
 series, pooled rows), net Sharpe and net annual return of the equal-weight book, each with its standard error from a
-stationary block bootstrap over timestamps (fleet.evaluation.metrics.summarise). The tables of docs/benchmarks.md are
-printed by this script.
+stationary block bootstrap over timestamps (fleet.evaluation.metrics.summarise). The model-quality tables of
+docs/benchmarks.md (section "Model quality") are printed by this script.
 """
 
 from __future__ import annotations
