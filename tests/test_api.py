@@ -130,8 +130,42 @@ def test_predict_all_bars_matches_stored_predictions(frame_run):
 def test_predict_refuses_unknown_symbol(frame_run):
     run, frames, _ = frame_run
     bars = _long({"NOPE": next(iter(frames.values()))})
-    with pytest.raises(UnknownSymbolError, match="NOPE"):
+    with pytest.raises(UnknownSymbolError, match="NOPE") as err:
         run.predict(bars)
+    assert "Run.assets" in str(err.value) and "GET" not in str(err.value)  # Python advice, not HTTP
+
+
+def test_predict_reports_a_missing_column_as_missing(frame_run):
+    run, frames, _ = frame_run
+    symbol = sorted(frames)[0]
+    uses = run.assets.set_index("symbol").loc[symbol, "columns"]
+    assert "volume" in uses
+    with pytest.raises(DataError, match="volume.*missing"):
+        run.predict(_long({symbol: frames[symbol].drop(columns="volume")}))
+
+
+def test_columns_of_another_layout_are_mapped(frame_run, tmp_path):
+    """A frame in mlforecast's unique_id / ds / y layout: mapped, it trains and predicts like fleet's own."""
+    from fleet.api import map_columns
+
+    run, frames, _ = frame_run
+    theirs = _long(frames).rename(columns={"symbol": "unique_id", "timestamp": "ds", "close": "y"})
+    names = dict(id_col="unique_id", time_col="ds", price_col="y")
+    symbol = sorted(frames)[2]
+    mine = run.predict(_long({symbol: frames[symbol]}))
+    got = run.predict(theirs[theirs["unique_id"] == symbol], **names)
+    pd.testing.assert_frame_equal(got, mine)
+    assert list(theirs.columns) == list(_long(frames).rename(
+        columns={"symbol": "unique_id", "timestamp": "ds", "close": "y"}).columns)  # the caller's frame is unchanged
+    with pytest.raises(DataError, match="price_col='price' is not a column"):
+        map_columns(theirs, id_col="unique_id", time_col="ds", price_col="price")
+    with pytest.raises(DataError, match="has both 'y' and 'close'"):
+        map_columns(theirs.assign(close=1.0), id_col="unique_id", time_col="ds", price_col="y")
+    with pytest.raises(DataError, match="<DataFrame>: missing required columns 'timestamp' and 'close'"):
+        fleet.train(theirs, **SMALL, out=str(tmp_path / "no"), echo=None)
+    four = theirs[theirs["unique_id"].isin(sorted(frames)[:4])]
+    trained = fleet.train(four, **SMALL, out=str(tmp_path / "mapped"), echo=None, **names)
+    assert sorted(trained.predictions["symbol"].unique()) == sorted(frames)[:4]
 
 
 def test_registry_keeps_ids_from_run_a_to_run_b(synthetic_frames, tmp_path):

@@ -40,9 +40,36 @@ def resolve_config(config: FleetConfig | Mapping | str | Path | None = None, **o
     raise ConfigError(f"config: expected a FleetConfig, a dict, a YAML path or None, got {type(config).__name__}")
 
 
+def map_columns(frame: pd.DataFrame, *, id_col: str = "symbol", time_col: str = "timestamp",
+                price_col: str = "close") -> pd.DataFrame:
+    """``frame`` with its asset, time and price columns renamed to fleet's ``symbol``, ``timestamp`` and ``close``
+    (a copy; the frame given is not changed). For frames in another library's layout, e.g. mlforecast's
+    ``unique_id`` / ``ds`` / ``y``: ``map_columns(df, id_col="unique_id", time_col="ds", price_col="y")``.
+
+    Raises:
+        DataError: a column named for mapping is not in the frame, or the frame already has a different column
+            under the name it would be renamed to (fleet's own names, when missing, are reported by the data
+            rules).
+    """
+    from fleet.errors import DataError
+
+    mapping = {id_col: "symbol", time_col: "timestamp", price_col: "close"}
+    for given, ours in mapping.items():
+        if given == ours:
+            continue  # fleet's own name: the data rules report it when it is missing
+        if given not in frame.columns:
+            arg = {"symbol": "id_col", "timestamp": "time_col", "close": "price_col"}[ours]
+            raise DataError(f"<DataFrame>: {arg}={given!r} is not a column (columns: {', '.join(map(str, frame.columns))})")
+        if given != ours and ours in frame.columns:
+            raise DataError(f"<DataFrame>: has both {given!r} and {ours!r}; drop {ours!r} or map it instead")
+    renames = {given: ours for given, ours in mapping.items() if given != ours}
+    return frame.rename(columns=renames) if renames else frame
+
+
 def train(data: pd.DataFrame | str | Path | None = None,
           config: FleetConfig | Mapping | str | Path | None = None, *,
-          echo: Callable[[str], None] | None = print, **overrides: Any) -> Run:
+          echo: Callable[[str], None] | None = print, id_col: str = "symbol", time_col: str = "timestamp",
+          price_col: str = "close", **overrides: Any) -> Run:
     """Train the fleet under purged walk-forward validation and write a run directory (``fleet train``).
 
     Args:
@@ -53,6 +80,9 @@ def train(data: pd.DataFrame | str | Path | None = None,
             or one long file, as ``--data``); or None: the spec's ``data.path``, else the synthetic market.
         config: a :class:`FleetConfig`, a nested dict of its fields, a YAML fleet spec path, or None.
         echo: where progress lines go (None: nowhere).
+        id_col, time_col, price_col: the DataFrame's asset, time and price columns when they are not ``symbol``,
+            ``timestamp`` and ``close`` (as mlforecast's ``id_col`` / ``time_col`` / ``target_col``), see
+            :func:`map_columns`.
         **overrides: ``fleet train`` options by keyword (every setting of :class:`FleetConfig`, listed in
             docs/cli.md), e.g. ``days=180, folds=2, strategy="islands", symbols=["BTCUSDT", "ETHUSDT"],
             registry="ids.json", out="runs/x"``.
@@ -68,7 +98,7 @@ def train(data: pd.DataFrame | str | Path | None = None,
     """
     frame = None
     if isinstance(data, pd.DataFrame):
-        frame = data
+        frame = map_columns(data, id_col=id_col, time_col=time_col, price_col=price_col)
         overrides = {**overrides, "data": None}
     elif data is not None:
         if not isinstance(data, (str, Path)):
@@ -230,7 +260,8 @@ class Run:
 
         return write_report(self.path, path)
 
-    def predict(self, frame: pd.DataFrame, all_bars: bool = False) -> pd.DataFrame:
+    def predict(self, frame: pd.DataFrame, all_bars: bool = False, *, id_col: str = "symbol",
+                time_col: str = "timestamp", price_col: str = "close") -> pd.DataFrame:
         """P(up) from the run's last-fold models, as ``POST /v1/predict`` answers it.
 
         Args:
@@ -241,6 +272,7 @@ class Run:
                 given the same candles). True: one row per bar with defined features (each row's features
                 use only that bar and the bars before it in ``frame``: the endpoint's answer for the
                 candles up to that bar).
+            id_col, time_col, price_col: the frame's asset, time and price columns (:func:`map_columns`).
 
         Returns:
             Long DataFrame: timestamp (UTC), symbol, asset_id, unit, p_up (in [0, 1]), signal (1 when
@@ -248,28 +280,34 @@ class Run:
             rows sum to 1).
 
         Raises:
-            UnknownSymbolError: a symbol this run does not serve. InsufficientHistoryError: too few bars.
-            DataError: the frame breaks a data rule.
+            UnknownSymbolError: a symbol this run does not serve (:attr:`assets` lists those it does).
+            DataError: a column the symbol's model uses is missing, or the frame breaks a data rule.
+            InsufficientHistoryError: too few bars.
         """
         from fleet.data.load import load_panel
-        from fleet.errors import InsufficientHistoryError
+        from fleet.errors import DataError, InsufficientHistoryError, UnknownSymbolError
         from fleet.serving.schema import CandleColumns, PredictRequest
 
         predictor = self._predictor
         experts = self.config.model.active_experts()
-        panel = load_panel(frame)
+        panel = load_panel(map_columns(frame, id_col=id_col, time_col=time_col, price_col=price_col))
         rows = []
         for symbol, bars in panel.frames.items():
-            info = predictor.asset(symbol)
+            try:
+                info = predictor.asset(symbol)
+            except UnknownSymbolError:
+                known = ", ".join(sorted(predictor.assets))
+                raise UnknownSymbolError(f"{symbol!r} is not served by this run; Run.assets lists the symbols it "
+                                         f"serves ({known})") from None
             model = predictor.units[info.unit]
+            missing = [c for c in info.columns if c not in bars.columns]
+            if missing:
+                raise DataError(f"frame: {symbol}'s model (unit {info.unit!r}) uses the column(s) "
+                                f"{', '.join(missing)}, missing from the frame")
             if len(bars) < info.required_bars:
                 raise InsufficientHistoryError(f"{symbol}: {len(bars)} bars given, {info.required_bars} needed "
                                                f"(FFD window at d={info.d:g} plus feature warm-up)",
                                                field=f"frame[{symbol}]")
-            missing = [c for c in info.columns if c not in bars.columns]
-            if missing:
-                raise InsufficientHistoryError(f"{symbol}: the model of unit {info.unit!r} uses {missing}, "
-                                               "not in the frame", field=f"frame[{symbol}]")
             if all_bars:
                 factor = predictor.factor if "market_factor" in model.feature_names else None
                 X = model.design_matrix(symbol, bars[list(info.columns)], factor)
