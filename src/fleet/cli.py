@@ -285,6 +285,9 @@ def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes, 
         out.progress(f"  POST {url}/v1/predict   GET {url}/v1/models   docs {url}/docs   (Ctrl-C to stop)")
         if api_key is not None:
             out.progress(f"  bearer token required (from ${api_key_env}); /healthz and /docs stay open")
+        from fleet.ray_logs import ray_log_path
+
+        out.progress(f"  Ray's own log lines: {ray_log_path()} (the replicas': Ray's session logs)")
         while True:
             time.sleep(1.0)
     except KeyboardInterrupt:

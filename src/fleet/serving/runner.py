@@ -15,6 +15,7 @@ import ray
 from ray import serve
 
 from fleet.errors import ConfigError
+from fleet.ray_logs import divert_ray_logs, ray_log_path
 from fleet.serving.app import (APP_NAME, DEFAULT_MAX_BODY_BYTES, DEFAULT_NUM_CPUS, DEPLOYMENT_NAME, build_app)
 from fleet.serving.predictor import FleetPredictor
 
@@ -44,23 +45,35 @@ def start(run_dir: str | Path, *, address: str | None = None, host: str = "127.0
     app = build_app(run_dir, replicas=replicas, num_cpus=num_cpus, max_body_bytes=max_body_bytes, batching=batching,
                     max_queued_requests=max_queued_requests, api_key=api_key)
     started = False
+    divert_ray_logs()
     if not ray.is_initialized():
         try:
-            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+            # The replicas', proxy's and controller's own lines stay in Ray's session logs (log_to_driver=False):
+            # the console shows fleet's lines only.
+            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
         except ConnectionError as err:
             raise ConfigError(f"--address={address!r}: could not connect to a Ray cluster ({err})") from None
         started = True
+    divert_ray_logs()
     serve.start(http_options={"host": host, "port": port})
     serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+    divert_ray_logs()
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     return f"http://{shown}:{port}", started
 
 
 def stop(shutdown_ray: bool) -> None:
-    """Shut Serve down (and Ray, when :func:`start` started it)."""
-    serve.shutdown()
-    if shutdown_ray:
-        ray.shutdown()
+    """Shut Serve down (and Ray, when :func:`start` started it).
+
+    What Ray prints while it stops goes to :func:`fleet.ray_logs.ray_log_path`, not the console: its error
+    listener reports the controller's own ``ray.kill`` at the end of a graceful shutdown as a failed task.
+    """
+    import contextlib
+
+    with open(ray_log_path(), "a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        serve.shutdown()
+        if shutdown_ray:
+            ray.shutdown()
 
 
 def serve_config(run_dir: str | Path, *, host: str = "0.0.0.0", port: int = 8000, replicas: int = 1,

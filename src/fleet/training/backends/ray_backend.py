@@ -29,6 +29,7 @@ import pandas as pd
 import ray
 
 from fleet.errors import ConfigError
+from fleet.ray_logs import divert_ray_logs
 
 # fleet.training.unit / graph (and through them scikit-learn) are imported by the functions that use them, not
 # here: an actor's worker process imports this package first, and an actor that trains a CNN or the MLP gate
@@ -65,11 +66,13 @@ class RayBackend:
         from fleet.training.backends.ray_auth import check_cluster_token
 
         check_cluster_token(self.address or os.environ.get("RAY_ADDRESS"))  # one line if it wants a token
+        divert_ray_logs()
         try:
             ray.init(address=self.address, include_dashboard=False, logging_level=logging.WARNING,
                      log_to_driver=True)
         except ConnectionError as err:
             raise ConfigError(f"--address={self.address!r}: could not connect to a Ray cluster ({err})") from None
+        divert_ray_logs()
         self._started = True
 
     def describe(self) -> str:
