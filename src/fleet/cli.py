@@ -16,11 +16,11 @@ import warnings
 
 import click
 
-from fleet.cli_options import config_option
+from fleet.cli_options import NameChoice, config_option
 from fleet.cli_output import FleetCommand, current, print_run, print_seeds
 from fleet.config import OVERRIDES, Backend, FactorMethod, Strategy, dotted_overrides, load_config
 from fleet.errors import ConfigError, FleetError, FleetWarning
-from fleet.models.specs import EXPERT_NAMES
+from fleet.models.specs import EXPERT_NAMES, GATE_NAMES, gates_help, top_k_default_help
 
 # pandas, torch, Ray and the training code are imported inside the commands that use them, so that
 # `fleet --help` and `fleet <command> --help` stay fast (issue 15).
@@ -110,8 +110,9 @@ def _choice(enum) -> click.Choice:
 @config_option("--forced-entry-cutoff", key="forced_entry_cutoff", help="UTC time HH:MM of the forced-entry decision bar.", none="the day's last bar")
 @config_option("--bars-per-year", type=float, key="bars_per_year", help="Bars per year for annualising.", none="inferred: 8760 hourly 24/7, 252 daily equities")
 @config_option("--experts", key="experts", help=f"Comma-separated experts: {', '.join(EXPERT_NAMES)} (several -> mixture of experts).")
-@config_option("--gate", type=click.Choice(["rule", "mlp", "stack", "best", "select"]), key="gate", help="Gate of the mixture: static rules on the market-regime fingerprint (volatility, trend and liquidity regime -> expert), the trained MLP, logistic stacking of the experts' logit P(up), the single expert with the best inner out-of-fold per-asset AUC, or ensemble selection (the default: constant weights by greedy forward selection that lowers the mixture's log-loss on the inner out-of-fold rows, Caruana et al. 2004).")
-@config_option("--top-k", type=int, key="top_k", help="Experts each row is routed to by the rule / mlp gate (renormalised weights).", none="2 for rule, all for mlp")
+@config_option("--gate", type=NameChoice("gate", GATE_NAMES), key="gate", help=f"Gate of the mixture. {gates_help()}.")
+@config_option("--top-k", type=int, key="top_k", help="Experts each row is routed to by a routing gate (renormalised "
+               "weights).", none=top_k_default_help())
 @config_option("--balance-coef", type=float, key="balance_coef", help="Coefficient of the MLP gate's load-balancing term.")
 @config_option("--inner-folds", type=int, key="inner_folds", help="Inner out-of-fold blocks of each training window that the gate learns from.")
 @config_option("--guard/--no-guard", "guard", default=None, key="guard", help="Fall back to the best single expert when the cross-fitted gate loses to it.")

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from fleet.config import OVERRIDES, FleetConfig
+from fleet.models.specs import unknown_name
 
 
 def config_default(dotted: str) -> Any:
@@ -59,3 +60,17 @@ def config_option(*decls: str, key: str, help: str, none: str | None = None, **k
     """
     flag = decls[0].split("/")[0].lstrip("-") if "/" in decls[0] else None
     return click.option(*decls, help=help + default_text(key, flag=flag, none=none), **kwargs)
+
+
+class NameChoice(click.Choice):
+    """A choice among the names of a table (gates): an unknown name is refused with the closest known one,
+    ``unknown gate 'selct' (did you mean 'select'?)`` (exit 2, as every usage error)."""
+
+    def __init__(self, kind: str, names) -> None:
+        super().__init__(list(names))
+        self.kind = kind
+
+    def convert(self, value, param, ctx):
+        if value in self.choices:
+            return value
+        self.fail(unknown_name(self.kind, value, self.choices), param, ctx)

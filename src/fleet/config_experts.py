@@ -8,8 +8,10 @@ Defaults live in these field declarations only, never in the code that reads the
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from fleet.models.specs import SELECT_BASE_RATE_MODES, select_base_rate_mode
+from fleet.models.specs import (SELECT_BASE_RATE_MODES, gate_spec, gates_help, select_base_rate_mode,
+                               top_k_default_help)
 
 
 class _Section(BaseModel):
@@ -88,14 +90,19 @@ class MoEConfig(_Section):
     """The gate, its training and the guard (seed 003; issue 12)."""
 
     enabled: bool = Field(True, description="false: only the first expert of `experts`, no gate")
-    gate: str = Field("select", pattern="^(rule|mlp|stack|best|select)$",
-                      description="select (the default: ensemble selection, Caruana et al. 2004, constant weights by "
-                      "greedy forward selection with replacement that lowers the mixture's log-loss on the inner out-of-fold "
-                      "rows, starting from equal weights), best (the unit's single expert with the best inner out-of-fold score), mlp (trained gate, "
-                      "mixture likelihood, guarded), stack (logistic regression on the experts' logit P(up), guarded) "
-                      "or rule (static rules on the market-regime fingerprint, guarded)")
-    top_k: int | None = Field(None, ge=1, description="experts per row of the rule / mlp gate (capped at the number "
-                              "of experts); None: 2 for rule, all experts (dense) for mlp")
+    gate: str = Field("select", description=f"the mixture's gate: {gates_help()}")
+    top_k: int | None = Field(None, ge=1, description="experts per row of a gate that routes (capped at the number "
+                              f"of experts); None: {top_k_default_help()}")
+
+    @field_validator("gate")
+    @classmethod
+    def _known_gate(cls, value: str) -> str:
+        try:
+            gate_spec(value)  # the table of gate specs, read when validating
+        except ValueError as err:
+            raise PydanticCustomError("unknown_name", "{message}", {"message": str(err)}) from None
+        return value
+
     gate_objective: str = Field("likelihood", pattern="^(likelihood|oracle)$",
                                 description="mlp gate: mixture log-likelihood (Jacobs et al. 1991), or the per-row oracle target (the expert closest to the label)")
     balance: str = Field("switch", pattern="^(switch|entropy)$", description="load-balancing term of the MLP gate")
