@@ -15,6 +15,7 @@ from rich_click import RichCommand, RichOptionPanel
 
 import fleet.config as _config
 from fleet.cli_output import FleetCommand
+from fleet.models.specs import unknown_name
 from fleet.settings import Setting, by_group, default_text, settings
 
 #: Panel of the options that are not configuration settings (``--config``, ``--resume``), shown first.
@@ -24,9 +25,23 @@ _OUTPUT_FLAGS = ["--quiet", "--verbose", "--json"]
 _HELP_CONFIG = rich_click.RichHelpConfiguration(theme="default-slim", max_width=100, text_paragraph_linebreaks="\n\n")
 
 
+class NameChoice(click.Choice):
+    """A choice among known names: an unknown one is refused with the closest known one,
+    ``unknown gate 'selct' (did you mean 'select'?)`` (exit 2, as every usage error)."""
+
+    def __init__(self, kind: str, names) -> None:
+        super().__init__(list(names))
+        self.kind = kind
+
+    def convert(self, value, param, ctx):
+        if value in self.choices:
+            return value
+        self.fail(unknown_name(self.kind, value, self.choices), param, ctx)
+
+
 def _click_type(item: Setting) -> click.ParamType:
     if item.kind == "choice":
-        return click.Choice(list(item.choices or ()))
+        return NameChoice(item.name.replace("_", " "), item.choices or ())
     if item.kind == "value":
         return {int: click.INT, float: click.FLOAT}.get(item.value_type, click.STRING)
     return click.STRING  # a list: comma-separated, split by fleet.config.dotted_overrides

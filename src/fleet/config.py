@@ -16,7 +16,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from fleet.config_experts import (MoEConfig, PatternConfig, SDEConfig, TabularExpertConfig, TrendConfig,  # noqa: F401
                                   _Section)
@@ -186,16 +187,22 @@ class ModelConfig(_Section):
     momentum: TabularExpertConfig = Field(default_factory=TabularExpertConfig)
     moe: MoEConfig = Field(default_factory=MoEConfig)
 
-    @model_validator(mode="after")
-    def _known_experts(self) -> "ModelConfig":
-        impossible = [f"{e} ({_specs.NOT_POSSIBLE[e]})" for e in self.experts if e in _specs.NOT_POSSIBLE]
-        if impossible:
-            raise ValueError(f"experts={self.experts}: not possible: {'; '.join(impossible)}")
-        known = [s.name for s in _specs.EXPERTS]  # the table of expert specs, read when validating
-        unknown = [e for e in self.experts if e not in known]
-        if unknown or not self.experts or len(set(self.experts)) != len(self.experts):
-            raise ValueError(f"experts={self.experts}: expected a non-empty list of distinct names from {known}")
-        return self
+    @field_validator("experts")
+    @classmethod
+    def _known_experts(cls, experts: list[str]) -> list[str]:
+        impossible = [f"{e} ({_specs.NOT_POSSIBLE[e]})" for e in experts if e in _specs.NOT_POSSIBLE]
+        why = f"not possible: {'; '.join(impossible)}" if impossible else None
+        for e in experts if why is None else ():
+            try:
+                _specs.expert_spec(e)  # the table of expert specs, read when validating
+            except ValueError as err:
+                why = str(err)
+                break
+        if why is None and (not experts or len(set(experts)) != len(experts)):
+            why = f"expected a non-empty list of distinct names from {[s.name for s in _specs.EXPERTS]}"
+        if why is not None:  # a custom error: the message without the validation library's prefix
+            raise PydanticCustomError("expert_names", "{why}", {"why": why})
+        return experts
 
     def active_experts(self) -> list[str]:
         """Experts actually trained: all of them, or only the first when the MoE is disabled."""

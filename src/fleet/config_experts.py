@@ -7,9 +7,13 @@ Defaults live in these field declarations only, never in the code that reads the
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import Literal
 
-from fleet.models.specs import SELECT_BASE_RATE_MODES, select_base_rate_mode
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from fleet.models.specs import (GATE_NAMES, SELECT_BASE_RATE_MODES, gate_spec, gates_help, select_base_rate_mode,
+                               top_k_default_help)
 from fleet.settings import setting
 
 
@@ -90,23 +94,25 @@ class SDEConfig(TabularExpertConfig):
 
 
 class MoEConfig(_Section):
-    """The gate, its training and the guard (seed 003; issue 12)."""
+    """The gate, its training and the guard."""
 
     enabled: bool = setting(True, name="moe_enabled", flags=("--moe",), group="Model",
                             help="--no-moe: only the first of --experts, no gate.")
-    gate: str = setting("select", pattern="^(rule|mlp|stack|best|select)$", group="Model",
-                        help="Gate of the mixture: select, best, mlp, stack or rule.",
-                        details="select (the default): ensemble selection (Caruana et al. 2004), constant "
-                        "weights by greedy forward selection with replacement that lowers the mixture's log-loss on "
-                        "the inner out-of-fold rows, starting from equal weights; best: the unit's single expert with "
-                        "the best inner out-of-fold score (`model.moe.criterion`); mlp: a trained gate (mixture "
-                        "likelihood), guarded; stack: logistic regression on the "
-                        "experts' logit P(up), guarded; rule: static rules on the market-regime fingerprint "
-                        "(volatility, trend and liquidity regime -> expert), guarded.")
-    top_k: int | None = setting(None, ge=1, group="Model", unset="2 for rule, all for mlp",
-                                help="Experts each row is routed to by the rule / mlp gate (renormalised weights).",
-                                details="Capped at the number of experts; unset: 2 for rule, all experts (dense) for "
-                                "mlp.")
+    gate: Literal[GATE_NAMES] = setting("select", group="Model", help=f"Gate of the mixture: {', '.join(GATE_NAMES)}.",
+                                        details=f"{gates_help()}.")
+    top_k: int | None = setting(None, ge=1, group="Model", unset=top_k_default_help(),
+                                help="Experts each row is routed to by a routing gate (renormalised weights).",
+                                details="Capped at the number of experts.")
+
+    @field_validator("gate", mode="before")
+    @classmethod
+    def _known_gate(cls, value: str) -> str:
+        try:
+            gate_spec(value)  # the table of gate specs, read when validating
+        except ValueError as err:
+            raise PydanticCustomError("unknown_name", "{message}", {"message": str(err)}) from None
+        return value
+
     gate_objective: str = Field("likelihood", pattern="^(likelihood|oracle)$",
                                 description="mlp gate: mixture log-likelihood (Jacobs et al. 1991), or the per-row oracle target (the expert closest to the label)")
     balance: str = Field("switch", pattern="^(switch|entropy)$", description="load-balancing term of the MLP gate")

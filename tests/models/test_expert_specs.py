@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 from fleet.config import CNN_EXPERTS, KNOWN_EXPERTS, ModelConfig, build_config
 from fleet.errors import ConfigError
@@ -41,6 +42,50 @@ def test_each_row_builds_its_expert(name):
         assert est.archetype == name
 
 
+@pytest.mark.parametrize("spec", specs.EXPERTS, ids=lambda s: s.name)
+def test_each_section_is_its_estimators_parameter_list(spec):
+    section = getattr(ModelConfig(), spec.config_section)
+    params = set(spec.estimator_class()._get_param_names())
+    assert set(type(section).model_fields) - set(spec.feature_fields) <= params
+    assert set(spec.context) <= params and set(spec.extra()) <= params
+
+
+def _cnn(**kw):
+    base = dict(window=32, hidden=8, levels=2, kernel_size=3, emb_dim=4, dropout=0.1, archetype=None, epochs=2,
+                batch_size=64, lr=1e-3, weight_decay=1e-4, patience=3, max_train_windows=None, val_fraction=0.1,
+                purge_bars=3, unknown_asset="error", asset_aware=False, device="auto", num_threads=2, random_state=5,
+                num_assets=None)
+    return {**base, **kw}
+
+
+def test_experts_are_built_from_their_sections():
+    from fleet.features.families import extra_prefixes
+
+    # every parameter of every estimator, written out by hand (not read from the table or the sections)
+    expected = {
+        "trend": dict(learner="hgb", max_iter=50, learning_rate=0.1, max_leaf_nodes=4, min_samples_leaf=200,
+                      l2_regularization=0.5, early_stopping=True, validation_fraction=0.3, n_iter_no_change=5,
+                      purge_bars=3, asset_aware=False, num_threads=None, random_state=5,
+                      exclude_prefixes=extra_prefixes()),
+        "stress": dict(C=0.3, class_weight="balanced", asset_aware=False),
+        "sde": dict(C=0.7, class_weight=None, asset_aware=False),
+        "momentum": dict(C=0.4, class_weight=None, asset_aware=False),
+        "pattern": _cnn(),
+        "futures_trend": _cnn(archetype="futures_trend"),
+    }
+    cfg = ModelConfig(experts=list(expected), asset_aware=False,
+                      trend=dict(max_iter=50, learning_rate=0.1, max_leaf_nodes=4, min_samples_leaf=200,
+                                 l2_regularization=0.5, early_stopping=True, validation_fraction=0.3,
+                                 n_iter_no_change=5),
+                      pattern=dict(window=32, hidden=8, levels=2, emb_dim=4, epochs=2, batch_size=64, lr=1e-3,
+                                   patience=3, max_train_windows=None, val_fraction=0.1, unknown_asset="error"),
+                      stress={"C": 0.3}, sde={"C": 0.7, "window": 99}, momentum={"C": 0.4})
+    for name, params in expected.items():
+        est = build_expert(name, cfg, seed=5, horizon=3, num_threads=2)
+        assert est.get_params() == params, name
+        assert clone(est).get_params() == params, name
+
+
 def test_feature_groups_and_torch_use_come_from_the_table():
     assert ModelConfig().feature_groups() == ()
     assert set(ModelConfig(experts=["trend", "stress", "sde"]).feature_groups()) == {"stress", "sde", "fingerprint"}
@@ -52,15 +97,10 @@ def test_feature_groups_and_torch_use_come_from_the_table():
 
 
 def test_adding_an_expert_is_one_row(monkeypatch):
-    from fleet.models.stress import StressExpert
-
-    def build(name, section, *, asset_aware, seed, horizon, num_threads):
-        return StressExpert(C=section.C * 2, asset_aware=asset_aware)
-
-    row = specs.ExpertSpec("stress2", build, "stress", feature_groups=("stress",), rule_hints={"high_vol": 5},
-                           summary="a second stress expert")
+    row = specs.ExpertSpec("stress2", "fleet.models.stress:StressExpert", "stress", feature_groups=("stress",),
+                           rule_hints={"high_vol": 5}, summary="a second stress expert")
     monkeypatch.setattr(specs, "EXPERTS", (*specs.EXPERTS, row))
-    cfg = build_config({"model": {"experts": ["trend", "stress2"], "moe": {"gate": "rule"}}})
+    cfg = build_config({"model": {"experts": ["trend", "stress2"], "stress": {"C": 0.2}, "moe": {"gate": "rule"}}})
     assert set(cfg.model.feature_groups()) == {"stress", "fingerprint"}
     model = build_model(cfg.model, seed=0, horizon=4)
     assert [n for n, _ in model.experts] == ["trend", "stress2"] and model.experts[1][1].C == 0.2
@@ -68,14 +108,18 @@ def test_adding_an_expert_is_one_row(monkeypatch):
     assert RuleGate(top_k=2).fit(X, expert_names=["trend", "stress2"]).scores(X).tolist() == [[1, 6], [1, 1]]
 
 
-def test_unknown_and_impossible_experts_are_refused_naming_the_table():
-    with pytest.raises(ConfigError, match=r"experts=\['trend', 'nope'\]: expected a non-empty list of distinct names from "
-                       r"\['trend', 'stress', 'sde', 'pattern', 'crypto_hft'"):
-        build_config({"model": {"experts": ["trend", "nope"]}})
+def test_unknown_and_impossible_experts_are_refused_naming_the_closest():
+    with pytest.raises(ConfigError, match=r"model.experts=\['trend', 'momentun'\]: unknown expert 'momentun' "
+                       r"\(did you mean 'momentum'\?\)$"):
+        build_config({"model": {"experts": ["trend", "momentun"]}})
+    with pytest.raises(ConfigError, match=r"unknown expert 'zzz' \(expected one of trend, stress, sde, pattern, "):
+        build_config({"model": {"experts": ["trend", "zzz"]}})
+    with pytest.raises(ConfigError, match=r"experts=\['trend', 'trend'\]: .*expected a non-empty list of distinct"):
+        build_config({"model": {"experts": ["trend", "trend"]}})
     with pytest.raises(ConfigError, match="options_skew.*implied"):
         build_config({"model": {"experts": ["options_skew"]}})
-    with pytest.raises(ValueError, match="expert='nope': unknown; expected one of"):
-        specs.expert_spec("nope")
+    with pytest.raises(ValueError, match=r"^unknown expert 'patern' \(did you mean 'pattern'\?\)$"):
+        specs.expert_spec("patern")
 
 
 def _seed003_scores(X: pd.DataFrame, names: list[str]) -> np.ndarray:

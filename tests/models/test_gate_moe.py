@@ -169,7 +169,7 @@ def test_moe_disabled_falls_back_to_the_first_expert():
 def test_expert_names_are_checked_and_options_skew_is_refused():
     with pytest.raises(ConfigError, match="implied"):
         build_config({"model": {"experts": ["trend", "options_skew"]}})
-    with pytest.raises(ConfigError, match="expected a non-empty list"):
+    with pytest.raises(ConfigError, match="unknown expert 'magic'"):
         build_config({"model": {"experts": ["trend", "magic"]}})
 
 

@@ -42,6 +42,7 @@ from fleet.evaluation.plots import (DPI, _gate_assets, _gate_table, _reference_a
                                     plot_equity, plot_expert_weights, plot_fold_metrics, plot_forced_entry,
                                     plot_gate_weights, plot_market_factor, plot_p_up_hist, plot_portfolio)  # noqa: E402
 from fleet.evaluation.run_data import RunData, load_run  # noqa: E402
+from fleet.models.specs import gate_spec  # noqa: E402
 from fleet.store.layout import REPORT_DIR, REQUIRED_FILES  # noqa: E402
 
 __all__ = ["REQUIRED_FILES", "RunData", "load_run", "write_report"]
@@ -236,7 +237,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         command=" ".join(map(str, run.manifest.get("command") or [])),
         started=str(run.manifest.get("started", "")),
         bars_per_year=f"{run.bars_per_year:g}",
-        gate=(cfg["model"]["moe"]["gate"] if mixture else ""),
+        gate=(gate_words(cfg["model"]["moe"]["gate"]) if mixture else ""),
     )
     target = out / "report.html"
     target.write_text(page, encoding="utf-8")
@@ -302,6 +303,16 @@ def _book_figures(run: RunData, figure) -> dict:
             "ann_return_net", "max_dd_net", "turnover", "excess_ann_return", "information_ratio", "excess_max_dd",
             "excess_t", "beta"]
     return {"table": _table(table[table["fold"].astype(str) == "all"], cols)}
+
+
+def gate_words(name: str) -> str:
+    """The report's line on the gate ``name``: its summary from the gate table; a name the table does not know (a
+    run of another version) is shown as it is."""
+    try:
+        spec = gate_spec(name)
+    except ValueError:
+        return f"{name}."
+    return f"{spec.name}: {spec.summary}" + ("." if spec.guarded else " (the guard leaves it alone).")
 
 
 def _mixture_figures(run: RunData, figure) -> tuple[dict, dict | None]:

@@ -4,7 +4,8 @@ The one seam between configuration and models: the training unit asks for "the m
 an unfitted estimator with the scikit-learn contract (``fit(X, y, sample_weight=None)`` /
 ``predict_proba`` of shape (n, 2)). One expert -> that expert alone; several -> a
 :class:`~fleet.models.moe.MixtureOfExpertsEnsemble` with the configured gate. Experts are built
-by their row of :data:`fleet.models.specs.EXPERTS`; there is no per-expert code here.
+by their row of :data:`fleet.models.specs.EXPERTS` and gates by theirs of :data:`~fleet.models.specs.GATES`;
+there is no per-expert or per-gate code here.
 
 ``config`` arguments are :class:`fleet.config.ModelConfig` objects (read by attribute; this module
 does not import :mod:`fleet.config`, which itself reads the expert table).
@@ -13,11 +14,16 @@ does not import :mod:`fleet.config`, which itself reads the expert table).
 from __future__ import annotations
 
 from fleet.models._openmp import torch_first
-from fleet.models.specs import TORCH_GATES, expert_spec
+from fleet.models.specs import BuildContext, expert_spec, gate_spec
+
+
+def _context(config, seed: int, horizon: int, num_threads: int | None) -> BuildContext:
+    return BuildContext(asset_aware=config.asset_aware, seed=seed, horizon=horizon, num_threads=num_threads)
 
 
 def build_expert(name: str, config, *, seed: int, horizon: int = 1, num_threads: int | None = None):
-    """One unfitted expert by name (see :data:`fleet.models.specs.EXPERTS`).
+    """One unfitted expert by name: its estimator with its config section's fields as parameters, plus the
+    run-level values its row asks for (see :data:`fleet.models.specs.EXPERTS`).
 
     Args:
         name: the expert; config: the ``model`` section (``ModelConfig``); seed: random seed;
@@ -28,37 +34,20 @@ def build_expert(name: str, config, *, seed: int, horizon: int = 1, num_threads:
         ValueError: unknown name.
     """
     spec = expert_spec(name)
-    return spec.build(name, getattr(config, spec.config_section), asset_aware=config.asset_aware, seed=seed,
-                      horizon=horizon, num_threads=num_threads)
+    return spec.build(getattr(config, spec.config_section), _context(config, seed, horizon, num_threads))
 
 
 def build_gate(config, n_experts: int, *, seed: int, horizon: int = 1):
-    """The unfitted gate named by ``config.moe.gate`` (rule | mlp | stack | best | select)."""
-    from fleet.models.gate import BestExpertGate, RuleGate, SelectGate, StackGate
-
-    m = config.moe
-    if m.gate == "rule":
-        return RuleGate(top_k=min(m.top_k or 2, n_experts))
-    k = min(m.top_k or n_experts, n_experts)
-    if m.gate == "stack":
-        return StackGate(C=m.stack_C)
-    if m.gate == "select":
-        return SelectGate(rounds=m.select_rounds, criterion=m.select_criterion, start=m.select_start,
-                          base_rate=m.select_base_rate)
-    if m.gate == "best":
-        return BestExpertGate(criterion=m.criterion, switch_z=m.switch_z, horizon=horizon)
-    torch_first()
-    from fleet.models.gate_mlp import MLPGate
-
-    return MLPGate(top_k=k, objective=m.gate_objective, balance=m.balance, balance_coef=m.balance_coef,
-                   epochs=m.gate_epochs, weight_decay=m.gate_weight_decay, purge_bars=horizon, random_state=seed)
+    """The unfitted gate named by ``config.moe.gate`` for ``n_experts`` experts (its row of
+    :data:`fleet.models.specs.GATES`)."""
+    return gate_spec(config.moe.gate).build(config.moe, n_experts, _context(config, seed, horizon, None))
 
 
 def needs_torch(config) -> bool:
-    """True when the model of ``config`` (``ModelConfig``) holds a torch network: a CNN expert, or the MLP gate
+    """True when the model of ``config`` (``ModelConfig``) holds a torch network: a CNN expert, or a torch gate
     of a mixture."""
     names = config.active_experts()
-    return any(expert_spec(n).uses_torch for n in names) or (len(names) > 1 and config.moe.gate in TORCH_GATES)
+    return any(expert_spec(n).uses_torch for n in names) or (len(names) > 1 and gate_spec(config.moe.gate).uses_torch)
 
 
 def build_model(config, *, seed: int, horizon: int = 1, embargo: int = 0, num_threads: int | None = None):

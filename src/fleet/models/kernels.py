@@ -6,19 +6,18 @@ as 3x3 / 5x5 image kernels over chart images; our inputs are time series, so the
 reduced to their 1-D time profile (a diagonal trend kernel is a ramp; a Sobel-like edge is a
 difference).
 
-Archetypes our data can feed: ``crypto_hft``, ``equity_intraday``, ``equity_daily``,
-``futures_trend``, ``low_vol_etf``. ``options_skew`` needs implied-volatility surfaces (time x
-strike grids); our data has no implied vols, so there is no options_skew expert — asking for one
-is an error, never a fake.
+The archetypes are the archetype rows of the expert table (:data:`fleet.models.specs.ARCHETYPES`). ``options_skew``
+needs implied-volatility surfaces (time x strike grids); our data has no implied vols, so there is no options_skew
+expert (:data:`fleet.models.specs.NOT_POSSIBLE`) — asking for one is an error, never a fake.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from fleet.models.specs import ARCHETYPES, NOT_POSSIBLE
+
 KERNEL_LENGTH = 51  # long enough for the SMA-50 box
-ARCHETYPES = ("crypto_hft", "equity_intraday", "equity_daily", "futures_trend", "low_vol_etf")
-UNSUPPORTED = {"options_skew": "needs implied-volatility surfaces (time x strike); the data has no implied vols"}
 
 
 def _gauss(n: int, sigma: float) -> np.ndarray:
@@ -54,8 +53,8 @@ def special_templates(archetype: str) -> dict[str, np.ndarray]:
     Raises:
         ValueError: unknown archetype, or ``options_skew`` (not possible with our data).
     """
-    if archetype in UNSUPPORTED:
-        raise ValueError(f"archetype={archetype!r} is not possible: {UNSUPPORTED[archetype]}")
+    if archetype in NOT_POSSIBLE:
+        raise ValueError(f"archetype={archetype!r} is not possible: {NOT_POSSIBLE[archetype]}")
     if archetype == "crypto_hft":
         return {"dog_1_3": _gauss(13, 1.0) / _gauss(13, 1.0).sum() - _gauss(13, 3.0) / _gauss(13, 3.0).sum(),
                 "meanrev11": np.r_[-np.ones(10) / 10, 1.0], "delta4": np.array([1.0, -4.0, 6.0, -4.0, 1.0])}

@@ -236,13 +236,12 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         self.gate_ = fit_with_blocks(clone(self.gate), X_oof, P, y, names, block)
         self.fallback_ = None
         self.guard_ = {"checked": False, "best_expert": best.chosen_}
-        unguarded = {BestExpertGate: "the gate is the best expert",  # specs.UNGUARDED_GATES says why
-                     SelectGate: "the gate keeps a copy of an expert only where it lowers the out-of-fold loss"}
         if not self.guard:
             self.guard_["reason"] = "guard off"
             return self
-        if type(self.gate) in unguarded:
-            self.guard_["reason"] = unguarded[type(self.gate)]
+        spec = specs.gate_of(self.gate)  # the gate table says which gates the guard leaves alone, and why
+        if spec is not None and not spec.guarded:
+            self.guard_["reason"] = spec.unguarded_reason
             return self
         p_cf = self.cross_fit(X_oof, P, y, block, starts)
         ok = np.isfinite(p_cf)

@@ -28,7 +28,7 @@ from fleet.evaluation.splits import PurgedWalkForward
 from fleet.evaluation.tables import seeds_table
 from fleet.market.align import align_log_returns
 from fleet.market.fold import fit_fold_market, fmt_cluster_map, fmt_members
-from fleet.models.specs import UNGUARDED_GATES
+from fleet.models.specs import gate_spec
 from fleet.store import RunDirectory, is_uri, join_location
 from fleet.store.layout import FAILURES, RESULTS_SEEDS
 from fleet.store.location import default_out
@@ -252,26 +252,18 @@ def _fit_markets(ctx: RunContext, all_returns: pd.DataFrame, late: dict[int, dic
          f"{method} explained variance {final.explained_variance:.1%} (last fold's training window)")
 
 
-# how the console names the select gate's model.moe.select_base_rate
-_BASE_RATE_WORDS = {"choose": ", the base rate a candidate, experts renormalised",
-                    "mix": ", the base rate a candidate and served", "off": ""}
-
-
 def _echo_experts(ctx: RunContext) -> None:
-    """One line naming the experts and the gate; a note on where CNN experts train."""
+    """One line naming the experts and the gate (in the words of its row of the gate table); a note on where CNN
+    experts train."""
     model = ctx.config.model
     experts = model.active_experts()
-    gate = model.moe.gate if len(experts) > 1 else "none"
-    top_k = min(model.moe.top_k or (2 if gate == "rule" else len(experts)), len(experts))
-    how = {"rule": f", top-{top_k}", "mlp": f", top-{top_k}",
-           "select": f" (from {'equal weights' if model.moe.select_start == 'equal' else 'the best expert'}, up "
-                     f"to {model.moe.select_rounds} copies, by {model.moe.select_criterion}"
-                     f"{_BASE_RATE_WORDS[model.moe.select_base_rate]})",
-           "best": f" (by {model.moe.criterion})"}.get(gate, "")
-    ctx.echo(f"Experts: {', '.join(experts)}; gate: {gate}{how}"
-             + (f"; {model.moe.inner_folds} inner out-of-fold blocks"
-                + (f", guarded by {model.moe.criterion}" if model.moe.guard and gate not in UNGUARDED_GATES else "")
-                if len(experts) > 1 else ""))
+    words = ""
+    if len(experts) > 1:
+        spec = gate_spec(model.moe.gate)
+        words = (f"{spec.name}{spec.describe(model.moe, spec.resolve_top_k(model.moe.top_k, len(experts)))}; "
+                 f"{model.moe.inner_folds} inner out-of-fold blocks"
+                 + (f", guarded by {model.moe.criterion}" if model.moe.guard and spec.guarded else ""))
+    ctx.echo(f"Experts: {', '.join(experts)}; gate: {words or 'none'}")
     if model.uses_cnn():
         from fleet.models._openmp import cuda_available
 
