@@ -8,7 +8,8 @@ training driver builds it once per run, every training unit carries it, the data
 history check read it, and each unit's served artifact (:class:`fleet.models.artifact.UnitModel`) stores
 it, so serving computes its inputs from the artifact's spec and never from the configuration.
 
-Nothing here imports :mod:`fleet.config` at module level (serving reads a spec without it).
+Nothing here imports :mod:`fleet.config`: :meth:`FeatureSpec.from_config` reads the configuration's sections by
+attribute.
 """
 
 from __future__ import annotations
@@ -45,27 +46,16 @@ class FeatureSpec:
 
     @classmethod
     def from_config(cls, config: Any) -> "FeatureSpec":
-        """The spec of a configuration: a :class:`fleet.config.FleetConfig`, or its dict form
-        (``FleetConfig.to_dict()``, as a run's manifest and an artifact's ``config`` store it).
-
-        A dict without a ``model`` section (a single-model configuration) has no extra families.
-
-        Raises:
-            pydantic.ValidationError: a dict whose ``features`` or ``model`` section does not validate.
+        """The spec of a configuration: a :class:`fleet.config.FleetConfig`, or any object with its sections
+        ``features`` (:class:`fleet.config.FeatureConfig`), ``model`` (:class:`fleet.config.ModelConfig`, or
+        None for a single-model configuration: no extra families) and ``labels`` (its ``horizon``, bars).
         """
-        from fleet.config import FeatureConfig, ModelConfig
-
-        if isinstance(config, Mapping):
-            features = FeatureConfig(**config.get("features", {}))
-            model = ModelConfig(**config["model"]) if "model" in config else None
-            horizon = int(config.get("labels", {}).get("horizon", 1))
-        else:
-            features, model, horizon = config.features, config.model, int(config.labels.horizon)
+        features, model = config.features, config.model
         settings = features.model_dump()
         settings["return_horizons"] = tuple(int(h) for h in features.return_horizons)
         if model is not None:
             settings.update(groups=tuple(model.feature_groups()), sde_window=int(model.sde.window))
-        return cls(horizon=horizon, **settings)
+        return cls(horizon=int(config.labels.horizon), **settings)
 
     def to_dict(self) -> dict:
         """The spec as JSON-ready values (tuples as lists); :meth:`from_dict` reads it back."""

@@ -141,7 +141,8 @@ def load_unit_model(data: bytes, source: str = "model") -> UnitModel:
 
     Models pickled under older class paths (``fleet.training.unit.UnitModel`` ...) load too (:data:`MOVED`).
     A model stored without its feature settings gets them here, once, from its stored configuration
-    (:meth:`FeatureSpec.from_config` of ``model.config``): the one place an artifact's spec is rebuilt.
+    (:meth:`FeatureSpec.from_config` of the ``features``, ``model`` and ``labels`` sections of ``model.config``):
+    the one place an artifact's spec is rebuilt.
     Torch is imported first when the model holds torch modules (OpenMP load order,
     :mod:`fleet.models._openmp`).
 
@@ -159,8 +160,22 @@ def load_unit_model(data: bytes, source: str = "model") -> UnitModel:
         raise TypeError(f"{source}: holds a {type(obj).__name__}, expected a UnitModel")
     if obj.features is None:
         try:
-            obj.features = FeatureSpec.from_config(obj.config)
-        except Exception as err:  # a config section that no longer validates (pydantic), or not a mapping
+            obj.features = _stored_spec(obj.config)
+        except Exception as err:  # a section that no longer validates (pydantic), a missing key, not a mapping
             raise ValueError(f"{source}: the model stores no feature settings and its stored config cannot give "
                              f"them ({type(err).__name__}: {err})") from None
     return obj
+
+
+def _stored_spec(config: dict) -> FeatureSpec:
+    """The :class:`FeatureSpec` of a stored config dict (``FleetConfig.to_dict()``), read from its ``features``,
+    ``model`` (absent: a single-model run, no extra families) and ``labels.horizon`` only, so a run whose other
+    sections have since changed still loads."""
+    from types import SimpleNamespace
+
+    from fleet.config import FeatureConfig, ModelConfig
+
+    return FeatureSpec.from_config(SimpleNamespace(
+        features=FeatureConfig(**config["features"]),
+        model=ModelConfig(**config["model"]) if "model" in config else None,
+        labels=SimpleNamespace(horizon=int(config["labels"]["horizon"]))))
