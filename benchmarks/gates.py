@@ -73,8 +73,7 @@ def build_cache(cfg: FleetConfig) -> dict:
         ens = res.model.estimator
         c = unit.config
         ds = build_unit_dataset(assets=unit.assets, frames=frames, fold=unit.fold, timeline_end=unit.timeline_end,
-                                factor=unit.factor, features=c.features, horizon=c.labels.horizon,
-                                groups=c.model.feature_groups(), sde_window=c.model.sde.window)
+                                factor=unit.factor, features=unit.features)
         cols = _gate_columns(ds.X_train)
         names = ens.expert_names_
         times = ds.X_train["bar_time"].to_numpy(np.int64)[ens.oof_index_]

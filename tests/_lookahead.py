@@ -25,5 +25,5 @@ def _perturb_after(panel: Panel, when: pd.Timestamp, seed: int = 0) -> Panel:
 
 def _fold(panel, k=1):
     ts = pd.DatetimeIndex(sorted(set().union(*(f.index for f in panel.frames.values()))))
-    folds = PurgedWalkForward(3, horizon_bars=4, embargo_bars=8, bar=panel.bar).folds(ts)
+    folds = PurgedWalkForward(3, horizon=4, embargo_bars=8, bar=panel.bar).folds(ts)
     return folds[k], ts.max()

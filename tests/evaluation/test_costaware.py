@@ -13,6 +13,7 @@ from fleet.evaluation.costaware import TradingPolicy, apply_positions, fit_polic
 from fleet.evaluation.metrics import book_pnl, summarise
 from fleet.evaluation.splits import PurgedWalkForward
 from fleet.errors import ConfigError
+from fleet.features.spec import FeatureSpec
 from fleet.training.unit import TrainingUnit, train_unit
 
 
@@ -162,10 +163,10 @@ def test_unit_policy_ignores_the_test_block():
     cfg = build_config({}, {"policy.kind": "tuned", "policy.min_t": 0.0, "policy.spa_alpha": 1.0,
                             "policy.cost_bps": 0.0, "validation.folds": 2})
     ts = pd.DatetimeIndex(sorted(set().union(*(f.index for f in panel.frames.values()))))
-    fold = PurgedWalkForward(2, horizon_bars=4, embargo_bars=8, bar=panel.bar).folds(ts)[1]
+    fold = PurgedWalkForward(2, horizon=4, embargo_bars=8, bar=panel.bar).folds(ts)[1]
     unit = TrainingUnit(unit_id="fold1/global", group="global", fold=fold, timeline_end=ts.max(),
                         assets={s: i for i, s in enumerate(panel.symbols)}, cluster_of={s: 0 for s in panel.symbols},
-                        factor=None, config=cfg, is_final=True)
+                        factor=None, config=cfg, features=FeatureSpec.from_config(cfg), is_final=True)
     rng = np.random.default_rng(0)
     moved = {}
     for s, f in panel.frames.items():

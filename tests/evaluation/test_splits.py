@@ -44,7 +44,7 @@ GOLDEN_601 = [
 
 def test_golden_600_hourly_bars_5_folds():
     idx = hours(601)
-    cv = PurgedWalkForward(5, horizon_bars=4, embargo_bars=8)
+    cv = PurgedWalkForward(5, horizon=4, embargo_bars=8)
     folds = cv.folds(idx)
     splits = list(cv.split(pd.DataFrame({"x": 0.0}, index=idx)))
     assert len(folds) == len(splits) == cv.get_n_splits() == 5
@@ -60,7 +60,7 @@ def test_golden_600_hourly_bars_5_folds():
 def test_golden_holdout():
     # holdout 96 h: t_last = 2024-01-22 00:00 (row 504); span 504 h -> 6 blocks of 84 h (3 d 12 h).
     idx = hours(601)
-    cv = PurgedWalkForward(5, horizon_bars=4, embargo_bars=8, holdout=pd.Timedelta(hours=96))
+    cv = PurgedWalkForward(5, horizon=4, embargo_bars=8, holdout=pd.Timedelta(hours=96))
     folds = cv.folds(idx)
     assert [(f.train_end, f.test_start, f.test_end) for f in folds] == [
         (ts("2024-01-04 00:00"), ts("2024-01-04 12:00"), ts("2024-01-08 00:00")),
@@ -83,7 +83,7 @@ def test_golden_durations_not_divisible():
     # 02:00, 04:00, 06:00; h = 1, e = 0 so train_end = test_start - 1 h; the last block ends at
     # t_last + bar = 10:00, and row 9 (09:00) is dropped because its label reaches past t_last.
     idx = hours(10, "2024-03-01 00:00")
-    cv = PurgedWalkForward(3, horizon_bars=1, embargo_bars=0)
+    cv = PurgedWalkForward(3, horizon=1, embargo_bars=0)
     folds = cv.folds(idx)
     assert [(f.train_end, f.test_start, f.test_end) for f in folds] == [
         (ts("2024-03-01 01:00"), ts("2024-03-01 02:00"), ts("2024-03-01 04:00")),
@@ -98,7 +98,7 @@ def test_irregular_spacing_splits_by_time_not_rows():
     # rows 0..99: hourly 00:00 .. +99 h; rows 100..110: every 10 h from +100 h to +200 h.
     t0 = ts("2024-01-01 00:00")
     idx = pd.DatetimeIndex(list(t0 + np.arange(100) * H) + list(t0 + np.arange(100, 201, 10) * H))
-    cv = PurgedWalkForward(1, horizon_bars=2, embargo_bars=3)
+    cv = PurgedWalkForward(1, horizon=2, embargo_bars=3)
     (fold,) = cv.folds(idx)
     assert fold == Fold(0, ts("2024-01-01 00:00"), ts("2024-01-04 23:00"), ts("2024-01-05 04:00"),
                         ts("2024-01-09 09:00"))
@@ -112,7 +112,7 @@ def test_multi_asset_panel_with_repeated_timestamps():
     rng = np.random.default_rng(0)
     panel = pd.DataFrame({"timestamp": idx.append([idx, idx]), "symbol": np.repeat(["BTC", "ETH", "SOL"], 601)})
     panel = panel.iloc[rng.permutation(len(panel))].reset_index(drop=True)   # rows in any order
-    cv = PurgedWalkForward(5, horizon_bars=4, embargo_bars=8)
+    cv = PurgedWalkForward(5, horizon=4, embargo_bars=8)
     for (train, test), gold in zip(cv.split(panel), GOLDEN_601):
         (a, b), (c, d) = gold[4], gold[5]
         for rows, (lo, hi) in ((train, (a, b)), (test, (c, d))):
@@ -137,7 +137,7 @@ def test_purge_property_random_irregular_panels(seed):
     n_folds, h, e = int(rng.integers(1, 7)), int(rng.integers(1, 13)), int(rng.integers(0, 13))
     holdout = pd.Timedelta(hours=int(rng.integers(0, 60)))
     bar = pd.Timedelta(hours=int(rng.choice([1, 2])))
-    cv = PurgedWalkForward(n_folds, horizon_bars=h, embargo_bars=e, bar=bar, holdout=holdout)
+    cv = PurgedWalkForward(n_folds, horizon=h, embargo_bars=e, bar=bar, holdout=holdout)
     try:
         folds = cv.folds(stamps)
     except DataError as err:
@@ -186,7 +186,7 @@ def test_fold_to_dict_round_trip():
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"n_folds": 0}, "n_folds=0"),
-    ({"horizon_bars": 0}, "horizon_bars=0"),
+    ({"horizon": 0}, "horizon=0"),
     ({"embargo_bars": -1}, "embargo_bars=-1"),
     ({"bar": pd.Timedelta(0)}, "bar="),
     ({"holdout": pd.Timedelta(hours=-1)}, "holdout="),
@@ -199,12 +199,12 @@ def test_config_errors(kwargs, match):
 
 def test_data_too_short():
     with pytest.raises(DataError, match="fold 0 has no training rows.*too short.*fewer n_folds"):
-        PurgedWalkForward(5, horizon_bars=4, embargo_bars=8).folds(hours(40))
+        PurgedWalkForward(5, horizon=4, embargo_bars=8).folds(hours(40))
     # rows end at +48 h and resume at +150 h; edges fall at +49 h, +99 h, +149 h: fold 0 tests [49 h, 99 h), empty
     t0 = ts("2024-01-01")
     gap = pd.DatetimeIndex(list(t0 + np.arange(49) * H) + list(t0 + np.arange(150, 200) * H))
     with pytest.raises(DataError, match="fold 0 has an empty test block.*too short"):
-        PurgedWalkForward(3, horizon_bars=1, embargo_bars=0).folds(gap)
+        PurgedWalkForward(3, horizon=1, embargo_bars=0).folds(gap)
     with pytest.raises(DataError, match="holdout=.*leaves no timeline"):
         PurgedWalkForward(2, holdout=pd.Timedelta(days=30)).folds(hours(601))
 

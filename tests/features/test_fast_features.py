@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fleet.config import FeatureConfig
 from fleet.errors import ConfigError
 from fleet.features.fracdiff import frac_diff_ffd
 from fleet.features.technical import technical_features
 from fleet.features.pipeline import asset_feature_arrays, asset_features, factor_at
+from fleet.features.spec import FeatureSpec
 
 RTOL, ATOL = 1e-10, 1e-12
 
@@ -103,16 +103,15 @@ def test_factor_at_is_reindex_fillna():
 @pytest.mark.parametrize("source", ["synthetic", "real"])
 def test_asset_features_last_equals_full(groups, source, request):
     frame = synthetic(n=2500) if source == "synthetic" else request.getfixturevalue("real")
-    config = FeatureConfig()
+    spec = FeatureSpec(groups=groups, horizon=4)
     factor = _factor(frame.index)
-    full, skipped = asset_features(frame, d=0.35, factor=factor, config=config, groups=groups, horizon=4)
+    full, skipped = asset_features(frame, d=0.35, factor=factor, features=spec)
     for k in (1, 5, 200):
-        fast, skipped_fast = asset_features(frame, d=0.35, factor=factor, config=config, groups=groups, horizon=4,
-                                            last=k)
+        fast, skipped_fast = asset_features(frame, d=0.35, factor=factor, features=spec, last=k)
         assert skipped_fast == skipped
         assert_tail_equal(fast, full, k)
         arrays, _ = asset_feature_arrays({c: frame[c].to_numpy() for c in frame.columns}, frame.index, d=0.35,
-                                         factor=factor, config=config, groups=groups, horizon=4, last=k)
+                                         factor=factor, features=spec, last=k)
         assert list(arrays) == list(fast.columns)
         np.testing.assert_array_equal(np.column_stack(list(arrays.values())), fast.to_numpy())
     assert np.isfinite(full.iloc[-1].to_numpy()).all()
@@ -120,10 +119,10 @@ def test_asset_features_last_equals_full(groups, source, request):
 
 def test_real_rows_every_bar_of_a_slice(real):
     """On real bars, the fast path at every one of 50 consecutive end bars equals the full computation."""
-    config = FeatureConfig()
-    full, _ = asset_features(real, d=0.4, factor=None, config=config)
+    spec = FeatureSpec()
+    full, _ = asset_features(real, d=0.4, factor=None, features=spec)
     for end in range(len(real) - 50, len(real)):
-        fast, _ = asset_features(real.iloc[:end + 1], d=0.4, factor=None, config=config, last=1)
+        fast, _ = asset_features(real.iloc[:end + 1], d=0.4, factor=None, features=spec, last=1)
         np.testing.assert_allclose(fast.to_numpy()[0], full.iloc[end].to_numpy(), rtol=RTOL, atol=ATOL)
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fleet.features.families import (FAMILIES, FAMILY_NAMES, FamilyParams, family, full_warmup, input_columns,
-                                     selected)
+from fleet.features.families import FAMILIES, FAMILY_NAMES, family, full_warmup, input_columns, selected
 from fleet.features.pipeline import feature_group_warmup
+from fleet.features.spec import FeatureSpec
 
 
 def _bars(n: int, bar: str, seed: int = 1) -> pd.DataFrame:
@@ -27,8 +27,8 @@ def test_warmup_is_the_exact_history_a_value_needs(name, bar):
     # and one bar fewer changes it: the registry's warm-up is neither short nor padded.
     fam = family(name)
     frame = _bars(3000, bar)
-    params = FamilyParams(horizon=4, sde_window=120, bar=pd.Timedelta(bar))
-    w = fam.warmup(params)
+    params = FeatureSpec(horizon=4, sde_window=120)
+    w = fam.warmup(params, pd.Timedelta(bar))
     full = fam.compute(frame, params).iloc[-1].to_numpy(dtype=float)
     exact = fam.compute(frame.iloc[-w:], params).iloc[-1].to_numpy(dtype=float)
     short = fam.compute(frame.iloc[-(w - 1):], params).iloc[-1].to_numpy(dtype=float)
@@ -39,25 +39,26 @@ def test_warmup_is_the_exact_history_a_value_needs(name, bar):
 def test_hand_computed_warmups():
     # 168-bar stress statistics over a 24-bar volatility; OU window + 1 closes; the fingerprint's 720-bar
     # Hurst over 8-bar sums on hourly bars, its 30-day volatility (30 bars + 1) on daily bars.
-    hourly = FamilyParams(horizon=4, sde_window=168, bar=pd.Timedelta("1h"))
-    daily = FamilyParams(horizon=4, sde_window=168, bar=pd.Timedelta("1D"))
-    assert family("stress").warmup(hourly) == 168 + 24
-    assert family("sde").warmup(hourly) == 169
-    assert family("fingerprint").warmup(hourly) == 720 + 8
-    assert family("fingerprint").warmup(daily) == 720 + 8
-    assert family("fingerprint").warmup(FamilyParams(bar=pd.Timedelta("1min"))) == 30 * 1440 + 1
-    assert full_warmup(("sde", "stress"), hourly) == 192
-    assert full_warmup((), hourly) == 0
-    assert family("factor").warmup(hourly) == 24  # the longest return horizon
-    assert family("factor").warmup(FamilyParams(return_horizons=(1,))) == 1
-    assert feature_group_warmup(("stress", "sde", "fingerprint"), columns=("close",), bar=pd.Timedelta("1h"),
-                                horizon=4, sde_window=168)[1] == 728
+    spec, hour, day = FeatureSpec(horizon=4, sde_window=168), pd.Timedelta("1h"), pd.Timedelta("1D")
+    assert family("stress").warmup(spec, hour) == 168 + 24
+    assert family("sde").warmup(spec, hour) == 169
+    assert family("fingerprint").warmup(spec, hour) == 720 + 8
+    assert family("fingerprint").warmup(spec, day) == 720 + 8
+    assert family("fingerprint").warmup(spec, pd.Timedelta("1min")) == 30 * 1440 + 1
+    assert full_warmup(FeatureSpec(horizon=4, sde_window=168, groups=("sde", "stress")), hour) == 192
+    assert full_warmup(spec, hour) == 0
+    assert family("factor").warmup(spec, hour) == 24  # the longest return horizon
+    assert family("factor").warmup(FeatureSpec(return_horizons=(1,)), hour) == 1
+    assert feature_group_warmup(FeatureSpec(horizon=4, sde_window=168, groups=("stress", "sde", "fingerprint")),
+                                columns=("close",), bar=hour)[1] == 728
+    with pytest.raises(ValueError, match="bar length is needed"):
+        family("fingerprint").warmup(spec, None)
 
 
 def test_families_need_only_their_columns():
     # On close-only bars each family computes without its optional columns; with all columns it computes
     # exactly those optional outputs more.
-    params = FamilyParams(horizon=4, sde_window=100, bar=pd.Timedelta("1h"))
+    params = FeatureSpec(horizon=4, sde_window=100)
     bars = _bars(600, "1h")
     for fam in FAMILIES:
         assert set(fam.columns) <= {"close"}
@@ -83,7 +84,7 @@ def test_factor_returns_are_the_factor_summed_over_each_horizon():
     # factor_ret_h at bar t is the sum of the factor over bars t-h+1..t, checked against a direct loop; h = 1 is
     # the base market_factor feature and gets no column; without the factor the family refuses.
     bars = _bars(60, "1h")
-    out = family("factor").compute(bars, FamilyParams(return_horizons=(1, 4, 12)))
+    out = family("factor").compute(bars, FeatureSpec(return_horizons=(1, 4, 12)))
     assert list(out.columns) == ["factor_ret_4", "factor_ret_12"]
     f = bars["market_factor"].to_numpy()
     for h in (4, 12):
@@ -91,14 +92,14 @@ def test_factor_returns_are_the_factor_summed_over_each_horizon():
         np.testing.assert_allclose(out[f"factor_ret_{h}"].to_numpy(), want, rtol=1e-12)
     from fleet.errors import DataError
     with pytest.raises(DataError, match="no market factor"):
-        family("factor").compute(bars[["close"]], FamilyParams())
+        family("factor").compute(bars[["close"]], FeatureSpec())
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)
 def test_no_family_value_reads_a_later_bar(name):
     # Perturbing every input (closes, volume, the factor) after bar t leaves each family's values up to t as
     # they were: no value uses a bar later than the one it is stamped with.
-    params = FamilyParams(horizon=4, sde_window=120, bar=pd.Timedelta("1h"))
+    params = FeatureSpec(horizon=4, sde_window=120)
     bars = _bars(1200, "1h")
     t = 1000
     later = bars.copy()

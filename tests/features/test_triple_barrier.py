@@ -14,6 +14,7 @@ from fleet.data.synthetic import synthetic_market
 from fleet.errors import ConfigError
 from fleet.evaluation.splits import PurgedWalkForward
 from fleet.features.labels import make_labels, meta_labels, triple_barrier
+from fleet.features.spec import FeatureSpec
 from fleet.training.dataset import build_unit_dataset
 
 IDX = pd.date_range("2024-01-01", periods=10, freq="h", tz="UTC")
@@ -83,10 +84,10 @@ def test_purging_uses_each_labels_actual_end():
     market = synthetic_market(n_clusters=1, assets_per_cluster=1, days=60, seed=2)
     panel = market.panel
     ts = pd.DatetimeIndex(sorted(set().union(*(f.index for f in panel.frames.values()))))
-    fold = PurgedWalkForward(2, horizon_bars=24, embargo_bars=0, bar=panel.bar).folds(ts)[1]
+    fold = PurgedWalkForward(2, horizon=24, embargo_bars=0, bar=panel.bar).folds(ts)[1]
     cfg = FleetConfig()
     kw = dict(assets={panel.symbols[0]: 0}, frames=panel.frames, fold=fold, timeline_end=ts.max(), factor=None,
-              features=cfg.features, horizon=24)
+              features=FeatureSpec(horizon=24))
     fixed = build_unit_dataset(**kw)
     tb_cfg = LabelConfig(horizon=24, method="triple_barrier", profit_take=0.5, stop_loss=0.5)
     tb = build_unit_dataset(**kw, labels=tb_cfg)

@@ -98,7 +98,7 @@ def test_variants_ignore_the_future(cluster_on):
     panel = Panel(frames=frames, sources={s: "synthetic" for s in frames}, columns=("close",),
                   bar=pd.Timedelta(hours=1))
     ts = returns.index
-    fold = PurgedWalkForward(2, horizon_bars=4, embargo_bars=8, bar=panel.bar).folds(ts)[0]
+    fold = PurgedWalkForward(2, horizon=4, embargo_bars=8, bar=panel.bar).folds(ts)[0]
     cfg = build_config({}, {"market.cluster_on": cluster_on, "market.min_cluster_size": 2})
     allr = align_log_returns({s: f["close"] for s, f in frames.items()}, bar=panel.bar, max_ffill=3, min_overlap=0.0)
     before = fit_fold_market(panel, fold, allr, cfg)

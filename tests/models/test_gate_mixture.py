@@ -336,10 +336,10 @@ def test_unit_inner_folds_and_gate_ignore_bars_after_the_training_window(gate):
     mc = ModelConfig(experts=["trend", "stress"], moe={"gate": gate, "gate_epochs": 5, "min_inner_rows": 100,
                                                        "select_base_rate": True},
                      trend={"max_iter": 10})
-    from fleet.config import FeatureConfig
+    from fleet.features.spec import FeatureSpec
 
     kw = dict(assets={s: i for i, s in enumerate(panel.symbols)}, fold=fold, timeline_end=end, factor=None,
-              features=FeatureConfig(), horizon=4, groups=mc.feature_groups())
+              features=FeatureSpec(horizon=4, groups=mc.feature_groups()))
     fits = []
     for frames in (panel.frames, _perturb_after(panel, fold.train_end).frames):
         ds = build_unit_dataset(frames=frames, **kw)

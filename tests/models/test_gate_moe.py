@@ -175,6 +175,7 @@ def test_expert_names_are_checked_and_options_skew_is_refused():
 
 def test_planning_asks_for_gpus_only_for_cnn_units():
     from fleet.evaluation.splits import Fold
+    from fleet.features.spec import FeatureSpec
     from fleet.training.plan import plan_fold
 
     t = pd.Timestamp("2024-01-01", tz="UTC")
@@ -184,8 +185,8 @@ def test_planning_asks_for_gpus_only_for_cnn_units():
               factor=None, is_final=True)
     gbm = FleetConfig.model_validate({"model": {"experts": ["trend", "stress"]}})
     cnn = FleetConfig.model_validate({"model": {"experts": ["trend", "pattern"]}, "resources": {"cnn_num_gpus": 0.25}})
-    assert {u.num_gpus for u in plan_fold(config=gbm, **kw)} == {0.0}
-    assert {u.num_gpus for u in plan_fold(config=cnn, **kw)} == {0.25}
+    assert {u.num_gpus for u in plan_fold(config=gbm, features=FeatureSpec.from_config(gbm), **kw)} == {0.0}
+    assert {u.num_gpus for u in plan_fold(config=cnn, features=FeatureSpec.from_config(cnn), **kw)} == {0.25}
 
 
 class SlowLearner(ClassifierMixin, BaseEstimator):

@@ -66,8 +66,9 @@ def test_a_planted_per_asset_level_is_found_and_one_assets_ranking_is_unchanged(
         m = (Xt[ASSET_ID] == a).to_numpy()
         assert roc_auc_score(yt[m], p_on[m]) == pytest.approx(roc_auc_score(yt[m], p_off[m]), abs=1e-12)
         assert p_on[m].mean() == pytest.approx(yt[m].mean(), abs=0.03)
-    assert on.gate_summary()["level_shift"] == {3: on.level_shift_[3], 7: on.level_shift_[7]}
-    assert off.level_shift_ == {} and off.gate_summary()["level_shift"] == {}
+    assert on.gate_summary()["asset_intercepts"] == {3: on.level_shift_[3], 7: on.level_shift_[7]}
+    assert on.gate_summary()["recalibrate"] == "asset" and off.gate_summary()["recalibrate"] == "off"
+    assert off.level_shift_ == {} and off.gate_summary()["asset_intercepts"] == {}
     # off is the default, in the estimator and in the config
     assert MixtureOfExpertsEnsemble([]).recalibrate == "off" and ModelConfig().moe.recalibrate == "off"
 

@@ -62,9 +62,9 @@ def test_required_bars_is_exact(run):
     predictor, frames = run
     symbol = sorted(frames)[-1]
     info = predictor.asset(symbol)
-    f = predictor.features
-    width = len(ffd_weights(info.d, threshold=f.ffd_threshold, max_width=f.ffd_max_width))
-    assert info.required_bars == max(width - 1, f.volume_window - 1, max(f.return_horizons), f.vol_window) + 1
+    f = predictor.config["features"]  # the run's settings as the manifest records them
+    width = len(ffd_weights(info.d, threshold=f["ffd_threshold"], max_width=f["ffd_max_width"]))
+    assert info.required_bars == max(width - 1, f["volume_window"] - 1, max(f["return_horizons"]), f["vol_window"]) + 1
     candles = candles_of(frames[symbol])
     assert math.isfinite(predictor.predict(PredictRequest(symbol=symbol, candles=candles[-info.required_bars:])).p_up)
     with pytest.raises(InsufficientHistoryError, match=f"{info.required_bars - 1} given, {info.required_bars} needed"):

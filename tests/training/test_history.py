@@ -15,6 +15,7 @@ from fleet.config import load_config
 from fleet.data.synthetic import synthetic_market
 from fleet.errors import DataError
 from fleet.evaluation.splits import Fold
+from fleet.features.spec import FeatureSpec
 from fleet.training.dataset import build_unit_dataset
 from fleet.training.driver import check_history, load_inputs
 from fleet.training.history import asset_shortfall, history_need
@@ -68,7 +69,7 @@ def test_shortfall_agrees_with_the_unit_dataset(experts):
     """asset_shortfall says "trainable" exactly when build_unit_dataset keeps the asset (independent path)."""
     cfg = load_config(None, {"model.experts": experts})
     panel = synthetic_market(n_clusters=1, assets_per_cluster=2, days=60, seed=3).panel
-    need = history_need(cfg, tuple(panel.columns), panel.bar)
+    need = history_need(FeatureSpec.from_config(cfg), tuple(panel.columns), panel.bar)
     assert need.floor < need.sure
     symbol = panel.symbols[0]
     frame = panel.frames[symbol]
@@ -78,12 +79,11 @@ def test_shortfall_agrees_with_the_unit_dataset(experts):
                     test_end=frame.index[-1])
         try:
             ds = build_unit_dataset(assets={symbol: 0}, frames=panel.frames, fold=fold, timeline_end=frame.index[-1],
-                                    factor=None, features=cfg.features, horizon=cfg.labels.horizon,
-                                    groups=cfg.model.feature_groups(), sde_window=cfg.model.sde.window)
+                                    factor=None, features=FeatureSpec.from_config(cfg))
             kept = symbol in ds.preprocessors
         except DataError:
             kept = False
-        assert (asset_shortfall(frame["close"], n, need, cfg) is None) == kept, n
+        assert (asset_shortfall(frame["close"], n, need) is None) == kept, n
 
 
 def test_late_listed_asset_is_left_out_of_early_folds_not_refused(tmp_path):

@@ -16,6 +16,7 @@ import pytest
 from fleet.config import load_config
 from fleet.data.load import load_panel
 from fleet.data.synthetic import synthetic_market
+from fleet.features.spec import FeatureSpec
 from fleet.training.history import (asset_shortfall, history_need, smallest_days, span_days, splitter_of,
                                     union_timeline)
 from fleet.training.inputs import required_bars
@@ -65,7 +66,7 @@ def linear_days(panel_for_days, config, lo, hi, min_bars):
         for s, k in pairs:
             frame = p.frames[s]
             n = int(frame.index.searchsorted(folds[k].train_end, side="left"))
-            if asset_shortfall(frame["close"], n, need, config) is not None:
+            if asset_shortfall(frame["close"], n, need) is not None:
                 last[0] = (s, k)
                 return False
         return True
@@ -73,7 +74,7 @@ def linear_days(panel_for_days, config, lo, hi, min_bars):
     if hi <= lo or usable(hi) is None:
         return None
     p0 = usable(hi)[0]
-    need = history_need(config, tuple(p0.columns), p0.bar)
+    need = history_need(FeatureSpec.from_config(config), tuple(p0.columns), p0.bar)
     start = first(need.floor, lo, hi)
     if start is None:
         return None
@@ -89,7 +90,7 @@ def _compare(full, config, lo):
     """(smallest_days' answer, checked against linear_days; the CPU seconds it took: the machine may be shared)."""
     hi, min_bars = span_days(full), required_bars(config)
     t = time.process_time()
-    fast = smallest_days(full, config, lo=lo, hi=hi, min_bars=min_bars)
+    fast = smallest_days(full, config, lo=lo, hi=hi, min_bars=min_bars, features=FeatureSpec.from_config(config))
     took = time.process_time() - t
     assert fast == linear_days(_cut_panels(full), config, lo, hi, min_bars)
     return fast, took
@@ -133,7 +134,8 @@ def test_equities_subset_search_equals_the_linear_search(equities):
 def test_search_without_an_answer_agrees(crypto):
     # 60 folds need more hourly bars than the data's 3.7 years hold.
     cfg = load_config(None, {"validation.folds": 60})
-    assert smallest_days(crypto, cfg, lo=60, hi=span_days(crypto), min_bars=required_bars(cfg)) is None
+    assert smallest_days(crypto, cfg, lo=60, hi=span_days(crypto), min_bars=required_bars(cfg),
+                         features=FeatureSpec.from_config(cfg)) is None
     assert linear_days(_cut_panels(crypto), cfg, 60, span_days(crypto), required_bars(cfg)) is None
 
 
@@ -155,5 +157,5 @@ def test_synthetic_search_equals_the_linear_search():
         panel = synthetic_market(days=days, seed=cfg.seed).panel
         return panel, panel.symbols
 
-    assert smallest_days(panel_for_days, cfg, 75, 120, required_bars(cfg)) == \
+    assert smallest_days(panel_for_days, cfg, 75, 120, required_bars(cfg), features=FeatureSpec.from_config(cfg)) == \
         linear_days(panel_for_days, cfg, 75, 120, required_bars(cfg))

@@ -13,6 +13,7 @@ import pytest
 from _lookahead import _fold, _perturb_after
 from fleet.config import FleetConfig
 from fleet.data.synthetic import synthetic_market
+from fleet.features.spec import FeatureSpec
 from fleet.market.align import align_log_returns
 from fleet.market.fold import fit_fold_market
 from fleet.training.dataset import build_unit_dataset
@@ -28,7 +29,7 @@ def test_ffd_order_scaler_and_training_rows_ignore_the_future(market):
     fold, end = _fold(panel)
     cfg = FleetConfig()
     assets = {s: i for i, s in enumerate(panel.symbols)}
-    kw = dict(assets=assets, fold=fold, timeline_end=end, factor=None, features=cfg.features, horizon=4)
+    kw = dict(assets=assets, fold=fold, timeline_end=end, factor=None, features=FeatureSpec.from_config(cfg))
     before = build_unit_dataset(frames=panel.frames, **kw)
     after = build_unit_dataset(frames=_perturb_after(panel, fold.train_end).frames, **kw)
     assert before.preprocessors == after.preprocessors
@@ -45,7 +46,7 @@ def test_training_labels_never_reach_the_test_block(market):
     for k in range(3):
         fold, end = _fold(panel, k)
         ds = build_unit_dataset(assets=assets, frames=panel.frames, fold=fold, timeline_end=end, factor=None,
-                                features=cfg.features, horizon=4)
+                                features=FeatureSpec.from_config(cfg))
         bar = panel.bar
         assert (ds.train_meta["timestamp"] + 4 * bar < fold.test_start).all()
         assert (ds.train_meta["timestamp"] < fold.train_end).all()

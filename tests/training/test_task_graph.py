@@ -17,6 +17,7 @@ import pytest
 
 from fleet.config import FleetConfig
 from fleet.evaluation.splits import PurgedWalkForward
+from fleet.features.spec import FeatureSpec
 from fleet.market.align import align_log_returns
 from fleet.models.factory import build_model
 from fleet.training.dataset import build_unit_dataset
@@ -40,13 +41,13 @@ def _config(experts, out=None, backend="local", strategy="islands", trend_iter=3
 def _units(cfg: FleetConfig):
     panel, _ = load_inputs(cfg, echo=lambda s: None)
     ts = pd.DatetimeIndex(sorted(set().union(*(f.index for f in panel.frames.values()))))
-    folds = PurgedWalkForward(2, horizon_bars=4, embargo_bars=8, bar=panel.bar).folds(ts)
+    folds = PurgedWalkForward(2, horizon=4, embargo_bars=8, bar=panel.bar).folds(ts)
     rets = align_log_returns({s: f["close"] for s, f in panel.frames.items()}, bar=panel.bar, max_ffill=3,
                              min_overlap=0.0)
     units = []
     for fold in folds:
         fm = fit_fold_market(panel, fold, rets, cfg)
-        units += plan_fold(config=cfg, fold=fold, timeline_end=ts.max(),
+        units += plan_fold(config=cfg, features=FeatureSpec.from_config(cfg), fold=fold, timeline_end=ts.max(),
                            asset_ids={s: i for i, s in enumerate(panel.symbols)}, cluster_of=fm.clusters.cluster_map,
                            factor=fm.factor, is_final=False)
     return units, panel.frames
@@ -74,8 +75,7 @@ def test_in_process_graph_equals_the_plain_mixture_fit():
     unit = units[-1]
     result = train_unit(unit, frames)
     ds = build_unit_dataset(assets=unit.assets, frames=frames, fold=unit.fold, timeline_end=unit.timeline_end,
-                            factor=unit.factor, features=cfg.features, horizon=cfg.labels.horizon,
-                            groups=cfg.model.feature_groups(), sde_window=cfg.model.sde.window)
+                            factor=unit.factor, features=unit.features)
     model = build_model(cfg.model, seed=unit.seed, horizon=cfg.labels.horizon, embargo=cfg.validation.embargo_bars,
                         num_threads=1).fit(ds.X_train, ds.y_train)
     p, P, W = model.predict_details(ds.X_test)

@@ -101,7 +101,7 @@ def _int_param(value, name: str, minimum: int) -> int:
 class PurgedWalkForward(BaseCrossValidator):
     """Expanding-window walk-forward splits with purging and embargo, cut by time.
 
-    Rules (h = ``horizon_bars``, e = ``embargo_bars``, b = ``bar``; all boundaries are timestamps):
+    Rules (h = ``horizon``, e = ``embargo_bars``, b = ``bar``; all boundaries are timestamps):
 
     * Timeline: ``t0 = min(ts)``, ``t_last = max(ts) - holdout``. Rows with ``ts > t_last`` are
       the hold-out: in no fold, neither train nor test.
@@ -122,13 +122,13 @@ class PurgedWalkForward(BaseCrossValidator):
     Look-ahead warning: these positions only prevent leakage if *everything fitted* (scalers,
     fracdiff order, clusters, market factor, model) uses the training rows of the fold alone,
     and if the features at t use data up to t only. Labels must be the forward return over
-    exactly h bars; a longer label needs a larger ``horizon_bars``. Timestamps are compared as
+    exactly h bars; a longer label needs a larger ``horizon``. Timestamps are compared as
     given: for irregular data the label window is measured in time (h * b), so a row whose h-th
     next bar lies further away than h * b should be dropped by the caller (label end < test_start).
 
     Args:
         n_folds: number of test blocks (>= 1).
-        horizon_bars: label horizon in bars (>= 1).
+        horizon: label horizon in bars (>= 1).
         embargo_bars: extra bars dropped before each test block (>= 0).
         bar: bar length (``Panel.bar``), > 0.
         holdout: final span kept out of every fold (>= 0).
@@ -139,17 +139,17 @@ class PurgedWalkForward(BaseCrossValidator):
             a fold with an empty training window or an empty test block ("data too short").
     """
 
-    def __init__(self, n_folds: int = 5, *, horizon_bars: int = 4, embargo_bars: int = 8,
+    def __init__(self, n_folds: int = 5, *, horizon: int = 4, embargo_bars: int = 8,
                  bar: pd.Timedelta = pd.Timedelta(hours=1), holdout: pd.Timedelta = pd.Timedelta(0)):
         self.n_folds = n_folds
-        self.horizon_bars = horizon_bars
+        self.horizon = horizon
         self.embargo_bars = embargo_bars
         self.bar = bar
         self.holdout = holdout
 
     def _params(self) -> tuple[int, int, int, pd.Timedelta, pd.Timedelta]:
         n = _int_param(self.n_folds, "n_folds", 1)
-        h = _int_param(self.horizon_bars, "horizon_bars", 1)
+        h = _int_param(self.horizon, "horizon", 1)
         e = _int_param(self.embargo_bars, "embargo_bars", 0)
         try:
             bar, holdout = pd.Timedelta(self.bar), pd.Timedelta(self.holdout)
@@ -187,7 +187,7 @@ class PurgedWalkForward(BaseCrossValidator):
         bar_ns = bar.value
         edges = [t0 + pd.Timedelta((span_ns * j // (n + 1)) // bar_ns * bar_ns, unit="ns") for j in range(n + 2)]
         label_ok = ts + h * bar <= t_last
-        fix = ("the data is too short for the folds: use fewer n_folds, smaller horizon_bars/embargo_bars, "
+        fix = ("the data is too short for the folds: use fewer n_folds, smaller horizon/embargo_bars, "
                "or more history")
         out = []
         for k in range(n):

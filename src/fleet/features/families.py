@@ -5,11 +5,12 @@ FFD log close, the market factor). An expert spec (:mod:`fleet.models.specs`) na
 families it needs on top; each family here says:
 
 * ``name``      what specs and ``ModelConfig.feature_groups()`` call it;
-* ``compute``   ``(frame, params) -> (n_bars, k) DataFrame``, causal, NaN during its warm-up;
+* ``compute``   ``(frame, features) -> (n_bars, k) DataFrame``, causal, NaN during its warm-up; ``features``: the
+  run's :class:`~fleet.features.spec.FeatureSpec` (horizon, OU window, return horizons);
 * ``columns``   input columns it needs (``close``); ``optional``: output column -> the further input
   columns it needs, computed only when they are present (close-only data gets fewer features, never
   invented ones; serving asks a request for them when the model has that column);
-* ``warmup``    ``params -> bars`` a value needs to equal the value computed on a long history
+* ``warmup``    ``(features, bar) -> bars`` a value needs to equal the value computed on a long history
   (full windows): what serving asks a request for and what the history check adds;
 * ``prefix``    of its output columns (the trend expert leaves these columns out, see
   :func:`extra_prefixes`); ``scaled``: False leaves the family unscaled by the per-asset
@@ -30,24 +31,8 @@ import pandas as pd
 from fleet.features.factor_returns import FACTOR_RETURN_PREFIX, factor_return_warmup, factor_returns
 from fleet.features.fingerprint import FINGERPRINT_PREFIX, fingerprint, fingerprint_warmup
 from fleet.features.ou import SDE_PREFIX, ou_warmup, rolling_ou
+from fleet.features.spec import FeatureSpec
 from fleet.features.stress import STRESS_PREFIX, stress_features, stress_warmup
-
-
-@dataclass(frozen=True)
-class FamilyParams:
-    """Run-level parameters a family may read.
-
-    Attributes:
-        horizon: label horizon, bars (the OU forecast horizon).
-        sde_window: rolling OU fit window, bars (``model.sde.window``).
-        bar: bar length (daily-volatility scaling of the fingerprint's warm-up); None when unknown.
-        return_horizons: the base features' return horizons, bars (the factor family's sums).
-    """
-
-    horizon: int = 1
-    sde_window: int = 168
-    bar: pd.Timedelta | None = None
-    return_horizons: tuple[int, ...] = (1, 4, 12, 24)
 
 
 @dataclass(frozen=True)
@@ -55,33 +40,35 @@ class FeatureFamily:
     """One extra feature family (see the module docstring for the fields)."""
 
     name: str
-    compute: Callable[[pd.DataFrame, FamilyParams], pd.DataFrame]
+    compute: Callable[[pd.DataFrame, FeatureSpec], pd.DataFrame]
     columns: tuple[str, ...]
     optional: Mapping[str, tuple[str, ...]]
-    warmup: Callable[[FamilyParams], int]
+    warmup: Callable[[FeatureSpec, pd.Timedelta | None], int]
     prefix: str
     scaled: bool = True
 
 
-def _fingerprint_warmup(p: FamilyParams) -> int:
-    if p.bar is None:
-        raise ValueError("fingerprint warm-up: the bar length is needed (FamilyParams.bar)")
-    return fingerprint_warmup(p.bar)
+def _fingerprint_warmup(features: FeatureSpec, bar: pd.Timedelta | None) -> int:
+    if bar is None:
+        raise ValueError("fingerprint warm-up: the bar length is needed (bar)")
+    return fingerprint_warmup(bar)
 
 
 FAMILIES: tuple[FeatureFamily, ...] = (
     FeatureFamily("stress", compute=lambda frame, p: stress_features(frame), columns=("close",),
-                  optional={"stress_volume_shock": ("volume",)}, warmup=lambda p: stress_warmup(), prefix=STRESS_PREFIX),
+                  optional={"stress_volume_shock": ("volume",)}, warmup=lambda p, bar: stress_warmup(),
+                  prefix=STRESS_PREFIX),
     FeatureFamily("sde", compute=lambda frame, p: rolling_ou(np.log(frame["close"]), window=p.sde_window,
                                                             horizon=p.horizon),
-                  columns=("close",), optional={}, warmup=lambda p: ou_warmup(p.sde_window), prefix=SDE_PREFIX),
+                  columns=("close",), optional={}, warmup=lambda p, bar: ou_warmup(p.sde_window), prefix=SDE_PREFIX),
     FeatureFamily("fingerprint", compute=lambda frame, p: fingerprint(frame), columns=("close",),
-                  optional={"fp_spread": ("high", "low"), "fp_volume_z": ("volume",)}, warmup=_fingerprint_warmup, prefix=FINGERPRINT_PREFIX,
-                  scaled=False),
+                  optional={"fp_spread": ("high", "low"), "fp_volume_z": ("volume",)}, warmup=_fingerprint_warmup,
+                  prefix=FINGERPRINT_PREFIX, scaled=False),
     # the market factor summed over the return horizons; reads the frame's market_factor column, which the
     # pipeline adds from the run's factor (not a column of the data, so not in `columns`)
     FeatureFamily("factor", compute=lambda frame, p: factor_returns(frame, p.return_horizons), columns=("close",),
-                  optional={}, warmup=lambda p: factor_return_warmup(p.return_horizons), prefix=FACTOR_RETURN_PREFIX),
+                  optional={}, warmup=lambda p, bar: factor_return_warmup(p.return_horizons),
+                  prefix=FACTOR_RETURN_PREFIX),
 )
 FAMILY_NAMES: tuple[str, ...] = tuple(f.name for f in FAMILIES)
 
@@ -125,11 +112,12 @@ def input_columns(feature_names) -> set[str]:
     return out
 
 
-def compute_families(frame: pd.DataFrame, groups: tuple[str, ...], params: FamilyParams) -> list[pd.DataFrame]:
-    """The families of ``groups`` on one asset's bars, each (n_bars, n_family_features), in registry order."""
-    return [f.compute(frame, params) for f in selected(groups)]
+def compute_families(frame: pd.DataFrame, features: FeatureSpec) -> list[pd.DataFrame]:
+    """The families of ``features.groups`` on one asset's bars, each (n_bars, n_family_features), in registry order."""
+    return [f.compute(frame, features) for f in selected(features.groups)]
 
 
-def full_warmup(groups: tuple[str, ...], params: FamilyParams) -> int:
-    """Longest full-window warm-up of the families of ``groups``, in bars (0 for none)."""
-    return max((f.warmup(params) for f in selected(groups)), default=0)
+def full_warmup(features: FeatureSpec, bar: pd.Timedelta | None) -> int:
+    """Longest full-window warm-up of the families of ``features.groups`` at bar length ``bar``, in bars (0 for
+    none). Raises ValueError when ``bar`` is None and the fingerprint family is among them."""
+    return max((f.warmup(features, bar) for f in selected(features.groups)), default=0)

@@ -8,13 +8,12 @@ was fitted per asset on a fold's training window (FFD order, feature scaling); t
 (:class:`fleet.models.artifact.UnitModel`) keeps one per asset and calls this module per request, so
 training and serving compute exactly the same numbers.
 
-Nothing here imports :mod:`fleet.config`: the ``config`` arguments are
-:class:`fleet.config.FeatureConfig` objects, read by attribute.
+Nothing here imports :mod:`fleet.config`: every setting comes from the run's
+:class:`fleet.features.features.FeatureSpec` (built once from the configuration, stored with the served model).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from fleet.features.factor_returns import FACTOR_COLUMN as FACTOR
-from fleet.features.families import FamilyParams, compute_families, full_warmup
+from fleet.features.families import compute_families, full_warmup
 from fleet.features.fracdiff import frac_diff_ffd
+from fleet.features.spec import FeatureSpec
 from fleet.features.technical import technical_arrays
 FFD = "ffd_log_close"
 
@@ -78,9 +78,8 @@ def factor_at(factor: pd.Series, index: pd.DatetimeIndex) -> np.ndarray:
     return values
 
 
-def asset_features(frame: pd.DataFrame, *, d: float, factor: pd.Series | None,
-                   config: "FeatureConfig", groups: tuple[str, ...] = (), horizon: int = 1,
-                   sde_window: int = 168, last: int | None = None) -> tuple[pd.DataFrame, tuple[str, ...]]:
+def asset_features(frame: pd.DataFrame, *, d: float, factor: pd.Series | None, features: FeatureSpec,
+                   last: int | None = None) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """Raw (unscaled) features of one asset, one row per bar, all causal.
 
     Shared by training and serving so both compute exactly the same numbers (serving calls the
@@ -91,16 +90,16 @@ def asset_features(frame: pd.DataFrame, *, d: float, factor: pd.Series | None,
         d: FFD order for the ``ffd_log_close`` feature.
         factor: market factor on a UTC grid (standardised units); re-indexed to the asset's
             bars, gaps filled with 0 (neutral). ``None`` leaves the feature out.
-        config: feature parameters.
-        groups: extra feature families the model needs (``ModelConfig.feature_groups()``):
-            'stress' (:mod:`fleet.features.stress`), 'sde' (rolling OU, :mod:`fleet.features.ou`,
-            with ``horizon`` and ``sde_window`` bars) and 'fingerprint' (:mod:`fleet.features.fingerprint`,
-            left unscaled by the preprocessor so the rule gate's thresholds keep their units).
+        features: the run's feature settings (windows, FFD cut-off, return horizons) and the extra feature
+            families the model needs (``features.groups``): 'stress' (:mod:`fleet.features.stress`), 'sde'
+            (rolling OU, :mod:`fleet.features.ou`, with ``features.horizon`` and ``features.sde_window`` bars),
+            'fingerprint' (:mod:`fleet.features.fingerprint`, left unscaled by the preprocessor so the rule
+            gate's thresholds keep their units) and 'factor' (:mod:`fleet.features.factor_returns`).
         last: compute only the last ``last`` bars (>= 1), for serving, which answers for the newest
             bar: the technical features and FFD read only their windows (RSI still every bar, see
             :func:`~fleet.features.technical.technical_features`), the factor is looked up for those
             bars only. The values are those of the full computation (``tests/test_fast_features.py``
-            checks it on real and synthetic bars). The extra families (``groups``) are still computed
+            checks it on real and synthetic bars). The extra families (``features.groups``) are still computed
             on every bar and then cut. ``None`` (training): every bar.
 
     Returns:
@@ -109,62 +108,58 @@ def asset_features(frame: pd.DataFrame, *, d: float, factor: pd.Series | None,
         out for lack of columns (e.g. ``volume_z`` on close-only data).
     """
     values, skipped = asset_feature_arrays({str(c): frame[c].to_numpy() for c in frame.columns}, frame.index,
-                                           d=d, factor=factor, config=config, groups=groups, horizon=horizon,
-                                           sde_window=sde_window, last=last)
+                                           d=d, factor=factor, features=features, last=last)
     k = len(next(iter(values.values())))
     return pd.DataFrame(values, index=frame.index[len(frame) - k:]), skipped
 
 
 def asset_feature_arrays(columns: Mapping[str, np.ndarray], index: pd.DatetimeIndex, *, d: float,
-                         factor: pd.Series | None, config: "FeatureConfig", groups: tuple[str, ...] = (),
-                         horizon: int = 1, sde_window: int = 168,
+                         factor: pd.Series | None, features: FeatureSpec,
                          last: int | None = None) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
     """:func:`asset_features` on plain arrays: the one implementation training and serving share.
 
     Args:
         columns: column name -> (n_bars,) values of one asset, oldest first (``close`` required).
         index: (n_bars,) UTC timestamps of those bars (factor lookup; the extra families).
-        d, factor, config, groups, horizon, sde_window, last: as for :func:`asset_features`.
+        d, factor, features, last: as for :func:`asset_features`.
 
     Returns:
-        (features, skipped): feature name -> float64 array of shape (min(last, n_bars),) (n_bars when
+        (values, skipped): feature name -> float64 array of shape (min(last, n_bars),) (n_bars when
         ``last`` is None), in the column order of :func:`asset_features`; skipped as there.
 
     Raises:
         DataError, ConfigError: invalid values or parameters (see ``technical_features``).
     """
     out, skipped = technical_arrays(
-        columns, return_horizons=tuple(config.return_horizons), vol_window=config.vol_window,
-        rsi_window=config.rsi_window, volume_window=config.volume_window, last=last)
+        columns, return_horizons=tuple(features.return_horizons), vol_window=features.vol_window,
+        rsi_window=features.rsi_window, volume_window=features.volume_window, last=last)
     log_close = np.log(np.asarray(columns["close"], dtype=np.float64))
-    out[FFD] = frac_diff_ffd(log_close, d, threshold=config.ffd_threshold, max_width=config.ffd_max_width,
+    out[FFD] = frac_diff_ffd(log_close, d, threshold=features.ffd_threshold, max_width=features.ffd_max_width,
                              last=last).to_numpy()
     k = out[FFD].shape[0]
     tail = index[len(index) - k:]
     if factor is not None:
         out[FACTOR] = factor_at(factor, tail)
-    if groups:
+    if features.groups:
         frame = pd.DataFrame(dict(columns), index=index)
         if factor is not None:  # the 'factor' family sums it over the return horizons
             frame[FACTOR] = factor_at(factor, index)
-        params = FamilyParams(horizon=horizon, sde_window=sde_window,
-                              return_horizons=tuple(int(h) for h in config.return_horizons))
-        for part in compute_families(frame, groups, params):
+        for part in compute_families(frame, features):
             for name in part.columns:
                 out[name] = part[name].to_numpy(dtype=np.float64)[len(index) - k:]
     return out, tuple(skipped)
 
 
-def feature_group_warmup(groups: tuple[str, ...], *, columns: tuple[str, ...], bar: pd.Timedelta, horizon: int,
-                         sde_window: int, return_horizons: tuple[int, ...] | None = None) -> tuple[int, int]:
-    """Warm-up of the extra feature families, in bars: (first row with no NaN, longest rolling window).
+def feature_group_warmup(features: FeatureSpec, *, columns: tuple[str, ...], bar: pd.Timedelta) -> tuple[int, int]:
+    """Warm-up of the extra feature families ``features.groups``, in bars: (first row with no NaN, longest rolling
+    window); (0, 0) when there are none.
 
     The first number is measured on a synthetic random walk with the given columns and bar spacing
     (exact for these rolling features, which have fixed ``min_periods``); the second is how many bars a
     value needs to equal the value computed on a long history (full windows), for serving parity, and
     comes from each family's ``warmup`` in :data:`fleet.features.families.FAMILIES`.
     """
-    if not groups:
+    if not features.groups:
         return 0, 0
     n = 3000
     rng = np.random.default_rng(0)
@@ -176,12 +171,9 @@ def feature_group_warmup(groups: tuple[str, ...], *, columns: tuple[str, ...], b
         data["volume"] = rng.lognormal(size=n)
     data[FACTOR] = rng.normal(size=n)  # the run's factor at the bars (the 'factor' family reads it)
     frame = pd.DataFrame(data, index=pd.date_range("2020-01-01", periods=n, freq=bar, tz="UTC"))
-    params = FamilyParams(horizon=horizon, sde_window=sde_window, bar=bar)
-    if return_horizons is not None:  # else FamilyParams' default
-        params = dataclasses.replace(params, return_horizons=tuple(int(h) for h in return_horizons))
-    ok = pd.concat(compute_families(frame, groups, params), axis=1).notna().all(axis=1).to_numpy()
+    ok = pd.concat(compute_families(frame, features), axis=1).notna().all(axis=1).to_numpy()
     first = int(np.argmax(ok)) if ok.any() else n
-    return first, full_warmup(groups, params)
+    return first, full_warmup(features, bar)
 
 
 def bar_times(index: pd.DatetimeIndex) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from fleet.features.pipeline import AssetPreprocessor, asset_feature_arrays, bar_times
+from fleet.features.spec import FeatureSpec
 
 #: (old module, name) -> (module, name) of classes that moved; what old pickles name.
 MOVED: dict[tuple[str, str], tuple[str, str]] = {
@@ -46,6 +47,9 @@ class UnitModel:
             the training window; None: the run's fixed long rule ``p_up > policy.threshold``.
         meta: the meta-labelling model (:class:`fleet.models.meta.MetaLabeler`) that filters the fixed rule's
             bets, or None.
+        features: the feature settings the unit was trained with (:class:`~fleet.features.spec.FeatureSpec`);
+            serving computes the model's inputs with them. Artifacts written without one get it from their
+            stored ``config`` when loaded (:func:`load_unit_model`).
     """
 
     group: str
@@ -57,6 +61,7 @@ class UnitModel:
     config: dict
     policy: dict | None = None
     meta: object | None = None
+    features: FeatureSpec | None = None
 
     def design_matrix(self, symbol: str, frame: pd.DataFrame, factor: pd.Series | None, *,
                       last: int | None = None) -> pd.DataFrame:
@@ -94,32 +99,24 @@ class UnitModel:
 
         Raises:
             UnknownSymbolError: the unit does not serve ``symbol``.
+            ValueError: the model has no feature settings (``features`` is None: built without them and not
+                loaded by :func:`load_unit_model`).
         """
-        from fleet.config import FeatureConfig, ModelConfig
         from fleet.errors import UnknownSymbolError
 
         if symbol not in self.preprocessors:
             raise UnknownSymbolError(f"symbol {symbol!r} is not served by unit {self.group!r}; "
                                      f"it serves {sorted(self.preprocessors)}")
+        if self.features is None:
+            raise ValueError(f"unit {self.group!r}: the model has no feature settings (UnitModel.features is None)")
         prep = self.preprocessors[symbol]
-        settings = self.__dict__.get("_settings")
-        if settings is None:  # parsed once per model (not a dataclass field: pickles stay as they were)
-            model_cfg = ModelConfig(**self.config["model"])
-            settings = self.__dict__["_settings"] = dict(
-                config=FeatureConfig(**self.config["features"]), groups=model_cfg.feature_groups(),
-                horizon=int(self.config["labels"]["horizon"]), sde_window=model_cfg.sde.window)
-        raw, _ = asset_feature_arrays(columns, index, d=prep.d, factor=factor, last=last, **settings)
+        raw, _ = asset_feature_arrays(columns, index, d=prep.d, factor=factor, features=self.features, last=last)
         X = prep.scale_arrays(raw)
         k = len(next(iter(X.values())))
         X["asset_id"] = np.full(k, prep.asset_id, dtype=np.int64)
         if "bar_time" in self.feature_names:
             X["bar_time"] = bar_times(index[len(index) - k:])
         return {name: X[name] for name in self.feature_names}
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state.pop("_settings", None)  # the parsed-config cache of design_columns is not saved
-        return state
 
     def predict_proba_bars(self, symbol: str, frame: pd.DataFrame, factor: pd.Series | None) -> pd.Series:
         """P(up) for every bar of ``frame`` (n_bars,) of one asset; NaN during feature warm-up."""
@@ -142,12 +139,17 @@ class _Unpickler(pickle.Unpickler):
 def load_unit_model(data: bytes, source: str = "model") -> UnitModel:
     """Unpickle a :class:`UnitModel` from ``data`` (the bytes of ``models/<group>.pkl``).
 
-    Models written before issue 15 (``fleet.training.unit.UnitModel`` ...) load too (:data:`MOVED`).
+    Models pickled under older class paths (``fleet.training.unit.UnitModel`` ...) load too (:data:`MOVED`).
+    A model stored without its feature settings gets them here, once, from its stored configuration
+    (:meth:`FeatureSpec.from_config` of the ``features``, ``model`` and ``labels`` sections of ``model.config``):
+    the one place an artifact's spec is rebuilt.
     Torch is imported first when the model holds torch modules (OpenMP load order,
     :mod:`fleet.models._openmp`).
 
     Raises:
         TypeError: ``data`` holds something other than a UnitModel (``source`` names it in the message).
+        ValueError: a model without feature settings whose stored configuration cannot give them (names
+            ``source``).
     """
     if b"torch" in data:  # a CNN expert or the MLP gate: torch's OpenMP runtime before scikit-learn's
         from fleet.models._openmp import torch_first
@@ -156,4 +158,24 @@ def load_unit_model(data: bytes, source: str = "model") -> UnitModel:
     obj = _Unpickler(io.BytesIO(data)).load()
     if not isinstance(obj, UnitModel):
         raise TypeError(f"{source}: holds a {type(obj).__name__}, expected a UnitModel")
+    if obj.features is None:
+        try:
+            obj.features = _stored_spec(obj.config)
+        except Exception as err:  # a section that no longer validates (pydantic), a missing key, not a mapping
+            raise ValueError(f"{source}: the model stores no feature settings and its stored config cannot give "
+                             f"them ({type(err).__name__}: {err})") from None
     return obj
+
+
+def _stored_spec(config: dict) -> FeatureSpec:
+    """The :class:`FeatureSpec` of a stored config dict (``FleetConfig.to_dict()``), read from its ``features``,
+    ``model`` (absent: a single-model run, no extra families) and ``labels.horizon`` only, so a run whose other
+    sections have since changed still loads."""
+    from types import SimpleNamespace
+
+    from fleet.config import FeatureConfig, ModelConfig
+
+    return FeatureSpec.from_config(SimpleNamespace(
+        features=FeatureConfig(**config["features"]),
+        model=ModelConfig(**config["model"]) if "model" in config else None,
+        labels=SimpleNamespace(horizon=int(config["labels"]["horizon"]))))

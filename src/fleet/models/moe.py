@@ -384,8 +384,8 @@ class MixtureOfExpertsEnsemble(PersistMixin, ClassifierMixin, BaseEstimator):
         kind = type(self.gate).__name__ if self.gate is not None else None
         out = {"gate": kind, "fallback": self.fallback_, "guard": self.guard_, "oof_scores": self.oof_scores_,
                "gate_oof_scores": getattr(self, "gate_scores_", {}), "oof_rows": int(len(self.oof_index_)),
-               "inner_folds": self.inner_folds_,
-               "level_shift": {int(a): float(d) for a, d in getattr(self, "level_shift_", {}).items()}}
+               "inner_folds": self.inner_folds_, "recalibrate": getattr(self, "recalibrate", "off"),
+               "asset_intercepts": {int(a): float(d) for a, d in getattr(self, "level_shift_", {}).items()}}
         if hasattr(self.gate_, "base_weight_"):  # select: the constant base-rate P(up) candidate
             # weight: its share of the served mixture (0 unless select_base_rate is 'mix'); share_at_selection: its
             # share where the selection stopped (what it took from the experts while choosing their weights)

@@ -2,7 +2,8 @@
 
 The run directory written by ``fleet train`` is the only hand-off (ARCHITECTURE.md). Features
 are computed here with the pipeline training uses (:meth:`fleet.models.artifact.UnitModel.design_matrix` ->
-:mod:`fleet.features.pipeline` + the fitted per-asset scaling), so a request made of bars from the training
+:mod:`fleet.features.pipeline` + the fitted per-asset scaling), with the feature settings each unit's artifact
+stores (``UnitModel.features``, never rebuilt from the run's config), so a request made of bars from the training
 data gets the same p_up as training to floating-point precision.
 
 Market factor: the model's ``market_factor`` input is looked up in the run's stored factor
@@ -28,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fleet.config import FeatureConfig
 from fleet.errors import FleetError, InsufficientHistoryError, RequestError, RunDirectoryError, UnknownSymbolError
 from fleet.features.fracdiff import ffd_weights
 from fleet.features.technical import FEATURE_REQUIREMENTS, warmup_bars
 from fleet.features.families import input_columns
 from fleet.features.pipeline import FACTOR, feature_group_warmup
+from fleet.features.spec import FeatureSpec
 from fleet.models.artifact import UnitModel, load_unit_model
 from fleet.serving.schema import CandleColumns, PredictRequest, PredictResponse, ServedPolicy
 from fleet.store.layout import (ASSET_REGISTRY, MANIFEST, MARKET_FACTOR, MODELS_INDEX, REQUIRED_FILES,
@@ -107,7 +108,6 @@ class FleetPredictor:
         self.config = manifest.get("config", {})
         self.bar = pd.Timedelta(manifest.get("data", {}).get("bar", "1h"))
         self.threshold = float(self.config["policy"]["threshold"])
-        self.features = FeatureConfig(**self.config["features"])
         self.experts = list(self.config.get("model", {}).get("experts", ["trend"]))
         self._load_units(layout)
         try:
@@ -119,12 +119,12 @@ class FleetPredictor:
         for group, model in self.units.items():
             for symbol, prep in model.preprocessors.items():
                 columns = self._columns_needed(model)
-                need = self._required(prep.d, columns)
-                extra_first, extra_full = self._group_warmup(model, columns)
+                need = self._required(model.features, prep.d, columns)
+                extra_first, extra_full = feature_group_warmup(model.features, columns=columns, bar=self.bar)
                 need = max(need, extra_first + 1) + self._history(model) - 1
                 self.assets[symbol] = AssetInfo(symbol=symbol, asset_id=int(prep.asset_id), unit=group,
                                                 columns=columns, required_bars=need,
-                                                recommended_bars=need + self._rsi_memory() + extra_full,
+                                                recommended_bars=need + self._rsi_memory(model.features) + extra_full,
                                                 d=float(prep.d))
         self.metrics = self._read_metrics(layout)
         self.horizon = int(self.config.get("labels", {}).get("horizon", 1))
@@ -171,8 +171,9 @@ class FleetPredictor:
         cols.update(input_columns(model.feature_names))  # the extra families' (fleet.features.families)
         return tuple(c for c in PRICE_COLUMNS if c in cols)
 
-    def _required(self, d: float, columns: tuple[str, ...]) -> int:
-        f = self.features
+    @staticmethod
+    def _required(f: FeatureSpec, d: float, columns: tuple[str, ...]) -> int:
+        """Bars the last candle's base features need: FFD width at ``d`` - 1 or the technical warm-up, + 1."""
         width = len(ffd_weights(d, threshold=f.ffd_threshold, max_width=f.ffd_max_width))
         tech = warmup_bars(return_horizons=f.return_horizons, vol_window=f.vol_window, rsi_window=f.rsi_window,
                            volume_window=f.volume_window, columns=columns)
@@ -184,22 +185,10 @@ class FleetPredictor:
         est = model.estimator
         return int(est.history_bars()) if hasattr(est, "history_bars") else 1
 
-    def _group_warmup(self, model: UnitModel, columns: tuple[str, ...]) -> tuple[int, int]:
-        """Warm-up of the mixture's extra feature families (stress, sde, fingerprint): (first valid row,
-        longest window); (0, 0) for a single-GBM model."""
-        from fleet.config import ModelConfig
-
-        cfg = model.config
-        if "model" not in cfg:
-            return 0, 0
-        m = ModelConfig(**cfg["model"])
-        return feature_group_warmup(m.feature_groups(), columns=columns, bar=self.bar,
-                                    horizon=int(cfg["labels"]["horizon"]), sde_window=m.sde.window,
-                                    return_horizons=tuple(self.features.return_horizons))
-
-    def _rsi_memory(self) -> int:
+    @staticmethod
+    def _rsi_memory(f: FeatureSpec) -> int:
         """Bars after which Wilder smoothing's weight on older bars, (1 - 1/n)^k, is below 1e-6."""
-        n = self.features.rsi_window
+        n = f.rsi_window
         return 0 if n <= 1 else int(math.ceil(math.log(1e-6) / math.log(1.0 - 1.0 / n)))
 
     @staticmethod

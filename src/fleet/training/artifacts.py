@@ -18,6 +18,7 @@ import pandas as pd
 from fleet._version import __version__
 from fleet.evaluation.costaware import order_policy_rows
 from fleet.evaluation.tables import BASE_RATE_SHOWN, EXPERT_LEVELS, fold_order, holdout_table
+from fleet.models.artifact import load_unit_model
 from fleet.store import display_location, is_uri
 from fleet.store import layout as L
 from fleet.store.layout import model_file
@@ -211,7 +212,9 @@ def _expert_order(table: pd.DataFrame) -> pd.DataFrame:
 def _evaluate_holdout(ctx: RunContext, results: list[UnitResult], ev: Evaluated, plan: OutputPlan) -> None:
     config = ctx.config
     layout = ctx.rundir.layout
-    with_models = [replace(r, model=layout.read_pickle(model_file(r.group))) for r in results if r.model_info]
+    with_models = [replace(r, model=load_unit_model(layout.storage.read_bytes(model_file(r.group)),
+                                                    source=layout.describe(model_file(r.group))))
+                   for r in results if r.model_info]
     rows = predict_holdout(with_models, ctx.bars, ctx.markets[-1], timeline_end=ctx.timeline_end, config=config)
     ev.holdout_rows = rows
     if len(rows):

@@ -14,6 +14,7 @@ from fleet.config import FleetConfig
 from fleet.data.panel import Panel
 from fleet.data.registry import AssetRegistry
 from fleet.evaluation.splits import Fold
+from fleet.features.spec import FeatureSpec
 from fleet.market.clustering import ClusterResult
 from fleet.market.fold import FoldMarket
 from fleet.store import RunDirectory
@@ -39,6 +40,8 @@ class RunContext:
         backend_desc: the backend, in words. data_files: data file -> SHA-256.
         training: trained / loaded unit ids and the backend's timings (set after training).
         run_tasks: records of the run-level backend tasks (market fits, outputs; :class:`~fleet.training.graph.Timed`).
+        features: the run's feature settings, built here once from ``config`` (:meth:`FeatureSpec.from_config`);
+            the history check and every unit read them, and each unit's served model stores them.
     """
 
     config: FleetConfig
@@ -60,6 +63,10 @@ class RunContext:
     data_files: dict[str, str] = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     run_tasks: list[dict] = field(default_factory=list)
+    features: FeatureSpec = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.features = FeatureSpec.from_config(self.config)
 
     def note(self, line: str) -> None:
         """Record ``line`` in the manifest's notes and print it indented."""

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from fleet.config import FeatureConfig
 from fleet.errors import DataError
 from fleet.evaluation.splits import Fold
 from fleet.features.families import unscaled_prefixes
 from fleet.features.fracdiff import choose_d
 from fleet.features.labels import binary_label, forward_log_return, make_labels
 from fleet.features.pipeline import AssetPreprocessor, asset_features, bar_times
+from fleet.features.spec import FeatureSpec
 from fleet.models._context import ASSET_ID, BAR_TIME
 
 # AssetPreprocessor (with the rest of the per-asset pipeline) lives in fleet.features.pipeline; the name stays
@@ -76,9 +76,8 @@ def _training_label(close: pd.Series, horizon: int, labels, fwd: pd.Series,
 
 
 def build_unit_dataset(*, assets: dict[str, int], frames: dict[str, pd.DataFrame], fold: Fold,
-                       timeline_end: pd.Timestamp, factor: pd.Series | None, features: FeatureConfig,
-                       horizon: int, min_train_rows: int = 200, groups: tuple[str, ...] = (),
-                       sde_window: int = 168, labels=None) -> UnitDataset:
+                       timeline_end: pd.Timestamp, factor: pd.Series | None, features: FeatureSpec,
+                       min_train_rows: int = 200, labels=None) -> UnitDataset:
     """Assemble the fold's design matrix for the unit's assets.
 
     Args:
@@ -87,11 +86,10 @@ def build_unit_dataset(*, assets: dict[str, int], frames: dict[str, pd.DataFrame
         fold: the walk-forward fold (train/test boundaries).
         timeline_end: last timestamp before the hold-out; test labels may not reach past it.
         factor: market factor for this fold (fitted on its training window) or None.
-        features: feature parameters.
-        horizon: label horizon, bars.
+        features: the run's feature settings (:class:`~fleet.features.spec.FeatureSpec`); its ``horizon``
+            (bars) is the label horizon.
         min_train_rows: an asset with fewer usable training rows in this fold is left out of the
             fold (recorded in ``skipped_assets`` with the reason) rather than failing the unit.
-        groups, sde_window: extra feature families, see :func:`asset_features`.
         labels: the ``labels`` section (:class:`fleet.config.LabelConfig`); None: the fixed-horizon sign label.
             With ``method = triple_barrier`` the training label is :func:`fleet.features.labels.triple_barrier`
             and a training row is kept when its label's *actual* end (the first barrier touched) is before
@@ -109,8 +107,7 @@ def build_unit_dataset(*, assets: dict[str, int], frames: dict[str, pd.DataFrame
     skipped_features: tuple[str, ...] = ()
     for symbol in sorted(assets):
         out = _asset_rows(symbol, int(assets[symbol]), frames[symbol], fold=fold, timeline_end=timeline_end,
-                          factor=factor, features=features, horizon=horizon, min_train_rows=min_train_rows,
-                          groups=groups, sde_window=sde_window, labels=labels)
+                          factor=factor, features=features, min_train_rows=min_train_rows, labels=labels)
         skipped_features = out.skipped_features if out.skipped_features is not None else skipped_features
         if out.reason is not None:
             skipped_assets[symbol] = out.reason
@@ -148,11 +145,10 @@ class _AssetRows:
 
 
 def _asset_rows(symbol: str, asset_id: int, frame: pd.DataFrame, *, fold: Fold, timeline_end: pd.Timestamp,
-                factor: pd.Series | None, features: FeatureConfig, horizon: int, min_train_rows: int,
-                groups: tuple[str, ...], sde_window: int, labels=None) -> _AssetRows:
+                factor: pd.Series | None, features: FeatureSpec, min_train_rows: int, labels=None) -> _AssetRows:
     """Fit one asset's preprocessor on the fold's training window and cut its scaled training and test rows
     (columns: features, ``asset_id``, ``bar_time``, ``__symbol``, ``__y``, ``__fwd``; UTC index)."""
-    index = frame.index
+    index, horizon = frame.index, features.horizon
     fwd = forward_log_return(frame["close"], horizon)
     label_end = _label_end(index, horizon)
     in_train_window = index < fold.train_end
@@ -163,8 +159,7 @@ def _asset_rows(symbol: str, asset_id: int, frame: pd.DataFrame, *, fold: Fold, 
                           threshold=features.ffd_threshold, max_width=features.ffd_max_width)
     except DataError as err:
         return _AssetRows(f"FFD order not estimable on the training window: {err}")
-    raw, skipped_features = asset_features(frame, d=choice.d, factor=factor, config=features, groups=groups,
-                                           horizon=horizon, sde_window=sde_window)
+    raw, skipped_features = asset_features(frame, d=choice.d, factor=factor, features=features)
     valid = raw.notna().all(axis=1).to_numpy() & fwd.notna().to_numpy()
     ends = pd.DatetimeIndex(label_end)  # vectorised comparisons (NaT: False); to_numpy() would box Timestamps
     y, train_ends = _training_label(frame["close"], horizon, labels, fwd, label_end)

@@ -197,7 +197,7 @@ def _load(ctx: RunContext, frame: pd.DataFrame | None,
     """Bars staged into ``cache`` (a lean panel and the bar reader), registry and folds into ``ctx``; returns the
     whole-timeline returns and the late-listed assets."""
     config, echo = ctx.config, ctx.echo
-    panel, ctx.source = load_inputs(config, echo, frame, cache=cache)
+    panel, ctx.source = load_inputs(config, echo, frame, cache=cache, features=ctx.features)
     # Copies of the window only: the slices of --days would keep the lean whole history alive.
     ctx.panel = panel = replace(panel, frames={s: f.copy() for s, f in panel.frames.items()})
     ctx.bars = cache.reader(panel)
@@ -207,10 +207,10 @@ def _load(ctx: RunContext, frame: pd.DataFrame | None,
         ctx.note(f"no {'/'.join(panel.missing_columns())} column(s): features needing them are left out")
     all_ts = pd.DatetimeIndex(sorted(set().union(*(f.index for f in panel.frames.values()))))
     holdout = pd.Timedelta(days=config.validation.holdout_days)
-    splitter = PurgedWalkForward(config.validation.folds, horizon_bars=config.labels.horizon,
+    splitter = PurgedWalkForward(config.validation.folds, horizon=config.labels.horizon,
                                  embargo_bars=config.validation.embargo_bars, bar=panel.bar, holdout=holdout)
     ctx.folds = splitter.folds(all_ts)
-    late = check_history(config, panel)
+    late = check_history(config, panel, ctx.features)
     ctx.timeline_end = all_ts.max() - holdout
     closes = {s: f["close"] for s, f in panel.frames.items()}
     # The whole-timeline returns only carry the fitted factor forward; overlap is checked per fold.
@@ -240,7 +240,7 @@ def _fit_markets(ctx: RunContext, all_returns: pd.DataFrame, late: dict[int, dic
         if fm.excluded:
             echo(f"    not in fold {fold.index} (too little history before its training end): "
                  + ", ".join(f"{s} ({why})" for s, why in sorted(fm.excluded.items())))
-        ctx.units += plan_fold(config=config, fold=fold, timeline_end=ctx.timeline_end,
+        ctx.units += plan_fold(config=config, features=ctx.features, fold=fold, timeline_end=ctx.timeline_end,
                                asset_ids={s: i for s, i in asset_ids.items() if s in fm.clusters.cluster_map},
                                cluster_of=fm.clusters.cluster_map, factor=fm.factor,
                                is_final=fold.index == folds[-1].index)

@@ -107,8 +107,7 @@ def step_prepare(unit, frames) -> UnitData:
     """
     cfg = unit.config
     ds = build_unit_dataset(assets=unit.assets, frames=frames, fold=unit.fold, timeline_end=unit.timeline_end,
-                            factor=unit.factor, features=cfg.features, horizon=cfg.labels.horizon,
-                            groups=cfg.model.feature_groups(), sde_window=cfg.model.sde.window, labels=cfg.labels)
+                            factor=unit.factor, features=unit.features, labels=cfg.labels)
     model = unit_model(unit)
     plan = model.inner_plan(ds.X_train, ds.y_train) if isinstance(model, MixtureOfExpertsEnsemble) else None
     return UnitData(ds=ds, plan=plan)
@@ -190,7 +189,8 @@ def assemble_result(unit: TrainingUnit, frames: dict[str, pd.DataFrame], ds, mod
     if unit.is_final:
         kept = UnitModel(group=unit.group, assets={s: unit.assets[s] for s in ds.preprocessors}, estimator=model,
                          preprocessors=ds.preprocessors, feature_names=ds.feature_names,
-                         trained_until=unit.fold.train_end, config=cfg.to_dict(), policy=policy, meta=meta)
+                         trained_until=unit.fold.train_end, config=cfg.to_dict(), policy=policy, meta=meta,
+                         features=unit.features)
     return UnitResult(
         unit_id=unit.unit_id, group=unit.group, fold=unit.fold.index, assets=sorted(unit.assets), predictions=preds,
         d_by_asset={s: p.d for s, p in ds.preprocessors.items()}, n_train=len(ds.X_train), n_test=len(ds.X_test),

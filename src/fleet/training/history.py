@@ -36,6 +36,7 @@ from fleet.evaluation.splits import PurgedWalkForward
 from fleet.features.fracdiff import MIN_ADF_POINTS, choose_d, ffd_weights
 from fleet.features.technical import warmup_bars
 from fleet.features.pipeline import feature_group_warmup
+from fleet.features.spec import FeatureSpec
 from fleet.market.fold import MIN_CLUSTER_BARS  # bars an asset needs before a fold's training end to be clustered
 
 #: Training rows an asset needs in a fold (``build_unit_dataset``'s ``min_train_rows``).
@@ -44,21 +45,26 @@ MIN_TRAIN_ROWS = 200
 
 @dataclass(frozen=True)
 class HistoryNeed:
-    """Bars (per asset, before a fold's training end) a configuration needs.
+    """Bars (per asset, before a fold's training end) a run's feature settings need.
 
     Attributes:
         widest: widest FFD window on the d grid, bars.
         ffd_search: bars the FFD order search needs (widest + MIN_ADF_POINTS).
         warmup: first row at which every non-FFD feature is defined (technical + extra families).
-        horizon: label horizon, bars.
+        features: the run's feature settings (the FFD search's grid; ``horizon``, the label horizon).
         min_rows: training rows needed.
     """
 
     widest: int
     ffd_search: int
     warmup: int
-    horizon: int
+    features: FeatureSpec
     min_rows: int = MIN_TRAIN_ROWS
+
+    @property
+    def horizon(self) -> int:
+        """Label horizon, bars: the last ``horizon`` bars before the training end have no label inside it."""
+        return self.features.horizon
 
     def rows(self, n_bars: int, ffd_width: int) -> int:
         """Training rows of an asset with ``n_bars`` bars before the training end at FFD width ``ffd_width``."""
@@ -75,32 +81,31 @@ class HistoryNeed:
         return max(self.floor, max(self.widest - 1, self.warmup) + self.horizon + self.min_rows)
 
 
-def history_need(config: FleetConfig, columns: tuple[str, ...], bar: pd.Timedelta) -> HistoryNeed:
-    """The :class:`HistoryNeed` of ``config`` for data with these columns and bar length."""
-    f = config.features
+def history_need(features: FeatureSpec, columns: tuple[str, ...], bar: pd.Timedelta) -> HistoryNeed:
+    """The :class:`HistoryNeed` of a run's feature settings for data with these columns and bar length."""
+    f = features
     grid = [0.0, *np.arange(f.d_step, f.max_d + 1e-12, f.d_step).tolist(), float(f.max_d)]
     widest = max(ffd_weights(float(d), threshold=f.ffd_threshold, max_width=f.ffd_max_width).size for d in grid)
     tech = warmup_bars(return_horizons=f.return_horizons, vol_window=f.vol_window, rsi_window=f.rsi_window,
                        volume_window=f.volume_window, columns=columns)
-    groups, _ = feature_group_warmup(config.model.feature_groups(), columns=tuple(columns), bar=bar,
-                                     horizon=config.labels.horizon, sde_window=config.model.sde.window,
-                                     return_horizons=tuple(f.return_horizons))
+    groups, _ = feature_group_warmup(features, columns=tuple(columns), bar=bar)
     return HistoryNeed(widest=int(widest), ffd_search=int(widest) + MIN_ADF_POINTS, warmup=max(tech, groups),
-                       horizon=config.labels.horizon)
+                       features=features)
 
 
-def asset_shortfall(close: pd.Series, n_bars: int, need: HistoryNeed, config: FleetConfig) -> str | None:
+def asset_shortfall(close: pd.Series, n_bars: int, need: HistoryNeed) -> str | None:
     """Why one asset cannot be trained on its first ``n_bars`` bars, or None when it can.
 
     Args:
         close: the asset's closes (its first ``n_bars`` are the fold's training window).
         n_bars: bars before the fold's training end.
+        need: what the run's feature settings need (its ``features`` give the FFD order search).
     """
     if n_bars >= need.sure:
         return None
     if n_bars < need.floor:
         return f"{n_bars} bars before its training end, at least {need.floor} needed"
-    f = config.features
+    f = need.features
     choice = choose_d(np.log(close.iloc[:n_bars]), max_d=f.max_d, step=f.d_step, threshold=f.ffd_threshold,
                       max_width=f.ffd_max_width)
     rows = need.rows(n_bars, choice.width)
@@ -118,27 +123,27 @@ def union_timeline(panel: Panel) -> pd.DatetimeIndex:
 
 def splitter_of(config: FleetConfig, bar: pd.Timedelta) -> PurgedWalkForward:
     """The run's fold splitter (same arguments as the driver's)."""
-    return PurgedWalkForward(config.validation.folds, horizon_bars=config.labels.horizon,
+    return PurgedWalkForward(config.validation.folds, horizon=config.labels.horizon,
                              embargo_bars=config.validation.embargo_bars, bar=bar,
                              holdout=pd.Timedelta(days=config.validation.holdout_days))
 
 
-def history_shortfalls(panel: Panel, config: FleetConfig, need: HistoryNeed | None = None,
+def history_shortfalls(panel: Panel, config: FleetConfig, need: HistoryNeed,
                        symbols=None) -> dict[tuple[int, str], str]:
     """(fold index, symbol) -> reason, for every asset that cannot be trained in a fold.
 
-    Folds come from the run's splitter on the panel's union timeline. Only ``symbols`` are
-    checked when given. Cost: a few index look-ups per asset and fold, plus one ``choose_d``
-    (~0.04 s) where the bars fall between ``need.floor`` and ``need.sure``.
+    Folds come from the run's splitter on the panel's union timeline; ``need``: :func:`history_need` of the
+    run's feature settings for the panel's columns and bar. Only ``symbols`` are checked when given. Cost: a
+    few index look-ups per asset and fold, plus one ``choose_d`` where the bars fall between ``need.floor``
+    and ``need.sure``.
     """
-    need = need or history_need(config, tuple(panel.columns), panel.bar)
     folds = splitter_of(config, panel.bar).folds(union_timeline(panel))
     out: dict[tuple[int, str], str] = {}
     for symbol in (panel.symbols if symbols is None else symbols):
         frame = panel.frames[symbol]
         for fold in folds:
             n = int(frame.index.searchsorted(fold.train_end, side="left"))
-            reason = asset_shortfall(frame["close"], n, need, config)
+            reason = asset_shortfall(frame["close"], n, need)
             if reason is not None:
                 out[(fold.index, symbol)] = reason
     return out
@@ -263,8 +268,8 @@ class _ShortCheck:
     the unit), kept per exact window of bars.
     """
 
-    def __init__(self, need: HistoryNeed, config: FleetConfig):
-        self.need, self.config = need, config
+    def __init__(self, need: HistoryNeed):
+        self.need = need
         self.cache: dict[tuple[str, int, int], bool] = {}
         self.recent: list[tuple[str, int]] = []  # (asset, fold) pairs found short, most recent first
 
@@ -287,7 +292,7 @@ class _ShortCheck:
         key = None if window.starts is None else (symbol, window.starts[symbol], n)
         if key in self.cache:
             return self.cache[key]
-        short = asset_shortfall(pd.Series(window.close(symbol), copy=False), n, self.need, self.config) is not None
+        short = asset_shortfall(pd.Series(window.close(symbol), copy=False), n, self.need) is not None
         if key is not None:
             self.cache[key] = short
         return short
@@ -309,13 +314,13 @@ def _first(windows, bound: int, a: int, b: int) -> int | None:
 
 
 def smallest_days(source: Panel | PanelForDays, config: FleetConfig, lo: int, hi: int,
-                  min_bars: int = 0) -> int | None:
+                  min_bars: int = 0, *, features: FeatureSpec) -> int | None:
     """Smallest ``--days`` in (lo, hi] whose panel has no shortfall among the assets to check, or None.
 
     ``source``: the loaded data as a :class:`Panel` (``--days d`` keeps its last d days, and the assets
     to check are those that cuts), or ``panel_for_days(d)`` giving the panel the run would get with
     ``--days d`` and the assets whose shortfall would refuse it. Every asset also needs ``min_bars``
-    bars in all (the loader's coarse check, ``inputs.required_bars``).
+    bars in all (the loader's coarse check, ``inputs.required_bars``). ``features``: the run's feature settings.
 
     The bars an asset has before fold 0's training end grow with ``days`` (the first block is a fixed
     share of a timeline that grows with it), so two binary searches on that count find the first
@@ -333,12 +338,12 @@ def smallest_days(source: Panel | PanelForDays, config: FleetConfig, lo: int, hi
         _PanelWindows(source, config, min_bars)
     if windows.at(hi) is None:
         return None
-    need = history_need(config, windows.columns, windows.bar)
+    need = history_need(features, windows.columns, windows.bar)
     start = _first(windows, need.floor, lo, hi)
     if start is None:
         return None
     end = _first(windows, need.sure, start - 1, hi) or hi
-    short, seen = _ShortCheck(need, config), set()
+    short, seen = _ShortCheck(need), set()
     for d in range(start, end + 1):
         w = windows.at(d)
         if w is None or w.key in seen:

@@ -33,7 +33,7 @@ def predict_holdout(results: list[UnitResult], frames: Mapping[str, pd.DataFrame
     from fleet.features.labels import binary_label, forward_log_return
     from fleet.training.bars import bar_columns
 
-    h = config.labels.horizon
+    horizon = config.labels.horizon
     names = config.model.active_experts()
     parts = []
     for r in results:
@@ -41,7 +41,7 @@ def predict_holdout(results: list[UnitResult], frames: Mapping[str, pd.DataFrame
             continue
         for symbol in sorted(r.model.preprocessors):
             frame = frames[symbol]
-            fwd = forward_log_return(frame["close"], h)
+            fwd = forward_log_return(frame["close"], horizon)
             X = r.model.design_matrix(symbol, frame, final.factor)
             ok = (X.notna().all(axis=1) & fwd.notna() & (frame.index > timeline_end)).to_numpy()
             if not ok.any():

@@ -17,6 +17,7 @@ from fleet.data.synthetic import synthetic_market
 from fleet.data.uri import display_location
 from fleet.errors import DataError
 from fleet.features.fracdiff import MIN_ADF_POINTS, ffd_weights
+from fleet.features.spec import FeatureSpec
 
 Echo = Callable[[str], None]
 
@@ -39,13 +40,14 @@ def required_bars(config: FleetConfig) -> int:
 
 
 def load_inputs(config: FleetConfig, echo: Echo, frame: pd.DataFrame | None = None, *,
-                cache: BarCache | None = None) -> tuple[Panel, str]:
+                cache: BarCache | None = None, features: FeatureSpec | None = None) -> tuple[Panel, str]:
     """The validated panel and a one-line description of where it came from.
 
     ``frame``: a long DataFrame given to :func:`fleet.train`, validated like a long-format file; it
     replaces ``data.path``. ``cache``: None holds every asset's bars in the panel; else each asset is
     validated into the bar cache as it is read (:mod:`fleet.data.stage`) and the panel is lean (close and
-    volume, ``Panel.frame_columns``): read the full bars with ``cache.reader(panel)``.
+    volume, ``Panel.frame_columns``): read the full bars with ``cache.reader(panel)``. ``features``: the run's
+    feature settings (what the ``--days`` hint checks with; None: ``FeatureSpec.from_config(config)``).
 
     Raises:
         DataError: bad input, or an asset with fewer bars than :func:`required_bars` (the message
@@ -62,7 +64,7 @@ def load_inputs(config: FleetConfig, echo: Echo, frame: pd.DataFrame | None = No
         if short:
             raise DataError(f"{where}: {_some(short, 'bars')} in the last {config.data.days} days, but "
                             f"{config.validation.folds} folds need at least {need} bars per asset; "
-                            f"{_days_hint(config, full, full_span(full), need)}")
+                            f"{_days_hint(config, full, full_span(full), need, features)}")
         return panel, f"{where} (last {config.data.days} days per asset)"
     params = dict(n_clusters=config.synthetic.n_clusters, assets_per_cluster=config.synthetic.assets_per_cluster,
                   days=config.data.days, seed=config.seed, signal_strength=config.synthetic.signal_strength)
@@ -77,7 +79,7 @@ def load_inputs(config: FleetConfig, echo: Echo, frame: pd.DataFrame | None = No
     if have < need:
         raise DataError(f"synthetic market: --days {config.data.days} gives {have} bars per asset, but "
                         f"{config.validation.folds} folds need at least {need} (FFD window, warm-up and "
-                        f"purge in every block); {_days_hint(config, _synthetic_panels(config), None, need)}")
+                        f"purge in every block); {_days_hint(config, _synthetic_panels(config), None, need, features)}")
     return panel, f"synthetic market (seed={config.seed}, {config.data.days} days)"
 
 
@@ -112,24 +114,27 @@ def _some(items: list[tuple[int, str]], unit: str) -> str:
             + (f" and {more} more" if more > 0 else ""))
 
 
-def _days_hint(config: FleetConfig, source, hi: int | None, min_bars: int) -> str:
+def _days_hint(config: FleetConfig, source, hi: int | None, min_bars: int, features: FeatureSpec | None) -> str:
     """'use --days N (...)' with the smallest N that passes, or what else to do.
 
     ``source``: the loaded panel, or ``--days`` -> (synthetic panel, assets to check) when ``hi`` is None.
+    ``features``: the run's feature settings (None: ``FeatureSpec.from_config(config)``).
     """
     from fleet.training.history import smallest_days
+
+    features = features or FeatureSpec.from_config(config)
 
     folds = config.validation.folds
     if hi is None:  # synthetic (hourly, one timeline): folds + 1 blocks that each clear need.sure always pass
         from fleet.training.history import history_need
 
-        need = history_need(config, ("open", "high", "low", "close", "volume"), pd.Timedelta(hours=1))
+        need = history_need(features, ("open", "high", "low", "close", "volume"), pd.Timedelta(hours=1))
         block = max(need.sure, min_bars) + config.labels.horizon + config.validation.embargo_bars + 2
         hi = max(config.data.days + 1, int(np.ceil(((folds + 1) * block) / 24 + config.validation.holdout_days)) + 1)
         upto = f"{hi} days"
     else:
         upto = f"the data's {hi} days"
-    days = smallest_days(source, config, lo=config.data.days, hi=hi, min_bars=min_bars)
+    days = smallest_days(source, config, lo=config.data.days, hi=hi, min_bars=min_bars, features=features)
     if days is None:
         return f"no --days value up to {upto} is enough for {folds} folds: use fewer --folds"
     # Not "or more": between need.floor and need.sure the outcome follows the FFD order each window's
@@ -138,7 +143,7 @@ def _days_hint(config: FleetConfig, source, hi: int | None, min_bars: int) -> st
     return f"use --days {days} (the smallest value that works with {folds} folds), or fewer --folds"
 
 
-def check_history(config: FleetConfig, panel: Panel) -> dict[int, dict[str, str]]:
+def check_history(config: FleetConfig, panel: Panel, features: FeatureSpec | None = None) -> dict[int, dict[str, str]]:
     """The up-front history check (:mod:`fleet.training.history`), before anything is written.
 
     Every asset must be trainable (FFD order search, feature warm-ups, 200 training rows) in
@@ -148,15 +153,18 @@ def check_history(config: FleetConfig, panel: Panel) -> dict[int, dict[str, str]
     or saying that none does. An asset that is short because its data start late (a late
     listing) is left out of the folds where it is short, as before.
 
+    ``features``: the run's feature settings (None: ``FeatureSpec.from_config(config)``).
+
     Returns:
         fold index -> {symbol: reason} of the late-listed assets to leave out of that fold.
 
     Raises:
         DataError: the window is too short (one line naming the assets, the bars and the --days to use).
     """
-    from fleet.training.history import MIN_TRAIN_ROWS, history_shortfalls, splitter_of, union_timeline
+    from fleet.training.history import MIN_TRAIN_ROWS, history_need, history_shortfalls, splitter_of, union_timeline
 
-    short = history_shortfalls(panel, config)
+    features = features or FeatureSpec.from_config(config)
+    short = history_shortfalls(panel, config, history_need(features, tuple(panel.columns), panel.bar))
     if not short:
         return {}
     symbols = sorted({s for _, s in short})
@@ -179,7 +187,7 @@ def check_history(config: FleetConfig, panel: Panel) -> dict[int, dict[str, str]
     raise DataError(f"{where}: --days {config.data.days} is too short for {config.validation.folds} folds: "
                     f"{_some(sorted(first.values()), 'bars')} before the training end, too few for the FFD "
                     f"order search, feature warm-ups and {MIN_TRAIN_ROWS} training rows; "
-                    f"{_days_hint(config, source, hi, required_bars(config))}")
+                    f"{_days_hint(config, source, hi, required_bars(config), features)}")
 
 
 def run_registry(config: FleetConfig, symbols: list[str], source: str, notes: list[str], echo: Echo) -> AssetRegistry:

@@ -8,11 +8,13 @@ import pandas as pd
 
 from fleet.config import FleetConfig, Strategy
 from fleet.evaluation.splits import Fold
+from fleet.features.spec import FeatureSpec
 from fleet.training.unit import TrainingUnit
 
 
-def plan_fold(*, config: FleetConfig, fold: Fold, timeline_end: pd.Timestamp, asset_ids: dict[str, int],
-              cluster_of: dict[str, int], factor: pd.Series | None, is_final: bool) -> list[TrainingUnit]:
+def plan_fold(*, config: FleetConfig, features: FeatureSpec, fold: Fold, timeline_end: pd.Timestamp,
+              asset_ids: dict[str, int], cluster_of: dict[str, int], factor: pd.Series | None,
+              is_final: bool) -> list[TrainingUnit]:
     """Units of one fold for ``config.strategy``.
 
     * islands: one unit per asset;
@@ -20,6 +22,7 @@ def plan_fold(*, config: FleetConfig, fold: Fold, timeline_end: pd.Timestamp, as
     * global: one unit holding every asset.
 
     Args:
+        features: the run's feature settings (``FeatureSpec.from_config(config)``), given to every unit.
         asset_ids: symbol -> registry id of every asset in the run.
         cluster_of: symbol -> cluster id fitted on this fold's training window.
         factor: this fold's market factor (or None), injected into every unit.
@@ -44,7 +47,7 @@ def plan_fold(*, config: FleetConfig, fold: Fold, timeline_end: pd.Timestamp, as
     return [
         TrainingUnit(unit_id=f"fold{fold.index}/{g}", group=g, fold=fold, timeline_end=timeline_end,
                      assets={s: asset_ids[s] for s in members}, cluster_of={s: cluster_of[s] for s in members},
-                     factor=factor, config=config, is_final=is_final,
+                     factor=factor, config=config, features=features, is_final=is_final,
                      num_gpus=num_gpus)
         for g, members in sorted(groups.items())
     ]

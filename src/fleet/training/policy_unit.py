@@ -57,16 +57,16 @@ def unit_policy(config: FleetConfig, model, X_train: pd.DataFrame, y_train: np.n
     ``policy.spa_alpha / n_units``, seeded with ``config.seed``."""
     from fleet.training.bars import bar_columns
 
-    pc, h = config.policy, config.labels.horizon
+    pc, horizon = config.policy, config.labels.horizon
     if pc.kind is PolicyKind.fixed:
         if pc.sides.value == "long" and not pc.meta_label:
             return None
-        return TradingPolicy.fixed(pc.threshold, horizon=h, sides=pc.sides.value, cost_bps=pc.cost_bps)
+        return TradingPolicy.fixed(pc.threshold, horizon=horizon, sides=pc.sides.value, cost_bps=pc.cost_bps)
     idx, p = oof_predictions(model, X_train, y_train, config)
     rows = train_meta.iloc[idx].reset_index(drop=True).assign(p_up=p)
     rows["return_1"], rows["bar_number"] = bar_columns(rows, frames)
     rows = rows[np.isfinite(rows["return_1"].to_numpy())]
-    return fit_policy(rows, cost_bps=pc.cost_bps, horizon=h, sides=pc.sides.value, calibration=pc.calibration,
+    return fit_policy(rows, cost_bps=pc.cost_bps, horizon=horizon, sides=pc.sides.value, calibration=pc.calibration,
                       min_t=pc.min_t, select=pc.select, spa_alpha=pc.spa_alpha, n_units=n_units, seed=config.seed)
 
 

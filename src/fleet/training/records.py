@@ -15,6 +15,7 @@ import pandas as pd
 
 from fleet.config import FleetConfig
 from fleet.evaluation.splits import Fold
+from fleet.features.spec import FeatureSpec
 from fleet.models.artifact import UnitModel
 
 __all__ = ["TrainingUnit", "UnitFailure", "UnitResult"]
@@ -33,6 +34,8 @@ class TrainingUnit:
         cluster_of: symbol -> cluster id in this fold's clustering (for reporting).
         factor: this fold's market factor on the aligned UTC grid (standardised), or None.
         config: the resolved run configuration.
+        features: the run's feature settings (:meth:`FeatureSpec.from_config` of ``config``, built once per run):
+            what the unit's dataset is built with and what its served model stores.
         is_final: True for the last fold, whose fitted model is kept.
         num_gpus: GPUs this unit asks Ray for when the cluster has any (planning sets it for units
             whose experts include a CNN; GBM-only units ask for CPUs only).
@@ -48,6 +51,7 @@ class TrainingUnit:
     cluster_of: dict[str, int]
     factor: pd.Series | None
     config: FleetConfig
+    features: FeatureSpec
     is_final: bool = False
     num_gpus: float = 0.0
     run_units: int = 1
