@@ -30,26 +30,20 @@ from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
 from fleet.errors import ConfigError, DataError, describe_rows
+from fleet.evaluation.metric_registry import RESULTS_LAYOUT, se_columns
 from fleet.evaluation.trading import (_check_horizon, book_pnl, exposure, mark_to_market, portfolio_returns,
                                      segments_of, trading_metrics)
 from fleet.evaluation.uncertainty import (TimestampBootstrap, bootstrap_se, counted_aucs, counted_pearsons,
                                           weighted_mean_over_sd)
 
-__all__ = ["ICIR_MIN_FOLDS", "SE_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "asset_fold_aucs", "book_pnl",
-           "exposure", "figure_draws", "icir", "information_coefficients", "mark_to_market", "per_asset_auc", "portfolio_returns",
+__all__ = ["ICIR_MIN_FOLDS", "SE_COLUMNS", "SUMMARY_COLUMNS", "asset_fold_aucs", "book_pnl", "exposure",
+           "figure_draws", "icir", "information_coefficients", "mark_to_market", "per_asset_auc", "portfolio_returns",
            "segments_of", "signal_metrics", "summarise", "trading_metrics"]
 
-RANK_COLUMNS = ("ic", "rank_ic", "icir")
-# sharpe: against cash; ann_return, max_dd: simple returns (not log); exposure: mean fraction of capital held.
-# turnover: mean |change of exposure| per bar (the closing of what is open at a segment's end included).
-TRADING_COLUMNS = ("sharpe", "sharpe_net", "ann_return", "ann_return_net", "max_dd", "max_dd_net", "exposure",
-                   "turnover")
 #: Standard errors of the headline figures (stationary block bootstrap over timestamps; NaN without draws).
-SE_COLUMNS = ("auc_se", "auc_per_asset_se", "ic_se", "rank_ic_se", "sharpe_net_se")
-# Columns of summarise() after the group keys (and before "folds"). signals: bars with an entry signal (a tranche
-# opened by the fixed rule, a position opened or flipped by a tuned policy); round_trips: turnover / 2.
-SUMMARY_COLUMNS = ("precision", "recall", "auc", "auc_per_asset", "expectancy", *RANK_COLUMNS, *TRADING_COLUMNS,
-                   "signals", "round_trips", "n", *SE_COLUMNS)
+SE_COLUMNS = se_columns()
+#: Columns of summarise() after the group keys: the results files' figures in file order (the metric registry).
+SUMMARY_COLUMNS = RESULTS_LAYOUT
 #: Fewer folds than this leave the ICIR empty: a ratio of mean to spread from 2-4 ICs is mostly noise.
 ICIR_MIN_FOLDS = 5
 _REQUIRED = ("p_up", "y", "forward_return", "return_1", "fold")
@@ -337,19 +331,20 @@ def summarise(predictions: pd.DataFrame, by: str | list[str], *, threshold: floa
 
     Returns:
         DataFrame with one row per group, sorted by the group keys, and columns: the ``by``
-        columns, then :data:`SUMMARY_COLUMNS` -- precision, recall, auc (as in ``signal_metrics``),
+        columns, then :data:`SUMMARY_COLUMNS` (the results files' figures, defined in
+        :mod:`fleet.evaluation.metric_registry`): precision, recall, auc (as in ``signal_metrics``),
         auc_per_asset (:func:`per_asset_auc`), expectancy (the net curve's P&L summed over the group's
-        asset-bars per round trip, a simple return of the capital traded: ``sum(net) / round_trips``);
-        ic, rank_ic (:func:`information_coefficients` over the group's pooled
-        rows); icir (:func:`icir` of the group's per-fold ICs); sharpe, sharpe_net, ann_return,
-        ann_return_net, max_dd, max_dd_net (:func:`trading_metrics` of the equal-weight portfolio
-        of the group's assets, :func:`portfolio_returns`, each asset marked to market bar by bar,
-        without and with costs on turnover; returns and drawdowns as simple returns); exposure
-        (mean |exposure| of that portfolio, fraction of capital); turnover (mean |change of exposure| per
-        bar); signals (bars with an entry signal), round_trips (the group's total turnover / 2: one round
-        trip buys and sells the whole capital once), n; the standard errors :data:`SE_COLUMNS` (of the
-        pooled and per-asset AUC, IC, Rank IC, and the annualised net Sharpe) -- and folds (number of
-        distinct folds in the group). A flat table (group keys are columns, RangeIndex), ready for CSV.
+        asset-bars per round trip, a simple return of the capital traded: ``sum(net) / round_trips``),
+        signals (bars with an entry signal), round_trips (the group's total turnover / 2: one round
+        trip buys and sells the whole capital once), folds (distinct folds in the group); ic, rank_ic
+        (:func:`information_coefficients` over the group's pooled rows); icir (:func:`icir` of the group's
+        per-fold ICs); sharpe, sharpe_net, ann_return, ann_return_net, max_dd, max_dd_net
+        (:func:`trading_metrics` of the equal-weight portfolio of the group's assets,
+        :func:`portfolio_returns`, each asset marked to market bar by bar, without and with costs on
+        turnover; returns and drawdowns as simple returns); exposure (mean |exposure| of that portfolio,
+        fraction of capital); turnover (mean |change of exposure| per bar); the standard errors
+        :data:`SE_COLUMNS` (of the pooled and per-asset AUC, IC, Rank IC, and the annualised net Sharpe);
+        n (rows). A flat table (group keys are columns, RangeIndex), ready for CSV.
 
     Raises:
         DataError: missing columns (named, with the columns found) or bad values (see
@@ -383,14 +378,15 @@ def summarise(predictions: pd.DataFrame, by: str | list[str], *, threshold: floa
     except DataError as err:
         raise DataError(f"predictions: {err}") from err
     frame = predictions.assign(_signal=signal)
-    columns = [*keys, *SUMMARY_COLUMNS, "folds"]
+    columns = [*keys, *SUMMARY_COLUMNS]
     groups = frame.groupby(keys, sort=True, dropna=False) if keys else [((), frame)]
     rows = []
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
         m = _group_row(g, g["_signal"].to_numpy(), threshold=threshold, cost_bps=cost_bps, horizon=horizon,
                        bars_per_year=bars_per_year, reps=int(reps), seed=seed)
-        rows.append([*key, *(m[c] for c in SUMMARY_COLUMNS), int(g["fold"].nunique())])
+        m["folds"] = int(g["fold"].nunique())
+        rows.append([*key, *(m[c] for c in SUMMARY_COLUMNS)])
     out = pd.DataFrame(rows, columns=columns)
     if not rows:
         out = out.astype({"signals": np.int64, "n": np.int64, "folds": np.int64})

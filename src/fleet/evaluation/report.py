@@ -37,6 +37,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from fleet.evaluation import metric_registry  # noqa: E402
 from fleet.evaluation.metrics import summarise  # noqa: E402
 from fleet.evaluation.plots import (DPI, _gate_assets, _gate_table, _reference_asset, plot_calibration, plot_clusters,
                                     plot_equity, plot_expert_weights, plot_fold_metrics, plot_forced_entry,
@@ -48,48 +49,10 @@ __all__ = ["REQUIRED_FILES", "RunData", "load_run", "write_report"]
 
 # ----------------------------------------------------------------------------------------------- page
 
-_RATIO = {"precision", "recall", "auc", "auc_per_asset", "natural_win_rate", "forced_win_rate"}
-_SIGNED = {"ic", "rank_ic", "icir", "sharpe", "sharpe_net"}
-_PCT = {"ann_return", "ann_return_net"}
-_BPS = {"expectancy", "natural_mean_return", "forced_mean_return", "delta"}
-_INT = {"signals", "n", "folds", "days", "forced_days", "natural_trades", "forced_trades", "fold", "cluster"}
-
-
-def _cell(column: str, value) -> tuple[str, str]:
-    """(text, css class) of one table cell: bps, %, signs; classes pos / neg colour the signed figures."""
-    if isinstance(value, (bool, np.bool_)):
-        return ("●" if value else "", "mark")
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return ("", "text") if column in ("advice", "assets") else ("–", "na")
-    if isinstance(value, str):
-        return (value, "text")
-    v = float(value)
-    tone = "pos" if v > 0 else "neg" if v < 0 else ""
-    if column in _INT:
-        return (f"{int(v):,}", "")
-    if column in _BPS:
-        return (f"{v * 1e4:+.1f} bps", tone)
-    if column in _PCT:
-        return (f"{v:+.1%}", tone)
-    if column in ("max_dd", "max_dd_net"):
-        return (f"{-v:.1%}" if v > 0 else "0.0%", "neg" if v > 0 else "")
-    if column == "exposure":
-        return (f"{v:.0%}", "")
-    if column in _SIGNED:
-        return (f"{v:+.2f}" if column in ("icir", "sharpe", "sharpe_net") else f"{v:+.3f}", tone)
-    if column in _RATIO:
-        return (f"{v:.3f}" if column in ("auc", "auc_per_asset", "precision", "recall") else f"{v:.1%}", "")
-    if column == "round_trips":
-        return (f"{v:,.1f}", "")
-    return (f"{v:.4g}", "")
-
-
-def _with_se(column: str, cell: tuple[str, str], se) -> tuple[str, str]:
-    """The cell with `` ± se`` in the column's own units (2 decimals for Sharpe ratios, 3 for AUC and IC)."""
-    if se is None or not np.isfinite(se) or cell[1] == "na":
-        return cell
-    digits = 2 if column in ("sharpe", "sharpe_net", "icir") else 3
-    return (f"{cell[0]} ± {float(se):.{digits}f}", cell[1])
+def _cell(column: str, value, se=None) -> tuple[str, str]:
+    """(text, css class) of one table cell, formatted from the metric registry (bps, %, signs, `` ± se``); the
+    classes pos / neg colour the signed figures."""
+    return metric_registry.cell(column, value, se)
 
 
 def _table(df: pd.DataFrame, columns: list[str] | None = None, highlight: str | None = None) -> dict:
@@ -98,7 +61,7 @@ def _table(df: pd.DataFrame, columns: list[str] | None = None, highlight: str | 
     rows = []
     ses = [c for c in df.columns if c.endswith("_se")]
     for rec in df[cols + ses].to_dict("records"):
-        rows.append({"cells": [_with_se(c, _cell(c, rec[c]), rec.get(f"{c}_se")) for c in cols],
+        rows.append({"cells": [_cell(c, rec[c], rec.get(f"{c}_se")) for c in cols],
                      "highlight": highlight is not None and str(rec.get(highlight, "")) == "ALL"})
     return {"columns": cols, "rows": rows}
 
@@ -126,8 +89,8 @@ def headline(run: RunData, pooled: pd.DataFrame) -> dict:
     pa = run.per_asset.dropna(subset=["sharpe_net"]).sort_values("sharpe_net", ascending=False)
     expectancy = run.per_asset["expectancy"]
     traded = expectancy.notna()
-    best = [f"{r.asset} ({r.sharpe_net:+.2f})" for r in pa.head(3).itertuples()]
-    worst = [f"{r.asset} ({r.sharpe_net:+.2f})" for r in pa.tail(3).iloc[::-1].itertuples()]
+    best = [f"{r.asset} ({_cell('sharpe_net', r.sharpe_net)[0]})" for r in pa.head(3).itertuples()]
+    worst = [f"{r.asset} ({_cell('sharpe_net', r.sharpe_net)[0]})" for r in pa.tail(3).iloc[::-1].itertuples()]
     data = run.manifest.get("data", {})
     experts = run.experts
     out = {
@@ -139,10 +102,10 @@ def headline(run: RunData, pooled: pd.DataFrame) -> dict:
         "experts": ", ".join(experts) + (f" (gate {cfg['model']['moe']['gate']})" if len(experts) > 1 else ""),
         "assets": len(run.predictions),
         "folds": len(run.manifest.get("folds", [])),
-        "auc": _with_se("auc", _cell("auc", fleet["auc"]), fleet["auc_se"])[0],
-        "auc_per_asset": _with_se("auc", _cell("auc", fleet["auc_per_asset"]), fleet["auc_per_asset_se"])[0],
-        "rank_ic": _with_se("rank_ic", _cell("rank_ic", fleet["rank_ic"]), fleet["rank_ic_se"]),
-        "sharpe_net": _with_se("sharpe_net", _cell("sharpe_net", fleet["sharpe_net"]), fleet["sharpe_net_se"]),
+        "auc": _cell("auc", fleet["auc"], fleet["auc_se"])[0],
+        "auc_per_asset": _cell("auc_per_asset", fleet["auc_per_asset"], fleet["auc_per_asset_se"])[0],
+        "rank_ic": _cell("rank_ic", fleet["rank_ic"], fleet["rank_ic_se"]),
+        "sharpe_net": _cell("sharpe_net", fleet["sharpe_net"], fleet["sharpe_net_se"]),
         "sharpe": _cell("sharpe", fleet["sharpe"]),
         "ann_return_net": _cell("ann_return_net", fleet["ann_return_net"]),
         "max_dd_net": _cell("max_dd_net", fleet["max_dd_net"]),
@@ -161,7 +124,7 @@ def headline(run: RunData, pooled: pd.DataFrame) -> dict:
         if len(row):
             r = row.iloc[0]
             out["holdout"] = {"days": f"{cfg['validation']['holdout_days']:g}", "auc": _cell("auc", r["auc"])[0],
-                              "sharpe_net": _cell("sharpe_net", r["sharpe_net"]), "n": f"{int(r['n']):,}"}
+                              "sharpe_net": _cell("sharpe_net", r["sharpe_net"]), "n": _cell("n", r["n"])[0]}
     return out
 
 
@@ -209,8 +172,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
                "Training steps per worker (manifest.json tasks): each unit's prepare, inner-fold and full-window fits "
                "per expert, gate and assemble, one lane per worker process, GPU-holding lanes first. CNN steps in red.")
     cfg = run.manifest["config"]
-    metric_cols = ["auc", "auc_per_asset", "rank_ic", "icir", "sharpe_net", "sharpe", "ann_return_net", "max_dd_net",
-                   "expectancy", "round_trips", "exposure", "ic", "precision", "recall", "signals", "folds", "n"]
+    metric_cols = metric_registry.shown("report")
     page = _environment().get_template("report.html.j2").render(
         title=f"fleet report: {run.path.name}",
         head=headline(run, pooled),
@@ -220,11 +182,12 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         active_table=active_table,
         guard=guard_info,
         forced=forced,
-        per_cluster=_table(run.per_cluster, ["cluster", "dominant", "assets", *metric_cols]),
-        per_asset=_table(run.per_asset.sort_values("sharpe_net", ascending=False, na_position="last"),
-                         ["asset", "cluster", *metric_cols]),
+        per_cluster=_table(metric_registry.people_order(run.per_cluster), ["cluster", "dominant", "assets",
+                                                                            *metric_cols]),
+        per_asset=_table(metric_registry.people_order(run.per_asset), ["asset", "cluster", *metric_cols]),
         per_fold=_table(run.per_fold, ["fold", "asset", *metric_cols], highlight="asset"),
-        holdout=_table(run.holdout, ["asset", *metric_cols], highlight="asset") if run.holdout is not None else None,
+        holdout=(_table(metric_registry.people_order(run.holdout), ["asset", *metric_cols], highlight="asset")
+                 if run.holdout is not None else None),
         command=" ".join(map(str, run.manifest.get("command") or [])),
         started=str(run.manifest.get("started", "")),
         bars_per_year=f"{run.bars_per_year:g}",
