@@ -172,7 +172,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
                "Training steps per worker (manifest.json tasks): each unit's prepare, inner-fold and full-window fits "
                "per expert, gate and assemble, one lane per worker process, GPU-holding lanes first. CNN steps in red.")
     cfg = run.manifest["config"]
-    metric_cols = metric_registry.shown("report")
+    tables = _results_tables(run)
+    shown = [t for t in (*tables.values(), forced and forced["table"]) if t]
     page = _environment().get_template("report.html.j2").render(
         title=f"fleet report: {run.path.name}",
         head=headline(run, pooled),
@@ -182,20 +183,37 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         active_table=active_table,
         guard=guard_info,
         forced=forced,
-        per_cluster=_table(metric_registry.people_order(run.per_cluster), ["cluster", "dominant", "assets",
-                                                                            *metric_cols]),
-        per_asset=_table(metric_registry.people_order(run.per_asset), ["asset", "cluster", *metric_cols]),
-        per_fold=_table(run.per_fold, ["fold", "asset", *metric_cols], highlight="asset"),
-        holdout=(_table(metric_registry.people_order(run.holdout), ["asset", *metric_cols], highlight="asset")
-                 if run.holdout is not None else None),
+        **tables,
         command=" ".join(map(str, run.manifest.get("command") or [])),
         started=str(run.manifest.get("started", "")),
         bars_per_year=f"{run.bars_per_year:g}",
         gate=(cfg["model"]["moe"]["gate"] if mixture else ""),
+        glossary=_glossary({c for t in shown for c in t["columns"]}),
     )
     target = out / "report.html"
     target.write_text(page, encoding="utf-8")
     return target
+
+
+def _results_tables(run: RunData) -> dict[str, dict | None]:
+    """The results tables of the page: the metric registry's report figures, in its order; rows as the console
+    prints them (:func:`~fleet.evaluation.metric_registry.people_order`), the per-fold table in fold order."""
+    cols = metric_registry.shown("report")
+    holdout = None
+    if run.holdout is not None:
+        holdout = _table(metric_registry.people_order(run.holdout), ["asset", *cols], highlight="asset")
+    return {"per_cluster": _table(metric_registry.people_order(run.per_cluster), ["cluster", "dominant", "assets",
+                                                                                  *cols]),
+            "per_asset": _table(metric_registry.people_order(run.per_asset), ["asset", "cluster", *cols]),
+            "per_fold": _table(run.per_fold, ["fold", "asset", *cols], highlight="asset"),
+            "holdout": holdout}
+
+
+def _glossary(names: set[str]) -> list[dict]:
+    """The metric registry's definition, unit and direction of each of ``names`` it holds, in its order."""
+    better = {True: "higher", False: "lower", None: ""}
+    return [{"name": m.name, "definition": m.definition, "unit": m.unit, "better": better[m.higher_is_better]}
+            for m in metric_registry.METRICS.values() if m.name in names]
 
 
 def _common_figures(run: RunData, pooled: pd.DataFrame, figure) -> None:
@@ -255,7 +273,7 @@ def _mixture_figures(run: RunData, figure) -> tuple[dict, dict | None]:
 
 def _forced_figure(run: RunData, figure) -> dict:
     """The forced-entry figure; returns the advice and the table for the page."""
-    advice = run.forced_entry[run.forced_entry["advice"].fillna("") != ""]["asset"].astype(str).tolist()
+    advice = run.forced_entry[run.forced_entry["advice"].astype(object).fillna("") != ""]["asset"].astype(str).tolist()
     cutoff = run.manifest["config"]["policy"].get("forced_entry_cutoff") or "the day's last bar"
     figure("forced_entry.png", plot_forced_entry(run),
            f"Natural trades (p_up above the threshold) against forced ones (a day with no natural signal up to "
