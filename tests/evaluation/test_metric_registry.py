@@ -26,6 +26,7 @@ def test_formats_read_like_the_report():
     assert mr.text("ann_return_net", 0.2936) == "+29.4%"
     assert mr.text("max_dd_net", 0.176) == "-17.6%" and mr.text("max_dd_net", 0.0) == "0.0%"
     assert mr.text("expectancy", 0.001461) == "+14.6 bps" and mr.text("expectancy", -0.0) == "0.0 bps"
+    assert mr.text("rank_ic", 0.0004) == "0.000" and mr.text("rank_ic", -0.0004) == "0.000"
     assert mr.text("exposure", 0.275) == "28%"
     assert mr.text("round_trips", 15010.0) == "15,010.0"
     assert mr.text("n", 203_400_000) == "203.4M" and mr.text("n", 12345) == "12,345"

@@ -185,7 +185,7 @@ METRICS: dict[str, Metric] = _registry()
 LABELS: dict[str, str] = {
     "asset": "The asset's symbol; ALL: the equal-weight portfolio of the group's assets.",
     "cluster": "Cluster id (the per-asset table: the last fold's clustering).",
-    "dominant": "The cluster holding the reference asset.",
+    "dominant": "The dominant cluster (clusters.json says why it was chosen).",
     "assets": "A cluster's members; SYM(k/n): in it in k of the n folds its rows come from.",
     "fold": "Walk-forward fold.",
     "policy": "fixed (the threshold rule) or tuned (the units' own policies).",
@@ -249,13 +249,13 @@ def _finite(value) -> bool:
 def human(value: float, decimals: int, *, signed: bool = False) -> str:
     """A number for people: ``decimals`` places with thousands separated (``12,345.6``), ``M`` / ``B`` for
     millions / billions (``203.4M``), never an exponent; ``+`` on positive values when ``signed``; -0 prints 0."""
-    v = float(value) + 0.0  # -0.0 -> 0.0
+    v = float(value)
+    if round(v, decimals) == 0:  # no "-0.0" and no "+0.0"
+        v = 0.0
     sign = "+" if signed and v != 0 else ""
     for size, suffix in ((1e9, "B"), (1e6, "M")):
         if abs(v) >= size:
             return f"{v / size:{sign},.{max(decimals, 1)}f}{suffix}"
-    if v != 0 and round(v, decimals) == 0:
-        v = 0.0
     return f"{v:{sign},.{decimals}f}"
 
 
@@ -298,8 +298,8 @@ def people_order(table):
     reordered copy."""
     if SORT_BY not in table.columns:
         return table
-    first = (table["asset"].astype(str) != "ALL") if "asset" in table.columns else None
-    ranked = table.assign(_first=first if first is not None else False)
-    ranked = ranked.sort_values(SORT_BY, ascending=False, na_position="last", kind="stable")
-    return ranked.sort_values("_first", kind="stable").drop(columns="_first")
+    ranked = table.sort_values(SORT_BY, ascending=False, na_position="last", kind="stable")
+    if "asset" not in ranked.columns:
+        return ranked
+    return ranked.iloc[np.argsort((ranked["asset"].astype(str) != "ALL").to_numpy(), kind="stable")]
 
