@@ -75,34 +75,31 @@ class FleetCommand(click.Command):
         return super().invoke(ctx)
 
 
-#: Console columns: (column, title, scale, signed, suffix); figures with a ``<column>_se`` column print as
-#: ``value ± se`` to the digits the standard error supports (every column is in the CSVs).
-SHOWN_METRICS = [("auc", "auc", 1.0, False, ""), ("auc_per_asset", "auc/asset", 1.0, False, ""),
-                 ("rank_ic", "rank_ic", 1.0, True, ""), ("icir", "icir", 1.0, True, ""),
-                 ("sharpe_net", "sharpe_net", 1.0, True, ""), ("ann_return_net", "ann_ret_net", 100.0, True, " %"),
-                 ("max_dd_net", "max_dd_net", 100.0, False, " %"), ("expectancy", "exp/rt", 1e4, True, " bp"),
-                 ("round_trips", "round_trips", 1.0, False, ""), ("exposure", "exposure", 100.0, False, " %")]
-
-
 def metric_frame(table, keys: list[str]):
-    """The console view of a results table: ``keys`` columns, then :data:`SHOWN_METRICS` as formatted text (with
-    ``± se`` where the table has a standard error), rows sorted by net Sharpe, best first."""
-    import pandas as pd
+    """The console view of a results table: ``keys`` columns, then the metric registry's console figures
+    (:func:`fleet.evaluation.metric_registry.shown`) as text in the report's units and signs, with ``± se`` where
+    the table has a standard error; rows in the report's order (an ALL row first, then by net Sharpe, best first).
+    """
+    from fleet.evaluation import metric_registry as mr
 
-    from fleet.evaluation.uncertainty import format_with_se
-
-    rows = table.sort_values("sharpe_net", ascending=False, na_position="last", kind="stable")
+    rows = mr.people_order(table)
     out = rows[keys].copy()
-    for col, title, scale, signed, suffix in SHOWN_METRICS:
+    for col in keys:
+        out[col] = [mr.text(col, v) for v in rows[col]]
+    for col in mr.shown("console"):
         if col not in rows:
             continue
-        se = rows[f"{col}_se"] if f"{col}_se" in rows else pd.Series(float("nan"), index=rows.index)
-        if col in ("round_trips", "icir"):  # no standard error: a count, and a ratio of five or more fold ICs
-            fmt = "{:,.1f}" if col == "round_trips" else "{:+.2f}"
-            out[title] = [fmt.format(v) if pd.notna(v) else "–" for v in rows[col]]
-            continue
-        out[title] = [format_with_se(v, e, scale=scale, signed=signed, suffix=suffix) for v, e in zip(rows[col], se)]
+        se = rows[f"{col}_se"] if f"{col}_se" in rows else [None] * len(rows)
+        out[col] = [mr.text(col, v, e) for v, e in zip(rows[col], se)]
     return out
+
+
+def _legend(config, summary) -> str:
+    """What the console's results tables show, in one paragraph."""
+    return (f"sorted by net Sharpe; ± one bootstrap standard error over timestamps; *_net: the marked-to-market curve "
+            f"net of {config.policy.cost_bps:g} bps per side on turnover, annualised with "
+            f"{summary.bars_per_year:g} bars/year; returns and drawdowns in % (simple), expectancy: net P&L per round "
+            "trip in bps; every column in the CSVs, defined in docs/validation.md")
 
 
 def print_run(summary, config) -> None:
@@ -113,13 +110,11 @@ def print_run(summary, config) -> None:
     if out.json:
         out.emit(summary.to_dict())
         return
+    from fleet.evaluation.metric_registry import text
     from fleet.evaluation.policy import ADVICE_T, DISABLE_DELTA
 
     with pd.option_context("display.width", 220, "display.max_columns", 30):
-        click.echo("\nPer cluster (out-of-sample, all folds, sorted by net Sharpe; ± one bootstrap standard error "
-                   "over timestamps; auc/asset: mean of each asset's AUC within each fold; *_net: the marked-to-market "
-                   f"curve net of {config.policy.cost_bps:g} bps per side on turnover, annualised with "
-                   f"{summary.bars_per_year:g} bars/year; exp/rt: net P&L per round trip; all columns in the CSVs):")
+        click.echo(f"\nPer cluster (out-of-sample, all folds; {_legend(config, summary)}):")
         per_cluster = summary.per_cluster.assign(assets=summary.per_cluster["assets"].map(short_members))
         click.echo(metric_frame(per_cluster, ["cluster", "dominant", "assets"]).to_string(index=False))
         per_asset, title = shown_assets(summary.per_asset)
@@ -132,15 +127,15 @@ def print_run(summary, config) -> None:
         if summary.forced_entry is not None:
             click.echo("\nForced daily entry: natural vs forced trades (mean forward log return, win rate; delta_t: "
                        "Welch's t of the difference):")
-            click.echo(summary.forced_entry.to_string(index=False))
+            click.echo(people_text(summary.forced_entry).to_string(index=False))
             bad = summary.forced_entry[summary.forced_entry["advice"] != ""]["asset"].tolist()
+            gap = text("delta", -DISABLE_DELTA).lstrip("+")
             if bad:
                 click.echo(f"advice: forced trades' mean return is worse than the natural ones' by more than "
-                           f"{-DISABLE_DELTA:g} with |t| > {ADVICE_T:g} for {', '.join(bad)}: "
-                           "consider --no-forced-entry")
+                           f"{gap} with |t| > {ADVICE_T:g} for {', '.join(bad)}: consider --no-forced-entry")
             else:
                 click.echo(f"no advice: no asset's forced trades are worse than its natural ones by more than "
-                           f"{-DISABLE_DELTA:g} with |t| > {ADVICE_T:g}")
+                           f"{gap} with |t| > {ADVICE_T:g}")
         _print_experts(summary)
         _print_book(summary)
     resumed = f", {summary.loaded} loaded from the interrupted run" if summary.loaded else ""
@@ -173,16 +168,27 @@ def shown_assets(per_asset):
             "results_per_asset.csv)")
 
 
+def people_text(frame):
+    """``frame`` with every cell as the console prints it (:func:`fleet.evaluation.metric_registry.text`: the
+    registry's formats for its figures, separators for other numbers, never an exponent)."""
+    from fleet.evaluation.metric_registry import text
+
+    return frame.assign(**{c: [text(str(c), v) for v in frame[c]] for c in frame.columns})
+
+
 def _print_experts(summary) -> None:
     if summary.expert_auc is None or summary.expert_auc["expert"].nunique() <= 2:
         return
+    from fleet.evaluation.metric_registry import text
+
     auc = summary.expert_auc[summary.expert_auc["level"] != "asset"]
     w = summary.expert_weights[summary.expert_weights["level"] != "asset"]
     click.echo("\nExperts (AUC alone and of the ensemble; mean gate weight), fleet and per cluster; "
                "per asset in expert_auc.csv / expert_weights.csv:")
     table = auc.pivot_table(index=["level", "name"], columns="expert", values="auc", sort=False)
     weights = w.pivot_table(index=["level", "name"], columns="expert", values="mean_weight", sort=False)
-    click.echo(table.join(weights.add_prefix("w_")).reset_index().to_string(index=False))
+    table = table.map(lambda v: text("auc", v)).join(weights.map(lambda v: text("mean_weight", v)).add_prefix("w_"))
+    click.echo(table.reset_index().to_string(index=False))
 
 
 def _print_book(summary) -> None:
@@ -204,18 +210,22 @@ def _print_book(summary) -> None:
 
 
 def print_seeds(summary, config) -> None:
-    """Mean ± std of the headline metrics over the seeds, and where the runs are."""
+    """Mean ± std of the console's metrics over the seeds (formatted as the results tables), and where the runs
+    are."""
     import pandas as pd
+
+    from fleet.evaluation.metric_registry import METRICS, shown
 
     out = current()
     if out.json:
         out.emit(summary.to_dict())
         return
-    wide = summary.table[summary.table["metric"].isin(["auc", "rank_ic", "expectancy", "sharpe_net"])]
-    wide = wide.assign(value=[f"{m:.4f} ± {s:.4f}" for m, s in zip(wide["mean"], wide["std"])])
+    metrics = [m for m in shown("console") if m in set(summary.table["metric"])]
+    wide = summary.table[summary.table["metric"].isin(metrics)]
+    wide = wide.assign(value=[METRICS[k].text(m, s) for k, m, s in zip(wide["metric"], wide["mean"], wide["std"])])
     wide = wide.pivot_table(index=["level", "name"], columns="metric", values="value", aggfunc="first", sort=True)
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
         click.echo(f"\nMean ± std over {config.evaluation.seeds} seeds "
                    f"({config.seed}..{config.seed + config.evaluation.seeds - 1}); every metric in results_seeds.csv:")
-        click.echo(wide.reset_index().to_string(index=False))
+        click.echo(wide[metrics].reset_index().to_string(index=False))
     click.echo(f"\nRuns directory: {summary.out}  ({summary.wall_seconds:.1f} s)")

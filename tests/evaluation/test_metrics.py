@@ -78,10 +78,11 @@ def predictions() -> pd.DataFrame:
 
 def test_summarise_by_symbol_hand_computed():
     out = summarise(predictions(), "symbol", threshold=0.55, cost_bps=0.0)
-    assert list(out.columns) == ["symbol", "precision", "recall", "auc", "auc_per_asset", "expectancy", "ic",
-                                 "rank_ic", "icir", "sharpe", "sharpe_net", "ann_return", "ann_return_net", "max_dd",
-                                 "max_dd_net", "exposure", "turnover", "signals", "round_trips", "n", "auc_se",
-                                 "auc_per_asset_se", "ic_se", "rank_ic_se", "sharpe_net_se", "folds"]
+    # the results files' order (results_per_asset.csv less asset and cluster)
+    assert list(out.columns) == ["symbol", "precision", "recall", "auc", "auc_per_asset", "expectancy", "signals",
+                                 "round_trips", "folds", "ic", "rank_ic", "icir", "sharpe", "sharpe_net", "ann_return",
+                                 "ann_return_net", "max_dd", "max_dd_net", "exposure", "turnover", "auc_se",
+                                 "auc_per_asset_se", "ic_se", "rank_ic_se", "sharpe_net_se", "n"]
     assert out["symbol"].tolist() == ["BTC", "ETH"]
     btc, eth = out.iloc[0], out.iloc[1]
     # BTC rows: p 0.7, 0.6, 0.1; y 0, 1, 0; return_1 -0.002, 0.01, -0.008 -> signals at 0.7, 0.6

@@ -394,19 +394,20 @@ def policy_comparison(predictions: pd.DataFrame, *, threshold: float, cost_bps: 
 
     Returns:
         Rows (asset, policy) for every asset and ``ALL`` (the equal-weight fleet), policy ``fixed`` then
-        ``tuned``, with the columns of the results tables, so both policies read alike: signals (bars that open a
-        tranche or a position), round_trips (turnover / 2), turnover (mean |change of exposure| per bar), exposure,
+        ``tuned``, with the columns of the results tables, so both policies read alike: the metric registry's
+        :data:`~fleet.evaluation.metric_registry.POLICY_LAYOUT` -- signals (bars that open a tranche or a
+        position), round_trips (turnover / 2), turnover (mean |change of exposure| per bar), exposure,
         expectancy (the curve's net P&L per round trip), sharpe, sharpe_net, sharpe_net_se, ann_return_net,
         max_dd_net.
     """
+    from fleet.evaluation.metric_registry import POLICY_LAYOUT
     from fleet.evaluation.metrics import summarise
 
     natural = apply_positions(predictions.drop(columns=["position", "signal", "meta_keep"], errors="ignore"),
                               TradingPolicy.fixed(threshold, horizon=horizon, sides=sides, cost_bps=cost_bps))
     kw = dict(threshold=threshold, cost_bps=cost_bps, horizon=horizon, bars_per_year=bars_per_year, reps=reps,
               seed=seed)
-    cols = ["signals", "round_trips", "turnover", "exposure", "expectancy", "sharpe", "sharpe_net", "sharpe_net_se",
-            "ann_return_net", "max_dd_net"]
+    cols = list(POLICY_LAYOUT)
     parts = []
     for name, rows in (("fixed", natural), ("tuned", predictions)):
         each = summarise(rows, "symbol", **kw).rename(columns={"symbol": "asset"}) if "asset" in levels else None

@@ -30,26 +30,20 @@ from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
 from fleet.errors import ConfigError, DataError, describe_rows
+from fleet.evaluation.metric_registry import RESULTS_LAYOUT, se_columns
 from fleet.evaluation.trading import (_check_horizon, book_pnl, exposure, mark_to_market, portfolio_returns,
                                      segments_of, trading_metrics)
 from fleet.evaluation.uncertainty import (TimestampBootstrap, bootstrap_se, counted_aucs, counted_pearsons,
                                           weighted_mean_over_sd)
 
-__all__ = ["ICIR_MIN_FOLDS", "SE_COLUMNS", "SUMMARY_COLUMNS", "TRADING_COLUMNS", "asset_fold_aucs", "book_pnl",
-           "exposure", "figure_draws", "icir", "information_coefficients", "mark_to_market", "per_asset_auc", "portfolio_returns",
+__all__ = ["ICIR_MIN_FOLDS", "SE_COLUMNS", "SUMMARY_COLUMNS", "asset_fold_aucs", "book_pnl", "exposure",
+           "figure_draws", "icir", "information_coefficients", "mark_to_market", "per_asset_auc", "portfolio_returns",
            "segments_of", "signal_metrics", "summarise", "trading_metrics"]
 
-RANK_COLUMNS = ("ic", "rank_ic", "icir")
-# sharpe: against cash; ann_return, max_dd: simple returns (not log); exposure: mean fraction of capital held.
-# turnover: mean |change of exposure| per bar (the closing of what is open at a segment's end included).
-TRADING_COLUMNS = ("sharpe", "sharpe_net", "ann_return", "ann_return_net", "max_dd", "max_dd_net", "exposure",
-                   "turnover")
 #: Standard errors of the headline figures (stationary block bootstrap over timestamps; NaN without draws).
-SE_COLUMNS = ("auc_se", "auc_per_asset_se", "ic_se", "rank_ic_se", "sharpe_net_se")
-# Columns of summarise() after the group keys (and before "folds"). signals: bars with an entry signal (a tranche
-# opened by the fixed rule, a position opened or flipped by a tuned policy); round_trips: turnover / 2.
-SUMMARY_COLUMNS = ("precision", "recall", "auc", "auc_per_asset", "expectancy", *RANK_COLUMNS, *TRADING_COLUMNS,
-                   "signals", "round_trips", "n", *SE_COLUMNS)
+SE_COLUMNS = se_columns()
+#: Columns of summarise() after the group keys: the results files' figures in file order (the metric registry).
+SUMMARY_COLUMNS = RESULTS_LAYOUT
 #: Fewer folds than this leave the ICIR empty: a ratio of mean to spread from 2-4 ICs is mostly noise.
 ICIR_MIN_FOLDS = 5
 _REQUIRED = ("p_up", "y", "forward_return", "return_1", "fold")
@@ -312,6 +306,33 @@ def _standard_errors(g: pd.DataFrame, bars: pd.DataFrame, *, reps: int, seed: in
     return {f"{k}_se": bootstrap_se(v) for k, v in draws.items()}
 
 
+def _checked_signal(predictions: pd.DataFrame, keys: list[str], threshold: float) -> np.ndarray:
+    """The (n,) bool signal of :func:`summarise`'s rows, after checking every column it reads once over the whole
+    frame, so that rows are named by their position in ``predictions``.
+
+    Raises:
+        DataError: a missing column (named, with the columns found) or bad values (rows named).
+    """
+    missing = [c for c in (*keys, *_REQUIRED, "timestamp") if c not in predictions.columns]
+    if missing:
+        raise DataError(f"predictions: missing column(s) {', '.join(map(repr, missing))} "
+                        f"(found: {', '.join(map(str, predictions.columns))})")
+    try:
+        _, p, _ = _check_arrays(predictions["y"].to_numpy(), predictions["p_up"].to_numpy(),
+                                predictions["forward_return"].to_numpy())
+        r1 = predictions["return_1"].to_numpy(dtype=np.float64)
+        if not np.isfinite(r1).all():
+            raise DataError(f"return_1: expected a finite log return, not so at "
+                            f"{describe_rows(np.flatnonzero(~np.isfinite(r1)))}")
+        if "position" in predictions.columns:
+            _check_position(predictions["position"].to_numpy(dtype=np.float64))
+        if "signal" in predictions.columns:
+            return _check_signal(predictions["signal"].to_numpy(), len(predictions))
+        return p > threshold
+    except DataError as err:
+        raise DataError(f"predictions: {err}") from err
+
+
 def summarise(predictions: pd.DataFrame, by: str | list[str], *, threshold: float = 0.55,
               cost_bps: float = 10.0, horizon: int = 1, bars_per_year: float | None = None, reps: int = 0,
               seed: int = 0) -> pd.DataFrame:
@@ -336,20 +357,15 @@ def summarise(predictions: pd.DataFrame, by: str | list[str], *, threshold: floa
             (0: those columns are NaN). seed: the draws' seed.
 
     Returns:
-        DataFrame with one row per group, sorted by the group keys, and columns: the ``by``
-        columns, then :data:`SUMMARY_COLUMNS` -- precision, recall, auc (as in ``signal_metrics``),
-        auc_per_asset (:func:`per_asset_auc`), expectancy (the net curve's P&L summed over the group's
-        asset-bars per round trip, a simple return of the capital traded: ``sum(net) / round_trips``);
-        ic, rank_ic (:func:`information_coefficients` over the group's pooled
-        rows); icir (:func:`icir` of the group's per-fold ICs); sharpe, sharpe_net, ann_return,
-        ann_return_net, max_dd, max_dd_net (:func:`trading_metrics` of the equal-weight portfolio
-        of the group's assets, :func:`portfolio_returns`, each asset marked to market bar by bar,
-        without and with costs on turnover; returns and drawdowns as simple returns); exposure
-        (mean |exposure| of that portfolio, fraction of capital); turnover (mean |change of exposure| per
-        bar); signals (bars with an entry signal), round_trips (the group's total turnover / 2: one round
-        trip buys and sells the whole capital once), n; the standard errors :data:`SE_COLUMNS` (of the
-        pooled and per-asset AUC, IC, Rank IC, and the annualised net Sharpe) -- and folds (number of
-        distinct folds in the group). A flat table (group keys are columns, RangeIndex), ready for CSV.
+        DataFrame with one row per group, sorted by the group keys: the ``by`` columns, then
+        :data:`SUMMARY_COLUMNS`, each defined once in :mod:`fleet.evaluation.metric_registry`. Computed by:
+        ``signal_metrics`` (precision, recall, auc, signals, n), :func:`per_asset_auc`,
+        :func:`information_coefficients` over the group's pooled rows (ic, rank_ic), :func:`icir` of the
+        group's per-fold ICs, :func:`trading_metrics` of the equal-weight portfolio of the group's assets
+        (:func:`portfolio_returns`, each asset marked to market bar by bar) without and with costs
+        (sharpe, ann_return, max_dd and their ``_net``), that portfolio's exposure and turnover, round_trips
+        (total turnover / 2), expectancy (``sum(net) / round_trips``), folds, and the bootstrap standard
+        errors :data:`SE_COLUMNS`. A flat table (group keys are columns, RangeIndex), ready for CSV.
 
     Raises:
         DataError: missing columns (named, with the columns found) or bad values (see
@@ -362,35 +378,16 @@ def summarise(predictions: pd.DataFrame, by: str | list[str], *, threshold: floa
     keys = [by] if isinstance(by, str) else list(by)
     if not isinstance(predictions, pd.DataFrame):
         raise DataError(f"predictions: expected a DataFrame, got {type(predictions).__name__}")
-    missing = [c for c in (*keys, *_REQUIRED, "timestamp") if c not in predictions.columns]
-    if missing:
-        raise DataError(f"predictions: missing column(s) {', '.join(map(repr, missing))} "
-                        f"(found: {', '.join(map(str, predictions.columns))})")
-    try:
-        # Validated once over the whole frame so rows are named by their position in `predictions`.
-        _, p, _ = _check_arrays(predictions["y"].to_numpy(), predictions["p_up"].to_numpy(),
-                                predictions["forward_return"].to_numpy())
-        r1 = predictions["return_1"].to_numpy(dtype=np.float64)
-        if not np.isfinite(r1).all():
-            raise DataError(f"return_1: expected a finite log return, not so at "
-                            f"{describe_rows(np.flatnonzero(~np.isfinite(r1)))}")
-        if "position" in predictions.columns:
-            _check_position(predictions["position"].to_numpy(dtype=np.float64))
-        if "signal" in predictions.columns:
-            signal = _check_signal(predictions["signal"].to_numpy(), len(predictions))
-        else:
-            signal = p > threshold
-    except DataError as err:
-        raise DataError(f"predictions: {err}") from err
-    frame = predictions.assign(_signal=signal)
-    columns = [*keys, *SUMMARY_COLUMNS, "folds"]
+    frame = predictions.assign(_signal=_checked_signal(predictions, keys, threshold))
+    columns = [*keys, *SUMMARY_COLUMNS]
     groups = frame.groupby(keys, sort=True, dropna=False) if keys else [((), frame)]
     rows = []
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
         m = _group_row(g, g["_signal"].to_numpy(), threshold=threshold, cost_bps=cost_bps, horizon=horizon,
                        bars_per_year=bars_per_year, reps=int(reps), seed=seed)
-        rows.append([*key, *(m[c] for c in SUMMARY_COLUMNS), int(g["fold"].nunique())])
+        m["folds"] = int(g["fold"].nunique())
+        rows.append([*key, *(m[c] for c in SUMMARY_COLUMNS)])
     out = pd.DataFrame(rows, columns=columns)
     if not rows:
         out = out.astype({"signals": np.int64, "n": np.int64, "folds": np.int64})

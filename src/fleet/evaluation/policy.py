@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fleet.errors import ConfigError, DataError
+from fleet.evaluation.metric_registry import FORCED_LAYOUT
 
 __all__ = ["ADVICE_T", "DISABLE_DELTA", "FORCED_COLUMNS", "apply_forced_daily_entry", "apply_policy",
            "forced_entry_report"]
@@ -32,8 +33,8 @@ __all__ = ["ADVICE_T", "DISABLE_DELTA", "FORCED_COLUMNS", "apply_forced_daily_en
 DISABLE_DELTA = -0.005
 #: Advice only when Welch's t of the delta exceeds this in absolute value.
 ADVICE_T = 2.0
-FORCED_COLUMNS = ("asset", "days", "forced_days", "natural_trades", "forced_trades", "natural_mean_return",
-                  "forced_mean_return", "natural_win_rate", "forced_win_rate", "delta", "delta_t", "advice")
+#: Columns of :func:`forced_entry_report`: asset, the metric registry's forced-entry figures, advice.
+FORCED_COLUMNS = ("asset", *FORCED_LAYOUT, "advice")
 
 
 def _check(predictions: pd.DataFrame, needed: tuple[str, ...]) -> None:

@@ -37,6 +37,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from fleet.evaluation import metric_registry  # noqa: E402
 from fleet.evaluation.metrics import summarise  # noqa: E402
 from fleet.evaluation.plots import (DPI, _gate_assets, _gate_table, _reference_asset, plot_calibration, plot_clusters,
                                     plot_equity, plot_expert_weights, plot_fold_metrics, plot_forced_entry,
@@ -49,53 +50,10 @@ __all__ = ["REQUIRED_FILES", "RunData", "load_run", "write_report"]
 
 # ----------------------------------------------------------------------------------------------- page
 
-_RATIO = {"precision", "recall", "auc", "auc_per_asset", "natural_win_rate", "forced_win_rate"}
-_SIGNED = {"ic", "rank_ic", "icir", "sharpe", "sharpe_net"}
-_PCT = {"ann_return", "ann_return_net"}
-# The fleet books' columns (results_book.csv, the per-asset exposure-matched benchmark).
-_SIGNED |= {"sharpe_net_matched", "timing_sharpe", "cs_ic", "cs_rank_ic", "cs_ic_t", "cs_rank_ic_t", "sharpe_net_t",
-            "information_ratio", "excess_t", "beta"}
-_PCT |= {"excess_ann_return"}
-_BPS = {"expectancy", "natural_mean_return", "forced_mean_return", "delta"}
-_INT = {"signals", "n", "folds", "days", "forced_days", "natural_trades", "forced_trades", "fold", "cluster"}
-
-
-def _cell(column: str, value) -> tuple[str, str]:
-    """(text, css class) of one table cell: bps, %, signs; classes pos / neg colour the signed figures."""
-    if isinstance(value, (bool, np.bool_)):
-        return ("●" if value else "", "mark")
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return ("", "text") if column in ("advice", "assets") else ("–", "na")
-    if isinstance(value, str):
-        return (value, "text")
-    v = float(value)
-    tone = "pos" if v > 0 else "neg" if v < 0 else ""
-    if column in _INT:
-        return (f"{int(v):,}", "")
-    if column in _BPS:
-        return (f"{v * 1e4:+.1f} bps", tone)
-    if column in _PCT:
-        return (f"{v:+.1%}", tone)
-    if column in ("max_dd", "max_dd_net", "excess_max_dd"):
-        return (f"{-v:.1%}" if v > 0 else "0.0%", "neg" if v > 0 else "")
-    if column == "exposure":
-        return (f"{v:.0%}", "")
-    if column in _SIGNED:
-        two = ("icir", "sharpe", "sharpe_net", "sharpe_net_matched", "timing_sharpe", "information_ratio")
-        return (f"{v:+.2f}" if column in two or column.endswith("_t") else f"{v:+.3f}", tone)
-    if column in _RATIO:
-        return (f"{v:.3f}" if column in ("auc", "auc_per_asset", "precision", "recall") else f"{v:.1%}", "")
-    if column == "round_trips":
-        return (f"{v:,.1f}", "")
-    return (f"{v:.4g}", "")
-
-
-def _with_se(column: str, cell: tuple[str, str], se) -> tuple[str, str]:
-    """The cell with `` ± se`` in the column's own units (2 decimals for Sharpe ratios, 3 for AUC and IC)."""
-    if se is None or not np.isfinite(se) or cell[1] == "na":
-        return cell
-    digits = 2 if column in ("sharpe", "sharpe_net", "icir", "timing_sharpe") else 3
-    return (f"{cell[0]} ± {float(se):.{digits}f}", cell[1])
+def _cell(column: str, value, se=None) -> tuple[str, str]:
+    """(text, css class) of one table cell, formatted from the metric registry (bps, %, signs, `` ± se``); the
+    classes pos / neg colour the signed figures."""
+    return metric_registry.cell(column, value, se)
 
 
 def _table(df: pd.DataFrame, columns: list[str] | None = None, highlight: str | None = None) -> dict:
@@ -104,7 +62,7 @@ def _table(df: pd.DataFrame, columns: list[str] | None = None, highlight: str | 
     rows = []
     ses = [c for c in df.columns if c.endswith("_se")]
     for rec in df[cols + ses].to_dict("records"):
-        rows.append({"cells": [_with_se(c, _cell(c, rec[c]), rec.get(f"{c}_se")) for c in cols],
+        rows.append({"cells": [_cell(c, rec[c], rec.get(f"{c}_se")) for c in cols],
                      "highlight": highlight is not None and str(rec.get(highlight, "")) == "ALL"})
     return {"columns": cols, "rows": rows}
 
@@ -132,8 +90,8 @@ def headline(run: RunData, pooled: pd.DataFrame) -> dict:
     pa = run.per_asset.dropna(subset=["sharpe_net"]).sort_values("sharpe_net", ascending=False)
     expectancy = run.per_asset["expectancy"]
     traded = expectancy.notna()
-    best = [f"{r.asset} ({r.sharpe_net:+.2f})" for r in pa.head(3).itertuples()]
-    worst = [f"{r.asset} ({r.sharpe_net:+.2f})" for r in pa.tail(3).iloc[::-1].itertuples()]
+    best = [f"{r.asset} ({_cell('sharpe_net', r.sharpe_net)[0]})" for r in pa.head(3).itertuples()]
+    worst = [f"{r.asset} ({_cell('sharpe_net', r.sharpe_net)[0]})" for r in pa.tail(3).iloc[::-1].itertuples()]
     data = run.manifest.get("data", {})
     experts = run.experts
     out = {
@@ -145,10 +103,10 @@ def headline(run: RunData, pooled: pd.DataFrame) -> dict:
         "experts": ", ".join(experts) + (f" (gate {cfg['model']['moe']['gate']})" if len(experts) > 1 else ""),
         "assets": len(run.predictions),
         "folds": len(run.manifest.get("folds", [])),
-        "auc": _with_se("auc", _cell("auc", fleet["auc"]), fleet["auc_se"])[0],
-        "auc_per_asset": _with_se("auc", _cell("auc", fleet["auc_per_asset"]), fleet["auc_per_asset_se"])[0],
-        "rank_ic": _with_se("rank_ic", _cell("rank_ic", fleet["rank_ic"]), fleet["rank_ic_se"]),
-        "sharpe_net": _with_se("sharpe_net", _cell("sharpe_net", fleet["sharpe_net"]), fleet["sharpe_net_se"]),
+        "auc": _cell("auc", fleet["auc"], fleet["auc_se"])[0],
+        "auc_per_asset": _cell("auc_per_asset", fleet["auc_per_asset"], fleet["auc_per_asset_se"])[0],
+        "rank_ic": _cell("rank_ic", fleet["rank_ic"], fleet["rank_ic_se"]),
+        "sharpe_net": _cell("sharpe_net", fleet["sharpe_net"], fleet["sharpe_net_se"]),
         "sharpe": _cell("sharpe", fleet["sharpe"]),
         "ann_return_net": _cell("ann_return_net", fleet["ann_return_net"]),
         "max_dd_net": _cell("max_dd_net", fleet["max_dd_net"]),
@@ -167,7 +125,7 @@ def headline(run: RunData, pooled: pd.DataFrame) -> dict:
         if len(row):
             r = row.iloc[0]
             out["holdout"] = {"days": f"{cfg['validation']['holdout_days']:g}", "auc": _cell("auc", r["auc"])[0],
-                              "sharpe_net": _cell("sharpe_net", r["sharpe_net"]), "n": f"{int(r['n']):,}"}
+                              "sharpe_net": _cell("sharpe_net", r["sharpe_net"]), "n": _cell("n", r["n"])[0]}
     return out
 
 
@@ -217,8 +175,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
                "gate and assemble; one lane per worker process, GPU-holding lanes first (a run whose steps all ran in "
                "one process gets one lane per unit). The legend lists only the kinds of step that ran.")
     cfg = run.manifest["config"]
-    metric_cols = ["auc", "auc_per_asset", "rank_ic", "icir", "sharpe_net", "sharpe_net_matched", "timing_sharpe",
-                   "sharpe", "ann_return_net", "max_dd_net", "expectancy", "round_trips", "exposure", "ic", "precision", "recall", "signals", "folds", "n"]
+    tables = _results_tables(run)
+    shown = [t for t in (*tables.values(), forced and forced["table"]) if t]
     page = _environment().get_template("report.html.j2").render(
         title=f"fleet report: {run.path.name}",
         head=headline(run, pooled),
@@ -229,19 +187,37 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         guard=guard_info,
         forced=forced,
         book=book,
-        per_cluster=_table(run.per_cluster, ["cluster", "dominant", "assets", *metric_cols]),
-        per_asset=_table(run.per_asset.sort_values("sharpe_net", ascending=False, na_position="last"),
-                         ["asset", "cluster", *metric_cols]),
-        per_fold=_table(run.per_fold, ["fold", "asset", *metric_cols], highlight="asset"),
-        holdout=_table(run.holdout, ["asset", *metric_cols], highlight="asset") if run.holdout is not None else None,
+        **tables,
         command=" ".join(map(str, run.manifest.get("command") or [])),
         started=str(run.manifest.get("started", "")),
         bars_per_year=f"{run.bars_per_year:g}",
         gate=(gate_words(cfg["model"]["moe"]["gate"]) if mixture else ""),
+        glossary=_glossary({c for t in shown for c in t["columns"]}),
     )
     target = out / "report.html"
     target.write_text(page, encoding="utf-8")
     return target
+
+
+def _results_tables(run: RunData) -> dict[str, dict | None]:
+    """The results tables of the page: the metric registry's report figures, in its order; rows as the console
+    prints them (:func:`~fleet.evaluation.metric_registry.people_order`), the per-fold table in fold order."""
+    cols = metric_registry.shown("report")
+    holdout = None
+    if run.holdout is not None:
+        holdout = _table(metric_registry.people_order(run.holdout), ["asset", *cols], highlight="asset")
+    return {"per_cluster": _table(metric_registry.people_order(run.per_cluster), ["cluster", "dominant", "assets",
+                                                                                  *cols]),
+            "per_asset": _table(metric_registry.people_order(run.per_asset), ["asset", "cluster", *cols]),
+            "per_fold": _table(run.per_fold, ["fold", "asset", *cols], highlight="asset"),
+            "holdout": holdout}
+
+
+def _glossary(names: set[str]) -> list[dict]:
+    """The metric registry's definition, unit and direction of each of ``names`` it holds, in its order."""
+    better = {True: "higher", False: "lower", None: ""}
+    return [{"name": m.name, "definition": m.definition, "unit": m.unit, "better": better[m.higher_is_better]}
+            for m in metric_registry.METRICS.values() if m.name in names]
 
 
 def _common_figures(run: RunData, pooled: pd.DataFrame, figure) -> None:
@@ -339,7 +315,7 @@ def _mixture_figures(run: RunData, figure) -> tuple[dict, dict | None]:
 
 def _forced_figure(run: RunData, figure) -> dict:
     """The forced-entry figure; returns the advice and the table for the page."""
-    advice = run.forced_entry[run.forced_entry["advice"].fillna("") != ""]["asset"].astype(str).tolist()
+    advice = run.forced_entry[run.forced_entry["advice"].astype(object).fillna("") != ""]["asset"].astype(str).tolist()
     cutoff = run.manifest["config"]["policy"].get("forced_entry_cutoff") or "the day's last bar"
     figure("forced_entry.png", plot_forced_entry(run),
            f"Natural trades (p_up above the threshold) against forced ones (a day with no natural signal up to "

@@ -1,7 +1,8 @@
 """The results tables of a run: per asset, per cluster, per fold, hold-out, expert telemetry and seeds.
 
 Every figure comes from :func:`fleet.evaluation.metrics.summarise` over the out-of-sample
-prediction rows; this module only chooses the groupings and the column order. The files these
+prediction rows; this module only chooses the groupings, and the columns and their order are the metric
+registry's (:mod:`fleet.evaluation.metric_registry`). The files these
 tables are written to are named in :mod:`fleet.store.layout`.
 """
 
@@ -13,15 +14,13 @@ import numpy as np
 import pandas as pd
 
 from fleet.config import FleetConfig
-from fleet.evaluation.metrics import RANK_COLUMNS, SE_COLUMNS, TRADING_COLUMNS, per_asset_auc, summarise
+from fleet.evaluation.metric_registry import results_columns
+from fleet.evaluation.metrics import per_asset_auc, summarise
 
-#: Metric columns of the per-asset and per-cluster tables (the fold and hold-out tables drop ``folds``).
-METRIC_COLUMNS = ["precision", "recall", "auc", "auc_per_asset", "expectancy", "signals", "round_trips", "folds",
-                  *RANK_COLUMNS, *TRADING_COLUMNS, *SE_COLUMNS]
 #: A hold-out shorter than this many days is not annualised (a Sharpe ratio from a few weeks is mostly noise).
 MIN_ANNUALISED_DAYS = 90
-#: Metrics compared over repeated runs (:func:`seeds_table`).
-SEED_METRICS = [c for c in METRIC_COLUMNS if c != "folds"]
+#: Metrics compared over repeated runs (:func:`seeds_table`): the results tables' figures less folds and n.
+SEED_METRICS = [c for c in results_columns(folds=False) if c != "n"]
 
 
 def _summary_kw(config: FleetConfig, bars_per_year: float | None) -> dict:
@@ -61,7 +60,7 @@ def asset_table(predictions: pd.DataFrame, cluster_of: dict[str, int], config: F
     per_asset = summarise(predictions, "symbol", **_summary_kw(config, bars_per_year)).rename(
         columns={"symbol": "asset"})
     per_asset.insert(1, "cluster", per_asset["asset"].map(cluster_of))
-    return per_asset[["asset", "cluster", *METRIC_COLUMNS, "n"]]
+    return per_asset[["asset", "cluster", *results_columns()]]
 
 
 def cluster_table(predictions: pd.DataFrame, dominant: int, config: FleetConfig, *,
@@ -79,7 +78,7 @@ def cluster_table(predictions: pd.DataFrame, dominant: int, config: FleetConfig,
 
     per_cluster.insert(1, "dominant", per_cluster["cluster"] == dominant)
     per_cluster.insert(2, "assets", per_cluster["cluster"].map(members))
-    return per_cluster[["cluster", "dominant", "assets", *METRIC_COLUMNS, "n"]]
+    return per_cluster[["cluster", "dominant", "assets", *results_columns()]]
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -186,7 +185,7 @@ def fold_order(pooled: pd.DataFrame, each: pd.DataFrame) -> pd.DataFrame:
     out = pd.concat([pooled, each], ignore_index=True)
     out["_all"] = out["asset"] != "ALL"
     out = out.sort_values(["fold", "_all", "asset"], kind="stable").drop(columns="_all").reset_index(drop=True)
-    return out[["fold", "asset", *[c for c in METRIC_COLUMNS if c != "folds"], "n"]]
+    return out[["fold", "asset", *results_columns(folds=False)]]
 
 
 def holdout_table(predictions: pd.DataFrame, config: FleetConfig, *,
@@ -202,7 +201,7 @@ def holdout_table(predictions: pd.DataFrame, config: FleetConfig, *,
     pooled = summarise(predictions, [], **kw)
     pooled.insert(0, "asset", "ALL")
     out = pd.concat([pooled, each], ignore_index=True)
-    return out[["asset", *[c for c in METRIC_COLUMNS if c != "folds"], "n"]]
+    return out[["asset", *results_columns(folds=False)]]
 
 
 

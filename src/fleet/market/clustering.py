@@ -269,7 +269,7 @@ def _pick_dominant(labels: pd.Series, corr: pd.DataFrame, dollar_volume: pd.Seri
             raise DataError("dollar_volume: expected finite values >= 0 (mean close * volume per symbol)")
         total = dv.groupby(labels.loc[symbols].to_numpy()).sum()
         best = int(total.idxmax())
-        return best, f"highest total dollar volume ({total[best]:.4g})"
+        return best, f"highest total dollar volume ({total[best]:,.0f})"
     a = np.abs(corr.to_numpy(dtype=np.float64, copy=True))
     n = a.shape[0]
     np.fill_diagonal(a, np.nan)

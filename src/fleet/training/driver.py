@@ -311,6 +311,8 @@ class _Progress:
 def _train(ctx: RunContext, backend, todo: list, progress: _Progress) -> None:
     """Run ``todo`` on the backend; each result is saved by the worker that trained it and printed as it comes."""
     rundir, echo = ctx.rundir, ctx.echo
+    # a host names where a unit ran only when there is more than one machine to tell apart
+    hosts = getattr(backend, "nodes", lambda: 1)() > 1
 
     def on_result(r: UnitResult | UnitFailure) -> None:
         n = len(progress.done) + len(progress.failures) + 1
@@ -320,9 +322,9 @@ def _train(ctx: RunContext, backend, todo: list, progress: _Progress) -> None:
             return
         progress.saved += 1
         progress.done.append(r)
-        where = r.host + (f" node {r.node_id[:8]}" if r.node_id else "")
+        where = f"  {r.host}" + (f" node {r.node_id[:8]}" if r.node_id else "") if hosts else ""
         echo(f"  [{n:>3}/{len(todo)}] {r.unit_id:<24} {len(r.assets):>2} asset(s) "
-             f"train {r.n_train:>7,} test {r.n_test:>6,} rows  {r.wall_seconds:6.1f} s  {where}")
+             f"train {r.n_train:>7,} test {r.n_test:>6,} rows  {r.wall_seconds:6.1f} s{where}")
 
     if rundir.remote:
         echo(f"  each worker writes its unit's result to {rundir.describe('units')}/")

@@ -23,6 +23,10 @@ class LocalBackend:
     def describe(self) -> str:
         return "local (in-process loop)"
 
+    def nodes(self) -> int:
+        """Machines the units run on: this one."""
+        return 1
+
     def run(self, units: list[TrainingUnit], frames: Mapping[str, pd.DataFrame], on_result, *, sink=None) -> list:
         """Train each unit on ``frames`` (symbol -> bars: the run's bar reader); an exception in a unit becomes a
         :class:`UnitFailure` (interrupts propagate).

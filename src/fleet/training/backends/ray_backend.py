@@ -84,6 +84,11 @@ class RayBackend:
                 f"max_restarts={MAX_RESTARTS}, max_task_retries={MAX_TASK_RETRIES}, unit restarts on a lost "
                 f"actor or node={UNIT_RESTARTS})")
 
+    def nodes(self) -> int:
+        """Alive nodes of the Ray cluster now."""
+        self._connect()
+        return sum(1 for node in ray.nodes() if node.get("Alive"))
+
     def _gpus(self) -> float:
         if self.num_gpus > 0 and ray.cluster_resources().get("GPU", 0) == 0:
             return 0.0
