@@ -23,7 +23,7 @@ from fleet.config import OVERRIDES, load_config
 from fleet.errors import ConfigError, FleetError, FleetWarning
 
 # pandas, torch, Ray and the training code are imported inside the commands that use them, so that
-# `fleet --help` and `fleet <command> --help` stay fast (issue 15).
+# `fleet --help` and `fleet <command> --help` stay fast.
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -29,8 +29,8 @@ from fleet.settings import KeywordMap, setting, to_dotted
 class Strategy(str, Enum):
     """How assets are grouped into training units."""
 
-    islands = "islands"  # one model per asset (seed 002)
-    hierarchical = "hierarchical"  # one model per correlation cluster (seed 001)
+    islands = "islands"  # one model per asset
+    hierarchical = "hierarchical"  # one model per correlation cluster
     global_ = "global"  # one model for the whole fleet
 
 
@@ -128,7 +128,7 @@ class ValidationConfig(_Section):
 
 
 class MarketConfig(_Section):
-    """Alignment, clustering and the market factor (seed 001)."""
+    """Alignment, clustering and the market factor."""
 
     clusters: int | None = setting(3, ge=1, group="Model", help="Number of Ward clusters on 1-|corr|.")
     distance_threshold: float | None = setting(None, gt=0.0, group="Model",

@@ -5,7 +5,7 @@ A run directory's ``models/<group>.pkl`` holds a pickled :class:`UnitModel`. Tra
 :func:`load_unit_model`. It stands on the estimators (:mod:`fleet.models`) and the feature pipeline
 (:mod:`fleet.features.pipeline`) only, so serving never imports training.
 
-Old runs: until issue 15 this class lived in ``fleet.training.unit`` and the per-asset preprocessor
+Old runs: this class used to live in ``fleet.training.unit`` and the per-asset preprocessor
 in ``fleet.training.dataset``, and the MLP gate in ``fleet.models.gate``; pickles name those paths.
 :func:`load_unit_model` maps them to the new homes (:data:`MOVED`) without importing training, and the
 old modules keep aliases for a plain ``pickle.load``.

@@ -181,7 +181,7 @@ class BestExpertGate(_ConvexGate, PersistMixin, BaseEstimator):
             self.chosen_ = self.expert
             return self
         # The first expert listed is the incumbent; another replaces it only when its loss is lower by more
-        # than switch_z standard errors: with ~0.005 AUC of noise on an inner window, a plain argmin picks a
+        # than switch_z standard errors: an inner window's AUC is noisy, and a plain argmin would pick a
         # weaker expert in a fair share of units.
         first = self.expert_names_[0]
         challenger = min(self.expert_names_, key=self.losses_.__getitem__)
@@ -234,8 +234,8 @@ class SelectGate(_ConvexGate, PersistMixin, BaseEstimator):
     Args:
         rounds: most copies in the ensemble (the weights' resolution is 1/rounds; with ``start='equal'`` and
             fewer rounds than experts, the equal start is kept as it is). With the equal start every expert keeps
-            at least 1/rounds: 50 keeps three copies of noise beside one informative expert to 0.06 in all
-            (an AUC cost under 0.001 in tests/models/test_gate_mixture.py; 20 cost 0.004 there).
+            at least 1/rounds, so more rounds let the selection push noise experts further down
+            (tests/models/test_gate_mixture.py compares 50 with 20).
         criterion: the loss (:func:`score_forecast`; default 'log_loss', the mixture's own binary cross-entropy,
             so the weights are a maximum-likelihood fit of constant mixture weights on a grid of 1/rounds;
             'asset_auc' = 1 - the per-asset AUC over (inner block, asset) groups; 'auc' = 1 - ROC AUC pooled over

@@ -49,7 +49,7 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
 
     Args:
         window: bars per input window L (default 64).
-        hidden, levels, kernel_size, emb_dim, dropout: network shape (emb_dim 8 = seed 000).
+        hidden, levels, kernel_size, emb_dim, dropout: network shape.
         archetype: None for the plain PatternExpert, or a seed-003 archetype whose kernel bank
             initialises a learnable first layer.
         epochs, batch_size, lr, weight_decay, patience: training loop.
@@ -57,7 +57,7 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
         val_fraction: time-ordered validation tail for early stopping (0 disables it).
         purge_bars: timestamps dropped between fitting rows and the validation tail (label horizon).
         unknown_asset: 'mean' or 'error'.
-        asset_aware: learn an asset embedding (seed 000); False builds the network without one (every
+        asset_aware: learn an asset embedding; False builds the network without one (every
             asset gets the same input, the asset-agnostic ablation; ``unknown_asset`` is then moot).
         device: 'auto', 'cpu' or 'cuda'.
         num_threads: torch CPU threads during fit/predict (None = torch's default).
@@ -315,7 +315,7 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
 
 
 class PatternExpert(ConvExpert):
-    """The plain asset-aware TCN expert (seed 000's CNNExpert, finished). Same parameters as ConvExpert."""
+    """The plain asset-aware TCN expert (no kernel-bank stem). Same parameters as ConvExpert."""
 
 
 class ArchetypeExpert(ConvExpert):

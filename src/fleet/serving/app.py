@@ -360,8 +360,8 @@ class FleetIngress:
             replica's process. Neither: no authentication.
         max_batch_size, batch_wait_timeout_s: ``@serve.batch`` settings. The wait defaults to 0 s: a
             batch is whatever queued while the previous one ran, so a lone request never waits for a
-            partner (a 2 ms wait added ~2 ms to p50 at low rates, measured with
-            ``benchmarks/serve_load.py --batch-wait-ms``), and under load batches still form.
+            partner (``benchmarks/serve_load.py --batch-wait-ms`` measures what a wait costs), and under load
+            batches still form.
 
     Raises:
         RunDirectoryError: the run directory cannot be loaded (the replica fails to start).

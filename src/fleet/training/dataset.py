@@ -32,7 +32,7 @@ from fleet.features.spec import FeatureSpec
 from fleet.models._context import ASSET_ID, BAR_TIME
 
 # AssetPreprocessor (with the rest of the per-asset pipeline) lives in fleet.features.pipeline; the name stays
-# importable here because runs pickled before issue 15 name fleet.training.dataset.AssetPreprocessor.
+# importable here because older runs' pickles name fleet.training.dataset.AssetPreprocessor.
 __all__ = ["AssetPreprocessor", "UnitDataset", "build_unit_dataset"]
 
 @dataclass
@@ -40,7 +40,7 @@ class UnitDataset:
     """Training and test rows of a unit for one fold.
 
     ``X_train`` / ``X_test``: (n_rows, n_features + 1) scaled features plus ``asset_id``,
-    sorted by (timestamp, asset_id) — the panel layout of seed 001.
+    sorted by (timestamp, asset_id): the panel layout.
     ``train_meta`` / ``test_meta``: the same rows' ``timestamp``, ``symbol``, ``y`` and
     ``forward_return`` (log-return over the label horizon).
     """
