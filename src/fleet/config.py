@@ -22,7 +22,7 @@ from pydantic_core import PydanticCustomError
 from fleet.config_experts import (MoEConfig, PatternConfig, SDEConfig, TabularExpertConfig, TrendConfig,  # noqa: F401
                                   _Section)
 from fleet.errors import ConfigError
-from fleet.models import specs as _specs
+import fleet.models.specs as _specs
 from fleet.settings import KeywordMap, setting, to_dotted
 
 
