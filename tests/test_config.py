@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_defaults_match_the_issue():
     c = FleetConfig()
-    assert c.data.days == 730 and c.validation.folds == 5 and c.labels.horizon == 4
+    assert c.data.days is None and c.validation.folds == 5 and c.labels.horizon == 4
     assert c.features.max_d == 0.65 and c.market.clusters == 3 and c.policy.threshold == 0.55
     assert c.policy.cost_bps == 10 and c.strategy is Strategy.hierarchical
 

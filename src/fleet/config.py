@@ -58,10 +58,13 @@ class DataConfig(_Section):
                                "path or an s3:// / gs:// URI.", details="Layout and checks: [data.md](data.md).")
     symbols: list[str] | None = setting(None, group="Data", unset="all in the data", help="Comma-separated symbols "
                                         "to train.")
-    days: int = setting(730, gt=0, group="Data", unit="days",
-                        help="Keep the last N calendar days of the data: one window, ending at the latest bar of any "
-                        "asset, for every asset.", details="An asset whose data ends early keeps what it has inside "
-                        "the window.")
+    days: int | None = setting(None, gt=0, group="Data", unit="days",
+                               unset="730 on intraday bars, all the history on daily bars",
+                               help="Keep the last N calendar days of the data: one window, ending at the latest bar "
+                               "of any asset, for every asset.", details="An asset whose data ends early keeps what it "
+                               "has inside the window. Unset, the window follows the bar length: two years of "
+                               "intraday bars, or every day of daily (and longer) bars, which two years would hold "
+                               "too few of for the folds.")
 
 
 class SyntheticConfig(_Section):

@@ -103,12 +103,32 @@ def _error_line(output: str) -> str:
     return lines[0]
 
 
-def test_refusal_of_the_daily_default_window_is_short_and_quick(shared_data, tmp_path):
-    """Daily equities at the default --days 730 and 3 folds: 20 assets short. One short line that names
-    the file once and three assets, within seconds, and the named --days passes while one day less fails."""
+def test_daily_bars_default_to_the_whole_history_and_pass_the_check(shared_data):
+    """Daily equities with no --days: the window is every day of the data (the span from the first bar of any
+    asset to the last), and the folds' history check passes; hourly crypto keeps two years."""
+    from fleet.training.inputs import INTRADAY_DAYS
+
+    path = shared_data / "equities_1d" / "sp500_20.parquet"
+    frame = pd.read_parquet(path)
+    ts = pd.to_datetime(frame[[c for c in frame.columns if c.lower() == "timestamp"][0]], utc=True)
+    span = (ts.max() - ts.min()) / pd.Timedelta(days=1)  # computed here from the raw file
+    for folds in (3, 5):
+        cfg = load_config(None, {"data.path": str(path), "validation.folds": folds})
+        assert cfg.data.days is None
+        panel = load_inputs(cfg, echo=lambda s: None)[0]
+        assert span <= cfg.data.days <= span + 2 and check_history(cfg, panel) == {}
+    crypto = load_config(None, {"data.path": str(shared_data / "crypto_1h")})
+    load_inputs(crypto, echo=lambda s: None)
+    assert crypto.data.days == INTRADAY_DAYS
+
+
+def test_refusal_of_a_two_year_window_on_daily_bars_is_short_and_quick(shared_data, tmp_path):
+    """Daily equities with --days 730 and 3 folds: 20 assets short. One short line that names the file once and
+    three assets, within seconds, and the named --days passes while one day less fails."""
     path = str(shared_data / "equities_1d" / "sp500_20.parquet")
     t = time.perf_counter()
-    res = CliRunner().invoke(main, ["train", "--data", path, "--folds", "3", "--out", str(tmp_path / "r")])
+    res = CliRunner().invoke(main, ["train", "--data", path, "--days", "730", "--folds", "3",
+                                    "--out", str(tmp_path / "r")])
     took = time.perf_counter() - t
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     line = _error_line(res.output)

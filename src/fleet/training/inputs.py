@@ -39,6 +39,19 @@ def required_bars(config: FleetConfig) -> int:
     return (config.validation.folds + 1) * per_block
 
 
+#: ``--days`` when it is not given, on bars shorter than :data:`DAILY` (two years of hourly crypto).
+INTRADAY_DAYS = 730
+#: Bars at least this long count as daily: the window then takes the whole history.
+DAILY = pd.Timedelta(hours=20)
+
+
+def default_days(full: Panel) -> int:
+    """``--days`` when it is not given: every day of the history (:func:`full_span`) on daily or longer bars, where
+    :data:`INTRADAY_DAYS` holds about 500 bars, too few for the folds' FFD windows and warm-ups; else
+    :data:`INTRADAY_DAYS`. ``full``: the panel before any window is applied."""
+    return full_span(full) if full.bar >= DAILY else INTRADAY_DAYS
+
+
 def load_inputs(config: FleetConfig, echo: Echo, frame: pd.DataFrame | None = None, *,
                 cache: BarCache | None = None, features: FeatureSpec | None = None) -> tuple[Panel, str]:
     """The validated panel and a one-line description of where it came from.
@@ -49,6 +62,8 @@ def load_inputs(config: FleetConfig, echo: Echo, frame: pd.DataFrame | None = No
     volume, ``Panel.frame_columns``): read the full bars with ``cache.reader(panel)``. ``features``: the run's
     feature settings (what the ``--days`` hint checks with; None: ``FeatureSpec.from_config(config)``).
 
+    ``config.data.days`` None (not given) is set here, once the bar length is known (:func:`default_days`).
+
     Raises:
         DataError: bad input, or an asset with fewer bars than :func:`required_bars` (the message
             names the smallest ``--days`` that passes this and :func:`check_history`).
@@ -58,6 +73,10 @@ def load_inputs(config: FleetConfig, echo: Echo, frame: pd.DataFrame | None = No
         source = frame if frame is not None else config.data.path
         full = (load_panel(source, symbols=config.data.symbols, days=None) if cache is None
                 else stage_bars(source, cache, symbols=config.data.symbols))
+        if config.data.days is None:
+            config.data.days = default_days(full)
+            echo(f"--days not given: {config.data.days:,} days ("
+                 + ("every day of the history, on daily bars)" if full.bar >= DAILY else "two years of intraday bars)"))
         panel = full.last_days(config.data.days)  # what load_panel(days=...) returns
         where = "in-memory DataFrame" if frame is not None else display_location(config.data.path)
         short = sorted((len(panel.frames[s]), s) for s in panel.symbols if len(panel.frames[s]) < need)
@@ -65,7 +84,9 @@ def load_inputs(config: FleetConfig, echo: Echo, frame: pd.DataFrame | None = No
             raise DataError(f"{where}: {_some(short, 'bars')} in the last {config.data.days} days, but "
                             f"{config.validation.folds} folds need at least {need} bars per asset; "
                             f"{_days_hint(config, full, full_span(full), need, features)}")
-        return panel, f"{where} (last {config.data.days} days per asset)"
+        return panel, f"{where} (last {config.data.days:,} days, one window for every asset)"
+    if config.data.days is None:
+        config.data.days = INTRADAY_DAYS  # the synthetic market is hourly
     params = dict(n_clusters=config.synthetic.n_clusters, assets_per_cluster=config.synthetic.assets_per_cluster,
                   days=config.data.days, seed=config.seed, signal_strength=config.synthetic.signal_strength)
     market = (synthetic_market(**params) if cache is None
