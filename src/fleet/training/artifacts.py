@@ -72,11 +72,16 @@ def write_run(ctx: RunContext, results: list[UnitResult], backend) -> RunSummary
     no model); the prediction files and tables are built by ``backend`` tasks (:mod:`fleet.training.outputs`).
     """
     results.sort(key=lambda r: (r.fold, r.group))
-    fell_back = [f"{r.unit_id} -> {r.gate['fallback']}" for r in results if r.gate and r.gate.get("fallback")]
-    if fell_back:
-        ctx.note(f"gate guard: {len(fell_back)} of {len(results)} units answer with one expert (the cross-fitted "
-                 f"gate lost to their best single expert on the inner out-of-fold rows, or the window was too "
-                 f"short for any inner fold; manifest units[].gate says which): {', '.join(fell_back)}")
+    gated = [r for r in results if r.gate]
+    no_rows = [r for r in gated if not r.gate.get("oof_rows")]
+    if no_rows:
+        ctx.note(f"warning: {len(no_rows)} of {len(gated)} units had no inner out-of-fold row (a window too short "
+                 "for an inner fold): their gate could not be fitted and keeps its start (equal weights, or the first "
+                 "expert); manifest units[].gate.oof_rows")
+    guarded = [r for r in gated if r.gate.get("fallback") and r.gate.get("oof_rows")]
+    if guarded:
+        ctx.note(f"gate guard: {len(guarded)} of {len(gated)} units answer with their best single expert (the "
+                 "cross-fitted gate lost to it on the inner out-of-fold rows); manifest units[].gate.fallback")
     ev = evaluate(ctx, results, backend)
     write_files(ctx, results, ev)
     ctx.rundir.layout.write_manifest(manifest(ctx, results, ev))  # last: marks the run complete

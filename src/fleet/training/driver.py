@@ -23,6 +23,7 @@ from fleet._version import __version__
 from fleet.config import FactorMethod, FleetConfig
 from fleet.data.bars import BarCache
 from fleet.data.fetch import sha256_file
+from fleet.data.panel import Panel
 from fleet.errors import ConfigError, UnitsFailedError
 from fleet.evaluation.splits import PurgedWalkForward
 from fleet.evaluation.tables import seeds_table
@@ -202,10 +203,16 @@ def _load(ctx: RunContext, frame: pd.DataFrame | None,
     ctx.panel = panel = replace(panel, frames={s: f.copy() for s, f in panel.frames.items()})
     ctx.bars = cache.reader(panel)
     ctx.registry = run_registry(config, panel.symbols, ctx.source, ctx.notes, echo)
-    echo(f"Data: {ctx.source}: {len(panel.symbols)} assets, bar {panel.bar}, columns {', '.join(panel.columns)}")
+    echo(f"Data: {ctx.source}: {len(panel.symbols)} assets, bar {_bar_words(panel.bar)}, "
+         f"columns {', '.join(panel.columns)}")
     if panel.missing_columns():
         ctx.note(f"no {'/'.join(panel.missing_columns())} column(s): features needing them are left out")
     all_ts = pd.DatetimeIndex(sorted(set().union(*(f.index for f in panel.frames.values()))))
+    early = ends_early(panel, all_ts.max())
+    if early:
+        ctx.note(f"warning: {len(early)} asset(s) end early, with no rows in the test blocks after that: "
+                 + ", ".join(f"{s} ({d:,} days before the last bar)" for s, d in early[:3])
+                 + (f" and {len(early) - 3} more (manifest notes)" if len(early) > 3 else ""))
     holdout = pd.Timedelta(days=config.validation.holdout_days)
     splitter = PurgedWalkForward(config.validation.folds, horizon=config.labels.horizon,
                                  embargo_bars=config.validation.embargo_bars, bar=panel.bar, holdout=holdout)
@@ -273,6 +280,26 @@ def _echo_experts(ctx: RunContext) -> None:
             ctx.note("CNN experts train on CPU: no CUDA device here"
                      + (" (units would ask Ray for a GPU on a GPU cluster)"
                         if ctx.units and ctx.units[0].num_gpus else ""))
+
+
+#: An asset whose last bar is this much earlier than the panel's last bar is reported as ending early.
+EARLY_END = pd.Timedelta(days=7)
+
+
+def ends_early(panel: Panel, end: pd.Timestamp) -> list[tuple[str, int]]:
+    """(symbol, whole days between its last bar and ``end``) of the assets whose data end more than
+    :data:`EARLY_END` before ``end`` (the latest bar of any asset), latest-ending last."""
+    gaps = [(s, end - f.index[-1]) for s, f in panel.frames.items() if len(f)]
+    return [(s, int(g / pd.Timedelta(days=1))) for s, g in sorted(gaps, key=lambda x: -x[1]) if g > EARLY_END]
+
+
+def _bar_words(bar: pd.Timedelta) -> str:
+    """A bar length as people say it: ``1 h``, ``15 min``, ``1 day`` (not ``0 days 01:00:00``)."""
+    for unit, size in (("day", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1)), ("min", pd.Timedelta(minutes=1))):
+        if bar >= size and bar % size == pd.Timedelta(0):
+            n = bar // size
+            return f"{n} {unit}{'s' if unit == 'day' and n > 1 else ''}"
+    return str(bar)
 
 
 def _open_run(ctx: RunContext, in_memory: bool) -> bool:
