@@ -162,3 +162,18 @@ def test_custom_shape_and_start():
 def test_bad_parameters(kwargs, pattern):
     with pytest.raises(ConfigError, match=pattern):
         synthetic_market(**kwargs)
+
+
+def test_sign_hit_rate_matches_a_simulated_gaussian_ar1():
+    """Sheppard's formula against a direct simulation: the share of bars whose return has the previous sign."""
+    from fleet.data.synthetic import sign_hit_rate
+
+    rng = np.random.default_rng(7)
+    for s in (0.0, 0.08, 0.3):
+        e = rng.standard_normal(400_000)
+        r = np.empty_like(e)
+        r[0] = e[0]
+        for t in range(1, len(e)):  # the plain loop is the reference
+            r[t] = s * r[t - 1] + e[t]
+        hit = float(np.mean(np.sign(r[1:]) == np.sign(r[:-1])))
+        assert abs(hit - sign_hit_rate(s)) < 0.004, (s, hit, sign_hit_rate(s))

@@ -236,8 +236,15 @@ def synthetic_market(
     )
 
 
+def sign_hit_rate(s: float) -> float:
+    """Share of bars whose return has the sign of the previous one under the planted AR(1) coefficient ``s``
+    (Gaussian innovations: P(sign agrees) = 1/2 + arcsin(rho) / pi, Sheppard's formula for the orthant
+    probability of a bivariate normal)."""
+    return 0.5 + math.asin(s) / math.pi
+
+
 def _describe(n_clusters: int, per_cluster: int, days: int, seed: int, s: float, start) -> str:
-    hit = 0.5 + math.asin(s) / math.pi
+    hit = sign_hit_rate(s)
     if s == 0:
         edge = (
             "no planted signal (signal_strength=0): returns are unpredictable, so any edge a "

@@ -13,7 +13,7 @@ from fleet.data.load import load_panel
 from fleet.data.panel import Panel
 from fleet.data.registry import AssetRegistry, sync_registry
 from fleet.data.stage import stage_bars, stage_synthetic
-from fleet.data.synthetic import synthetic_market
+from fleet.data.synthetic import sign_hit_rate, synthetic_market
 from fleet.data.uri import display_location
 from fleet.errors import DataError
 from fleet.features.fracdiff import MIN_ADF_POINTS, ffd_weights
@@ -91,8 +91,15 @@ def load_inputs(config: FleetConfig, echo: Echo, frame: pd.DataFrame | None = No
                   days=config.data.days, seed=config.seed, signal_strength=config.synthetic.signal_strength)
     market = (synthetic_market(**params) if cache is None
               else stage_synthetic(cache, symbols=config.data.symbols, **params))
-    echo("No --data given: running on the built-in synthetic market.")
-    echo("  " + market.description)
+    echo(f"No --data given: the built-in synthetic market, {len(market.panel.symbols)} assets in "
+         f"{config.synthetic.n_clusters} clusters, {config.data.days:,} days of hourly bars, "
+         + (f"with a weak planted signal: an hourly return has the sign of the one before it "
+            f"{sign_hit_rate(market.signal_strength):.1%} of the time."
+            if market.signal_strength else "with no planted signal (signal_strength 0)."))
+    echo(f"  A sound result: AUC a little above 0.5, and costs of {config.policy.cost_bps:g} bps per side eating "
+         "most of so small an edge (a net Sharpe near or below 0); an AUC far above it points to look-ahead."
+         if market.signal_strength else
+         "  A sound result: AUC within noise of 0.5 and a net loss after costs; any edge found is an error.")
     panel = market.panel
     if config.data.symbols:
         panel = panel.subset(config.data.symbols)
