@@ -307,7 +307,7 @@ def _api_key_from_env(name: str | None) -> tuple[str, str] | None:
         return None
     import os
 
-    from fleet.serving.app import token_digest
+    from fleet.serving.auth import token_digest
 
     token = os.environ.get(name, "")
     if not token:

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from fleet.errors import ConfigError
-from fleet.serving import app
+from fleet.serving import app, auth
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def keyed():
     """This process configured as a replica that requires the token 's3cret'."""
     saved = dict(app._REPLICA)
     app.configure_replica(max_body_bytes=1000, symbols=["A"], bars=10, columns=["close"],
-                          api_key=app.token_digest("s3cret"))
+                          api_key=auth.token_digest("s3cret"))
     try:
         yield
     finally:
@@ -42,7 +42,7 @@ def _call(path: str, headers: dict[str, str] | None = None) -> tuple[bool, int |
 
     scope = {"type": "http", "method": "GET", "path": path,
              "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]}
-    asyncio.run(app.BearerAuthMiddleware(inner)(scope, receive, send))
+    asyncio.run(auth.BearerAuthMiddleware(inner, expected=lambda: app._REPLICA.get("api_key"), error=app._error)(scope, receive, send))
     start = next((m for m in sent if m["type"] == "http.response.start"), None)
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return (bool(reached), start and start["status"], json.loads(body) if body else {},
@@ -50,20 +50,20 @@ def _call(path: str, headers: dict[str, str] | None = None) -> tuple[bool, int |
 
 
 def test_a_digest_matches_its_token_only():
-    salt, digest = app.token_digest("s3cret")
-    assert app.token_matches("s3cret", (salt, digest))
-    assert not app.token_matches("s3cret ", (salt, digest)) and not app.token_matches("S3cret", (salt, digest))
-    assert app.token_digest("s3cret")[1] != digest  # a fresh salt each time: the digest is not the token's hash
+    salt, digest = auth.token_digest("s3cret")
+    assert auth.token_matches("s3cret", (salt, digest))
+    assert not auth.token_matches("s3cret ", (salt, digest)) and not auth.token_matches("S3cret", (salt, digest))
+    assert auth.token_digest("s3cret")[1] != digest  # a fresh salt each time: the digest is not the token's hash
     assert "s3cret" not in salt + digest
     with pytest.raises(ConfigError, match="empty"):
-        app.token_digest("")
+        auth.token_digest("")
 
 
 def test_tokens_are_compared_with_hmac_compare_digest(monkeypatch):
     calls = []
-    real = app.hmac.compare_digest
-    monkeypatch.setattr(app.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
-    app.token_matches("x", app.token_digest("y"))
+    real = auth.hmac.compare_digest
+    monkeypatch.setattr(auth.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
+    auth.token_matches("x", auth.token_digest("y"))
     assert len(calls) == 1
 
 
@@ -88,11 +88,11 @@ def test_healthz_and_the_document_stay_open_and_no_key_means_no_check(keyed):
 
 def test_openapi_declares_the_bearer_scheme_on_the_guarded_routes(keyed):
     doc = app._openapi()
-    assert doc["components"]["securitySchemes"][app.SECURITY_SCHEME] == {
+    assert doc["components"]["securitySchemes"][auth.SECURITY_SCHEME] == {
         "type": "http", "scheme": "bearer", "description": "The API key given to `fleet serve --api-key-env`."}
     for path, method in (("/v1/predict", "post"), ("/v1/predict/batch", "post"), ("/v1/models", "get")):
         op = doc["paths"][path][method]
-        assert op["security"] == [{app.SECURITY_SCHEME: []}]
+        assert op["security"] == [{auth.SECURITY_SCHEME: []}]
         assert op["responses"]["401"]["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/ErrorResponse"}
     assert "security" not in doc["paths"]["/healthz"]["get"]
@@ -113,13 +113,13 @@ def test_without_a_key_the_document_declares_no_security():
 
 def test_a_replica_reads_its_key_from_the_named_variable(monkeypatch):
     monkeypatch.setenv("FLEET_TEST_KEY", "tok")
-    assert app.token_matches("tok", app.replica_api_key(None, "FLEET_TEST_KEY"))
+    assert auth.token_matches("tok", auth.replica_api_key(None, "FLEET_TEST_KEY"))
     monkeypatch.delenv("FLEET_TEST_KEY")
     with pytest.raises(ConfigError, match="FLEET_TEST_KEY"):
-        app.replica_api_key(None, "FLEET_TEST_KEY")
-    given = app.token_digest("z")
-    assert app.replica_api_key(given, "FLEET_TEST_KEY") == given  # a digest given wins; the env is not read
-    assert app.replica_api_key(None, None) is None
+        auth.replica_api_key(None, "FLEET_TEST_KEY")
+    given = auth.token_digest("z")
+    assert auth.replica_api_key(given, "FLEET_TEST_KEY") == given  # a digest given wins; the env is not read
+    assert auth.replica_api_key(None, None) is None
 
 
 def test_cli_refuses_an_unset_variable_and_build_names_only_the_variable(served_runs, tmp_path, monkeypatch):

@@ -211,7 +211,8 @@ def test_schemathesis_with_and_without_the_api_key(live):
     no mismatch); without it every guarded route answers the documented 401, which conforms too."""
     from ray import serve
 
-    from fleet.serving.app import APP_NAME, build_app, token_digest
+    from fleet.serving.app import APP_NAME, build_app
+    from fleet.serving.auth import token_digest
 
     url, run = live
     serve.run(build_app(run.path, num_cpus=0.5, api_key=token_digest("k-77ab")), name=APP_NAME, route_prefix="/")

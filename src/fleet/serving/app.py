@@ -20,10 +20,6 @@ increasing, high >= low, the columns layout's arrays of equal length.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the real types of the route signatures.
-import hashlib
-import hmac
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +33,7 @@ from starlette.exceptions import HTTPException
 from threadpoolctl import threadpool_limits
 
 from fleet.errors import ConfigError, FleetError, InsufficientHistoryError, RequestError, UnknownSymbolError
+from fleet.serving.auth import BearerAuthMiddleware, add_security, replica_api_key
 from fleet.serving.predictor import FleetPredictor
 from fleet.serving.schema import (CANDLE_LAYOUTS, BatchRequest, BatchResponse, ErrorResponse, HealthResponse,
                                   ModelsResponse, PredictRequest, PredictResponse, example_request)
@@ -115,75 +112,6 @@ def configure_replica(*, max_body_bytes: int, symbols: list[str], bars: int, col
 
 
 
-#: Routes that answer without the bearer token: liveness probes, and the document a client needs to learn the API.
-OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
-#: Name of the bearer-token security scheme in the OpenAPI document.
-SECURITY_SCHEME = "bearerAuth"
-
-
-def token_digest(token: str, salt: str | None = None) -> tuple[str, str]:
-    """(salt, SHA-256 hex of salt + token): what a replica keeps instead of the token itself.
-
-    Raises:
-        ConfigError: an empty token.
-    """
-    if not token:
-        raise ConfigError("the API key is empty: set the environment variable to a non-empty token")
-    salt = secrets.token_hex(16) if salt is None else salt
-    return salt, hashlib.sha256((salt + token).encode()).hexdigest()
-
-
-def token_matches(presented: str, expected: tuple[str, str]) -> bool:
-    """Whether ``presented`` is the token behind ``expected`` (from :func:`token_digest`), compared in constant
-    time (:func:`hmac.compare_digest` on the digests, so the time does not depend on where they differ)."""
-    salt, digest = expected
-    return hmac.compare_digest(hashlib.sha256((salt + presented).encode()).hexdigest(), digest)
-
-
-class BearerAuthMiddleware:
-    """Pure ASGI middleware: 401 unless ``Authorization: Bearer <token>`` carries the replica's API key.
-
-    Active only when the replica has a key (:func:`configure_replica`); :data:`OPEN_PATHS` stay open. The
-    401 body is an :class:`ErrorResponse` (``type`` ``unauthorized``) with ``WWW-Authenticate: Bearer``
-    (RFC 6750, sec. 3).
-    """
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        expected = _REPLICA.get("api_key")
-        if scope["type"] != "http" or expected is None or scope.get("path") in OPEN_PATHS:
-            return await self.app(scope, receive, send)
-        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-        scheme, _, presented = header.partition(" ")
-        if scheme.lower() == "bearer" and presented and token_matches(presented.strip(), expected):
-            return await self.app(scope, receive, send)
-        msg = ("missing bearer token: send 'Authorization: Bearer <API key>'" if not header
-               else "invalid bearer token")
-        return await _error(401, ["header", "authorization"], msg, "unauthorized",
-                            headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
-
-
-def replica_api_key(api_key: tuple[str, str] | None, api_key_env: str | None) -> tuple[str, str] | None:
-    """The key a replica checks: the digest it was given (``fleet serve --api-key-env``, the token stays in the
-    CLI's process), else the token in its own environment variable ``api_key_env`` (a Serve config / RayService,
-    where a Kubernetes Secret sets it), else None (no authentication).
-
-    Raises:
-        ConfigError: ``api_key_env`` names a variable that is unset or empty in the replica's environment.
-    """
-    if api_key is not None:
-        return (str(api_key[0]), str(api_key[1]))
-    if api_key_env:
-        token = os.environ.get(api_key_env, "")
-        if not token:
-            raise ConfigError(f"api_key_env={api_key_env!r}: the environment variable {api_key_env} is not set "
-                              "(or empty) where the replica runs; set it to the API key")
-        return token_digest(token)
-    return None
-
-
 def _error(status: int, loc: list, msg: str, kind: str, headers: dict | None = None) -> JSONResponse:
     """An error response in the one shape every error has (:class:`ErrorResponse`)."""
     return JSONResponse({"detail": [{"loc": list(loc), "msg": msg, "type": kind}]}, status_code=status,
@@ -208,7 +136,7 @@ api = FastAPI(title="fleet", version="1",
                           "GET /v1/models lists the symbols and how many candles each needs.")
 api.add_middleware(BodyLimitMiddleware)
 # Added last, so it runs first: an unauthenticated request is refused before its body is read.
-api.add_middleware(BearerAuthMiddleware)
+api.add_middleware(BearerAuthMiddleware, expected=lambda: _REPLICA.get("api_key"), error=_error)
 
 
 def _body_schema(model: type[BaseModel]) -> dict:
@@ -234,21 +162,6 @@ def _add_served_examples(doc: dict, example: dict) -> None:
     for route, value in (("/v1/predict", example), ("/v1/predict/batch", {"requests": [example]})):
         media = doc["paths"][route]["post"]["requestBody"]["content"]["application/json"]
         media["examples"] = {"served": {"summary": "a request this run accepts (made-up prices)", "value": value}}
-
-
-def _add_security(doc: dict) -> None:
-    """Declare the bearer-token scheme, require it on every route outside :data:`OPEN_PATHS`, and document the
-    401 those routes answer without it."""
-    doc.setdefault("components", {}).setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
-        "type": "http", "scheme": "bearer", "description": "The API key given to `fleet serve --api-key-env`."}
-    unauthorized = {"description": "missing or invalid bearer token", "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
-    for path, operations in doc["paths"].items():
-        if path in OPEN_PATHS:
-            continue
-        for operation in operations.values():
-            operation["security"] = [{SECURITY_SCHEME: []}]
-            operation.setdefault("responses", {})["401"] = unauthorized
 
 
 def _openapi() -> dict:
@@ -281,7 +194,7 @@ def _openapi() -> dict:
             schemas["CandleColumns"]["examples"] = [example["candles"]]
             _add_served_examples(doc, example)
         if _REPLICA.get("api_key") is not None:
-            _add_security(doc)
+            add_security(doc)
         api.openapi_schema = doc
     return api.openapi_schema
 
@@ -355,7 +268,7 @@ class FleetIngress:
         run_dir: run directory written by ``fleet train`` (readable from every node).
         max_body_bytes: larger request bodies get 413.
         batching: gather concurrent /v1/predict requests with ``@serve.batch`` (False: one at a time).
-        api_key: (salt, SHA-256) of the API key (:func:`token_digest`); requests outside :data:`OPEN_PATHS` need
+        api_key: (salt, SHA-256) of the API key (:func:`fleet.serving.auth.token_digest`); requests outside the open paths need
             it as a bearer token. api_key_env: else the name of an environment variable holding the key in the
             replica's process. Neither: no authentication.
         max_batch_size, batch_wait_timeout_s: ``@serve.batch`` settings. The wait defaults to 0 s: a
@@ -434,7 +347,8 @@ def build_app(run_dir: str | Path, *, replicas: int = 1, num_cpus: float = DEFAU
     """The Serve application for ``run_dir`` (validated here first, so a bad path fails in one line).
 
     Args:
-        api_key: (salt, SHA-256) of the API key (:func:`token_digest`), or None for no authentication.
+        api_key: (salt, SHA-256) of the API key (:func:`fleet.serving.auth.token_digest`), or None for no
+            authentication.
         max_ongoing_requests: requests one replica works on at once.
         max_queued_requests: requests allowed to wait for a replica (per HTTP proxy); beyond it Serve
             answers 503 at once instead of queueing. -1: no limit.

@@ -32,7 +32,7 @@ def start(run_dir: str | Path, *, address: str | None = None, host: str = "127.0
         host, port: where Serve's HTTP proxy listens.
         replicas: replicas of the ingress deployment; num_cpus: CPUs each reserves.
         max_queued_requests: requests waiting beyond the replicas' capacity before Serve answers 503 (-1: no limit).
-        api_key: (salt, SHA-256) of the API key (:func:`fleet.serving.app.token_digest`): every route but
+        api_key: (salt, SHA-256) of the API key (:func:`fleet.serving.auth.token_digest`): every route but
             ``/healthz`` and the OpenAPI document then needs it as a bearer token. None: no authentication.
 
     Raises:
