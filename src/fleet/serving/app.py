@@ -268,9 +268,9 @@ class FleetIngress:
         run_dir: run directory written by ``fleet train`` (readable from every node).
         max_body_bytes: larger request bodies get 413.
         batching: gather concurrent /v1/predict requests with ``@serve.batch`` (False: one at a time).
-        api_key: (salt, SHA-256) of the API key (:func:`fleet.serving.auth.token_digest`); requests outside the open paths need
-            it as a bearer token. api_key_env: else the name of an environment variable holding the key in the
-            replica's process. Neither: no authentication.
+        api_key: (salt, SHA-256) of the API key (:func:`fleet.serving.auth.token_digest`); requests outside
+            the open paths need it as a bearer token. api_key_env: else the name of an environment variable
+            holding the key in the replica's process. Neither: no authentication.
         max_batch_size, batch_wait_timeout_s: ``@serve.batch`` settings. The wait defaults to 0 s: a
             batch is whatever queued while the previous one ran, so a lone request never waits for a
             partner (``benchmarks/serve_load.py --batch-wait-ms`` measures what a wait costs), and under load
@@ -374,7 +374,8 @@ def app_builder(args: dict[str, Any]):
     """Application builder for Serve config files (``import_path: fleet.serving.app:app_builder``).
 
     ``args``: ``run_dir`` (required) and optionally ``max_body_bytes``, ``batching``, ``max_batch_size``,
-    ``batch_wait_timeout_s`` and ``api_key_env`` (an environment variable of the replicas holding the API key). Replicas and CPUs come from the config's ``deployments`` section.
+    ``batch_wait_timeout_s`` and ``api_key_env`` (an environment variable of the replicas holding the API key).
+    Replicas and CPUs come from the config's ``deployments`` section.
     """
     args = dict(args)
     if "run_dir" not in args:
