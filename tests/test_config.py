@@ -27,7 +27,7 @@ def test_overrides_win_and_none_keeps_value(tmp_path):
 def test_unknown_field_and_bad_value_are_named(tmp_path):
     spec = tmp_path / "f.yaml"
     spec.write_text("validation:\n  fold: 3\n")
-    with pytest.raises(ConfigError, match=r"f\.yaml.*validation\.fold.*Extra inputs"):
+    with pytest.raises(ConfigError, match=r"f\.yaml.*validation\.fold.*unknown key .fold. \(did you mean .folds.\?\)"):
         load_config(spec)
     with pytest.raises(ConfigError, match=r"validation\.folds=0"):
         build_config({}, {"validation.folds": 0})
@@ -56,3 +56,17 @@ def test_distance_threshold_replaces_cluster_count():
 @pytest.mark.parametrize("spec", sorted((REPO / "fleet").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_fleet_specs_validate(spec):
     assert load_config(spec).name == spec.stem
+
+
+def test_an_unknown_spec_key_is_refused_with_the_closest_key_of_its_section(tmp_path):
+    from fleet.config import load_config
+    from fleet.errors import ConfigError
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("strateg: islands\nvalidation:\n  fold: 3\nmodel:\n  moe:\n    gaet: best\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(spec)
+    msg = str(err.value)
+    assert str(spec) in msg
+    for key, close in (("strateg", "strategy"), ("fold", "folds"), ("gaet", "gate")):
+        assert f"unknown key '{key}' (did you mean '{close}'?)" in msg, msg

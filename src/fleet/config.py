@@ -399,8 +399,21 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         field = ".".join(str(p) for p in e["loc"]) or "(top level)"
         given = e.get("input")
         shown = "" if isinstance(given, dict) else f"={given!r}"
-        parts.append(f"{field}{shown}: {e['msg']}")
+        msg = _unknown_key(e["loc"]) if e["type"] == "extra_forbidden" else e["msg"]
+        parts.append(f"{field}{shown}: {msg}")
     return f"{source}: invalid configuration: " + "; ".join(parts)
+
+
+def _unknown_key(loc: tuple) -> str:
+    """A key the spec does not know, with the closest key of its section (``unknown key 'fold' (did you mean
+    'folds'?)``)."""
+    model = FleetConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return "unknown key"
+        model = field.annotation
+    return _specs.unknown_name("key", loc[-1], list(model.model_fields))
 
 
 def build_config(raw: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None,
