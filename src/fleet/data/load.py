@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fleet.data.panel import CANONICAL_COLUMNS, Panel, _as_symbol_list, infer_bar
-from fleet.data.rules import _parse_timestamps, _RawAsset, _validated_frame, value_rules  # noqa: F401 (value_rules: API)
+from fleet.data.rules import value_rules  # noqa: F401 (value_rules: API)
+from fleet.data.rules import _parse_timestamps, _RawAsset, _validated_frame
 from fleet.data.uri import RemotePath, as_path
 from fleet.errors import ConfigError, DataError, FleetWarning, UnknownSymbolError, describe_rows
 

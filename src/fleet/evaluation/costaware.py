@@ -188,7 +188,8 @@ class TradingPolicy:
         try:
             return cls(**d)
         except TypeError as err:
-            raise DataError(f"trading policy: malformed dict ({err}); expected the keys of TradingPolicy.to_dict") from err
+            raise DataError(f"trading policy: malformed dict ({err}); "
+                            "expected the keys of TradingPolicy.to_dict") from err
 
 
 def _candidates(p: np.ndarray, move: float, *, horizon: int, sides: str, cost_bps: float,

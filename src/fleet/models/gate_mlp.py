@@ -30,8 +30,8 @@ FACTOR = "market_factor"
 class GateMLP(nn.Module):
     """(B, F) inputs + (B,) asset codes -> (B, E) gate logits: Linear(F + emb, hidden) -> ReLU ->
     Linear(hidden, E), plus a free per-expert ``prior`` bias. With ``zero_init`` (the likelihood objective)
-    the output layer starts at zero, so an untrained gate is the constant softmax(prior) (uniform). Asset codes < 0 (unknown asset) get the
-    mean embedding."""
+    the output layer starts at zero, so an untrained gate is the constant softmax(prior) (uniform). Asset
+    codes < 0 (unknown asset) get the mean embedding."""
 
     def __init__(self, n_inputs: int, n_experts: int, num_assets: int, emb_dim: int = 4, hidden: int = 16,
                  zero_init: bool = True):

@@ -222,8 +222,8 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
             ids = np.unique(X[ASSET_ID].to_numpy(np.int64))
             size = int(ids.max()) + 1 if self.num_assets is None else int(self.num_assets)
             if ids.min() < 0 or ids.max() >= size:
-                raise ValueError(f"ConvExpert: asset ids {ids.min()}..{ids.max()} outside the embedding's 0..{size - 1} "
-                                 "(num_assets: the registry's size)")
+                raise ValueError(f"ConvExpert: asset ids {ids.min()}..{ids.max()} outside the embedding's "
+                                 f"0..{size - 1} (num_assets: the registry's size)")
             # The embedding row of an asset is its registry id: the same row in every unit and run.
             self.asset_codes_ = {int(a): int(a) for a in ids}
             self.num_assets_ = size
