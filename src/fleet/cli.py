@@ -158,9 +158,11 @@ def data() -> None:
 @click.option("--interval", default="1h", show_default=True, help="Kline interval (1m, 5m, 15m, 1h, 4h, 1d, ...).")
 @click.option("--start", required=True, help="First month, YYYY-MM (included).")
 @click.option("--end", required=True, help="Last month, YYYY-MM (included).")
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Directory for <SYMBOL>.parquet (what `fleet train --data` reads).")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
+              help="Directory for <SYMBOL>.parquet (what `fleet train --data` reads).")
 @click.option("--base-url", default=None, help="Archive server.  [default: https://data.binance.vision]")
-@click.option("--cache", type=click.Path(file_okay=False), help="Where verified zips are kept for resuming.  [default: OUT/.cache]")
+@click.option("--cache", type=click.Path(file_okay=False),
+              help="Where verified zips are kept for resuming.  [default: OUT/.cache]")
 def data_fetch(source, symbols, interval, start, end, out, base_url, cache) -> None:
     """Download Binance's public monthly spot kline archives, verify their SHA-256 checksums and
     write one parquet per symbol. Reruns resume: verified archives in the cache are not fetched again."""

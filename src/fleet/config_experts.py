@@ -70,7 +70,8 @@ class PatternConfig(_Section):
     window: int = Field(64, ge=2, description="bars per input window")
     hidden: int = Field(16, ge=1, description="channels of the residual blocks")
     levels: int = Field(3, ge=1, description="residual blocks (dilations 1, 2, 4, ...)")
-    emb_dim: int = Field(8, ge=1, description="asset embedding width (learned per-asset vector, Guo & Berkhahn 2016 entity embeddings)")
+    emb_dim: int = Field(8, ge=1, description="asset embedding width (learned per-asset vector, "
+                         "Guo & Berkhahn 2016 entity embeddings)")
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(256, ge=1)
     lr: float = Field(3e-3, gt=0.0)
@@ -114,13 +115,15 @@ class MoEConfig(_Section):
         return value
 
     gate_objective: str = Field("likelihood", pattern="^(likelihood|oracle)$",
-                                description="mlp gate: mixture log-likelihood (Jacobs et al. 1991), or the per-row oracle target (the expert closest to the label)")
+                                description="mlp gate: mixture log-likelihood (Jacobs et al. 1991), or the per-row "
+                                "oracle target (the expert closest to the label)")
     balance: str = Field("switch", pattern="^(switch|entropy)$", description="load-balancing term of the MLP gate")
     balance_coef: float = setting(0.001, ge=0.0, group="Model",
                                   help="Coefficient of the MLP gate's load-balancing term.",
                                   details="The mixture's log-loss differences are about 0.001 nats: a large term "
                                   "forces uniform weights.")
-    gate_weight_decay: float = Field(1e-3, ge=0.0, description="MLP gate: Adam weight decay (not on the per-expert bias)")
+    gate_weight_decay: float = Field(1e-3, ge=0.0,
+                                     description="MLP gate: Adam weight decay (not on the per-expert bias)")
     gate_epochs: int = Field(60, ge=1, description="MLP gate: most epochs (early stopping on a time-ordered 20 % tail)")
     stack_C: float = Field(1.0, gt=0.0, description="stack gate: inverse L2 regularisation of the logistic regression")
     select_rounds: int = Field(50, ge=1, description="select gate: most copies in the ensemble (the weights are "

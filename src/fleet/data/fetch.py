@@ -280,31 +280,8 @@ def fetch_binance(symbols, *, interval: str, start: str, end: str, out, base_url
     session = _session(retries)
     try:
         for symbol in syms:
-            folder = cache / symbol / interval
-            folder.mkdir(parents=True, exist_ok=True)
-            frames = []
-            for month in months:
-                name = archive_name(symbol, interval, month)
-                zip_path, sum_path = folder / name, folder / (name + ".CHECKSUM")
-                if _cached(zip_path, sum_path):
-                    summary.cached += 1
-                elif _download(session, _archive_url(base_url, symbol, interval, name), zip_path, sum_path, timeout):
-                    summary.downloaded += 1
-                else:
-                    summary.missing.append(name)
-                    continue
-                try:
-                    frames.append(read_kline_zip(zip_path, symbol))
-                except FetchError:
-                    # Verified against its CHECKSUM but unusable: drop it so a rerun fetches it again.
-                    zip_path.unlink(missing_ok=True)
-                    sum_path.unlink(missing_ok=True)
-                    raise
-            if not frames:
-                raise FetchError(f"{symbol}: no {interval} archive on {base_url} from {months[0]} to {months[-1]} "
-                                 "(HTTP 404 for every month); check the symbol and the dates")
-            bars = (pd.concat(frames, ignore_index=True).sort_values("timestamp", kind="stable")
-                    .drop_duplicates(keep="first").reset_index(drop=True))
+            bars = _symbol_bars(session, symbol, interval=interval, months=months, folder=cache / symbol / interval,
+                                base_url=base_url, timeout=timeout, summary=summary)
             summary.files[symbol] = _write_validated(bars, out, symbol)
             summary.bars[symbol] = len(bars)
             echo(f"  {symbol}: {len(bars):,} bars {bars['timestamp'].iloc[0]:%Y-%m-%d %H:%M} -> "
@@ -312,6 +289,40 @@ def fetch_binance(symbols, *, interval: str, start: str, end: str, out, base_url
     finally:
         session.close()
     return summary
+
+
+def _symbol_bars(session, symbol: str, *, interval: str, months: list, folder: Path, base_url: str,
+                 timeout: float, summary: FetchSummary) -> pd.DataFrame:
+    """One symbol's bars over ``months``, each month's archive from the cache ``folder`` or downloaded
+    into it (counted in ``summary``: cached, downloaded, missing); sorted by time, duplicate rows dropped.
+
+    Raises:
+        FetchError: an archive cannot be read (it is removed from the cache), or no month has one.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = []
+    for month in months:
+        name = archive_name(symbol, interval, month)
+        zip_path, sum_path = folder / name, folder / (name + ".CHECKSUM")
+        if _cached(zip_path, sum_path):
+            summary.cached += 1
+        elif _download(session, _archive_url(base_url, symbol, interval, name), zip_path, sum_path, timeout):
+            summary.downloaded += 1
+        else:
+            summary.missing.append(name)
+            continue
+        try:
+            frames.append(read_kline_zip(zip_path, symbol))
+        except FetchError:
+            # Verified against its CHECKSUM but unusable: drop it so a rerun fetches it again.
+            zip_path.unlink(missing_ok=True)
+            sum_path.unlink(missing_ok=True)
+            raise
+    if not frames:
+        raise FetchError(f"{symbol}: no {interval} archive on {base_url} from {months[0]} to {months[-1]} "
+                         "(HTTP 404 for every month); check the symbol and the dates")
+    return (pd.concat(frames, ignore_index=True).sort_values("timestamp", kind="stable")
+            .drop_duplicates(keep="first").reset_index(drop=True))
 
 
 def _write_validated(bars: pd.DataFrame, out: Path, symbol: str) -> Path:

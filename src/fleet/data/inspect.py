@@ -34,6 +34,36 @@ def _files(path: Path) -> list[Path]:
     return files
 
 
+def _valid_timestamps(raw) -> tuple[pd.DatetimeIndex, int, str]:
+    """One symbol's rows as read (a ``_RawAsset``) -> (the sorted timestamps of the rows that break no
+    loader rule, the number of rows that break one, the rules broken with their row counts, "; "-joined)."""
+    values = {c: pd.to_numeric(raw.frame[c], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+              for c in CANONICAL_COLUMNS if c in raw.frame.columns}
+    bad = np.zeros(len(raw.frame), dtype=bool)
+    problems = []
+    for rule, broken in value_rules(values):
+        if broken.any():
+            problems.append(f"{rule} ({int(broken.sum())} rows)")
+        bad |= broken
+    duplicated = raw.timestamps.duplicated(keep=False)
+    if duplicated.any():
+        problems.append(f"duplicate timestamps ({int(duplicated.sum())} rows)")
+    bad |= duplicated
+    return raw.timestamps[~bad].sort_values(), int(bad.sum()), "; ".join(problems)
+
+
+def _coverage(ts: pd.DatetimeIndex, bar: pd.Timedelta | None) -> dict:
+    """``coverage``, ``gaps`` and ``longest_gap`` (in bars) of the sorted non-empty timestamps ``ts`` at one
+    bar per ``bar`` (see :func:`inspect_data`); full coverage and no gap when ``bar`` is None or one bar."""
+    if bar is None or len(ts) < 2:
+        return dict(coverage=1.0, gaps=0, longest_gap=0)
+    steps = np.diff(ts.as_unit("ns").asi8) / pd.Timedelta(bar).value  # in bars
+    holes = steps[steps > 1.0 + 1e-9]
+    expected = (ts[-1] - ts[0]) / bar + 1
+    return dict(coverage=len(ts) / expected, gaps=int(holes.size),
+                longest_gap=int(round(holes.max() - 1)) if holes.size else 0)
+
+
 def inspect_data(path, bar: pd.Timedelta | None = None) -> pd.DataFrame:
     """Per-symbol coverage, first/last timestamp, bars, gaps and bad rows of a data directory.
 
@@ -66,22 +96,10 @@ def inspect_data(path, bar: pd.Timedelta | None = None) -> pd.DataFrame:
             rows.append({"symbol": "", "file": file.name, "bad_rows": np.nan, "problem": str(err)})
             continue
         for symbol, raw in sorted(assets.items()):
-            values = {c: pd.to_numeric(raw.frame[c], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-                      for c in CANONICAL_COLUMNS if c in raw.frame.columns}
-            bad = np.zeros(len(raw.frame), dtype=bool)
-            problems = []
-            for rule, broken in value_rules(values):
-                if broken.any():
-                    problems.append(f"{rule} ({int(broken.sum())} rows)")
-                bad |= broken
-            duplicated = raw.timestamps.duplicated(keep=False)
-            if duplicated.any():
-                problems.append(f"duplicate timestamps ({int(duplicated.sum())} rows)")
-            bad |= duplicated
-            ts = raw.timestamps[~bad].sort_values()
+            ts, bad_rows, problems = _valid_timestamps(raw)
             frames[symbol] = ts
-            rows.append({"symbol": symbol, "file": file.name, "bars": len(ts), "bad_rows": int(bad.sum()),
-                         "problem": "; ".join(problems)})
+            rows.append({"symbol": symbol, "file": file.name, "bars": len(ts), "bad_rows": bad_rows,
+                         "problem": problems})
     usable = {s: pd.DataFrame(index=ts) for s, ts in frames.items() if len(ts) > 1}
     if bar is None and usable:
         bar = infer_bar(usable)
@@ -90,14 +108,7 @@ def inspect_data(path, bar: pd.Timedelta | None = None) -> pd.DataFrame:
         if ts is None or not len(ts):
             continue
         row["first"], row["last"] = ts[0], ts[-1]
-        if bar is None or len(ts) < 2:
-            row.update(coverage=1.0, gaps=0, longest_gap=0)
-            continue
-        steps = np.diff(ts.as_unit("ns").asi8) / pd.Timedelta(bar).value  # in bars
-        holes = steps[steps > 1.0 + 1e-9]
-        expected = (ts[-1] - ts[0]) / bar + 1
-        row.update(coverage=len(ts) / expected, gaps=int(holes.size),
-                   longest_gap=int(round(holes.max() - 1)) if holes.size else 0)
+        row.update(_coverage(ts, bar))
     out = pd.DataFrame(rows, columns=list(INSPECT_COLUMNS))
     out = out.astype({"gaps": "Int64", "longest_gap": "Int64", "bars": "Int64", "bad_rows": "Int64"})
     return out.sort_values(["symbol", "file"], kind="stable").reset_index(drop=True)

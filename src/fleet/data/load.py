@@ -4,6 +4,22 @@ Two layouts are accepted: a directory with one file per symbol, or one long-form
 with a ``symbol`` column. Every rule a file can break is reported as a
 :class:`~fleet.errors.DataError` naming the file, the symbol, the column and the offending
 0-based data rows, so the user can fix the file without reading this code.
+
+Timestamps: tz-aware datetimes are converted to UTC; naive datetimes and ISO-8601
+strings without an offset are read as UTC with a :class:`FleetWarning` naming the file;
+strings are parsed strictly as ISO-8601 (``pd.to_datetime(format="ISO8601")``), because
+guessing formats such as ``01/02/2024`` silently swaps days and months.
+
+Validation, per symbol (row numbers in messages are 0-based data rows of the file):
+  * the file has at least one data row;
+  * no missing or unparseable timestamp, no numeric timestamps (epoch numbers have no
+    unit we could trust), no duplicate timestamp;
+  * prices (open/high/low/close, those present) numeric, finite and > 0;
+    volume numeric, finite and >= 0;
+  * high >= low, high >= max(open, close) and low <= min(open, close) (with whichever
+    of open/close are present).
+Unsorted rows are sorted by time (order is not a value change); nothing else is altered,
+nothing is written anywhere.
 """
 
 from __future__ import annotations
@@ -18,7 +34,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fleet.data.panel import CANONICAL_COLUMNS, Panel, _as_symbol_list, infer_bar
-from fleet.data.rules import _parse_timestamps, _RawAsset, _validated_frame, value_rules  # noqa: F401 (value_rules: API)
+from fleet.data.rules import value_rules  # noqa: F401 (value_rules: API)
+from fleet.data.rules import _parse_timestamps, _RawAsset, _validated_frame
 from fleet.data.uri import RemotePath, as_path
 from fleet.errors import ConfigError, DataError, FleetWarning, UnknownSymbolError, describe_rows
 
@@ -53,22 +70,10 @@ def load_panel(path, *, symbols=None, days=None, min_bars: int = 0) -> Panel:
     ignored. Optional columns present in some files but not all are left out of the panel
     (``Panel.dropped_columns``, with a :class:`FleetWarning`) so every asset shares one schema.
 
-    Timestamps: tz-aware datetimes are converted to UTC; naive datetimes and ISO-8601
-    strings without an offset are read as UTC with a :class:`FleetWarning` naming the file;
-    strings are parsed strictly as ISO-8601 (``pd.to_datetime(format="ISO8601")``), because
-    guessing formats such as ``01/02/2024`` silently swaps days and months.
-
-    Validation, per symbol (row numbers in messages are 0-based data rows of the file):
-      * the file has at least one data row;
-      * no missing or unparseable timestamp, no numeric timestamps (epoch numbers have no
-        unit we could trust), no duplicate timestamp;
-      * prices (open/high/low/close, those present) numeric, finite and > 0;
-        volume numeric, finite and >= 0;
-      * high >= low, high >= max(open, close) and low <= min(open, close) (with whichever
-        of open/close are present).
-    Unsorted rows are sorted by time (order is not a value change); nothing else is altered,
-    nothing is written anywhere. Values are validated only for the symbols kept by
-    ``symbols``; the layout and required columns of every file are always checked.
+    Timestamps are read and every symbol's rows validated by the rules in this module's docstring
+    (unsorted rows are sorted by time; nothing else is altered, nothing is written anywhere). Values
+    are validated only for the symbols kept by ``symbols``; the layout and required columns of every
+    file are always checked.
 
     Args:
         path: directory or file (str or Path).
@@ -98,20 +103,27 @@ def load_panel(path, *, symbols=None, days=None, min_bars: int = 0) -> Panel:
         assets = _read_assets(path)
     if wanted is not None:
         assets = _keep_symbols(assets, wanted, path)
+    panel = _validated_panel(assets, path)
+    if days is not None:
+        panel = panel.last_days(days)
+    _check_min_bars(panel, min_bars, days)
+    return panel
+
+
+def _validated_panel(assets: dict[str, _RawAsset], path: Path) -> Panel:
+    """The Panel of ``assets`` (symbol -> rows as read) after value validation: the optional columns
+    that not every asset has are dropped (with a FleetWarning), the bar length inferred.
+    DataError for a broken rule or when no bar length can be inferred."""
     frames = {symbol: _validated_frame(raw) for symbol, raw in sorted(assets.items())}
     columns, dropped = _common_columns(frames, path)
     frames = {s: f[list(columns)] if tuple(f.columns) != columns else f for s, f in frames.items()}
-    panel = Panel(
+    return Panel(
         frames=frames,
         sources={s: str(raw.file) for s, raw in assets.items()},
         columns=columns,
         dropped_columns=dropped,
         bar=infer_bar(frames),
     )
-    if days is not None:
-        panel = panel.last_days(days)
-    _check_min_bars(panel, min_bars, days)
-    return panel
 
 
 def _check_load_args(symbols, min_bars) -> list[str] | None:

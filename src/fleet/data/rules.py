@@ -36,7 +36,7 @@ class _RawAsset:
 
 
 def _parse_timestamps(column: pd.Series, file: Path) -> pd.DatetimeIndex:
-    """Parse a timestamp column into a UTC DatetimeIndex (see load_panel for the rules)."""
+    """Parse a timestamp column into a UTC DatetimeIndex (rules: :mod:`fleet.data.load`)."""
     dtype = column.dtype
     naive = 0
     if isinstance(dtype, pd.DatetimeTZDtype):
@@ -151,7 +151,7 @@ def value_rules(values: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
 
 
 def _validated_frame(raw: _RawAsset) -> pd.DataFrame:
-    """Check one symbol's values (rules in load_panel) and build its float64 frame."""
+    """Check one symbol's values (rules: :mod:`fleet.data.load`) and build its float64 frame."""
     where = f"{raw.file} (symbol {raw.symbol})"
     rows = raw.rows
     values = {

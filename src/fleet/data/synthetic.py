@@ -147,6 +147,55 @@ def _bars(r: np.ndarray, *, dominant: bool, rng: np.random.Generator, index: pd.
     )[list(CANONICAL_COLUMNS)]
 
 
+def _hourly_index(start_ts: pd.Timestamp, n: int) -> pd.DatetimeIndex:
+    """``n`` hourly UTC timestamps (microsecond unit) from ``start_ts``, named ``timestamp``."""
+    index = pd.date_range(start_ts, periods=n, freq="h", name="timestamp").as_unit("us")
+    # No freq attribute: loaded frames have none, and the two kinds must compare equal.
+    return pd.DatetimeIndex(index, freq=None)
+
+
+def _asset_shocks(rng: np.random.Generator, shocks: np.ndarray, per_cluster: int) -> tuple[list, dict, list]:
+    """Each asset's unfiltered hourly log-return shocks from the factor shocks ``shocks`` (n, n_clusters)
+    (column 0 the market, column c > 0 cluster c's factor): cluster 0 (dominant) is the market plus a
+    small idiosyncratic term, the followers beta * market + the cluster factor + a larger one.
+
+    Returns ``(symbols, clusters, raw)``: the symbols ``C<c>S<k>`` in cluster order, symbol -> cluster,
+    and one (n,) array per symbol. Draws from ``rng`` in symbol order."""
+    n, n_clusters = shocks.shape
+    market = shocks[:, 0]
+    symbols, clusters, raw = [], {}, []
+    for c in range(n_clusters):
+        for k in range(per_cluster):
+            symbol = f"C{c}S{k}"
+            if c == 0:
+                u = market + rng.normal(0.0, DOMINANT_IDIO * HOURLY_VOL, n)
+            else:
+                beta = rng.uniform(*BETA_RANGE)
+                idio = rng.normal(0.0, FOLLOWER_IDIO * HOURLY_VOL, n)
+                u = beta * market + CLUSTER_VOL * shocks[:, c] + idio
+            symbols.append(symbol)
+            clusters[symbol] = c
+            raw.append(u)
+    return symbols, clusters, raw
+
+
+def _panel(returns: np.ndarray, symbols: list, clusters: dict, *, rng: np.random.Generator,
+           index: pd.DatetimeIndex, sink) -> Panel:
+    """The synthetic :class:`Panel`: OHLCV bars of each symbol from its column of ``returns`` (n, assets),
+    passed through ``sink(symbol, frame)`` when given (see :func:`synthetic_market`)."""
+    keep = sink if sink is not None else (lambda symbol, frame: frame)
+    frames = {symbol: keep(symbol, _bars(returns[:, j], dominant=clusters[symbol] == 0, rng=rng, index=index))
+              for j, symbol in enumerate(symbols)}  # in order: the draws of rng follow the symbols
+    held = tuple(next(iter(frames.values())).columns)
+    return Panel(
+        frames=frames,
+        sources={sym: "synthetic" for sym in symbols},
+        columns=CANONICAL_COLUMNS,
+        bar=pd.Timedelta(hours=1),
+        frame_columns=None if held == CANONICAL_COLUMNS else held,
+    )
+
+
 def synthetic_market(
     *,
     n_clusters: int = 3,
@@ -190,43 +239,16 @@ def synthetic_market(
 
     n = days * 24
     rng = np.random.default_rng(seed)
-    index = pd.date_range(start_ts, periods=n, freq="h", name="timestamp").as_unit("us")
-    # No freq attribute: loaded frames have none, and the two kinds must compare equal.
-    index = pd.DatetimeIndex(index, freq=None)
-
+    index = _hourly_index(start_ts, n)
     shocks = _garch_t(rng, n, n_clusters)  # column 0: market factor, c > 0: cluster factors
     market = shocks[:, 0]
-    symbols, clusters, raw = [], {}, []
-    for c in range(n_clusters):
-        for k in range(per_cluster):
-            symbol = f"C{c}S{k}"
-            if c == 0:
-                u = market + rng.normal(0.0, DOMINANT_IDIO * HOURLY_VOL, n)
-            else:
-                beta = rng.uniform(*BETA_RANGE)
-                idio = rng.normal(0.0, FOLLOWER_IDIO * HOURLY_VOL, n)
-                u = beta * market + CLUSTER_VOL * shocks[:, c] + idio
-            symbols.append(symbol)
-            clusters[symbol] = c
-            raw.append(u)
+    symbols, clusters, raw = _asset_shocks(rng, shocks, per_cluster)
     from scipy.signal import lfilter  # here, not at import: scipy.signal costs most of `import fleet.data`
 
     # Same filter for every asset: correlations between assets are unchanged by it.
     returns = lfilter([1.0], [1.0, -s], np.column_stack(raw), axis=0)
     factor = lfilter([1.0], [1.0, -s], market)
-
-    keep = sink if sink is not None else (lambda symbol, frame: frame)
-    frames = {symbol: keep(symbol, _bars(returns[:, j], dominant=clusters[symbol] == 0, rng=rng, index=index))
-              for j, symbol in enumerate(symbols)}  # in order: the draws of rng follow the symbols
-    held = tuple(next(iter(frames.values())).columns)
-
-    panel = Panel(
-        frames=frames,
-        sources={sym: "synthetic" for sym in symbols},
-        columns=CANONICAL_COLUMNS,
-        bar=pd.Timedelta(hours=1),
-        frame_columns=None if held == CANONICAL_COLUMNS else held,
-    )
+    panel = _panel(returns, symbols, clusters, rng=rng, index=index, sink=sink)
     return SyntheticMarket(
         panel=panel,
         clusters=clusters,

@@ -188,7 +188,8 @@ class TradingPolicy:
         try:
             return cls(**d)
         except TypeError as err:
-            raise DataError(f"trading policy: malformed dict ({err}); expected the keys of TradingPolicy.to_dict") from err
+            raise DataError(f"trading policy: malformed dict ({err}); "
+                            "expected the keys of TradingPolicy.to_dict") from err
 
 
 def _candidates(p: np.ndarray, move: float, *, horizon: int, sides: str, cost_bps: float,
@@ -281,6 +282,13 @@ def _choose(cands: list[TradingPolicy], scored_ts: np.ndarray, figures: list[dic
     return replace(cands[top], fit=info)
 
 
+def _asset_segments(rows: pd.DataFrame) -> np.ndarray:
+    """Segment id (n,) of each row (rows grouped by symbol): rows share an id while they are consecutive bars
+    (``bar_number``) of one asset; a new symbol starts a new segment."""
+    sym = rows["symbol"].to_numpy()
+    return segments_of(rows["bar_number"].to_numpy()) + np.cumsum(np.r_[0, sym[1:] != sym[:-1]]) * 10 ** 9
+
+
 def fit_policy(rows: pd.DataFrame, *, cost_bps: float, horizon: int, sides: str = "long",
                calibration: str = "isotonic", min_t: float = 2.0, select: str = "timing", spa_alpha: float = 0.05,
                n_units: int = 1, seed: int = 0) -> TradingPolicy:
@@ -326,8 +334,7 @@ def fit_policy(rows: pd.DataFrame, *, cost_bps: float, horizon: int, sides: str 
     rows = _rows_checked(rows)
     p = rows["p_up"].to_numpy(dtype=np.float64)
     y = rows["y"].to_numpy(dtype=np.float64)
-    sym = rows["symbol"].to_numpy()
-    seg = segments_of(rows["bar_number"].to_numpy()) + np.cumsum(np.r_[0, sym[1:] != sym[:-1]]) * 10 ** 9
+    seg = _asset_segments(rows)
     flat = TradingPolicy(kind="flat", sides=sides, horizon=horizon, cost_bps=cost_bps)
     info = {"rows": int(len(rows)), "min_t": float(min_t), "select": select, "spa_alpha": float(spa_alpha),
             "n_units": int(n_units), "level": level}

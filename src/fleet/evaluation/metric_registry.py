@@ -114,6 +114,11 @@ _SIMPLE = "simple return (0.10 = +10 %)"
 
 def _figures() -> tuple[Metric, ...]:
     """The registry's figures in the order people read them (console and report)."""
+    return (*_signal_figures(), *_forced_entry_figures(), *_expert_and_matched_figures(), *_book_figures())
+
+
+def _signal_figures() -> tuple[Metric, ...]:
+    """The figures of a group's predictions and its marked-to-market curve (results*.csv)."""
     m = Metric
     return (
         m("auc", "ROC AUC of p_up for the up label over the group's rows pooled (Mann-Whitney).",
@@ -148,7 +153,13 @@ def _figures() -> tuple[Metric, ...]:
         m("max_dd", "Largest fall of the equity before costs from its running peak.", "fraction lost", LOSS, False),
         m("turnover", "Mean |change of exposure| per bar, the closing of what is open at a segment's end included.",
           "fraction of capital per bar", SHARE1, None),
-        # the forced-entry report (forced_entry.csv)
+    )
+
+
+def _forced_entry_figures() -> tuple[Metric, ...]:
+    """The figures of the forced-entry report (forced_entry.csv)."""
+    m = Metric
+    return (
         m("days", "UTC days with predictions.", "days", COUNT, None, _BOTH),
         m("forced_days", "Days with a forced trade (at most one a day).", "days", COUNT, None, _BOTH),
         m("natural_trades", "Trades opened by the threshold rule.", "trades", COUNT, None, _BOTH),
@@ -160,25 +171,30 @@ def _figures() -> tuple[Metric, ...]:
         m("delta", "forced_mean_return - natural_mean_return.", "log return", BPS, True, _BOTH),
         m("delta_t", "Welch's t statistic of delta (NaN with fewer than two trades on a side).", "t statistic",
           RATIO, None, _BOTH),
-        # the expert telemetry (expert_auc.csv, expert_weights.csv)
+    )
+
+
+def _expert_and_matched_figures() -> tuple[Metric, ...]:
+    """The expert telemetry (expert_auc.csv, expert_weights.csv) and the exposure-matched benchmark of each
+    asset's book (results_per_asset.csv)."""
+    m = Metric
+    return (
         m("mean_weight", "Mean gate weight of the expert over the group's rows (a group's weights sum to 1).",
           "weight", WEIGHT, None, _BOTH),
         m("fallback_share", "Share of the group's rows predicted by units whose guard replaced the gate by their best "
           "single expert.", "fraction of rows", SHARE, None),
-        # the exposure-matched benchmark of each asset's book (results_per_asset.csv)
         m("sharpe_net_matched", "Net Sharpe ratio of a constant position at the book's mean exposure on the same "
           "bars.", "annualised ratio", RATIO, None, _REPORT),
         m("timing_sharpe", "sharpe_net - sharpe_net_matched: what the book's timing adds to holding its mean "
           "exposure.", "annualised ratio", RATIO, True, _REPORT),
         m("timing_sharpe_se", "Standard error of timing_sharpe from a stationary block bootstrap over timestamps "
           "(both curves scored on the same draws).", "annualised ratio", RATIO),
-        # the fleet as one book (results_book.csv; the cs_* figures also on results_per_fold.csv's ALL rows)
-        *_book_figures(),
     )
 
 
 def _book_figures() -> tuple[Metric, ...]:
-    """The figures of the fleet books (:mod:`fleet.evaluation.fleet_book`), in the order people read them."""
+    """The figures of the fleet books (:mod:`fleet.evaluation.fleet_book`), in the order people read them: the fleet
+    as one book (results_book.csv; the cs_* figures also on results_per_fold.csv's ALL rows)."""
     m = Metric
     ic = [(f"cs_{kind}", f"{name} correlation of p_up with the h-bar forward log return across the assets of each "
            "timestamp, averaged over the timestamps (Qlib's IC).") for kind, name in

@@ -154,8 +154,9 @@ def spa_test(pnl: np.ndarray, *, level: float, seed: int) -> dict:
     The arithmetic of ``arch.bootstrap.SPA(benchmark=0, models=-pnl, bootstrap="stationary", nested=True)``
     and its consistent p-value: the same stationary-bootstrap indices (``arch.bootstrap.StationaryBootstrap``,
     drawn with ``update_indices``), the variance of each candidate's mean from the bootstrap means, the
-    ``log log T`` rule for which candidates are re-centred (Hansen 2005's consistent estimator). Only the bootstrap means are
-    computed differently: as one matrix product per chunk of replications (replication-by-timestamp counts
+    ``log log T`` rule for which candidates are re-centred (Hansen 2005's consistent estimator). Only the
+    bootstrap means are computed differently: as one matrix product per chunk of replications
+    (replication-by-timestamp counts
     times the P&L), where ``arch`` resamples the whole (T, K) array once per replication, which on thousands of
     timestamps and several thousand replications takes minutes. The tests check the p-value against ``arch``'s.
 

@@ -237,9 +237,9 @@ def _common_figures(run: RunData, pooled: pd.DataFrame, figure) -> None:
            f"sample. Correlation of 1-bar moves there: {rho:.2f}. Dotted lines: fold boundaries.")
     figure("equity.png", plot_equity(run),
            f"Per asset, out of sample: simple-return equity of the signal, marked to market (every signal opens a "
-           f"1/h tranche held h = {run.horizon} bars; the bar's P&L is exposure × the bar's simple return, compounded; costs of "
-           f"{run.cost_bps:g} bps per side on each change of exposure), gross and net, against buy-and-hold. One "
-           "y scale per asset; dotted lines: fold boundaries.")
+           f"1/h tranche held h = {run.horizon} bars; the bar's P&L is exposure × the bar's simple return, "
+           f"compounded; costs of {run.cost_bps:g} bps per side on each change of exposure), gross and net, "
+           "against buy-and-hold. One y scale per asset; dotted lines: fold boundaries.")
     figure("portfolio.png", plot_portfolio(run, pooled),
            "The fleet: equal-weight portfolio of all assets (per bar, the mean P&L of the assets with a prediction), "
            "net and gross of costs, against equal-weight buy-and-hold; below, the drawdown of the net curve from its "

@@ -124,8 +124,9 @@ def book_pnl(return_1, position, *, cost_bps: float, segment=None) -> tuple[np.n
     """Per-bar P&L of any position path, gross and net of costs on turnover, and the turnover itself.
 
     ``gross[t] = x[t] (exp(r[t]) - 1)``, the simple return of a book holding the signed fraction x[t] of its
-    capital in the asset over the bar (t, t+1] (the rest in cash at 0); ``turnover[t] = |x[t] - x[t-1]| + end[t] |x[t]|`` (``x[t-1] = 0`` at a segment's
-    first row, ``end[t] = 1`` at its last: the book opens flat and closes what is open);
+    capital in the asset over the bar (t, t+1] (the rest in cash at 0);
+    ``turnover[t] = |x[t] - x[t-1]| + end[t] |x[t]|`` (``x[t-1] = 0`` at a segment's first row, ``end[t] = 1``
+    at its last: the book opens flat and closes what is open);
     ``net[t] = gross[t] - cost_bps / 1e4 * turnover[t]``. :func:`mark_to_market` is this with the 1/h tranche
     book's exposure; a cost-aware policy (:mod:`fleet.evaluation.costaware`) passes its own positions.
 

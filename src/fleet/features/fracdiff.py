@@ -220,6 +220,42 @@ def _finite_log_prices(log_price) -> tuple[str, np.ndarray]:
     return label, x[~np.isnan(x)]
 
 
+def _check_testable(label: str, x: np.ndarray, grid, weights: list[np.ndarray], threshold: float) -> None:
+    """DataError unless the log prices ``x`` (m,) are long enough for the widest FFD window of the
+    ``grid`` (its ``weights``) plus :data:`MIN_ADF_POINTS`, and not constant."""
+    widest = max(range(len(grid)), key=lambda i: weights[i].shape[0])
+    needed = weights[widest].shape[0] + MIN_ADF_POINTS
+    if x.shape[0] < needed:
+        raise DataError(
+            f"choose_d: {label} has {x.shape[0]} non-NaN bars; at least {needed} are needed "
+            f"(FFD window of {weights[widest].shape[0]} bars at d={grid[widest]:g} with "
+            f"threshold={threshold:g}, plus {MIN_ADF_POINTS} for the ADF test); pass a longer "
+            "training window, or raise threshold / lower max_width"
+        )
+    if np.ptp(x) == 0.0:
+        raise DataError(
+            f"choose_d: {label} is constant; the ADF test needs a price that moves"
+        )
+
+
+def _adf_scan(x: np.ndarray, grid, weights: list[np.ndarray], *, p_value: float,
+              full_table: bool) -> tuple[list[tuple[float, float]], int | None]:
+    """ADF p-value of the FFD series of ``x`` (m,) at each d of ``grid`` in increasing order (``weights``:
+    the FFD weights of each d). Returns the ``(d, p-value)`` rows tested and the index of the first d
+    whose p-value is below ``p_value`` (None if none); stops there unless ``full_table``."""
+    table: list[tuple[float, float]] = []
+    chosen: int | None = None
+    for i, (d, w) in enumerate(zip(grid, weights)):
+        values = np.convolve(x, w, mode="valid")
+        p = _adf_p_value(values)
+        table.append((float(d), p))
+        if chosen is None and p < p_value:
+            chosen = i
+            if not full_table:
+                break
+    return table, chosen
+
+
 def choose_d(
     log_price: pd.Series,
     *,
@@ -265,30 +301,8 @@ def choose_d(
     grid = _d_grid(float(max_d), float(step))
     weights = [ffd_weights(d, threshold=threshold, max_width=max_width) for d in grid]
     label, x = _finite_log_prices(log_price)
-    widest = max(range(len(grid)), key=lambda i: weights[i].shape[0])
-    needed = weights[widest].shape[0] + MIN_ADF_POINTS
-    if x.shape[0] < needed:
-        raise DataError(
-            f"choose_d: {label} has {x.shape[0]} non-NaN bars; at least {needed} are needed "
-            f"(FFD window of {weights[widest].shape[0]} bars at d={grid[widest]:g} with "
-            f"threshold={threshold:g}, plus {MIN_ADF_POINTS} for the ADF test); pass a longer "
-            "training window, or raise threshold / lower max_width"
-        )
-    if np.ptp(x) == 0.0:
-        raise DataError(
-            f"choose_d: {label} is constant; the ADF test needs a price that moves"
-        )
-
-    table: list[tuple[float, float]] = []
-    chosen: int | None = None
-    for i, (d, w) in enumerate(zip(grid, weights)):
-        values = np.convolve(x, w, mode="valid")
-        p = _adf_p_value(values)
-        table.append((float(d), p))
-        if chosen is None and p < p_value:
-            chosen = i
-            if not full_table:
-                break
+    _check_testable(label, x, grid, weights, threshold)
+    table, chosen = _adf_scan(x, grid, weights, p_value=p_value, full_table=full_table)
     capped = chosen is None
     i = len(grid) - 1 if capped else chosen
     return FFDChoice(

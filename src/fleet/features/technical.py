@@ -133,8 +133,7 @@ def technical_features(
 
     Columns of the output, in this order (all float64):
 
-    - ``ret_{h}`` for each h in return_horizons: log(close_t / close_{t-h}), log-return over
-      h bars.
+    - ``ret_{h}`` for each h in return_horizons: log(close_t / close_{t-h}), log-return over h bars.
     - ``vol_{w}``: sample std (ddof=1) of the 1-bar log returns of the last w bars
       (rows t-w+1..t), in log-return units per bar (not annualised).
     - ``rsi_{n}``: Wilder's Relative Strength Index in [0, 100] (J. W. Wilder, *New Concepts
@@ -197,6 +196,49 @@ def _checked(data: Mapping[str, np.ndarray], column: str, *, allow_zero: bool = 
     return x
 
 
+def _column_names(data: Mapping[str, np.ndarray]) -> set[str]:
+    """The column names of ``data`` as strings; DataError when ``close`` is not one of them."""
+    columns = {str(c) for c in data}
+    if "close" not in columns:
+        raise DataError(
+            "technical_features: missing required column 'close' "
+            f"(found: {', '.join(sorted(columns)) or 'none'})"
+        )
+    return columns
+
+
+def _tail(x: np.ndarray, start: int, window: int) -> np.ndarray:
+    """The part of ``x`` (n,) that rows [start, n) of a ``window``-bar rolling feature read."""
+    return x[max(0, start - (window - 1)):]
+
+
+def _log_returns(log_close: np.ndarray, horizons: Sequence[int], start: int) -> dict[str, np.ndarray]:
+    """``ret_{h}`` for each h of ``horizons`` over rows [start, n) of the log closes (n,):
+    log_close[t] - log_close[t - h], NaN where t < h; arrays of shape (n - start,)."""
+    n = log_close.shape[0]
+    k = n - start
+    out: dict[str, np.ndarray] = {}
+    rows = np.arange(start, n)
+    for h in horizons:
+        r = np.full(k, np.nan)
+        ok = rows >= h
+        r[ok] = log_close[rows[ok]] - log_close[rows[ok] - h]
+        out[f"ret_{h}"] = r
+    return out
+
+
+def _volume_z(volume: np.ndarray, window: int, start: int) -> np.ndarray:
+    """``volume_z`` over rows [start, n) of ``volume`` (n,): z-score of log1p(volume_t) against the mean
+    and sample std of the last ``window`` bars including t; 0 where that std is 0, NaN in the warm-up."""
+    k = volume.shape[0] - start
+    lv = _tail(np.log1p(volume), start, window)
+    roll = pd.Series(lv).rolling(window, min_periods=window)
+    mean, std, lv = roll.mean().to_numpy()[-k:], roll.std().to_numpy()[-k:], lv[-k:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(std > 0.0, (lv - mean) / std, 0.0)
+    return np.where(np.isnan(std), np.nan, z)
+
+
 def technical_arrays(
     columns: Mapping[str, np.ndarray],
     *,
@@ -224,12 +266,7 @@ def technical_arrays(
         return_horizons, vol_window, rsi_window, volume_window
     )
     data = columns
-    columns = {str(c) for c in data}
-    if "close" not in columns:
-        raise DataError(
-            "technical_features: missing required column 'close' "
-            f"(found: {', '.join(sorted(columns)) or 'none'})"
-        )
+    columns = _column_names(data)
 
     def values(column: str, *, allow_zero: bool = False) -> np.ndarray:
         return _checked(data, column, allow_zero=allow_zero)
@@ -241,20 +278,10 @@ def technical_arrays(
     k = n if last is None else min(last, n)  # rows computed: t in [start, n)
     start = n - k
 
-    def tail(x: np.ndarray, window: int) -> np.ndarray:
-        """The part of ``x`` that rows [start, n) of a ``window``-bar rolling feature read."""
-        return x[max(0, start - (window - 1)):]
-
     log_close = np.log(close)
-    out: dict[str, np.ndarray] = {}
-    rows = np.arange(start, n)
-    for h in horizons:
-        r = np.full(k, np.nan)
-        ok = rows >= h
-        r[ok] = log_close[rows[ok]] - log_close[rows[ok] - h]
-        out[f"ret_{h}"] = r
+    out = _log_returns(log_close, horizons, start)
     ret_1 = np.concatenate(([np.nan], np.diff(log_close)))
-    out[f"vol_{vol_window}"] = (pd.Series(tail(ret_1, vol_window)).rolling(vol_window, min_periods=vol_window)
+    out[f"vol_{vol_window}"] = (pd.Series(_tail(ret_1, start, vol_window)).rolling(vol_window, min_periods=vol_window)
                                 .std().to_numpy()[-k:])
     out[f"rsi_{rsi_window}"] = _wilder_rsi(close, rsi_window)[start:]  # recursive: always every bar
 
@@ -264,12 +291,7 @@ def technical_arrays(
     else:
         left_out.append("hl_range")
     if set(FEATURE_REQUIREMENTS["volume_z"]) <= columns:
-        lv = tail(np.log1p(values("volume", allow_zero=True)), volume_window)
-        roll = pd.Series(lv).rolling(volume_window, min_periods=volume_window)
-        mean, std, lv = roll.mean().to_numpy()[-k:], roll.std().to_numpy()[-k:], lv[-k:]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = np.where(std > 0.0, (lv - mean) / std, 0.0)
-        out["volume_z"] = np.where(np.isnan(std), np.nan, z)
+        out["volume_z"] = _volume_z(values("volume", allow_zero=True), volume_window, start)
     else:
         left_out.append("volume_z")
     return out, tuple(left_out)

@@ -103,6 +103,33 @@ def _in_window(s: pd.Series, start_ts, end_ts) -> pd.Series:
     return s[keep]
 
 
+def _grid_returns(series: dict[str, pd.Series], symbols: list[str], grid: pd.DatetimeIndex, *, bar_ns: int,
+                  max_ffill: int, min_overlap: float) -> tuple[np.ndarray, list[str]]:
+    """Steps 2-3 of :func:`align_log_returns`: each symbol's closes filled onto the ``grid`` (n,) and
+    turned into 1-bar log returns, shape (n, len(symbols)) in ``symbols`` order (NaN where there is no
+    value); and the symbols covering less than ``min_overlap`` of the grid, each as "SYMBOL (x% of n rows)"
+    (their column stays NaN)."""
+    grid_ns = grid.asi8
+    out = np.full((len(grid), len(symbols)), np.nan)
+    short = []
+    for j, symbol in enumerate(symbols):
+        s = series[symbol]
+        if len(s) == 0:
+            short.append(f"{symbol} (0.0% of {len(grid)} rows)")
+            continue
+        filled, long_before = _fill_on_grid(s.index.asi8, s.to_numpy(), grid_ns, bar_ns, max_ffill)
+        overlap = float(np.isfinite(filled).mean())
+        if overlap < min_overlap:
+            short.append(f"{symbol} ({overlap:.1%} of {len(grid)} rows)")
+            continue
+        logp = np.log(filled)
+        ret = np.full(len(grid), np.nan)
+        ret[1:] = logp[1:] - logp[:-1]
+        ret[long_before] = np.nan
+        out[:, j] = ret
+    return out, short
+
+
 def align_log_returns(closes: Mapping[str, pd.Series], *, bar: pd.Timedelta, max_ffill: int = 3,
                       start=None, end=None, min_overlap: float = 0.5) -> pd.DataFrame:
     """1-bar log returns of many assets on one common UTC timeline.
@@ -153,26 +180,8 @@ def align_log_returns(closes: Mapping[str, pd.Series], *, bar: pd.Timedelta, max
     if len(grid) == 0:
         raise DataError(f"align_log_returns: no bars inside the window [{start_ts}, {end_ts}) "
                         f"for any of {', '.join(symbols)}")
-    grid_ns = grid.asi8
-    bar_ns = bar.value
-
-    out = np.full((len(grid), len(symbols)), np.nan)
-    short = []
-    for j, symbol in enumerate(symbols):
-        s = series[symbol]
-        if len(s) == 0:
-            short.append(f"{symbol} (0.0% of {len(grid)} rows)")
-            continue
-        filled, long_before = _fill_on_grid(s.index.asi8, s.to_numpy(), grid_ns, bar_ns, max_ffill)
-        overlap = float(np.isfinite(filled).mean())
-        if overlap < min_overlap:
-            short.append(f"{symbol} ({overlap:.1%} of {len(grid)} rows)")
-            continue
-        logp = np.log(filled)
-        ret = np.full(len(grid), np.nan)
-        ret[1:] = logp[1:] - logp[:-1]
-        ret[long_before] = np.nan
-        out[:, j] = ret
+    out, short = _grid_returns(series, symbols, grid, bar_ns=bar.value, max_ffill=max_ffill,
+                               min_overlap=min_overlap)
     if short:
         raise DataError(f"align_log_returns: too little overlap with the other assets: {'; '.join(short)} "
                         f"have a value on fewer than min_overlap={min_overlap:.0%} of the aligned timestamps "

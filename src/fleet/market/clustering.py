@@ -279,6 +279,15 @@ def _pick_dominant(labels: pd.Series, corr: pd.DataFrame, dollar_volume: pd.Seri
     return best, f"highest mean |correlation| with all assets ({score[best]:.3f})"
 
 
+def _canonical_ids(raw: pd.Series, dominant_raw: int) -> dict[str, int]:
+    """symbol -> canonical cluster id from the raw labels (symbol -> label): the dominant cluster 0, the others
+    1.. ordered by their alphabetically first member; keys sorted."""
+    first_member = {int(lab): min(str(s) for s in raw.index[raw.to_numpy() == lab]) for lab in np.unique(raw)}
+    others = sorted((lab for lab in first_member if lab != dominant_raw), key=lambda lab: first_member[lab])
+    canonical = {dominant_raw: 0, **{lab: i + 1 for i, lab in enumerate(others)}}
+    return {str(s): canonical[int(lab)] for s, lab in sorted(raw.items(), key=lambda kv: str(kv[0]))}
+
+
 def cluster_assets(returns: pd.DataFrame, *, n_clusters: int | None = 3, distance_threshold: float | None = None,
                    dollar_volume: pd.Series | None = None, dominant_symbol_prefix: str | None = "BTC",
                    min_cluster_size: int = 1, signed: bool = False) -> ClusterResult:
@@ -334,10 +343,7 @@ def cluster_assets(returns: pd.DataFrame, *, n_clusters: int | None = 3, distanc
         raw = merge_small_clusters(raw, dist, min_cluster_size)
     dominant_raw, reason = _pick_dominant(raw, corr, dollar_volume, dominant_symbol_prefix)
 
-    first_member = {int(lab): min(str(s) for s in raw.index[raw.to_numpy() == lab]) for lab in np.unique(raw)}
-    others = sorted((lab for lab in first_member if lab != dominant_raw), key=lambda lab: first_member[lab])
-    canonical = {dominant_raw: 0, **{lab: i + 1 for i, lab in enumerate(others)}}
-    cluster_map = {str(s): canonical[int(lab)] for s, lab in sorted(raw.items(), key=lambda kv: str(kv[0]))}
+    cluster_map = _canonical_ids(raw, dominant_raw)
     members = {cid: sorted(s for s, c in cluster_map.items() if c == cid) for cid in sorted(set(cluster_map.values()))}
     return ClusterResult(cluster_map=cluster_map, dominant_cluster=0, members=members, linkage=link,
                          correlation=corr, dominant_reason=reason)

@@ -75,16 +75,7 @@ class MarketFactor(BaseEstimator):
                 rows; an asset with constant returns; weights missing an asset, negative,
                 non-finite or summing to 0; a factor with zero variance.
         """
-        if self.method not in FACTOR_METHODS:
-            raise ConfigError(f"method={self.method!r}: unknown market factor method; "
-                              f"valid: {', '.join(FACTOR_METHODS)}")
-        if self.method == "weighted_mean" and weights is None:
-            raise ConfigError("method='weighted_mean' needs weights (e.g. dollar volume per symbol); got None")
-        if not isinstance(returns, pd.DataFrame) or returns.shape[1] == 0:
-            raise DataError("MarketFactor.fit: expected a DataFrame of returns with one column per asset")
-        if returns.columns.has_duplicates:
-            dup = sorted(set(returns.columns[returns.columns.duplicated()]))
-            raise DataError(f"MarketFactor.fit: duplicate asset columns {dup}")
+        self._check_fit_input(returns, weights)
         x = returns.to_numpy(dtype=np.float64)
         x = x[np.isfinite(x).all(axis=1)]
         if x.shape[0] < 2:
@@ -98,18 +89,7 @@ class MarketFactor(BaseEstimator):
             raise DataError(f"MarketFactor.fit: constant returns for {', '.join(flat)} on the training rows; "
                             "cannot standardise")
         z = (x - mean) / scale
-
-        if self.method == "pca":
-            pca = PCA(n_components=1, svd_solver="full").fit(z)
-            w = pca.components_[0].copy()
-            # The singular vector's sign is arbitrary; make "up" mean the cluster went up.
-            s = w.sum()
-            if s < 0 or (s == 0 and w[np.argmax(np.abs(w))] < 0):
-                w = -w
-        elif self.method == "mean":
-            w = np.full(len(cols), 1.0 / len(cols))
-        else:
-            w = self._normalised_weights(weights, cols)
+        w = self._loadings(z, cols, weights)
 
         cov = np.cov(z, rowvar=False, ddof=0).reshape(len(cols), len(cols))
         u = w / np.linalg.norm(w)
@@ -129,6 +109,36 @@ class MarketFactor(BaseEstimator):
         self.factor_std_ = f_std
         self.n_samples_fit_ = int(x.shape[0])
         return self
+
+    def _check_fit_input(self, returns, weights) -> None:
+        """ConfigError for an unknown method or weighted_mean without weights; DataError unless
+        ``returns`` is a DataFrame with at least one column and no duplicate column."""
+        if self.method not in FACTOR_METHODS:
+            raise ConfigError(f"method={self.method!r}: unknown market factor method; "
+                              f"valid: {', '.join(FACTOR_METHODS)}")
+        if self.method == "weighted_mean" and weights is None:
+            raise ConfigError("method='weighted_mean' needs weights (e.g. dollar volume per symbol); got None")
+        if not isinstance(returns, pd.DataFrame) or returns.shape[1] == 0:
+            raise DataError("MarketFactor.fit: expected a DataFrame of returns with one column per asset")
+        if returns.columns.has_duplicates:
+            dup = sorted(set(returns.columns[returns.columns.duplicated()]))
+            raise DataError(f"MarketFactor.fit: duplicate asset columns {dup}")
+
+    def _loadings(self, z: np.ndarray, cols: pd.Index, weights) -> np.ndarray:
+        """The loading vector ``w`` (n_assets,) of step 2 (see the class docstring) on the standardised
+        training returns ``z`` (n_rows, n_assets)."""
+        if self.method == "pca":
+            pca = PCA(n_components=1, svd_solver="full").fit(z)
+            w = pca.components_[0].copy()
+            # The singular vector's sign is arbitrary; make "up" mean the cluster went up.
+            s = w.sum()
+            if s < 0 or (s == 0 and w[np.argmax(np.abs(w))] < 0):
+                w = -w
+        elif self.method == "mean":
+            w = np.full(len(cols), 1.0 / len(cols))
+        else:
+            w = self._normalised_weights(weights, cols)
+        return w
 
     @staticmethod
     def _normalised_weights(weights, cols) -> np.ndarray:

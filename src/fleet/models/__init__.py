@@ -11,9 +11,10 @@ import importlib
 
 _HOME = {
     "ASSET_ID": "_context", "BAR_TIME": "_context", "build_expert": "factory", "build_model": "factory",
-    "BestExpertGate": "gate", "RuleGate": "gate", "SelectGate": "gate", "StackGate": "gate", "top_k_weights": "gate", "MLPGate": "gate_mlp",
-    "MixtureOfExpertsEnsemble": "moe", "ArchetypeExpert": "pattern", "ConvExpert": "pattern",
-    "PatternExpert": "pattern", "MomentumExpert": "momentum", "SDEExpert": "sde", "StressExpert": "stress", "TrendExpert": "trend",
+    "BestExpertGate": "gate", "RuleGate": "gate", "SelectGate": "gate", "StackGate": "gate", "top_k_weights": "gate",
+    "MLPGate": "gate_mlp", "MixtureOfExpertsEnsemble": "moe", "ArchetypeExpert": "pattern", "ConvExpert": "pattern",
+    "PatternExpert": "pattern", "MomentumExpert": "momentum", "SDEExpert": "sde", "StressExpert": "stress",
+    "TrendExpert": "trend",
     "UnitModel": "artifact", "EXPERTS": "specs", "ExpertSpec": "specs",
 }
 

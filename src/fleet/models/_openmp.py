@@ -2,8 +2,8 @@
 
 When scikit-learn's vendored ``libgomp`` is loaded first (any ``import sklearn`` loads it), a later
 ``import torch`` brings a second OpenMP runtime and HistGradientBoosting fits become 3-4x slower.
-Loading torch first makes one runtime serve both. LightGBM links the system ``libgomp.so.1``, whose soname torch's wheel shares,
-so it is served by the same runtime in either order (see :mod:`fleet.models.trend`).
+Loading torch first makes one runtime serve both. LightGBM links the system ``libgomp.so.1``, whose soname
+torch's wheel shares, so it is served by the same runtime in either order (see :mod:`fleet.models.trend`).
 
 ``import fleet`` does not import torch; only the code paths that need torch do, as early as they can:
 

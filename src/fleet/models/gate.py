@@ -8,8 +8,9 @@ At predict time ``predict_mixture(X, expert_probs) -> (p_up (n,), weights (n, E)
 
 * :class:`RuleGate` — static rules on the fingerprint: nothing is learned.
   p_up = sum_e w_e P_e with top-k weights.
-* :class:`~fleet.models.gate_mlp.MLPGate` (in :mod:`fleet.models.gate_mlp`, the one gate that needs torch) — a small network: fingerprint + market factor + the experts' logit P(up)
-  (standardised) + a learned asset embedding -> hidden layer -> E logits, plus a free per-expert
+* :class:`~fleet.models.gate_mlp.MLPGate` (in :mod:`fleet.models.gate_mlp`, the one gate that needs torch) — a
+  small network: fingerprint + market factor + the experts' logit P(up) (standardised) + a learned asset embedding
+  -> hidden layer -> E logits, plus a free per-expert
   bias (the constant mixing weights, not weight-decayed) -> softmax -> top-k, renormalised.
   Default objective ``likelihood``: the binary cross-entropy of the mixture
   p(x) = sum_e w_e(x) P_e(x) (Jacobs, Jordan, Nowlan & Hinton 1991, "Adaptive mixtures of local

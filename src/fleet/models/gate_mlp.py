@@ -30,8 +30,8 @@ FACTOR = "market_factor"
 class GateMLP(nn.Module):
     """(B, F) inputs + (B,) asset codes -> (B, E) gate logits: Linear(F + emb, hidden) -> ReLU ->
     Linear(hidden, E), plus a free per-expert ``prior`` bias. With ``zero_init`` (the likelihood objective)
-    the output layer starts at zero, so an untrained gate is the constant softmax(prior) (uniform). Asset codes < 0 (unknown asset) get the
-    mean embedding."""
+    the output layer starts at zero, so an untrained gate is the constant softmax(prior) (uniform). Asset
+    codes < 0 (unknown asset) get the mean embedding."""
 
     def __init__(self, n_inputs: int, n_experts: int, num_assets: int, emb_dim: int = 4, hidden: int = 16,
                  zero_init: bool = True):
@@ -158,11 +158,7 @@ class MLPGate(_ConvexGate, PersistMixin, BaseEstimator):
         """
         require_context(X, "MLPGate", (ASSET_ID,))
         P, y = _check_fit_args("MLPGate", X, expert_probs, y, expert_names)
-        if self.balance not in ("switch", "entropy"):
-            raise ValueError(f"MLPGate: balance={self.balance!r}; expected 'switch' or 'entropy'")
-        if self.objective not in ("likelihood", "oracle"):
-            raise ValueError(f"MLPGate: objective={self.objective!r}; expected 'likelihood' or 'oracle'")
-        top_k_weights(np.ones((1, P.shape[1])), self.top_k)
+        self._check_options(P.shape[1])
         self.expert_names_ = list(expert_names)
         self.columns_ = [c for c in X.columns if c.startswith(FINGERPRINT_PREFIX) or c == FACTOR]
         if not self.columns_ and not self.expert_inputs:
@@ -188,6 +184,25 @@ class MLPGate(_ConvexGate, PersistMixin, BaseEstimator):
         decayed = [p for n, p in self.module_.named_parameters() if n != "prior"]
         opt = torch.optim.Adam([{"params": decayed, "weight_decay": self.weight_decay},
                                 {"params": [self.module_.prior], "weight_decay": 0.0}], lr=self.lr)
+        self._train_epochs(opt, gen, (Z, codes, Pt, yt, t), tr_t, va_t)
+        self.module_.eval()
+        return self
+
+    def _check_options(self, n_experts: int) -> None:
+        """ValueError for an unknown ``balance`` or ``objective``, or a ``top_k`` invalid for ``n_experts``."""
+        if self.balance not in ("switch", "entropy"):
+            raise ValueError(f"MLPGate: balance={self.balance!r}; expected 'switch' or 'entropy'")
+        if self.objective not in ("likelihood", "oracle"):
+            raise ValueError(f"MLPGate: objective={self.objective!r}; expected 'likelihood' or 'oracle'")
+        top_k_weights(np.ones((1, n_experts)), self.top_k)
+
+    def _train_epochs(self, opt, gen: torch.Generator, data: tuple, tr_t: torch.Tensor, va_t: torch.Tensor) -> None:
+        """Mini-batch epochs of ``module_`` with ``opt`` over the training rows ``tr_t`` (shuffled by ``gen``);
+        ``data`` = (standardised inputs (n, F), asset codes (n,), expert P(up) (n, E), labels (n,), oracle targets
+        (n,)). With validation rows ``va_t``, early stopping on their objective term after ``patience`` epochs
+        without improvement, the best epoch's weights kept. Sets ``history_`` ((train loss, validation loss) per
+        epoch) and ``best_epoch_`` (the last epoch without validation rows)."""
+        Z, codes, Pt, yt, t = data
         self.history_, best, best_state, bad = [], np.inf, None, 0
         self.best_epoch_ = self.epochs - 1
         for epoch in range(self.epochs):
@@ -202,12 +217,12 @@ class MLPGate(_ConvexGate, PersistMixin, BaseEstimator):
                 opt.step()
                 total += float(loss.detach()) * len(b)
             val = np.nan
-            if len(va):
+            if len(va_t):
                 self.module_.eval()
                 with torch.no_grad():
                     val = float(self._loss(self.module_(Z[va_t], codes[va_t]), Pt[va_t], yt[va_t], t[va_t])[0])
             self.history_.append((total / max(len(perm), 1), val))
-            if len(va):
+            if len(va_t):
                 if val < best - 1e-7:
                     best, bad, self.best_epoch_ = val, 0, epoch
                     best_state = {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
@@ -217,8 +232,6 @@ class MLPGate(_ConvexGate, PersistMixin, BaseEstimator):
                         break
         if best_state is not None:
             self.module_.load_state_dict(best_state)
-        self.module_.eval()
-        return self
 
     def predict_gate_probs(self, X: pd.DataFrame, expert_probs=None) -> np.ndarray:
         """Dense softmax gate probabilities (n, E) before top-k."""

@@ -197,6 +197,54 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
             fit_rows = order[times[order] < uniq[max(cut - self.purge_bars, 1)]]
         return fit_rows, val_rows
 
+    def _set_embedding_rows(self, X: pd.DataFrame) -> np.ndarray:
+        """The asset ids of X (sorted, unique); sets ``asset_codes_`` and ``num_assets_`` (the embedding's rows:
+        ``num_assets``, or the largest id + 1). ValueError for an id outside the embedding."""
+        ids = np.unique(X[ASSET_ID].to_numpy(np.int64))
+        size = int(ids.max()) + 1 if self.num_assets is None else int(self.num_assets)
+        if ids.min() < 0 or ids.max() >= size:
+            raise ValueError(f"ConvExpert: asset ids {ids.min()}..{ids.max()} outside the embedding's "
+                             f"0..{size - 1} (num_assets: the registry's size)")
+        # The embedding row of an asset is its registry id: the same row in every unit and run.
+        self.asset_codes_ = {int(a): int(a) for a in ids}
+        self.num_assets_ = size
+        return ids
+
+    def _train_epochs(self, gen: np.random.Generator, fit: tuple, val: tuple) -> None:
+        """Mini-batch training with early stopping. ``fit`` = (windows (n, C, window), asset codes (n,), labels (n,),
+        sample weights (n,)), batches shuffled by ``gen`` each epoch; ``val`` = (windows, codes, labels) of the
+        validation rows, whose BCE (the mean training loss when there are none) stops training after ``patience``
+        epochs without improvement. Sets ``history_``, ``best_epoch_``, ``samples_per_second_`` and leaves the
+        module at the best epoch's weights."""
+        import time
+
+        W, codes, y, w = fit
+        Wv, cv, yv = val
+        self.history_, best, best_state, bad = [], np.inf, None, 0
+        t0, seen = time.perf_counter(), 0
+        for epoch in range(self.epochs):
+            perm = gen.permutation(len(W))
+            losses = []
+            for i in range(0, len(perm), self.batch_size):
+                b = perm[i:i + self.batch_size]
+                losses.append(self.train_step(torch.as_tensor(W[b]).to(self.device_),
+                                              torch.as_tensor(codes[b]).to(self.device_),
+                                              torch.as_tensor(y[b]).to(self.device_),
+                                              torch.as_tensor(w[b]).to(self.device_)))
+                seen += len(b)
+            vloss = self.validation_loss(Wv, cv, yv) if len(yv) else float(np.mean(losses))
+            self.history_.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": vloss})
+            if vloss < best - 1e-6:
+                best, bad, self.best_epoch_ = vloss, 0, epoch
+                best_state = {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
+            else:
+                bad += 1
+                if bad > self.patience:
+                    break
+        self.samples_per_second_ = seen / max(time.perf_counter() - t0, 1e-9)
+        if best_state is not None:
+            self.module_.load_state_dict(best_state)
+
     def fit(self, X: pd.DataFrame, y, sample_weight=None) -> "ConvExpert":
         """Fit on rows X (n, features + context), labels y (n,) in {0, 1}; returns self.
 
@@ -206,8 +254,6 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
         """
         require_context(X, type(self).__name__)
         self.check_params()
-        import time
-
         torch.manual_seed(self.random_state)
         gen = np.random.default_rng(self.random_state)
         threads = torch.get_num_threads()
@@ -219,14 +265,7 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
             w = np.ones(len(y), np.float32) if sample_weight is None else np.asarray(sample_weight, np.float32)
             self.features_ = [c for c in X.columns if c not in (ASSET_ID, BAR_TIME)
                               and not c.startswith(FINGERPRINT_PREFIX)]
-            ids = np.unique(X[ASSET_ID].to_numpy(np.int64))
-            size = int(ids.max()) + 1 if self.num_assets is None else int(self.num_assets)
-            if ids.min() < 0 or ids.max() >= size:
-                raise ValueError(f"ConvExpert: asset ids {ids.min()}..{ids.max()} outside the embedding's 0..{size - 1} "
-                                 "(num_assets: the registry's size)")
-            # The embedding row of an asset is its registry id: the same row in every unit and run.
-            self.asset_codes_ = {int(a): int(a) for a in ids}
-            self.num_assets_ = size
+            ids = self._set_embedding_rows(X)
             store = WindowStore(self.features_).add(X)
             self.store_ = store.tail(self.window)
             fit_rows, val_rows = self._time_split(X)
@@ -238,30 +277,7 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
             known[torch.as_tensor(ids)] = True
             self.module_.known_assets = known.to(self.device_)  # buffer: the mean embedding uses these rows only
             self.n_train_windows_ = len(W)
-            self.history_, best, best_state, bad = [], np.inf, None, 0
-            t0, seen = time.perf_counter(), 0
-            for epoch in range(self.epochs):
-                perm = gen.permutation(len(W))
-                losses = []
-                for i in range(0, len(perm), self.batch_size):
-                    b = perm[i:i + self.batch_size]
-                    losses.append(self.train_step(torch.as_tensor(W[b]).to(self.device_),
-                                                  torch.as_tensor(codes[b]).to(self.device_),
-                                                  torch.as_tensor(y[fit_rows][b]).to(self.device_),
-                                                  torch.as_tensor(w[fit_rows][b]).to(self.device_)))
-                    seen += len(b)
-                vloss = self.validation_loss(Wv, cv, y[val_rows]) if len(val_rows) else float(np.mean(losses))
-                self.history_.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": vloss})
-                if vloss < best - 1e-6:
-                    best, bad, self.best_epoch_ = vloss, 0, epoch
-                    best_state = {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
-                else:
-                    bad += 1
-                    if bad > self.patience:
-                        break
-            self.samples_per_second_ = seen / max(time.perf_counter() - t0, 1e-9)
-            if best_state is not None:
-                self.module_.load_state_dict(best_state)
+            self._train_epochs(gen, (W, codes, y[fit_rows], w[fit_rows]), (Wv, cv, y[val_rows]))
             self.module_.to("cpu")
             self.device_ = torch.device("cpu") if self.device_.type == "cuda" else self.device_
             self.classes_ = np.array([0, 1])

@@ -47,8 +47,9 @@ class TemporalConvNet(nn.Module):
         hidden: channels of the residual blocks.
         levels: residual blocks, dilations 1, 2, 4, ...
         kernel_size: taps of the dilated convolutions.
-        stem_kernels: optional (K, T) array of first-layer templates (the kernel bank of :mod:`fleet.models.kernels`): a causal
-            Conv1d(C, K, T) whose weights start as the template on input channel ``stem_channel`` and 0
+        stem_kernels: optional (K, T) array of first-layer templates (the kernel bank of
+            :mod:`fleet.models.kernels`): a causal Conv1d(C, K, T) whose weights start as the template on input
+            channel ``stem_channel`` and 0
             elsewhere; they are learnable. Its output (B, K, L) is concatenated to the channels.
         stem_channel: input channel the templates read (a price-level-like channel).
         dropout: dropout inside the blocks.

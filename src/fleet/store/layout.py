@@ -26,7 +26,8 @@ run directory. A complete run directory holds (``*``: in :data:`REQUIRED_FILES`)
 Every run also keeps ``run.json`` (the plan saved when it started: configuration, unit ids,
 data files' SHA-256; what ``--resume`` reads). While a run is being written it also holds
 ``units/`` (each unit's result and its ``.done.json`` marker) and, after failed units,
-``failures.json``; both are gone from a complete run. ``fleet train --seeds N`` writes ``seed<k>/`` runs and ``results_seeds.csv``.
+``failures.json``; both are gone from a complete run. ``fleet train --seeds N`` writes ``seed<k>/`` runs and
+``results_seeds.csv``.
 """
 
 from __future__ import annotations

@@ -70,8 +70,8 @@ class UnitResult:
             ``symbol``, ``fold``, ``p_up``, ``signal`` (0/1), ``y``, ``forward_return`` (log-return
             over the label horizon), ``return_1`` (log return of the next bar, for the
             marked-to-market curve), ``bar_number`` (position of the bar in the asset's data),
-            ``cluster`` (the asset's cluster in this fold's clustering), and per expert ``p_<expert>`` (its own P(up), refitted
-            on the full training window) and ``w_<expert>`` (its gate weight; 1 for a single expert).
+            ``cluster`` (the asset's cluster in this fold's clustering), and per expert ``p_<expert>`` (its own
+            P(up), refitted on the full training window) and ``w_<expert>`` (its gate weight; 1 for a single expert).
             None once the unit's result is saved (:meth:`fleet.store.UnitStore.save`): the rows are then in
             ``parts``.
         parts: symbol -> the file (relative to the run's staging area) holding that asset's rows of this unit,

@@ -48,7 +48,8 @@ class LocalBackend:
         return outcomes
 
     def map(self, fn, items: list[dict], shared: dict) -> list:
-        """``[fn(**shared, **item) for item in items]`` in this process (see :class:`~fleet.training.backends.Backend`)."""
+        """``[fn(**shared, **item) for item in items]`` in this process
+        (see :class:`~fleet.training.backends.Backend`)."""
         return [fn(**shared, **item) for item in items]
 
     def close(self) -> None:
