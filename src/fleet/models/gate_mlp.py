@@ -66,7 +66,8 @@ class MLPGate(_ConvexGate, PersistMixin, BaseEstimator):
 
     Args:
         top_k: experts per row (default 2); training uses the same renormalised top-k as inference.
-        objective: 'likelihood' (mixture BCE, default) or 'oracle' (cross-entropy toward the expert closest to the label).
+        objective: 'likelihood' (mixture BCE, default) or 'oracle' (cross-entropy toward the expert closest to the
+            label).
         balance: 'switch' or 'entropy' load-balancing term; balance_coef: its coefficient (0 disables it).
         expert_inputs: also feed the experts' standardised logit P(up) to the network.
         epochs: most epochs; patience: epochs without improvement of the validation loss before
