@@ -55,8 +55,9 @@ class UnitStore:
 
     Small and picklable: the worker that trained a unit (a Ray actor, or this process with the local backend)
     saves it (:meth:`save`): each asset's prediction rows as ``units/<unit id>/<symbol>.parquet``, a final-fold
-    unit's model as ``models/<group>.pkl`` (a refit unit's as ``models/refit/<group>.pkl``), and the rest of the result (timings, FFD orders, gate and
-    policy records) as ``units/<unit id>.pkl``. The driver keeps only that small rest.
+    unit's model as ``models/<group>.pkl`` (a refit unit's as ``models/refit/<group>.pkl``), and the rest of the
+    result (timings, FFD orders, gate and policy records) as ``units/<unit id>.pkl``. The driver keeps only that
+    small rest.
     """
 
     def __init__(self, storage: Storage):
