@@ -339,8 +339,10 @@ class FleetConfig(_Section):
     refit: bool = setting(False, group="Validation",
                           help="After the walk-forward, fit every unit once more on all the data up to the last bar "
                           "(before the hold-out); fleet serve and fleet.Run.predict then use these models.",
-                          details="The refit predicts no test block and is in no results table; its models are "
-                          "`models/refit/` ([run-directory.md](run-directory.md)).")
+                          details="The same units and task graph, clustering and market factor fitted on the whole "
+                          "window; with `--holdout-days` the window ends before the hold-out, which stays unseen. It "
+                          "predicts no test block and is in no results table; its models are `models/refit/` "
+                          "([serving.md](serving.md)). In a spec: `refit: true`.")
     out: str | None = setting(None, flags=("-o", "--out"), group="Output", unset="runs/<UTC timestamp>",
                               help="Run directory (must not exist), or an object-store URI s3://BUCKET/PREFIX or "
                               "gs://BUCKET/PREFIX (must be empty).", details="For an S3-compatible server add "
