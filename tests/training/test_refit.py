@@ -170,3 +170,22 @@ def test_models_response_names_the_refit_and_its_last_bar(runs):
     p_served = refit.predict(own, all_bars=True).set_index("timestamp")["p_up"]
     both = p_served.index.intersection(p_fold.index)
     assert len(both) > 1000 and (p_fold[both] - p_served[both]).abs().max() > 1e-3
+
+
+@pytest.mark.slow
+def test_the_refit_runs_the_whole_task_graph_alike_on_ray_and_locally(tmp_path, ray_session):
+    """A mixture (inner folds, gate, policy) per cluster: the refit's models are the same from Ray actors."""
+    base = dict(data={"days": 90}, synthetic={"n_clusters": 2, "assets_per_cluster": 2}, validation={"folds": 2},
+                seed=3, refit=True, strategy="hierarchical",
+                model={"experts": ["trend", "momentum"], "trend": {"max_iter": 40}})
+    runs = {backend: fleet.train(None, base, out=str(tmp_path / backend), backend=backend, echo=None)
+            for backend in ("local", "ray")}
+    local, remote = runs["local"], runs["ray"]
+    assert json.loads((local.path / L.REFIT_INDEX).read_text()) == json.loads((remote.path / L.REFIT_INDEX).read_text())
+    tasks = remote.manifest["refit"]["tasks"]
+    assert {"prepare", "inner", "gate", "full", "assemble"} <= {t["phase"] for t in tasks}
+    assert all(t["node_id"] for t in tasks)  # run as Ray actor calls
+    bars = _bars()
+    own = bars[bars["symbol"] == "C1S0"]  # any bars under a served symbol: both runs answer the same input
+    assert local.served_model == remote.served_model == "refit"
+    pd.testing.assert_frame_equal(local.predict(own, all_bars=True), remote.predict(own, all_bars=True))
