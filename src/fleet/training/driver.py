@@ -38,7 +38,7 @@ from fleet.training.graph import Timed, check_config
 from fleet.training.context import Echo, RunContext, RunSummary, records
 from fleet.training.inputs import check_history, load_inputs, run_registry
 from fleet.training.plan import plan_fold, with_run_size
-from fleet.training.refit import last_bar, plan_refit, refit_window
+from fleet.training.refit import add_refit, refit_window
 from fleet.training.unit import UnitFailure, UnitResult, train_unit
 
 __all__ = ["RunSummary", "SeedsSummary", "load_inputs", "resume_fleet", "run_fleet", "run_seeds"]
@@ -250,23 +250,12 @@ def _fit_markets(ctx: RunContext, all_returns: pd.DataFrame, late: dict[int, dic
                                is_final=fold.index == folds[-1].index)
     ctx.units = with_run_size(ctx.units)
     if ctx.refit_window is not None:
-        _plan_refit(ctx, fits[-1][0], asset_ids)
+        add_refit(ctx, fits[-1][0], asset_ids)
     final = ctx.markets[-1]
     method = "PCA" if config.market.factor_method is FactorMethod.pca else config.market.factor_method.value
     echo(f"Dominant cluster {final.clusters.dominant_cluster} ({final.clusters.dominant_reason}): "
          f"{fmt_members(final.clusters.members[final.clusters.dominant_cluster])}; "
          f"{method} explained variance {final.explained_variance:.1%} (last fold's training window)")
-
-
-def _plan_refit(ctx: RunContext, market, asset_ids: dict[str, int]) -> None:
-    """The refit's market fit and units into ``ctx`` (after the walk-forward's units, which they do not change)."""
-    ctx.refit_market = market
-    ctx.echo(f"  refit: train {market.fold.train_start:%Y-%m-%d} -> {last_bar(market.fold):%Y-%m-%d %H:%M} "
-             f"(last bar{' before the hold-out' if ctx.config.validation.holdout_days > 0 else ''}), no test | "
-             f"clusters {fmt_cluster_map(market.clusters)} | factor explained variance "
-             f"{market.explained_variance:.1%}")
-    ctx.units += plan_refit(config=ctx.config, features=ctx.features, market=market, timeline_end=ctx.timeline_end,
-                            asset_ids=asset_ids, run_units=len(ctx.units))
 
 
 def _echo_experts(ctx: RunContext) -> None:

@@ -27,6 +27,7 @@ from fleet.training.unit import TrainingUnit
 
 if TYPE_CHECKING:
     from fleet.market.fold import FoldMarket
+    from fleet.training.context import RunContext
 
 #: A training window ends before its ``train_end``; the refit's includes its last bar, so it ends just after it.
 _AFTER = pd.Timedelta(1, "ns")
@@ -73,6 +74,20 @@ def plan_refit(*, config: FleetConfig, features: FeatureSpec, market: "FoldMarke
                       asset_ids={s: i for s, i in asset_ids.items() if s in market.clusters.cluster_map},
                       cluster_of=market.clusters.cluster_map, factor=market.factor, is_final=True)
     return [replace(u, unit_id=f"{REFIT_UNIT}/{u.group}", run_units=run_units) for u in units]
+
+
+def add_refit(ctx: "RunContext", market: "FoldMarket", asset_ids: Mapping[str, int]) -> None:
+    """The refit's market fit and units (:func:`plan_refit`) into the run's context, after the walk-forward's units
+    (whose planning they leave as it is), with one progress line."""
+    from fleet.market.fold import fmt_cluster_map
+
+    ctx.refit_market = market
+    before = " before the hold-out" if ctx.config.validation.holdout_days > 0 else ""
+    ctx.echo(f"  refit: train {market.fold.train_start:%Y-%m-%d} -> {last_bar(market.fold):%Y-%m-%d %H:%M} "
+             f"(last bar{before}), no test | clusters {fmt_cluster_map(market.clusters)} | "
+             f"factor explained variance {market.explained_variance:.1%}")
+    ctx.units += plan_refit(config=ctx.config, features=ctx.features, market=market, timeline_end=ctx.timeline_end,
+                            asset_ids=asset_ids, run_units=len(ctx.units))
 
 
 def trained_until(unit: TrainingUnit, frames: Mapping[str, pd.DataFrame], symbols) -> pd.Timestamp:
