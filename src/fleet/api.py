@@ -226,9 +226,22 @@ class Run:
 
     @cached_property
     def models(self) -> dict[str, Any]:
-        """The last fold's fitted unit models by unit (``cluster0``, a symbol, or ``global``):
+        """The served unit models by unit (``cluster0``, a symbol, or ``global``): the refit's when the run was
+        trained with ``refit=True``, else the last fold's (:attr:`served_model` says which);
         :class:`fleet.models.artifact.UnitModel` (``.estimator`` follows the scikit-learn contract)."""
         return self._predictor.units
+
+    @property
+    def served_model(self) -> str:
+        """Which models :meth:`predict` (and ``fleet serve``) use: ``"refit"`` (fitted on all the data up to its last
+        bar, ``refit=True``) or ``"fold <k>"`` (the walk-forward's last fold)."""
+        return self._predictor.served_model
+
+    @property
+    def trained_until(self) -> dict[str, pd.Timestamp]:
+        """Unit -> the end of its served model's training data (UTC): a refit model's last bar, or the end
+        (exclusive) of the last fold's training window; as ``GET /v1/models`` states it."""
+        return {unit: model.trained_until for unit, model in self.models.items()}
 
     @cached_property
     def assets(self) -> pd.DataFrame:
@@ -262,7 +275,7 @@ class Run:
 
     def predict(self, frame: pd.DataFrame, all_bars: bool = False, *, id_col: str = "symbol",
                 time_col: str = "timestamp", price_col: str = "close") -> pd.DataFrame:
-        """P(up) from the run's last-fold models, as ``POST /v1/predict`` answers it.
+        """P(up) from the run's served models (:attr:`served_model`), as ``POST /v1/predict`` answers it.
 
         Args:
             frame: bars as a long DataFrame (timestamp, symbol, close and the columns the model uses,

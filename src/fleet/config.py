@@ -339,6 +339,13 @@ class FleetConfig(_Section):
                                  details="`benchmarks/paired.py RUN_A RUN_B` compares two strategies on the same rows "
                                  "with paired standard errors.")
     seed: int = setting(0, group="Validation", help="Random seed: the same seed gives the same results on any backend.")
+    refit: bool = setting(False, group="Validation",
+                          help="After the walk-forward, fit every unit once more on all the data up to the last bar "
+                          "(before the hold-out); fleet serve and fleet.Run.predict then use these models.",
+                          details="The same units and task graph, clustering and market factor fitted on the whole "
+                          "window; with `--holdout-days` the window ends before the hold-out, which stays unseen. It "
+                          "predicts no test block and is in no results table; its models are `models/refit/` "
+                          "([serving.md](serving.md)). In a spec: `refit: true`.")
     out: str | None = setting(None, flags=("-o", "--out"), group="Output", unset="runs/<UTC timestamp>",
                               help="Run directory (must not exist), or an object-store URI s3://BUCKET/PREFIX or "
                               "gs://BUCKET/PREFIX (must be empty).", details="For an S3-compatible server add "

@@ -41,7 +41,8 @@ class UnitModel:
         estimator: fitted estimator (scikit-learn contract, ``predict_proba`` -> (n, 2)).
         preprocessors: per-asset FFD order and feature scaling fitted on the training window.
         feature_names: input columns in order (``asset_id`` last).
-        trained_until: end of the training window (exclusive), UTC.
+        trained_until: end of the training data, UTC: a fold's training window's end (exclusive), or for a model
+            refitted on all the data (``--refit``) the last bar it was trained on.
         config: the resolved run configuration as a dict.
         policy: the unit's trading policy (:meth:`fleet.evaluation.costaware.TradingPolicy.to_dict`), chosen on
             the training window; None: the run's fixed long rule ``p_up > policy.threshold``.

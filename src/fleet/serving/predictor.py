@@ -6,8 +6,11 @@ are computed here with the pipeline training uses (:meth:`fleet.models.artifact.
 stores (``UnitModel.features``, never rebuilt from the run's config), so a request made of bars from the training
 data gets the same p_up as training to floating-point precision.
 
-Market factor: the model's ``market_factor`` input is looked up in the run's stored factor
-(``market_factor.parquet``, the last fold's factor on the UTC grid) at each candle's exact
+Which models: the refit's (``models/refit/``, written by ``fleet train --refit``) when the run has them, else the
+last fold's (``models/``); :attr:`FleetPredictor.served_model` says which ("refit" or "fold <k>").
+
+Market factor: the model's ``market_factor`` input is looked up in the served models' stored factor
+(``market_factor.parquet``, the last fold's factor on the UTC grid, or the refit's) at each candle's exact
 timestamp; a timestamp not on that grid (e.g. any bar after the run's data ended) gets 0, the
 neutral value — the same rule as training (``asset_features`` fills gaps with 0).
 
@@ -37,8 +40,8 @@ from fleet.features.pipeline import FACTOR, feature_group_warmup
 from fleet.features.spec import FeatureSpec
 from fleet.models.artifact import UnitModel, load_unit_model
 from fleet.serving.schema import CandleColumns, PredictRequest, PredictResponse, ServedPolicy
-from fleet.store.layout import (ASSET_REGISTRY, MANIFEST, MARKET_FACTOR, MODELS_INDEX, REQUIRED_FILES,
-                                RESULTS_PER_ASSET, RunLayout)
+from fleet.store.layout import (ASSET_REGISTRY, MANIFEST, MARKET_FACTOR, MODELS_INDEX, REFIT_FACTOR, REFIT_INDEX,
+                                REQUIRED_FILES, RESULTS_PER_ASSET, RunLayout)
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
@@ -89,6 +92,10 @@ class FleetPredictor:
     Args:
         run_dir: a directory written by ``fleet train``.
 
+    Attributes:
+        units: group -> the served :class:`UnitModel` (the refit's when the run has ``models/refit/``, else the
+            last fold's). served_model: which: ``"refit"`` or ``"fold <k>"`` (k: the last fold's index).
+
     Raises:
         RunDirectoryError: the directory or one of :data:`REQUIRED_FILES` / a model file is missing or
             unreadable (the message names the file).
@@ -109,11 +116,16 @@ class FleetPredictor:
         self.bar = pd.Timedelta(manifest.get("data", {}).get("bar", "1h"))
         self.threshold = float(self.config["policy"]["threshold"])
         self.experts = list(self.config.get("model", {}).get("experts", ["trend"]))
-        self._load_units(layout)
+        # The refit's models (--refit) when the run has them, else the last fold's; each with its market factor.
+        refit = layout.has(REFIT_INDEX)
+        folds = manifest.get("folds") or [{}]
+        self.served_model = "refit" if refit else f"fold {folds[-1].get('index', len(folds) - 1)}"
+        self._load_units(layout, REFIT_INDEX if refit else MODELS_INDEX)
+        factor_file = REFIT_FACTOR if refit else MARKET_FACTOR
         try:
-            self.factor = layout.read_market_factor().rename(FACTOR)
+            self.factor = layout.read_market_factor(factor_file).rename(FACTOR)
         except (OSError, KeyError, ValueError) as err:
-            raise RunDirectoryError(f"{layout.describe(MARKET_FACTOR)}: unreadable ({err}); expected columns "
+            raise RunDirectoryError(f"{layout.describe(factor_file)}: unreadable ({err}); expected columns "
                                     "timestamp, market_factor") from None
         self.assets: dict[str, AssetInfo] = {}
         for group, model in self.units.items():
@@ -130,16 +142,17 @@ class FleetPredictor:
         self.horizon = int(self.config.get("labels", {}).get("horizon", 1))
         self.registry_version = self._registry_version(layout)
 
-    def _load_units(self, layout: RunLayout) -> None:
-        """Every unit model listed in ``models/index.json`` (unpickled: serve only runs you trust)."""
-        index = _read(layout, MODELS_INDEX, layout.read_json)
+    def _load_units(self, layout: RunLayout, index_file: str) -> None:
+        """Every unit model listed in ``index_file`` (``models/index.json`` or ``models/refit/index.json``;
+        unpickled: serve only runs you trust)."""
+        index = _read(layout, index_file, layout.read_json)
         if not index:
-            raise RunDirectoryError(f"{layout.describe(MODELS_INDEX)}: lists no unit model")
+            raise RunDirectoryError(f"{layout.describe(index_file)}: lists no unit model")
         self.units: dict[str, UnitModel] = {}
         self.unit_meta: dict[str, dict] = {}
         for group, entry in sorted(index.items()):
             if not layout.has(entry["file"]):
-                raise RunDirectoryError(f"{layout.describe()}: missing {entry['file']} (listed in {MODELS_INDEX} "
+                raise RunDirectoryError(f"{layout.describe()}: missing {entry['file']} (listed in {index_file} "
                                         f"for unit {group!r})")
             try:
                 self.units[group] = load_unit_model(layout.storage.read_bytes(entry["file"]),
@@ -210,7 +223,8 @@ class FleetPredictor:
         return info
 
     def describe(self) -> dict:
-        """What GET /v1/models returns: run id, threshold, units with their assets and metrics."""
+        """What GET /v1/models returns: run id, threshold, units with their assets and metrics, and per unit which
+        model answers (:attr:`served_model`) and the end of its training data (``trained_until``)."""
         units = []
         for group, model in self.units.items():
             assets = []
@@ -219,7 +233,8 @@ class FleetPredictor:
                 assets.append({"symbol": symbol, "asset_id": a.asset_id, "ffd_d": a.d,
                                "required_bars": a.required_bars, "recommended_bars": a.recommended_bars,
                                "columns": list(a.columns), "metrics": self.metrics.get(symbol, {})})
-            units.append({"unit": group, "trained_until": model.trained_until.isoformat(),
+            units.append({"unit": group, "model": self.served_model,
+                          "trained_until": model.trained_until.isoformat(),
                           "registry_version": self.registry_version,
                           "features": list(model.feature_names), "experts": self.experts, "assets": assets})
         return {"model_version": self.model_version, "threshold": self.threshold,

@@ -247,7 +247,8 @@ class PredictResponse(BaseModel):
     as_of: datetime = Field(description="timestamp of the last candle, UTC")
     horizon_bars: int = Field(ge=1, description="label horizon: p_up is about the log return from the last "
                                                 "candle's close to the close horizon_bars bars later")
-    trained_until: datetime = Field(description="end of the answering model's training window (exclusive), UTC")
+    trained_until: datetime = Field(description="end of the answering model's training data, UTC: a fold's "
+                                    "training window's end (exclusive) or, for a refit model, its last bar")
     registry_version: int = Field(ge=1, description="version of the asset registry the run trained with "
                                                     "(asset_id is stable across runs sharing the registry)")
 
@@ -291,7 +292,11 @@ class UnitModelInfo(BaseModel):
     """One training unit's served model (GET /v1/models)."""
 
     unit: str
-    trained_until: datetime = Field(description="end of the training window (exclusive), UTC")
+    model: str = Field(description="which model answers: \"refit\" (fitted on all the data, `fleet train --refit`) "
+                       "or \"fold <k>\" (the walk-forward's last fold)")
+    trained_until: datetime = Field(description="end of the model's training data, UTC: for a fold's model the end "
+                                    "of its training window (exclusive), for a refit model the last bar it was "
+                                    "trained on (the data's last bar, or the last before the hold-out)")
     registry_version: int = Field(ge=1, description="version of the asset registry this model's asset ids "
                                                     "come from (the run's)")
     features: list[str]

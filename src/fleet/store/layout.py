@@ -20,7 +20,9 @@ run directory. A complete run directory holds (``*``: in :data:`REQUIRED_FILES`)
     market_factor.parquet*    columns timestamp, market_factor (last fold's factor)
     asset_registry.json*      the asset ids the run trained with
     models/index.json*        group -> {file, assets, trained_until, features}
-    models/<group>.pkl        the served unit models (pickles)
+    models/<group>.pkl        the last fold's unit models (pickles)
+    models/refit/             only with --refit: index.json, <group>.pkl and market_factor.parquet of the
+                              units refitted on all the data; served instead of the last fold's when present
     report/                   the HTML report (``fleet report``)
 
 Every run also keeps ``run.json`` (the plan saved when it started: configuration, unit ids,
@@ -62,6 +64,11 @@ MARKET_FACTOR = "market_factor.parquet"
 ASSET_REGISTRY = "asset_registry.json"
 MODELS_DIR = "models"
 MODELS_INDEX = f"{MODELS_DIR}/index.json"
+REFIT_DIR = f"{MODELS_DIR}/refit"
+REFIT_INDEX = f"{REFIT_DIR}/index.json"
+REFIT_FACTOR = f"{REFIT_DIR}/market_factor.parquet"
+#: The first part of a refit unit's id (``refit/<group>``; a fold's units are ``fold<k>/<group>``).
+REFIT_UNIT = "refit"
 PREDICTIONS_DIR = "predictions"
 HOLDOUT_PREDICTIONS_DIR = "holdout_predictions"
 REPORT_DIR = "report"
@@ -88,9 +95,14 @@ def prediction_file(symbol: str, holdout: bool = False) -> str:
     return f"{HOLDOUT_PREDICTIONS_DIR if holdout else PREDICTIONS_DIR}/{symbol}.parquet"
 
 
-def model_file(group: str) -> str:
-    """``models/<group>.pkl``: one unit's served model."""
-    return f"{MODELS_DIR}/{group}.pkl"
+def model_file(group: str, refit: bool = False) -> str:
+    """``models/<group>.pkl``: one group's model of the last fold; ``models/refit/<group>.pkl``: its refit."""
+    return f"{REFIT_DIR if refit else MODELS_DIR}/{group}.pkl"
+
+
+def is_refit_unit(unit_id: str) -> bool:
+    """Whether ``unit_id`` names a refit unit (``refit/<group>``) rather than a fold's."""
+    return unit_id.startswith(f"{REFIT_UNIT}/")
 
 
 def unit_part_file(unit_id: str, symbol: str) -> str:
@@ -98,10 +110,11 @@ def unit_part_file(unit_id: str, symbol: str) -> str:
     return f"{UNITS_DIR}/{unit_id}/{symbol}.parquet"
 
 
-def model_entry(group: str, model: Any) -> dict:
-    """The ``models/index.json`` entry of one group's model (``assets``, ``trained_until``, ``feature_names``)."""
-    return {"file": model_file(group), "assets": model.assets, "trained_until": model.trained_until.isoformat(),
-            "features": model.feature_names}
+def model_entry(group: str, model: Any, refit: bool = False) -> dict:
+    """The ``models/index.json`` (``models/refit/index.json``) entry of one group's model (``assets``,
+    ``trained_until``, ``feature_names``)."""
+    return {"file": model_file(group, refit), "assets": model.assets,
+            "trained_until": model.trained_until.isoformat(), "features": model.feature_names}
 
 
 def unit_files(unit_id: str) -> tuple[str, str]:
@@ -159,9 +172,9 @@ class RunLayout:
             self.write_parquet(prediction_file(str(symbol), holdout),
                                rows[columns].sort_values("timestamp").reset_index(drop=True))
 
-    def write_market_factor(self, factor: pd.Series) -> None:
-        """The factor series (DatetimeIndex) as columns timestamp, market_factor."""
-        self.write_parquet(MARKET_FACTOR, factor.rename("market_factor").rename_axis("timestamp").reset_index())
+    def write_market_factor(self, factor: pd.Series, relative: str = MARKET_FACTOR) -> None:
+        """The factor series (DatetimeIndex) as columns timestamp, market_factor (the refit's: ``REFIT_FACTOR``)."""
+        self.write_parquet(relative, factor.rename("market_factor").rename_axis("timestamp").reset_index())
 
     def write_registry(self, registry: dict) -> None:
         self.write_bytes(ASSET_REGISTRY, (json.dumps(registry, indent=2) + "\n").encode())
@@ -214,13 +227,14 @@ class RunLayout:
     def read_manifest(self) -> dict:
         return self.read_json(MANIFEST)
 
-    def read_market_factor(self) -> pd.Series:
-        """The stored factor as a float64 Series on a UTC DatetimeIndex.
+    def read_market_factor(self, relative: str = MARKET_FACTOR) -> pd.Series:
+        """The stored factor (the last fold's, or the refit's: ``REFIT_FACTOR``) as a float64 Series on a UTC
+        DatetimeIndex.
 
         Raises:
             KeyError: the file lacks the timestamp or market_factor column.
         """
-        stored = self.read_parquet(MARKET_FACTOR)
+        stored = self.read_parquet(relative)
         ts = pd.DatetimeIndex(pd.to_datetime(stored["timestamp"], utc=True))
         return pd.Series(stored["market_factor"].to_numpy(dtype="float64"), index=ts, name="market_factor")
 

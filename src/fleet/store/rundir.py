@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from fleet.errors import ConfigError, RunDirectoryError
-from fleet.store.layout import (MANIFEST, STATE_FILE, UNITS_DIR, RunLayout, model_entry, model_file, unit_files,
-                                unit_part_file)
+from fleet.store.layout import (MANIFEST, STATE_FILE, UNITS_DIR, RunLayout, is_refit_unit, model_entry, model_file,
+                                unit_files, unit_part_file)
 from fleet.store.location import Storage, display_location, is_uri, local_path, one_line
 
 
@@ -55,8 +55,9 @@ class UnitStore:
 
     Small and picklable: the worker that trained a unit (a Ray actor, or this process with the local backend)
     saves it (:meth:`save`): each asset's prediction rows as ``units/<unit id>/<symbol>.parquet``, a final-fold
-    unit's served model as ``models/<group>.pkl``, and the rest of the result (timings, FFD orders, gate and
-    policy records) as ``units/<unit id>.pkl``. The driver keeps only that small rest.
+    unit's model as ``models/<group>.pkl`` (a refit unit's as ``models/refit/<group>.pkl``), and the rest of the
+    result (timings, FFD orders, gate and policy records) as ``units/<unit id>.pkl``. The driver keeps only that
+    small rest.
     """
 
     def __init__(self, storage: Storage):
@@ -98,8 +99,9 @@ class UnitStore:
             kept.predictions = None
         model = getattr(result, "model", None)
         if model is not None:
-            self._put(model_file(result.group), pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), files)
-            kept.model, kept.model_info = None, model_entry(result.group, model)
+            refit = is_refit_unit(unit_id)  # a refit unit's model: models/refit/<group>.pkl
+            self._put(model_file(result.group, refit), pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), files)
+            kept.model, kept.model_info = None, model_entry(result.group, model, refit)
         data = pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL)
         pkl, done = unit_files(unit_id)
         self.storage.write_bytes(pkl, data, atomic=True)

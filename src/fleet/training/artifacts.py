@@ -21,7 +21,7 @@ from fleet.evaluation.tables import BASE_RATE_SHOWN, EXPERT_LEVELS, fold_order, 
 from fleet.models.artifact import load_unit_model
 from fleet.store import display_location, is_uri
 from fleet.store import layout as L
-from fleet.store.layout import model_file
+from fleet.store.layout import is_refit_unit, model_file
 from fleet.training.context import RunContext, RunSummary
 from fleet.training.graph import Timed
 from fleet.training.holdout import predict_holdout
@@ -65,13 +65,9 @@ def versions() -> dict[str, str]:
     return out
 
 
-def write_run(ctx: RunContext, results: list[UnitResult], backend) -> RunSummary:
-    """Tables, predictions, models and manifest from every unit's saved result; commits the run into place.
-
-    ``results`` are what the workers kept of each unit (:meth:`fleet.store.UnitStore.save`: no prediction rows,
-    no model); the prediction files and tables are built by ``backend`` tasks (:mod:`fleet.training.outputs`).
-    """
-    results.sort(key=lambda r: (r.fold, r.group))
+def _gate_warnings(ctx: RunContext, results: list[UnitResult]) -> None:
+    """One console line for the units whose gate had no inner out-of-fold row, one for the units the guard sent
+    to their best single expert (counts; the units are in the manifest)."""
     gated = [r for r in results if r.gate]
     no_rows = [r for r in gated if not r.gate.get("oof_rows")]
     if no_rows:
@@ -82,9 +78,24 @@ def write_run(ctx: RunContext, results: list[UnitResult], backend) -> RunSummary
     if guarded:
         ctx.note(f"gate guard: {len(guarded)} of {len(gated)} units answer with their best single expert (the "
                  "cross-fitted gate lost to it on the inner out-of-fold rows); manifest units[].gate.fallback")
+
+
+def write_run(ctx: RunContext, results: list[UnitResult], backend) -> RunSummary:
+    """Tables, predictions, models and manifest from every unit's saved result; commits the run into place.
+
+    ``results`` are what the workers kept of each unit (:meth:`fleet.store.UnitStore.save`: no prediction rows,
+    no model); the prediction files and tables are built by ``backend`` tasks (:mod:`fleet.training.outputs`).
+    Refit units' results (``--refit``) are in no table: they add ``models/refit/`` and ``manifest.json["refit"]``.
+    """
+    refit = [r for r in results if is_refit_unit(r.unit_id)]  # served models only: in no table
+    results = sorted((r for r in results if not is_refit_unit(r.unit_id)), key=lambda r: (r.fold, r.group))
+    _gate_warnings(ctx, results)
     ev = evaluate(ctx, results, backend)
     write_files(ctx, results, ev)
-    ctx.rundir.layout.write_manifest(manifest(ctx, results, ev))  # last: marks the run complete
+    record = manifest(ctx, results, ev)
+    if ctx.refit_market is not None:
+        record["refit"] = write_refit(ctx, refit)
+    ctx.rundir.layout.write_manifest(record)  # last: marks the run complete
     out = ctx.rundir.commit()
     report = _report(ctx, out)
     final = ctx.markets[-1]
@@ -257,6 +268,21 @@ def write_files(ctx: RunContext, results: list[UnitResult], ev: Evaluated) -> No
     layout.write_market_factor(final.factor)
     layout.write_registry(ctx.registry.to_dict())
     layout.write_json(L.MODELS_INDEX, {r.group: r.model_info for r in results if r.model_info})
+
+
+def write_refit(ctx: RunContext, refit: list[UnitResult]) -> dict:
+    """The refit's ``models/refit/index.json`` and market factor (its models were saved by the workers); returns
+    ``manifest.json["refit"]`` (:func:`fleet.training.refit.refit_record`)."""
+    from fleet.training.refit import refit_record
+
+    layout = ctx.rundir.layout
+    refit = sorted(refit, key=lambda r: r.group)
+    layout.write_market_factor(ctx.refit_market.factor, L.REFIT_FACTOR)
+    layout.write_json(L.REFIT_INDEX, {r.group: r.model_info for r in refit if r.model_info})
+    last = max(pd.Timestamp(r.model_info["trained_until"]) for r in refit)
+    ctx.echo(f"Refit: {len(refit)} unit(s) trained on {ctx.refit_market.fold.train_start:%Y-%m-%d} -> "
+             f"{last:%Y-%m-%d %H:%M} -> {L.REFIT_DIR}/ (served instead of the last fold's models)")
+    return refit_record(ctx.refit_market, refit)
 
 
 def manifest(ctx: RunContext, results: list[UnitResult], ev: Evaluated) -> dict:

@@ -42,6 +42,8 @@ class RunContext:
         run_tasks: records of the run-level backend tasks (market fits, outputs; :class:`~fleet.training.graph.Timed`).
         features: the run's feature settings, built here once from ``config`` (:meth:`FeatureSpec.from_config`);
             the history check and every unit read them, and each unit's served model stores them.
+        refit_window, refit_market: with ``--refit``, the refit's window (:func:`fleet.training.refit.refit_window`)
+            and its market fit; None without.
     """
 
     config: FleetConfig
@@ -64,6 +66,8 @@ class RunContext:
     training: dict = field(default_factory=dict)
     run_tasks: list[dict] = field(default_factory=list)
     features: FeatureSpec = field(init=False)
+    refit_window: Fold | None = None
+    refit_market: FoldMarket | None = None
 
     def __post_init__(self) -> None:
         self.features = FeatureSpec.from_config(self.config)

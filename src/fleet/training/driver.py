@@ -39,6 +39,7 @@ from fleet.training.graph import Timed, check_config
 from fleet.training.context import Echo, RunContext, RunSummary, records
 from fleet.training.inputs import check_history, load_inputs, run_registry
 from fleet.training.plan import plan_fold, with_run_size
+from fleet.training.refit import add_refit, refit_window
 from fleet.training.unit import UnitFailure, UnitResult, train_unit
 
 __all__ = ["RunSummary", "SeedsSummary", "load_inputs", "resume_fleet", "run_fleet", "run_seeds"]
@@ -219,6 +220,8 @@ def _load(ctx: RunContext, frame: pd.DataFrame | None,
     ctx.folds = splitter.folds(all_ts)
     late = check_history(config, panel, ctx.features)
     ctx.timeline_end = all_ts.max() - holdout
+    if config.refit:
+        ctx.refit_window = refit_window(ctx.folds, all_ts, ctx.timeline_end)
     closes = {s: f["close"] for s, f in panel.frames.items()}
     # The whole-timeline returns only carry the fitted factor forward; overlap is checked per fold.
     all_returns = align_log_returns(closes, bar=panel.bar, max_ffill=config.market.max_ffill, min_overlap=0.0)
@@ -235,8 +238,9 @@ def _fit_markets(ctx: RunContext, all_returns: pd.DataFrame, late: dict[int, dic
          f"{config.validation.embargo_bars} bars; clustering and {config.market.factor_method.value} factor "
          "refitted on each fold's training window")
     asset_ids = {s: ctx.registry.id_of(s) for s in ctx.panel.symbols}
+    windows = [*folds, *([ctx.refit_window] if ctx.refit_window is not None else [])]
     fits = backend.map(Timed(fit_fold_market, "market", ("fold",)),
-                       [{"fold": fold, "short": late.get(fold.index)} for fold in folds],
+                       [{"fold": fold, "short": late.get(fold.index)} for fold in windows],
                        {"panel": ctx.panel, "all_returns": all_returns, "config": config})
     ctx.run_tasks += [rec for _, rec in fits]
     for fold, (fm, _) in zip(folds, fits):
@@ -252,6 +256,8 @@ def _fit_markets(ctx: RunContext, all_returns: pd.DataFrame, late: dict[int, dic
                                cluster_of=fm.clusters.cluster_map, factor=fm.factor,
                                is_final=fold.index == folds[-1].index)
     ctx.units = with_run_size(ctx.units)
+    if ctx.refit_window is not None:
+        add_refit(ctx, fits[-1][0], asset_ids)
     final = ctx.markets[-1]
     method = "PCA" if config.market.factor_method is FactorMethod.pca else config.market.factor_method.value
     echo(f"Dominant cluster {final.clusters.dominant_cluster} ({final.clusters.dominant_reason}): "

@@ -187,10 +187,12 @@ def assemble_result(unit: TrainingUnit, frames: dict[str, pd.DataFrame], ds, mod
     preds["gate_fallback"] = np.int8(bool(gate and gate.get("fallback")))
     kept = None
     if unit.is_final:
+        from fleet.training.refit import trained_until
+
         kept = UnitModel(group=unit.group, assets={s: unit.assets[s] for s in ds.preprocessors}, estimator=model,
                          preprocessors=ds.preprocessors, feature_names=ds.feature_names,
-                         trained_until=unit.fold.train_end, config=cfg.to_dict(), policy=policy, meta=meta,
-                         features=unit.features)
+                         trained_until=trained_until(unit, frames, ds.preprocessors), config=cfg.to_dict(),
+                         policy=policy, meta=meta, features=unit.features)
     return UnitResult(
         unit_id=unit.unit_id, group=unit.group, fold=unit.fold.index, assets=sorted(unit.assets), predictions=preds,
         d_by_asset={s: p.d for s, p in ds.preprocessors.items()}, n_train=len(ds.X_train), n_test=len(ds.X_test),
