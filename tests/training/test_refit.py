@@ -23,7 +23,7 @@ from fleet.evaluation.splits import Fold
 from fleet.serving.predictor import FleetPredictor
 from fleet.serving.schema import ModelsResponse
 from fleet.store import layout as L
-from fleet.training.refit import last_bar, refit_window
+from fleet.training.refit_window import last_bar, refit_window
 
 SYMBOLS = ["C0S0", "C1S0"]
 HORIZON = 4

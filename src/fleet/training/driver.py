@@ -39,7 +39,8 @@ from fleet.training.graph import Timed, check_config
 from fleet.training.context import Echo, RunContext, RunSummary, records
 from fleet.training.inputs import check_history, load_inputs, run_registry
 from fleet.training.plan import plan_fold, with_run_size
-from fleet.training.refit import add_refit, refit_window
+from fleet.training.refit import add_refit
+from fleet.training.refit_window import refit_window
 from fleet.training.unit import UnitFailure, UnitResult, train_unit
 
 __all__ = ["RunSummary", "SeedsSummary", "load_inputs", "resume_fleet", "run_fleet", "run_seeds"]

@@ -187,7 +187,7 @@ def assemble_result(unit: TrainingUnit, frames: dict[str, pd.DataFrame], ds, mod
     preds["gate_fallback"] = np.int8(bool(gate and gate.get("fallback")))
     kept = None
     if unit.is_final:
-        from fleet.training.refit import trained_until
+        from fleet.training.refit_window import trained_until
 
         kept = UnitModel(group=unit.group, assets={s: unit.assets[s] for s in ds.preprocessors}, estimator=model,
                          preprocessors=ds.preprocessors, feature_names=ds.feature_names,

@@ -19,49 +19,21 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from fleet.config import FleetConfig
-from fleet.evaluation.splits import Fold
 from fleet.features.spec import FeatureSpec
-from fleet.store.layout import REFIT_UNIT, is_refit_unit
+from fleet.store.layout import REFIT_UNIT
 from fleet.training.plan import plan_fold
+from fleet.training.refit_window import last_bar
 from fleet.training.unit import TrainingUnit
 
 if TYPE_CHECKING:
     from fleet.market.fold import FoldMarket
     from fleet.training.context import RunContext
 
-#: A training window ends before its ``train_end``; the refit's includes its last bar, so it ends just after it.
-_AFTER = pd.Timedelta(1, "ns")
-
-
-def refit_window(folds: list[Fold], timeline: pd.DatetimeIndex, timeline_end: pd.Timestamp) -> Fold:
-    """The refit's window: training rows from the first fold's start up to and including the timeline's last bar
-    at or before ``timeline_end`` (labels end there at the latest), an empty test block after it.
-
-    Args:
-        folds: the walk-forward folds (the refit's ``index`` is one past the last one's).
-        timeline: every bar time of the run (union over assets, UTC), hold-out included.
-        timeline_end: the last timestamp before the hold-out (the data's end without one).
-
-    Raises:
-        ValueError: no bar at or before ``timeline_end`` (the walk-forward would have failed first).
-    """
-    inside = timeline[timeline <= timeline_end]
-    if not len(inside):
-        raise ValueError(f"refit: no bar at or before {timeline_end}")
-    end = inside.max() + _AFTER
-    return Fold(index=folds[-1].index + 1, train_start=folds[0].train_start, train_end=end, test_start=end,
-                test_end=end)
-
-
-def last_bar(window: Fold) -> pd.Timestamp:
-    """The last bar time inside the refit window (``train_end`` is just after it)."""
-    return window.train_end - _AFTER
-
-
 def plan_refit(*, config: FleetConfig, features: FeatureSpec, market: "FoldMarket", timeline_end: pd.Timestamp,
                asset_ids: Mapping[str, int], run_units: int) -> list[TrainingUnit]:
     """The refit units: :func:`~fleet.training.plan.plan_fold` on the refit window with the refit's market fit
-    (``market.fold`` is the window of :func:`refit_window`), each named ``refit/<group>`` and keeping its model.
+    (``market.fold`` is the window of :func:`fleet.training.refit_window.refit_window`), each named
+    ``refit/<group>`` and keeping its model.
 
     Args:
         asset_ids: symbol -> registry id of every asset of the run (those the refit clustering left out get no
@@ -88,16 +60,6 @@ def add_refit(ctx: "RunContext", market: "FoldMarket", asset_ids: Mapping[str, i
              f"factor explained variance {market.explained_variance:.1%}")
     ctx.units += plan_refit(config=ctx.config, features=ctx.features, market=market, timeline_end=ctx.timeline_end,
                             asset_ids=asset_ids, run_units=len(ctx.units))
-
-
-def trained_until(unit: TrainingUnit, frames: Mapping[str, pd.DataFrame], symbols) -> pd.Timestamp:
-    """What a unit's model states as ``trained_until``: for a fold's unit its training window's end (exclusive);
-    for a refit unit the last bar of ``symbols`` (its trained assets) inside the refit window, i.e. the newest
-    price its training labels read."""
-    if not is_refit_unit(unit.unit_id):
-        return unit.fold.train_end
-    ends = [idx[idx < unit.fold.train_end].max() for s in symbols if len(idx := frames[s].index)]
-    return max(ends) if ends else last_bar(unit.fold)
 
 
 def refit_record(market: "FoldMarket", results: list) -> dict:
