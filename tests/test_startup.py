@@ -106,7 +106,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("fleet.features",),
     ("fleet.models.specs", "fleet.models._openmp"),
     ("fleet.settings",),
-    ("fleet.config", "fleet.config_experts"),
+    ("fleet.config", "fleet.config_experts", "fleet.config_policy"),
     ("fleet.market",),
     ("fleet.models",),
     ("fleet.evaluation",),

@@ -59,7 +59,8 @@ def map_columns(frame: pd.DataFrame, *, id_col: str = "symbol", time_col: str = 
             continue  # fleet's own name: the data rules report it when it is missing
         if given not in frame.columns:
             arg = {"symbol": "id_col", "timestamp": "time_col", "close": "price_col"}[ours]
-            raise DataError(f"<DataFrame>: {arg}={given!r} is not a column (columns: {', '.join(map(str, frame.columns))})")
+            raise DataError(f"<DataFrame>: {arg}={given!r} is not a column "
+                            f"(columns: {', '.join(map(str, frame.columns))})")
         if given != ours and ours in frame.columns:
             raise DataError(f"<DataFrame>: has both {given!r} and {ours!r}; drop {ours!r} or map it instead")
     renames = {given: ours for given, ours in mapping.items() if given != ours}
@@ -177,7 +178,8 @@ class Run:
         """The run's tables by name: ``asset`` (one row per asset, out-of-sample over all folds),
         ``cluster``, ``fold`` (one row per fold and asset, plus ``ALL``), ``expert_auc``,
         ``expert_weights``, and when the run has them ``holdout``, ``forced_entry`` and ``policy``
-        (policy_comparison.csv). Columns and units as in docs/validation.md "Metrics" (returns are simple returns, 0.1 = 10 %; expectancy the net P&L per round trip)."""
+        (policy_comparison.csv). Columns and units as in docs/validation.md "Metrics" (returns are simple returns,
+        0.1 = 10 %; expectancy the net P&L per round trip)."""
         return {key: self._layout.read_csv(name) for key, name in RESULT_FILES.items() if self._layout.has(name)}
 
     def _read_predictions(self, holdout: bool) -> pd.DataFrame:
@@ -298,57 +300,69 @@ class Run:
             InsufficientHistoryError: too few bars.
         """
         from fleet.data.load import load_panel
+
+        panel = load_panel(map_columns(frame, id_col=id_col, time_col=time_col, price_col=price_col))
+        rows = [self._predict_symbol(symbol, bars, all_bars) for symbol, bars in panel.frames.items()]
+        result = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+        return result.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
+
+    def _served_asset(self, symbol: str, bars: pd.DataFrame):
+        """The served model's record of ``symbol`` (its unit, columns, bars needed), after checking the bars.
+
+        Raises:
+            UnknownSymbolError / DataError / InsufficientHistoryError: as :meth:`predict`.
+        """
         from fleet.errors import DataError, InsufficientHistoryError, UnknownSymbolError
+
+        predictor = self._predictor
+        try:
+            info = predictor.asset(symbol)
+        except UnknownSymbolError:
+            known = ", ".join(sorted(predictor.assets))
+            raise UnknownSymbolError(f"{symbol!r} is not served by this run; Run.assets lists the symbols it "
+                                     f"serves ({known})") from None
+        missing = [c for c in info.columns if c not in bars.columns]
+        if missing:
+            raise DataError(f"frame: {symbol}'s model (unit {info.unit!r}) uses the column(s) "
+                            f"{', '.join(missing)}, missing from the frame")
+        if len(bars) < info.required_bars:
+            raise InsufficientHistoryError(f"{symbol}: {len(bars)} bars given, {info.required_bars} needed "
+                                           f"(FFD window at d={info.d:g} plus feature warm-up)",
+                                           field=f"frame[{symbol}]")
+        return info
+
+    def _predict_symbol(self, symbol: str, bars: pd.DataFrame, all_bars: bool) -> pd.DataFrame:
+        """:meth:`predict`'s rows for one symbol's bars (n_bars, columns), oldest first."""
         from fleet.serving.schema import CandleColumns, PredictRequest
 
         predictor = self._predictor
         experts = self.config.model.active_experts()
-        panel = load_panel(map_columns(frame, id_col=id_col, time_col=time_col, price_col=price_col))
-        rows = []
-        for symbol, bars in panel.frames.items():
-            try:
-                info = predictor.asset(symbol)
-            except UnknownSymbolError:
-                known = ", ".join(sorted(predictor.assets))
-                raise UnknownSymbolError(f"{symbol!r} is not served by this run; Run.assets lists the symbols it "
-                                         f"serves ({known})") from None
-            model = predictor.units[info.unit]
-            missing = [c for c in info.columns if c not in bars.columns]
-            if missing:
-                raise DataError(f"frame: {symbol}'s model (unit {info.unit!r}) uses the column(s) "
-                                f"{', '.join(missing)}, missing from the frame")
-            if len(bars) < info.required_bars:
-                raise InsufficientHistoryError(f"{symbol}: {len(bars)} bars given, {info.required_bars} needed "
-                                               f"(FFD window at d={info.d:g} plus feature warm-up)",
-                                               field=f"frame[{symbol}]")
-            if all_bars:
-                factor = predictor.factor if "market_factor" in model.feature_names else None
-                X = model.design_matrix(symbol, bars[list(info.columns)], factor)
-                X = X[X.notna().all(axis=1)]
-            else:
-                request = PredictRequest(symbol=symbol, candles=CandleColumns(
-                    timestamp=list(bars.index.to_pydatetime()),
-                    **{c: bars[c].astype(float).tolist() for c in info.columns}))
-                _, cols = predictor.design_row(request)
-                times = cols.pop("__time")
-                X = pd.DataFrame(cols, index=pd.DatetimeIndex(times, tz="UTC"))
-            p_up, expert_p, weights = _details(model.estimator, X, experts)
-            if not all_bars:
-                # The endpoint's own numbers (same code path as HTTP), for the last bar.
-                answer = predictor.predict(request)
-                X, expert_p, weights = X.iloc[-1:], expert_p[-1:], weights[-1:]
-                p_up = np.array([answer.p_up])
-                gate = answer.gate_weights
-                weights = np.array([[gate.get(e, 0.0) for e in experts]])
-            out = pd.DataFrame({"timestamp": X.index, "symbol": symbol, "asset_id": info.asset_id,
-                                "unit": info.unit, "p_up": p_up,
-                                "signal": (p_up > predictor.threshold).astype(np.int8)})
-            for j, name in enumerate(experts):
-                out[f"p_{name}"] = expert_p[:, j]
-                out[f"w_{name}"] = weights[:, j]
-            rows.append(out)
-        result = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
-        return result.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
+        info = self._served_asset(symbol, bars)
+        model = predictor.units[info.unit]
+        if all_bars:
+            factor = predictor.factor if "market_factor" in model.feature_names else None
+            X = model.design_matrix(symbol, bars[list(info.columns)], factor)
+            X = X[X.notna().all(axis=1)]
+        else:
+            request = PredictRequest(symbol=symbol, candles=CandleColumns(
+                timestamp=list(bars.index.to_pydatetime()),
+                **{c: bars[c].astype(float).tolist() for c in info.columns}))
+            _, cols = predictor.design_row(request)
+            times = cols.pop("__time")
+            X = pd.DataFrame(cols, index=pd.DatetimeIndex(times, tz="UTC"))
+        p_up, expert_p, weights = _details(model.estimator, X, experts)
+        if not all_bars:
+            # The endpoint's own numbers (same code path as HTTP), for the last bar.
+            answer = predictor.predict(request)
+            X, expert_p = X.iloc[-1:], expert_p[-1:]
+            p_up = np.array([answer.p_up])
+            weights = np.array([[answer.gate_weights.get(e, 0.0) for e in experts]])
+        out = pd.DataFrame({"timestamp": X.index, "symbol": symbol, "asset_id": info.asset_id, "unit": info.unit,
+                            "p_up": p_up, "signal": (p_up > predictor.threshold).astype(np.int8)})
+        for j, name in enumerate(experts):
+            out[f"p_{name}"] = expert_p[:, j]
+            out[f"w_{name}"] = weights[:, j]
+        return out
 
 
 def _details(estimator, X: pd.DataFrame, experts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

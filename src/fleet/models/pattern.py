@@ -320,13 +320,10 @@ class ConvExpert(PersistMixin, ClassifierMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state):
-        # Pickled before the registry-sized embedding: its asset_codes_ (id -> 0..n-1) still index its table.
+        # Older pickles: before the registry-sized embedding (its asset_codes_, id -> 0..n-1, still index its
+        # table) and before the asset_aware switch existed (asset-aware).
         state.setdefault("num_assets", None)
-        super().__setstate__(state)
-
-
-    def __setstate__(self, state):
-        state.setdefault("asset_aware", True)  # pickled before the switch existed: asset-aware
+        state.setdefault("asset_aware", True)
         super().__setstate__(state)
 
 

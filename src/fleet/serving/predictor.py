@@ -62,7 +62,8 @@ def served_policy(model: UnitModel, config: dict):
     pc = config.get("policy", {})
     stored = getattr(model, "policy", None)
     pol = (TradingPolicy.from_dict(stored) if stored else
-           TradingPolicy.fixed(float(pc.get("threshold", 0.55)), horizon=int(config.get("labels", {}).get("horizon", 1)),
+           TradingPolicy.fixed(float(pc.get("threshold", 0.55)),
+                               horizon=int(config.get("labels", {}).get("horizon", 1)),
                                cost_bps=float(pc.get("cost_bps", 10.0))))
 
     def answer(p: float) -> tuple[int, ServedPolicy]:

@@ -25,8 +25,8 @@ from fleet.store.layout import is_refit_unit, model_file
 from fleet.training.context import RunContext, RunSummary
 from fleet.training.graph import Timed
 from fleet.training.holdout import predict_holdout
-from fleet.training.outputs import (PREDICTION_COLUMNS, OutputPlan, apply_run_policy, asset_batches,  # noqa: F401
-                                    asset_outputs, pooled_items, pooled_outputs, prediction_columns)
+from fleet.training.outputs import (OutputPlan, apply_run_policy, asset_batches, asset_outputs, pooled_items,
+                                    pooled_outputs, prediction_columns)
 from fleet.training.unit import UnitResult
 
 

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from fleet.config import FleetConfig, PolicyKind
+from fleet.config import FleetConfig
+from fleet.config_policy import PolicyKind
 from fleet.evaluation.costaware import TradingPolicy, fit_policy
 
 __all__ = ["oof_predictions", "unit_meta", "unit_policy"]
