@@ -29,7 +29,7 @@ def compare(run) -> pd.DataFrame:
         x = p["position"].to_numpy(np.float64) if "position" in p else exposure(p["signal"], horizon=h, segment=seg)
         _, net, turn = book_pnl(r, x, cost_bps=cost, segment=seg)
         shortcut = x * r - cost / 1e4 * turn
-        rows.append({"asset": s, "ann_return_net_shortcut": float(np.expm1(shortcut.mean() * bpy)),
+        rows.append({"symbol": s, "ann_return_net_shortcut": float(np.expm1(shortcut.mean() * bpy)),
                      "ann_return_net_exact": float(np.expm1(np.log1p(net).mean() * bpy))})
     out = pd.DataFrame(rows)
     out["gap"] = out["ann_return_net_exact"] - out["ann_return_net_shortcut"]

@@ -41,11 +41,11 @@ def summary(rows: pd.DataFrame, label: str) -> pd.DataFrame:
     report = forced_entry_report(rows)
     forced = rows.loc[rows["forced_entry"], "forward_return"].to_numpy()
     t = forced.mean() / (forced.std(ddof=1) / np.sqrt(forced.size)) if forced.size > 1 else float("nan")
-    pooled = {"asset": "ALL", "forced_trades": forced.size, "forced_mean_return": forced.mean(),
+    pooled = {"symbol": "ALL", "forced_trades": forced.size, "forced_mean_return": forced.mean(),
               "forced_win_rate": float((forced > 0).mean()), "t": t}
     per = []
     for _, r in report.iterrows():
-        f = rows.loc[(rows["symbol"] == r["asset"]) & rows["forced_entry"], "forward_return"].to_numpy()
+        f = rows.loc[(rows["symbol"] == r["symbol"]) & rows["forced_entry"], "forward_return"].to_numpy()
         per.append({**r.to_dict(), "t": f.mean() / (f.std(ddof=1) / np.sqrt(f.size)) if f.size > 1 else float("nan")})
     out = pd.concat([pd.DataFrame(per), pd.DataFrame([pooled])], ignore_index=True)
     out.insert(0, "rule", label)
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     both["natural_mean_bps"] = both["natural_mean_return"] * 1e4
     both["forced_mean_bps"] = both["forced_mean_return"] * 1e4
     both["delta_bps"] = both["delta"] * 1e4
-    cols = ["rule", "asset", "natural_trades", "forced_trades", "natural_mean_bps", "forced_mean_bps",
+    cols = ["rule", "symbol", "natural_trades", "forced_trades", "natural_mean_bps", "forced_mean_bps",
             "forced_win_rate", "t", "delta_bps", "advice"]
     print(f"{run}: threshold {threshold}, {len(preds):,} out-of-sample rows")
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.2f}".format):

@@ -73,7 +73,7 @@ def test_train_from_dataframe_and_load_run(frame_run):
     assert isinstance(run, fleet.Run)
     again = fleet.load_run(run.path)
     asset = again.results["asset"]
-    assert set(asset["asset"]) == set(frames) and {"auc", "sharpe_net"} <= set(asset.columns)
+    assert set(asset["symbol"]) == set(frames) and {"auc", "sharpe_net"} <= set(asset.columns)
     assert {"asset", "cluster", "fold", "expert_auc", "expert_weights"} <= set(again.results)
     preds = again.predictions
     assert list(preds.columns[:2]) == ["timestamp", "symbol"] and set(preds["symbol"]) == set(frames)

@@ -43,8 +43,8 @@ def test_run_table_and_exact_book(run, capsys):
     assert load_benchmark("run_table").main([str(run.path), "--reps", "50", "--by", "cluster"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("| run | strategy |") and len(lines) >= 4 and " ± " in lines[2]
-    exact = load_benchmark("exact_pnl").compare(run).set_index("asset")
-    per_asset = run.results["asset"].set_index("asset")
+    exact = load_benchmark("exact_pnl").compare(run).set_index("symbol")
+    per_asset = run.results["asset"].set_index("symbol")
     # the script recomputes the exact book from predictions/; the table's figure came through summarise
     np.testing.assert_allclose(exact["ann_return_net_exact"], per_asset.loc[exact.index, "ann_return_net"],
                                rtol=1e-9, atol=1e-12)

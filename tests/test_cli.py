@@ -21,13 +21,13 @@ def _check_run_dir(out, symbols):
     for name in ARTIFACTS:
         assert (out / name).is_file(), name
     per_asset = pd.read_csv(out / "results_per_asset.csv")
-    assert list(per_asset.columns[:10]) == ["asset", "cluster", "precision", "recall", "auc", "auc_per_asset",
+    assert list(per_asset.columns[:10]) == ["symbol", "cluster", "precision", "recall", "auc", "auc_per_asset",
                                             "expectancy", "signals", "round_trips", "folds"]
     # every headline figure has its bootstrap standard error
     assert per_asset[["auc_se", "auc_per_asset_se", "rank_ic_se"]].notna().all().all()
     traded = per_asset["sharpe_net"].notna()
     assert per_asset.loc[traded, "sharpe_net_se"].notna().all() and traded.any()
-    assert sorted(per_asset["asset"]) == sorted(symbols)
+    assert sorted(per_asset["symbol"]) == sorted(symbols)
     for s in symbols:
         preds = pd.read_parquet(out / "predictions" / f"{s}.parquet")
         assert list(preds.columns) == ["timestamp", "fold", "p_up", "signal", "forward_return", "y", "forced_entry",
@@ -52,7 +52,7 @@ def test_train_on_synthetic_default(tmp_path):
     assert {"ic", "rank_ic", "icir", "ann_return_net", "sharpe_net", "max_dd_net"} <= set(per_asset.columns)
     assert not {"ir", "ir_net"} & set(per_asset.columns)
     per_fold = pd.read_csv(out / "results_per_fold.csv")
-    assert per_fold["fold"].nunique() == 2 and (per_fold["asset"] == "ALL").sum() == 2
+    assert per_fold["fold"].nunique() == 2 and (per_fold["symbol"] == "ALL").sum() == 2
     assert not (out / "forced_entry.csv").exists()
 
     # The saved final-fold models reproduce the predictions of the last fold from the raw bars.
@@ -78,7 +78,7 @@ def test_forced_entry_and_bars_per_year(tmp_path):
     assert res.exit_code == 0, res.output
     assert "Forced daily entry" in res.output and "1000 bars per year (--bars-per-year)" in res.output
     forced = pd.read_csv(out / "forced_entry.csv")
-    assert forced["asset"].tolist() == ["C0S0", "C1S0"]
+    assert forced["symbol"].tolist() == ["C0S0", "C1S0"]
     for s in ("C0S0", "C1S0"):
         preds = pd.read_parquet(out / "predictions" / f"{s}.parquet")
         days = preds["timestamp"].dt.floor("D")
@@ -88,9 +88,9 @@ def test_forced_entry_and_bars_per_year(tmp_path):
         assert per_day.isin([0, 1]).all() and per_day.sum() >= len(per_day) - 2 * 2
         assert (preds.loc[preds["forced_entry"], "timestamp"].dt.hour == 23).all()
         assert (preds["signal"] == preds["forced_entry"].astype(int)).all()
-        assert forced.set_index("asset").loc[s, "forced_trades"] == preds["forced_entry"].sum()
-    per_asset = pd.read_csv(out / "results_per_asset.csv").set_index("asset")
-    assert per_asset.loc["C0S0", "signals"] == forced.set_index("asset").loc["C0S0", "forced_trades"]
+        assert forced.set_index("symbol").loc[s, "forced_trades"] == preds["forced_entry"].sum()
+    per_asset = pd.read_csv(out / "results_per_asset.csv").set_index("symbol")
+    assert per_asset.loc["C0S0", "signals"] == forced.set_index("symbol").loc["C0S0", "forced_trades"]
 
 
 def test_seeds_mean_and_std(tmp_path):
@@ -99,7 +99,7 @@ def test_seeds_mean_and_std(tmp_path):
                                     "--seed", "3", "--seeds", "2", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "Mean ± std over 2 seeds (3..4)" in res.output
-    runs = [pd.read_csv(out / f"seed{k}" / "results_per_asset.csv").set_index("asset") for k in (3, 4)]
+    runs = [pd.read_csv(out / f"seed{k}" / "results_per_asset.csv").set_index("symbol") for k in (3, 4)]
     table = pd.read_csv(out / "results_seeds.csv")
     assert list(table.columns) == ["level", "name", "metric", "mean", "std", "runs"]
     row = table[(table["level"] == "asset") & (table["name"] == "C0S0") & (table["metric"] == "auc")].iloc[0]

@@ -83,7 +83,7 @@ def test_train_json_summary(tmp_path):
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)  # stdout is the JSON document alone; progress went to stderr
     assert doc["out"] == str(tmp_path / "run") and doc["units"] == 2 and doc["trained"] == 2
-    assert {r["asset"] for r in doc["per_asset"]} == {f"C{c}S{k}" for c in range(3) for k in range(3)}
+    assert {r["symbol"] for r in doc["per_asset"]} == {f"C{c}S{k}" for c in range(3) for k in range(3)}
     assert "Walk-forward" in res.stderr
     per_asset = __import__("pandas").read_csv(tmp_path / "run" / "results_per_asset.csv")
     assert [r["auc"] for r in doc["per_asset"]] == pytest.approx(per_asset["auc"].tolist(), abs=1e-12)
@@ -101,7 +101,7 @@ def test_console_tables_of_a_large_fleet_are_summarised():
     assert line.startswith("300: S000 S001") and line.endswith(f"(+{300 - SHOWN_MEMBERS})")
     assert "S299" not in line
     assert short_members("A B(2/5) C") == "A B(2/5) C"
-    per_asset = pd.DataFrame({"asset": symbols, "auc": [0.5 + (i % 37) / 1000 for i in range(300)]})
+    per_asset = pd.DataFrame({"symbol": symbols, "auc": [0.5 + (i % 37) / 1000 for i in range(300)]})
     rows, title = shown_assets(per_asset)
     assert len(rows) == SHOWN_ASSETS and "300" in title and len(per_asset) == 300
     top = per_asset["auc"].nlargest(SHOWN_ASSETS // 2).min()

@@ -119,16 +119,16 @@ def print_run(summary, config) -> None:
         click.echo(metric_frame(per_cluster, ["cluster", "dominant", "assets"]).to_string(index=False))
         per_asset, title = shown_assets(summary.per_asset)
         click.echo(f"\n{title}:")
-        click.echo(metric_frame(per_asset, ["asset", "cluster"]).to_string(index=False))
+        click.echo(metric_frame(per_asset, ["symbol", "cluster"]).to_string(index=False))
         if summary.holdout is not None:
             click.echo(f"\nHold-out ({config.validation.holdout_days:g} final days, predicted by the last fold's "
                        "models; results_holdout.csv; not annualised when shorter than 90 days):")
-            click.echo(metric_frame(summary.holdout, ["asset"]).to_string(index=False))
+            click.echo(metric_frame(summary.holdout, ["symbol"]).to_string(index=False))
         if summary.forced_entry is not None:
             click.echo("\nForced daily entry: natural vs forced trades (mean forward log return, win rate; delta_t: "
                        "Welch's t of the difference):")
             click.echo(people_text(summary.forced_entry).to_string(index=False))
-            bad = summary.forced_entry[summary.forced_entry["advice"] != ""]["asset"].tolist()
+            bad = summary.forced_entry[summary.forced_entry["advice"] != ""]["symbol"].tolist()
             gap = text("delta", -DISABLE_DELTA).lstrip("+")
             if bad:
                 click.echo(f"advice: forced trades' mean return is worse than the natural ones' by more than "

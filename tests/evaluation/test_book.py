@@ -208,7 +208,7 @@ def test_exposure_matched_against_direct_formulas():
     rows = _rows(rng.random((T, 2)), ret, horizon=4)
     rows["y"] = (rows["forward_return"] > 0).astype(int)
     rows["signal"] = (rows["p_up"] > 0.6).astype(int)
-    got = exposure_matched(rows, horizon=4, cost_bps=10, bars_per_year=BPY, reps=50).set_index("asset")
+    got = exposure_matched(rows, horizon=4, cost_bps=10, bars_per_year=BPY, reps=50).set_index("symbol")
     per_asset = summarise(rows, "symbol", cost_bps=10, horizon=4, bars_per_year=BPY).set_index("symbol")
     for j, sym in enumerate(["S00", "S01"]):
         s = rows.loc[rows["symbol"] == sym, "signal"].to_numpy()

@@ -66,8 +66,8 @@ def test_registry_entries_are_complete():
 
 
 def test_people_order_puts_all_first_then_best_sharpe():
-    t = pd.DataFrame({"asset": ["A", "ALL", "B", "C"], "sharpe_net": [0.1, -1.0, np.nan, 2.0]})
-    assert mr.people_order(t)["asset"].tolist() == ["ALL", "C", "A", "B"]
+    t = pd.DataFrame({"symbol": ["A", "ALL", "B", "C"], "sharpe_net": [0.1, -1.0, np.nan, 2.0]})
+    assert mr.people_order(t)["symbol"].tolist() == ["ALL", "C", "A", "B"]
 
 
 def _header(output: str, title: str) -> list[str]:
@@ -114,13 +114,13 @@ def test_registry_is_the_only_list(run):
         assert set(_table_after(page, heading).columns) <= NAMES, heading
     assert mr.METRICS["icir"].definition in _table_after(page, "Columns")["definition"].tolist()
     report = _table_after(page, "Results per asset")
-    shown = metric_frame(per_asset, ["asset", "cluster"])
-    assert report["asset"].tolist() == shown["asset"].tolist()
+    shown = metric_frame(per_asset, ["symbol", "cluster"])
+    assert report["symbol"].tolist() == shown["symbol"].tolist()
     assert (report[figures].to_numpy() == shown[figures].to_numpy()).all()
     assert shown.to_string(index=False) in output  # the console prints exactly that frame
     # sorted by net Sharpe, formatted independently of the registry: bps, % with sign
     ranked = per_asset.sort_values("sharpe_net", ascending=False, na_position="last", kind="stable")
-    assert report["asset"].tolist() == ranked["asset"].tolist()
+    assert report["symbol"].tolist() == ranked["symbol"].tolist()
     for (_, row), (_, cells) in zip(ranked.iterrows(), report.iterrows()):
         if math.isfinite(row["ann_return_net"]):
             assert cells["ann_return_net"] == f"{row['ann_return_net'] * 100:+.1f}%"

@@ -57,7 +57,7 @@ def test_reported_sharpe_is_mark_to_market(tmp_path, crypto_dir):
                                         "--clusters", "2", "--backend", "local", "--experts", "trend",
                                         "--threshold", "0.5", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    per_asset = pd.read_csv(out / "results_per_asset.csv").set_index("asset")
+    per_asset = pd.read_csv(out / "results_per_asset.csv").set_index("symbol")
     per_cluster = pd.read_csv(out / "results_per_cluster.csv").set_index("cluster")
     h, cost, bpy = 4, 10.0, 8760.0
     curves = {}

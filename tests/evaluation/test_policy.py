@@ -95,7 +95,7 @@ def test_forced_trades_on_noise_show_no_edge():
 
 
 def test_forced_entry_report_and_advice():
-    report = forced_entry_report(apply_forced_daily_entry(frame(), threshold=0.55, cutoff="02:00")).set_index("asset")
+    report = forced_entry_report(apply_forced_daily_entry(frame(), threshold=0.55, cutoff="02:00")).set_index("symbol")
     a, b, c = report.loc["A"], report.loc["B"], report.loc["C"]
     # A: natural trades 0.010 and 0.001 (wins), forced trade -0.030 (loss): delta -0.0355 < -0.005
     assert (a["days"], a["natural_trades"], a["forced_trades"], a["forced_days"]) == (2, 2, 1, 1)

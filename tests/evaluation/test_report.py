@@ -58,13 +58,13 @@ def _check_page(html_path, expected_pngs, assets):
     for b64, name in embedded:
         assert base64.b64decode(b64) == (html_path.parent / name).read_bytes()
     assert "<img src=\"http" not in page and "<script" not in page
-    for heading, key in (("Results per cluster", "dominant"), ("Results per asset", "asset"),
+    for heading, key in (("Results per cluster", "dominant"), ("Results per asset", "symbol"),
                          ("Results per fold", "fold")):
         table = _table_after(page, heading)
         assert key in table.columns
         if key != "dominant":
-            assert set(assets) <= set(table["asset"]), heading
-    assert set(_table_after(page, "Results per asset")["asset"]) == set(assets)
+            assert set(assets) <= set(table["symbol"]), heading
+    assert set(_table_after(page, "Results per asset")["symbol"]) == set(assets)
     return page
 
 
@@ -94,7 +94,7 @@ def test_train_report_with_experts_and_forced_entry(runs):
                        [*BASE_PNGS, "expert_weights.png", "gate_weights.png", "forced_entry.png"], SYMBOLS.split(","))
     assert "Natural trades" in page and "mean_active" in page
     forced = _table_after(page, "Forced daily entry")
-    assert "forced_trades" in forced.columns and set(forced["asset"]) == set(SYMBOLS.split(","))
+    assert "forced_trades" in forced.columns and set(forced["symbol"]) == set(SYMBOLS.split(","))
 
 
 def test_headline_block_against_an_independent_computation(runs):
@@ -124,7 +124,7 @@ def test_headline_block_against_an_independent_computation(runs):
     positive = int((per_asset["expectancy"] > 0).sum())
     assert f"({positive} of {per_asset['expectancy'].notna().sum()})" in head
     best = per_asset.sort_values("sharpe_net", ascending=False).iloc[0]
-    assert f"<b>Best assets</b> {best['asset']} ({best['sharpe_net']:+.2f})" in head
+    assert f"<b>Best assets</b> {best['symbol']} ({best['sharpe_net']:+.2f})" in head
     # tables for people: bps, %, signs; the dominant cluster as a mark
     table = _table_after(page, "Results per asset")
     assert table["expectancy"].str.endswith(" bps").all() and table["max_dd_net"].str.endswith("%").all()
@@ -205,7 +205,7 @@ def test_results_book_written_by_the_run_equals_a_recomputation(runs):
     assert list(written["book"]) == list(again["book"])
     np.testing.assert_allclose(written[num].to_numpy(float), again[num].to_numpy(float), rtol=1e-9, atol=1e-12)
     per_fold = run.results["fold"]
-    ic = per_fold[per_fold["asset"] == "ALL"].set_index("fold")["cs_rank_ic"]
+    ic = per_fold[per_fold["symbol"] == "ALL"].set_index("fold")["cs_rank_ic"]
     score = written[(written["book"] == "score") & (written["fold"] != "all")]
     np.testing.assert_allclose(ic.to_numpy(), score["cs_rank_ic"].to_numpy(float), rtol=1e-12)
     assert {"sharpe_net_matched", "timing_sharpe", "timing_sharpe_se"} <= set(run.results["asset"].columns)

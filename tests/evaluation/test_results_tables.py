@@ -26,7 +26,7 @@ def test_each_fold_is_grouped_by_its_own_clusters():
     assert c.loc[0, "n"] == 48 * 3 and c.loc[1, "n"] == 48       # A twice and B's fold 0 | B's fold 1
     assert c.loc[0, "assets"] == "A B(1/2)" and c.loc[1, "assets"] == "B"
     assert bool(c.loc[0, "dominant"]) and not bool(c.loc[1, "dominant"])
-    assert per_asset.set_index("asset")["cluster"].to_dict() == {"A": 0, "B": 1}   # the deployed grouping
+    assert per_asset.set_index("symbol")["cluster"].to_dict() == {"A": 0, "B": 1}   # the deployed grouping
     # without a cluster column: the last fold's map for every row (the old behaviour)
     _, old = results_tables(preds.drop(columns="cluster"), {"A": 0, "B": 1}, 0, FleetConfig(), bars_per_year=8760)
     assert old.set_index("cluster")["n"].to_dict() == {0: 96, 1: 96}

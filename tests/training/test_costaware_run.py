@@ -33,11 +33,11 @@ def test_tables_and_comparison(tuned_run):
     assert {"turnover", "sharpe_net"} <= set(per_asset.columns)
     comp = pd.read_csv(summary.out / "policy_comparison.csv")
     assert set(comp["policy"]) == {"fixed", "tuned"}
-    assert comp.iloc[0]["asset"] == "ALL"
+    assert comp.iloc[0]["symbol"] == "ALL"
     assert {"turnover", "expectancy", "round_trips", "sharpe_net", "sharpe_net_se"} <= set(comp.columns)
     # the tuned rows are the run's own table
-    tuned = comp[comp["policy"] == "tuned"].set_index("asset")
-    pa = per_asset.set_index("asset")
+    tuned = comp[comp["policy"] == "tuned"].set_index("symbol")
+    pa = per_asset.set_index("symbol")
     for s in pa.index:
         assert tuned.loc[s, "turnover"] == pytest.approx(pa.loc[s, "turnover"])
         assert tuned.loc[s, "sharpe_net"] == pytest.approx(pa.loc[s, "sharpe_net"], nan_ok=True)

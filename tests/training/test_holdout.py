@@ -95,10 +95,10 @@ def test_holdout_is_predicted_by_the_saved_last_fold_models(holdout_run):
 def test_holdout_table(holdout_run):
     summary, _ = holdout_run
     table = pd.read_csv(summary.out / "results_holdout.csv")
-    assert table["asset"].tolist() == ["ALL", *SYMBOLS]
+    assert table["symbol"].tolist() == ["ALL", *SYMBOLS]
     assert {"auc", "sharpe_net", "ann_return_net", "max_dd_net", "signals", "round_trips", "n"} <= set(table.columns)
     n = {s: len(pd.read_parquet(summary.out / "holdout_predictions" / f"{s}.parquet")) for s in SYMBOLS}
-    assert table.set_index("asset").loc["ALL", "n"] == sum(n.values())
+    assert table.set_index("symbol").loc["ALL", "n"] == sum(n.values())
     assert summary.holdout is not None and len(summary.holdout) == 3
 
 

@@ -417,16 +417,16 @@ def policy_comparison(predictions: pd.DataFrame, *, threshold: float, cost_bps: 
     cols = list(POLICY_LAYOUT)
     parts = []
     for name, rows in (("fixed", natural), ("tuned", predictions)):
-        each = summarise(rows, "symbol", **kw).rename(columns={"symbol": "asset"}) if "asset" in levels else None
-        pooled = summarise(rows, [], **kw).assign(asset="ALL") if "all" in levels else None
-        parts.append(pd.concat([pooled, each], ignore_index=True)[["asset", *cols]].assign(policy=name))
+        each = summarise(rows, "symbol", **kw) if "asset" in levels else None
+        pooled = summarise(rows, [], **kw).assign(symbol="ALL") if "all" in levels else None
+        parts.append(pd.concat([pooled, each], ignore_index=True)[["symbol", *cols]].assign(policy=name))
     return order_policy_rows(pd.concat(parts, ignore_index=True))
 
 
 def order_policy_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows of :func:`policy_comparison` in its order: ALL first, then the assets; fixed before tuned."""
     out = rows.copy()
-    cols = [c for c in out.columns if c not in ("asset", "policy")]
-    out["_all"] = out["asset"] != "ALL"
-    out = out.sort_values(["_all", "asset", "policy"], kind="stable").drop(columns="_all").reset_index(drop=True)
-    return out[["asset", "policy", *[c for c in cols if c != "_all"]]]
+    cols = [c for c in out.columns if c not in ("symbol", "policy")]
+    out["_all"] = out["symbol"] != "ALL"
+    out = out.sort_values(["_all", "symbol", "policy"], kind="stable").drop(columns="_all").reset_index(drop=True)
+    return out[["symbol", "policy", *[c for c in cols if c != "_all"]]]

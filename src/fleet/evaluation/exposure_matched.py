@@ -67,7 +67,7 @@ def exposure_matched(rows: pd.DataFrame, *, horizon: int, cost_bps: float, bars_
                      reps: int = 0, seed: int = 0) -> pd.DataFrame:
     """:func:`asset_timing` of every asset of ``rows`` (a ``symbol`` column): a frame with ``asset`` and
     :data:`MATCHED_COLUMNS`, one row per asset, sorted."""
-    out = [{"asset": s, **asset_timing(g, horizon=horizon, cost_bps=cost_bps, bars_per_year=bars_per_year,
+    out = [{"symbol": s, **asset_timing(g, horizon=horizon, cost_bps=cost_bps, bars_per_year=bars_per_year,
                                        reps=reps, seed=seed)}
            for s, g in rows.groupby("symbol", sort=True)]
-    return pd.DataFrame(out, columns=["asset", *MATCHED_COLUMNS])
+    return pd.DataFrame(out, columns=["symbol", *MATCHED_COLUMNS])

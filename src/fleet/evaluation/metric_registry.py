@@ -245,7 +245,7 @@ METRICS: dict[str, Metric] = _registry()
 
 #: Columns that label rows or the fields of a long table, not figures.
 LABELS: dict[str, str] = {
-    "asset": "The asset's symbol; ALL: the equal-weight portfolio of the group's assets.",
+    "symbol": "The asset's symbol; ALL: the equal-weight portfolio of the group's assets.",
     "cluster": "Cluster id (the per-asset table: the last fold's clustering).",
     "dominant": "The dominant cluster (clusters.json says why it was chosen).",
     "assets": "A cluster's members; SYM(k/n): in it in k of the n folds its rows come from.",
@@ -356,13 +356,13 @@ def text(column: str, value, se=None) -> str:
 
 
 def people_order(table):
-    """Rows as people read them (console and report): ``asset = "ALL"`` rows first, then by :data:`SORT_BY`, best
+    """Rows as people read them (console and report): ``symbol = "ALL"`` rows first, then by :data:`SORT_BY`, best
     first (missing last); a table without that column keeps its order. ``table``: a results frame; returns a
     reordered copy."""
     if SORT_BY not in table.columns:
         return table
     ranked = table.sort_values(SORT_BY, ascending=False, na_position="last", kind="stable")
-    if "asset" not in ranked.columns:
+    if "symbol" not in ranked.columns:
         return ranked
-    return ranked.iloc[np.argsort((ranked["asset"].astype(str) != "ALL").to_numpy(), kind="stable")]
+    return ranked.iloc[np.argsort((ranked["symbol"].astype(str) != "ALL").to_numpy(), kind="stable")]
 

@@ -181,7 +181,7 @@ def plot_equity(run: RunData):
         ax.plot(t, np.expm1(net), color="tab:red", lw=1.2, label=f"signal, net of {run.cost_bps:g} bps/side")
         ax.axhline(0, color="k", lw=0.5)
         _fold_lines(ax, run, label=k == 0)
-        row = run.per_asset[run.per_asset["asset"].astype(str) == symbol]
+        row = run.per_asset[run.per_asset["symbol"].astype(str) == symbol]
         sh = float(row["sharpe_net"].iloc[0]) if len(row) and "sharpe_net" in row else float("nan")
         shown = f", Sharpe net {sh:+.2f}" if np.isfinite(sh) else ""
         ax.set_title(f"{symbol}: {int(p['signal'].sum())} entry signals{shown}", fontsize=10)
@@ -229,9 +229,9 @@ def plot_fold_metrics(run: RunData):
     """Per fold: the pooled AUC and Rank IC as bars from their no-skill level (0.5, 0) and each asset's as a dot,
     named when the fleet is small enough to read the names (at most :data:`NAMED_DOTS` assets)."""
     f = run.per_fold
-    pooled = f[f["asset"].astype(str) == "ALL"].sort_values("fold")
-    each = f[f["asset"].astype(str) != "ALL"]
-    names = each["asset"].astype(str).to_numpy()
+    pooled = f[f["symbol"].astype(str) == "ALL"].sort_values("fold")
+    each = f[f["symbol"].astype(str) != "ALL"]
+    names = each["symbol"].astype(str).to_numpy()
     named = len(set(names)) <= NAMED_DOTS
     jitter = np.random.default_rng(0).uniform(-0.2, 0.2, len(each))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), dpi=DPI)
@@ -401,7 +401,7 @@ def plot_forced_entry(run: RunData):
         for i, (kind, colour) in enumerate((("natural", "tab:blue"), ("forced", "tab:orange"))):
             ax.bar(x + (i - 0.5) * 0.4, f[f"{kind}_{col}"].to_numpy(dtype=float) * scale, 0.4, color=colour,
                    label=f"{kind} ({int(f[f'{kind}_trades'].sum())} trades)")
-        ax.set_xticks(x, f["asset"].astype(str), rotation=45, ha="right")
+        ax.set_xticks(x, f["symbol"].astype(str), rotation=45, ha="right")
         ax.set_ylabel(label)
         ax.axhline(0.5 if col == "win_rate" else 0.0, color="k", lw=0.6)
         ax.legend(fontsize=8)

@@ -33,8 +33,8 @@ __all__ = ["ADVICE_T", "DISABLE_DELTA", "FORCED_COLUMNS", "apply_forced_daily_en
 DISABLE_DELTA = -0.005
 #: Advice only when Welch's t of the delta exceeds this in absolute value.
 ADVICE_T = 2.0
-#: Columns of :func:`forced_entry_report`: asset, the metric registry's forced-entry figures, advice.
-FORCED_COLUMNS = ("asset", *FORCED_LAYOUT, "advice")
+#: Columns of :func:`forced_entry_report`: symbol, the metric registry's forced-entry figures, advice.
+FORCED_COLUMNS = ("symbol", *FORCED_LAYOUT, "advice")
 
 
 def _check(predictions: pd.DataFrame, needed: tuple[str, ...]) -> None:

@@ -89,8 +89,8 @@ def headline(run: RunData, pooled: pd.DataFrame) -> dict:
     pa = run.per_asset.dropna(subset=["sharpe_net"]).sort_values("sharpe_net", ascending=False)
     expectancy = run.per_asset["expectancy"]
     traded = expectancy.notna()
-    best = [f"{r.asset} ({_cell('sharpe_net', r.sharpe_net)[0]})" for r in pa.head(3).itertuples()]
-    worst = [f"{r.asset} ({_cell('sharpe_net', r.sharpe_net)[0]})" for r in pa.tail(3).iloc[::-1].itertuples()]
+    best = [f"{r.symbol} ({_cell('sharpe_net', r.sharpe_net)[0]})" for r in pa.head(3).itertuples()]
+    worst = [f"{r.symbol} ({_cell('sharpe_net', r.sharpe_net)[0]})" for r in pa.tail(3).iloc[::-1].itertuples()]
     data = run.manifest.get("data", {})
     experts = run.experts
     out = {
@@ -120,7 +120,7 @@ def headline(run: RunData, pooled: pd.DataFrame) -> dict:
         "holdout": None,
     }
     if run.holdout is not None and len(run.holdout):
-        row = run.holdout[run.holdout["asset"].astype(str) == "ALL"]
+        row = run.holdout[run.holdout["symbol"].astype(str) == "ALL"]
         if len(row):
             r = row.iloc[0]
             out["holdout"] = {"days": f"{cfg['validation']['holdout_days']:g}", "auc": _cell("auc", r["auc"])[0],
@@ -204,11 +204,11 @@ def _results_tables(run: RunData) -> dict[str, dict | None]:
     cols = metric_registry.shown("report")
     holdout = None
     if run.holdout is not None:
-        holdout = _table(metric_registry.people_order(run.holdout), ["asset", *cols], highlight="asset")
+        holdout = _table(metric_registry.people_order(run.holdout), ["symbol", *cols], highlight="symbol")
     return {"per_cluster": _table(metric_registry.people_order(run.per_cluster), ["cluster", "dominant", "assets",
                                                                                   *cols]),
-            "per_asset": _table(metric_registry.people_order(run.per_asset), ["asset", "cluster", *cols]),
-            "per_fold": _table(run.per_fold, ["fold", "asset", *cols], highlight="asset"),
+            "per_asset": _table(metric_registry.people_order(run.per_asset), ["symbol", "cluster", *cols]),
+            "per_fold": _table(run.per_fold, ["fold", "symbol", *cols], highlight="symbol"),
             "holdout": holdout}
 
 
@@ -309,12 +309,12 @@ def _mixture_figures(run: RunData, figure) -> tuple[dict, dict | None]:
     guard = _gate_table(run)
     guard_info = None if guard is None else {"fallbacks": int((guard["fallback"] != "").sum()), "units": len(guard),
                                              "table": _table(guard)}
-    return _table(active.rename_axis("asset").reset_index()), guard_info
+    return _table(active.rename_axis("symbol").reset_index()), guard_info
 
 
 def _forced_figure(run: RunData, figure) -> dict:
     """The forced-entry figure; returns the advice and the table for the page."""
-    advice = run.forced_entry[run.forced_entry["advice"].astype(object).fillna("") != ""]["asset"].astype(str).tolist()
+    advice = run.forced_entry[run.forced_entry["advice"].astype(object).fillna("") != ""]["symbol"].astype(str).tolist()
     cutoff = run.manifest["config"]["policy"].get("forced_entry_cutoff") or "the day's last bar"
     figure("forced_entry.png", plot_forced_entry(run),
            f"Natural trades (p_up above the threshold) against forced ones (a day with no natural signal up to "

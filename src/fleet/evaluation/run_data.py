@@ -101,7 +101,7 @@ def load_run(run_dir: str | Path) -> RunData:
         raise RunDirectoryError(f"fleet report: {layout.describe(L.MARKET_FACTOR)}: expected columns timestamp, "
                                 f"market_factor, found {', '.join(map(str, factor.columns))}")
     predictions = {}
-    for symbol in per_asset["asset"].astype(str):
+    for symbol in per_asset["symbol"].astype(str):
         name = L.prediction_file(symbol)
         if not layout.has(name):
             raise RunDirectoryError(f"fleet report: {layout.describe(name)} is missing: {path} is not a complete "

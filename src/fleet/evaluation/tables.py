@@ -57,10 +57,9 @@ def asset_table(predictions: pd.DataFrame, cluster_of: dict[str, int], config: F
                 bars_per_year: float | None = None) -> pd.DataFrame:
     """The per-asset table of :func:`results_tables` (one row per asset of ``predictions``; an asset's rows are
     all it has, so a batch of assets gives the same rows as the whole fleet)."""
-    per_asset = summarise(predictions, "symbol", **_summary_kw(config, bars_per_year)).rename(
-        columns={"symbol": "asset"})
-    per_asset.insert(1, "cluster", per_asset["asset"].map(cluster_of))
-    return per_asset[["asset", "cluster", *results_columns()]]
+    per_asset = summarise(predictions, "symbol", **_summary_kw(config, bars_per_year))
+    per_asset.insert(1, "cluster", per_asset["symbol"].map(cluster_of))
+    return per_asset[["symbol", "cluster", *results_columns()]]
 
 
 def cluster_table(predictions: pd.DataFrame, dominant: int, config: FleetConfig, *,
@@ -158,7 +157,7 @@ def expert_tables(predictions: pd.DataFrame, cluster_of: dict[str, int], experts
 
 
 def fold_table(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year: float | None = None) -> pd.DataFrame:
-    """Per-fold metrics: one row per (fold, asset), plus one ``asset = "ALL"`` row per fold (the
+    """Per-fold metrics: one row per (fold, asset), plus one ``symbol = "ALL"`` row per fold (the
     equal-weight portfolio of every asset in that fold's test block; the only rows with standard errors).
     ``icir`` is NaN here (one fold).
     Each fold's curve starts flat and closes what is open at the fold's end."""
@@ -170,38 +169,38 @@ def fold_assets(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year
     """The (fold, asset) rows of :func:`fold_table`, without standard errors (one asset in one fold is left
     without: the per-asset table has them)."""
     kw = _summary_kw(config, bars_per_year)
-    return summarise(predictions, ["fold", "symbol"], **{**kw, "reps": 0}).rename(columns={"symbol": "asset"})
+    return summarise(predictions, ["fold", "symbol"], **{**kw, "reps": 0})
 
 
 def fold_pooled(predictions: pd.DataFrame, config: FleetConfig, *, bars_per_year: float | None = None) -> pd.DataFrame:
-    """The ``asset = "ALL"`` rows of :func:`fold_table`, one per fold of ``predictions``, with standard errors."""
+    """The ``symbol = "ALL"`` rows of :func:`fold_table`, one per fold of ``predictions``, with standard errors."""
     pooled = summarise(predictions, "fold", **_summary_kw(config, bars_per_year))
-    pooled.insert(1, "asset", "ALL")
+    pooled.insert(1, "symbol", "ALL")
     return pooled
 
 
 def fold_order(pooled: pd.DataFrame, each: pd.DataFrame) -> pd.DataFrame:
     """:func:`fold_table` from its pieces: per fold the ALL row, then the assets in order."""
     out = pd.concat([pooled, each], ignore_index=True)
-    out["_all"] = out["asset"] != "ALL"
-    out = out.sort_values(["fold", "_all", "asset"], kind="stable").drop(columns="_all").reset_index(drop=True)
-    return out[["fold", "asset", *results_columns(folds=False)]]
+    out["_all"] = out["symbol"] != "ALL"
+    out = out.sort_values(["fold", "_all", "symbol"], kind="stable").drop(columns="_all").reset_index(drop=True)
+    return out[["fold", "symbol", *results_columns(folds=False)]]
 
 
 def holdout_table(predictions: pd.DataFrame, config: FleetConfig, *,
                   bars_per_year: float | None = None) -> pd.DataFrame:
-    """Hold-out metrics: one row per asset plus an ``asset = "ALL"`` row first (the equal-weight
+    """Hold-out metrics: one row per asset plus an ``symbol = "ALL"`` row first (the equal-weight
     portfolio of all assets), the same columns as ``results_per_asset.csv`` less cluster and folds.
     A hold-out spanning fewer than :data:`MIN_ANNUALISED_DAYS` days is not annualised (sharpe, ann_return NaN)."""
     stamps = pd.DatetimeIndex(predictions["timestamp"]) if len(predictions) else pd.DatetimeIndex([])
     if len(stamps) and stamps.max() - stamps.min() < pd.Timedelta(days=MIN_ANNUALISED_DAYS):
         bars_per_year = None
     kw = _summary_kw(config, bars_per_year)
-    each = summarise(predictions, "symbol", **kw).rename(columns={"symbol": "asset"})
+    each = summarise(predictions, "symbol", **kw)
     pooled = summarise(predictions, [], **kw)
-    pooled.insert(0, "asset", "ALL")
+    pooled.insert(0, "symbol", "ALL")
     out = pd.concat([pooled, each], ignore_index=True)
-    return out[["asset", *results_columns(folds=False)]]
+    return out[["symbol", *results_columns(folds=False)]]
 
 
 
@@ -221,7 +220,7 @@ def seeds_table(runs: list[_Tables]) -> pd.DataFrame:
         same clustering (always on real data: clustering does not depend on the seed).
     """
     parts = []
-    for level, attr, key in (("asset", "per_asset", "asset"), ("cluster", "per_cluster", "cluster")):
+    for level, attr, key in (("asset", "per_asset", "symbol"), ("cluster", "per_cluster", "cluster")):
         tables = [getattr(r, attr).assign(_run=i) for i, r in enumerate(runs)]
         long = (pd.concat(tables, ignore_index=True)
                 .melt(id_vars=[key, "_run"], value_vars=SEED_METRICS, var_name="metric")

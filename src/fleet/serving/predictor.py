@@ -208,7 +208,7 @@ class FleetPredictor:
     @staticmethod
     def _read_metrics(layout: RunLayout) -> dict[str, dict]:
         table = _read(layout, RESULTS_PER_ASSET, layout.read_csv)
-        return {str(r["asset"]): {k: (None if pd.isna(v) else v) for k, v in r.items() if k != "asset"}
+        return {str(r["symbol"]): {k: (None if pd.isna(v) else v) for k, v in r.items() if k != "symbol"}
                 for r in table.to_dict("records")}
 
     def required_bars(self, symbol: str) -> int:

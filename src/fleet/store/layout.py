@@ -56,6 +56,8 @@ RESULTS_SEEDS = "results_seeds.csv"
 FORCED_ENTRY = "forced_entry.csv"
 POLICY_COMPARISON = "policy_comparison.csv"
 RESULTS_BOOK = "results_book.csv"
+#: Results files with one row per asset (or ALL) under the ``symbol`` column.
+SYMBOL_TABLES = frozenset({RESULTS_PER_ASSET, RESULTS_PER_FOLD, RESULTS_HOLDOUT, FORCED_ENTRY, POLICY_COMPARISON})
 BOOK_CURVES = "book_curves.parquet"
 EXPERT_AUC = "expert_auc.csv"
 EXPERT_WEIGHTS = "expert_weights.csv"
@@ -215,7 +217,12 @@ class RunLayout:
         return json.loads(self.storage.read_bytes(relative))
 
     def read_csv(self, relative: str) -> pd.DataFrame:
-        return pd.read_csv(io.BytesIO(self.storage.read_bytes(relative)))
+        """A CSV of the run; the asset column of a results file written by an older version (``asset``) is read
+        as ``symbol``, the name every table uses now."""
+        frame = pd.read_csv(io.BytesIO(self.storage.read_bytes(relative)))
+        if relative in SYMBOL_TABLES and "asset" in frame.columns and "symbol" not in frame.columns:
+            frame = frame.rename(columns={"asset": "symbol"})
+        return frame
 
     def read_parquet(self, relative: str) -> pd.DataFrame:
         return pd.read_parquet(io.BytesIO(self.storage.read_bytes(relative)))

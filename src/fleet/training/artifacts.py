@@ -173,12 +173,12 @@ def evaluate(ctx: RunContext, results: list[UnitResult], backend) -> Evaluated:
         expert_weights = expert_weights[expert_weights["expert"] != "base_rate"].reset_index(drop=True)
     policy_rows = _concat([*pooled, *assets], "policy")
     book = _concat(pooled, "book")
-    ev = Evaluated(bars_per_year=bars_per_year, per_asset=_concat(assets, "per_asset", ["asset"]),
+    ev = Evaluated(bars_per_year=bars_per_year, per_asset=_concat(assets, "per_asset", ["symbol"]),
                    per_cluster=_concat(pooled, "per_cluster", ["cluster"]),
                    per_fold=with_cs_ic(fold_order(_concat(pooled, "fold_pooled"), _concat(assets, "fold_assets")),
                                        book),
                    book=book, book_curves=_concat(pooled, "book_curves"),
-                   forced=_concat(assets, "forced", ["asset"]) if config.policy.forced_entry else None,
+                   forced=_concat(assets, "forced", ["symbol"]) if config.policy.forced_entry else None,
                    expert_auc=expert_auc, expert_weights=expert_weights,
                    policy_comparison=None if policy_rows is None else order_policy_rows(policy_rows))
     if config.validation.holdout_days > 0:
@@ -197,8 +197,8 @@ def with_cs_ic(per_fold: pd.DataFrame, book: pd.DataFrame | None) -> pd.DataFram
     if book is None:
         return per_fold
     score = book[(book["book"] == "score") & (book["fold"] != "all")]
-    cs = score.assign(fold=score["fold"].astype(int), asset="ALL")[["fold", "asset", *CS_IC_COLUMNS]]
-    out = per_fold.merge(cs, on=["fold", "asset"], how="left")
+    cs = score.assign(fold=score["fold"].astype(int), symbol="ALL")[["fold", "symbol", *CS_IC_COLUMNS]]
+    out = per_fold.merge(cs, on=["fold", "symbol"], how="left")
     cols = list(per_fold.columns)
     at = cols.index("icir") + 1
     return out[[*cols[:at], *CS_IC_COLUMNS, *cols[at:]]]

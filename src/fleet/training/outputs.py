@@ -142,7 +142,7 @@ def _with_timing(per_asset: pd.DataFrame, preds: pd.DataFrame, plan: OutputPlan)
     matched = exposure_matched(preds, horizon=config.labels.horizon, cost_bps=config.policy.cost_bps,
                                bars_per_year=plan.bars_per_year, reps=config.evaluation.bootstrap_reps,
                                seed=config.seed)
-    out = per_asset.merge(matched, on="asset", how="left")
+    out = per_asset.merge(matched, on="symbol", how="left")
     cols = list(per_asset.columns)
     at = cols.index("sharpe_net") + 1
     return out[[*cols[:at], *MATCHED_COLUMNS, *cols[at:]]]
