@@ -64,3 +64,16 @@ def test_a_trained_run_holds_every_required_file_and_names_come_from_the_layout(
     assert L.STATE_FILE in written  # the saved plan stays; the per-unit results and failures do not
     assert not any(name.startswith((L.UNITS_DIR + "/", L.FAILURES)) for name in written)
     assert layout.missing(("no_such_file.csv", *REQUIRED_FILES)) == ["no_such_file.csv"]
+
+
+def test_an_older_runs_asset_column_is_read_as_symbol(tmp_path):
+    """Results files written before the tables named their asset column ``symbol`` read as the new ones; other
+    files, and a file that already has ``symbol``, are read as they are."""
+    from fleet.store.layout import RESULTS_PER_ASSET, RESULTS_PER_CLUSTER
+
+    (tmp_path / RESULTS_PER_ASSET).write_text("asset,cluster,auc\nA,0,0.51\nB,1,0.49\n")
+    (tmp_path / RESULTS_PER_CLUSTER).write_text("cluster,asset\n0,x\n")
+    layout = RunLayout(tmp_path)
+    assert list(layout.read_csv(RESULTS_PER_ASSET).columns) == ["symbol", "cluster", "auc"]
+    assert layout.read_csv(RESULTS_PER_ASSET)["symbol"].tolist() == ["A", "B"]
+    assert list(layout.read_csv(RESULTS_PER_CLUSTER).columns) == ["cluster", "asset"]
