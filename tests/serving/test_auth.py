@@ -42,7 +42,7 @@ def _call(path: str, headers: dict[str, str] | None = None) -> tuple[bool, int |
 
     scope = {"type": "http", "method": "GET", "path": path,
              "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]}
-    asyncio.run(auth.BearerAuthMiddleware(inner, expected=lambda: app._REPLICA.get("api_key"), error=app._error)(scope, receive, send))
+    asyncio.run(auth.BearerAuthMiddleware(inner, expected=app._replica_key, error=app._error)(scope, receive, send))
     start = next((m for m in sent if m["type"] == "http.response.start"), None)
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return (bool(reached), start and start["status"], json.loads(body) if body else {},

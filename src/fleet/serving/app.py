@@ -112,6 +112,13 @@ def configure_replica(*, max_body_bytes: int, symbols: list[str], bars: int, col
 
 
 
+def _replica_key() -> tuple[str, str] | None:
+    """The API key's (salt, digest) of the replica running in this process, or None. A module-level function, not
+    a lambda: Serve pickles the app, and a function of an importable module travels by reference, so it reads this
+    process's :data:`_REPLICA` rather than a copy taken when the app was pickled."""
+    return _REPLICA.get("api_key")
+
+
 def _error(status: int, loc: list, msg: str, kind: str, headers: dict | None = None) -> JSONResponse:
     """An error response in the one shape every error has (:class:`ErrorResponse`)."""
     return JSONResponse({"detail": [{"loc": list(loc), "msg": msg, "type": kind}]}, status_code=status,
@@ -136,7 +143,7 @@ api = FastAPI(title="fleet", version="1",
                           "GET /v1/models lists the symbols and how many candles each needs.")
 api.add_middleware(BodyLimitMiddleware)
 # Added last, so it runs first: an unauthenticated request is refused before its body is read.
-api.add_middleware(BearerAuthMiddleware, expected=lambda: _REPLICA.get("api_key"), error=_error)
+api.add_middleware(BearerAuthMiddleware, expected=_replica_key, error=_error)
 
 
 def _body_schema(model: type[BaseModel]) -> dict:
