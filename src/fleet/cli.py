@@ -265,7 +265,9 @@ def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes, 
 
     require_local(run_dir, "fleet serve")
     predictor = FleetPredictor(run_dir)  # clear one-line error before any Ray start-up
-    api_key = _api_key_from_env(api_key_env)
+    from fleet.serving.auth import key_from_env
+
+    api_key = key_from_env(api_key_env) if api_key_env else None
 
     def _interrupt(signum, frame):
         raise KeyboardInterrupt
@@ -297,25 +299,6 @@ def serve_run(run_dir, address, host, port, replicas, num_cpus, max_body_bytes, 
     finally:
         if started is not None:
             runner.stop(started)
-
-
-def _api_key_from_env(name: str | None) -> tuple[str, str] | None:
-    """(salt, digest) of the API key in environment variable ``name``; the token itself stays in this process.
-
-    Raises:
-        ConfigError: ``name`` is set but the variable is unset or empty.
-    """
-    if not name:
-        return None
-    import os
-
-    from fleet.serving.auth import token_digest
-
-    token = os.environ.get(name, "")
-    if not token:
-        raise ConfigError(f"--api-key-env {name}: the environment variable {name} is not set (or empty); "
-                          f"export {name}=<token> first")
-    return token_digest(token)
 
 
 @serve.command("build", cls=FleetCommand)

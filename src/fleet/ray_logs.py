@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 #: Loggers whose records are diverted (a logger covers its children).
-RAY_LOGGERS = ("ray", "ray.serve", "ray.data", "ray.train", "ray.tune")
+RAY_LOGGERS = ("ray", "ray.serve")  # Serve's logger has handlers of its own; the rest propagate to "ray"
 #: Where the records go unless FLEET_RAY_LOG names another file.
 DEFAULT_LOG = Path(tempfile.gettempdir()) / "fleet-ray-driver.log"
 

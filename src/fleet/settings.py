@@ -12,7 +12,6 @@ This module reads field declarations only; it imports neither the configuration 
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
@@ -26,6 +25,7 @@ from pydantic import BaseModel, Field
 from pydantic_core import PydanticUndefined
 
 from fleet.errors import ConfigError
+from fleet.models.specs import closest_name
 
 #: The panels of ``fleet train --help`` and the sections of docs/cli.md, in this order.
 GROUPS = ("Data", "Validation", "Model", "Policy & costs", "Cluster", "Output")
@@ -192,8 +192,8 @@ def to_dotted(config_cls: type[BaseModel], values: Mapping[str, Any]) -> dict[st
     out = {}
     for key, value in values.items():
         if key not in known:
-            close = difflib.get_close_matches(key, list(known), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            close = closest_name(key, known)
+            hint = f"; did you mean {close!r}?" if close else ""
             raise ConfigError(f"unknown override {key}={value!r}{hint} (known: {', '.join(known)})")
         if known[key].kind == "list" and isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()] or None

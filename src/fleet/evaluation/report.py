@@ -296,8 +296,9 @@ def _mixture_figures(run: RunData, figure) -> tuple[dict, dict | None]:
            "Mean gate weight of each expert over the out-of-sample rows, for the fleet and per cluster "
            "(expert_weights.csv; each group sums to 1; with select_base_rate: mix, the grey base_rate bar is the "
            "select gate's share of the constant base-rate P(up)).")
+    shown, why = _gate_assets(run)
     figure("gate_weights.png", plot_gate_weights(run),
-           f"Gate weights over time for {', '.join(_gate_assets(run)[0])} ({_gate_assets(run)[1]}): stacked "
+           f"Gate weights over time for {', '.join(shown)} ({why}): stacked "
            "w_<expert>, as the constants they are within each fold for gates with one weight vector per unit, else "
            "as a rolling mean (about a week of bars) inside each fold; bars where top-k leaves an expert out count as "
            "0; with select_base_rate: mix, the grey layer up to 1 is the constant base rate's share. Active experts "

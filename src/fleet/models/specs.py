@@ -40,11 +40,17 @@ from dataclasses import dataclass, field
 CPU, GPU = "cpu", "gpu"
 
 
+def closest_name(name: object, known) -> str | None:
+    """The name of ``known`` closest to ``name`` (:func:`difflib.get_close_matches`), or None when none is close."""
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return close[0] if close else None
+
+
 def unknown_name(kind: str, name: object, known) -> str:
     """The refusal of an unknown ``kind`` name: ``unknown expert 'momentun' (did you mean 'momentum'?)``, the
     closest of ``known`` by :func:`difflib.get_close_matches`, or the known names when none is close."""
-    close = difflib.get_close_matches(str(name), list(known), n=1)
-    hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(known)}"
+    close = closest_name(name, known)
+    hint = f"did you mean {close!r}?" if close else f"expected one of {', '.join(known)}"
     return f"unknown {kind} {name!r} ({hint})"
 
 

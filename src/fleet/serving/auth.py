@@ -68,6 +68,19 @@ class BearerAuthMiddleware:
                                 headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
 
 
+def key_from_env(name: str) -> tuple[str, str]:
+    """(salt, digest) of the API key held in environment variable ``name`` of this process (the token is not kept).
+
+    Raises:
+        ConfigError: the variable is unset or empty.
+    """
+    token = os.environ.get(name, "")
+    if not token:
+        raise ConfigError(f"api key: the environment variable {name} is not set (or empty) where fleet serve or the "
+                          f"replica runs; export {name}=<token> first")
+    return token_digest(token)
+
+
 def replica_api_key(api_key: tuple[str, str] | None, api_key_env: str | None) -> tuple[str, str] | None:
     """The key a replica checks: the digest it was given (``fleet serve --api-key-env``, the token stays in the
     CLI's process), else the token in its own environment variable ``api_key_env`` (a Serve config / RayService,
@@ -78,13 +91,7 @@ def replica_api_key(api_key: tuple[str, str] | None, api_key_env: str | None) ->
     """
     if api_key is not None:
         return (str(api_key[0]), str(api_key[1]))
-    if api_key_env:
-        token = os.environ.get(api_key_env, "")
-        if not token:
-            raise ConfigError(f"api_key_env={api_key_env!r}: the environment variable {api_key_env} is not set "
-                              "(or empty) where the replica runs; set it to the API key")
-        return token_digest(token)
-    return None
+    return key_from_env(api_key_env) if api_key_env else None
 
 
 
