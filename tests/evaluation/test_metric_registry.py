@@ -143,7 +143,7 @@ def test_progress_names_the_host_only_with_several_nodes(nodes, named):
         def nodes(self):
             return nodes
 
-        def run(self, todo, bars, on_result, sink=None):
+        def run(self, todo, bars, on_result, sink=None, follow=None):
             on_result(result)
 
     ctx = SimpleNamespace(rundir=SimpleNamespace(remote=False, unit_sink=lambda: None), echo=lines.append, bars={})

@@ -36,7 +36,7 @@ class RecordingBackend(LocalBackend):
         RecordingBackend.seen["map_shared"] = shared
         return super().map(fn, items, shared)
 
-    def run(self, units, frames, on_result, *, sink=None):
+    def run(self, units, frames, on_result, *, sink=None, follow=None):
         RecordingBackend.seen.update(units=units, frames=frames, cache_files=sorted(
             p.name for p in driver.Path(frames.location).iterdir()))
         RecordingBackend.seen["read"] = {s: frames[s] for s in ("C0S0", "C4S9")}

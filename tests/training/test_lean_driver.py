@@ -26,11 +26,11 @@ class _Recording:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def run(self, units, frames, on_result, *, sink=None):
+    def run(self, units, frames, on_result, *, sink=None, follow=None):
         def record(outcome):
             self.received.append((len(pickle.dumps(outcome)), outcome))
             on_result(outcome)
-        return self.inner.run(units, frames, record, sink=sink)
+        return self.inner.run(units, frames, record, sink=sink, follow=follow)
 
 
 def _train(tmp_path, monkeypatch, backend: str, name: str, **kw):

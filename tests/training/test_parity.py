@@ -24,6 +24,10 @@ def test_local_and_ray_are_identical(tmp_path, ray_session):
         pd.testing.assert_frame_equal(local.per_asset, remote.per_asset)
         for f in sorted((local.out / "predictions").glob("*.parquet")):
             pd.testing.assert_frame_equal(pd.read_parquet(f), pd.read_parquet(remote.out / "predictions" / f.name))
-        units = json.loads((remote.out / "manifest.json").read_text())["units"]
+        manifest = json.loads((remote.out / "manifest.json").read_text())
+        units = manifest["units"]
         assert units and all(u["node_id"] for u in units)  # trained inside Ray actors
+        # the output tasks ran on the warm step actors (the same processes), not in fresh Ray workers
+        outputs = [t for t in manifest["run_tasks"] if t["phase"] in ("outputs", "pooled")]
+        assert outputs and {t["pid"] for t in outputs} <= {t["pid"] for t in manifest["tasks"]}
         assert local.units == remote.units

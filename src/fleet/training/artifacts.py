@@ -23,10 +23,9 @@ from fleet.store import display_location, is_uri
 from fleet.store import layout as L
 from fleet.store.layout import is_refit_unit, model_file
 from fleet.training.context import RunContext, RunSummary
-from fleet.training.graph import Timed
 from fleet.training.holdout import predict_holdout
-from fleet.training.outputs import (OutputPlan, apply_run_policy, asset_batches, asset_outputs, pooled_items,
-                                    pooled_outputs, prediction_columns)
+from fleet.training.output_stream import OutputStream, run_follow
+from fleet.training.outputs import OutputPlan, apply_run_policy, prediction_columns
 from fleet.training.unit import UnitResult
 
 
@@ -80,7 +79,7 @@ def _gate_warnings(ctx: RunContext, results: list[UnitResult]) -> None:
                  "cross-fitted gate lost to it on the inner out-of-fold rows); manifest units[].gate.fallback")
 
 
-def write_run(ctx: RunContext, results: list[UnitResult], backend) -> RunSummary:
+def write_run(ctx: RunContext, results: list[UnitResult], backend, stream: OutputStream | None = None) -> RunSummary:
     """Tables, predictions, models and manifest from every unit's saved result; commits the run into place.
 
     ``results`` are what the workers kept of each unit (:meth:`fleet.store.UnitStore.save`: no prediction rows,
@@ -90,7 +89,7 @@ def write_run(ctx: RunContext, results: list[UnitResult], backend) -> RunSummary
     refit = [r for r in results if is_refit_unit(r.unit_id)]  # served models only: in no table
     results = sorted((r for r in results if not is_refit_unit(r.unit_id)), key=lambda r: (r.fold, r.group))
     _gate_warnings(ctx, results)
-    ev = evaluate(ctx, results, backend)
+    ev = evaluate(ctx, results, backend, stream)
     write_files(ctx, results, ev)
     record = manifest(ctx, results, ev)
     if ctx.refit_market is not None:
@@ -120,13 +119,19 @@ def _bars_per_year(ctx: RunContext) -> float:
     return bars_per_year
 
 
-def output_plan(ctx: RunContext, results: list[UnitResult], bars_per_year: float) -> OutputPlan:
-    """The :class:`~fleet.training.outputs.OutputPlan` of the run's output tasks."""
+def output_stream(ctx: RunContext) -> OutputStream:
+    """The run's :class:`~fleet.training.output_stream.OutputStream` (built once the markets are fitted: it needs
+    the final fold's clusters), after saying how returns are annualised."""
+    return OutputStream(output_plan(ctx, _bars_per_year(ctx)), ctx.units)
+
+
+def output_plan(ctx: RunContext, bars_per_year: float) -> OutputPlan:
+    """The :class:`~fleet.training.outputs.OutputPlan` of the run's output tasks (its ``fallback`` is filled in by
+    the :class:`~fleet.training.output_stream.OutputStream` from the units' results)."""
     final = ctx.markets[-1]
-    fallback = {(r.fold, s): 1 for r in results if r.gate and r.gate.get("fallback") for s in (r.parts or {})}
     return OutputPlan(storage=ctx.rundir.storage, config=ctx.config, bars_per_year=bars_per_year, bar=ctx.panel.bar,
                       cluster_of=dict(final.clusters.cluster_map), dominant=final.clusters.dominant_cluster,
-                      fallback=fallback)
+                      fallback={})
 
 
 def _concat(pieces: list[dict], name: str, by: list[str] | None = None) -> pd.DataFrame | None:
@@ -137,32 +142,28 @@ def _concat(pieces: list[dict], name: str, by: list[str] | None = None) -> pd.Da
     return out.sort_values(by, kind="stable").reset_index(drop=True) if by else out
 
 
-def evaluate(ctx: RunContext, results: list[UnitResult], backend) -> Evaluated:
+def evaluate(ctx: RunContext, results: list[UnitResult], backend, stream: OutputStream | None = None) -> Evaluated:
     """The run's policy on every out-of-sample row, its prediction files and every results table, by two stages
-    of ``backend`` tasks (:mod:`fleet.training.outputs`); the hold-out here."""
+    of ``backend`` tasks (:mod:`fleet.training.outputs`); the hold-out here.
+
+    ``stream``: the run's :class:`~fleet.training.output_stream.OutputStream`, whose asset batches the backend may
+    have run while the units trained; what it has not run yet runs here (None: a new stream, all of it here).
+    """
     config = ctx.config
-    bars_per_year = _bars_per_year(ctx)
-    plan = output_plan(ctx, results, bars_per_year)
-    parts: dict[str, list[str]] = {}
-    for r in results:  # sorted by fold: each asset's files in fold order
-        for symbol, f in (r.parts or {}).items():
-            parts.setdefault(symbol, []).append(f)
-    symbols = sorted(parts)
-    t0 = time.perf_counter()
-    assets = _timed_map(ctx, backend, Timed(asset_outputs, "outputs", ("symbols",)), asset_batches(parts),
-                        {"plan": plan})
-    cluster_rows: dict[int, int] = {}
-    fold_rows: dict[int, int] = {}
-    for a in assets:
-        for c, k in a["clusters"].items():
-            cluster_rows[c] = cluster_rows.get(c, 0) + k
-        for f, k in a["folds"].items():
-            fold_rows[f] = fold_rows.get(f, 0) + k
-    pooled = _timed_map(ctx, backend, Timed(pooled_outputs, "pooled", ("kind", "key")),
-                        pooled_items(cluster_rows, fold_rows),
-                        {"plan": plan, "symbols": symbols})
+    stream = stream if stream is not None else output_stream(ctx)
+    bars_per_year = stream.plan.bars_per_year
+    for r in results:  # every result, also those loaded on --resume (a result seen already is ignored)
+        stream.unit_done(r)
+    ran = len(stream.records)
+    while tasks := stream.flush():
+        for task, out in zip(tasks, backend.map(run_follow, [{"task": t} for t in tasks], {})):
+            stream.collect(task, out)
+    ctx.run_tasks += stream.records
+    plan, symbols, assets, pooled = stream.plan, stream.symbols(), stream.asset_values, stream.pooled_values
+    where = (f"; {ran} on the step actors, {stream.overlapped} of them while units trained" if ran else "")
+    since = time.perf_counter() - (stream.units_done_at or time.perf_counter())
     ctx.echo(f"Tables and predictions/ of {len(symbols)} assets: {len(assets)} asset batches and {len(pooled)} "
-             f"pooled groups as backend tasks, {time.perf_counter() - t0:.1f} s")
+             f"pooled groups as backend tasks{where}; done {since:.1f} s after the last unit")
     base_rate = max([a["base_rate_max"] for a in assets], default=0.0) > BASE_RATE_SHOWN
     expert_auc, expert_weights = (
         pd.concat([p[name] for p in pooled if name in p and p[name] is not None]
@@ -202,14 +203,6 @@ def with_cs_ic(per_fold: pd.DataFrame, book: pd.DataFrame | None) -> pd.DataFram
     cols = list(per_fold.columns)
     at = cols.index("icir") + 1
     return out[[*cols[:at], *CS_IC_COLUMNS, *cols[at:]]]
-
-
-def _timed_map(ctx: RunContext, backend, fn: Timed, items: list[dict], shared: dict) -> list:
-    """``backend.map`` of a :class:`~fleet.training.graph.Timed` task: the values; the records go to
-    ``ctx.run_tasks`` (``manifest.json["run_tasks"]``)."""
-    out = backend.map(fn, items, shared)
-    ctx.run_tasks += [rec for _, rec in out]
-    return [value for value, _ in out]
 
 
 def _expert_order(table: pd.DataFrame) -> pd.DataFrame:

@@ -33,11 +33,12 @@ from fleet.models.specs import gate_spec
 from fleet.store import RunDirectory, is_uri, join_location
 from fleet.store.layout import FAILURES, RESULTS_SEEDS
 from fleet.store.location import default_out
-from fleet.training.artifacts import redacted, write_run
+from fleet.training.artifacts import output_stream, redacted, write_run
 from fleet.training.backends import TrainFn, make_backend
 from fleet.training.graph import Timed, check_config
 from fleet.training.context import Echo, RunContext, RunSummary, records
 from fleet.training.inputs import check_history, load_inputs, run_registry
+from fleet.training.output_stream import OutputStream
 from fleet.training.plan import plan_fold, with_run_size
 from fleet.training.refit import add_refit
 from fleet.training.refit_window import refit_window
@@ -178,12 +179,15 @@ def _train_and_write(ctx: RunContext, backend, resuming: bool) -> RunSummary:
             echo(f"{len(loaded)} of {len(ctx.units)} units have a complete, verified result in the staging "
                  f"directory; training the other {len(todo)}")
         echo(f"Training {len(todo)} units ({config.strategy.value}) on {ctx.backend_desc}")
-        _train(ctx, backend, todo, progress)
+        stream = output_stream(ctx)
+        for r in loaded.values():
+            stream.unit_done(r)
+        _train(ctx, backend, todo, progress, stream)
         if progress.failures:
             _raise_failed(ctx, progress.failures)
         rundir.delete(FAILURES)
         ctx.training["loaded"] = sorted(loaded)
-        return write_run(ctx, [*loaded.values(), *progress.done], backend)
+        return write_run(ctx, [*loaded.values(), *progress.done], backend, stream)
     except UnitsFailedError:
         raise
     except BaseException:
@@ -342,8 +346,10 @@ class _Progress:
     saved: int = 0
 
 
-def _train(ctx: RunContext, backend, todo: list, progress: _Progress) -> None:
-    """Run ``todo`` on the backend; each result is saved by the worker that trained it and printed as it comes."""
+def _train(ctx: RunContext, backend, todo: list, progress: _Progress, stream: OutputStream | None = None) -> None:
+    """Run ``todo`` on the backend; each result is saved by the worker that trained it and printed as it comes.
+
+    ``stream``: the run's output tasks, which the backend may start as the units holding their assets finish."""
     rundir, echo = ctx.rundir, ctx.echo
     # a host names where a unit ran only when there is more than one machine to tell apart
     hosts = getattr(backend, "nodes", lambda: 1)() > 1
@@ -364,7 +370,7 @@ def _train(ctx: RunContext, backend, todo: list, progress: _Progress) -> None:
         echo(f"  each worker writes its unit's result to {rundir.describe('units')}/")
     t_train, t_train_unix = time.perf_counter(), time.time()
     if todo:
-        backend.run(todo, ctx.bars, on_result, sink=rundir.unit_sink())
+        backend.run(todo, ctx.bars, on_result, sink=rundir.unit_sink(), follow=stream)
     ctx.training = {"trained": [r.unit_id for r in progress.done], "loaded": [],
                     "backend_seconds": round(time.perf_counter() - t_train, 3), "backend_started_unix": t_train_unix}
 

@@ -1,8 +1,9 @@
 """The run's prediction files and results tables, built by backend tasks from the units' saved rows.
 
 Every unit's worker saved its out-of-sample rows per asset (``units/<unit id>/<symbol>.parquet``,
-:meth:`fleet.store.UnitStore.save`). The driver never reads them: it hands :meth:`Backend.map` two stages of
-tasks and gathers small tables.
+:meth:`fleet.store.UnitStore.save`). The driver never reads them: two stages of tasks do, handed out by
+:class:`fleet.training.output_stream.OutputStream` (on Ray, run by the step actors as the units finish; what is
+left, by :meth:`Backend.map`), and the driver gathers small tables.
 
 1. :func:`asset_outputs`, one task per batch of assets: an asset's rows of every fold, the run's trading policy
    (whole UTC days per asset, so it spans units and folds), ``predictions/<symbol>.parquet``, and every table
@@ -59,15 +60,6 @@ class OutputPlan:
 
     def experts(self) -> list[str]:
         return self.config.model.active_experts()
-
-
-def asset_batches(parts: dict[str, list[str]]) -> list[dict]:
-    """``Backend.map`` items of stage 1: sorted symbols cut into at most :data:`MAX_ASSET_BATCHES` batches, each
-    with the files of its assets' rows (``parts``: symbol -> files, in fold order)."""
-    symbols = sorted(parts)
-    n = max(1, min(len(symbols), MAX_ASSET_BATCHES))
-    return [{"symbols": list(chunk), "parts": {s: parts[s] for s in chunk}}
-            for chunk in np.array_split(np.array(symbols, dtype=object), n) if len(chunk)]
 
 
 def apply_run_policy(rows: pd.DataFrame, plan: OutputPlan) -> pd.DataFrame:

@@ -27,13 +27,18 @@ class LocalBackend:
         """Machines the units run on: this one."""
         return 1
 
-    def run(self, units: list[TrainingUnit], frames: Mapping[str, pd.DataFrame], on_result, *, sink=None) -> list:
+    def run(self, units: list[TrainingUnit], frames: Mapping[str, pd.DataFrame], on_result, *, sink=None,
+            follow=None) -> list:
         """Train each unit on ``frames`` (symbol -> bars: the run's bar reader); an exception in a unit becomes a
         :class:`UnitFailure` (interrupts propagate).
 
         With ``sink``, each result is saved through it (``sink.save(unit_id, result)``) and what the save
         returns (the result without its prediction rows and model) is reported; a failed save is reported as
         that unit's failure.
+
+        ``follow`` (the run's :class:`~fleet.training.output_stream.OutputStream`) is not used: one process trains
+        one unit at a time, so an output task run between units would only move work, not overlap it; the driver
+        runs them all after the units (:func:`fleet.training.artifacts.evaluate`).
         """
         outcomes: list[UnitResult | UnitFailure] = []
         for unit in units:

@@ -118,7 +118,8 @@ class RayBackend:
             return (self.num_cpus, self.unit_gpus(task.unit, cluster_gpus))
         return (self.num_cpus, self.num_gpus)
 
-    def run(self, units: list["TrainingUnit"], frames: Mapping[str, pd.DataFrame], on_result, *, sink=None) -> list:
+    def run(self, units: list["TrainingUnit"], frames: Mapping[str, pd.DataFrame], on_result, *, sink=None,
+            follow=None) -> list:
         """Train every unit as a task graph (:mod:`.ray_graph`); returns (and reports through ``on_result``) a
         result or a failure per unit, in the order they finish.
 
@@ -128,6 +129,9 @@ class RayBackend:
         ``sink``: when given, the actor running a unit's last step saves the unit's result through it (the sink is
         pickled to the actor, which opens the run's filesystem itself; on a cluster every node needs the
         storage's credentials).
+
+        ``follow``: the run's :class:`~fleet.training.output_stream.OutputStream`; its tasks run on the step
+        actors as their units finish, and once every unit is done (see :mod:`.ray_graph`).
 
         Raises:
             ConfigError: the cluster has fewer CPUs than one actor asks for.
@@ -147,7 +151,7 @@ class RayBackend:
         graph = GraphRun(units, frames, on_result, sink, shape_of=lambda t: self.task_shape(t, cluster_gpus),
                          cpu_slots=max(1, node_slots(ray.nodes(), (self.num_cpus, 0.0))), cluster_gpus=cluster_gpus,
                          train_fn=None if self.train_fn in (None, train_unit) else self.train_fn,
-                         torch_first=any(needs_torch(u.config.model) for u in units))
+                         torch_first=any(needs_torch(u.config.model) for u in units), follow=follow)
         return graph.run()
 
     def map(self, fn, items: list[dict], shared: dict) -> list:

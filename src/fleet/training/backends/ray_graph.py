@@ -12,6 +12,12 @@
   the object store and passed by reference to the unit's later steps.
 * Results are gathered with ``ray.wait``; a step is submitted when its inputs are done, earliest unit first, and
   at most ``2 x slots`` units are in flight (bounded object-store use).
+* Output tasks (``follow``, the run's :class:`~fleet.training.output_stream.OutputStream`): a batch of assets
+  whose units are all done runs on an idle actor whenever no unit step is waiting, so on a cluster the outputs
+  overlap the training, on actors that have imported everything already; once every unit is done, what is left
+  of the stream (the last batches, then the pooled groups) runs on the same actors. An error raised by an output
+  task is raised by :meth:`GraphRun.run` as itself; a task lost with its actor is left to the driver, which runs
+  every task the stream has not collected (:func:`fleet.training.artifacts.evaluate`).
 * Faults: actors have Ray's ``max_restarts`` / ``max_task_retries`` (steps are pure, so a re-run step gives the
   same value). An application error fails its unit only (a :class:`UnitFailure` value). A system failure (an
   actor lost more often than Ray retries, or a step's input lost with its node) starts the unit again from its
@@ -43,6 +49,8 @@ MAX_RESTARTS = 3
 MAX_TASK_RETRIES = 3
 #: Times a unit starts again from its first step on fresh actors after a system failure of one of its steps.
 UNIT_RESTARTS = 1
+#: Output tasks lost with their actors before the run leaves the rest of its output tasks to the driver.
+FOLLOW_LOSSES = 1
 
 
 @ray.remote
@@ -87,6 +95,10 @@ class StepWorker:
                 out = sink.save(out.unit_id, out)
         return out, record
 
+    def follow(self, task):
+        """Run one output task (a :class:`~fleet.training.output_stream.FollowTask`); returns (value, record)."""
+        return task()
+
 
 def pool_sizes(shapes: set[tuple[float, float]], cpu_slots: int, cluster_gpus: float) -> dict:
     """Actors per shape (num_cpus, num_gpus): one shape gets every CPU slot; with GPU shapes beside a CPU shape,
@@ -111,10 +123,11 @@ class GraphRun:
         train_fn: None for the step graph, else a stand-in trained as a one-task graph.
         torch_first: start every actor with torch loaded before scikit-learn (see :class:`StepWorker`).
         watch: the cluster's nodes (:class:`~.ray_nodes.NodeWatch`); None: a new one.
+        follow: the run's :class:`~fleet.training.output_stream.OutputStream`, or None.
     """
 
     def __init__(self, units, frames, on_result, sink, *, shape_of, cpu_slots: int, cluster_gpus: float,
-                 train_fn=None, torch_first: bool = False, watch: NodeWatch | None = None):
+                 train_fn=None, torch_first: bool = False, watch: NodeWatch | None = None, follow=None):
         from fleet.training.graph import unit_graph
 
         self.torch_first = torch_first
@@ -135,6 +148,10 @@ class GraphRun:
         self.active: dict[str, dict] = {}  # unit_id -> {"ref", "values", "records", "left"}
         self.ready: list = []  # Task
         self.running: dict = {}  # record ref -> (task, actor, shape, value ref, the unit's state)
+        self.follow = follow
+        self.follow_ready: list = []  # FollowTask
+        self.follow_running: dict = {}  # ref -> (FollowTask, actor, shape)
+        self.follow_lost = 0  # output tasks lost with their actor: after FOLLOW_LOSSES, the driver runs the rest
 
     def _n_alive(self) -> int:
         return sum(len(v) for v in self.alive.values())
@@ -195,12 +212,16 @@ class GraphRun:
         self.waiting = list(self.units)
         try:
             self._warm()
-            while self.waiting or self.running or self.ready:
+            while self.waiting or self.running or self.ready or self._more_follow():
                 self._admit()
                 self._dispatch()
-                if self.running:
-                    done, _ = ray.wait(list(self.running), num_returns=1, timeout=self.watch.check_s)
+                if self.running or self.follow_running:
+                    done, _ = ray.wait([*self.running, *self.follow_running], num_returns=1,
+                                       timeout=self.watch.check_s)
                     for ref in done:
+                        if ref in self.follow_running:
+                            self._collect_follow(ref, *self.follow_running.pop(ref))
+                            continue
                         made_ready = self._collect(ref, self.running.pop(ref))  # may replace self.ready
                         self.ready += made_ready
                 elif self.ready and self.capacity == 0:  # every node that held these steps is gone: wait a while
@@ -238,6 +259,50 @@ class GraphRun:
             value_ref, record_ref = actor.run.remote(replace(task, unit=None), [self.frames_ref], prior, self.sink,
                                                      st["ref"], *[st["values"][k] for k in task.deps])
             self.running[record_ref] = (task, actor, shape, value_ref, st)
+        if not self.ready and self.follow_lost <= FOLLOW_LOSSES:  # idle actors take output tasks
+            self._dispatch_follow()
+
+    def _more_follow(self) -> bool:
+        """Whether output tasks are left to run here: once every unit is done (none failed) and no output task is
+        queued or running, the stream's next stage (:meth:`OutputStream.flush`); False without actors."""
+        from fleet.training.unit import UnitFailure
+
+        if self.follow is None or self.follow_running or self.follow_lost > FOLLOW_LOSSES:
+            return bool(self.follow_running)
+        if self.waiting or self.active or self.capacity == 0 or any(isinstance(o, UnitFailure) for o in self.outcomes):
+            return False
+        if not self.follow_ready:
+            self.follow_ready = self.follow.flush()
+        return bool(self.follow_ready)
+
+    def _dispatch_follow(self) -> None:
+        """Output tasks on idle actors (or new ones within the pools' quotas), CPU-only actors first."""
+        for shape in sorted(self.quota, key=lambda s: s[1]):
+            while self.follow_ready:
+                actor = self._actor(shape)
+                if actor is None:
+                    break
+                task = self.follow_ready.pop(0)
+                self.follow_running[actor.follow.remote(task)] = (task, actor, shape)
+
+    def _collect_follow(self, ref, task, actor, shape) -> None:
+        """A finished output task: its value to the stream; an error of its own code is raised; a task lost with
+        its actor is left for the driver to run again."""
+        try:
+            out = ray.get(ref)
+        except ray.exceptions.RayTaskError as err:
+            self._release(actor, shape)
+            cause = err.cause if err.cause is not None else err
+            if isinstance(cause, ray.exceptions.RayError):
+                self.follow_lost += 1
+                return
+            raise cause from None
+        except ray.exceptions.RayError:
+            self._drop(actor, shape)
+            self.follow_lost += 1
+            return
+        self._release(actor, shape)
+        self.follow.collect(task, out)
 
     def _collect(self, ref, entry) -> list:
         """Handle a finished step; returns the unit's steps it made ready."""
@@ -271,6 +336,8 @@ class GraphRun:
             self._forget(uid)
             self.outcomes.append(result)
             self.on_result(result)
+            if self.follow is not None:
+                self.follow_ready += self.follow.unit_done(result)
             return []
         done = set(st["values"])
         return [t for t in st["left"].values() if task.key in t.deps and set(t.deps) <= done]
