@@ -185,8 +185,8 @@ def format_with_se(value: float, se: float, *, scale: float = 1.0, signed: bool 
 
 
 def _block_counts(codes, score, y, inverse, n_t: int):
-    """Sparse (B, T) matrices of the rows per (block, timestamp): all rows and the positive ones, where a block is a
-    run of tied scores inside one group (rows sorted by (group, score)); with each block's group-start flag."""
+    """Sparse (B, T) matrices of the positive and the negative rows per (block, timestamp), where a block is a run
+    of tied scores inside one group (rows sorted by (group, score)); with each block's group-start flag."""
     from scipy import sparse
 
     order = np.lexsort((score, codes))
@@ -196,9 +196,9 @@ def _block_counts(codes, score, y, inverse, n_t: int):
     block = np.empty(order.size, dtype=np.int64)
     block[order] = np.cumsum(new_block) - 1
     n_b = int(new_block.sum())
-    rows = sparse.csr_matrix((np.ones(order.size), (block, inverse)), shape=(n_b, n_t))
     positives = sparse.csr_matrix((y.astype(np.float64), (block, inverse)), shape=(n_b, n_t))
-    return rows, positives, new_group[new_block]
+    negatives = sparse.csr_matrix((1.0 - y.astype(np.float64), (block, inverse)), shape=(n_b, n_t))
+    return positives, negatives, new_group[new_block]
 
 
 def counted_aucs(y, score, groups, counts, inverse, *, cells: int = 4_000_000) -> tuple[np.ndarray, np.ndarray]:
@@ -226,28 +226,40 @@ def _counted_auc(y, score, groups, counts, inverse, *, pooled: bool, cells: int 
     """The pooled AUC (``pooled``: one group) or the per-group mean AUC of each draw, as :func:`counted_aucs`."""
     y = np.asarray(y, dtype=np.float64)
     C = np.asarray(counts, dtype=np.float64)
-    rows, positives, first = _block_counts(np.asarray(groups, dtype=np.int64), np.asarray(score, dtype=np.float64), y,
-                                           np.asarray(inverse, dtype=np.int64), C.shape[1])
-    step = max(1, cells // max(rows.shape[0], 1))
+    positives, negatives, first = _block_counts(np.asarray(groups, dtype=np.int64),
+                                                np.asarray(score, dtype=np.float64), y,
+                                                np.asarray(inverse, dtype=np.int64), C.shape[1])
+    step = max(1, cells // max(positives.shape[0], 1))
     out = []
     for lo in range(0, C.shape[0], step):
-        Ct = C[lo:lo + step].T  # (T, k)
-        pos = np.asarray(positives @ Ct).T  # (k, B)
-        out.append(_auc_from_blocks(pos, np.asarray(rows @ Ct).T - pos, first, pooled=pooled))
+        Ct = np.ascontiguousarray(C[lo:lo + step].T)  # (T, k)
+        pos, neg = (np.ascontiguousarray(np.asarray(m @ Ct).T) for m in (positives, negatives))  # (k, B)
+        out.append(_auc_from_blocks(pos, neg, first, pooled=pooled))
     return np.concatenate(out)
 
 
 def _auc_from_blocks(pos: np.ndarray, neg: np.ndarray, first: np.ndarray, *, pooled: bool) -> np.ndarray:
-    """Mann-Whitney AUC per group from the weighted class counts of its blocks (k, B), ascending score within each
-    group (``first``: a block starts a group); the pooled AUC (one group) or the mean over the groups with both
-    classes."""
+    """Mann-Whitney AUC per group from the weighted class counts of its blocks, (k, B) for k draws, ascending score
+    within each group (``first``: a block starts a group); (k,): the pooled AUC (one group) or the mean over the
+    groups with both classes. ``neg`` is overwritten.
+
+    A group's numerator is the sum over its blocks of pos x (negatives below the block + half the block's own),
+    with the negatives below counted from the group's start: cum - neg / 2 - before, where cum is the running sum
+    of ``neg`` over all blocks and ``before`` its value at the group's start; ``before`` is taken out once per
+    group (before x the group's positives) rather than per block. With whole-number counts every term is a
+    multiple of 1/2 far below 2^53, so the sums are exact in any order.
+    """
     starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], first.size] - 1
     cum = np.cumsum(neg, axis=1)
-    before = np.where(starts > 0, cum[:, np.maximum(starts - 1, 0)], 0.0)
-    group_of = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, first.size]))
-    below = cum - neg - before[:, group_of]
-    num = np.add.reduceat(pos * (below + 0.5 * neg), starts, axis=1)
-    den = np.add.reduceat(pos, starts, axis=1) * np.add.reduceat(neg, starts, axis=1)
+    before = np.where(starts > 0, cum[:, np.maximum(starts - 1, 0)], 0.0)  # (k, G)
+    neg_sum = cum[:, ends] - before
+    pos_sum = np.add.reduceat(pos, starts, axis=1)
+    neg *= 0.5
+    cum -= neg
+    cum *= pos
+    num = np.add.reduceat(cum, starts, axis=1) - before * pos_sum
+    den = pos_sum * neg_sum
     with np.errstate(invalid="ignore", divide="ignore"):
         per = np.where(den > 0, num / den, np.nan)
         if pooled:
