@@ -37,6 +37,7 @@ from fleet.training.artifacts import output_stream, redacted, write_run
 from fleet.training.backends import TrainFn, make_backend
 from fleet.training.graph import Timed, check_config
 from fleet.training.context import Echo, RunContext, RunSummary, records
+from fleet.training.history import union_timeline
 from fleet.training.inputs import check_history, load_inputs, run_registry
 from fleet.training.output_stream import OutputStream
 from fleet.training.plan import plan_fold, with_run_size
@@ -213,7 +214,7 @@ def _load(ctx: RunContext, frame: pd.DataFrame | None,
          f"columns {', '.join(panel.columns)}")
     if panel.missing_columns():
         ctx.note(f"no {'/'.join(panel.missing_columns())} column(s): features needing them are left out")
-    all_ts = pd.DatetimeIndex(sorted(set().union(*(f.index for f in panel.frames.values()))))
+    all_ts = union_timeline(panel)
     early = ends_early(panel, all_ts.max())
     if early:
         ctx.note(f"warning: {len(early)} asset(s) end early, with no rows in the test blocks after that: "

@@ -116,9 +116,13 @@ def asset_shortfall(close: pd.Series, n_bars: int, need: HistoryNeed) -> str | N
 
 
 def union_timeline(panel: Panel) -> pd.DatetimeIndex:
-    """Sorted distinct timestamps of every asset (the timeline the folds are cut on)."""
-    values = np.unique(np.concatenate([f.index.as_unit("ns").asi8 for f in panel.frames.values()]))
-    return pd.DatetimeIndex(values.astype("datetime64[ns]")).tz_localize("UTC")
+    """Sorted distinct timestamps of every asset (the timeline the folds are cut on), UTC, in the assets' time unit
+    when they share one (else nanoseconds)."""
+    frames = list(panel.frames.values())
+    values = np.unique(np.concatenate([f.index.as_unit("ns").asi8 for f in frames]))
+    units = {getattr(f.index, "unit", "ns") for f in frames}
+    out = pd.DatetimeIndex(values.astype("datetime64[ns]")).tz_localize("UTC")
+    return out.as_unit(units.pop()) if len(units) == 1 else out
 
 
 def splitter_of(config: FleetConfig, bar: pd.Timedelta) -> PurgedWalkForward:
@@ -227,7 +231,7 @@ class _SuffixWindows:
         self.ns = {s: f.index.as_unit("ns").asi8 for s, f in full.frames.items()}
         self.close = {s: f["close"].to_numpy() for s, f in full.frames.items()}
         union = union_timeline(full)
-        self.union_ns = union.asi8
+        self.union_ns = union.as_unit("ns").asi8
         # The same instants without the time zone: the splitter's comparisons cost half on a naive index.
         self.union = union.tz_localize(None)
         self.end = max(f.index[-1] for f in full.frames.values() if len(f))
