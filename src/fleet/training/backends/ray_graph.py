@@ -15,9 +15,10 @@
 * Output tasks (``follow``, the run's :class:`~fleet.training.output_stream.OutputStream`): a batch of assets
   whose units are all done runs on an idle actor whenever no unit step is waiting, so on a cluster the outputs
   overlap the training, on actors that have imported everything already; once every unit is done, what is left
-  of the stream (the last batches, then the pooled groups) runs on the same actors. An error raised by an output
-  task is raised by :meth:`GraphRun.run` as itself; a task lost with its actor is left to the driver, which runs
-  every task the stream has not collected (:func:`fleet.training.artifacts.evaluate`).
+  of the stream (the last batches, then the pooled groups) runs on the same actors. An output task that raised, or
+  was lost with its actor (more than :data:`FOLLOW_LOSSES` times), stops this for the run and the units train
+  on; the driver then runs every task the stream has not collected (:func:`fleet.training.artifacts.evaluate`),
+  where an error of the task's own code is raised as itself.
 * Faults: actors have Ray's ``max_restarts`` / ``max_task_retries`` (steps are pure, so a re-run step gives the
   same value). An application error fails its unit only (a :class:`UnitFailure` value). A system failure (an
   actor lost more often than Ray retries, or a step's input lost with its node) starts the unit again from its
@@ -51,6 +52,7 @@ MAX_TASK_RETRIES = 3
 UNIT_RESTARTS = 1
 #: Output tasks lost with their actors before the run leaves the rest of its output tasks to the driver.
 FOLLOW_LOSSES = 1
+_FOLLOW_OFF = FOLLOW_LOSSES + 1
 
 
 @ray.remote
@@ -152,6 +154,7 @@ class GraphRun:
         self.follow_ready: list = []  # FollowTask
         self.follow_running: dict = {}  # ref -> (FollowTask, actor, shape)
         self.follow_lost = 0  # output tasks lost with their actor: after FOLLOW_LOSSES, the driver runs the rest
+        self.failed = False  # a unit failed: the run ends without outputs
 
     def _n_alive(self) -> int:
         return sum(len(v) for v in self.alive.values())
@@ -265,11 +268,9 @@ class GraphRun:
     def _more_follow(self) -> bool:
         """Whether output tasks are left to run here: once every unit is done (none failed) and no output task is
         queued or running, the stream's next stage (:meth:`OutputStream.flush`); False without actors."""
-        from fleet.training.unit import UnitFailure
-
         if self.follow is None or self.follow_running or self.follow_lost > FOLLOW_LOSSES:
             return bool(self.follow_running)
-        if self.waiting or self.active or self.capacity == 0 or any(isinstance(o, UnitFailure) for o in self.outcomes):
+        if self.waiting or self.active or self.capacity == 0 or self.failed:
             return False
         if not self.follow_ready:
             self.follow_ready = self.follow.flush()
@@ -286,17 +287,16 @@ class GraphRun:
                 self.follow_running[actor.follow.remote(task)] = (task, actor, shape)
 
     def _collect_follow(self, ref, task, actor, shape) -> None:
-        """A finished output task: its value to the stream; an error of its own code is raised; a task lost with
-        its actor is left for the driver to run again."""
+        """A finished output task: its value to the stream. A task that raised stops the output tasks here (the
+        driver runs it again and raises its error there, once every unit is saved); one lost with its actor is left
+        for the driver to run again."""
         try:
             out = ray.get(ref)
         except ray.exceptions.RayTaskError as err:
             self._release(actor, shape)
             cause = err.cause if err.cause is not None else err
-            if isinstance(cause, ray.exceptions.RayError):
-                self.follow_lost += 1
-                return
-            raise cause from None
+            self.follow_lost = self.follow_lost + 1 if isinstance(cause, ray.exceptions.RayError) else _FOLLOW_OFF
+            return
         except ray.exceptions.RayError:
             self._drop(actor, shape)
             self.follow_lost += 1
@@ -416,6 +416,7 @@ class GraphRun:
         from fleet.training.unit import UnitFailure
 
         failure = UnitFailure.of(unit, error, tb)
+        self.failed = True
         self.outcomes.append(failure)
         self.on_result(failure)
 
