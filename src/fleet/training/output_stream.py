@@ -69,6 +69,7 @@ class OutputStream:
         self.plan = plan
         self.missing: dict[str, set[str]] = {}
         self.expected = {u.unit_id for u in units if not is_refit_unit(u.unit_id)}
+        self._units_left = set(self.expected)
         for u in units:
             if not is_refit_unit(u.unit_id):
                 for symbol in u.assets:
@@ -94,7 +95,8 @@ class OutputStream:
         if is_refit_unit(uid) or uid in self.results:
             return []
         self.results[uid] = result
-        if self.units_done_at is None and self.expected <= set(self.results):
+        self._units_left.discard(uid)
+        if self.units_done_at is None and not self._units_left:
             self.units_done_at = time.perf_counter()
         for symbol, f in (result.parts or {}).items():
             self.parts.setdefault(symbol, []).append((int(result.fold), f))
@@ -111,7 +113,8 @@ class OutputStream:
         """What can run now that every unit is done: the asset batches not yet emitted and those emitted but not
         collected (a task lost with its actor runs again; the same files are written); once every asset task is
         collected, the pooled tasks (once); then nothing."""
-        self.queue += [s for s in sorted(self.parts) if s not in self.emitted and s not in self.queue]
+        queued = set(self.queue)
+        self.queue += [s for s in sorted(self.parts) if s not in self.emitted and s not in queued]
         if self.queue or any(t.stage == ASSETS for t in self.open.values()):
             return [*(t for t in self.open.values() if t.stage == ASSETS), *self._batches(full_only=False)]
         if not self.pooled_emitted:
