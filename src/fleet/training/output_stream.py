@@ -68,8 +68,7 @@ class OutputStream:
     def __init__(self, plan: OutputPlan, units: list):
         self.plan = plan
         self.missing: dict[str, set[str]] = {}
-        self.expected = {u.unit_id for u in units if not is_refit_unit(u.unit_id)}
-        self._units_left = set(self.expected)
+        self._units_left = {u.unit_id for u in units if not is_refit_unit(u.unit_id)}
         for u in units:
             if not is_refit_unit(u.unit_id):
                 for symbol in u.assets:
