@@ -85,6 +85,10 @@ def wait_for(predicate, timeout: float, what: str, root: Path) -> None:
     pytest.fail(f"timed out after {timeout:g} s waiting for {what}\n{logs}")
 
 
+def _tail(log: Path, chars: int = 6000) -> str:
+    return log.read_text(errors="replace")[-chars:] if log.exists() else f"(no log at {log})"
+
+
 def alive_nodes(address: str, env: dict) -> list[str]:
     """Ids of the cluster's alive nodes, asked from the GCS (``ray.nodes()``) by a separate client process."""
     code = ("import ray; ray.init(address=%r, logging_level='error', log_to_driver=False); "
@@ -115,19 +119,46 @@ class LocalCluster:
 
     def start(self, workers: int = 1, node_ip: str = "127.0.0.1") -> "LocalCluster":
         """Start the head and ``workers`` worker nodes (1 CPU each) and wait until all are alive."""
-        gcs_port, client_port = free_ports(2)
         ip = [f"--node-ip-address={node_ip}"]
-        self.procs.append(ray_start(["--head", f"--port={gcs_port}", "--include-dashboard=false",
-                                     f"--ray-client-server-port={client_port}", *ip],
-                                    self.root / f"{self.name}-head", self.env, self.root / f"{self.name}-head.log"))
-        self.address = f"127.0.0.1:{gcs_port}"
-        for k in range(workers + 1):
-            if k:
-                self.procs.append(ray_start([f"--address={self.address}", *ip], self.root / f"{self.name}-w{k}",
-                                            self.env, self.root / f"{self.name}-w{k}.log"))
-            wait_for(lambda: len(self._new_nodes()) == 1, 90, f"node {k} of {self.name}", self.root)
-            self.node_ids += self._new_nodes()
+
+        def head(attempt: int) -> subprocess.Popen:
+            gcs_port, client_port = free_ports(2)
+            self.address = f"127.0.0.1:{gcs_port}"
+            return ray_start(["--head", f"--port={gcs_port}", "--include-dashboard=false",
+                              f"--ray-client-server-port={client_port}", *ip],
+                             self.root / f"{self.name}-head{attempt or ''}", self.env,
+                             self.root / f"{self.name}-head.log")
+
+        self._start_node(head, f"the head of {self.name}", self.root / f"{self.name}-head.log")
+        for k in range(1, workers + 1):
+            log = self.root / f"{self.name}-w{k}.log"
+            self._start_node(lambda attempt, k=k, log=log: ray_start(
+                [f"--address={self.address}", *ip], self.root / f"{self.name}-w{k}{attempt or ''}", self.env, log),
+                f"worker {k} of {self.name}", log)
         return self
+
+    def _start_node(self, launch, what: str, log: Path, tries: int = 3, timeout: float = 90) -> None:
+        """``launch(attempt)`` one node and wait until the GCS lists it alive; record its id.
+
+        A `ray start` that exits before its node is alive is launched again (fresh ports, fresh temp dir), at most
+        ``tries`` times: :func:`free_ports` releases its ports before the node binds them, so another process can
+        take one in between. A node still starting after ``timeout`` s fails the test at once, with its log.
+        """
+        for attempt in range(tries):
+            proc = launch(attempt)
+            self.procs.append(proc)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and proc.poll() is None:
+                new = self._new_nodes()
+                if new:
+                    self.node_ids += new
+                    return
+                time.sleep(1.0)
+            if proc.poll() is None:
+                pytest.fail(f"timed out after {timeout:g} s waiting for {what}\n{_tail(log)}")
+            kill_node(proc)
+            self.procs.remove(proc)
+        pytest.fail(f"`ray start` for {what} exited {tries} times (rc {proc.returncode}); its log ends:\n{_tail(log)}")
 
     def _new_nodes(self) -> list[str]:
         return [n for n in alive_nodes(self.address, self.env) if n not in self.node_ids]
