@@ -120,3 +120,21 @@ def test_data_errors():
         align_log_returns({"X": bad}, bar=H)
     with pytest.raises(DataError, match="no bars inside the window"):
         align_log_returns({"A": good}, bar=H, start="2030-01-01")
+
+
+def test_a_given_grid_gives_each_asset_the_column_it_gets_beside_the_others():
+    # a's grid alone skips hours 5-7 (b has them); on the union grid a's return 4 -> 8 is spread as 0, 0, 0, 0.04
+    a = hourly([h for h in range(20) if h not in (5, 6, 7)], 0.01)
+    b = hourly(range(20), 0.02)
+    both = align_log_returns({"A": a, "B": b}, bar=H, max_ffill=3)
+    alone = align_log_returns({"A": a}, bar=H, max_ffill=3, grid=both.index)
+    pd.testing.assert_series_equal(alone["A"], both["A"])
+    np.testing.assert_allclose(alone["A"].iloc[5:8], 0.0)
+    assert alone["A"].iloc[8] == pytest.approx(0.04)
+    assert len(align_log_returns({"A": a}, bar=H, max_ffill=3)) == 17  # without the grid: a's own timestamps
+
+
+def test_a_grid_missing_a_bar_is_refused():
+    a = hourly(range(10), 0.01)
+    with pytest.raises(DataError, match=r"asset 'A' has 1 timestamp\(s\) not on the given grid"):
+        align_log_returns({"A": a}, bar=H, grid=a.index.delete(4))

@@ -12,7 +12,6 @@ from fleet.config import build_config
 from fleet.data.panel import Panel
 from fleet.errors import ConfigError
 from fleet.evaluation.splits import PurgedWalkForward
-from fleet.market.align import align_log_returns
 from fleet.market.cluster_inputs import clustering_input, residual_returns
 from fleet.market.clustering import cluster_assets, merge_small_clusters
 from fleet.market.fold import fit_fold_market
@@ -100,8 +99,7 @@ def test_variants_ignore_the_future(cluster_on):
     ts = returns.index
     fold = PurgedWalkForward(2, horizon=4, embargo_bars=8, bar=panel.bar).folds(ts)[0]
     cfg = build_config({}, {"market.cluster_on": cluster_on, "market.min_cluster_size": 2})
-    allr = align_log_returns({s: f["close"] for s, f in frames.items()}, bar=panel.bar, max_ffill=3, min_overlap=0.0)
-    before = fit_fold_market(panel, fold, allr, cfg)
+    before = fit_fold_market(panel, fold, cfg)
     rng = np.random.default_rng(0)
     moved = {}
     for s, f in frames.items():
@@ -110,7 +108,6 @@ def test_variants_ignore_the_future(cluster_on):
         g.loc[late, "close"] = g.loc[late, "close"].to_numpy() * np.exp(rng.normal(0, 0.05, late.sum()))
         moved[s] = g
     panel2 = Panel(frames=moved, sources=panel.sources, columns=("close",), bar=panel.bar)
-    allr2 = align_log_returns({s: f["close"] for s, f in moved.items()}, bar=panel.bar, max_ffill=3, min_overlap=0.0)
-    after = fit_fold_market(panel2, fold, allr2, cfg)
+    after = fit_fold_market(panel2, fold, cfg)
     assert before.clusters == after.clusters
     assert min(len(m) for m in before.clusters.members.values()) >= 2

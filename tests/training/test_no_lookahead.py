@@ -14,7 +14,6 @@ from _lookahead import _fold, _perturb_after
 from fleet.config import FleetConfig
 from fleet.data.synthetic import synthetic_market
 from fleet.features.spec import FeatureSpec
-from fleet.market.align import align_log_returns
 from fleet.market.fold import fit_fold_market
 from fleet.training.dataset import build_unit_dataset
 
@@ -59,11 +58,9 @@ def test_clusters_and_factor_ignore_the_future(market):
     panel = market.panel
     fold, _ = _fold(panel)
     cfg = FleetConfig(market={"clusters": 2})
-    closes = lambda p: {s: f["close"] for s, f in p.frames.items()}  # noqa: E731
-    r0 = align_log_returns(closes(panel), bar=panel.bar)
-    before = fit_fold_market(panel, fold, r0, cfg)
+    before = fit_fold_market(panel, fold, cfg)
     late = _perturb_after(panel, fold.train_end, seed=3)
-    after = fit_fold_market(late, fold, align_log_returns(closes(late), bar=late.bar), cfg)
+    after = fit_fold_market(late, fold, cfg)
     assert before.clusters.cluster_map == after.clusters.cluster_map
     np.testing.assert_allclose(before.clusters.linkage, after.clusters.linkage)
     assert before.explained_variance == after.explained_variance
@@ -77,8 +74,7 @@ def test_planted_clusters_and_factor_are_recovered():
     panel = m.panel
     fold, _ = _fold(panel, k=2)
     cfg = FleetConfig()
-    r = align_log_returns({s: f["close"] for s, f in panel.frames.items()}, bar=panel.bar)
-    fm = fit_fold_market(panel, fold, r, cfg)
+    fm = fit_fold_market(panel, fold, cfg)
     found = {frozenset(v) for v in fm.clusters.members.values()}
     planted = {}
     for s, c in m.clusters.items():

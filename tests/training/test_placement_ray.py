@@ -14,7 +14,6 @@ from fleet.market.fold import fit_fold_market
 from fleet.training.driver import load_inputs
 from fleet.evaluation.splits import PurgedWalkForward
 from fleet.features.spec import FeatureSpec
-from fleet.market.align import align_log_returns
 from fleet.training.plan import plan_fold
 
 
@@ -36,8 +35,7 @@ def _units(experts):
 
     ts = pd.DatetimeIndex(sorted(set().union(*(f.index for f in panel.frames.values()))))
     fold = PurgedWalkForward(1, horizon=4, embargo_bars=8, bar=panel.bar).folds(ts)[0]
-    rets = align_log_returns({s: f["close"] for s, f in panel.frames.items()}, bar=panel.bar, max_ffill=3, min_overlap=0.0)
-    fm = fit_fold_market(panel, fold, rets, cfg)
+    fm = fit_fold_market(panel, fold, cfg)
     units = plan_fold(config=cfg, features=FeatureSpec.from_config(cfg), fold=fold, timeline_end=ts.max(),
                       asset_ids={s: i for i, s in enumerate(panel.symbols)}, cluster_of=fm.clusters.cluster_map,
                       factor=fm.factor, is_final=False)

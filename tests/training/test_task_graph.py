@@ -18,7 +18,6 @@ import pytest
 from fleet.config import FleetConfig
 from fleet.evaluation.splits import PurgedWalkForward
 from fleet.features.spec import FeatureSpec
-from fleet.market.align import align_log_returns
 from fleet.models.factory import build_model
 from fleet.training.dataset import build_unit_dataset
 from fleet.market.fold import fit_fold_market
@@ -42,11 +41,9 @@ def _units(cfg: FleetConfig):
     panel, _ = load_inputs(cfg, echo=lambda s: None)
     ts = pd.DatetimeIndex(sorted(set().union(*(f.index for f in panel.frames.values()))))
     folds = PurgedWalkForward(2, horizon=4, embargo_bars=8, bar=panel.bar).folds(ts)
-    rets = align_log_returns({s: f["close"] for s, f in panel.frames.items()}, bar=panel.bar, max_ffill=3,
-                             min_overlap=0.0)
     units = []
     for fold in folds:
-        fm = fit_fold_market(panel, fold, rets, cfg)
+        fm = fit_fold_market(panel, fold, cfg)
         units += plan_fold(config=cfg, features=FeatureSpec.from_config(cfg), fold=fold, timeline_end=ts.max(),
                            asset_ids={s: i for i, s in enumerate(panel.symbols)}, cluster_of=fm.clusters.cluster_map,
                            factor=fm.factor, is_final=False)

@@ -274,3 +274,13 @@ class Panel:
             f"Panel({len(self.frames)} symbols, {n_bars} bars, bar={self.bar}, "
             f"columns={self.columns}, dropped_columns={self.dropped_columns})"
         )
+
+
+def union_timeline(panel: Panel) -> pd.DatetimeIndex:
+    """Sorted distinct timestamps of every asset (the timeline the folds are cut on), UTC, in the assets' time unit
+    when they share one (else nanoseconds)."""
+    frames = list(panel.frames.values())
+    values = np.unique(np.concatenate([f.index.as_unit("ns").asi8 for f in frames]))
+    units = {getattr(f.index, "unit", "ns") for f in frames}
+    out = pd.DatetimeIndex(values.astype("datetime64[ns]")).tz_localize("UTC")
+    return out.as_unit(units.pop()) if len(units) == 1 else out

@@ -131,7 +131,8 @@ def _grid_returns(series: dict[str, pd.Series], symbols: list[str], grid: pd.Dat
 
 
 def align_log_returns(closes: Mapping[str, pd.Series], *, bar: pd.Timedelta, max_ffill: int = 3,
-                      start=None, end=None, min_overlap: float = 0.5) -> pd.DataFrame:
+                      start=None, end=None, min_overlap: float = 0.5,
+                      grid: pd.DatetimeIndex | None = None) -> pd.DataFrame:
     """1-bar log returns of many assets on one common UTC timeline.
 
     Method ("automatic alignment"):
@@ -155,6 +156,10 @@ def align_log_returns(closes: Mapping[str, pd.Series], *, bar: pd.Timedelta, max
         start, end: optional window ``[start, end)``; the grid only holds timestamps inside it.
         min_overlap: every asset must have a (possibly filled) close on at least this fraction
             of grid rows, in [0, 1].
+        grid: the timeline of step 1 when it is already known (sorted, unique, UTC; e.g. the union of a
+            larger set of assets): each asset's column is then the one it would get aligned with all of
+            those assets (a column depends only on the grid and its own closes). Every timestamp of every
+            asset inside the window must be on it.
 
     Returns:
         DataFrame of shape (n_timestamps, n_assets): float64 1-bar log returns, index the grid
@@ -166,7 +171,8 @@ def align_log_returns(closes: Mapping[str, pd.Series], *, bar: pd.Timedelta, max
             ``start``/``end``.
         DataError: no assets; an asset that is not a Series on a tz-aware DatetimeIndex, has
             duplicate timestamps or non-finite / non-positive closes; an empty window; an asset
-            covering less than ``min_overlap`` of the grid (named with its overlap).
+            covering less than ``min_overlap`` of the grid (named with its overlap); a ``grid`` that misses
+            an asset's timestamp.
     """
     bar, start_ts, end_ts = _checked_args(bar, max_ffill, min_overlap, start, end)
     if len(closes) == 0:
@@ -174,9 +180,18 @@ def align_log_returns(closes: Mapping[str, pd.Series], *, bar: pd.Timedelta, max
     symbols = sorted(closes)
     series = {symbol: _in_window(_validated_close(symbol, closes[symbol]), start_ts, end_ts) for symbol in symbols}
 
-    grid = pd.DatetimeIndex([], tz="UTC").as_unit("ns")
-    for s in series.values():
-        grid = grid.union(s.index)
+    if grid is None:
+        grid = pd.DatetimeIndex([], tz="UTC").as_unit("ns")
+        for s in series.values():
+            grid = grid.union(s.index)
+    else:
+        grid = _in_window(pd.Series(0, index=pd.DatetimeIndex(grid).tz_convert("UTC").as_unit("ns")),
+                          start_ts, end_ts).index
+        for symbol, s in series.items():
+            off = ~s.index.isin(grid)
+            if off.any():
+                raise DataError(f"align_log_returns: asset {symbol!r} has {int(off.sum())} timestamp(s) not on the "
+                                f"given grid (first {s.index[off][0]}); expected the grid to hold every bar")
     if len(grid) == 0:
         raise DataError(f"align_log_returns: no bars inside the window [{start_ts}, {end_ts}) "
                         f"for any of {', '.join(symbols)}")

@@ -14,7 +14,7 @@ from typing import Protocol
 import pandas as pd
 
 from fleet.config import FactorMethod, FleetConfig
-from fleet.data.panel import Panel
+from fleet.data.panel import Panel, union_timeline
 from fleet.errors import ConfigError, DataError
 from fleet.market.align import align_log_returns
 from fleet.market.cluster_inputs import clustering_input
@@ -70,8 +70,8 @@ def fmt_cluster_map(clusters: ClusterResult) -> str:
     return text + (f"; ... +{more} clusters (clusters.json)" if more > 0 else "")
 
 
-def fit_fold_market(panel: Panel, fold: FoldWindow, all_returns: pd.DataFrame, config: FleetConfig,
-                    short: dict[str, str] | None = None) -> FoldMarket:
+def fit_fold_market(panel: Panel, fold: FoldWindow, config: FleetConfig, short: dict[str, str] | None = None,
+                    timeline: pd.DatetimeIndex | None = None) -> FoldMarket:
     """Clustering and market factor of one fold, fitted on its training window only.
 
     Only assets with at least ``MIN_CLUSTER_BARS`` bars before ``fold.train_end`` take part (assets
@@ -82,10 +82,16 @@ def fit_fold_market(panel: Panel, fold: FoldWindow, all_returns: pd.DataFrame, c
     Args:
         panel: the whole panel.
         fold: the fold; only bars with timestamp < ``fold.train_end`` are used for fitting.
-        all_returns: (n_timestamps, n_assets) aligned 1-bar log returns over the whole timeline; the
-            fitted factor is applied to all of it (loadings and scaling from the training window).
+        config: the run's configuration (``config.market``, ``config.features``).
         short: assets to leave out of this fold with the reason (:func:`fleet.training.inputs.check_history`: too little
             history before the fold's training end to train them).
+        timeline: the run's whole timeline (sorted union of every asset's timestamps; default: taken from
+            ``panel``). The fitted factor is applied to the dominant cluster's 1-bar log returns aligned on it
+            (:func:`~fleet.market.align.align_log_returns`, ``min_overlap`` 0: the columns every asset would get
+            aligned with all the others), loadings and scaling from the training window.
+
+    Returns:
+        The fold's :class:`FoldMarket`; its ``factor`` is a float64 series on ``timeline``.
 
     Raises:
         DataError: when no asset has enough bars before the fold's training end.
@@ -121,7 +127,11 @@ def fit_fold_market(panel: Panel, fold: FoldWindow, all_returns: pd.DataFrame, c
                               "(use --factor-method pca or mean)")
         weights = volume[dominant]
     factor = MarketFactor(method=m.factor_method.value).fit(train_returns[dominant], weights=weights)
-    series = factor.transform(all_returns[dominant])
+    if timeline is None:
+        timeline = union_timeline(panel)
+    whole = align_log_returns({s: panel.frames[s]["close"] for s in dominant}, bar=panel.bar, max_ffill=m.max_ffill,
+                              min_overlap=0.0, grid=timeline)
+    series = factor.transform(whole)
     return FoldMarket(fold=fold, clusters=clusters, factor=series,
                       explained_variance=float(factor.explained_variance_ratio_), excluded=excluded)
 

@@ -27,7 +27,6 @@ from fleet.data.panel import Panel
 from fleet.errors import ConfigError, UnitsFailedError
 from fleet.evaluation.splits import PurgedWalkForward
 from fleet.evaluation.tables import seeds_table
-from fleet.market.align import align_log_returns
 from fleet.market.fold import fit_fold_market, fmt_cluster_map, fmt_members
 from fleet.models.specs import gate_spec
 from fleet.store import RunDirectory, is_uri, join_location
@@ -153,13 +152,12 @@ def bar_cache_location(rundir: RunDirectory) -> str:
 def _run_cached(config: FleetConfig, rundir: RunDirectory, cache: BarCache, *, echo: Echo, argv: list[str] | None,
                 train_fn: TrainFn | None, frame: pd.DataFrame | None = None) -> RunSummary:
     ctx = RunContext(config=config, rundir=rundir, echo=echo, argv=argv, started=pd.Timestamp.now(tz="UTC"))
-    all_returns, late = _load(ctx, frame, cache)
+    timeline, late = _load(ctx, frame, cache)
     check_config(config)  # an expert that cannot train is refused now, before any fit or preparation
     backend = make_backend(config.resources, train_fn=train_fn or train_unit)
     try:
         ctx.backend_desc = backend.describe()
-        _fit_markets(ctx, all_returns, late, backend)
-        del all_returns  # the global steps are done: the driver keeps no per-asset return series
+        _fit_markets(ctx, timeline, late, backend)
         _echo_experts(ctx)
         sources = sorted(set(ctx.panel.sources.values()))
         ctx.data_files = {p: sha256_file(p) for p in sources if Path(p).is_file()}
@@ -201,9 +199,9 @@ def _train_and_write(ctx: RunContext, backend, resuming: bool) -> RunSummary:
 
 
 def _load(ctx: RunContext, frame: pd.DataFrame | None,
-          cache: BarCache) -> tuple[pd.DataFrame, dict[int, dict[str, str]]]:
+          cache: BarCache) -> tuple[pd.DatetimeIndex, dict[int, dict[str, str]]]:
     """Bars staged into ``cache`` (a lean panel and the bar reader), registry and folds into ``ctx``; returns the
-    whole-timeline returns and the late-listed assets."""
+    run's timeline (every asset's timestamps) and the late-listed assets."""
     config, echo = ctx.config, ctx.echo
     panel, ctx.source = load_inputs(config, echo, frame, cache=cache, features=ctx.features)
     # Copies of the window only: the slices of --days would keep the lean whole history alive.
@@ -228,17 +226,14 @@ def _load(ctx: RunContext, frame: pd.DataFrame | None,
     ctx.timeline_end = all_ts.max() - holdout
     if config.refit:
         ctx.refit_window = refit_window(ctx.folds, all_ts, ctx.timeline_end)
-    closes = {s: f["close"] for s, f in panel.frames.items()}
-    # The whole-timeline returns only carry the fitted factor forward; overlap is checked per fold.
-    all_returns = align_log_returns(closes, bar=panel.bar, max_ffill=config.market.max_ffill, min_overlap=0.0)
     if config.market.clusters is not None and config.market.clusters > len(panel.symbols):
         ctx.note(f"clusters={config.market.clusters} > {len(panel.symbols)} assets: using {len(panel.symbols)}")
-    return all_returns, late
+    return all_ts, late
 
 
-def _fit_markets(ctx: RunContext, all_returns: pd.DataFrame, late: dict[int, dict[str, str]], backend) -> None:
-    """Each fold's market fit (:func:`fit_fold_market`, one backend task per fold) and units (:func:`plan_fold`)
-    into ``ctx``."""
+def _fit_markets(ctx: RunContext, timeline: pd.DatetimeIndex, late: dict[int, dict[str, str]], backend) -> None:
+    """Each fold's market fit (:func:`fit_fold_market`, one backend task per fold, which aligns the returns it
+    needs itself: the driver never holds the fleet's return matrix) and units (:func:`plan_fold`) into ``ctx``."""
     config, echo, folds = ctx.config, ctx.echo, ctx.folds
     echo(f"Walk-forward: {len(folds)} folds, purge {config.labels.horizon} + embargo "
          f"{config.validation.embargo_bars} bars; clustering and {config.market.factor_method.value} factor "
@@ -247,7 +242,7 @@ def _fit_markets(ctx: RunContext, all_returns: pd.DataFrame, late: dict[int, dic
     windows = [*folds, *([ctx.refit_window] if ctx.refit_window is not None else [])]
     fits = backend.map(Timed(fit_fold_market, "market", ("fold",)),
                        [{"fold": fold, "short": late.get(fold.index)} for fold in windows],
-                       {"panel": ctx.panel, "all_returns": all_returns, "config": config})
+                       {"panel": ctx.panel, "timeline": timeline, "config": config})
     ctx.run_tasks += [rec for _, rec in fits]
     for fold, (fm, _) in zip(folds, fits):
         ctx.markets.append(fm)

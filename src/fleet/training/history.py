@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from fleet.config import FleetConfig
-from fleet.data.panel import Panel
+from fleet.data.panel import Panel, union_timeline  # noqa: F401  (the folds' timeline; imported from here too)
 from fleet.evaluation.splits import PurgedWalkForward
 from fleet.features.fracdiff import MIN_ADF_POINTS, choose_d, ffd_weights
 from fleet.features.technical import warmup_bars
@@ -113,16 +113,6 @@ def asset_shortfall(close: pd.Series, n_bars: int, need: HistoryNeed) -> str | N
         return None
     return (f"{n_bars} bars before its training end leave {rows} training rows after the warm-up (FFD width "
             f"{choice.width} at d={choice.d:g}), at least {need.min_rows} needed")
-
-
-def union_timeline(panel: Panel) -> pd.DatetimeIndex:
-    """Sorted distinct timestamps of every asset (the timeline the folds are cut on), UTC, in the assets' time unit
-    when they share one (else nanoseconds)."""
-    frames = list(panel.frames.values())
-    values = np.unique(np.concatenate([f.index.as_unit("ns").asi8 for f in frames]))
-    units = {getattr(f.index, "unit", "ns") for f in frames}
-    out = pd.DatetimeIndex(values.astype("datetime64[ns]")).tz_localize("UTC")
-    return out.as_unit(units.pop()) if len(units) == 1 else out
 
 
 def splitter_of(config: FleetConfig, bar: pd.Timedelta) -> PurgedWalkForward:
