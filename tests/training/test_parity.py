@@ -30,4 +30,7 @@ def test_local_and_ray_are_identical(tmp_path, ray_session):
         # the output tasks ran on the warm step actors (the same processes), not in fresh Ray workers
         outputs = [t for t in manifest["run_tasks"] if t["phase"] in ("outputs", "pooled")]
         assert outputs and {t["pid"] for t in outputs} <= {t["pid"] for t in manifest["tasks"]}
+        # the market fits ran on the warm actors that Ray started while the bars loaded, which then trained
+        markets = [t for t in manifest["run_tasks"] if t["phase"] == "market"]
+        assert markets and {t["pid"] for t in markets} <= {t["pid"] for t in manifest["tasks"]}
         assert local.units == remote.units

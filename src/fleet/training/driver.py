@@ -23,11 +23,12 @@ from fleet._version import __version__
 from fleet.config import FactorMethod, FleetConfig
 from fleet.data.bars import BarCache
 from fleet.data.fetch import sha256_file
-from fleet.data.panel import Panel
+from fleet.data.panel import Panel, union_timeline
 from fleet.errors import ConfigError, UnitsFailedError
 from fleet.evaluation.splits import PurgedWalkForward
 from fleet.evaluation.tables import seeds_table
 from fleet.market.fold import fit_fold_market, fmt_cluster_map, fmt_members
+from fleet.models.factory import has_gpu_steps, needs_torch
 from fleet.models.specs import gate_spec
 from fleet.store import RunDirectory, is_uri, join_location
 from fleet.store.layout import FAILURES, RESULTS_SEEDS
@@ -36,7 +37,6 @@ from fleet.training.artifacts import output_stream, redacted, write_run
 from fleet.training.backends import TrainFn, make_backend
 from fleet.training.graph import Timed, check_config
 from fleet.training.context import Echo, RunContext, RunSummary, records
-from fleet.training.history import union_timeline
 from fleet.training.inputs import check_history, load_inputs, run_registry
 from fleet.training.output_stream import OutputStream
 from fleet.training.plan import plan_fold, with_run_size
@@ -152,10 +152,12 @@ def bar_cache_location(rundir: RunDirectory) -> str:
 def _run_cached(config: FleetConfig, rundir: RunDirectory, cache: BarCache, *, echo: Echo, argv: list[str] | None,
                 train_fn: TrainFn | None, frame: pd.DataFrame | None = None) -> RunSummary:
     ctx = RunContext(config=config, rundir=rundir, echo=echo, argv=argv, started=pd.Timestamp.now(tz="UTC"))
-    timeline, late = _load(ctx, frame, cache)
-    check_config(config)  # an expert that cannot train is refused now, before any fit or preparation
     backend = make_backend(config.resources, train_fn=train_fn or train_unit)
     try:
+        backend.start(torch_first=needs_torch(config.model),  # Ray starts while the bars load
+                      gpu_steps=has_gpu_steps(config.model, config.resources.num_gpus))
+        timeline, late = _load(ctx, frame, cache)
+        check_config(config)  # an expert that cannot train is refused now, before any fit or preparation
         ctx.backend_desc = backend.describe()
         _fit_markets(ctx, timeline, late, backend)
         _echo_experts(ctx)

@@ -45,6 +45,11 @@ TrainFn = Callable[["TrainingUnit", Mapping[str, pd.DataFrame]], "UnitResult"]
 class Backend(Protocol):
     """Runs units and reports each outcome (result or failure) as it finishes."""
 
+    def start(self, torch_first: bool = False, gpu_steps: bool = False) -> None:
+        """Begin starting up (Ray: connect and warm the actors in the background) while the driver loads the
+        data; returns at once. ``torch_first``: the run trains a torch network; ``gpu_steps``: some of its steps may
+        ask for a GPU."""
+
     def describe(self) -> str: ...
 
     def nodes(self) -> int: ...

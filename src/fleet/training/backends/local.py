@@ -20,6 +20,9 @@ class LocalBackend:
     def __init__(self, train_fn=train_unit):
         self.train_fn = train_fn
 
+    def start(self, torch_first: bool = False, gpu_steps: bool = False) -> None:
+        """Nothing to start: the units run in this process."""
+
     def describe(self) -> str:
         return "local (in-process loop)"
 

@@ -14,6 +14,11 @@ so the retried step gives the same value. Application errors are not retried (Ra
 tasks on system failures only): they come back as ``RayTaskError`` and are reported as
 :class:`~fleet.training.unit.UnitFailure` values while the other units go on.
 
+Start-up overlaps the data load: :meth:`RayBackend.start` connects (``ray.init``) and starts one warm
+:class:`~.ray_graph.StepWorker` per CPU slot in a background thread while the driver stages the bars. The
+per-fold market fits (:meth:`RayBackend.map`) run on those actors through Ray's ``ActorPool``, and the run's task
+graphs take them over, so no step waits for a fresh worker to import pandas and scikit-learn.
+
 A lost node never hangs the run (:mod:`.ray_graph`, :mod:`.ray_nodes`): the driver looks at the nodes every few
 seconds, shrinks its actor pool to what the surviving nodes hold, starts a unit whose actor or inputs were lost
 again from its first step (once), and fails the units that no alive node can run within a bounded wait.
@@ -23,10 +28,15 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
+import threading
 from collections.abc import Mapping
+from concurrent.futures import Future
 
 import pandas as pd
 import ray
+from ray.util import ActorPool
 
 from fleet.errors import ConfigError
 from fleet.ray_logs import divert_ray_logs
@@ -59,8 +69,65 @@ class RayBackend:
         self.num_gpus = num_gpus
         self.train_fn = train_fn
         self._started = False
+        self._starting: Future | None = None
+        self._release = threading.Event()
+        self._owner: threading.Thread | None = None
+        self._warm: list = []  # idle StepWorkers of shape (num_cpus, 0) started by start(), until a run takes them
+        self._torch_first = self._gpu_steps = False
+
+    def start(self, torch_first: bool = False, gpu_steps: bool = False) -> None:
+        """Connect and start the warm actors in a background thread; returns at once (see the module docstring).
+
+        A later call that needs Ray (:meth:`describe`, :meth:`map`, :meth:`run`) waits for that thread and raises
+        what it raised (e.g. :class:`~fleet.errors.ConfigError` for an unreachable ``address``).
+
+        Args:
+            torch_first: the run trains a torch network: the actors load torch before scikit-learn.
+            gpu_steps: some steps may ask for a GPU (:func:`~fleet.models.factory.has_gpu_steps`): on a cluster
+                with GPUs no actor is started ahead (the run splits its slots between GPU and CPU pools itself).
+        """
+        if self._starting is not None:
+            return
+        self._torch_first, self._gpu_steps = torch_first, gpu_steps
+        if threading.current_thread() is threading.main_thread():
+            # ray.init sets this handler only when called from the main thread: the same one, so that SIGTERM
+            # (`ray job stop`, Kubernetes) still ends the run through SystemExit and its clean-up
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+        self._starting, self._release = Future(), threading.Event()
+        self._owner = threading.Thread(target=self._own_ray, name="fleet-ray-start", daemon=True)
+        self._owner.start()
+
+    def _own_ray(self) -> None:
+        """The start thread: connect, warm the actors, then stay alive until :meth:`close`. A local Ray's head
+        processes are started with PR_SET_PDEATHSIG, which Linux fires when the *thread* that started them ends,
+        so this thread must outlive them (close shuts Ray down first)."""
+        try:
+            self._connect_and_warm()
+        except BaseException as err:  # noqa: BLE001 -- handed to the caller by _connect
+            self._starting.set_exception(err)
+            return
+        self._starting.set_result(None)
+        self._release.wait()
+
+    def _connect_and_warm(self) -> None:
+        self._connect_now()
+        from fleet.training.backends.ray_graph import MAX_RESTARTS, MAX_TASK_RETRIES, StepWorker
+        from fleet.training.backends.ray_nodes import node_slots
+
+        if self._gpu_steps and ray.cluster_resources().get("GPU", 0) > 0:
+            return
+        slots = max(1, node_slots(ray.nodes(), (self.num_cpus, 0.0)))
+        self._warm = [StepWorker.options(num_cpus=self.num_cpus, num_gpus=0, max_restarts=MAX_RESTARTS,
+                                         max_task_retries=MAX_TASK_RETRIES).remote(self._torch_first)
+                      for _ in range(slots)]
 
     def _connect(self) -> None:
+        if self._starting is not None:
+            self._starting.result()  # the start thread's own error, raised here
+            return
+        self._connect_now()
+
+    def _connect_now(self) -> None:
         if ray.is_initialized():
             return
         from fleet.training.backends.ray_auth import check_cluster_token
@@ -151,8 +218,19 @@ class RayBackend:
         graph = GraphRun(units, frames, on_result, sink, shape_of=lambda t: self.task_shape(t, cluster_gpus),
                          cpu_slots=max(1, node_slots(ray.nodes(), (self.num_cpus, 0.0))), cluster_gpus=cluster_gpus,
                          train_fn=None if self.train_fn in (None, train_unit) else self.train_fn,
-                         torch_first=any(needs_torch(u.config.model) for u in units), follow=follow)
+                         torch_first=any(needs_torch(u.config.model) for u in units), follow=follow,
+                         warm=self._take_warm(any(needs_torch(u.config.model) for u in units)))
         return graph.run()
+
+    def _take_warm(self, torch_first: bool) -> list:
+        """The warm actors for a run (the run owns them from now on); none when they were started for another
+        torch load order (they are killed)."""
+        warm, self._warm = self._warm, []
+        if torch_first != self._torch_first:
+            for actor in warm:
+                ray.kill(actor, no_restart=True)
+            return []
+        return warm
 
     def map(self, fn, items: list[dict], shared: dict) -> list:
         """``fn(**shared, **item)`` per item as Ray tasks (``num_cpus`` each, Ray's default retries on a worker's
@@ -160,8 +238,14 @@ class RayBackend:
         is raised here as itself (a :class:`~fleet.errors.FleetError` keeps its one-line message).
         """
         self._connect()
-        task = ray.remote(num_cpus=self.num_cpus)(_apply)
         shared_ref = ray.put(shared)
+        if self._warm:  # the warm actors, before a run takes them (Ray's ActorPool keeps the items' order)
+            pool = ActorPool(self._warm)
+            try:
+                return list(pool.map(lambda actor, item: actor.call.remote(fn, shared_ref, item), items))
+            except ray.exceptions.RayTaskError as err:
+                raise (err.cause if err.cause is not None else err) from None
+        task = ray.remote(num_cpus=self.num_cpus)(_apply)
         refs = [task.remote(fn, shared_ref, item) for item in items]
         try:
             return ray.get(refs)
@@ -171,9 +255,22 @@ class RayBackend:
             raise (err.cause if err.cause is not None else err) from None
 
     def close(self) -> None:
+        if self._starting is not None:
+            try:
+                self._starting.result()
+            except Exception:  # noqa: BLE001 -- already raised to the caller by _connect, or the run failed before
+                pass
+        if ray.is_initialized():
+            for actor in self._warm:
+                ray.kill(actor, no_restart=True)
+        self._warm = []
         if self._started and ray.is_initialized():
             ray.shutdown()
         self._started = False
+        if self._starting is not None:
+            self._release.set()
+            self._owner.join()
+            self._starting = None
 
 
 def _apply(fn, shared: dict, item: dict):

@@ -101,6 +101,10 @@ class StepWorker:
         """Run one output task (a :class:`~fleet.training.output_stream.FollowTask`); returns (value, record)."""
         return task()
 
+    def call(self, fn, shared: dict, item: dict):
+        """``fn(**shared, **item)``: one item of :meth:`RayBackend.map` (``shared`` arrives resolved)."""
+        return fn(**shared, **item)
+
 
 def pool_sizes(shapes: set[tuple[float, float]], cpu_slots: int, cluster_gpus: float) -> dict:
     """Actors per shape (num_cpus, num_gpus): one shape gets every CPU slot; with GPU shapes beside a CPU shape,
@@ -126,10 +130,13 @@ class GraphRun:
         torch_first: start every actor with torch loaded before scikit-learn (see :class:`StepWorker`).
         watch: the cluster's nodes (:class:`~.ray_nodes.NodeWatch`); None: a new one.
         follow: the run's :class:`~fleet.training.output_stream.OutputStream`, or None.
+        warm: idle :class:`StepWorker` actors of shape (num_cpus, 0) already started (with ``torch_first``): taken
+            into the CPU pool up to its quota, the rest killed; the run kills them all at its end.
     """
 
     def __init__(self, units, frames, on_result, sink, *, shape_of, cpu_slots: int, cluster_gpus: float,
-                 train_fn=None, torch_first: bool = False, watch: NodeWatch | None = None, follow=None):
+                 train_fn=None, torch_first: bool = False, watch: NodeWatch | None = None, follow=None,
+                 warm: list | None = None):
         from fleet.training.graph import unit_graph
 
         self.torch_first = torch_first
@@ -155,6 +162,7 @@ class GraphRun:
         self.follow_running: dict = {}  # ref -> (FollowTask, actor, shape)
         self.follow_lost = 0  # output tasks lost with their actor: after FOLLOW_LOSSES, the driver runs the rest
         self.failed = False  # a unit failed: the run ends without outputs
+        self.warm = list(warm or [])
 
     def _n_alive(self) -> int:
         return sum(len(v) for v in self.alive.values())
@@ -197,7 +205,16 @@ class GraphRun:
 
     def _warm(self) -> None:
         """Start every pool's actors now (GPU shapes first), so they start side by side, while the first steps
-        run, and not one at a time when a step of their shape is first ready (a start costs seconds)."""
+        run, and not one at a time when a step of their shape is first ready (a start costs seconds). The actors
+        handed over already started (``warm``) fill the CPU pool first."""
+        cpu = next((s for s in self.quota if s[1] == 0), None)
+        for actor in self.warm:
+            if cpu is not None and len(self.alive.get(cpu, [])) < self.quota[cpu] and self._n_alive() < self.capacity:
+                self.alive.setdefault(cpu, []).append(actor)
+                self.idle.setdefault(cpu, []).append(actor)
+            else:
+                ray.kill(actor, no_restart=True)
+        self.warm = []
         for shape in sorted(self.quota, key=lambda s: -s[1]):
             for _ in range(self.quota[shape]):
                 if self._n_alive() >= self.capacity:
