@@ -77,3 +77,55 @@ def test_an_older_runs_asset_column_is_read_as_symbol(tmp_path):
     assert list(layout.read_csv(RESULTS_PER_ASSET).columns) == ["symbol", "cluster", "auc"]
     assert layout.read_csv(RESULTS_PER_ASSET)["symbol"].tolist() == ["A", "B"]
     assert list(layout.read_csv(RESULTS_PER_CLUSTER).columns) == ["cluster", "asset"]
+
+
+def _clusters(n: int):
+    import numpy as np
+
+    from fleet.market.clustering import cluster_assets
+
+    rng = np.random.default_rng(4)
+    returns = pd.DataFrame(rng.normal(size=(300, n)) + rng.normal(size=(300, 1)),
+                           columns=[f"S{i:04d}" for i in range(n)])
+    return cluster_assets(returns)
+
+
+def test_json_is_written_as_json_dumps_writes_it_also_with_lazy_correlation_rows(tmp_path):
+    clusters = _clusters(40)
+    eager = {**clusters.to_dict(), "when": pd.Timestamp("2024-01-01", tz="UTC")}
+    lazy = {**clusters.to_dict(lazy_correlation=True), "when": pd.Timestamp("2024-01-01", tz="UTC")}
+    layout = RunLayout(tmp_path)
+    layout.write_json("lazy.json", lazy)
+    expected = json.dumps({**eager, "when": "2024-01-01T00:00:00+00:00"}, indent=2) + "\n"  # the standard library's
+    assert (tmp_path / "lazy.json").read_text() == expected
+    assert json.loads(expected)["correlation"]["S0003"]["S0007"] == clusters.correlation.loc["S0003", "S0007"]
+
+
+def test_lazy_correlation_rows_never_hold_the_whole_matrix(tmp_path):
+    import tracemalloc
+
+    clusters = _clusters(400)  # 160,000 correlations
+    layout = RunLayout(tmp_path)
+    peaks = {}
+    for lazy in (False, True):
+        tracemalloc.start()
+        layout.write_json(f"c{lazy}.json", clusters.to_dict(lazy_correlation=lazy))
+        peaks[lazy] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert (tmp_path / "cTrue.json").read_bytes() == (tmp_path / "cFalse.json").read_bytes()
+    assert peaks[True] < peaks[False] / 5, peaks
+
+
+def test_a_write_that_fails_midway_leaves_no_file(tmp_path):
+    storage = Storage(tmp_path / "run")
+
+    def chunks():
+        yield b"{\n"
+        raise TypeError("not JSON serialisable: object")
+
+    with pytest.raises(TypeError, match="not JSON serialisable"):
+        storage.write_chunks("manifest.json", chunks())
+    assert not (tmp_path / "run" / "manifest.json").exists()
+    with pytest.raises(TypeError, match="not JSON serialisable"):
+        RunLayout(tmp_path / "run").write_json("clusters.json", {"a": object()})
+    assert not (tmp_path / "run" / "clusters.json").exists()

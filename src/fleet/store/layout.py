@@ -35,8 +35,10 @@ data files' SHA-256; what ``--resume`` reads). While a run is being written it a
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import pickle
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +148,12 @@ class RunLayout:
         self.storage.write_bytes(relative, data)
 
     def write_json(self, relative: str, data: Any) -> None:
-        """Indented JSON; timestamps as ISO text, numpy scalars and arrays as numbers and lists."""
-        self.write_bytes(relative, (json.dumps(data, indent=2, default=_json_default) + "\n").encode())
+        """Indented JSON; timestamps as ISO text, numpy scalars and arrays as numbers and lists, any other
+        ``Mapping`` as an object (made when it is reached). The text is the one ``json.dumps(data, indent=2)``
+        gives, encoded and written a block at a time (:meth:`~fleet.store.location.Storage.write_chunks`): a large
+        file (``clusters.json`` of 1,000 assets holds a million correlations) is never one string in memory."""
+        chunks = json.JSONEncoder(indent=2, default=_json_default).iterencode(data)
+        self.storage.write_chunks(relative, _blocks(itertools.chain(chunks, ["\n"])))
 
     def write_csv(self, relative: str, frame: pd.DataFrame) -> None:
         """CSV without the index: results tables with 15 significant digits, the others with 6."""
@@ -246,7 +252,26 @@ class RunLayout:
         return pd.Series(stored["market_factor"].to_numpy(dtype="float64"), index=ts, name="market_factor")
 
 
+#: Characters of JSON text gathered before one write.
+JSON_BLOCK = 1 << 16
+
+
+def _blocks(chunks: Iterator[str]) -> Iterator[bytes]:
+    """``chunks`` (many short strings) joined into UTF-8 blocks of about :data:`JSON_BLOCK` characters."""
+    block, size = [], 0
+    for chunk in chunks:
+        block.append(chunk)
+        size += len(chunk)
+        if size >= JSON_BLOCK:
+            yield "".join(block).encode()
+            block, size = [], 0
+    if block:
+        yield "".join(block).encode()
+
+
 def _json_default(obj: Any):
+    if isinstance(obj, Mapping):  # e.g. a lazy mapping (fleet.market.clustering.CorrelationRows): made as written
+        return dict(obj.items())
     if isinstance(obj, (pd.Timestamp,)):
         return obj.isoformat()
     if isinstance(obj, pd.Timedelta):

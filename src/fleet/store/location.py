@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -134,13 +135,27 @@ class Storage:
         ``atomic``: where the filesystem can rename (local), a temporary file in the same directory is
         written, fsync'ed and renamed into place; an object PUT is atomic anyway.
         """
+        self.write_chunks(relative, [data], atomic=atomic)
+
+    def write_chunks(self, relative: str, chunks: Iterable[bytes], *, atomic: bool = False) -> None:
+        """:meth:`write_bytes` of the bytes ``chunks`` yields, written as they come (the whole never in memory).
+        When ``chunks`` raises, what was written is deleted (an object store has completed its upload by then)
+        and the error is raised: no half-written file stays."""
         key = self.key(relative)
         if self._has_dirs:
             self._fs.create_dir(key.rpartition("/")[0], recursive=True)
         target = f"{key.rpartition('/')[0]}/.{key.rpartition('/')[2]}.tmp-{uuid.uuid4().hex[:8]}" \
             if atomic and self._has_dirs else key
-        with self._fs.open_output_stream(target) as out:
-            out.write(data)
+        try:
+            with self._fs.open_output_stream(target) as out:
+                for chunk in chunks:
+                    out.write(chunk)
+        except BaseException:
+            try:
+                self._fs.delete_file(target)
+            except OSError:
+                pass
+            raise
         if target != key:
             _fsync(target)
             self._fs.move(target, key)

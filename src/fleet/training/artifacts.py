@@ -250,7 +250,7 @@ def write_files(ctx: RunContext, results: list[UnitResult], ev: Evaluated) -> No
         layout.write_predictions(ev.holdout_rows, prediction_columns(ev.holdout_rows, config.model.active_experts()),
                                  holdout=True)
     layout.write_json(L.CLUSTERS, {
-        **final.clusters.to_dict(),
+        **final.clusters.to_dict(lazy_correlation=True),  # n² correlations, made row by row as written
         "fitted_on": f"training window of fold {final.fold.index} (timestamps < {final.fold.train_end.isoformat()})",
         "factor_method": config.market.factor_method.value,
         "factor_explained_variance": final.explained_variance,
