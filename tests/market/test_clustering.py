@@ -47,6 +47,39 @@ def test_correlation_distance_hand_values_and_pairwise_complete():
     assert list(corr.index) == ["X", "NEG", "Y"]
 
 
+def test_correlation_without_gaps_equals_pandas_pairwise_corr():
+    rng = np.random.default_rng(8)
+    df = pd.DataFrame(rng.normal(size=(500, 60)) + rng.normal(size=(500, 1)), columns=[f"S{i}" for i in range(60)])
+    df.iloc[0] = np.nan  # an aligned grid's first row: no asset has a return there
+    corr, _ = correlation_distance(df)
+    np.testing.assert_allclose(corr.to_numpy(), df.corr().to_numpy(), rtol=0, atol=1e-12)
+    gappy = df.copy()
+    gappy.iloc[:40, 3] = np.nan  # one gap: every pair with S3 compares on its own overlap
+    corr, _ = correlation_distance(gappy)
+    np.testing.assert_allclose(corr.to_numpy(), gappy.corr().to_numpy(), rtol=0, atol=1e-12)
+    assert corr.loc["S3", "S5"] == pytest.approx(np.corrcoef(df["S3"][40:], df["S5"][40:])[0, 1], abs=1e-12)
+    flat = df.copy()
+    flat.loc[1:, "S7"] = 0.0
+    with pytest.raises(DataError, match="undefined for S0/S7"):
+        correlation_distance(flat)
+
+
+def test_gap_free_returns_skip_the_pairwise_loop(monkeypatch):
+    rng = np.random.default_rng(9)
+    df = pd.DataFrame(rng.normal(size=(50, 4)), columns=list("ABCD"))
+    df.iloc[0] = np.nan
+
+    def refuse(*args, **kw):
+        raise AssertionError("DataFrame.corr called on gap-free returns")
+
+    monkeypatch.setattr(pd.DataFrame, "corr", refuse)
+    corr, _ = correlation_distance(df)
+    assert corr.loc["A", "B"] == pytest.approx(np.corrcoef(df["A"][1:], df["B"][1:])[0, 1], abs=1e-12)
+    df.iloc[5, 1] = np.nan
+    with pytest.raises(AssertionError, match="DataFrame.corr called"):
+        correlation_distance(df)
+
+
 def test_correlation_distance_undefined_pair():
     df = pd.DataFrame({"A": [0.01, 0.02, -0.01], "FLAT": [0.0, 0.0, 0.0]})
     with pytest.raises(DataError, match="undefined for A/FLAT"):

@@ -52,8 +52,16 @@ def correlation_distance(returns: pd.DataFrame, *, min_periods: int = 2,
         dup = sorted(set(returns.columns[returns.columns.duplicated()]))
         raise DataError(f"correlation_distance: duplicate asset columns {dup}")
     values = returns.astype(np.float64)
-    corr = values.corr(method="pearson", min_periods=max(int(min_periods), 2))
-    c = corr.to_numpy(copy=True)
+    x = values.to_numpy()
+    x = x[~np.isnan(x).all(axis=1)]  # a row no asset has (the first return of an aligned grid) is in no pair
+    if len(x) >= max(int(min_periods), 2) and not np.isnan(x).any():
+        # No other gap: every pair's overlap is every row, so np.corrcoef (one BLAS matrix product) gives what
+        # DataFrame.corr's pair-by-pair loop gives, to rounding; that loop dominates a large fleet's market
+        # fit. A constant column gives NaN, refused below.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c = np.atleast_2d(np.corrcoef(x, rowvar=False))
+    else:
+        c = values.corr(method="pearson", min_periods=max(int(min_periods), 2)).to_numpy(copy=True)
     np.fill_diagonal(c, 1.0)
     bad = np.argwhere(np.isnan(np.triu(c, 1)) & np.triu(np.ones_like(c, dtype=bool), 1))
     if len(bad):
