@@ -130,6 +130,23 @@ def _grid_returns(series: dict[str, pd.Series], symbols: list[str], grid: pd.Dat
     return out, short
 
 
+def _grid_of(series: dict[str, pd.Series], grid, start_ts, end_ts) -> pd.DatetimeIndex:
+    """Step 1 of :func:`align_log_returns`: the union of the assets' timestamps (already inside the window), or the
+    given ``grid`` inside the window, checked to hold every asset's bars (DataError naming the asset if not)."""
+    if grid is None:
+        out = pd.DatetimeIndex([], tz="UTC").as_unit("ns")
+        for s in series.values():
+            out = out.union(s.index)
+        return out
+    out = _in_window(pd.Series(0, index=pd.DatetimeIndex(grid).tz_convert("UTC").as_unit("ns")), start_ts, end_ts).index
+    for symbol, s in series.items():
+        off = ~s.index.isin(out)
+        if off.any():
+            raise DataError(f"align_log_returns: asset {symbol!r} has {int(off.sum())} timestamp(s) not on the "
+                            f"given grid (first {s.index[off][0]}); expected the grid to hold every bar")
+    return out
+
+
 def align_log_returns(closes: Mapping[str, pd.Series], *, bar: pd.Timedelta, max_ffill: int = 3,
                       start=None, end=None, min_overlap: float = 0.5,
                       grid: pd.DatetimeIndex | None = None) -> pd.DataFrame:
@@ -156,10 +173,9 @@ def align_log_returns(closes: Mapping[str, pd.Series], *, bar: pd.Timedelta, max
         start, end: optional window ``[start, end)``; the grid only holds timestamps inside it.
         min_overlap: every asset must have a (possibly filled) close on at least this fraction
             of grid rows, in [0, 1].
-        grid: the timeline of step 1 when it is already known (sorted, unique, UTC; e.g. the union of a
-            larger set of assets): each asset's column is then the one it would get aligned with all of
-            those assets (a column depends only on the grid and its own closes). Every timestamp of every
-            asset inside the window must be on it.
+        grid: step 1's timeline when already known (sorted, unique, UTC; e.g. a larger fleet's union): a
+            column depends only on the grid and its own closes, so each asset gets the column it would get
+            aligned beside all of that fleet. It must hold every bar of every asset inside the window.
 
     Returns:
         DataFrame of shape (n_timestamps, n_assets): float64 1-bar log returns, index the grid
@@ -179,19 +195,7 @@ def align_log_returns(closes: Mapping[str, pd.Series], *, bar: pd.Timedelta, max
         raise DataError("align_log_returns: no assets given; expected at least one close series")
     symbols = sorted(closes)
     series = {symbol: _in_window(_validated_close(symbol, closes[symbol]), start_ts, end_ts) for symbol in symbols}
-
-    if grid is None:
-        grid = pd.DatetimeIndex([], tz="UTC").as_unit("ns")
-        for s in series.values():
-            grid = grid.union(s.index)
-    else:
-        grid = _in_window(pd.Series(0, index=pd.DatetimeIndex(grid).tz_convert("UTC").as_unit("ns")),
-                          start_ts, end_ts).index
-        for symbol, s in series.items():
-            off = ~s.index.isin(grid)
-            if off.any():
-                raise DataError(f"align_log_returns: asset {symbol!r} has {int(off.sum())} timestamp(s) not on the "
-                                f"given grid (first {s.index[off][0]}); expected the grid to hold every bar")
+    grid = _grid_of(series, grid, start_ts, end_ts)
     if len(grid) == 0:
         raise DataError(f"align_log_returns: no bars inside the window [{start_ts}, {end_ts}) "
                         f"for any of {', '.join(symbols)}")

@@ -70,6 +70,20 @@ def fmt_cluster_map(clusters: ClusterResult) -> str:
     return text + (f"; ... +{more} clusters (clusters.json)" if more > 0 else "")
 
 
+def _eligible(panel: Panel, fold: FoldWindow, short: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """(sorted assets with at least :data:`MIN_CLUSTER_BARS` bars before the fold's training end and not ``short``,
+    the others with the reason); DataError when none is eligible."""
+    counts = {s: int((f.index < fold.train_end).sum()) for s, f in panel.frames.items()}
+    eligible = sorted(s for s, n in counts.items() if n >= MIN_CLUSTER_BARS and s not in short)
+    excluded = {s: f"{n} bars before {fold.train_end:%Y-%m-%d %H:%M} (< {MIN_CLUSTER_BARS})"
+                for s, n in counts.items() if n < MIN_CLUSTER_BARS}
+    excluded.update({s: why for s, why in short.items() if s not in excluded})
+    if not eligible:
+        raise DataError(f"fold {fold.index}: no asset has {MIN_CLUSTER_BARS} bars before {fold.train_end}; "
+                        "use fewer --folds or more --days")
+    return eligible, excluded
+
+
 def fit_fold_market(panel: Panel, fold: FoldWindow, config: FleetConfig, short: dict[str, str] | None = None,
                     timeline: pd.DatetimeIndex | None = None) -> FoldMarket:
     """Clustering and market factor of one fold, fitted on its training window only.
@@ -97,15 +111,7 @@ def fit_fold_market(panel: Panel, fold: FoldWindow, config: FleetConfig, short: 
         DataError: when no asset has enough bars before the fold's training end.
     """
     m = config.market
-    counts = {s: int((f.index < fold.train_end).sum()) for s, f in panel.frames.items()}
-    short = short or {}
-    eligible = sorted(s for s, n in counts.items() if n >= MIN_CLUSTER_BARS and s not in short)
-    excluded = {s: f"{n} bars before {fold.train_end:%Y-%m-%d %H:%M} (< {MIN_CLUSTER_BARS})"
-                for s, n in counts.items() if n < MIN_CLUSTER_BARS}
-    excluded.update({s: why for s, why in short.items() if s not in excluded})
-    if not eligible:
-        raise DataError(f"fold {fold.index}: no asset has {MIN_CLUSTER_BARS} bars before {fold.train_end}; "
-                        "use fewer --folds or more --days")
+    eligible, excluded = _eligible(panel, fold, short or {})
     start = max(panel.frames[s].index[0] for s in eligible)
     train_returns = align_log_returns({s: panel.frames[s]["close"] for s in eligible}, bar=panel.bar,
                                       max_ffill=m.max_ffill, start=start, end=fold.train_end,
