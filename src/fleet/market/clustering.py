@@ -202,7 +202,10 @@ class CorrelationRow(Mapping):
         return zip(map(str, self._frame.columns), values)
 
     def __getitem__(self, key: str) -> float:
-        return dict(self.items())[key]
+        columns = list(map(str, self._frame.columns))
+        if key not in columns:
+            raise KeyError(key)
+        return float(self._frame.iat[self._i, columns.index(key)])
 
     def __iter__(self):
         return map(str, self._frame.columns)

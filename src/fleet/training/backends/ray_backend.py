@@ -69,8 +69,8 @@ class RayBackend:
         self.num_gpus = num_gpus
         self.train_fn = train_fn
         self._started = False
-        self._starting: Future | None = None
-        self._release = threading.Event()
+        self._starting: Future | None = None  # set by start(), with the thread and the event that ends it
+        self._release: threading.Event | None = None
         self._owner: threading.Thread | None = None
         self._warm: list = []  # idle StepWorkers of shape (num_cpus, 0) started by start(), until a run takes them
         self._torch_first = self._gpu_steps = False
@@ -215,11 +215,11 @@ class RayBackend:
         if res.get("CPU", 0) < self.num_cpus:
             raise ConfigError(f"num_cpus={self.num_cpus:g} per unit but the Ray cluster has only "
                               f"{res.get('CPU', 0):g} CPU: lower --num-cpus")
+        torch_first = any(needs_torch(u.config.model) for u in units)
         graph = GraphRun(units, frames, on_result, sink, shape_of=lambda t: self.task_shape(t, cluster_gpus),
                          cpu_slots=max(1, node_slots(ray.nodes(), (self.num_cpus, 0.0))), cluster_gpus=cluster_gpus,
                          train_fn=None if self.train_fn in (None, train_unit) else self.train_fn,
-                         torch_first=any(needs_torch(u.config.model) for u in units), follow=follow,
-                         warm=self._take_warm(any(needs_torch(u.config.model) for u in units)))
+                         torch_first=torch_first, follow=follow, warm=self._take_warm(torch_first))
         return graph.run()
 
     def _take_warm(self, torch_first: bool) -> list:
@@ -239,15 +239,13 @@ class RayBackend:
         """
         self._connect()
         shared_ref = ray.put(shared)
-        if self._warm:  # the warm actors, before a run takes them (Ray's ActorPool keeps the items' order)
-            pool = ActorPool(self._warm)
-            try:
-                return list(pool.map(lambda actor, item: actor.call.remote(fn, shared_ref, item), items))
-            except ray.exceptions.RayTaskError as err:
-                raise (err.cause if err.cause is not None else err) from None
-        task = ray.remote(num_cpus=self.num_cpus)(_apply)
-        refs = [task.remote(fn, shared_ref, item) for item in items]
+        refs: list = []
         try:
+            if self._warm:  # the warm actors, before a run takes them (Ray's ActorPool keeps the items' order)
+                return list(ActorPool(self._warm).map(lambda actor, item: actor.call.remote(fn, shared_ref, item),
+                                                      items))
+            task = ray.remote(num_cpus=self.num_cpus)(_apply)
+            refs = [task.remote(fn, shared_ref, item) for item in items]
             return ray.get(refs)
         except ray.exceptions.RayTaskError as err:
             for ref in refs:
