@@ -202,3 +202,37 @@ def test_counted_figures_equal_the_weighted_ones_on_the_rows_weights():
         np.testing.assert_allclose(mean, weighted_group_mean_auc(y, score, groups, W), rtol=0, atol=1e-15)
         got, want = counted_pearsons([(score, r)], counts, inverse), weighted_pearsons([(score, r)], W)
         np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-12)
+
+
+def test_stationary_counts_are_arch_draws_shared_and_read_only():
+    """The draw counts equal arch's StationaryBootstrap indices counted draw by draw; a second request with the same
+    (timestamps, block, reps, seed) gets the same array without drawing again, and nobody can write into it."""
+    from arch.bootstrap import StationaryBootstrap
+
+    from fleet.evaluation.uncertainty import stationary_counts
+
+    n_t, block, reps, seed = 257, 7.3, 40, 11
+    bs = StationaryBootstrap(block, np.arange(n_t), seed=np.random.default_rng(seed))
+    want = np.stack([np.bincount(pos[0], minlength=n_t) for pos, _ in bs.bootstrap(reps)])
+    stationary_counts.cache_clear()
+    got = stationary_counts(n_t, block, reps, seed)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == np.float64 and (got.sum(axis=1) == n_t).all()
+    assert stationary_counts(n_t, block, reps, seed) is got and stationary_counts.cache_info().hits == 1
+    with pytest.raises(ValueError):
+        got[0, 0] = 5.0
+    assert not np.array_equal(stationary_counts(n_t, block, reps, seed + 1), got)
+
+
+def test_a_timestamp_bootstrap_built_twice_draws_the_same_counts_in_any_row_order():
+    """An asset's results row and its exposure-matched benchmark build the bootstrap from the same rows in different
+    orders: the block length and the draws are the same."""
+    rng = np.random.default_rng(5)
+    stamps = np.arange(500) * 3_600_000_000_000
+    ret = np.convolve(rng.normal(size=503), np.ones(4), "valid")  # overlapping 4-bar returns
+    order = rng.permutation(stamps.size)
+    a = TimestampBootstrap(stamps, reps=30, series=ret, seed=2)
+    b = TimestampBootstrap(stamps[order], reps=30, series=ret[order], seed=2)
+    assert a.block == b.block > 1.0
+    np.testing.assert_array_equal(a.counts, b.counts)
+    np.testing.assert_array_equal(a.counts[:, a.inverse[order]], b.counts[:, b.inverse])

@@ -33,8 +33,8 @@ from fleet.errors import ConfigError, DataError, describe_rows
 from fleet.evaluation.metric_registry import RESULTS_LAYOUT, se_columns
 from fleet.evaluation.trading import (_check_horizon, book_pnl, exposure, mark_to_market, portfolio_returns,
                                      segments_of, trading_metrics)
-from fleet.evaluation.uncertainty import (TimestampBootstrap, bootstrap_se, counted_aucs, counted_pearsons,
-                                          weighted_mean_over_sd)
+from fleet.evaluation.uncertainty import (CHUNK_CELLS, TimestampBootstrap, bootstrap_se, counted_aucs,
+                                          counted_pearsons, weighted_mean_over_sd)
 
 __all__ = ["ICIR_MIN_FOLDS", "SE_COLUMNS", "SUMMARY_COLUMNS", "asset_fold_aucs", "book_pnl", "exposure",
            "figure_draws", "icir", "information_coefficients", "mark_to_market", "per_asset_auc", "portfolio_returns",
@@ -259,8 +259,8 @@ def _group_row(g: pd.DataFrame, signal: np.ndarray, *, threshold: float, cost_bp
     return m
 
 
-#: At most this many (draw, score block) cells of the bootstrap's class counts are held at once, to bound memory.
-_CELLS = 4_000_000
+#: At most this many (draw, score block) cells of the bootstrap's class counts are held at once (memory and speed).
+_CELLS = CHUNK_CELLS
 
 
 def figure_draws(g: pd.DataFrame, net: np.ndarray, boot: TimestampBootstrap, *,

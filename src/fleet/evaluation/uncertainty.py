@@ -15,12 +15,20 @@ The Rank IC of a draw is the weighted Pearson correlation of the original ranks 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from fleet.errors import ConfigError, DataError
 
 __all__ = ["TimestampBootstrap", "format_with_se", "percentile_interval", "sharpe_se_lo", "weighted_auc",
            "weighted_group_mean_auc", "weighted_mean_over_sd", "weighted_pearson", "weighted_pearsons"]
+
+
+#: Default bound on the (draw, score block) cells of the AUC draws' class counts held at once. Small chunks (a few
+#: MiB per array, one draw at a time for a pooled group of many rows) stay in the CPU caches through the cumulative
+#: sums, and each draw's figure is the same whatever the chunk.
+CHUNK_CELLS = 262_144
 
 
 class TimestampBootstrap:
@@ -45,7 +53,7 @@ class TimestampBootstrap:
     """
 
     def __init__(self, stamps, *, reps: int = 200, series=None, block: float | None = None, seed: int = 0):
-        from arch.bootstrap import StationaryBootstrap, optimal_block_length
+        from arch.bootstrap import optimal_block_length
 
         if int(reps) < 2:
             raise ConfigError(f"bootstrap reps={reps!r}: expected an integer >= 2")
@@ -66,14 +74,32 @@ class TimestampBootstrap:
         if not float(block) >= 1.0:
             raise ConfigError(f"bootstrap block={block!r}: expected a mean block length >= 1 timestamp")
         self.block = float(min(block, n_t))
-        bs = StationaryBootstrap(self.block, np.arange(n_t), seed=np.random.default_rng(seed))
-        self.counts = np.stack([np.bincount(pos[0], minlength=n_t) for pos, _ in bs.bootstrap(int(reps))])
-        self.counts = self.counts.astype(np.float64)
+        self.counts = stationary_counts(n_t, self.block, int(reps), int(seed))
 
     def row_weights(self, rows=None) -> np.ndarray:
         """(reps, m): each draw's weight of the rows ``rows`` (positions into ``stamps``; None: all n rows)."""
         inv = self.inverse if rows is None else self.inverse[rows]
         return self.counts[:, inv]
+
+
+@functools.lru_cache(maxsize=4)
+def stationary_counts(n_t: int, block: float, reps: int, seed: int) -> np.ndarray:
+    """How often each of ``n_t`` timestamps is drawn in each of ``reps`` stationary-bootstrap draws of mean block
+    length ``block`` (``arch.bootstrap.StationaryBootstrap`` seeded with ``numpy.random.default_rng(seed)``):
+    float64 (reps, n_t), every row summing to n_t; read-only.
+
+    The draws depend on these four numbers only, not on the timestamps or the series that chose the block, so
+    the figures of one set of rows scored in two places (an asset's results row and its exposure-matched
+    benchmark) share one computation: the last few are kept (``functools.lru_cache``).
+    """
+    from arch.bootstrap import StationaryBootstrap
+
+    bs = StationaryBootstrap(block, np.arange(n_t), seed=np.random.default_rng(seed))
+    draws = [pos[0] for pos, _ in bs.bootstrap(reps)]
+    flat = np.concatenate([d + k * n_t for k, d in enumerate(draws)])
+    counts = np.bincount(flat, minlength=reps * n_t).reshape(reps, n_t).astype(np.float64)
+    counts.setflags(write=False)
+    return counts
 
 
 def weighted_auc(y, score, W) -> np.ndarray:
@@ -201,7 +227,7 @@ def _block_counts(codes, score, y, inverse, n_t: int):
     return positives, negatives, new_group[new_block]
 
 
-def counted_aucs(y, score, groups, counts, inverse, *, cells: int = 4_000_000) -> tuple[np.ndarray, np.ndarray]:
+def counted_aucs(y, score, groups, counts, inverse, *, cells: int = CHUNK_CELLS) -> tuple[np.ndarray, np.ndarray]:
     """The pooled AUC and the per-group mean AUC of every bootstrap draw, from the draws' timestamp counts.
 
     Row i weighs ``counts[k, inverse[i]]`` in draw k, as in :func:`weighted_auc` / :func:`weighted_group_mean_auc`
@@ -222,7 +248,7 @@ def counted_aucs(y, score, groups, counts, inverse, *, cells: int = 4_000_000) -
     return pooled, _counted_auc(y, score, groups, counts, inverse, pooled=False, cells=cells)
 
 
-def _counted_auc(y, score, groups, counts, inverse, *, pooled: bool, cells: int = 4_000_000) -> np.ndarray:
+def _counted_auc(y, score, groups, counts, inverse, *, pooled: bool, cells: int = CHUNK_CELLS) -> np.ndarray:
     """The pooled AUC (``pooled``: one group) or the per-group mean AUC of each draw, as :func:`counted_aucs`."""
     y = np.asarray(y, dtype=np.float64)
     C = np.asarray(counts, dtype=np.float64)

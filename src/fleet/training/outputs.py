@@ -117,7 +117,11 @@ def asset_outputs(plan: OutputPlan, symbols: list[str], parts: dict[str, list[st
         policy = policy_comparison(preds, threshold=p.threshold, cost_bps=p.cost_bps, horizon=config.labels.horizon,
                                    sides=p.sides.value, bars_per_year=plan.bars_per_year,
                                    reps=config.evaluation.bootstrap_reps, seed=config.seed, levels=("asset",))
-    return {"per_asset": _with_timing(asset_table(preds, plan.cluster_of, **plan.summary_kw()), preds, plan),
+    # asset by asset: an asset's results row and its exposure-matched benchmark draw the same bootstrap, computed
+    # once while it is the last one made (uncertainty.stationary_counts)
+    per_asset = pd.concat([_with_timing(asset_table(g, plan.cluster_of, **plan.summary_kw()), g, plan)
+                           for _, g in preds.groupby("symbol", sort=True)], ignore_index=True)
+    return {"per_asset": per_asset,
             "fold_assets": fold_assets(preds, **plan.summary_kw()), "expert_auc": auc, "expert_weights": weights,
             "forced": forced_entry_report(preds) if config.policy.forced_entry else None, "policy": policy,
             "base_rate_max": base,
