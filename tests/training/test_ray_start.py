@@ -98,3 +98,58 @@ def test_fleet_train_starts_its_own_ray_in_the_background(tmp_path):
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     markets = [t for t in manifest["run_tasks"] if t["phase"] == "market"]
     assert markets and {t["pid"] for t in markets} <= {t["pid"] for t in manifest["tasks"]}
+
+
+def _slow_start(monkeypatch, seconds: float) -> list[str]:
+    """Replace the start thread's connect by a sleep and its shut-down by a record (no Ray is started); returns the
+    record of what happened, in order."""
+    import time
+
+    from fleet.training.backends.ray_backend import RayBackend
+
+    events: list[str] = []
+
+    def connect(self):
+        time.sleep(seconds)
+        events.append("started")
+
+    monkeypatch.setattr(RayBackend, "_connect_and_warm", connect)
+    monkeypatch.setattr(RayBackend, "_shut_down", lambda self: events.append("shut down"))
+    return events
+
+
+def test_close_after_a_failure_does_not_wait_for_the_start_and_the_start_is_undone(monkeypatch):
+    import time
+
+    from fleet.training.backends import ray_backend
+    from fleet.training.backends.ray_backend import RayBackend
+
+    events = _slow_start(monkeypatch, 1.5)
+    first = RayBackend()
+    first.start()
+    t0 = time.perf_counter()
+    first.close(wait=False)
+    assert time.perf_counter() - t0 < 0.5 and events == []
+    second = RayBackend()
+    second.start()  # waits until the first start is undone: it must not shut down the second's Ray
+    assert events[:2] == ["started", "shut down"] and not ray_backend._ABANDONED
+    second.close()  # a finished start: waited for, then shut down as before
+    assert events == ["started", "shut down", "started", "shut down"]
+
+
+def test_a_refusal_while_the_bars_load_is_raised_before_ray_has_started(monkeypatch, tmp_path):
+    """`fleet train --backend ray` with too short a history: the refusal comes while Ray is still starting (here a
+    4 s stand-in), not after it; the start is undone afterwards."""
+    import time
+
+    import fleet
+    from fleet.training.backends import ray_backend
+
+    events = _slow_start(monkeypatch, 4.0)
+    t0 = time.perf_counter()
+    with pytest.raises(DataError, match="5 folds need at least"):
+        fleet.train(config={"resources": {"backend": "ray"}}, days=20, folds=5, out=str(tmp_path / "run"), echo=None)
+    assert time.perf_counter() - t0 < 3.5 and events == []
+    ray_backend._finish_abandoned()  # what the interpreter does at exit
+    assert events == ["started", "shut down"]
+    assert not (tmp_path / "run").exists()

@@ -153,6 +153,7 @@ def _run_cached(config: FleetConfig, rundir: RunDirectory, cache: BarCache, *, e
                 train_fn: TrainFn | None, frame: pd.DataFrame | None = None) -> RunSummary:
     ctx = RunContext(config=config, rundir=rundir, echo=echo, argv=argv, started=pd.Timestamp.now(tz="UTC"))
     backend = make_backend(config.resources, train_fn=train_fn or train_unit)
+    done = False
     try:
         backend.start(torch_first=needs_torch(config.model),  # Ray starts while the bars load
                       gpu_steps=has_gpu_steps(config.model, config.resources.num_gpus))
@@ -164,9 +165,11 @@ def _run_cached(config: FleetConfig, rundir: RunDirectory, cache: BarCache, *, e
         sources = sorted(set(ctx.panel.sources.values()))
         ctx.data_files = {p: sha256_file(p) for p in sources if Path(p).is_file()}
         resuming = _open_run(ctx, in_memory=frame is not None)
-        return _train_and_write(ctx, backend, resuming)
+        summary = _train_and_write(ctx, backend, resuming)
+        done = True
+        return summary
     finally:
-        backend.close()
+        backend.close(wait=done)  # a refusal is reported without waiting for Ray to finish starting
 
 
 def _train_and_write(ctx: RunContext, backend, resuming: bool) -> RunSummary:

@@ -59,7 +59,9 @@ class Backend(Protocol):
 
     def map(self, fn: Callable[..., Any], items: list[dict], shared: dict) -> list: ...
 
-    def close(self) -> None: ...
+    def close(self, wait: bool = True) -> None:
+        """Release what the backend holds. ``wait=False`` (the run failed): return without waiting for a start still
+        under way (it is undone in the background), so that the error is reported at once."""
 
 
 def make_backend(resources: ResourcesConfig, *, train_fn: TrainFn | None = None) -> Backend:

@@ -60,5 +60,5 @@ class LocalBackend:
         (see :class:`~fleet.training.backends.Backend`)."""
         return [fn(**shared, **item) for item in items]
 
-    def close(self) -> None:
-        pass
+    def close(self, wait: bool = True) -> None:
+        """Nothing to release."""

@@ -26,6 +26,7 @@ again from its first step (once), and fails the units that no alive node can run
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -45,6 +46,17 @@ from fleet.ray_logs import divert_ray_logs
 # here: an actor's worker process imports this package first, and an actor that trains a CNN or the MLP gate
 # must load torch before scikit-learn (fleet.models._openmp).
 from fleet.training.backends.ray_graph import MAX_RESTARTS, MAX_TASK_RETRIES, UNIT_RESTARTS  # noqa: E402 -- re-exported
+
+
+#: Start threads of closed backends still undoing their start (``close(wait=False)``); ``start`` joins them first,
+#: and so does the interpreter at exit (registered after ``import ray``, so before Ray's own exit hook runs).
+_ABANDONED: list[threading.Thread] = []
+
+
+@atexit.register
+def _finish_abandoned() -> None:
+    while _ABANDONED:
+        _ABANDONED.pop().join()
 
 
 class RayBackend:
@@ -72,6 +84,7 @@ class RayBackend:
         self._starting: Future | None = None  # set by start(), with the thread and the event that ends it
         self._release: threading.Event | None = None
         self._owner: threading.Thread | None = None
+        self._abandoned = False  # close(wait=False) came before the start was done: its thread undoes it
         self._warm: list = []  # idle StepWorkers of shape (num_cpus, 0) started by start(), until a run takes them
         self._torch_first = self._gpu_steps = False
 
@@ -88,26 +101,30 @@ class RayBackend:
         """
         if self._starting is not None:
             return
+        _finish_abandoned()  # an earlier backend's start still being undone must not shut down this one's Ray
         self._torch_first, self._gpu_steps = torch_first, gpu_steps
         if threading.current_thread() is threading.main_thread():
             # ray.init sets this handler only when called from the main thread: the same one, so that SIGTERM
             # (`ray job stop`, Kubernetes) still ends the run through SystemExit and its clean-up
             signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
         self._starting, self._release = Future(), threading.Event()
-        self._owner = threading.Thread(target=self._own_ray, name="fleet-ray-start", daemon=True)
+        self._owner = threading.Thread(target=self._own_ray, args=(self._starting, self._release),
+                                       name="fleet-ray-start", daemon=True)
         self._owner.start()
 
-    def _own_ray(self) -> None:
+    def _own_ray(self, starting: Future, release: threading.Event) -> None:
         """The start thread: connect, warm the actors, then stay alive until :meth:`close`. A local Ray's head
         processes are started with PR_SET_PDEATHSIG, which Linux fires when the *thread* that started them ends,
         so this thread must outlive them (close shuts Ray down first)."""
         try:
             self._connect_and_warm()
         except BaseException as err:  # noqa: BLE001 -- handed to the caller by _connect
-            self._starting.set_exception(err)
-            return
-        self._starting.set_result(None)
-        self._release.wait()
+            starting.set_exception(err)
+        else:
+            starting.set_result(None)
+        release.wait()  # close() may have dropped its own references to both by now
+        if self._abandoned:
+            self._shut_down()
 
     def _connect_and_warm(self) -> None:
         self._connect_now()
@@ -252,12 +269,32 @@ class RayBackend:
                 ray.cancel(ref)
             raise (err.cause if err.cause is not None else err) from None
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Kill the warm actors no run took and shut down a Ray this backend started.
+
+        Args:
+            wait: False (the run failed, e.g. a refusal while the bars loaded): a start still under way is not
+                waited for, so the error is reported at once; the start thread shuts down what it started as soon
+                as ``ray.init`` returns, and the process, or the next :meth:`start`, waits for that.
+        """
+        if self._starting is not None and not wait and not self._starting.done():
+            self._abandoned = True  # read by the start thread once released
+            _ABANDONED.append(self._owner)
+            self._release.set()
+            self._starting = None
+            return
         if self._starting is not None:
             try:
                 self._starting.result()
             except Exception:  # noqa: BLE001 -- already raised to the caller by _connect, or the run failed before
                 pass
+        self._shut_down()
+        if self._starting is not None:
+            self._release.set()
+            self._owner.join()
+            self._starting = None
+
+    def _shut_down(self) -> None:
         if ray.is_initialized():
             for actor in self._warm:
                 ray.kill(actor, no_restart=True)
@@ -265,10 +302,6 @@ class RayBackend:
         if self._started and ray.is_initialized():
             ray.shutdown()
         self._started = False
-        if self._starting is not None:
-            self._release.set()
-            self._owner.join()
-            self._starting = None
 
 
 def _apply(fn, shared: dict, item: dict):
