@@ -52,8 +52,8 @@ def needs_torch(config) -> bool:
 
 def has_gpu_steps(config, num_gpus: float = 0.0) -> bool:
     """True when a unit of the model of ``config`` (``ModelConfig``) may ask Ray for a GPU: a ``gpu`` expert
-    (:attr:`fleet.models.specs.ExpertSpec.resource`), or every step asking for ``num_gpus`` > 0."""
-    return num_gpus > 0 or any(expert_spec(n).resource == "gpu" for n in config.active_experts())
+    (``ModelConfig.uses_cnn``), or every step asking for ``num_gpus`` > 0."""
+    return num_gpus > 0 or config.uses_cnn()
 
 
 def build_model(config, *, seed: int, horizon: int = 1, embargo: int = 0, num_threads: int | None = None):
